@@ -1,0 +1,227 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure a Graph. Zero fields take the documented defaults.
+type Options struct {
+	// Window is the longest sliding window the graph keeps in memory and the
+	// default window of snapshots (default 1m).
+	Window time.Duration
+	// Bucket is the width of the time buckets the window is made of
+	// (default Window/12, at least 1s). The window slides bucket by bucket.
+	Bucket time.Duration
+	// PairTTL is how long a half-edge waits for its other half before it
+	// expires and a virtual node is inferred (default 10s).
+	PairTTL time.Duration
+	// MaxPending bounds the half-edges held at once (default 1,000,000);
+	// spans that would need more are refused and counted.
+	MaxPending int
+	// MaxRetryGroups bounds the failed-call groups kept to recognise retries
+	// (default 100,000).
+	MaxRetryGroups int
+	// MaxNodes and MaxEdges bound the graph (defaults 10,000 and 50,000);
+	// observations that would need more are dropped and counted.
+	MaxNodes int
+	MaxEdges int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Registerer receives the graph's own metrics (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Validate reports whether the options are usable, after defaults.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	if o.Window < time.Second {
+		errs = append(errs, fmt.Errorf("window %v: must be at least 1s", o.Window))
+	}
+	if o.Bucket <= 0 || o.Bucket > o.Window {
+		errs = append(errs, fmt.Errorf("bucket %v: must be in (0, window]", o.Bucket))
+	} else if n := o.Window / o.Bucket; n > 3600 {
+		errs = append(errs, fmt.Errorf("window/bucket = %d buckets: at most 3600", n))
+	}
+	if o.PairTTL <= 0 {
+		errs = append(errs, fmt.Errorf("pair TTL %v: must be positive", o.PairTTL))
+	}
+	if o.MaxPending < 1 || o.MaxRetryGroups < 1 || o.MaxNodes < 1 || o.MaxEdges < 1 {
+		errs = append(errs, errors.New("max pending, retry groups, nodes and edges must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) withDefaults() Options {
+	if o.Window == 0 {
+		o.Window = time.Minute
+	}
+	if o.Bucket == 0 {
+		o.Bucket = max(o.Window/12, time.Second)
+	}
+	if o.PairTTL == 0 {
+		o.PairTTL = 10 * time.Second
+	}
+	if o.MaxPending == 0 {
+		o.MaxPending = 1_000_000
+	}
+	if o.MaxRetryGroups == 0 {
+		o.MaxRetryGroups = 100_000
+	}
+	if o.MaxNodes == 0 {
+		o.MaxNodes = 10_000
+	}
+	if o.MaxEdges == 0 {
+		o.MaxEdges = 50_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Refusal reasons reported by Consume.
+var (
+	// ErrTooManyItems means the half-edge store is full.
+	ErrTooManyItems = errors.New("half-edge store full")
+)
+
+// Graph is the live dependency graph. It pairs spans into edges and keeps
+// edge aggregates over the sliding window. All methods are safe for
+// concurrent use; one mutex guards the state, taken once per Consume batch.
+// Readers never see live state: they take a Snapshot.
+type Graph struct {
+	opts    Options
+	bucketN int64 // bucket width in ns
+	slots   int   // buckets kept per edge
+	mapping mapping.IndexMapping
+	seed    maphash.Seed
+	started time.Time
+	m       *metrics
+
+	mu      sync.Mutex
+	nodes   map[NodeKey]int32
+	nodeIx  []nodeState
+	edges   map[edgeKey]int32
+	edgeIx  []*edgeState
+	peers   map[NodeKey]int32
+	peerIx  []NodeKey
+	pend    map[pendKey]*entry
+	pendL   list[*entry]
+	retries map[retryKey]*retryGroup
+	retryL  list[*retryGroup]
+	free    []*entry
+
+	// Sizes published for metrics without taking mu.
+	nPending, nNodes, nEdges atomic.Int64
+}
+
+type nodeState struct {
+	key      NodeKey
+	lastSeen int64 // epoch of the newest bucket the node was seen in
+}
+
+type edgeKey struct {
+	src, dst int32
+	proto    Protocol
+	group    string
+}
+
+type edgeState struct {
+	idx  int32
+	key  edgeKey
+	kind EdgeKind
+	ring ring
+}
+
+// New returns a Graph configured by opts.
+func New(opts Options) (*Graph, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	opts = opts.withDefaults()
+	g := &Graph{
+		opts:    opts,
+		bucketN: int64(opts.Bucket),
+		slots:   int(opts.Window/opts.Bucket) + 1,
+		mapping: newLatencyMapping(),
+		seed:    maphash.MakeSeed(),
+		started: opts.Now(),
+		nodes:   make(map[NodeKey]int32),
+		edges:   make(map[edgeKey]int32),
+		peers:   make(map[NodeKey]int32),
+		pend:    make(map[pendKey]*entry),
+		retries: make(map[retryKey]*retryGroup),
+	}
+	g.m = newMetrics(opts.Registerer, g)
+	return g, nil
+}
+
+// Options returns the options in force, defaults filled in.
+func (g *Graph) Options() Options { return g.opts }
+
+// node returns the index of the node for k, creating it (with copies of its
+// strings) if needed, and marks it seen in epoch. It returns -1 when the
+// node limit is reached. Caller holds mu.
+func (g *Graph) node(k NodeKey, epoch int64) int32 {
+	if i, ok := g.nodes[k]; ok {
+		g.nodeIx[i].lastSeen = epoch
+		return i
+	}
+	if len(g.nodeIx) >= g.opts.MaxNodes {
+		g.m.dropped.WithLabelValues("node_limit").Inc()
+		return -1
+	}
+	k.Group = strings.Clone(k.Group)
+	k.Name = strings.Clone(k.Name)
+	i := int32(len(g.nodeIx))
+	g.nodeIx = append(g.nodeIx, nodeState{key: k, lastSeen: epoch})
+	g.nodes[k] = i
+	return i
+}
+
+// edge returns the edge src->dst, creating it if needed, or nil at the edge
+// limit or when an endpoint is missing. Caller holds mu.
+func (g *Graph) edge(src, dst int32, proto Protocol, group string) *edgeState {
+	if src < 0 || dst < 0 {
+		return nil
+	}
+	k := edgeKey{src: src, dst: dst, proto: proto, group: group}
+	if i, ok := g.edges[k]; ok {
+		return g.edgeIx[i]
+	}
+	if len(g.edgeIx) >= g.opts.MaxEdges {
+		g.m.dropped.WithLabelValues("edge_limit").Inc()
+		return nil
+	}
+	k.group = strings.Clone(group)
+	kind := EdgeSync
+	if sk, dk := g.nodeIx[src].key.Kind, g.nodeIx[dst].key.Kind; sk == NodeTopic || sk == NodeQueue || dk == NodeTopic || dk == NodeQueue {
+		kind = EdgeAsync
+	}
+	e := &edgeState{idx: int32(len(g.edgeIx)), key: k, kind: kind, ring: newRing(g.slots)}
+	g.edges[k] = int32(len(g.edgeIx))
+	g.edgeIx = append(g.edgeIx, e)
+	return e
+}
+
+// clientNode is the single virtual caller of root server spans.
+var clientNodeKey = NodeKey{Kind: NodeClient, Name: "client"}
+
+func (g *Graph) epoch(now time.Time) int64 { return now.UnixNano() / g.bucketN }
+
+// publishSizes updates the lock-free size gauges. Caller holds mu.
+func (g *Graph) publishSizes() {
+	g.nPending.Store(int64(len(g.pend)))
+	g.nNodes.Store(int64(len(g.nodeIx)))
+	g.nEdges.Store(int64(len(g.edgeIx)))
+}

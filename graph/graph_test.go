@@ -1,0 +1,245 @@
+package graph
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+)
+
+// clock is a settable test clock.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time          { return c.t }
+func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
+
+func newTestGraph(t *testing.T, o Options) (*Graph, *clock, *prometheus.Registry) {
+	t.Helper()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	o.Now, o.Registerer = c.now, reg
+	g, err := New(o)
+	require.NoError(t, err)
+	return g, c, reg
+}
+
+func tid(b byte) TraceID { return TraceID{b, 1} }
+func sid(b byte) SpanID  { return SpanID{b, 2} }
+
+const ms = int64(time.Millisecond)
+
+func client(tr TraceID, id, parent SpanID, svc string, start, dur int64) Span {
+	return Span{Trace: tr, ID: id, Parent: parent, Kind: SpanClient, Service: svc, Start: start, End: start + dur, Protocol: ProtocolHTTP, Operation: "GET /x"}
+}
+
+func server(tr TraceID, id, parent SpanID, svc string, start, dur int64) Span {
+	return Span{Trace: tr, ID: id, Parent: parent, Kind: SpanServer, Service: svc, Start: start, End: start + dur, Protocol: ProtocolHTTP}
+}
+
+func edgeByID(t *testing.T, s *Snapshot, id string) Edge {
+	t.Helper()
+	for _, e := range s.Edges {
+		if e.ID == id {
+			return e
+		}
+	}
+	ids := []string{}
+	for _, e := range s.Edges {
+		ids = append(ids, e.ID)
+	}
+	t.Fatalf("no edge %q in %v", id, ids)
+	return Edge{}
+}
+
+func TestPairingEitherOrder(t *testing.T) {
+	for _, order := range []string{"client-first", "server-first"} {
+		t.Run(order, func(t *testing.T) {
+			g, _, _ := newTestGraph(t, Options{})
+			c := client(tid(1), sid(1), sid(9), "a", 0, 30*ms)
+			s := server(tid(1), sid(2), sid(1), "b", 5*ms, 20*ms)
+			first, second := c, s
+			if order == "server-first" {
+				first, second = s, c
+			}
+			rej, _ := g.ConsumeSpans([]Span{first})
+			require.Zero(t, rej)
+			require.EqualValues(t, 1, g.nPending.Load())
+			rej, _ = g.ConsumeSpans([]Span{second})
+			require.Zero(t, rej)
+			require.EqualValues(t, 0, g.nPending.Load(), "a pair leaves nothing pending")
+			snap, err := g.Snapshot(0)
+			require.NoError(t, err)
+			e := edgeByID(t, snap, "service:a->service:b http")
+			require.EqualValues(t, 1, e.Requests)
+			require.InDelta(t, 20, e.ServerLatency.P50, 0.5)
+			require.InDelta(t, 30, e.ClientLatency.P50, 0.5)
+			require.Equal(t, e.ServerLatency, e.Latency)
+		})
+	}
+}
+
+func TestExpiryInfersVirtualNodes(t *testing.T) {
+	g, clk, reg := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+	db := client(tid(1), sid(1), sid(9), "a", 0, 3*ms)
+	db.Protocol, db.Peer = ProtocolDB, NodeKey{Kind: NodeDatabase, Group: "postgresql", Name: "orders"}
+	ext := client(tid(1), sid(2), sid(9), "a", 0, 100*ms)
+	ext.Peer = NodeKey{Kind: NodeExternal, Name: "api.stripe.com:443"}
+	anon := client(tid(1), sid(3), sid(9), "a", 0, 1*ms) // names no peer
+	orphan := server(tid(2), sid(4), sid(5), "b", 0, 7*ms)
+	root := server(tid(3), sid(6), SpanID{}, "c", 0, 9*ms)
+	rej, _ := g.ConsumeSpans([]Span{db, ext, anon, orphan, root})
+	require.Zero(t, rej)
+
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	require.Len(t, snap.Edges, 1, "only the root server span is an edge before expiry")
+	edgeByID(t, snap, "client:client->service:c http")
+
+	clk.advance(11 * time.Second)
+	g.Expire()
+	snap, err = g.Snapshot(0)
+	require.NoError(t, err)
+	d := edgeByID(t, snap, "service:a->database:postgresql/orders db")
+	require.EqualValues(t, 1, d.Requests)
+	require.Nil(t, d.ServerLatency)
+	require.InDelta(t, 3, d.Latency.P50, 0.1)
+	edgeByID(t, snap, "service:a->external:api.stripe.com:443 http")
+	e := edgeByID(t, snap, "client:client->service:b http")
+	require.EqualValues(t, 1, e.Requests)
+	require.Len(t, snap.Edges, 4)
+	require.EqualValues(t, 1, testutil.ToFloat64(g.m.expired.WithLabelValues("client_no_peer")))
+	require.EqualValues(t, 2, testutil.ToFloat64(g.m.expired.WithLabelValues("client")))
+	require.EqualValues(t, 1, testutil.ToFloat64(g.m.expired.WithLabelValues("server")))
+	n, err := testutil.GatherAndCount(reg, "cartograph_graph_half_edges")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+}
+
+func TestAsyncByParentAndLinks(t *testing.T) {
+	g, _, _ := newTestGraph(t, Options{})
+	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
+	var spans []Span
+	// Two producers in two traces; a batch consumer links to both and
+	// arrives first; a second group's consumer is a child of producer 1.
+	batch := Span{Trace: tid(9), ID: sid(9), Kind: SpanConsumer, Service: "billing", Start: 50 * ms, End: 60 * ms,
+		Protocol: ProtocolKafka, Messaging: MessagingProcess, Destination: orders, ConsumerGroup: "billing",
+		Links: []SpanRef{{Trace: tid(1), Span: sid(1)}, {Trace: tid(2), Span: sid(2)}}}
+	spans = append(spans, batch)
+	for i, tr := range []TraceID{tid(1), tid(2)} {
+		spans = append(spans, Span{Trace: tr, ID: sid(byte(i + 1)), Kind: SpanProducer, Service: "shop", Start: 0, End: 10 * ms,
+			Protocol: ProtocolKafka, Messaging: MessagingPublish, Destination: orders})
+	}
+	spans = append(spans, Span{Trace: tid(1), ID: sid(7), Parent: sid(1), Kind: SpanConsumer, Service: "mailer", Start: 30 * ms, End: 31 * ms,
+		Protocol: ProtocolKafka, Destination: orders, ConsumerGroup: "mailer"})
+	rej, why := g.ConsumeSpans(spans)
+	require.Zero(t, rej, why)
+
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	p := edgeByID(t, snap, "service:shop->topic:kafka/orders kafka")
+	require.Equal(t, EdgeAsync, p.Kind)
+	require.EqualValues(t, 2, p.Requests)
+	b := edgeByID(t, snap, "topic:kafka/orders->service:billing kafka @billing")
+	require.EqualValues(t, 2, b.Requests, "a batch of two linked messages")
+	require.EqualValues(t, 2, b.Stats.Delay.GetCount())
+	require.InDelta(t, 40, b.Delay.P50, 0.5)
+	m := edgeByID(t, snap, "topic:kafka/orders->service:mailer kafka @mailer")
+	require.EqualValues(t, 1, m.Requests)
+	require.InDelta(t, 20, m.Delay.P50, 0.3)
+}
+
+func TestRetriesRecognisedInAnyOrder(t *testing.T) {
+	g, _, _ := newTestGraph(t, Options{})
+	fail := client(tid(1), sid(1), sid(9), "a", 0, 10*ms)
+	fail.Error = true
+	retry := client(tid(1), sid(2), sid(9), "a", 20*ms, 10*ms)
+	resent := client(tid(2), sid(3), sid(9), "a", 0, 10*ms)
+	resent.ResendCount = 1
+	other := client(tid(1), sid(4), sid(9), "a", 20*ms, 10*ms) // same parent, other operation
+	other.Operation = "GET /y"
+	// The retry arrives before the failure it repeats.
+	rej, _ := g.ConsumeSpans([]Span{retry, other, resent, fail,
+		server(tid(1), sid(11), sid(1), "b", 1*ms, 5*ms), server(tid(1), sid(12), sid(2), "b", 21*ms, 5*ms),
+		server(tid(2), sid(13), sid(3), "b", 1*ms, 5*ms), server(tid(1), sid(14), sid(4), "b", 21*ms, 5*ms)})
+	require.Zero(t, rej)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "service:a->service:b http")
+	require.EqualValues(t, 4, e.Requests)
+	require.EqualValues(t, 2, e.Retries)
+	require.EqualValues(t, 1, e.Errors)
+	require.InDelta(t, 0.5, e.RetryRatio, 1e-9)
+}
+
+func TestBoundsRefuseAndCount(t *testing.T) {
+	t.Run("pending", func(t *testing.T) {
+		g, _, _ := newTestGraph(t, Options{MaxPending: 2})
+		rej, why := g.ConsumeSpans([]Span{
+			client(tid(1), sid(1), sid(9), "a", 0, ms), client(tid(1), sid(2), sid(9), "a", 0, ms), client(tid(1), sid(3), sid(9), "a", 0, ms)})
+		require.Equal(t, 1, rej)
+		require.Equal(t, "half-edge store full", why)
+		require.EqualValues(t, 1, testutil.ToFloat64(g.m.refused.WithLabelValues("pending_full")))
+	})
+	t.Run("nodes", func(t *testing.T) {
+		g, _, _ := newTestGraph(t, Options{MaxNodes: 2})
+		rej, why := g.ConsumeSpans([]Span{
+			server(tid(1), sid(1), SpanID{}, "a", 0, ms), server(tid(1), sid(2), SpanID{}, "b", 0, ms)})
+		require.Equal(t, 1, rej, "a, client; then b has no room")
+		require.Equal(t, "node limit reached", why)
+	})
+	t.Run("duplicate span ids", func(t *testing.T) {
+		g, _, _ := newTestGraph(t, Options{})
+		c := client(tid(1), sid(1), sid(9), "a", 0, ms)
+		rej, why := g.ConsumeSpans([]Span{c, c})
+		require.Equal(t, 1, rej)
+		require.Equal(t, "duplicate span id", why)
+	})
+}
+
+func TestWindowSlides(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{Window: time.Minute, Bucket: 5 * time.Second})
+	for i := range 10 {
+		rej, _ := g.ConsumeSpans([]Span{server(tid(byte(i)), sid(1), SpanID{}, "a", 0, ms)})
+		require.Zero(t, rej)
+	}
+	clk.advance(30 * time.Second)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "client:client->service:a http")
+	require.EqualValues(t, 10, e.Requests)
+	require.InDelta(t, 10.0/30, e.RatePerS, 0.01, "rate over the time actually covered since start")
+
+	snap, err = g.Snapshot(20 * time.Second)
+	require.NoError(t, err)
+	require.Empty(t, snap.Edges, "a 20s window no longer holds them")
+	require.Empty(t, snap.Nodes)
+
+	clk.advance(40 * time.Second)
+	snap, err = g.Snapshot(0)
+	require.NoError(t, err)
+	require.Empty(t, snap.Edges, "70s later the minute window has slid past them")
+
+	_, err = g.Snapshot(2 * time.Minute)
+	require.ErrorIs(t, err, ErrWindowTooLong)
+}
+
+func TestNodeIDsEscape(t *testing.T) {
+	a := NodeKey{Kind: NodeService, Group: "a", Name: "b"}.ID()
+	b := NodeKey{Kind: NodeService, Name: "a/b"}.ID()
+	require.NotEqual(t, a, b)
+	require.Equal(t, "service:a/b", a)
+	require.Equal(t, "service:a%2Fb", b)
+}
+
+func TestKindsRejectUnknownText(t *testing.T) {
+	var k NodeKind
+	require.NoError(t, k.UnmarshalText([]byte("topic")))
+	require.Equal(t, NodeTopic, k)
+	require.Error(t, k.UnmarshalText([]byte("galaxy")))
+	var p Protocol
+	require.Error(t, p.UnmarshalText([]byte("smtp")))
+	var e EdgeKind
+	require.Error(t, e.UnmarshalText([]byte("maybe")))
+}

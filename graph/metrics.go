@@ -1,0 +1,64 @@
+package graph
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the graph's own health figures.
+type metrics struct {
+	spans   prometheus.Counter
+	refused *prometheus.CounterVec
+	dropped *prometheus.CounterVec
+	expired *prometheus.CounterVec
+	pairs   *prometheus.CounterVec
+	build   prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {
+	m := &metrics{
+		spans: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_graph_spans_total",
+			Help: "Spans handed to the graph.",
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_graph_spans_refused_total",
+			Help: "Spans the graph refused, by reason (reported to senders as OTLP partial success).",
+		}, []string{"reason"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_graph_observations_dropped_total",
+			Help: "Parts of spans that could not be recorded (a latency, a delay, a pairing), by reason.",
+		}, []string{"reason"}),
+		expired: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_graph_half_edges_expired_total",
+			Help: "Half-edges that waited out the pair TTL, by kind (client, client_no_peer, server, producer, consumer).",
+		}, []string{"kind"}),
+		pairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_graph_pairs_total",
+			Help: "Span pairs matched, by edge kind.",
+		}, []string{"kind"}),
+		build: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cartograph_graph_snapshot_build_seconds",
+			Help:    "Time to build a graph snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}),
+	}
+	for _, r := range refusalLabel[1:] {
+		m.refused.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.spans, m.refused, m.dropped, m.expired, m.pairs, m.build,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_graph_half_edges",
+			Help: "Half-edges waiting for their other half.",
+		}, func() float64 { return float64(g.nPending.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_graph_nodes",
+			Help: "Nodes known to the graph (all time, bounded by the node limit).",
+		}, func() float64 { return float64(g.nNodes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_graph_edges",
+			Help: "Edges known to the graph (all time, bounded by the edge limit).",
+		}, func() float64 { return float64(g.nEdges.Load()) }),
+	)
+	return m
+}

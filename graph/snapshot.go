@@ -1,0 +1,248 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/seed-a49a8342/cartograph/graph/coupling"
+)
+
+// Snapshot is the graph over one window at one instant. It is immutable once
+// built: detectors, the API and the UI share it freely across goroutines and
+// must not modify it (including the sketches inside Edge.Stats).
+type Snapshot struct {
+	GeneratedAt   time.Time `json:"generated_at"`
+	WindowSeconds float64   `json:"window_seconds"`
+	Nodes         []Node    `json:"nodes"`
+	Edges         []Edge    `json:"edges"`
+
+	// Cycles are the strongly connected components (node ids) with more than
+	// one node, or one node calling itself.
+	Cycles [][]string `json:"-"`
+	// LongestSyncChain is the longest chain of synchronous calls (node ids).
+	LongestSyncChain []string `json:"-"`
+
+	nodeIndex map[string]int
+}
+
+// Node is a node of a Snapshot with its coupling figures.
+type Node struct {
+	ID        string   `json:"id"`
+	Kind      NodeKind `json:"kind"`
+	Name      string   `json:"name"`
+	Namespace string   `json:"namespace,omitempty"` // service.namespace (services)
+	System    string   `json:"system,omitempty"`    // messaging or database system
+
+	FanIn       int     `json:"fan_in"`
+	FanOut      int     `json:"fan_out"`
+	Instability float64 `json:"instability"`
+	Betweenness float64 `json:"betweenness"`
+}
+
+// Edge is an edge of a Snapshot with its aggregates over the window.
+// Fields that do not apply are nil and omitted from JSON.
+type Edge struct {
+	ID            string   `json:"id"`
+	Source        string   `json:"source"`
+	Target        string   `json:"target"`
+	Kind          EdgeKind `json:"kind"`
+	Protocol      Protocol `json:"protocol,omitempty"`
+	ConsumerGroup string   `json:"consumer_group,omitempty"`
+
+	Requests   uint64  `json:"requests"`
+	RatePerS   float64 `json:"rate_per_s"`
+	Errors     uint64  `json:"errors"`
+	ErrorRatio float64 `json:"error_ratio"`
+	Retries    uint64  `json:"retries"`
+	RetryRatio float64 `json:"retry_ratio"`
+
+	// Latency is the callee-side latency where a server or consumer span
+	// exists, else the caller side.
+	Latency       *Quantiles `json:"latency_ms,omitempty"`
+	ServerLatency *Quantiles `json:"server_latency_ms,omitempty"`
+	ClientLatency *Quantiles `json:"client_latency_ms,omitempty"`
+	// Delay is the producer-end to consumer-start delay (destination ->
+	// consumer edges).
+	Delay *Quantiles `json:"delay_ms,omitempty"`
+
+	// Lag is the consumer lag (destination -> consumer edges with broker
+	// metrics).
+	Lag *Lag `json:"lag,omitempty"`
+
+	// Stats are the merged aggregates; read-only.
+	Stats Stats `json:"-"`
+}
+
+// Lag is the consumer lag on a destination -> consumer edge.
+type Lag struct {
+	Messages     *float64 `json:"messages,omitempty"`
+	Seconds      *float64 `json:"seconds,omitempty"`
+	DrainSeconds *float64 `json:"drain_seconds,omitempty"`
+	Status       string   `json:"status,omitempty"`
+}
+
+// Node returns the node with id, if present.
+func (s *Snapshot) Node(id string) (Node, bool) {
+	i, ok := s.nodeIndex[id]
+	if !ok {
+		return Node{}, false
+	}
+	return s.Nodes[i], true
+}
+
+// ErrWindowTooLong means a snapshot was asked for a window longer than the
+// graph keeps in memory.
+var ErrWindowTooLong = errors.New("window longer than the live window kept in memory")
+
+// Snapshot builds a Snapshot over the last window (0: the configured
+// window). Safe for concurrent use; the graph lock is held only while the
+// window's buckets are merged.
+func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
+	if window == 0 {
+		window = g.opts.Window
+	}
+	if window < 0 || window > g.opts.Window {
+		return nil, fmt.Errorf("graph: %w (%v > %v)", ErrWindowTooLong, window, g.opts.Window)
+	}
+	t0 := time.Now()
+	now := g.opts.Now()
+	cur := g.epoch(now)
+	n := int64((window + g.opts.Bucket - 1) / g.opts.Bucket)
+	from := cur - n
+	coveredFrom := time.Unix(0, from*g.bucketN)
+	if coveredFrom.Before(g.started) {
+		coveredFrom = g.started
+	}
+	covered := max(now.Sub(coveredFrom).Seconds(), 1)
+
+	type rawEdge struct {
+		key   edgeKey
+		kind  EdgeKind
+		stats Stats
+	}
+	var (
+		raw   []rawEdge
+		nodes []NodeKey
+		index = map[int32]int{}
+	)
+	addNode := func(i int32) {
+		if _, ok := index[i]; !ok {
+			index[i] = len(nodes)
+			nodes = append(nodes, g.nodeIx[i].key)
+		}
+	}
+	g.mu.Lock()
+	g.expireLocked(now.UnixNano(), cur)
+	for _, e := range g.edgeIx {
+		var st Stats
+		if e.ring.lastEpoch() < from || !e.ring.sum(&st, from, cur, g.mapping) {
+			continue
+		}
+		raw = append(raw, rawEdge{key: e.key, kind: e.kind, stats: st})
+		addNode(e.key.src)
+		addNode(e.key.dst)
+	}
+	for i := range g.nodeIx {
+		if g.nodeIx[i].lastSeen >= from {
+			addNode(int32(i))
+		}
+	}
+	g.mu.Unlock()
+
+	s := &Snapshot{
+		GeneratedAt:   now.UTC(),
+		WindowSeconds: window.Seconds(),
+		Nodes:         make([]Node, len(nodes)),
+		Edges:         make([]Edge, len(raw)),
+		nodeIndex:     make(map[string]int, len(nodes)),
+	}
+	for i, k := range nodes {
+		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
+		if k.Kind == NodeService {
+			nd.Namespace = k.Group
+		} else {
+			nd.System = k.Group
+		}
+		s.Nodes[i] = nd
+	}
+	in := coupling.Input{Nodes: len(nodes), Edges: make([]coupling.Edge, len(raw))}
+	for i := range raw {
+		r := &raw[i]
+		src, dst := index[r.key.src], index[r.key.dst]
+		in.Edges[i] = coupling.Edge{From: src, To: dst, Sync: r.kind == EdgeSync}
+		s.Edges[i] = makeEdge(s.Nodes[src].ID, s.Nodes[dst].ID, r.kind, r.key.proto, r.key.group, r.stats, covered)
+	}
+	if res, err := coupling.Compute(in); err == nil {
+		for i, c := range res.Nodes {
+			nd := &s.Nodes[i]
+			nd.FanIn, nd.FanOut = c.FanIn, c.FanOut
+			nd.Instability = round3(c.Instability)
+			nd.Betweenness = round3(c.Betweenness)
+		}
+		for _, cyc := range res.Cycles {
+			ids := make([]string, len(cyc))
+			for j, ni := range cyc {
+				ids[j] = s.Nodes[ni].ID
+			}
+			slices.Sort(ids)
+			s.Cycles = append(s.Cycles, ids)
+		}
+		slices.SortFunc(s.Cycles, func(a, b []string) int { return strings.Compare(a[0], b[0]) })
+		for _, ni := range res.LongestSyncChain {
+			s.LongestSyncChain = append(s.LongestSyncChain, s.Nodes[ni].ID)
+		}
+	}
+	slices.SortFunc(s.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.Edges, func(a, b Edge) int { return strings.Compare(a.ID, b.ID) })
+	for i, nd := range s.Nodes {
+		s.nodeIndex[nd.ID] = i
+	}
+	g.m.build.Observe(time.Since(t0).Seconds())
+	return s, nil
+}
+
+// EdgeID returns the id of the edge source -> target over proto for group.
+func EdgeID(source, target string, proto Protocol, group string) string {
+	id := source + "->" + target
+	if proto != ProtocolUnknown {
+		id += " " + proto.String()
+	}
+	if group != "" {
+		id += " @" + group
+	}
+	return id
+}
+
+func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st Stats, coveredSeconds float64) Edge {
+	e := Edge{
+		ID:            EdgeID(src, dst, proto, group),
+		Source:        src,
+		Target:        dst,
+		Kind:          kind,
+		Protocol:      proto,
+		ConsumerGroup: group,
+		Requests:      st.Requests,
+		Errors:        st.Errors,
+		Retries:       st.Retries,
+		RatePerS:      round3(float64(st.Requests) / coveredSeconds),
+		ServerLatency: quantilesOf(st.Server),
+		ClientLatency: quantilesOf(st.Client),
+		Delay:         quantilesOf(st.Delay),
+		Stats:         st,
+	}
+	if st.Requests > 0 {
+		e.ErrorRatio = ratio(st.Errors, st.Requests)
+		e.RetryRatio = ratio(st.Retries, st.Requests)
+	}
+	e.Latency = e.ServerLatency
+	if e.Latency == nil {
+		e.Latency = e.ClientLatency
+	}
+	return e
+}
+
+func ratio(a, b uint64) float64 { return math.Round(float64(a)/float64(b)*1e4) / 1e4 }

@@ -1,0 +1,96 @@
+package graph
+
+// TraceID is a W3C trace id.
+type TraceID [16]byte
+
+// SpanID is a W3C span id. The zero value means "none".
+type SpanID [8]byte
+
+// IsZero reports whether the id is empty (all zero bytes).
+func (s SpanID) IsZero() bool { return s == SpanID{} }
+
+// SpanRef points at a span in a trace, as a parent or a span link does.
+type SpanRef struct {
+	Trace TraceID
+	Span  SpanID
+}
+
+// SpanKind is the OTLP span kind.
+type SpanKind uint8
+
+// Span kinds, numbered as in OTLP.
+const (
+	SpanUnspecified SpanKind = iota
+	SpanInternal
+	SpanServer
+	SpanClient
+	SpanProducer
+	SpanConsumer
+)
+
+// MessagingOp is the messaging operation a span performs
+// (messaging.operation.type, or messaging.operation before semconv 1.26).
+type MessagingOp uint8
+
+// Messaging operations. MessagingNone means the span is not a messaging span.
+const (
+	MessagingNone    MessagingOp = iota
+	MessagingPublish             // "publish", "send", "create"
+	MessagingReceive             // "receive" (a pull; CLIENT kind in current semconv)
+	MessagingProcess             // "process", "deliver"
+	MessagingSettle              // "settle", "ack", "nack"
+)
+
+// Span is one OTLP span reduced to what the graph needs. Ingest fills it from
+// the wire format and the semantic conventions; the graph never sees
+// attributes.
+//
+// String fields may alias the decoder's buffers: the graph copies whatever it
+// keeps beyond the call that received the Span, and callers may reuse a Span
+// slice once that call returns.
+type Span struct {
+	Trace  TraceID
+	ID     SpanID
+	Parent SpanID // zero for a root span
+	Kind   SpanKind
+
+	// Service and Namespace come from the resource (service.name,
+	// service.namespace).
+	Service   string
+	Namespace string
+
+	// Start and End are Unix nanoseconds as sent.
+	Start, End int64
+
+	// Error is true when the call failed on the callee's account: status
+	// ERROR except HTTP 4xx and gRPC caller-side codes, or HTTP 5xx.
+	Error bool
+
+	Protocol Protocol
+
+	// Peer is the node a CLIENT span calls when no SERVER span answers it:
+	// a database (Kind NodeDatabase, Group db system, Name db namespace or
+	// server address) or an external peer (Kind NodeExternal, Name from
+	// service.peer.name, peer.service, server.address[:port], net.peer.name,
+	// network.peer.address). Zero Kind when the span names no peer.
+	Peer NodeKey
+
+	// Messaging is the operation of a messaging span; Destination is its
+	// destination node (Kind NodeTopic or NodeQueue, Group the messaging
+	// system, Name messaging.destination.name); ConsumerGroup is
+	// messaging.consumer.group.name (or a legacy equivalent).
+	Messaging     MessagingOp
+	Destination   NodeKey
+	ConsumerGroup string
+
+	// Links are the span's links (a batch consumer links to each producer).
+	Links []SpanRef
+
+	// ResendCount is http.request.resend_count (0 when absent).
+	ResendCount int64
+
+	// Operation names the callee operation (e.g. "GET /users/{id}",
+	// "pkg.Service/Method", "SELECT orders"); client spans repeated from one
+	// parent to the same Operation after a failure count as retries.
+	Operation string
+}
