@@ -93,8 +93,10 @@ type entry struct {
 	link[*entry]
 	key     pendKey
 	has     uint8
-	own     half // the span whose id is key.span: a client or a producer
-	server  half // the server span whose parent is key.span
+	// h is the one waiting half: the client or producer span whose id is
+	// key.span, or the server span whose parent it is (has says which). A
+	// client and its server never wait together: the second pairs at once.
+	h half
 	waiters *[]waiter
 }
 
@@ -260,7 +262,7 @@ func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.Parent}
 	en := g.pend[k]
 	if en != nil && en.has&hasClient != 0 {
-		r := g.pairSync(&en.own, &sv, ep)
+		r := g.pairSync(&en.h, &sv, ep)
 		en.has &^= hasClient
 		g.releaseIfEmpty(en)
 		return r
@@ -270,12 +272,17 @@ func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
 			return refusedPendingFull
 		}
 	}
-	if en.has&hasServer != 0 {
+	switch {
+	case en.has&hasServer != 0:
 		// A second server span for one client span (a broken or hostile
 		// sender): keep the first.
 		return refusedDuplicate
+	case en.has&hasProducer != 0:
+		// Called by a producer span (an HTTP push from a broker, say): no
+		// client will come.
+		return g.observeUncalled(&sv, ep)
 	}
-	en.server = sv
+	en.h = sv
 	en.has |= hasServer
 	return accepted
 }
@@ -286,7 +293,7 @@ func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.ID}
 	en := g.pend[k]
 	if en != nil && en.has&hasServer != 0 {
-		r := g.pairSync(&c, &en.server, ep)
+		r := g.pairSync(&c, &en.h, ep)
 		en.has &^= hasServer
 		g.releaseIfEmpty(en)
 		return r
@@ -300,7 +307,7 @@ func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
 		return refusedDuplicate
 	}
 	c.peer = g.peerCandidate(s.Peer)
-	en.own = c
+	en.h = c
 	en.has |= hasClient
 	return accepted
 }
@@ -334,8 +341,11 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 		}
 	} else if en.has&(hasClient|hasProducer) != 0 {
 		return refusedDuplicate
+	} else if en.has&hasServer != 0 {
+		g.observeUncalled(&en.h, ep) // see consumeServer
+		en.has &^= hasServer
 	}
-	en.own = p
+	en.h = p
 	en.has |= hasProducer
 	if en.waiters != nil {
 		for _, w := range *en.waiters {
@@ -374,7 +384,7 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 		if en != nil && en.has&hasProducer != 0 {
 			paired = true
 			w.group = s.ConsumerGroup
-			g.pairAsync(&en.own, &w, ep)
+			g.pairAsync(&en.h, &w, ep)
 			return
 		}
 		if en == nil {
@@ -552,7 +562,7 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 
 func (g *Graph) expireEntry(en *entry, ep int64) {
 	if en.has&hasClient != 0 {
-		c := &en.own
+		c := &en.h
 		if c.peer < 0 {
 			g.m.expired.WithLabelValues("client_no_peer").Inc()
 		} else {
@@ -574,7 +584,7 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 	}
 	if en.has&hasServer != 0 {
 		g.m.expired.WithLabelValues("server").Inc()
-		g.observeUncalled(&en.server, ep)
+		g.observeUncalled(&en.h, ep)
 	}
 	if en.has&hasProducer != 0 {
 		g.m.expired.WithLabelValues("producer").Inc()

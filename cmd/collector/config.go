@@ -1,0 +1,126 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// config is every collector flag, parsed once in main.
+type config struct {
+	OTLPGRPCAddr    string
+	OTLPHTTPAddr    string
+	APIAddr         string
+	Storage         string
+	ClickHouseDSN   string
+	DataDir         string
+	EvalInterval    time.Duration
+	Window          time.Duration
+	Bucket          time.Duration
+	PairTTL         time.Duration
+	MaxPending      int
+	MaxNodes        int
+	MaxEdges        int
+	MaxRequestBytes int64
+	MaxInFlight     int
+	LogLevel        slog.Level
+}
+
+// errHelp is returned by parseConfig when -h or -help was asked for.
+var errHelp = flag.ErrHelp
+
+// envPrefix is prepended to upper-cased flag names (dashes become
+// underscores) to form the environment variable a flag also reads.
+const envPrefix = "CARTOGRAPH_"
+
+// newFlagSet defines the collector's flags on a fresh FlagSet writing into c.
+func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&c.OTLPGRPCAddr, "otlp-grpc-addr", "127.0.0.1:4317", "OTLP/gRPC listen address (empty disables)")
+	fs.StringVar(&c.OTLPHTTPAddr, "otlp-http-addr", "127.0.0.1:4318", "OTLP/HTTP listen address (empty disables)")
+	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8070", "JSON API, /metrics, /healthz and /readyz listen address")
+	fs.StringVar(&c.Storage, "storage", "embedded", "storage backend: embedded or clickhouse")
+	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse DSN (with --storage clickhouse), e.g. clickhouse://127.0.0.1:9000/cartograph")
+	fs.StringVar(&c.DataDir, "data-dir", "./cartograph-data", "directory of the embedded store")
+	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
+	fs.DurationVar(&c.Window, "window", time.Minute, "sliding window that rates, ratios and quantiles are computed over (the longest live window kept in memory)")
+	fs.DurationVar(&c.Bucket, "bucket", 0, "time bucket width the window slides by (default window/12)")
+	fs.DurationVar(&c.PairTTL, "pair-ttl", 10*time.Second, "how long a half-edge waits for its other half before a virtual node is inferred")
+	fs.IntVar(&c.MaxPending, "max-pending", 1_000_000, "half-edges held at most; spans beyond are refused (partial success) and counted")
+	fs.IntVar(&c.MaxNodes, "max-nodes", 10_000, "graph nodes at most; beyond, observations are dropped and counted")
+	fs.IntVar(&c.MaxEdges, "max-edges", 50_000, "graph edges at most; beyond, observations are dropped and counted")
+	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
+	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
+	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	return fs
+}
+
+// parseConfig parses args, then fills every flag not given on the command
+// line from its CARTOGRAPH_* environment variable.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := newFlagSet(&c, out)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] {
+			return
+		}
+		env := envName(f.Name)
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
+			}
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Validate checks the flags that no component checks for itself.
+func (c config) Validate() error {
+	var errs []error
+	switch c.Storage {
+	case "embedded":
+	case "clickhouse":
+		if c.ClickHouseDSN == "" {
+			errs = append(errs, errors.New("--storage clickhouse needs --clickhouse-dsn"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--storage %q: want embedded or clickhouse", c.Storage))
+	}
+	if c.EvalInterval <= 0 {
+		errs = append(errs, errors.New("--eval-interval must be positive"))
+	}
+	if c.APIAddr == "" {
+		errs = append(errs, errors.New("--api-addr must be set"))
+	}
+	if c.OTLPGRPCAddr == "" && c.OTLPHTTPAddr == "" {
+		errs = append(errs, errors.New("at least one of --otlp-grpc-addr and --otlp-http-addr must be set"))
+	}
+	return errors.Join(errs...)
+}
+
+func lookupEnv(k string) string { return os.Getenv(k) }

@@ -1,0 +1,144 @@
+// Command collector receives OTLP traces and metrics, pairs spans into the
+// live dependency graph and serves the JSON API. main only wires components
+// built from the flags (see config.go).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/ingest/metricsink"
+	"github.com/seed-a49a8342/cartograph/ingest/otlp"
+	"github.com/seed-a49a8342/cartograph/ingest/semconv"
+	"github.com/seed-a49a8342/cartograph/web/api"
+)
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:], lookupEnv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "collector:", err)
+		os.Exit(2)
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger, nil); err != nil {
+		logger.Error("collector stopped", "err", err)
+		os.Exit(1)
+	}
+}
+
+// started reports the addresses the collector actually bound.
+type started struct {
+	OTLPGRPC, OTLPHTTP, API net.Addr
+}
+
+// run wires the collector and blocks until ctx is done or a component fails.
+// onStart, if not nil, is called once every listener is bound.
+func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(started)) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	switch cfg.Storage {
+	case "clickhouse":
+		return errors.New("--storage clickhouse is not implemented in this build yet")
+	case "embedded":
+		logger.Warn("the embedded store is not implemented in this build yet: the graph lives in memory only and is lost on restart")
+	}
+
+	g, err := graph.New(graph.Options{
+		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
+		MaxPending: cfg.MaxPending, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger})
+	if err != nil {
+		return err
+	}
+	recv, err := otlp.New(otlp.Options{
+		GRPCAddr: cfg.OTLPGRPCAddr, HTTPAddr: cfg.OTLPHTTPAddr,
+		MaxRequestBytes: cfg.MaxRequestBytes, MaxInFlight: cfg.MaxInFlight,
+		Traces: traces, Metrics: metricsink.New(reg),
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	var ready atomic.Bool
+	apiHandler, err := api.New(api.Options{
+		Graph: g, Gatherer: reg, Registerer: reg, Logger: logger,
+		Ready: func() error {
+			if !ready.Load() {
+				return errors.New("starting")
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	apiLn, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("api listen: %w", err)
+	}
+	logger.Info("api listening", "addr", apiLn.Addr().String())
+	apiSrv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
+
+	if err := recv.Start(ctx); err != nil {
+		apiLn.Close()
+		return err
+	}
+	ready.Store(true)
+	if onStart != nil {
+		onStart(started{OTLPGRPC: recv.GRPCAddr(), OTLPHTTP: recv.HTTPAddr(), API: apiLn.Addr()})
+	}
+
+	eg, ctx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("api: %w", err)
+		}
+		return nil
+	})
+	eg.Go(func() error {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+				g.Expire()
+			}
+		}
+	})
+	eg.Go(func() error {
+		<-ctx.Done()
+		ready.Store(false)
+		logger.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return errors.Join(recv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+	})
+	return eg.Wait()
+}

@@ -1,0 +1,222 @@
+// Package api serves cartograph's JSON HTTP API (SPEC.md "HTTP API"):
+// /api/v1/graph, /api/v1/coupling, and the process endpoints /metrics,
+// /healthz and /readyz. Handlers depend only on the small source interfaces
+// declared here.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// GraphSource returns the live graph over a window (0: the default window).
+// It returns an error wrapping graph.ErrWindowTooLong when the window is
+// longer than it keeps.
+type GraphSource interface {
+	Snapshot(window time.Duration) (*graph.Snapshot, error)
+}
+
+// Options configure the API.
+type Options struct {
+	Graph GraphSource
+	// Ready reports whether the process is ready to receive traffic
+	// (nil: always ready).
+	Ready func() error
+	// Gatherer is served on /metrics (nil: /metrics is not served).
+	Gatherer   prometheus.Gatherer
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+}
+
+// API is the HTTP handler set. It is safe for concurrent use.
+type API struct {
+	o       Options
+	latency *prometheus.HistogramVec
+	mux     *http.ServeMux
+}
+
+// New returns the API for o.
+func New(o Options) (*API, error) {
+	if o.Graph == nil {
+		return nil, errors.New("api: Options.Graph is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &API{o: o, mux: http.NewServeMux()}
+	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "cartograph_api_request_duration_seconds",
+		Help:    "API request latency by route and status code.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+	}, []string{"route", "code"})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(a.latency); err != nil {
+			return nil, fmt.Errorf("api: register metrics: %w", err)
+		}
+	}
+	a.handle("GET /api/v1/graph", a.graph)
+	a.handle("GET /api/v1/coupling", a.coupling)
+	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/findings", "GET /api/v1/brokers", "GET /api/v1/stream"} {
+		a.handle(p, notYet)
+	}
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	a.mux.HandleFunc("GET /readyz", a.ready)
+	if o.Gatherer != nil {
+		a.mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelError)}))
+	}
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+func (a *API) handle(pattern string, h http.HandlerFunc) {
+	route := pattern[strings.IndexByte(pattern, ' ')+1:]
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		t0 := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		h(sw, r)
+		a.latency.WithLabelValues(route, strconv.Itoa(sw.code)).Observe(time.Since(t0).Seconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	s.code = code
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
+	if a.o.Ready != nil {
+		if err := a.o.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (a *API) graph(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Has("at") {
+		writeError(w, http.StatusNotImplemented, errors.New("graph history (?at=) needs the storage backend, which this build does not have yet"))
+		return
+	}
+	s, ok := a.snapshot(w, r)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// couplingResponse is the body of GET /api/v1/coupling.
+type couplingResponse struct {
+	GeneratedAt      time.Time      `json:"generated_at"`
+	WindowSeconds    float64        `json:"window_seconds"`
+	Nodes            []couplingNode `json:"nodes"`
+	Cycles           [][]string     `json:"cycles"`
+	LongestSyncChain []string       `json:"longest_sync_chain"`
+}
+
+type couplingNode struct {
+	ID          string         `json:"id"`
+	Kind        graph.NodeKind `json:"kind"`
+	Name        string         `json:"name"`
+	FanIn       int            `json:"fan_in"`
+	FanOut      int            `json:"fan_out"`
+	Instability float64        `json:"instability"`
+	Betweenness float64        `json:"betweenness"`
+}
+
+func (a *API) coupling(w http.ResponseWriter, r *http.Request) {
+	s, ok := a.snapshot(w, r)
+	if !ok {
+		return
+	}
+	resp := couplingResponse{
+		GeneratedAt:      s.GeneratedAt,
+		WindowSeconds:    s.WindowSeconds,
+		Nodes:            make([]couplingNode, len(s.Nodes)),
+		Cycles:           s.Cycles,
+		LongestSyncChain: s.LongestSyncChain,
+	}
+	if resp.Cycles == nil {
+		resp.Cycles = [][]string{}
+	}
+	if resp.LongestSyncChain == nil {
+		resp.LongestSyncChain = []string{}
+	}
+	for i, n := range s.Nodes {
+		resp.Nodes[i] = couplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability, Betweenness: n.Betweenness}
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (a *API) snapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot, bool) {
+	window, err := parseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	s, err := a.o.Graph.Snapshot(window)
+	switch {
+	case errors.Is(err, graph.ErrWindowTooLong):
+		writeError(w, http.StatusBadRequest, err)
+		return nil, false
+	case err != nil:
+		a.o.Logger.Error("snapshot", "err", err)
+		writeError(w, http.StatusInternalServerError, err)
+		return nil, false
+	}
+	return s, true
+}
+
+// parseWindow accepts a Go duration ("90s", "5m") or plain seconds ("60").
+func parseWindow(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 || secs > 1e9 {
+			return 0, fmt.Errorf("window %q: must be a positive number of seconds", v)
+		}
+		return time.Duration(secs * float64(time.Second)), nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("window %q: want a positive duration like 60s or 5m", v)
+	}
+	return d, nil
+}
+
+func notYet(w http.ResponseWriter, r *http.Request) {
+	writeError(w, http.StatusNotImplemented, fmt.Errorf("%s is not implemented in this build yet", r.URL.Path))
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v) // the client went away: nothing to do
+}
