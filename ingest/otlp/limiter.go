@@ -1,0 +1,33 @@
+package otlp
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// limiter bounds how many export requests are processed at once. It never
+// queues: tryAcquire fails at once when every slot is taken. It is safe for
+// concurrent use.
+type limiter struct {
+	slots    chan struct{}
+	inFlight prometheus.Gauge
+}
+
+func newLimiter(n int, inFlight prometheus.Gauge) *limiter {
+	return &limiter{slots: make(chan struct{}, n), inFlight: inFlight}
+}
+
+// tryAcquire takes a slot if one is free and reports whether it did. Every
+// successful tryAcquire must be followed by exactly one release.
+func (l *limiter) tryAcquire() bool {
+	select {
+	case l.slots <- struct{}{}:
+		l.inFlight.Inc()
+		return true
+	default:
+		return false
+	}
+}
+
+// release frees a slot taken by tryAcquire.
+func (l *limiter) release() {
+	l.inFlight.Dec()
+	<-l.slots
+}
