@@ -1,0 +1,618 @@
+// Package semconv turns OTLP traces into graph.Span values by reading the
+// OpenTelemetry semantic conventions, current and deprecated attribute names
+// alike, and hands them to the graph through a Pipeline.
+//
+// Translation is the ingest hot path: it reads each span's attributes once,
+// keeps no map, and lets the spans' strings alias the decoded request.
+package semconv
+
+import (
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+const (
+	// unknownService names the service of a resource without service.name.
+	unknownService = "unknown_service"
+	// temporaryDestination names every temporary or anonymous destination
+	// (reply queues, exclusive queues), whose generated names would otherwise
+	// each become a node.
+	temporaryDestination = "(temporary)"
+)
+
+// Translate appends the spans of td to dst and returns the extended slice,
+// plus the number of invalid spans (all-zero trace id or span id) it dropped.
+// It never panics on malformed input: attributes of unexpected types are
+// treated as absent.
+//
+// The returned spans' strings alias td: they stay valid only as long as td's
+// memory does. Translate is exported for tests, fuzzing and benchmarks;
+// Pipeline is the production entry point.
+func Translate(dst []graph.Span, td ptrace.Traces) (out []graph.Span, invalid int) {
+	var t translator
+	return t.translate(dst, td)
+}
+
+// translator holds what one translation reuses: the arena that span links
+// are cut from and a small cache of joined host:port strings. A Pipeline
+// keeps translators in a pool; they are not safe for concurrent use.
+type translator struct {
+	links []graph.SpanRef
+	addrs [addrCacheSize]joinedAddr
+	next  int
+}
+
+// reset prepares t for the next request. The link arena is reused: the spans
+// of the previous request must no longer be referenced.
+func (t *translator) reset() {
+	if cap(t.links) > maxPooledLinks {
+		t.links = nil
+	}
+	t.links = t.links[:0]
+}
+
+func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span, int) {
+	invalid := 0
+	if n := td.SpanCount(); cap(dst)-len(dst) < n {
+		dst = slices.Grow(dst, n)
+	}
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		service, namespace := resourceService(rs.Resource().Attributes())
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				sp := spans.At(k)
+				tid, sid := sp.TraceID(), sp.SpanID()
+				if tid.IsEmpty() || sid.IsEmpty() {
+					invalid++
+					continue
+				}
+				dst = append(dst, graph.Span{})
+				s := &dst[len(dst)-1]
+				s.Trace = graph.TraceID(tid)
+				s.ID = graph.SpanID(sid)
+				s.Service = service
+				s.Namespace = namespace
+				t.fill(s, sp)
+			}
+		}
+	}
+	return dst, invalid
+}
+
+// resourceService reads service.name and service.namespace from a resource.
+func resourceService(attrs pcommon.Map) (service, namespace string) {
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		switch k {
+		case "service.name":
+			service = v.Str()
+		case "service.namespace":
+			namespace = v.Str()
+		}
+		return true
+	})
+	if service == "" {
+		service = unknownService
+	}
+	return service, namespace
+}
+
+// fill sets everything but the ids, service and namespace of s from sp.
+func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
+	s.Parent = graph.SpanID(sp.ParentSpanID())
+	kind := graph.SpanUnspecified
+	if k := sp.Kind(); k >= ptrace.SpanKindUnspecified && k <= ptrace.SpanKindConsumer {
+		kind = graph.SpanKind(k)
+	}
+	s.Kind = kind
+	s.Start = unixNanos(sp.StartTimestamp())
+	s.End = unixNanos(sp.EndTimestamp())
+	s.Operation = sp.Name()
+	s.Links = t.spanLinks(sp.Links())
+
+	var a spanAttrs
+	sp.Attributes().Range(a.set)
+
+	s.Error = a.isError(sp.Status().Code())
+	s.ResendCount = a.resendCount
+
+	if a.msgSystem != "" {
+		s.Protocol = messagingProtocol(a.msgSystem)
+		s.Messaging = a.messagingOp(kind)
+		s.Destination = a.destination()
+		s.ConsumerGroup = firstOf(a.group[:])
+		return
+	}
+
+	rpc := firstOf(a.rpcSystem[:])
+	db := firstOf(a.dbSystem[:])
+	switch {
+	case rpc == "grpc":
+		s.Protocol = graph.ProtocolGRPC
+	case rpc != "":
+		s.Protocol = graph.ProtocolRPC
+	case db != "":
+		s.Protocol = graph.ProtocolDB
+	case a.isHTTP():
+		s.Protocol = graph.ProtocolHTTP
+	}
+	if kind == graph.SpanClient {
+		s.Peer = t.peer(&a, db)
+	}
+}
+
+// unixNanos converts an OTLP timestamp, clamping values int64 cannot hold.
+func unixNanos(ts pcommon.Timestamp) int64 {
+	if ts > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return int64(ts)
+}
+
+// spanLinks cuts the span's links (those with both ids set) from t's arena.
+func (t *translator) spanLinks(links ptrace.SpanLinkSlice) []graph.SpanRef {
+	n := links.Len()
+	if n == 0 {
+		return nil
+	}
+	start := len(t.links)
+	for i := 0; i < n; i++ {
+		l := links.At(i)
+		tid, sid := l.TraceID(), l.SpanID()
+		if tid.IsEmpty() || sid.IsEmpty() {
+			continue
+		}
+		t.links = append(t.links, graph.SpanRef{Trace: graph.TraceID(tid), Span: graph.SpanID(sid)})
+	}
+	end := len(t.links)
+	if end == start {
+		return nil
+	}
+	// The full slice expression keeps a consumer's append from writing into
+	// the next span's links.
+	return t.links[start:end:end]
+}
+
+// spanAttrs holds the attribute values one span's translation needs. Arrays
+// list alternative names in order of precedence (current name first).
+type spanAttrs struct {
+	msgSystem string
+	msgOp     [3]string // messaging.operation.type, messaging.operation, messaging.operation.name
+	dest      [3]string // messaging.destination.name, messaging.destination, messaging.source.name
+	destKind  string    // legacy messaging.destination.kind and equivalents
+	temporary bool
+	group     [7]string // consumer group, see set
+
+	rpcSystem   [2]string // rpc.system.name, rpc.system
+	grpcCode    int64     // rpc.grpc.status_code
+	hasGRPCCode bool
+	rpcStatus   string // rpc.response.status_code
+
+	dbSystem    [2]string // db.system.name, db.system
+	dbNamespace [2]string // db.namespace, db.name
+
+	httpSeen    bool      // a string HTTP attribute (method, route, path, target, host)
+	url         [2]string // url.full, http.url
+	httpStatus  [2]int64  // http.response.status_code, http.status_code (0 = absent)
+	resendCount int64
+
+	peerName    [2]string // service.peer.name, peer.service
+	serverAddr  string
+	serverPort  int64
+	netPeerName string
+	netPeerPort int64
+	httpHost    string    // http.host, before semconv 1.21
+	sockAddr    [3]string // network.peer.address, net.sock.peer.addr, net.peer.ip
+	sockPort    [3]int64  // network.peer.port, net.sock.peer.port, net.peer.port
+}
+
+// set records one attribute; it is the callback of pcommon.Map.Range. Values
+// of unexpected types read as absent: Str returns "" for non-strings and Bool
+// false for non-bools; integers are checked explicitly.
+func (a *spanAttrs) set(k string, v pcommon.Value) bool {
+	switch k {
+	// Messaging.
+	case "messaging.system":
+		a.msgSystem = v.Str()
+	case "messaging.operation.type":
+		a.msgOp[0] = v.Str()
+	case "messaging.operation": // before semconv 1.26
+		a.msgOp[1] = v.Str()
+	case "messaging.operation.name":
+		a.msgOp[2] = v.Str()
+	case "messaging.destination.name":
+		a.dest[0] = v.Str()
+	case "messaging.destination": // a string before semconv 1.17
+		a.dest[1] = v.Str()
+	case "messaging.source.name": // consumer side, semconv 1.17-1.23
+		a.dest[2] = v.Str()
+	case "messaging.destination.kind", "messaging.destination_kind", "messaging.source.kind":
+		if s := v.Str(); s != "" {
+			a.destKind = s
+		}
+	case "messaging.destination.temporary", "messaging.destination.anonymous",
+		"messaging.temp_destination", "messaging.source.temporary", "messaging.source.anonymous":
+		a.temporary = a.temporary || v.Bool()
+	case "messaging.consumer.group.name":
+		a.group[0] = v.Str()
+	case "messaging.kafka.consumer.group":
+		a.group[1] = v.Str()
+	case "messaging.kafka.consumer_group":
+		a.group[2] = v.Str()
+	case "messaging.destination.subscription.name":
+		a.group[3] = v.Str()
+	case "messaging.servicebus.destination.subscription_name":
+		a.group[4] = v.Str()
+	case "messaging.eventhubs.consumer.group":
+		a.group[5] = v.Str()
+	case "messaging.rocketmq.client_group":
+		a.group[6] = v.Str()
+
+	// RPC.
+	case "rpc.system.name":
+		a.rpcSystem[0] = v.Str()
+	case "rpc.system":
+		a.rpcSystem[1] = v.Str()
+	case "rpc.grpc.status_code":
+		if v.Type() == pcommon.ValueTypeInt {
+			a.grpcCode, a.hasGRPCCode = v.Int(), true
+		}
+	case "rpc.response.status_code":
+		a.rpcStatus = v.Str()
+
+	// Databases.
+	case "db.system.name":
+		a.dbSystem[0] = v.Str()
+	case "db.system":
+		a.dbSystem[1] = v.Str()
+	case "db.namespace":
+		a.dbNamespace[0] = v.Str()
+	case "db.name":
+		a.dbNamespace[1] = v.Str()
+
+	// HTTP.
+	case "http.request.method", "http.method", "http.route", "url.path", "http.target":
+		a.httpSeen = a.httpSeen || v.Str() != ""
+	case "url.full":
+		a.url[0] = v.Str()
+	case "http.url":
+		a.url[1] = v.Str()
+	case "http.response.status_code":
+		a.httpStatus[0] = intValue(v)
+	case "http.status_code":
+		a.httpStatus[1] = intValue(v)
+	case "http.request.resend_count":
+		a.resendCount = max(intValue(v), 0)
+
+	// Peers.
+	case "service.peer.name":
+		a.peerName[0] = v.Str()
+	case "peer.service":
+		a.peerName[1] = v.Str()
+	case "server.address":
+		a.serverAddr = v.Str()
+	case "server.port":
+		a.serverPort = intValue(v)
+	case "net.peer.name":
+		a.netPeerName = v.Str()
+	case "net.peer.port": // pairs with net.peer.name and net.peer.ip
+		a.netPeerPort = intValue(v)
+		a.sockPort[2] = a.netPeerPort
+	case "http.host":
+		a.httpHost = v.Str()
+		a.httpSeen = a.httpSeen || a.httpHost != ""
+	case "network.peer.address":
+		a.sockAddr[0] = v.Str()
+	case "net.sock.peer.addr": // semconv 1.17-1.20
+		a.sockAddr[1] = v.Str()
+	case "net.peer.ip": // before semconv 1.17
+		a.sockAddr[2] = v.Str()
+	case "network.peer.port":
+		a.sockPort[0] = intValue(v)
+	case "net.sock.peer.port":
+		a.sockPort[1] = intValue(v)
+	}
+	return true
+}
+
+// intValue returns v's integer, or 0 when v is not an integer.
+func intValue(v pcommon.Value) int64 {
+	if v.Type() != pcommon.ValueTypeInt {
+		return 0
+	}
+	return v.Int()
+}
+
+// firstOf returns the first non-empty string of ss.
+func firstOf(ss []string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}
+
+// httpStatusCode returns the HTTP status code, 0 when absent.
+func (a *spanAttrs) httpStatusCode() int64 {
+	if a.httpStatus[0] > 0 {
+		return a.httpStatus[0]
+	}
+	return max(a.httpStatus[1], 0)
+}
+
+func (a *spanAttrs) isHTTP() bool {
+	return a.httpSeen || a.url[0] != "" || a.url[1] != "" || a.httpStatusCode() != 0
+}
+
+// isError reports whether the call failed on the callee's account: an HTTP
+// 5xx, or status ERROR unless an HTTP 4xx or a caller-side gRPC code says
+// the caller was at fault.
+func (a *spanAttrs) isError(status ptrace.StatusCode) bool {
+	code := a.httpStatusCode()
+	if code >= 500 {
+		return true
+	}
+	if status != ptrace.StatusCodeError {
+		return false
+	}
+	if code >= 400 {
+		return false
+	}
+	if g, ok := a.grpcStatus(); ok && !grpcServerFault(g) {
+		return false
+	}
+	return true
+}
+
+// grpcStatus returns the gRPC status code from rpc.grpc.status_code or, when
+// that is absent, the status name in rpc.response.status_code.
+func (a *spanAttrs) grpcStatus() (int64, bool) {
+	if a.hasGRPCCode {
+		if a.grpcCode >= 0 && a.grpcCode < int64(len(grpcCodeNames)) {
+			return a.grpcCode, true
+		}
+		return 0, false
+	}
+	if a.rpcStatus == "" {
+		return 0, false
+	}
+	return grpcCodeByName(a.rpcStatus)
+}
+
+// grpcCodeNames are the gRPC status code names, indexed by code.
+var grpcCodeNames = [...]string{
+	"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+	"NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+	"FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+	"INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+}
+
+// grpcCodeByName parses a gRPC status code name, case-insensitively so that
+// Connect's lower-case names ("not_found") match too.
+func grpcCodeByName(name string) (int64, bool) {
+	if strings.EqualFold(name, "CANCELED") { // Connect's and Go's spelling
+		return 1, true
+	}
+	for i, n := range grpcCodeNames {
+		if strings.EqualFold(name, n) {
+			return int64(i), true
+		}
+	}
+	return 0, false
+}
+
+// grpcServerFault reports whether a gRPC code puts the failure on the
+// server: UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED,
+// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS.
+func grpcServerFault(code int64) bool {
+	switch code {
+	case 2, 4, 8, 10, 12, 13, 14, 15:
+		return true
+	}
+	return false
+}
+
+// messagingProtocol maps messaging.system to a protocol.
+func messagingProtocol(system string) graph.Protocol {
+	switch system {
+	case "kafka":
+		return graph.ProtocolKafka
+	case "rabbitmq":
+		return graph.ProtocolRabbitMQ
+	case "nats":
+		return graph.ProtocolNATS
+	}
+	return graph.ProtocolMessaging
+}
+
+// messagingOp returns the operation named by the first recognised operation
+// attribute, else one inferred from the span kind.
+func (a *spanAttrs) messagingOp(kind graph.SpanKind) graph.MessagingOp {
+	for _, s := range a.msgOp {
+		if op := parseMessagingOp(s); op != graph.MessagingNone {
+			return op
+		}
+	}
+	switch kind {
+	case graph.SpanProducer:
+		return graph.MessagingPublish
+	case graph.SpanConsumer:
+		return graph.MessagingProcess
+	}
+	return graph.MessagingNone
+}
+
+func parseMessagingOp(s string) graph.MessagingOp {
+	switch s {
+	case "publish", "send", "create":
+		return graph.MessagingPublish
+	case "receive":
+		return graph.MessagingReceive
+	case "process", "deliver":
+		return graph.MessagingProcess
+	case "settle", "ack", "nack":
+		return graph.MessagingSettle
+	}
+	return graph.MessagingNone
+}
+
+// destination returns the destination node of a messaging span.
+func (a *spanAttrs) destination() graph.NodeKey {
+	name := firstOf(a.dest[:])
+	if a.temporary {
+		name = temporaryDestination
+	}
+	var kind graph.NodeKind
+	switch {
+	case strings.EqualFold(a.destKind, "queue"):
+		kind = graph.NodeQueue
+	case strings.EqualFold(a.destKind, "topic"):
+		kind = graph.NodeTopic
+	default:
+		kind = systemDestinationKind(a.msgSystem)
+	}
+	return graph.NodeKey{Kind: kind, Group: a.msgSystem, Name: name}
+}
+
+// systemDestinationKind says whether a messaging system's destinations are
+// queues or topics when the span does not say.
+func systemDestinationKind(system string) graph.NodeKind {
+	switch system {
+	case "rabbitmq", "aws_sqs", "AmazonSQS", "servicebus", "activemq", "jms", "ibmmq":
+		return graph.NodeQueue
+	}
+	return graph.NodeTopic
+}
+
+// peer returns the node a CLIENT span calls, the zero key when the span
+// names none. With a database system it is the database, named by
+// db.namespace, db.name, server.address, net.peer.name or else the system.
+// Otherwise it is an external peer named by the first of service.peer.name,
+// peer.service, server.address[:server.port], net.peer.name[:net.peer.port],
+// http.host, a peer address[:port] (network.peer.*, net.sock.peer.*,
+// net.peer.ip) and the host of url.full or http.url.
+func (t *translator) peer(a *spanAttrs, db string) graph.NodeKey {
+	if db != "" {
+		name := firstOf(a.dbNamespace[:])
+		if name == "" {
+			name = a.serverAddr
+		}
+		if name == "" {
+			name = a.netPeerName
+		}
+		if name == "" {
+			name = db
+		}
+		return graph.NodeKey{Kind: graph.NodeDatabase, Group: db, Name: name}
+	}
+	var name string
+	switch {
+	case a.peerName[0] != "" || a.peerName[1] != "":
+		name = firstOf(a.peerName[:])
+	case a.serverAddr != "":
+		name = t.joinHostPort(a.serverAddr, a.serverPort)
+	case a.netPeerName != "":
+		name = t.joinHostPort(a.netPeerName, a.netPeerPort)
+	case a.httpHost != "":
+		name = a.httpHost // the Host header, with its port when not the default
+	case a.sockAddr[0] != "" || a.sockAddr[1] != "" || a.sockAddr[2] != "":
+		for i, addr := range a.sockAddr {
+			if addr != "" {
+				name = t.joinHostPort(addr, a.sockPort[i])
+				break
+			}
+		}
+	default:
+		for _, u := range a.url {
+			if u != "" {
+				if name = urlHost(u); name != "" {
+					break
+				}
+			}
+		}
+	}
+	if name == "" {
+		return graph.NodeKey{}
+	}
+	return graph.NodeKey{Kind: graph.NodeExternal, Name: name}
+}
+
+// addrCacheSize is the number of joined host:port strings a translator
+// remembers; a service calls few peers, so most client spans hit.
+const addrCacheSize = 8
+
+// joinedAddr is a cached "host:port"; host is s[:hostLen]. The entry owns
+// its string, so a pooled translator keeps no request memory alive.
+type joinedAddr struct {
+	s       string
+	hostLen int
+	port    int64
+}
+
+// joinHostPort returns host, or "host:port" when port is positive, reusing
+// a recently built string when it can.
+func (t *translator) joinHostPort(host string, port int64) string {
+	if port <= 0 {
+		return host
+	}
+	for i := range t.addrs {
+		e := &t.addrs[i]
+		if e.port == port && e.hostLen == len(host) && e.s != "" && e.s[:e.hostLen] == host {
+			return e.s
+		}
+	}
+	var buf [64]byte
+	b := append(buf[:0], host...)
+	b = append(b, ':')
+	b = strconv.AppendInt(b, port, 10)
+	s := string(b)
+	t.addrs[t.next] = joinedAddr{s: s, hostLen: len(host), port: port}
+	t.next = (t.next + 1) % addrCacheSize
+	return s
+}
+
+// urlHost returns the host[:port] of an absolute URL, "" when it has none.
+// The common form is sliced out without allocating; url.Parse handles the
+// rest.
+func urlHost(u string) string {
+	if i := strings.Index(u, "://"); i > 0 {
+		rest := u[i+3:]
+		end := len(rest)
+		clean := true
+		for j := 0; j < len(rest); j++ {
+			c := rest[j]
+			if c == '/' || c == '?' || c == '#' {
+				end = j
+				break
+			}
+			if c <= ' ' || c == 0x7f || c == '%' || c == '\\' {
+				clean = false
+				break
+			}
+		}
+		if clean {
+			host := rest[:end]
+			if at := strings.LastIndexByte(host, '@'); at >= 0 {
+				host = host[at+1:]
+			}
+			return host
+		}
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return p.Host
+}
