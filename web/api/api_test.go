@@ -1,0 +1,100 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+func newTestAPI(t *testing.T, ready func() error) (*API, *graph.Graph) {
+	t.Helper()
+	now := time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC)
+	g, err := graph.New(graph.Options{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	reg := prometheus.NewRegistry()
+	a, err := New(Options{Graph: g, Ready: ready, Gatherer: reg, Registerer: reg})
+	require.NoError(t, err)
+	return a, g
+}
+
+func get(t *testing.T, h http.Handler, url string) (int, map[string]any) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
+	require.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+	var body map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &body), rec.Body.String())
+	return rec.Code, body
+}
+
+func TestCouplingShape(t *testing.T) {
+	a, g := newTestAPI(t, nil)
+	tr := graph.TraceID{1}
+	// a -> b -> a (a cycle), b -> c
+	spans := []graph.Span{
+		{Trace: tr, ID: graph.SpanID{1}, Parent: graph.SpanID{9}, Kind: graph.SpanClient, Service: "a", End: 1},
+		{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanServer, Service: "b", End: 1},
+		{Trace: tr, ID: graph.SpanID{3}, Parent: graph.SpanID{2}, Kind: graph.SpanClient, Service: "b", End: 1},
+		{Trace: tr, ID: graph.SpanID{4}, Parent: graph.SpanID{3}, Kind: graph.SpanServer, Service: "a", End: 1},
+		{Trace: tr, ID: graph.SpanID{5}, Parent: graph.SpanID{2}, Kind: graph.SpanClient, Service: "b", End: 1},
+		{Trace: tr, ID: graph.SpanID{6}, Parent: graph.SpanID{5}, Kind: graph.SpanServer, Service: "c", End: 1},
+	}
+	rej, why := g.ConsumeSpans(spans)
+	require.Zero(t, rej, why)
+	code, body := get(t, a, "/api/v1/coupling")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []any{[]any{"service:a", "service:b"}}, body["cycles"])
+	require.Len(t, body["nodes"], 3)
+	chain := body["longest_sync_chain"].([]any)
+	require.NotEmpty(t, chain)
+	for _, n := range body["nodes"].([]any) {
+		n := n.(map[string]any)
+		if n["id"] == "service:b" {
+			require.EqualValues(t, 1, n["fan_in"])
+			require.EqualValues(t, 2, n["fan_out"])
+			require.InDelta(t, 2.0/3, n["instability"], 0.001)
+		}
+	}
+}
+
+func TestErrorsAndProbes(t *testing.T) {
+	notReady := errors.New("starting")
+	var readyErr error = notReady
+	a, _ := newTestAPI(t, func() error { return readyErr })
+	for _, tc := range []struct {
+		url  string
+		code int
+	}{
+		{"/api/v1/graph?window=abc", http.StatusBadRequest},
+		{"/api/v1/graph?window=0", http.StatusBadRequest},
+		{"/api/v1/graph?window=1h", http.StatusBadRequest},
+		{"/api/v1/graph?window=30", http.StatusOK},
+		{"/api/v1/graph?at=2026-01-01T00:00:00Z", http.StatusNotImplemented},
+		{"/api/v1/findings", http.StatusNotImplemented},
+		{"/healthz", http.StatusOK},
+		{"/readyz", http.StatusServiceUnavailable},
+	} {
+		t.Run(tc.url, func(t *testing.T) {
+			code, body := get(t, a, tc.url)
+			require.Equal(t, tc.code, code, body)
+			if code >= 400 {
+				require.NotEmpty(t, body["error"])
+			}
+		})
+	}
+	readyErr = nil
+	code, _ := get(t, a, "/readyz")
+	require.Equal(t, http.StatusOK, code)
+	code, body := get(t, a, "/api/v1/graph?window=30s")
+	require.Equal(t, http.StatusOK, code)
+	require.EqualValues(t, 30, body["window_seconds"])
+	require.Equal(t, []any{}, body["nodes"], "an empty graph has empty lists, not null")
+}
