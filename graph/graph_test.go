@@ -243,3 +243,25 @@ func TestKindsRejectUnknownText(t *testing.T) {
 	var e EdgeKind
 	require.Error(t, e.UnmarshalText([]byte("maybe")))
 }
+
+func TestReceivePollIsNotAMessage(t *testing.T) {
+	g, _, _ := newTestGraph(t, Options{})
+	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
+	spans := []Span{{Trace: tid(9), ID: sid(9), Kind: SpanClient, Service: "worker", Start: 0, End: 15 * ms,
+		Protocol: ProtocolKafka, Messaging: MessagingReceive, Destination: orders, ConsumerGroup: "worker"}}
+	for i := range 3 {
+		tr := tid(byte(i + 1))
+		spans = append(spans,
+			Span{Trace: tr, ID: sid(1), Kind: SpanProducer, Service: "shop", End: ms, Protocol: ProtocolKafka, Messaging: MessagingPublish, Destination: orders},
+			Span{Trace: tid(9), ID: sid(byte(10 + i)), Parent: sid(9), Kind: SpanConsumer, Service: "worker", Start: 16 * ms, End: 17 * ms,
+				Protocol: ProtocolKafka, Messaging: MessagingProcess, Destination: orders, ConsumerGroup: "worker",
+				Links: []SpanRef{{Trace: tr, Span: sid(1)}}})
+	}
+	rej, why := g.ConsumeSpans(spans)
+	require.Zero(t, rej, why)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "topic:kafka/orders->service:worker kafka @worker")
+	require.EqualValues(t, 3, e.Requests, "three messages, not three plus the poll")
+	require.InDelta(t, 1, e.ServerLatency.P99, 0.05, "the poll's 15ms is not a message's processing time")
+}

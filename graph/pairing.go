@@ -91,12 +91,12 @@ const (
 
 type entry struct {
 	link[*entry]
-	key     pendKey
-	has     uint8
+	key pendKey
+	has uint8
 	// h is the one waiting half: the client or producer span whose id is
 	// key.span, or the server span whose parent it is (has says which). A
 	// client and its server never wait together: the second pairs at once.
-	h half
+	h       half
 	waiters *[]waiter
 }
 
@@ -138,6 +138,12 @@ const (
 )
 
 func roleOf(s *Span) role {
+	if s.Messaging == MessagingReceive && len(s.Links) == 0 && s.Parent.IsZero() {
+		// A poll that names no message (kafkajs eachBatch, for one): the
+		// process spans it is followed by carry the messages; counting it
+		// too would count a batch as one more message.
+		return roleNone
+	}
 	switch s.Kind {
 	case SpanServer:
 		return roleServer
