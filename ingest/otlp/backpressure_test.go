@@ -59,8 +59,8 @@ func TestBackpressure(t *testing.T) {
 				require.Equal(t, 1.0, tr.metric(t, "cartograph_receiver_requests_total", refused))
 				refused["transport"] = "grpc"
 				require.Equal(t, 1.0, tr.metric(t, "cartograph_receiver_requests_total", refused))
-				// gRPC had decoded the items; HTTP refused before reading the body.
-				require.Equal(t, 2.0, tr.metric(t, "cartograph_receiver_items_total", lbl("transport", "grpc", "signal", signal, "result", "refused")))
+				// Both refuse before reading the message (gRPC in its tap handle).
+				require.Equal(t, 0.0, tr.metric(t, "cartograph_receiver_items_total", lbl("transport", "grpc", "signal", signal, "result", "refused")))
 				require.Equal(t, 0.0, tr.metric(t, "cartograph_receiver_items_total", lbl("transport", "http", "signal", signal, "result", "refused")))
 			}
 			spans, points := tr.sink.counts()

@@ -3,6 +3,7 @@ package otlp
 import (
 	"context"
 	"errors"
+	"google.golang.org/grpc/tap"
 	"sync/atomic"
 	"time"
 
@@ -154,3 +155,16 @@ func (h grpcStats) HandleRPC(ctx context.Context, s stats.RPCStats) {
 func (grpcStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
 
 func (grpcStats) HandleConn(context.Context, stats.ConnStats) {}
+
+// tapGRPC refuses an export RPC before gRPC reads its message when every
+// in-flight slot is taken, so a burst of large requests is not all held in
+// memory at once only to be refused after decoding.
+func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	signal, ok := grpcMethodSignal(info.FullMethodName)
+	if !ok || !r.limiter.full() {
+		return ctx, nil
+	}
+	res := limited()
+	r.metrics.request(transportGRPC, signal, res.verdict.outcome(), 0)
+	return ctx, r.status(res).Err()
+}

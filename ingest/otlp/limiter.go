@@ -31,3 +31,6 @@ func (l *limiter) release() {
 	l.inFlight.Dec()
 	<-l.slots
 }
+
+// full reports whether every slot is taken at this instant.
+func (l *limiter) full() bool { return len(l.slots) == cap(l.slots) }

@@ -170,6 +170,7 @@ func New(opts Options) (*Receiver, error) {
 		r.grpcServer = grpc.NewServer(
 			grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes)),
 			grpc.StatsHandler(grpcStats{r: r}),
+			grpc.InTapHandle(r.tapGRPC),
 		)
 		if opts.Traces != nil {
 			ptraceotlp.RegisterGRPCServer(r.grpcServer, &grpcTraces{r: r, consumer: opts.Traces})
