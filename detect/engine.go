@@ -1,0 +1,283 @@
+package detect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// EngineOptions configure an Engine. Zero fields take the documented defaults.
+type EngineOptions struct {
+	// Detectors to run on every evaluation. Required.
+	Detectors []Detector
+	// Interval between evaluations, aligned to multiples of it (default 5s).
+	Interval time.Duration
+	// Hold is how long a condition must hold, pending, before it fires
+	// (default: one Interval, so a finding fires on the second evaluation
+	// that sees it).
+	Hold time.Duration
+	// KeepFiring is how long a firing finding stays firing after its
+	// condition stops holding, so a flapping condition does not page twice
+	// (default: two Intervals).
+	KeepFiring time.Duration
+	// ResolvedRetention is how long resolved findings are listed
+	// (default 1h); at most MaxFindings of them are kept.
+	ResolvedRetention time.Duration
+	// MaxFindings bounds the pending and firing findings, and separately the
+	// resolved ones kept (default 10,000); conditions beyond are dropped and
+	// counted.
+	MaxFindings int
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
+}
+
+func (o EngineOptions) withDefaults() EngineOptions {
+	if o.Interval == 0 {
+		o.Interval = 5 * time.Second
+	}
+	if o.Hold == 0 {
+		o.Hold = o.Interval
+	}
+	if o.KeepFiring == 0 {
+		o.KeepFiring = 2 * o.Interval
+	}
+	if o.ResolvedRetention == 0 {
+		o.ResolvedRetention = time.Hour
+	}
+	if o.MaxFindings == 0 {
+		o.MaxFindings = 10_000
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// Validate reports whether the options are usable.
+func (o EngineOptions) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	if len(o.Detectors) == 0 {
+		errs = append(errs, errors.New("no detectors"))
+	}
+	if o.Interval < 0 || o.Hold < 0 || o.KeepFiring < 0 || o.ResolvedRetention < 0 || o.MaxFindings < 0 {
+		errs = append(errs, errors.New("interval, hold, keep-firing, retention and max findings must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Engine runs detectors and carries what they see through the finding
+// lifecycle. Eval is called from one goroutine at a time (Run does so);
+// Findings is safe for concurrent use with it.
+type Engine struct {
+	o EngineOptions
+
+	evalDuration prometheus.Histogram
+	dropped      prometheus.Counter
+	panics       *prometheus.CounterVec
+
+	mu       sync.RWMutex
+	active   map[string]*Finding // pending and firing, by condition key
+	resolved []Finding           // oldest first
+}
+
+// NewEngine returns an Engine for o.
+func NewEngine(o EngineOptions) (*Engine, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("detect: %w", err)
+	}
+	o = o.withDefaults()
+	e := &Engine{
+		o:      o,
+		active: map[string]*Finding{},
+		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cartograph_detect_eval_seconds",
+			Help:    "Time to run every detector on one snapshot.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}),
+		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_detect_findings_dropped_total",
+			Help: "Conditions not tracked because the finding limit was reached.",
+		}),
+		panics: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_detect_detector_panics_total",
+			Help: "Detector evaluations that panicked (the detector's observations for that tick are lost).",
+		}, []string{"kind"}),
+	}
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{e.evalDuration, e.dropped, e.panics, findingsCollector{e}} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("detect: register metrics: %w", err)
+			}
+		}
+	}
+	return e, nil
+}
+
+// Eval runs every detector on s and advances the lifecycle of every finding
+// to the engine clock's now.
+func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
+	t0 := time.Now()
+	now := e.o.Now()
+	var obs []Observation
+	for _, d := range e.o.Detectors {
+		obs = append(obs, e.detect(ctx, d, s)...)
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	seen := make(map[string]bool, len(obs))
+	for i := range obs {
+		o := &obs[i]
+		k := o.key()
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		f := e.active[k]
+		if f == nil {
+			if len(e.active) >= e.o.MaxFindings {
+				e.dropped.Inc()
+				continue
+			}
+			f = &Finding{ID: findingID(k, now), Kind: o.Kind, State: StatePending, StartedAt: now}
+			e.active[k] = f
+		}
+		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
+		if f.State == StatePending && now.Sub(f.StartedAt) >= e.o.Hold {
+			f.State = StateFiring
+			f.FiredAt = ptr(now)
+		}
+	}
+	for k, f := range e.active {
+		if seen[k] {
+			continue
+		}
+		switch {
+		case f.State == StatePending:
+			delete(e.active, k) // it never fired: back to inactive, unlisted
+		case now.Sub(f.LastSeen) >= e.o.KeepFiring:
+			delete(e.active, k)
+			r := *f
+			r.State, r.ResolvedAt = StateResolved, ptr(now)
+			e.resolved = append(e.resolved, r)
+		}
+	}
+	cut := 0
+	for cut < len(e.resolved) && (len(e.resolved)-cut > e.o.MaxFindings || now.Sub(*e.resolved[cut].ResolvedAt) > e.o.ResolvedRetention) {
+		cut++
+	}
+	e.resolved = slices.Delete(e.resolved, 0, cut)
+	e.evalDuration.Observe(time.Since(t0).Seconds())
+}
+
+// detect runs one detector, turning a panic into a logged, counted loss.
+func (e *Engine) detect(ctx context.Context, d Detector, s *graph.Snapshot) (obs []Observation) {
+	defer func() {
+		if r := recover(); r != nil {
+			e.panics.WithLabelValues(d.Kind().String()).Inc()
+			e.o.Logger.Error("detector panicked", "kind", d.Kind().String(), "panic", fmt.Sprint(r))
+			obs = nil
+		}
+	}()
+	return d.Detect(ctx, s)
+}
+
+// Findings returns copies of the findings in state (0: all), firing first,
+// then pending, then resolved; within a state by severity (critical
+// first), then oldest first. Evidence maps are shared and read-only.
+func (e *Engine) Findings(state State) []Finding {
+	e.mu.RLock()
+	out := make([]Finding, 0, len(e.active))
+	for _, f := range e.active {
+		if state == 0 || f.State == state {
+			out = append(out, *f)
+		}
+	}
+	if state == 0 || state == StateResolved {
+		out = append(out, e.resolved...)
+	}
+	e.mu.RUnlock()
+	rank := map[State]int{StateFiring: 0, StatePending: 1, StateResolved: 2}
+	slices.SortFunc(out, func(a, b Finding) int {
+		if c := rank[a.State] - rank[b.State]; c != 0 {
+			return c
+		}
+		if c := int(b.Severity) - int(a.Severity); c != 0 {
+			return c
+		}
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out
+}
+
+// SnapshotSource gives the engine the graph to judge.
+type SnapshotSource interface {
+	Snapshot(window time.Duration) (*graph.Snapshot, error)
+}
+
+// Run evaluates on ticks aligned to multiples of the interval until ctx is
+// done. A snapshot that cannot be built is logged and the tick skipped.
+func (e *Engine) Run(ctx context.Context, src SnapshotSource) error {
+	for {
+		now := e.o.Now()
+		next := now.Truncate(e.o.Interval).Add(e.o.Interval)
+		t := time.NewTimer(next.Sub(now))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		s, err := src.Snapshot(0)
+		if err != nil {
+			e.o.Logger.Error("detect: snapshot", "err", err)
+			continue
+		}
+		e.Eval(ctx, s)
+	}
+}
+
+func findingID(key string, started time.Time) string {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return fmt.Sprintf("%016x-%s", h.Sum64(), strconv.FormatInt(started.Unix(), 36))
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// findingsCollector exposes one gauge series per firing finding, built at
+// scrape time so resolved findings leave no stale series. Cardinality is
+// bounded by MaxFindings.
+type findingsCollector struct{ e *Engine }
+
+var findingDesc = prometheus.NewDesc("cartograph_finding_firing",
+	"1 for each firing finding, labelled by kind, severity and subject (node, or source and target).",
+	[]string{"kind", "severity", "node", "source", "target", "id"}, nil)
+
+func (c findingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- findingDesc }
+
+func (c findingsCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, f := range c.e.Findings(StateFiring) {
+		ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1,
+			f.Kind.String(), f.Severity.String(), f.Subject.Node, f.Subject.Source, f.Subject.Target, f.ID)
+	}
+}

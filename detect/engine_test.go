@@ -1,0 +1,142 @@
+package detect
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// scripted is a Detector whose observations the test sets before each Eval.
+type scripted struct {
+	kind  Kind
+	obs   []Observation
+	panic bool
+}
+
+func (d *scripted) Kind() Kind { return d.kind }
+func (d *scripted) Detect(context.Context, *graph.Snapshot) []Observation {
+	if d.panic {
+		panic("boom")
+	}
+	return d.obs
+}
+
+func storm(edge string, sev Severity) Observation {
+	return Observation{Kind: KindRetryStorm, Subject: Subject{Source: "a", Target: "b", EdgeID: edge}, Severity: sev,
+		Summary: "a retries b", Evidence: map[string]any{"retry_ratio": 0.4}}
+}
+
+type engineClock struct{ t time.Time }
+
+func (c *engineClock) now() time.Time { return c.t }
+
+func newTestEngine(t *testing.T, d ...Detector) (*Engine, *engineClock, *prometheus.Registry) {
+	t.Helper()
+	clk := &engineClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	reg := prometheus.NewRegistry()
+	e, err := NewEngine(EngineOptions{Detectors: d, Interval: 5 * time.Second, Now: clk.now, Registerer: reg})
+	require.NoError(t, err)
+	return e, clk, reg
+}
+
+func TestLifecycle(t *testing.T) {
+	d := &scripted{kind: KindRetryStorm}
+	e, clk, reg := newTestEngine(t, d)
+	ctx, snap := context.Background(), &graph.Snapshot{}
+	tick := func() { clk.t = clk.t.Add(5 * time.Second); e.Eval(ctx, snap) }
+
+	d.obs = []Observation{storm("a->b", SeverityWarning)}
+	e.Eval(ctx, snap)
+	f := e.Findings(0)
+	require.Len(t, f, 1)
+	require.Equal(t, StatePending, f[0].State, "held for less than the hold time")
+	require.Empty(t, e.Findings(StateFiring))
+	id := f[0].ID
+
+	tick()
+	f = e.Findings(StateFiring)
+	require.Len(t, f, 1)
+	require.Equal(t, id, f[0].ID, "the same problem keeps its id")
+	require.NotNil(t, f[0].FiredAt)
+	require.Equal(t, 1.0, testutil.ToFloat64(findingsCollector{e}))
+
+	d.obs = []Observation{storm("a->b", SeverityCritical)}
+	tick()
+	require.Equal(t, SeverityCritical, e.Findings(StateFiring)[0].Severity, "evidence and severity follow the condition")
+
+	d.obs = nil
+	tick() // 5s without the condition: still within keep-firing (10s)
+	require.Len(t, e.Findings(StateFiring), 1)
+	tick()
+	require.Empty(t, e.Findings(StateFiring))
+	r := e.Findings(StateResolved)
+	require.Len(t, r, 1)
+	require.Equal(t, id, r[0].ID)
+	require.NotNil(t, r[0].ResolvedAt)
+	n, err := testutil.GatherAndCount(reg, "cartograph_finding_firing")
+	require.NoError(t, err)
+	require.Zero(t, n, "no stale series once resolved")
+
+	d.obs = []Observation{storm("a->b", SeverityWarning)}
+	tick()
+	tick()
+	f = e.Findings(StateFiring)
+	require.Len(t, f, 1)
+	require.NotEqual(t, id, f[0].ID, "a recurrence is a new finding")
+	require.Len(t, e.Findings(0), 2)
+}
+
+func TestPendingThatStopsNeverSurfaces(t *testing.T) {
+	d := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	e, clk, _ := newTestEngine(t, d)
+	e.Eval(context.Background(), &graph.Snapshot{})
+	d.obs = nil
+	clk.t = clk.t.Add(5 * time.Second)
+	e.Eval(context.Background(), &graph.Snapshot{})
+	require.Empty(t, e.Findings(0), "a blip shorter than the hold time leaves nothing behind")
+}
+
+func TestPanickingDetectorIsContained(t *testing.T) {
+	bad := &scripted{kind: KindBottleneck, panic: true}
+	good := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	e, _, _ := newTestEngine(t, bad, good)
+	e.Eval(context.Background(), &graph.Snapshot{})
+	require.Len(t, e.Findings(0), 1)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.panics.WithLabelValues("bottleneck")))
+}
+
+func TestFindingsBoundedAndOrdered(t *testing.T) {
+	d := &scripted{kind: KindRetryStorm}
+	clk := &engineClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	e, err := NewEngine(EngineOptions{Detectors: []Detector{d}, MaxFindings: 3, Now: clk.now})
+	require.NoError(t, err)
+	for i, sev := range []Severity{SeverityWarning, SeverityCritical, SeverityWarning, SeverityCritical} {
+		d.obs = append(d.obs, storm(strings.Repeat("x", i+1), sev))
+	}
+	e.Eval(context.Background(), &graph.Snapshot{})
+	require.Len(t, e.Findings(0), 3)
+	require.Equal(t, 1.0, testutil.ToFloat64(e.dropped))
+	clk.t = clk.t.Add(5 * time.Second)
+	e.Eval(context.Background(), &graph.Snapshot{})
+	f := e.Findings(0)
+	require.Equal(t, SeverityCritical, f[0].Severity, "critical first")
+	require.Equal(t, StateFiring, f[0].State)
+}
+
+func TestTextRejectsUnknown(t *testing.T) {
+	var k Kind
+	require.NoError(t, k.UnmarshalText([]byte("consumer_lag")))
+	require.Equal(t, KindConsumerLag, k)
+	require.Error(t, k.UnmarshalText([]byte("gremlins")))
+	var s State
+	require.Error(t, s.UnmarshalText([]byte("sleepy")))
+	var v Severity
+	require.Error(t, v.UnmarshalText([]byte("meh")))
+}

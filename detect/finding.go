@@ -1,0 +1,187 @@
+// Package detect judges the graph: detectors read an immutable
+// graph.Snapshot and report the conditions they see; the Engine runs them on
+// aligned ticks and carries each condition through the lifecycle
+// inactive -> pending -> firing -> resolved, with a hold time before firing
+// and a keep-firing time before resolving, so findings do not flap.
+//
+// Detectors build no UI and write no storage; whoever runs the Engine
+// publishes and persists what it returns.
+package detect
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// Kind is the kind of a finding (SPEC.md "What each finding means").
+type Kind uint8
+
+// Finding kinds.
+const (
+	KindBottleneck Kind = iota + 1
+	KindRetryStorm
+	KindOpenCircuit
+	KindConsumerLag
+)
+
+var kindNames = [...]string{"", "bottleneck", "retry_storm", "open_circuit", "consumer_lag"}
+
+func (k Kind) String() string {
+	if k > 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("Kind(%d)", uint8(k))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (k Kind) MarshalText() ([]byte, error) {
+	if k == 0 || int(k) >= len(kindNames) {
+		return nil, fmt.Errorf("detect: invalid kind %d", uint8(k))
+	}
+	return []byte(k.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
+func (k *Kind) UnmarshalText(b []byte) error {
+	for i := 1; i < len(kindNames); i++ {
+		if kindNames[i] == string(b) {
+			*k = Kind(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("detect: unknown finding kind %q", b)
+}
+
+// Severity is how urgent a finding is.
+type Severity uint8
+
+// Severities.
+const (
+	SeverityWarning Severity = iota + 1
+	SeverityCritical
+)
+
+var severityNames = [...]string{"", "warning", "critical"}
+
+func (s Severity) String() string {
+	if s > 0 && int(s) < len(severityNames) {
+		return severityNames[s]
+	}
+	return fmt.Sprintf("Severity(%d)", uint8(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s Severity) MarshalText() ([]byte, error) {
+	if s == 0 || int(s) >= len(severityNames) {
+		return nil, fmt.Errorf("detect: invalid severity %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for i := 1; i < len(severityNames); i++ {
+		if severityNames[i] == string(b) {
+			*s = Severity(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("detect: unknown severity %q", b)
+}
+
+// State is where a finding is in its lifecycle.
+type State uint8
+
+// States. Inactive findings are not kept.
+const (
+	StatePending State = iota + 1
+	StateFiring
+	StateResolved
+)
+
+var stateNames = [...]string{"", "pending", "firing", "resolved"}
+
+func (s State) String() string {
+	if s > 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s State) MarshalText() ([]byte, error) {
+	if s == 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("detect: invalid state %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
+func (s *State) UnmarshalText(b []byte) error {
+	for i := 1; i < len(stateNames); i++ {
+		if stateNames[i] == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("detect: unknown state %q", b)
+}
+
+// Subject is what a finding is about: a node, or an edge source -> target.
+// Names are node names (SPEC.md); the ids link to the graph.
+type Subject struct {
+	Node   string `json:"node,omitempty"`
+	Source string `json:"source,omitempty"`
+	Target string `json:"target,omitempty"`
+
+	NodeID string `json:"node_id,omitempty"`
+	EdgeID string `json:"edge_id,omitempty"`
+}
+
+// Observation is a condition a detector sees holding in one snapshot.
+type Observation struct {
+	Kind     Kind
+	Subject  Subject
+	Severity Severity
+	// Summary says why, in one sentence, with the numbers.
+	Summary string
+	// Evidence carries the numbers that made the condition hold. Values
+	// must be JSON-encodable and are not modified after return.
+	Evidence map[string]any
+}
+
+// key identifies the condition across ticks: the same problem on the same
+// subject is the same finding.
+func (o *Observation) key() string {
+	if o.Subject.EdgeID != "" {
+		return o.Kind.String() + "|" + o.Subject.EdgeID
+	}
+	return o.Kind.String() + "|" + o.Subject.NodeID
+}
+
+// Detector finds one kind of problem in a snapshot. Detect must not modify
+// the snapshot and must return promptly when ctx is done. A detector is
+// called from one goroutine at a time.
+type Detector interface {
+	Kind() Kind
+	Detect(ctx context.Context, s *graph.Snapshot) []Observation
+}
+
+// Finding is a condition carried through its lifecycle.
+type Finding struct {
+	ID         string         `json:"id"`
+	Kind       Kind           `json:"kind"`
+	State      State          `json:"state"`
+	Severity   Severity       `json:"severity"`
+	Subject    Subject        `json:"subject"`
+	Summary    string         `json:"summary"`
+	Evidence   map[string]any `json:"evidence"`
+	StartedAt  time.Time      `json:"started_at"`
+	FiredAt    *time.Time     `json:"fired_at,omitempty"`
+	ResolvedAt *time.Time     `json:"resolved_at,omitempty"`
+	// LastSeen is the last evaluation at which the condition held.
+	LastSeen time.Time `json:"last_seen"`
+}
