@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 )
 
@@ -27,9 +28,16 @@ type GraphSource interface {
 	Snapshot(window time.Duration) (*graph.Snapshot, error)
 }
 
+// FindingsSource lists findings in a state (0: every state).
+type FindingsSource interface {
+	Findings(state detect.State) []detect.Finding
+}
+
 // Options configure the API.
 type Options struct {
 	Graph GraphSource
+	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
+	Findings FindingsSource
 	// Ready reports whether the process is ready to receive traffic
 	// (nil: always ready).
 	Ready func() error
@@ -67,7 +75,12 @@ func New(o Options) (*API, error) {
 	}
 	a.handle("GET /api/v1/graph", a.graph)
 	a.handle("GET /api/v1/coupling", a.coupling)
-	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/findings", "GET /api/v1/brokers", "GET /api/v1/stream"} {
+	if o.Findings != nil {
+		a.handle("GET /api/v1/findings", a.findings)
+	} else {
+		a.handle("GET /api/v1/findings", notYet)
+	}
+	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/brokers", "GET /api/v1/stream"} {
 		a.handle(p, notYet)
 	}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -123,6 +136,27 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// findingsResponse is the body of GET /api/v1/findings.
+type findingsResponse struct {
+	Findings []detect.Finding `json:"findings"`
+}
+
+func (a *API) findings(w http.ResponseWriter, r *http.Request) {
+	var state detect.State
+	switch v := r.URL.Query().Get("state"); v {
+	case "", "firing":
+		state = detect.StateFiring
+	case "all":
+		state = 0
+	default:
+		if err := state.UnmarshalText([]byte(v)); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("state %q: want firing, pending, resolved or all", v))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, findingsResponse{Findings: a.o.Findings.Findings(state)})
 }
 
 // couplingResponse is the body of GET /api/v1/coupling.

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 )
 
@@ -97,4 +99,46 @@ func TestErrorsAndProbes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.EqualValues(t, 30, body["window_seconds"])
 	require.Equal(t, []any{}, body["nodes"], "an empty graph has empty lists, not null")
+}
+
+// fixedDetector reports one retry storm on every evaluation.
+type fixedDetector struct{}
+
+func (fixedDetector) Kind() detect.Kind { return detect.KindRetryStorm }
+func (fixedDetector) Detect(context.Context, *graph.Snapshot) []detect.Observation {
+	return []detect.Observation{{Kind: detect.KindRetryStorm, Severity: detect.SeverityWarning,
+		Subject: detect.Subject{Source: "a", Target: "b", EdgeID: "service:a->service:b http"},
+		Summary: "a retries 40% of its calls to b", Evidence: map[string]any{"retry_ratio": 0.4}}}
+}
+
+func TestFindings(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	eng, err := detect.NewEngine(detect.EngineOptions{Detectors: []detect.Detector{fixedDetector{}}, Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	g, err := graph.New(graph.Options{})
+	require.NoError(t, err)
+	a, err := New(Options{Graph: g, Findings: eng})
+	require.NoError(t, err)
+
+	eng.Eval(context.Background(), &graph.Snapshot{})
+	code, body := get(t, a, "/api/v1/findings")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []any{}, body["findings"], "pending is not firing")
+	_, body = get(t, a, "/api/v1/findings?state=pending")
+	require.Len(t, body["findings"], 1)
+
+	now = now.Add(5 * time.Second)
+	eng.Eval(context.Background(), &graph.Snapshot{})
+	_, body = get(t, a, "/api/v1/findings?state=firing")
+	f := body["findings"].([]any)[0].(map[string]any)
+	require.Equal(t, "retry_storm", f["kind"])
+	require.Equal(t, "firing", f["state"])
+	require.Equal(t, "warning", f["severity"])
+	require.Equal(t, map[string]any{"source": "a", "target": "b", "edge_id": "service:a->service:b http"}, f["subject"])
+	require.Equal(t, "2026-01-01T00:00:00Z", f["started_at"])
+	require.NotContains(t, f, "resolved_at")
+
+	code, body = get(t, a, "/api/v1/findings?state=sleepy")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "state")
 }
