@@ -138,6 +138,11 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 	for _, d := range e.o.Detectors {
 		obs = append(obs, e.detect(ctx, d, s)...)
 	}
+	if ctx.Err() != nil {
+		// A cancelled detector returns early: its silence is not health,
+		// so the lifecycle does not advance on it.
+		return
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/ingest/metricsink"
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
@@ -84,9 +85,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	engine, err := detect.NewEngine(detect.EngineOptions{
+		Detectors: []detect.Detector{detect.NewRetryStorm(detect.RetryStormOptions{})},
+		Interval:  cfg.EvalInterval,
+		Logger:    logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Findings: engine, Gatherer: reg, Registerer: reg, Logger: logger,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
@@ -132,6 +141,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			}
 		}
 	})
+	eg.Go(func() error { return engine.Run(ctx, g) })
 	eg.Go(func() error {
 		<-ctx.Done()
 		ready.Store(false)

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+)
+
+type wireFinding struct {
+	ID       string            `json:"id"`
+	Kind     string            `json:"kind"`
+	State    string            `json:"state"`
+	Severity string            `json:"severity"`
+	Subject  map[string]string `json:"subject"`
+	Summary  string            `json:"summary"`
+	Evidence map[string]any    `json:"evidence"`
+}
+
+func getFindings(t *testing.T, col started, state string) []wireFinding {
+	t.Helper()
+	code, _, body := httpGet(t, apiURL(col, "/api/v1/findings?state="+state))
+	require.Equal(t, http.StatusOK, code, string(body))
+	var resp struct {
+		Findings []wireFinding `json:"findings"`
+	}
+	require.NoError(t, json.Unmarshal(body, &resp), string(body))
+	return resp.Findings
+}
+
+// TestE2ERetryStorm drives a retry storm through OTLP with the Go SDK and
+// checks the finding fires within three evaluation intervals of the spans
+// arriving, then resolves once the retries stop.
+func TestE2ERetryStorm(t *testing.T) {
+	const interval = time.Second
+	col := startCollector(t, "--eval-interval=1s", "--window=4s", "--bucket=1s")
+	orders := newTracerProvider(t, grpcExporter(t, col.OTLPGRPC), "orders", "")
+	stock := newTracerProvider(t, grpcExporter(t, col.OTLPGRPC), "stock", "")
+	ordersT, stockT := orders.Tracer("e2e"), stock.Tracer("e2e")
+
+	ctx := context.Background()
+	for i := range 30 {
+		rctx, root := ordersT.Start(ctx, "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
+		attrs := []attribute.KeyValue{attribute.String("http.request.method", "GET"), attribute.String("server.address", "stock")}
+		if i%10 < 4 {
+			attrs = append(attrs, attribute.Int("http.request.resend_count", 1))
+		}
+		cctx, call := ordersT.Start(rctx, "GET", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+		sctx := trace.ContextWithRemoteSpanContext(ctx, trace.SpanContextFromContext(cctx))
+		_, srv := stockT.Start(sctx, "GET /stock", trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", "GET"), attribute.Int("http.response.status_code", 200)))
+		srv.End()
+		call.End()
+		root.End()
+	}
+	require.NoError(t, orders.ForceFlush(ctx))
+	require.NoError(t, stock.ForceFlush(ctx))
+	flushed := time.Now()
+
+	var storm wireFinding
+	require.Eventually(t, func() bool {
+		for _, f := range getFindings(t, col, "firing") {
+			if f.Kind == "retry_storm" {
+				storm = f
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond, "no retry_storm finding fired")
+	latency := time.Since(flushed)
+	t.Logf("retry_storm fired %v after the spans were flushed (eval interval %v)", latency, interval)
+	require.LessOrEqual(t, latency, 3*interval, "detection latency")
+
+	require.Equal(t, map[string]string{"source": "orders", "target": "stock", "edge_id": "service:orders->service:stock http"}, storm.Subject)
+	require.InDelta(t, 0.4, storm.Evidence["retry_ratio"], 1e-9)
+	require.EqualValues(t, 12, storm.Evidence["retries"])
+	require.NotEmpty(t, storm.Summary)
+	for _, f := range getFindings(t, col, "all") {
+		if f.ID != storm.ID {
+			require.NotEqual(t, "retry_storm", f.Kind, "one storm, one finding: %+v", f)
+		}
+	}
+
+	// The retries stop: once the 4s window slides past them and the
+	// keep-firing time runs out, the finding resolves.
+	require.Eventually(t, func() bool {
+		for _, f := range getFindings(t, col, "resolved") {
+			if f.ID == storm.ID {
+				return true
+			}
+		}
+		return false
+	}, 15*time.Second, 100*time.Millisecond, "the storm never resolved")
+	require.Empty(t, getFindings(t, col, "firing"))
+}

@@ -1,0 +1,348 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// Defaults of RetryStormOptions.
+const (
+	DefaultRetryBudget           = 0.2
+	DefaultRetryMinRetries       = 10
+	DefaultCriticalAmplification = 4.0
+)
+
+const (
+	// maxAttemptFactor caps the attempts per request of one edge, used
+	// when (nearly) every call on it is a retry.
+	maxAttemptFactor = 100.0
+	// maxAmplification caps the compounded amplification so that evidence
+	// stays finite (and JSON-encodable) on long chains.
+	maxAmplification = 1e9
+	// cancelEvery is how many loop iterations pass between checks of ctx.
+	cancelEvery = 4096
+)
+
+// RetryStormOptions configure a RetryStorm detector. Zero (or negative)
+// fields take the defaults.
+type RetryStormOptions struct {
+	// Budget is the retry ratio (retries / calls) above which a sync edge
+	// storms (default 0.2).
+	Budget float64
+	// MinRetries is how many retries an edge needs in the window before it
+	// is judged (default 10).
+	MinRetries uint64
+	// CriticalAmplification is the amplification factor at or above which a
+	// storm is critical rather than a warning (default 4).
+	CriticalAmplification float64
+}
+
+func (o RetryStormOptions) withDefaults() RetryStormOptions {
+	if !(o.Budget > 0) {
+		o.Budget = DefaultRetryBudget
+	}
+	if o.MinRetries == 0 {
+		o.MinRetries = DefaultRetryMinRetries
+	}
+	if !(o.CriticalAmplification > 0) {
+		o.CriticalAmplification = DefaultCriticalAmplification
+	}
+	return o
+}
+
+// RetryStorm detects retry storms (SPEC.md "retry_storm"): sync edges whose
+// callers re-send more than a budget of their calls. Each observation
+// carries the edge's amplification factor: the attempts reaching the callee
+// per request entering the system at the root, compounded across hops.
+type RetryStorm struct {
+	opts RetryStormOptions
+}
+
+// NewRetryStorm returns a RetryStorm detector configured by o; zero fields
+// take the defaults.
+func NewRetryStorm(o RetryStormOptions) *RetryStorm {
+	return &RetryStorm{opts: o.withDefaults()}
+}
+
+// Options returns the options in force, defaults filled in.
+func (d *RetryStorm) Options() RetryStormOptions { return d.opts }
+
+// Kind returns KindRetryStorm.
+func (d *RetryStorm) Kind() Kind { return KindRetryStorm }
+
+// Detect returns one observation per sync edge of s that storms: at least
+// MinRetries retries in the window and a retry ratio above Budget. The
+// observations are ordered by edge id. Severity is critical when the edge's
+// amplification is at least CriticalAmplification.
+//
+// Detect does not modify s. When ctx is done it stops and returns nil.
+func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
+	if s == nil || ctx.Err() != nil {
+		return nil
+	}
+	amp, ok := amplify(ctx, s.Edges)
+	if !ok {
+		return nil
+	}
+	var out []Observation
+	for i := range s.Edges {
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return nil
+		}
+		e := &s.Edges[i]
+		if e.Kind != graph.EdgeSync || e.Retries < d.opts.MinRetries || !(e.RetryRatio > d.opts.Budget) {
+			continue
+		}
+		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i)))
+	}
+	slices.SortFunc(out, func(a, b Observation) int { return strings.Compare(a.Subject.EdgeID, b.Subject.EdgeID) })
+	return out
+}
+
+func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string) Observation {
+	src, dst := nodeName(s, e.Source), nodeName(s, e.Target)
+	var perS float64
+	if s.WindowSeconds > 0 {
+		perS = float64(e.Retries) / s.WindowSeconds
+	}
+	sev := SeverityWarning
+	if amp >= d.opts.CriticalAmplification {
+		sev = SeverityCritical
+	}
+	return Observation{
+		Kind:     KindRetryStorm,
+		Subject:  Subject{Source: src, Target: dst, EdgeID: e.ID},
+		Severity: sev,
+		Summary: fmt.Sprintf("%s retries %.0f%% of its calls to %s (%s retries/min); each request entering at the root reaches %s %s times",
+			src, e.RetryRatio*100, dst, formatNum(perS*60), dst, formatNum(amp)),
+		Evidence: map[string]any{
+			"retry_ratio":   e.RetryRatio,
+			"retries":       e.Retries,
+			"requests":      e.Requests,
+			"retries_per_s": round4(perS),
+			"budget":        d.opts.Budget,
+			"amplification": round4(amp),
+			"chain":         chain,
+		},
+	}
+}
+
+// nodeName returns the name of node id in s, or the id when s lacks it.
+func nodeName(s *graph.Snapshot, id string) string {
+	if n, ok := s.Node(id); ok && n.Name != "" {
+		return n.Name
+	}
+	return id
+}
+
+// attemptFactor is the attempts the callee of a sync edge sees per call the
+// caller needs: calls / (calls - retries), at most maxAttemptFactor.
+func attemptFactor(e *graph.Edge) float64 {
+	if e.Retries == 0 || e.Requests == 0 {
+		return 1
+	}
+	if e.Retries >= e.Requests {
+		return maxAttemptFactor
+	}
+	return min(float64(e.Requests)/float64(e.Requests-e.Retries), maxAttemptFactor)
+}
+
+// amplification holds, per edge, the amplification factor and, per node, the
+// incoming sync edge of the chain that maximises the amplification reaching
+// the node.
+type amplification struct {
+	src  []int32   // per edge: source node index, -1 for non-sync edges
+	amp  []float64 // per edge: amplification (1 for non-sync edges)
+	pred []int32   // per node: best incoming chain edge, -1 at an entry
+}
+
+// amplify computes the amplification of every sync edge with one pass over
+// a topological order of the sync subgraph. The amplification of an edge is
+// the largest product of attempt factors along a chain of sync edges from an
+// entry (a node with no incoming sync edge, cycle edges aside) down to and
+// including the edge; among chains of equal product the shortest wins. Edges
+// within a strongly connected component do not carry the product onwards:
+// their own amplification is that reaching their source times their own
+// factor. It reports false when ctx was done first.
+func amplify(ctx context.Context, edges []graph.Edge) (amplification, bool) {
+	a := amplification{src: make([]int32, len(edges)), amp: make([]float64, len(edges))}
+	dst := make([]int32, len(edges))
+	ids := make(map[string]int32)
+	intern := func(id string) int32 {
+		if i, ok := ids[id]; ok {
+			return i
+		}
+		i := int32(len(ids))
+		ids[id] = i
+		return i
+	}
+	for i := range edges {
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return a, false
+		}
+		a.amp[i] = 1
+		if e := &edges[i]; e.Kind == graph.EdgeSync {
+			a.src[i], dst[i] = intern(e.Source), intern(e.Target)
+		} else {
+			a.src[i], dst[i] = -1, -1
+		}
+	}
+	n := len(ids)
+
+	// Out-adjacency in compressed rows; edges keep their input order.
+	off := make([]int32, n+1)
+	for i, s := range a.src {
+		if s >= 0 {
+			off[a.src[i]+1]++
+		}
+	}
+	for v := range n {
+		off[v+1] += off[v]
+	}
+	adj := make([]int32, off[n])
+	fill := slices.Clone(off[:n])
+	for i, s := range a.src {
+		if s >= 0 {
+			adj[fill[s]] = int32(i)
+			fill[s]++
+		}
+	}
+
+	comp, order, ok := tarjan(ctx, n, off, adj, dst)
+	if !ok {
+		return a, false
+	}
+
+	// Tarjan emits components in reverse topological order.
+	best := make([]float64, n)
+	hops := make([]int32, n)
+	a.pred = make([]int32, n)
+	for v := range n {
+		best[v], a.pred[v] = 1, -1
+	}
+	for k := len(order) - 1; k >= 0; k-- {
+		if k%cancelEvery == 0 && ctx.Err() != nil {
+			return a, false
+		}
+		v := order[k]
+		for _, ei := range adj[off[v]:off[v+1]] {
+			x := min(best[v]*attemptFactor(&edges[ei]), maxAmplification)
+			a.amp[ei] = x
+			w := dst[ei]
+			if comp[w] == comp[v] {
+				continue // a cycle edge: the product does not run on
+			}
+			h := hops[v] + 1
+			if a.pred[w] < 0 || x > best[w] || (x == best[w] && h < hops[w]) {
+				best[w], hops[w], a.pred[w] = x, h, ei
+			}
+		}
+	}
+	return a, true
+}
+
+// chain returns the ids of the edges of the maximising chain ending in edge
+// i, entry first.
+func (a *amplification) chain(edges []graph.Edge, i int) []string {
+	if a.src[i] < 0 {
+		return []string{edges[i].ID}
+	}
+	var rev []string
+	rev = append(rev, edges[i].ID)
+	for p := a.pred[a.src[i]]; p >= 0; p = a.pred[a.src[p]] {
+		rev = append(rev, edges[p].ID)
+	}
+	slices.Reverse(rev)
+	return rev
+}
+
+// tarjan finds the strongly connected components of the graph of n nodes
+// with out-edges adj[off[v]:off[v+1]] leading to dst[edge]. It returns each
+// node's component and the nodes in the order their components complete
+// (reverse topological order of the components). It is iterative, so deep
+// graphs do not grow the goroutine stack. It reports false when ctx was done
+// first.
+func tarjan(ctx context.Context, n int, off, adj, dst []int32) (comp, order []int32, ok bool) {
+	type frame struct{ v, next int32 }
+	var (
+		index   = make([]int32, n) // discovery number + 1; 0: unvisited
+		low     = make([]int32, n)
+		onStack = make([]bool, n)
+		stack   []int32
+		call    []frame
+		counter int32
+		ncomp   int32
+		steps   int
+	)
+	comp = make([]int32, n)
+	order = make([]int32, 0, n)
+	visit := func(v int32) {
+		counter++
+		index[v], low[v] = counter, counter
+		stack = append(stack, v)
+		onStack[v] = true
+		call = append(call, frame{v: v, next: off[v]})
+	}
+	for root := range int32(n) {
+		if index[root] != 0 {
+			continue
+		}
+		visit(root)
+		for len(call) > 0 {
+			if steps++; steps%cancelEvery == 0 && ctx.Err() != nil {
+				return nil, nil, false
+			}
+			f := &call[len(call)-1]
+			v := f.v
+			if f.next < off[v+1] {
+				w := dst[adj[f.next]]
+				f.next++
+				if index[w] == 0 {
+					visit(w)
+				} else if onStack[w] && index[w] < low[v] {
+					low[v] = index[w]
+				}
+				continue
+			}
+			call = call[:len(call)-1]
+			if len(call) > 0 {
+				if u := call[len(call)-1].v; low[v] < low[u] {
+					low[u] = low[v]
+				}
+			}
+			if low[v] == index[v] {
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					comp[w] = ncomp
+					order = append(order, w)
+					if w == v {
+						break
+					}
+				}
+				ncomp++
+			}
+		}
+	}
+	return comp, order, true
+}
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// formatNum formats x for a summary: whole numbers from 100, else one or
+// two decimals.
+func formatNum(x float64) string {
+	switch {
+	case x >= 100:
+		return fmt.Sprintf("%.0f", x)
+	case x >= 1:
+		return fmt.Sprintf("%.1f", x)
+	}
+	return fmt.Sprintf("%.2f", x)
+}

@@ -1,0 +1,371 @@
+package detect_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// traffic builds snapshots through a real graph.Graph from client/server
+// span pairs.
+type traffic struct {
+	g     *graph.Graph
+	spans []graph.Span
+	next  uint64
+}
+
+func newTraffic(tb testing.TB) *traffic {
+	tb.Helper()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := graph.New(graph.Options{
+		Now:      func() time.Time { return t0 },
+		MaxNodes: 20_000, MaxEdges: 100_000, MaxPending: 2_000_000,
+	})
+	require.NoError(tb, err)
+	return &traffic{g: g}
+}
+
+func (tr *traffic) ids() (graph.TraceID, graph.SpanID) {
+	tr.next++
+	var t graph.TraceID
+	var s graph.SpanID
+	binary.BigEndian.PutUint64(t[:8], tr.next)
+	binary.BigEndian.PutUint64(s[:], tr.next)
+	return t, s
+}
+
+// call adds n calls from service caller to service callee, the first
+// retries of them re-sent (http.request.resend_count > 0).
+func (tr *traffic) call(caller, callee string, n, retries int) *traffic {
+	for i := range n {
+		t, cid := tr.ids()
+		_, sid := tr.ids()
+		c := graph.Span{Trace: t, ID: cid, Kind: graph.SpanClient, Service: caller,
+			Start: 0, End: int64(10 * time.Millisecond), Protocol: graph.ProtocolHTTP, Operation: "POST /" + callee}
+		if i < retries {
+			c.ResendCount = 1
+		}
+		s := graph.Span{Trace: t, ID: sid, Parent: cid, Kind: graph.SpanServer, Service: callee,
+			Start: int64(time.Millisecond), End: int64(9 * time.Millisecond), Protocol: graph.ProtocolHTTP}
+		tr.spans = append(tr.spans, c, s)
+	}
+	return tr
+}
+
+// publish adds n messages from service producer through topic to the
+// consumer group of service consumer.
+func (tr *traffic) publish(producer, topic, consumer string, n int) *traffic {
+	dest := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: topic}
+	for range n {
+		t, pid := tr.ids()
+		_, cid := tr.ids()
+		tr.spans = append(tr.spans,
+			graph.Span{Trace: t, ID: pid, Kind: graph.SpanProducer, Service: producer, Start: 0, End: int64(time.Millisecond),
+				Protocol: graph.ProtocolKafka, Messaging: graph.MessagingPublish, Destination: dest, ResendCount: 1},
+			graph.Span{Trace: t, ID: cid, Parent: pid, Kind: graph.SpanConsumer, Service: consumer, Start: int64(2 * time.Millisecond),
+				End: int64(3 * time.Millisecond), Protocol: graph.ProtocolKafka, Messaging: graph.MessagingProcess,
+				Destination: dest, ConsumerGroup: consumer})
+	}
+	return tr
+}
+
+func (tr *traffic) snapshot(tb testing.TB) *graph.Snapshot {
+	tb.Helper()
+	for b := tr.spans; len(b) > 0; {
+		k := min(len(b), 10_000)
+		rej, why := tr.g.ConsumeSpans(b[:k])
+		require.Zero(tb, rej, why)
+		b = b[k:]
+	}
+	tr.spans = nil
+	s, err := tr.g.Snapshot(0)
+	require.NoError(tb, err)
+	return s
+}
+
+func edgeID(src, dst string) string { return "service:" + src + "->service:" + dst + " http" }
+
+func byEdge(obs []detect.Observation) map[string]detect.Observation {
+	m := make(map[string]detect.Observation, len(obs))
+	for _, o := range obs {
+		m[o.Subject.EdgeID] = o
+	}
+	return m
+}
+
+func TestRetryStorm(t *testing.T) {
+	type want struct {
+		severity detect.Severity
+		amp      float64
+		chain    []string
+	}
+	cases := []struct {
+		name  string
+		build func(*traffic)
+		want  map[string]want // edge id -> expected; no other edge fires
+	}{
+		{
+			name:  "storm",
+			build: func(tr *traffic) { tr.call("a", "b", 100, 40) },
+			want: map[string]want{
+				edgeID("a", "b"): {detect.SeverityWarning, 100.0 / 60, []string{edgeID("a", "b")}},
+			},
+		},
+		{
+			name: "healthy look-alikes",
+			build: func(tr *traffic) {
+				tr.call("a", "b", 2000, 100) // hot edge, 5% retries
+				tr.call("a", "c", 8, 4)      // 50% retries but only 4
+				tr.call("a", "d", 100, 20)   // exactly at the budget
+			},
+			want: map[string]want{},
+		},
+		{
+			name: "compounding",
+			build: func(tr *traffic) {
+				// web's calls are roots (no parent): each hop tries 4 times.
+				tr.call("web", "a", 400, 300)
+				tr.call("a", "b", 400, 300)
+				tr.call("b", "c", 400, 300)
+			},
+			want: map[string]want{
+				edgeID("web", "a"): {detect.SeverityCritical, 4, []string{edgeID("web", "a")}},
+				edgeID("a", "b"):   {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
+				edgeID("b", "c"):   {detect.SeverityCritical, 64, []string{edgeID("web", "a"), edgeID("a", "b"), edgeID("b", "c")}},
+			},
+		},
+		{
+			name: "maximising chain",
+			build: func(tr *traffic) {
+				tr.call("web", "a", 100, 50) // x2
+				tr.call("web", "b", 100, 0)  // x1
+				tr.call("a", "c", 100, 0)    // x1: passes on a's x2
+				tr.call("b", "c", 100, 75)   // x4
+				tr.call("c", "d", 100, 50)   // x2: best chain via b
+			},
+			want: map[string]want{
+				edgeID("web", "a"): {detect.SeverityWarning, 2, []string{edgeID("web", "a")}},
+				edgeID("b", "c"):   {detect.SeverityCritical, 4, []string{edgeID("web", "b"), edgeID("b", "c")}},
+				edgeID("c", "d"):   {detect.SeverityCritical, 8, []string{edgeID("web", "b"), edgeID("b", "c"), edgeID("c", "d")}},
+			},
+		},
+		{
+			name: "cycle",
+			build: func(tr *traffic) {
+				tr.call("web", "a", 100, 75)
+				tr.call("a", "b", 100, 75)
+				tr.call("b", "c", 100, 75)
+				tr.call("c", "a", 100, 75)
+				tr.call("a", "a", 100, 75) // calls itself
+				tr.call("c", "d", 100, 75)
+			},
+			want: map[string]want{
+				edgeID("web", "a"): {detect.SeverityCritical, 4, []string{edgeID("web", "a")}},
+				// Cycle edges take what reaches their source, and pass
+				// nothing on.
+				edgeID("a", "b"): {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
+				edgeID("a", "a"): {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "a")}},
+				edgeID("b", "c"): {detect.SeverityCritical, 4, []string{edgeID("b", "c")}},
+				edgeID("c", "a"): {detect.SeverityCritical, 4, []string{edgeID("c", "a")}},
+				edgeID("c", "d"): {detect.SeverityCritical, 4, []string{edgeID("c", "d")}},
+			},
+		},
+		{
+			name: "async edges ignored",
+			build: func(tr *traffic) {
+				tr.call("web", "shop", 100, 75)
+				tr.publish("shop", "orders", "worker", 100) // re-sent messages
+				tr.call("worker", "ledger", 100, 50)
+			},
+			want: map[string]want{
+				edgeID("web", "shop"): {detect.SeverityCritical, 4, []string{edgeID("web", "shop")}},
+				// worker is only called asynchronously: an entry.
+				edgeID("worker", "ledger"): {detect.SeverityWarning, 2, []string{edgeID("worker", "ledger")}},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTraffic(t)
+			tc.build(tr)
+			s := tr.snapshot(t)
+			d := detect.NewRetryStorm(detect.RetryStormOptions{})
+			require.Equal(t, detect.KindRetryStorm, d.Kind())
+			obs := d.Detect(context.Background(), s)
+
+			got := byEdge(obs)
+			gotIDs, wantIDs := []string{}, []string{}
+			for _, o := range obs {
+				gotIDs = append(gotIDs, o.Subject.EdgeID)
+			}
+			for id := range tc.want {
+				wantIDs = append(wantIDs, id)
+			}
+			require.ElementsMatch(t, wantIDs, gotIDs)
+			require.IsNonDecreasing(t, gotIDs, "ordered by edge id")
+			for id, w := range tc.want {
+				o := got[id]
+				e := findEdge(t, s, id)
+				require.Equal(t, detect.KindRetryStorm, o.Kind)
+				src, _ := s.Node(e.Source)
+				dst, _ := s.Node(e.Target)
+				require.Equal(t, detect.Subject{Source: src.Name, Target: dst.Name, EdgeID: id}, o.Subject)
+				require.Equal(t, w.severity, o.Severity, id)
+				require.InDelta(t, w.amp, o.Evidence["amplification"], 1e-4, id)
+				require.Equal(t, w.chain, o.Evidence["chain"], id)
+				require.Equal(t, e.Retries, o.Evidence["retries"])
+				require.Equal(t, e.Requests, o.Evidence["requests"])
+				require.Equal(t, e.RetryRatio, o.Evidence["retry_ratio"])
+				require.Equal(t, 0.2, o.Evidence["budget"])
+				_, err := json.Marshal(o.Evidence)
+				require.NoError(t, err)
+			}
+		})
+	}
+}
+
+func TestRetryStormEvidence(t *testing.T) {
+	s := newTraffic(t).call("a", "b", 100, 40).snapshot(t)
+	obs := detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), s)
+	require.Len(t, obs, 1)
+	o := obs[0]
+	require.Equal(t, 60.0, s.WindowSeconds)
+	require.Equal(t, map[string]any{
+		"retry_ratio":   0.4,
+		"retries":       uint64(40),
+		"requests":      uint64(100),
+		"retries_per_s": 0.6667,
+		"budget":        0.2,
+		"amplification": 1.6667,
+		"chain":         []string{"service:a->service:b http"},
+	}, o.Evidence)
+	require.Equal(t, detect.SeverityWarning, o.Severity)
+	require.Equal(t, "a retries 40% of its calls to b (40.0 retries/min); each request entering at the root reaches b 1.7 times", o.Summary)
+}
+
+func TestRetryStormCompoundingExact(t *testing.T) {
+	s := newTraffic(t).call("web", "a", 40, 30).call("a", "b", 40, 30).call("b", "c", 40, 30).snapshot(t)
+	obs := byEdge(detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), s))
+	o, ok := obs[edgeID("b", "c")]
+	require.True(t, ok)
+	require.InDelta(t, 64, o.Evidence["amplification"], 1e-6)
+	require.Equal(t, detect.SeverityCritical, o.Severity)
+	require.Len(t, o.Evidence["chain"], 3)
+}
+
+func TestRetryStormOptions(t *testing.T) {
+	s := newTraffic(t).call("a", "b", 100, 30).call("a", "c", 10, 5).snapshot(t)
+	for _, tc := range []struct {
+		name string
+		opts detect.RetryStormOptions
+		want []string
+	}{
+		{"defaults", detect.RetryStormOptions{}, []string{edgeID("a", "b")}},
+		{"higher budget", detect.RetryStormOptions{Budget: 0.35}, nil},
+		{"fewer retries", detect.RetryStormOptions{MinRetries: 5}, []string{edgeID("a", "b"), edgeID("a", "c")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, o := range detect.NewRetryStorm(tc.opts).Detect(context.Background(), s) {
+				got = append(got, o.Subject.EdgeID)
+			}
+			require.Equal(t, tc.want, got)
+		})
+	}
+	o := detect.NewRetryStorm(detect.RetryStormOptions{CriticalAmplification: 1.2}).Detect(context.Background(), s)
+	require.Len(t, o, 1)
+	require.Equal(t, detect.SeverityCritical, o[0].Severity)
+}
+
+func TestRetryStormAllRetries(t *testing.T) {
+	// Every call a retry: the attempt factor is capped, not infinite.
+	s := newTraffic(t).call("a", "b", 20, 20).call("b", "c", 20, 20).snapshot(t)
+	obs := byEdge(detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), s))
+	require.InDelta(t, 100, obs[edgeID("a", "b")].Evidence["amplification"], 1e-9)
+	require.InDelta(t, 10_000, obs[edgeID("b", "c")].Evidence["amplification"], 1e-9)
+}
+
+func TestRetryStormCancelled(t *testing.T) {
+	s := newTraffic(t).call("a", "b", 100, 40).snapshot(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	require.Nil(t, detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(ctx, s))
+	require.Nil(t, detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), nil))
+}
+
+func TestRetryStormLargeGraph(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large graph")
+	}
+	s := largeSnapshot(t)
+	obs := detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), s)
+	require.NotEmpty(t, obs)
+	for _, o := range obs {
+		chain := o.Evidence["chain"].([]string)
+		require.Equal(t, o.Subject.EdgeID, chain[len(chain)-1])
+	}
+}
+
+func findEdge(t *testing.T, s *graph.Snapshot, id string) graph.Edge {
+	t.Helper()
+	for _, e := range s.Edges {
+		if e.ID == id {
+			return e
+		}
+	}
+	t.Fatalf("no edge %q", id)
+	return graph.Edge{}
+}
+
+// largeSnapshot builds a snapshot of 10,000 services and 50,000 sync edges:
+// mostly calls down a layered order, some back calls that make cycles, and
+// one edge in twenty storming.
+func largeSnapshot(tb testing.TB) *graph.Snapshot {
+	tb.Helper()
+	const nodes, edges = 10_000, 50_000
+	rng := rand.New(rand.NewPCG(1, 2))
+	name := func(i int) string { return "svc" + strconv.Itoa(i) }
+	tr := newTraffic(tb)
+	seen := make(map[[2]int]bool, edges)
+	for len(seen) < edges {
+		i := rng.IntN(nodes)
+		j := i + 1 + rng.IntN(300)
+		if rng.IntN(50) == 0 {
+			j = rng.IntN(nodes) // a back call, maybe
+		}
+		if j >= nodes || seen[[2]int{i, j}] {
+			continue
+		}
+		seen[[2]int{i, j}] = true
+		if len(seen)%20 == 0 {
+			tr.call(name(i), name(j), 30, 10+rng.IntN(15))
+		} else {
+			tr.call(name(i), name(j), 1, 0)
+		}
+	}
+	s := tr.snapshot(tb)
+	require.Len(tb, s.Nodes, nodes)
+	require.Len(tb, s.Edges, edges)
+	return s
+}
+
+func BenchmarkRetryStorm(b *testing.B) {
+	s := largeSnapshot(b)
+	d := detect.NewRetryStorm(detect.RetryStormOptions{})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(d.Detect(ctx, s)) == 0 {
+			b.Fatal("no storms")
+		}
+	}
+}
