@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs and starts the servers the tests need, when they are not already
+# there (see ../shared/ENV.md). Idempotent; safe to run on a developer machine.
+set -euo pipefail
+
+apt_install() {
+  if ! dpkg -s "$@" >/dev/null 2>&1; then
+    apt-get -o DPkg::Lock::Timeout=600 update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+  fi
+}
+
+wait_for() { # url seconds
+  for _ in $(seq 1 $(( $2 * 10 ))); do
+    curl -sf -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "timed out waiting for $1" >&2
+  return 1
+}
+
+# --- NATS: tests start their own nats-server (with monitoring) on free ports.
+apt_install nats-server curl
+
+# --- RabbitMQ with the management and prometheus plugins on 127.0.0.1.
+rabbit_up() { rabbitmqctl status >/dev/null 2>&1; }
+if ! rabbit_up; then
+  apt_install rabbitmq-server
+  base=/var/lib/cartograph-ci/rabbitmq
+  mkdir -p "$base/mnesia" "$base/log"
+  cat > "$base/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:5672
+management.tcp.ip = 127.0.0.1
+management.tcp.port = 15672
+prometheus.tcp.ip = 127.0.0.1
+prometheus.tcp.port = 15692
+collect_statistics_interval = 1000
+loopback_users.guest = true
+CONF
+  chown -R rabbitmq:rabbitmq "$base" 2>/dev/null || true
+  export RABBITMQ_CONFIG_FILE="$base/rabbitmq" RABBITMQ_MNESIA_BASE="$base/mnesia" \
+    RABBITMQ_LOG_BASE="$base/log" RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins" \
+    RABBITMQ_PID_FILE="$base/rabbitmq.pid" ERL_EPMD_ADDRESS=127.0.0.1
+  rabbitmq-plugins enable --offline rabbitmq_management rabbitmq_prometheus >/dev/null
+  rabbitmq-server -detached
+  rabbitmqctl wait --timeout 110 "$RABBITMQ_PID_FILE" >/dev/null
+else
+  rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus >/dev/null
+fi
+wait_for http://guest:guest@127.0.0.1:15672/api/overview 60
+echo "services: rabbitmq management on 127.0.0.1:15672, nats-server $(nats-server --version 2>&1 | head -1)"

@@ -1,0 +1,133 @@
+// Package lag models consumer lag on asynchronous edges: readings of a
+// consumer group's position on a destination (from OTLP broker metrics or
+// from broker pollers), a bounded history of them per group and partition,
+// and their evaluation into lag in messages, time lag, drain time and a
+// status in the manner of LinkedIn Burrow's evaluator.
+//
+// It knows no wire format: ingest turns metrics and poll results into
+// Samples.
+package lag
+
+import (
+	"fmt"
+	"time"
+)
+
+// Key identifies a consumer group's position on one partition of a
+// destination. Partition is -1 for destinations without partitions (a
+// RabbitMQ queue, a NATS JetStream consumer) or for readings already summed
+// over partitions.
+type Key struct {
+	System      string // messaging system: "kafka", "rabbitmq", "nats", ...
+	Destination string // topic, queue or stream name, as in traces' messaging.destination.name
+	Group       string // consumer group / queue consumer / JetStream durable; "" when the broker names none (a queue)
+	Partition   int32
+}
+
+// Unknown marks a numeric field of a Sample the source did not report.
+const Unknown = -1.0
+
+// Sample is one reading at Time. Numeric fields the source does not know are
+// Unknown (negative); a zero is a real zero.
+type Sample struct {
+	Time time.Time
+	Key
+	// Lag is the backlog in messages: end offset - committed offset
+	// (Kafka), ready + unacknowledged (RabbitMQ), num_pending +
+	// num_ack_pending (NATS).
+	Lag float64
+	// Committed is the group's committed offset or consumer sequence; End
+	// is the destination's head (latest offset / last sequence).
+	Committed, End float64
+	// Consumers is the number of group members or queue consumers.
+	Consumers float64
+	// Produced and Consumed are cumulative counters of messages published
+	// to and acknowledged from the destination (RabbitMQ message_stats),
+	// used for rates when offsets are unknown. They may reset.
+	Produced, Consumed float64
+	// Source names where the reading came from ("otlp", "kafka:poller-1").
+	Source string
+}
+
+// Validate reports whether s can be used: a time, a system and a
+// destination, and no NaN.
+func (s Sample) Validate() error {
+	switch {
+	case s.Time.IsZero():
+		return fmt.Errorf("lag: sample without time")
+	case s.System == "" || s.Destination == "":
+		return fmt.Errorf("lag: sample without system or destination")
+	}
+	for _, v := range []float64{s.Lag, s.Committed, s.End, s.Consumers, s.Produced, s.Consumed} {
+		if v != v {
+			return fmt.Errorf("lag: NaN in sample for %s/%s", s.System, s.Destination)
+		}
+	}
+	return nil
+}
+
+// State is the evaluated state of a group on a destination.
+type State uint8
+
+// States, from best to worst; Stale means the readings stopped arriving
+// (the broker or the poller is down), so the numbers are old, not zero.
+const (
+	StateOK State = iota + 1
+	StateWarning
+	StateStalled
+	StateStopped
+	StateStale
+)
+
+var stateNames = [...]string{"", "ok", "warning", "stalled", "stopped", "stale"}
+
+func (s State) String() string {
+	if s > 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (s State) MarshalText() ([]byte, error) {
+	if s == 0 || int(s) >= len(stateNames) {
+		return nil, fmt.Errorf("lag: invalid state %d", uint8(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
+func (s *State) UnmarshalText(b []byte) error {
+	for i := 1; i < len(stateNames); i++ {
+		if stateNames[i] == string(b) {
+			*s = State(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("lag: unknown state %q", b)
+}
+
+// GroupKey identifies a group on a destination, all partitions together.
+type GroupKey struct {
+	System, Destination, Group string
+}
+
+// Status is the evaluation of one group on one destination over a window.
+// Pointer fields are nil when they cannot be known.
+type Status struct {
+	GroupKey
+	State  State
+	Reason string // one sentence: why this state
+
+	Messages     float64  // latest total lag over partitions with a known lag
+	Seconds      *float64 // time lag: how long ago the consumer's position was the head (max over partitions)
+	DrainSeconds *float64 // lag / (consume rate - produce rate), when the consumer gains on the producer
+
+	ProduceRate *float64 // messages/s over the window
+	ConsumeRate *float64 // messages/s over the window
+	Consumers   *float64 // latest members / consumers
+
+	Partitions int
+	UpdatedAt  time.Time // time of the newest reading
+	Sources    []string
+}

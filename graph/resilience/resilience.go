@@ -1,0 +1,86 @@
+// Package resilience keeps what client-side resilience libraries and proxies
+// report as metrics: circuit-breaker states (resilience4j, Envoy) and retry
+// counters (Envoy upstream_rq_retry, resilience4j retry calls), latest state
+// per breaker and a bounded counter history, for the detectors to join to
+// edges. It knows no wire format: ingest turns metrics into samples.
+package resilience
+
+import (
+	"fmt"
+	"time"
+)
+
+// CircuitState is a circuit breaker's state.
+type CircuitState uint8
+
+// Circuit states (resilience4j names; Envoy's rq_open gauge maps to open or
+// closed).
+const (
+	CircuitClosed CircuitState = iota + 1
+	CircuitOpen
+	CircuitHalfOpen
+	CircuitForcedOpen
+	CircuitDisabled
+)
+
+var circuitNames = [...]string{"", "closed", "open", "half_open", "forced_open", "disabled"}
+
+func (c CircuitState) String() string {
+	if c > 0 && int(c) < len(circuitNames) {
+		return circuitNames[c]
+	}
+	return fmt.Sprintf("CircuitState(%d)", uint8(c))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (c CircuitState) MarshalText() ([]byte, error) {
+	if c == 0 || int(c) >= len(circuitNames) {
+		return nil, fmt.Errorf("resilience: invalid circuit state %d", uint8(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler; unknown names are
+// rejected. "metrics_only" (resilience4j) reads as closed.
+func (c *CircuitState) UnmarshalText(b []byte) error {
+	if string(b) == "metrics_only" {
+		*c = CircuitClosed
+		return nil
+	}
+	for i := 1; i < len(circuitNames); i++ {
+		if circuitNames[i] == string(b) {
+			*c = CircuitState(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("resilience: unknown circuit state %q", b)
+}
+
+// IsOpen reports whether calls are being refused (open or forced open).
+func (c CircuitState) IsOpen() bool { return c == CircuitOpen || c == CircuitForcedOpen }
+
+// BreakerKey names a circuit breaker: the service that owns it (the caller,
+// from the metric's resource service.name) and the breaker's own name, which
+// usually names the callee (a resilience4j instance name, an Envoy cluster).
+type BreakerKey struct {
+	Service string
+	Name    string
+}
+
+// CircuitSample is a breaker's state at Time.
+type CircuitSample struct {
+	Time time.Time
+	BreakerKey
+	State  CircuitState
+	Source string
+}
+
+// RetrySample is a cumulative retry counter at Time: Retries attempts that
+// were retries, out of Calls calls (Calls is -1 when unknown).
+type RetrySample struct {
+	Time time.Time
+	BreakerKey
+	Retries float64
+	Calls   float64
+	Source  string
+}
