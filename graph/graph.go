@@ -108,18 +108,22 @@ type Graph struct {
 	started time.Time
 	m       *metrics
 
-	mu      sync.Mutex
-	nodes   map[NodeKey]int32
-	nodeIx  []nodeState
-	edges   map[edgeKey]int32
-	edgeIx  []*edgeState
-	peers   map[NodeKey]int32
-	peerIx  []NodeKey
-	pend    map[pendKey]*entry
-	pendL   list[*entry]
-	retries map[retryKey]*retryGroup
-	retryL  list[*retryGroup]
-	free    []*entry
+	mu     sync.Mutex
+	nodes  map[NodeKey]int32
+	nodeIx []nodeState
+	edges  map[edgeKey]int32
+	edgeIx []*edgeState
+	peers  map[NodeKey]int32
+	peerIx []NodeKey
+	// peerAlias maps a peer candidate to the service node that answered
+	// calls addressed to it (-1: none yet), so calls to it that go
+	// unanswered land on the edge to that service, not on a virtual node.
+	peerAlias []int32
+	pend      map[pendKey]*entry
+	pendL     list[*entry]
+	retries   map[retryKey]*retryGroup
+	retryL    list[*retryGroup]
+	free      []*entry
 
 	// Sizes published for metrics without taking mu.
 	nPending, nNodes, nEdges atomic.Int64

@@ -265,3 +265,36 @@ func TestReceivePollIsNotAMessage(t *testing.T) {
 	require.EqualValues(t, 3, e.Requests, "three messages, not three plus the poll")
 	require.InDelta(t, 1, e.ServerLatency.P99, 0.05, "the poll's 15ms is not a message's processing time")
 }
+
+func TestUnansweredCallsLandOnTheKnownCallee(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+	peer := NodeKey{Kind: NodeExternal, Name: "stock:8080"}
+	ok := client(tid(1), sid(1), sid(9), "orders", 0, 20*ms)
+	ok.Peer = peer
+	rej, _ := g.ConsumeSpans([]Span{ok, server(tid(1), sid(2), sid(1), "stock", 2*ms, 15*ms)})
+	require.Zero(t, rej)
+	var fast []Span
+	for i := range 5 {
+		c := client(tid(byte(10+i)), sid(1), sid(9), "orders", 0, ms/2)
+		c.Peer, c.Error = peer, true
+		fast = append(fast, c)
+	}
+	stranger := client(tid(30), sid(1), sid(9), "orders", 0, 3*ms)
+	stranger.Peer = NodeKey{Kind: NodeExternal, Name: "api.stripe.com:443"}
+	rej, _ = g.ConsumeSpans(append(fast, stranger))
+	require.Zero(t, rej)
+	clk.advance(11 * time.Second)
+	g.Expire()
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "service:orders->service:stock http")
+	require.EqualValues(t, 6, e.Requests)
+	require.EqualValues(t, 5, e.Unanswered)
+	require.EqualValues(t, 5, e.Errors)
+	require.InDelta(t, 0.5, e.UnansweredLatency.P50, 0.01)
+	require.InDelta(t, 20, e.ClientLatency.P50, 0.2, "answered calls keep their own latency")
+	edgeByID(t, snap, "service:orders->external:api.stripe.com:443 http")
+	for _, n := range snap.Nodes {
+		require.NotEqual(t, "external:stock:8080", n.ID, "a known service is not an external peer")
+	}
+}

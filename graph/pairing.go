@@ -268,6 +268,7 @@ func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.Parent}
 	en := g.pend[k]
 	if en != nil && en.has&hasClient != 0 {
+		g.learnAlias(en.h.peer, svc)
 		r := g.pairSync(&en.h, &sv, ep)
 		en.has &^= hasClient
 		g.releaseIfEmpty(en)
@@ -299,6 +300,7 @@ func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.ID}
 	en := g.pend[k]
 	if en != nil && en.has&hasServer != 0 {
+		g.learnAlias(g.peerCandidate(s.Peer), en.h.node)
 		r := g.pairSync(&c, &en.h, ep)
 		en.has &^= hasServer
 		g.releaseIfEmpty(en)
@@ -517,6 +519,7 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 	k.Name = strings.Clone(k.Name)
 	i := int32(len(g.peerIx))
 	g.peerIx = append(g.peerIx, k)
+	g.peerAlias = append(g.peerAlias, -1)
 	g.peers[k] = i
 	return i
 }
@@ -571,6 +574,22 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 		c := &en.h
 		if c.peer < 0 {
 			g.m.expired.WithLabelValues("client_no_peer").Inc()
+		} else if callee := g.peerAlias[c.peer]; callee >= 0 {
+			// The peer is a service we have seen answer: the call never
+			// reached it (refused, timed out, or failed fast by a breaker).
+			g.m.expired.WithLabelValues("client_unanswered").Inc()
+			if e := g.edge(c.node, callee, c.proto, ""); e != nil {
+				st := e.ring.at(ep)
+				st.Requests++
+				st.Unanswered++
+				if c.err {
+					st.Errors++
+				}
+				if c.retry {
+					st.Retries++
+				}
+				g.latency(&st.UnansweredLatency, c.duration())
+			}
 		} else {
 			g.m.expired.WithLabelValues("client").Inc()
 			if n := g.node(g.peerIx[c.peer], ep); n >= 0 {
@@ -655,4 +674,12 @@ func (g *Graph) isRetry(s *Span) bool {
 		}
 	}
 	return false
+}
+
+// learnAlias records that calls addressed to peer candidate p were answered
+// by service node svc.
+func (g *Graph) learnAlias(p, svc int32) {
+	if p >= 0 {
+		g.peerAlias[p] = svc
+	}
 }

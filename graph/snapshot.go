@@ -59,6 +59,9 @@ type Edge struct {
 	ErrorRatio float64 `json:"error_ratio"`
 	Retries    uint64  `json:"retries"`
 	RetryRatio float64 `json:"retry_ratio"`
+	// Unanswered counts calls no server span answered (included in
+	// Requests): refused, timed out, or failed fast by a circuit breaker.
+	Unanswered uint64 `json:"unanswered,omitempty"`
 
 	// Latency is the callee-side latency where a server or consumer span
 	// exists, else the caller side.
@@ -68,6 +71,8 @@ type Edge struct {
 	// Delay is the producer-end to consumer-start delay (destination ->
 	// consumer edges).
 	Delay *Quantiles `json:"delay_ms,omitempty"`
+	// UnansweredLatency is the caller-side latency of unanswered calls.
+	UnansweredLatency *Quantiles `json:"unanswered_latency_ms,omitempty"`
 
 	// Lag is the consumer lag (destination -> consumer edges with broker
 	// metrics).
@@ -219,20 +224,22 @@ func EdgeID(source, target string, proto Protocol, group string) string {
 
 func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st Stats, coveredSeconds float64) Edge {
 	e := Edge{
-		ID:            EdgeID(src, dst, proto, group),
-		Source:        src,
-		Target:        dst,
-		Kind:          kind,
-		Protocol:      proto,
-		ConsumerGroup: group,
-		Requests:      st.Requests,
-		Errors:        st.Errors,
-		Retries:       st.Retries,
-		RatePerS:      round3(float64(st.Requests) / coveredSeconds),
-		ServerLatency: quantilesOf(st.Server),
-		ClientLatency: quantilesOf(st.Client),
-		Delay:         quantilesOf(st.Delay),
-		Stats:         st,
+		ID:                EdgeID(src, dst, proto, group),
+		Source:            src,
+		Target:            dst,
+		Kind:              kind,
+		Protocol:          proto,
+		ConsumerGroup:     group,
+		Requests:          st.Requests,
+		Errors:            st.Errors,
+		Retries:           st.Retries,
+		Unanswered:        st.Unanswered,
+		RatePerS:          round3(float64(st.Requests) / coveredSeconds),
+		ServerLatency:     quantilesOf(st.Server),
+		ClientLatency:     quantilesOf(st.Client),
+		Delay:             quantilesOf(st.Delay),
+		UnansweredLatency: quantilesOf(st.UnansweredLatency),
+		Stats:             st,
 	}
 	if st.Requests > 0 {
 		e.ErrorRatio = ratio(st.Errors, st.Requests)
@@ -241,6 +248,9 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 	e.Latency = e.ServerLatency
 	if e.Latency == nil {
 		e.Latency = e.ClientLatency
+	}
+	if e.Latency == nil {
+		e.Latency = e.UnansweredLatency
 	}
 	return e
 }

@@ -31,11 +31,17 @@ type Stats struct {
 	Requests uint64
 	Errors   uint64
 	Retries  uint64
+	// Unanswered counts calls to an instrumented service that no server
+	// span answered (refused, timed out, failed fast); they are included
+	// in Requests.
+	Unanswered uint64
 
 	// Server is the callee-side latency (SERVER or CONSUMER span), Client the
 	// caller-side latency (CLIENT or PRODUCER span), Delay the
 	// producer-end to consumer-start delay of async hops. nil when empty.
 	Server, Client, Delay *ddsketch.DDSketch
+	// UnansweredLatency is the caller-side latency of unanswered calls.
+	UnansweredLatency *ddsketch.DDSketch
 }
 
 // Merge adds o into s, allocating sketches with m as needed.
@@ -43,6 +49,8 @@ func (s *Stats) Merge(o *Stats, m mapping.IndexMapping) {
 	s.Requests += o.Requests
 	s.Errors += o.Errors
 	s.Retries += o.Retries
+	s.Unanswered += o.Unanswered
+	s.UnansweredLatency = mergeSketch(s.UnansweredLatency, o.UnansweredLatency, m)
 	s.Server = mergeSketch(s.Server, o.Server, m)
 	s.Client = mergeSketch(s.Client, o.Client, m)
 	s.Delay = mergeSketch(s.Delay, o.Delay, m)
@@ -60,8 +68,8 @@ func mergeSketch(dst, src *ddsketch.DDSketch, m mapping.IndexMapping) *ddsketch.
 }
 
 func (s *Stats) reset() {
-	s.Requests, s.Errors, s.Retries = 0, 0, 0
-	for _, sk := range []*ddsketch.DDSketch{s.Server, s.Client, s.Delay} {
+	s.Requests, s.Errors, s.Retries, s.Unanswered = 0, 0, 0, 0
+	for _, sk := range []*ddsketch.DDSketch{s.Server, s.Client, s.Delay, s.UnansweredLatency} {
 		if sk != nil {
 			sk.Clear()
 		}
