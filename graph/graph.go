@@ -11,6 +11,9 @@ import (
 
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
 // Options configure a Graph. Zero fields take the documented defaults.
@@ -34,6 +37,10 @@ type Options struct {
 	// observations that would need more are dropped and counted.
 	MaxNodes int
 	MaxEdges int
+	// Lag, when set, puts consumer lag on destination -> consumer edges.
+	Lag LagSource
+	// Circuits, when set, adds circuit-breaker states to snapshots.
+	Circuits CircuitSource
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Registerer receives the graph's own metrics (nil: not registered).
@@ -87,6 +94,16 @@ func (o Options) withDefaults() Options {
 		o.Now = time.Now
 	}
 	return o
+}
+
+// LagSource evaluates consumer lag over a window (graph/lag.Store).
+type LagSource interface {
+	Evaluate(window time.Duration) []lag.Status
+}
+
+// CircuitSource lists circuit-breaker states (graph/resilience.Store).
+type CircuitSource interface {
+	Circuits() []resilience.Circuit
 }
 
 // Refusal reasons reported by Consume.

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"testing"
 	"time"
 
@@ -297,4 +298,45 @@ func TestUnansweredCallsLandOnTheKnownCallee(t *testing.T) {
 	for _, n := range snap.Nodes {
 		require.NotEqual(t, "external:stock:8080", n.ID, "a known service is not an external peer")
 	}
+}
+
+// staticLag is a LagSource returning fixed statuses.
+type staticLag []lag.Status
+
+func (s staticLag) Evaluate(time.Duration) []lag.Status { return s }
+
+func TestLagJoinsConsumerEdges(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, State: lag.StateWarning, Messages: 40, Seconds: f(12.5), Reason: "falling behind"},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "audit"}, State: lag.StateStopped, Messages: 7},
+		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateOK, Messages: 0, DrainSeconds: f(0)},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "clicks", Group: "etl"}, State: lag.StateStale, Messages: 3},
+	}})
+	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
+	emails := NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}
+	rej, why := g.ConsumeSpans([]Span{
+		{Trace: tid(1), ID: sid(1), Kind: SpanConsumer, Service: "billing", End: ms, Protocol: ProtocolKafka, Destination: orders, ConsumerGroup: "billing"},
+		{Trace: tid(2), ID: sid(1), Kind: SpanConsumer, Service: "mailer", End: ms, Protocol: ProtocolRabbitMQ, Destination: emails},
+		{Trace: tid(3), ID: sid(1), Kind: SpanConsumer, Service: "mailer2", End: ms, Protocol: ProtocolRabbitMQ, Destination: emails},
+	})
+	require.Zero(t, rej, why)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	b := edgeByID(t, snap, "topic:kafka/orders->service:billing kafka @billing")
+	require.NotNil(t, b.Lag)
+	require.Equal(t, lag.StateWarning, b.Lag.Status)
+	require.Equal(t, 40.0, *b.Lag.Messages)
+	require.Equal(t, 12.5, *b.Lag.Seconds)
+	require.Nil(t, b.Lag.DrainSeconds, "unknown is omitted, not zero")
+	a := edgeByID(t, snap, "topic:kafka/orders->service:audit kafka @audit")
+	require.Equal(t, lag.StateStopped, a.Lag.Status, "a group no trace names still shows")
+	require.Zero(t, a.Requests)
+	for _, id := range []string{"queue:rabbitmq/emails->service:mailer rabbitmq", "queue:rabbitmq/emails->service:mailer2 rabbitmq"} {
+		require.Equal(t, lag.StateOK, edgeByID(t, snap, id).Lag.Status, "a queue's consumers share its backlog")
+	}
+	c := edgeByID(t, snap, "topic:kafka/clicks->service:etl kafka @etl")
+	require.Equal(t, lag.StateStale, c.Lag.Status)
+	_, ok := snap.Node("topic:kafka/clicks")
+	require.True(t, ok, "a destination known only from metrics is a node")
 }

@@ -179,3 +179,28 @@ func escapeIDPart(b *strings.Builder, s string) {
 		}
 	}
 }
+
+// DestinationKind returns the node kind of a messaging system's
+// destinations: a queue for queue brokers (RabbitMQ, SQS, Service Bus,
+// ActiveMQ, JMS, IBM MQ), a topic otherwise (Kafka, NATS, Pulsar, Pub/Sub,
+// SNS, Event Hubs, RocketMQ, ...).
+func DestinationKind(system string) NodeKind {
+	switch system {
+	case "rabbitmq", "aws_sqs", "AmazonSQS", "servicebus", "activemq", "jms", "ibmmq":
+		return NodeQueue
+	}
+	return NodeTopic
+}
+
+// MessagingProtocol returns the protocol of a messaging system.
+func MessagingProtocol(system string) Protocol {
+	switch system {
+	case "kafka":
+		return ProtocolKafka
+	case "rabbitmq":
+		return ProtocolRabbitMQ
+	case "nats":
+		return ProtocolNATS
+	}
+	return ProtocolMessaging
+}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph/coupling"
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
 // Snapshot is the graph over one window at one instant. It is immutable once
@@ -25,6 +27,8 @@ type Snapshot struct {
 	Cycles [][]string `json:"-"`
 	// LongestSyncChain is the longest chain of synchronous calls (node ids).
 	LongestSyncChain []string `json:"-"`
+	// Circuits are the circuit-breaker states reported as metrics.
+	Circuits []resilience.Circuit `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -82,12 +86,20 @@ type Edge struct {
 	Stats Stats `json:"-"`
 }
 
-// Lag is the consumer lag on a destination -> consumer edge.
+// Lag is the consumer lag on a destination -> consumer edge, from broker
+// metrics (OTLP or polled). Status "stale" means readings stopped arriving:
+// the numbers are the last ones seen, not current.
 type Lag struct {
-	Messages     *float64 `json:"messages,omitempty"`
-	Seconds      *float64 `json:"seconds,omitempty"`
-	DrainSeconds *float64 `json:"drain_seconds,omitempty"`
-	Status       string   `json:"status,omitempty"`
+	Messages     *float64  `json:"messages,omitempty"`
+	Seconds      *float64  `json:"seconds,omitempty"`
+	DrainSeconds *float64  `json:"drain_seconds,omitempty"`
+	Status       lag.State `json:"status"`
+	Reason       string    `json:"reason,omitempty"`
+	Consumers    *float64  `json:"consumers,omitempty"`
+	ProduceRate  *float64  `json:"produce_rate_per_s,omitempty"`
+	ConsumeRate  *float64  `json:"consume_rate_per_s,omitempty"`
+	UpdatedAt    time.Time `json:"updated_at"`
+	Sources      []string  `json:"sources,omitempty"`
 }
 
 // Node returns the node with id, if present.
@@ -124,22 +136,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
-	type rawEdge struct {
-		key   edgeKey
-		kind  EdgeKind
-		stats Stats
-	}
-	var (
-		raw   []rawEdge
-		nodes []NodeKey
-		index = map[int32]int{}
-	)
-	addNode := func(i int32) {
-		if _, ok := index[i]; !ok {
-			index[i] = len(nodes)
-			nodes = append(nodes, g.nodeIx[i].key)
-		}
-	}
+	b := snapshotBuilder{byKey: map[NodeKey]int{}}
 	g.mu.Lock()
 	g.expireLocked(now.UnixNano(), cur)
 	for _, e := range g.edgeIx {
@@ -147,25 +144,32 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		if e.ring.lastEpoch() < from || !e.ring.sum(&st, from, cur, g.mapping) {
 			continue
 		}
-		raw = append(raw, rawEdge{key: e.key, kind: e.kind, stats: st})
-		addNode(e.key.src)
-		addNode(e.key.dst)
+		b.edges = append(b.edges, rawEdge{
+			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
+			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
+		})
 	}
 	for i := range g.nodeIx {
 		if g.nodeIx[i].lastSeen >= from {
-			addNode(int32(i))
+			b.node(g.nodeIx[i].key)
 		}
 	}
 	g.mu.Unlock()
 
+	if g.opts.Lag != nil {
+		b.joinLag(g.opts.Lag.Evaluate(window))
+	}
 	s := &Snapshot{
 		GeneratedAt:   now.UTC(),
 		WindowSeconds: window.Seconds(),
-		Nodes:         make([]Node, len(nodes)),
-		Edges:         make([]Edge, len(raw)),
-		nodeIndex:     make(map[string]int, len(nodes)),
+		Nodes:         make([]Node, len(b.nodes)),
+		Edges:         make([]Edge, len(b.edges)),
+		nodeIndex:     make(map[string]int, len(b.nodes)),
 	}
-	for i, k := range nodes {
+	if g.opts.Circuits != nil {
+		s.Circuits = g.opts.Circuits.Circuits()
+	}
+	for i, k := range b.nodes {
 		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
 		if k.Kind == NodeService {
 			nd.Namespace = k.Group
@@ -174,12 +178,12 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		}
 		s.Nodes[i] = nd
 	}
-	in := coupling.Input{Nodes: len(nodes), Edges: make([]coupling.Edge, len(raw))}
-	for i := range raw {
-		r := &raw[i]
-		src, dst := index[r.key.src], index[r.key.dst]
-		in.Edges[i] = coupling.Edge{From: src, To: dst, Sync: r.kind == EdgeSync}
-		s.Edges[i] = makeEdge(s.Nodes[src].ID, s.Nodes[dst].ID, r.kind, r.key.proto, r.key.group, r.stats, covered)
+	in := coupling.Input{Nodes: len(b.nodes), Edges: make([]coupling.Edge, len(b.edges))}
+	for i := range b.edges {
+		r := &b.edges[i]
+		in.Edges[i] = coupling.Edge{From: r.src, To: r.dst, Sync: r.kind == EdgeSync}
+		s.Edges[i] = makeEdge(s.Nodes[r.src].ID, s.Nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, covered)
+		s.Edges[i].Lag = r.lag
 	}
 	if res, err := coupling.Compute(in); err == nil {
 		for i, c := range res.Nodes {
@@ -208,6 +212,88 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	g.m.build.Observe(time.Since(t0).Seconds())
 	return s, nil
+}
+
+// rawEdge is an edge being built into a snapshot; src and dst index
+// snapshotBuilder.nodes.
+type rawEdge struct {
+	src, dst int
+	kind     EdgeKind
+	proto    Protocol
+	group    string
+	stats    Stats
+	lag      *Lag
+}
+
+// snapshotBuilder gathers a snapshot's nodes and edges.
+type snapshotBuilder struct {
+	nodes []NodeKey
+	byKey map[NodeKey]int
+	edges []rawEdge
+}
+
+func (b *snapshotBuilder) node(k NodeKey) int {
+	if i, ok := b.byKey[k]; ok {
+		return i
+	}
+	b.byKey[k] = len(b.nodes)
+	b.nodes = append(b.nodes, k)
+	return len(b.nodes) - 1
+}
+
+// destination finds the destination node for a messaging system and name,
+// whichever kind traces gave it, or adds it with the kind the system implies.
+func (b *snapshotBuilder) destination(system, name string) int {
+	for _, kind := range []NodeKind{NodeTopic, NodeQueue} {
+		if i, ok := b.byKey[NodeKey{Kind: kind, Group: system, Name: name}]; ok {
+			return i
+		}
+	}
+	return b.node(NodeKey{Kind: DestinationKind(system), Group: system, Name: name})
+}
+
+// joinLag puts each group's lag on its destination -> consumer edges: the
+// edges whose consumer group is the status's group, or every consumer edge
+// of a queue (whose consumers share one backlog). A group no trace names
+// still appears, as a service node named after the group fed by the
+// destination, so lag is never hidden for want of traces.
+func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
+	for i := range statuses {
+		st := &statuses[i]
+		dest := b.destination(st.System, st.Destination)
+		l := lagOf(st)
+		matched := false
+		for j := range b.edges {
+			e := &b.edges[j]
+			if e.src == dest && (e.group == st.Group || st.Group == "") && b.nodes[e.dst].Kind == NodeService {
+				e.lag = l
+				matched = true
+			}
+		}
+		if !matched && st.Group != "" {
+			consumer := b.node(NodeKey{Kind: NodeService, Name: st.Group})
+			b.edges = append(b.edges, rawEdge{src: dest, dst: consumer, kind: EdgeAsync,
+				proto: MessagingProtocol(st.System), group: st.Group, lag: l})
+		}
+	}
+}
+
+func lagOf(st *lag.Status) *Lag {
+	msgs := st.Messages
+	return &Lag{
+		Messages: &msgs, Seconds: roundPtr(st.Seconds), DrainSeconds: roundPtr(st.DrainSeconds),
+		Status: st.State, Reason: st.Reason, Consumers: st.Consumers,
+		ProduceRate: roundPtr(st.ProduceRate), ConsumeRate: roundPtr(st.ConsumeRate),
+		UpdatedAt: st.UpdatedAt.UTC(), Sources: st.Sources,
+	}
+}
+
+func roundPtr(v *float64) *float64 {
+	if v == nil {
+		return nil
+	}
+	r := round3(*v)
+	return &r
 }
 
 // EdgeID returns the id of the edge source -> target over proto for group.

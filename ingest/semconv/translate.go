@@ -128,7 +128,7 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 	s.ResendCount = a.resendCount
 
 	if a.msgSystem != "" {
-		s.Protocol = messagingProtocol(a.msgSystem)
+		s.Protocol = graph.MessagingProtocol(a.msgSystem)
 		s.Messaging = a.messagingOp(kind)
 		s.Destination = a.destination()
 		s.ConsumerGroup = firstOf(a.group[:])
@@ -424,19 +424,6 @@ func grpcServerFault(code int64) bool {
 	return false
 }
 
-// messagingProtocol maps messaging.system to a protocol.
-func messagingProtocol(system string) graph.Protocol {
-	switch system {
-	case "kafka":
-		return graph.ProtocolKafka
-	case "rabbitmq":
-		return graph.ProtocolRabbitMQ
-	case "nats":
-		return graph.ProtocolNATS
-	}
-	return graph.ProtocolMessaging
-}
-
 // messagingOp returns the operation named by the first recognised operation
 // attribute, else one inferred from the span kind.
 func (a *spanAttrs) messagingOp(kind graph.SpanKind) graph.MessagingOp {
@@ -481,19 +468,9 @@ func (a *spanAttrs) destination() graph.NodeKey {
 	case strings.EqualFold(a.destKind, "topic"):
 		kind = graph.NodeTopic
 	default:
-		kind = systemDestinationKind(a.msgSystem)
+		kind = graph.DestinationKind(a.msgSystem)
 	}
 	return graph.NodeKey{Kind: kind, Group: a.msgSystem, Name: name}
-}
-
-// systemDestinationKind says whether a messaging system's destinations are
-// queues or topics when the span does not say.
-func systemDestinationKind(system string) graph.NodeKind {
-	switch system {
-	case "rabbitmq", "aws_sqs", "AmazonSQS", "servicebus", "activemq", "jms", "ibmmq":
-		return graph.NodeQueue
-	}
-	return graph.NodeTopic
 }
 
 // peer returns the node a CLIENT span calls, the zero key when the span
