@@ -159,16 +159,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	if g.opts.Lag != nil {
 		b.joinLag(g.opts.Lag.Evaluate(window))
 	}
-	s := &Snapshot{
-		GeneratedAt:   now.UTC(),
-		WindowSeconds: window.Seconds(),
-		Nodes:         make([]Node, len(b.nodes)),
-		Edges:         make([]Edge, len(b.edges)),
-		nodeIndex:     make(map[string]int, len(b.nodes)),
-	}
-	if g.opts.Circuits != nil {
-		s.Circuits = g.opts.Circuits.Circuits()
-	}
+	nodes := make([]Node, len(b.nodes))
 	for i, k := range b.nodes {
 		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
 		if k.Kind == NodeService {
@@ -176,14 +167,50 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		} else {
 			nd.System = k.Group
 		}
-		s.Nodes[i] = nd
+		nodes[i] = nd
 	}
-	in := coupling.Input{Nodes: len(b.nodes), Edges: make([]coupling.Edge, len(b.edges))}
+	edges := make([]Edge, len(b.edges))
 	for i := range b.edges {
 		r := &b.edges[i]
-		in.Edges[i] = coupling.Edge{From: r.src, To: r.dst, Sync: r.kind == EdgeSync}
-		s.Edges[i] = makeEdge(s.Nodes[r.src].ID, s.Nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, covered)
-		s.Edges[i].Lag = r.lag
+		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, covered)
+		edges[i].Lag = r.lag
+	}
+	s := NewSnapshot(now, window, nodes, edges)
+	if g.opts.Circuits != nil {
+		s.Circuits = g.opts.Circuits.Circuits()
+	}
+	g.m.build.Observe(time.Since(t0).Seconds())
+	return s, nil
+}
+
+// NewSnapshot assembles a Snapshot from nodes and edges (taking ownership of
+// both slices): it computes the coupling figures, sorts nodes and edges by
+// id and indexes the nodes. Edges whose endpoints are not among nodes are
+// dropped. Storage uses it to rebuild past graphs; tests use it to state a
+// graph exactly.
+func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edges []Edge) *Snapshot {
+	s := &Snapshot{
+		GeneratedAt:   generatedAt.UTC(),
+		WindowSeconds: window.Seconds(),
+		Nodes:         nodes,
+		nodeIndex:     make(map[string]int, len(nodes)),
+	}
+	if s.Nodes == nil {
+		s.Nodes = []Node{}
+	}
+	for i, nd := range s.Nodes {
+		s.nodeIndex[nd.ID] = i
+	}
+	s.Edges = make([]Edge, 0, len(edges))
+	in := coupling.Input{Nodes: len(s.Nodes), Edges: make([]coupling.Edge, 0, len(edges))}
+	for _, e := range edges {
+		src, ok1 := s.nodeIndex[e.Source]
+		dst, ok2 := s.nodeIndex[e.Target]
+		if !ok1 || !ok2 {
+			continue
+		}
+		in.Edges = append(in.Edges, coupling.Edge{From: src, To: dst, Sync: e.Kind == EdgeSync})
+		s.Edges = append(s.Edges, e)
 	}
 	if res, err := coupling.Compute(in); err == nil {
 		for i, c := range res.Nodes {
@@ -207,11 +234,11 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	slices.SortFunc(s.Nodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
 	slices.SortFunc(s.Edges, func(a, b Edge) int { return strings.Compare(a.ID, b.ID) })
+	clear(s.nodeIndex)
 	for i, nd := range s.Nodes {
 		s.nodeIndex[nd.ID] = i
 	}
-	g.m.build.Observe(time.Since(t0).Seconds())
-	return s, nil
+	return s
 }
 
 // rawEdge is an edge being built into a snapshot; src and dst index

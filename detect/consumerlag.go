@@ -1,0 +1,264 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+)
+
+// Defaults of ConsumerLagOptions.
+const (
+	DefaultLagMaxSeconds      = 300.0
+	DefaultLagMaxDrainSeconds = 900.0
+	DefaultTraceMinDelayMS    = 5000.0
+	DefaultTraceGrowthTicks   = 3
+	DefaultTraceRateShortfall = 0.9
+)
+
+// ConsumerLagOptions configure a ConsumerLag detector. Zero fields take the
+// defaults.
+type ConsumerLagOptions struct {
+	// MaxSeconds is the time lag above which a group is behind even when
+	// its lag is not growing (default 300 s).
+	MaxSeconds float64
+	// MaxDrainSeconds is the drain time above which a group is behind
+	// (default 900 s).
+	MaxDrainSeconds float64
+	// Trace-based judgement, for destinations without broker metrics: a
+	// consumer edge whose producer->consumer delay p95 is at least
+	// TraceMinDelayMS and grew on each of the last TraceGrowthTicks
+	// evaluations, while its consume rate is below TraceRateShortfall of
+	// the destination's produce rate.
+	TraceMinDelayMS    float64
+	TraceGrowthTicks   int
+	TraceRateShortfall float64
+	// MaxTracked bounds the consumer edges whose delay history is kept
+	// (default 50,000).
+	MaxTracked int
+}
+
+func (o ConsumerLagOptions) withDefaults() ConsumerLagOptions {
+	if !(o.MaxSeconds > 0) {
+		o.MaxSeconds = DefaultLagMaxSeconds
+	}
+	if !(o.MaxDrainSeconds > 0) {
+		o.MaxDrainSeconds = DefaultLagMaxDrainSeconds
+	}
+	if !(o.TraceMinDelayMS > 0) {
+		o.TraceMinDelayMS = DefaultTraceMinDelayMS
+	}
+	if o.TraceGrowthTicks <= 0 {
+		o.TraceGrowthTicks = DefaultTraceGrowthTicks
+	}
+	if !(o.TraceRateShortfall > 0) {
+		o.TraceRateShortfall = DefaultTraceRateShortfall
+	}
+	if o.MaxTracked <= 0 {
+		o.MaxTracked = 50_000
+	}
+	return o
+}
+
+// ConsumerLag detects consumer groups falling behind their destination
+// (SPEC.md "consumer_lag"). From broker metrics it takes the lag status the
+// graph joined onto destination -> consumer edges (Burrow-style: growing lag
+// is a warning, a stalled or stopped consumer is critical) and flags time
+// lag or drain time above their thresholds; a stale reading (broker or
+// poller down) is not judged. Without broker metrics it judges traces: the
+// producer->consumer delay growing tick after tick while the group consumes
+// slower than the destination is fed. It keeps a bounded delay history per
+// consumer edge; Detect is called from one goroutine at a time.
+type ConsumerLag struct {
+	opts  ConsumerLagOptions
+	delay map[string][]float64 // edge id -> recent delay p95s, newest last
+	order []string             // insertion order of delay, for eviction
+}
+
+// NewConsumerLag returns a ConsumerLag detector configured by o.
+func NewConsumerLag(o ConsumerLagOptions) *ConsumerLag {
+	return &ConsumerLag{opts: o.withDefaults(), delay: map[string][]float64{}}
+}
+
+// Kind returns KindConsumerLag.
+func (d *ConsumerLag) Kind() Kind { return KindConsumerLag }
+
+// Detect returns one observation per destination -> consumer edge that is
+// behind, ordered by edge id (the snapshot's order).
+func (d *ConsumerLag) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
+	if s == nil {
+		return nil
+	}
+	produced := map[string]float64{} // destination id -> produce rate from traces
+	for i := range s.Edges {
+		e := &s.Edges[i]
+		if e.Kind == graph.EdgeAsync && isDestination(s, e.Target) {
+			produced[e.Target] += e.RatePerS
+		}
+	}
+	var out []Observation
+	seen := map[string]bool{}
+	for i := range s.Edges {
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return nil
+		}
+		e := &s.Edges[i]
+		if e.Kind != graph.EdgeAsync || !isDestination(s, e.Source) {
+			continue
+		}
+		src, _ := s.Node(e.Source)
+		dst, _ := s.Node(e.Target)
+		subject := Subject{Source: src.Name, Target: dst.Name, EdgeID: e.ID}
+		if e.Lag != nil && e.Lag.Status != lag.StateStale {
+			if o, ok := d.fromMetrics(e, src, dst, subject); ok {
+				out = append(out, o)
+			}
+			continue
+		}
+		if e.Lag == nil && e.Delay != nil {
+			seen[e.ID] = true
+			if o, ok := d.fromTraces(e, src, dst, subject, produced[e.Source]); ok {
+				out = append(out, o)
+			}
+		}
+	}
+	d.forget(seen)
+	return out
+}
+
+func isDestination(s *graph.Snapshot, id string) bool {
+	n, ok := s.Node(id)
+	return ok && (n.Kind == graph.NodeTopic || n.Kind == graph.NodeQueue)
+}
+
+func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Subject) (Observation, bool) {
+	l := e.Lag
+	group := e.ConsumerGroup
+	if group == "" {
+		group = dst.Name
+	}
+	ev := map[string]any{"status": l.Status.String(), "source": "broker_metrics"}
+	if l.Messages != nil {
+		ev["lag_messages"] = *l.Messages
+	}
+	putOpt(ev, "lag_seconds", l.Seconds)
+	putOpt(ev, "drain_seconds", l.DrainSeconds)
+	putOpt(ev, "produce_rate_per_s", l.ProduceRate)
+	putOpt(ev, "consume_rate_per_s", l.ConsumeRate)
+	putOpt(ev, "consumers", l.Consumers)
+	if l.Reason != "" {
+		ev["reason"] = l.Reason
+	}
+	sev := SeverityWarning
+	var why string
+	switch {
+	case l.Status == lag.StateStopped:
+		sev, why = SeverityCritical, "has stopped consuming"
+	case l.Status == lag.StateStalled:
+		sev, why = SeverityCritical, "has stalled: its position is not moving"
+	case l.Status == lag.StateWarning:
+		why = "is falling further behind"
+	case l.Seconds != nil && *l.Seconds > d.opts.MaxSeconds:
+		why = fmt.Sprintf("is more than %.0fs behind", d.opts.MaxSeconds)
+		ev["max_seconds"] = d.opts.MaxSeconds
+	case l.DrainSeconds != nil && *l.DrainSeconds > d.opts.MaxDrainSeconds:
+		why = fmt.Sprintf("needs more than %.0fs to drain its backlog", d.opts.MaxDrainSeconds)
+		ev["max_drain_seconds"] = d.opts.MaxDrainSeconds
+	default:
+		return Observation{}, false
+	}
+	summary := fmt.Sprintf("consumer group %s on %s %s", group, src.Name, why)
+	if l.Messages != nil {
+		summary += fmt.Sprintf(" (%s messages behind", fmtNum(*l.Messages))
+		if l.Seconds != nil {
+			summary += fmt.Sprintf(", %s", fmtSeconds(*l.Seconds))
+		}
+		summary += ")"
+	}
+	if l.Reason != "" {
+		summary += ": " + l.Reason
+	}
+	return Observation{Kind: KindConsumerLag, Subject: subject, Severity: sev, Summary: summary, Evidence: ev}, true
+}
+
+func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject Subject, produceRate float64) (Observation, bool) {
+	h, ok := d.delay[e.ID]
+	if !ok {
+		if len(d.order) >= d.opts.MaxTracked {
+			delete(d.delay, d.order[0])
+			d.order = d.order[1:]
+		}
+		d.order = append(d.order, e.ID)
+	}
+	h = append(h, e.Delay.P95)
+	if n := d.opts.TraceGrowthTicks + 1; len(h) > n {
+		h = h[len(h)-n:]
+	}
+	d.delay[e.ID] = h
+	if len(h) <= d.opts.TraceGrowthTicks || h[len(h)-1] < d.opts.TraceMinDelayMS {
+		return Observation{}, false
+	}
+	for i := 1; i < len(h); i++ {
+		if !(h[i] > h[i-1]) {
+			return Observation{}, false
+		}
+	}
+	if produceRate <= 0 || e.RatePerS >= d.opts.TraceRateShortfall*produceRate {
+		return Observation{}, false
+	}
+	group := e.ConsumerGroup
+	if group == "" {
+		group = dst.Name
+	}
+	hist := slicesClone(h)
+	return Observation{
+		Kind: KindConsumerLag, Subject: subject, Severity: SeverityWarning,
+		Summary: fmt.Sprintf("consumer group %s on %s is falling behind (from traces): it consumes %.3g/s of the %.3g/s produced, and the producer-to-consumer delay p95 grew to %s",
+			group, src.Name, e.RatePerS, produceRate, fmtSeconds(h[len(h)-1]/1000)),
+		Evidence: map[string]any{
+			"source": "traces", "status": "warning",
+			"produce_rate_per_s": round4(produceRate), "consume_rate_per_s": e.RatePerS,
+			"delay_p95_ms": e.Delay.P95, "delay_p95_history_ms": hist,
+		},
+	}, true
+}
+
+// forget drops the delay history of consumer edges not seen this tick.
+func (d *ConsumerLag) forget(seen map[string]bool) {
+	keep := d.order[:0]
+	for _, id := range d.order {
+		if seen[id] {
+			keep = append(keep, id)
+		} else {
+			delete(d.delay, id)
+		}
+	}
+	d.order = keep
+}
+
+func putOpt(ev map[string]any, k string, v *float64) {
+	if v != nil {
+		ev[k] = *v
+	}
+}
+
+func slicesClone(h []float64) []float64 { return append([]float64(nil), h...) }
+
+func fmtNum(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.3g", v)
+}
+
+func fmtSeconds(s float64) string {
+	switch {
+	case s >= 3600:
+		return fmt.Sprintf("%.1fh", s/3600)
+	case s >= 60:
+		return fmt.Sprintf("%.1fmin", s/60)
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
