@@ -17,7 +17,7 @@ import (
 // LagSink receives the samples of a successful poll. Declared here, by its
 // user.
 type LagSink interface {
-	AddLag(samples []lag.Sample) (rejected int)
+	Add(samples []lag.Sample) (rejected int)
 }
 
 // Source is one poller with its schedule.
@@ -155,7 +155,7 @@ func (r *Runner) PollOnce(ctx context.Context, s Source) {
 	}
 	now := r.o.Now()
 	if len(samples) > 0 {
-		if rej := r.o.Sink.AddLag(samples); rej > 0 {
+		if rej := r.o.Sink.Add(samples); rej > 0 {
 			r.o.Logger.Warn("broker samples rejected", "source", s.Name, "rejected", rej)
 		}
 	}

@@ -37,7 +37,7 @@ type runnerSink struct {
 	n  int
 }
 
-func (s *runnerSink) AddLag(samples []lag.Sample) int {
+func (s *runnerSink) Add(samples []lag.Sample) int {
 	s.mu.Lock()
 	s.n += len(samples)
 	s.mu.Unlock()
