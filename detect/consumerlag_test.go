@@ -56,7 +56,8 @@ func TestConsumerLagFromBrokerMetrics(t *testing.T) {
 		{name: "stopped", lags: []float64{100, 150, 200, 250, 300, 350, 400}, committed: []float64{1000, 1010, 1020, 1030, 1040, 1050, 1060}, consumers: 0, want: SeverityCritical, status: "stopped"},
 		{name: "behind but catching up", lags: []float64{700, 600, 500, 400, 300, 200, 100}, committed: []float64{1000, 1200, 1400, 1600, 1800, 2000, 2200}, consumers: 1},
 		{name: "idle topic", lags: []float64{0, 0, 0, 0, 0, 0, 0}, committed: []float64{50, 50, 50, 50, 50, 50, 50}, consumers: 1},
-		{name: "recently caught up", lags: []float64{0, 10, 20, 30, 40, 50, 60}, committed: []float64{50, 50, 50, 50, 50, 50, 50}, consumers: 1},
+		{name: "recently caught up", lags: []float64{10, 0, 20, 0, 0, 10, 20}, committed: []float64{40, 50, 50, 70, 70, 70, 70}, consumers: 1},
+		{name: "batch committer saw-tooth", lags: []float64{0, 40, 80, 0, 40, 80, 0}, committed: []float64{0, 0, 0, 80, 80, 80, 160}, consumers: 1},
 		{name: "poller down: stale, not judged", lags: []float64{100, 200, 300, 400, 500, 600, 700}, committed: []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000}, consumers: 1, age: 5 * time.Minute},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,7 +22,9 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
-	"github.com/seed-a49a8342/cartograph/ingest/metricsink"
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 	"github.com/seed-a49a8342/cartograph/web/api"
@@ -64,9 +66,18 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		logger.Warn("the embedded store is not implemented in this build yet: the graph lives in memory only and is lost on restart")
 	}
 
+	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window), Registerer: reg})
+	if err != nil {
+		return err
+	}
+	breakers, err := resilience.New(resilience.Options{Registerer: reg})
+	if err != nil {
+		return err
+	}
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
+		Lag: lags, Circuits: breakers,
 		Registerer: reg,
 	})
 	if err != nil {
@@ -76,19 +87,26 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	metrics, err := brokermetrics.New(brokermetrics.Options{Lag: lags, Resilience: breakers, Registerer: reg, Logger: logger})
+	if err != nil {
+		return err
+	}
 	recv, err := otlp.New(otlp.Options{
 		GRPCAddr: cfg.OTLPGRPCAddr, HTTPAddr: cfg.OTLPHTTPAddr,
 		MaxRequestBytes: cfg.MaxRequestBytes, MaxInFlight: cfg.MaxInFlight,
-		Traces: traces, Metrics: metricsink.New(reg),
+		Traces: traces, Metrics: metrics,
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	engine, err := detect.NewEngine(detect.EngineOptions{
-		Detectors: []detect.Detector{detect.NewRetryStorm(detect.RetryStormOptions{})},
-		Interval:  cfg.EvalInterval,
-		Logger:    logger, Registerer: reg,
+		Detectors: []detect.Detector{
+			detect.NewRetryStorm(detect.RetryStormOptions{}),
+			detect.NewConsumerLag(detect.ConsumerLagOptions{}),
+		},
+		Interval: cfg.EvalInterval,
+		Logger:   logger, Registerer: reg,
 	})
 	if err != nil {
 		return err

@@ -660,45 +660,58 @@ func (e *evaluator) partition(sr *series) (partition, bool) {
 	return p, true
 }
 
+// minRun is how many readings the trailing run needs before it is judged
+// behind.
+const minRun = 3
+
 // judge applies the rules to a partition with readings w in the window.
+//
+// Only the trailing run is judged: the readings since the lag last stood at
+// zero (all of w when it did not). It must hold at least minRun readings
+// spanning half the window before the group is called stalled or falling
+// behind, which is Burrow's guard that a group that recently caught up is
+// not stopped, and keeps the saw-tooth of a consumer that commits in
+// batches (lag climbing between commits, back to zero at each) from ever
+// being judged, while a group that falls behind from a healthy state is
+// judged half a window later rather than a whole one.
 func (e *evaluator) judge(p *partition, w []point) State {
+	run := w
 	for i := len(w) - 1; i >= 0; i-- {
 		if w[i].v[fLag] == 0 {
 			p.zeroAt = w[i].t
-			return StateOK
+			run = w[i+1:]
+			break
 		}
 	}
-	if newestKnown(w, fConsumers) == 0 && p.lag > 0 {
+	if len(run) == 0 {
+		return StateOK // caught up at the newest reading
+	}
+	first, last := run[0], run[len(run)-1]
+	if len(run) < minRun || !known(run, fLag) || time.Duration(last.t-first.t) < e.window/2 {
+		return StateOK
+	}
+	if newestKnown(run, fConsumers) == 0 && p.lag > 0 {
 		p.behind = p.lag
 		return StateStopped
 	}
-	allLag := known(w, fLag)
-	first, last := w[0], w[len(w)-1]
-	if allLag && len(w) >= 2 && time.Duration(last.t-first.t) >= e.window/2 {
-		// Lag > 0 on all: no zero was seen above.
-		// The position is the committed offset when known throughout,
-		// else (a queue) the consumed counter.
-		f := fCommitted
-		if !known(w, f) {
-			f = fConsumed
-		}
-		if known(w, f) && constant(w, f) {
-			p.stuckAt, p.stuckOnCounter, p.behind = first.v[f], f == fConsumed, p.lag
-			return StateStalled
-		}
+	// Lag > 0 on all of run. The position is the committed offset when
+	// known throughout, else (a queue) the consumed counter.
+	f := fCommitted
+	if !known(run, f) {
+		f = fConsumed
 	}
-	if allLag && last.v[fLag] > first.v[fLag] {
-		grows := true
-		for i := 1; i < len(w); i++ {
-			if w[i].v[fLag] < w[i-1].v[fLag] {
-				grows = false
-				break
+	if known(run, f) && constant(run, f) {
+		p.stuckAt, p.stuckOnCounter, p.behind = first.v[f], f == fConsumed, p.lag
+		return StateStalled
+	}
+	if last.v[fLag] > first.v[fLag] {
+		for i := 1; i < len(run); i++ {
+			if run[i].v[fLag] < run[i-1].v[fLag] {
+				return StateOK
 			}
 		}
-		if grows {
-			p.fromLag, p.toLag, p.growSpan = first.v[fLag], last.v[fLag], last.t-first.t
-			return StateWarning
-		}
+		p.fromLag, p.toLag, p.growSpan = first.v[fLag], last.v[fLag], last.t-first.t
+		return StateWarning
 	}
 	return StateOK
 }

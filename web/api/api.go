@@ -38,6 +38,8 @@ type Options struct {
 	Graph GraphSource
 	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
 	Findings FindingsSource
+	// Brokers lists the broker sources polled (nil: none).
+	Brokers func() []BrokerStatus
 	// Ready reports whether the process is ready to receive traffic
 	// (nil: always ready).
 	Ready func() error
@@ -80,7 +82,8 @@ func New(o Options) (*API, error) {
 	} else {
 		a.handle("GET /api/v1/findings", notYet)
 	}
-	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/brokers", "GET /api/v1/stream"} {
+	a.handle("GET /api/v1/brokers", a.brokers)
+	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/stream"} {
 		a.handle(p, notYet)
 	}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -157,6 +160,28 @@ func (a *API) findings(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, findingsResponse{Findings: a.o.Findings.Findings(state)})
+}
+
+// BrokerStatus is one polled broker source in GET /api/v1/brokers.
+type BrokerStatus struct {
+	Name            string     `json:"name"`
+	Kind            string     `json:"kind"`
+	Endpoint        string     `json:"endpoint"`
+	IntervalSeconds float64    `json:"interval_seconds"`
+	LastSuccess     *time.Time `json:"last_success,omitempty"`
+	LastError       string     `json:"last_error,omitempty"`
+	LastErrorAt     *time.Time `json:"last_error_at,omitempty"`
+	Polls           uint64     `json:"polls"`
+	Failures        uint64     `json:"failures"`
+	Samples         int        `json:"samples"`
+}
+
+func (a *API) brokers(w http.ResponseWriter, _ *http.Request) {
+	list := []BrokerStatus{}
+	if a.o.Brokers != nil {
+		list = append(list, a.o.Brokers()...)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"brokers": list})
 }
 
 // couplingResponse is the body of GET /api/v1/coupling.
