@@ -104,6 +104,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Detectors: []detect.Detector{
 			detect.NewRetryStorm(detect.RetryStormOptions{}),
 			detect.NewConsumerLag(detect.ConsumerLagOptions{}),
+			detect.NewOpenCircuit(detect.OpenCircuitOptions{}),
 		},
 		Interval: cfg.EvalInterval,
 		Logger:   logger, Registerer: reg,
