@@ -41,6 +41,9 @@ type Options struct {
 	Lag LagSource
 	// Circuits, when set, adds circuit-breaker states to snapshots.
 	Circuits CircuitSource
+	// Paths, when set, sees every span ConsumeSpans takes (outside the
+	// graph lock) and adds critical-path breakdowns to snapshots.
+	Paths PathSource
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Registerer receives the graph's own metrics (nil: not registered).
@@ -104,6 +107,35 @@ type LagSource interface {
 // CircuitSource lists circuit-breaker states (graph/resilience.Store).
 type CircuitSource interface {
 	Circuits() []resilience.Circuit
+}
+
+// PathSource analyses the critical paths of sampled complete traces
+// (graph/critpath). ObserveSpans must not keep spans or their strings past
+// the call; it is called from many goroutines at once.
+type PathSource interface {
+	ObserveSpans(spans []Span)
+	Paths(window time.Duration) []EntryPath
+}
+
+// EntryPath is the critical-path breakdown of the requests entering the
+// system through one operation of one node: where their end-to-end latency
+// goes, node by node, counting each node's own work (self time on the
+// critical path), not its waiting on the calls it makes.
+type EntryPath struct {
+	Node      string // entry node id (the service whose root span it is)
+	Operation string // root span name
+	Traces    int    // complete traces analysed in the window
+	// P50Ms and P95Ms are end-to-end latencies of those traces.
+	P50Ms, P95Ms float64
+	// Shares are the nodes on the critical path, largest share first.
+	Shares []PathShare
+}
+
+// PathShare is one node's part of an entry operation's critical path.
+type PathShare struct {
+	Node   string  // node id
+	SelfMs float64 // mean self time on the critical path per trace
+	Share  float64 // SelfMs / mean end-to-end latency, in [0,1]
 }
 
 // Refusal reasons reported by Consume.

@@ -212,6 +212,9 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	g.mu.Unlock()
 
 	g.m.spans.Add(float64(len(spans)))
+	if g.opts.Paths != nil {
+		g.opts.Paths.ObserveSpans(spans)
+	}
 	var b strings.Builder
 	for r := refusal(1); r < numRefusals; r++ {
 		if counts[r] == 0 {

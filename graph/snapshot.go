@@ -29,6 +29,8 @@ type Snapshot struct {
 	LongestSyncChain []string `json:"-"`
 	// Circuits are the circuit-breaker states reported as metrics.
 	Circuits []resilience.Circuit `json:"-"`
+	// Paths are the critical-path breakdowns of entry operations.
+	Paths []EntryPath `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -178,6 +180,9 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	s := NewSnapshot(now, window, nodes, edges)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
+	}
+	if g.opts.Paths != nil {
+		s.Paths = g.opts.Paths.Paths(window)
 	}
 	g.m.build.Observe(time.Since(t0).Seconds())
 	return s, nil
