@@ -144,6 +144,14 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 		return
 	}
 
+	radii := make([]*BlastRadius, len(obs))
+	if len(obs) > 0 && s != nil {
+		b := newBlaster(s)
+		for i := range obs {
+			radii[i] = b.radius(obs[i].Subject)
+		}
+	}
+
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	seen := make(map[string]bool, len(obs))
@@ -164,6 +172,7 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 			e.active[k] = f
 		}
 		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
+		f.BlastRadius = radii[i]
 		if f.State == StatePending && now.Sub(f.StartedAt) >= e.o.Hold {
 			f.State = StateFiring
 			f.FiredAt = ptr(now)

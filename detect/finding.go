@@ -184,4 +184,6 @@ type Finding struct {
 	ResolvedAt *time.Time     `json:"resolved_at,omitempty"`
 	// LastSeen is the last evaluation at which the condition held.
 	LastSeen time.Time `json:"last_seen"`
+	// BlastRadius is what the problem takes down, as of LastSeen.
+	BlastRadius *BlastRadius `json:"blast_radius,omitempty"`
 }

@@ -20,6 +20,10 @@ type wireFinding struct {
 	Subject  map[string]string `json:"subject"`
 	Summary  string            `json:"summary"`
 	Evidence map[string]any    `json:"evidence"`
+	Blast    *struct {
+		Upstream    []map[string]any `json:"upstream"`
+		EntryPoints []map[string]any `json:"entry_points"`
+	} `json:"blast_radius"`
 }
 
 func getFindings(t *testing.T, col started, state string) []wireFinding {
@@ -80,6 +84,9 @@ func TestE2ERetryStorm(t *testing.T) {
 	require.InDelta(t, 0.4, storm.Evidence["retry_ratio"], 1e-9)
 	require.EqualValues(t, 12, storm.Evidence["retries"])
 	require.NotEmpty(t, storm.Summary)
+	require.NotNil(t, storm.Blast, "every finding says what it takes down")
+	require.Equal(t, "orders", storm.Blast.EntryPoints[0]["node"])
+	require.EqualValues(t, 1, storm.Blast.EntryPoints[0]["share"], "every request into orders calls stock")
 	for _, f := range getFindings(t, col, "all") {
 		if f.ID != storm.ID {
 			require.NotEqual(t, "retry_storm", f.Kind, "one storm, one finding: %+v", f)
