@@ -21,7 +21,7 @@ func blastSnapshot() *graph.Snapshot {
 			e("service:gateway", "service:checkout", 50),
 			e("service:gateway", "service:catalog", 50),
 			e("service:checkout", "service:payment", 50),
-			e("service:admin", "service:payment", 1), // a batch job nobody calls
+			e("service:admin", "service:payment", 1),    // a batch job nobody calls
 			e("service:payment", "service:checkout", 5), // a cycle back
 		})
 }
