@@ -38,9 +38,12 @@ type EngineOptions struct {
 	// resolved ones kept (default 10,000); conditions beyond are dropped and
 	// counted.
 	MaxFindings int
-	Now         func() time.Time
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// AfterEval, when set, is called after every evaluation Run makes, with
+	// the snapshot judged (to publish it with the findings).
+	AfterEval  func(*graph.Snapshot)
+	Now        func() time.Time
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
 }
 
 func (o EngineOptions) withDefaults() EngineOptions {
@@ -267,6 +270,9 @@ func (e *Engine) Run(ctx context.Context, src SnapshotSource) error {
 			continue
 		}
 		e.Eval(ctx, s)
+		if e.o.AfterEval != nil {
+			e.o.AfterEval(s)
+		}
 	}
 }
 

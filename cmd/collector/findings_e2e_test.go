@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -47,6 +48,10 @@ func TestE2ERetryStorm(t *testing.T) {
 	stock := newTracerProvider(t, grpcExporter(t, col.OTLPGRPC), "stock", "")
 	ordersT, stockT := orders.Tracer("e2e"), stock.Tracer("e2e")
 
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+col.API.String()+"/api/v1/stream", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { ws.Close() })
+
 	ctx := context.Background()
 	for i := range 30 {
 		rctx, root := ordersT.Start(ctx, "POST /orders", trace.WithSpanKind(trace.SpanKindServer))
@@ -84,6 +89,20 @@ func TestE2ERetryStorm(t *testing.T) {
 	require.InDelta(t, 0.4, storm.Evidence["retry_ratio"], 1e-9)
 	require.EqualValues(t, 12, storm.Evidence["retries"])
 	require.NotEmpty(t, storm.Summary)
+	// The stream pushes it too, without being asked.
+	require.NoError(t, ws.SetReadDeadline(time.Now().Add(5*time.Second)))
+	for pushed := false; !pushed; {
+		var m struct {
+			Type string `json:"type"`
+			Data struct {
+				Findings []wireFinding `json:"findings"`
+			} `json:"data"`
+		}
+		require.NoError(t, ws.ReadJSON(&m))
+		for _, f := range m.Data.Findings {
+			pushed = pushed || (m.Type == "findings" && f.ID == storm.ID && f.State == "firing")
+		}
+	}
 	require.NotNil(t, storm.Blast, "every finding says what it takes down")
 	require.Equal(t, "orders", storm.Blast.EntryPoints[0]["node"])
 	require.EqualValues(t, 1, storm.Blast.EntryPoints[0]["share"], "every request into orders calls stock")

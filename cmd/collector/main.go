@@ -100,7 +100,16 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	engine, err := detect.NewEngine(detect.EngineOptions{
+	hub, err := api.NewHub(api.HubOptions{Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	var engine *detect.Engine
+	engine, err = detect.NewEngine(detect.EngineOptions{
+		AfterEval: func(s *graph.Snapshot) {
+			_ = hub.Publish("graph", s)
+			_ = hub.Publish("findings", map[string]any{"findings": engine.Findings(0)})
+		},
 		Detectors: []detect.Detector{
 			detect.NewRetryStorm(detect.RetryStormOptions{}),
 			detect.NewConsumerLag(detect.ConsumerLagOptions{}),
@@ -114,7 +123,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Findings: engine, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")

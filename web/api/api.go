@@ -40,6 +40,8 @@ type Options struct {
 	Findings FindingsSource
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
+	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
+	Stream *Hub
 	// Ready reports whether the process is ready to receive traffic
 	// (nil: always ready).
 	Ready func() error
@@ -83,7 +85,12 @@ func New(o Options) (*API, error) {
 		a.handle("GET /api/v1/findings", notYet)
 	}
 	a.handle("GET /api/v1/brokers", a.brokers)
-	for _, p := range []string{"GET /api/v1/graph/diff", "GET /api/v1/stream"} {
+	if o.Stream != nil {
+		a.mux.Handle("GET /api/v1/stream", o.Stream)
+	} else {
+		a.handle("GET /api/v1/stream", notYet)
+	}
+	for _, p := range []string{"GET /api/v1/graph/diff"} {
 		a.handle(p, notYet)
 	}
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
