@@ -35,6 +35,9 @@ management.tcp.port = 15672
 prometheus.tcp.ip = 127.0.0.1
 prometheus.tcp.port = 15692
 collect_statistics_interval = 1000
+management.sample_retention_policies.global.minute = 1
+management.sample_retention_policies.basic.minute = 1
+management.sample_retention_policies.detailed.10 = 1
 loopback_users.guest = true
 CONF
   chown -R rabbitmq:rabbitmq "$base" 2>/dev/null || true
@@ -46,6 +49,23 @@ CONF
   rabbitmqctl wait --timeout 110 "$RABBITMQ_PID_FILE" >/dev/null
 else
   rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus >/dev/null
+  # A broker started by the machine refreshes management stats every 5s,
+  # which makes the poller tests wait; give it 1s stats and restart it once.
+  if ! rabbitmqctl eval 'application:get_env(rabbit, collect_statistics_interval).' 2>/dev/null | grep -q '{ok,1000}'; then
+    conf=/etc/rabbitmq/rabbitmq.conf
+    touch "$conf"
+    for line in "collect_statistics_interval = 1000" \
+                "management.sample_retention_policies.global.minute = 1" \
+                "management.sample_retention_policies.basic.minute = 1" \
+                "management.sample_retention_policies.detailed.10 = 1"; do
+      grep -qF "${line%% =*}" "$conf" || echo "$line" >> "$conf"
+    done
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    for _ in $(seq 1 100); do rabbit_up || break; sleep 0.1; done
+    rabbitmq-server -detached
+    for _ in $(seq 1 300); do rabbit_up && break; sleep 0.2; done
+    rabbitmq-plugins enable rabbitmq_management rabbitmq_prometheus >/dev/null
+  fi
 fi
 wait_for http://guest:guest@127.0.0.1:15672/api/overview 60
 echo "services: rabbitmq management on 127.0.0.1:15672, nats-server $(nats-server --version 2>&1 | head -1)"

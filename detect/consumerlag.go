@@ -23,21 +23,21 @@ const (
 type ConsumerLagOptions struct {
 	// MaxSeconds is the time lag above which a group is behind even when
 	// its lag is not growing (default 300 s).
-	MaxSeconds float64
+	MaxSeconds float64 `yaml:"max_seconds"`
 	// MaxDrainSeconds is the drain time above which a group is behind
 	// (default 900 s).
-	MaxDrainSeconds float64
+	MaxDrainSeconds float64 `yaml:"max_drain_seconds"`
 	// Trace-based judgement, for destinations without broker metrics: a
 	// consumer edge whose producer->consumer delay p95 is at least
 	// TraceMinDelayMS and grew on each of the last TraceGrowthTicks
 	// evaluations, while its consume rate is below TraceRateShortfall of
 	// the destination's produce rate.
-	TraceMinDelayMS    float64
-	TraceGrowthTicks   int
-	TraceRateShortfall float64
+	TraceMinDelayMS    float64 `yaml:"trace_min_delay_ms"`
+	TraceGrowthTicks   int     `yaml:"trace_growth_ticks"`
+	TraceRateShortfall float64 `yaml:"trace_rate_shortfall"`
 	// MaxTracked bounds the consumer edges whose delay history is kept
 	// (default 50,000).
-	MaxTracked int
+	MaxTracked int `yaml:"max_tracked"`
 }
 
 func (o ConsumerLagOptions) withDefaults() ConsumerLagOptions {

@@ -42,27 +42,27 @@ const (
 type OpenCircuitOptions struct {
 	// MinCalls is how many unanswered calls an edge needs in the window
 	// before it is judged (default 5).
-	MinCalls uint64
+	MinCalls uint64 `yaml:"min_calls"`
 	// MinUnansweredRatio is the least share of an edge's calls that must go
 	// unanswered (default 0.5). With the default HalfOpenMaxAnswered the
 	// latter is the stricter bound; this one binds when that is raised.
-	MinUnansweredRatio float64
+	MinUnansweredRatio float64 `yaml:"min_unanswered_ratio"`
 	// FastRatio is how fast, relative to the edge's normal latency, the
 	// unanswered calls must fail: their p50 at most FastRatio x the normal
 	// p50 (default 0.25).
-	FastRatio float64
+	FastRatio float64 `yaml:"fast_ratio"`
 	// FastAbsolute bounds the unanswered p50 when the edge's normal latency
 	// is not known (default 10ms).
-	FastAbsolute time.Duration
+	FastAbsolute time.Duration `yaml:"fast_absolute"`
 	// HalfOpenMaxAnswered is the share of calls reaching the callee below
 	// which they are a half-open breaker's trial calls (default 0.2). At or
 	// above it the edge fails partially, which is not a breaker: nothing
 	// fires.
-	HalfOpenMaxAnswered float64
+	HalfOpenMaxAnswered float64 `yaml:"half_open_max_answered"`
 	// MaxRemembered bounds the edges whose last answered latency is kept
 	// across snapshots (default 50,000); beyond it the edges seen least
 	// recently are forgotten.
-	MaxRemembered int
+	MaxRemembered int `yaml:"max_remembered"`
 }
 
 func (o OpenCircuitOptions) withDefaults() OpenCircuitOptions {

@@ -33,13 +33,13 @@ const (
 type RetryStormOptions struct {
 	// Budget is the retry ratio (retries / calls) above which a sync edge
 	// storms (default 0.2).
-	Budget float64
+	Budget float64 `yaml:"budget"`
 	// MinRetries is how many retries an edge needs in the window before it
 	// is judged (default 10).
-	MinRetries uint64
+	MinRetries uint64 `yaml:"min_retries"`
 	// CriticalAmplification is the amplification factor at or above which a
 	// storm is critical rather than a warning (default 4).
-	CriticalAmplification float64
+	CriticalAmplification float64 `yaml:"critical_amplification"`
 }
 
 func (o RetryStormOptions) withDefaults() RetryStormOptions {

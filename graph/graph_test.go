@@ -340,3 +340,26 @@ func TestLagJoinsConsumerEdges(t *testing.T) {
 	_, ok := snap.Node("topic:kafka/clicks")
 	require.True(t, ok, "a destination known only from metrics is a node")
 }
+
+func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{Lag: staticLag{
+		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateStalled, Messages: 900},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-v2"}, State: lag.StateStopped, Messages: 5},
+	}})
+	rej, why := g.ConsumeSpans([]Span{
+		{Trace: tid(2), ID: sid(1), Kind: SpanConsumer, Service: "mailer", End: ms, Protocol: ProtocolRabbitMQ, Destination: NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}},
+		{Trace: tid(3), ID: sid(1), Kind: SpanConsumer, Service: "billing", End: ms, Protocol: ProtocolKafka,
+			Destination: NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}, ConsumerGroup: "billing-v2"},
+	})
+	require.Zero(t, rej, why)
+	clk.advance(5 * time.Minute) // the consumers stalled: no spans since
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "queue:rabbitmq/emails->service:mailer rabbitmq")
+	require.Zero(t, e.Requests)
+	require.Equal(t, lag.StateStalled, e.Lag.Status, "the lag stays on the consumer's own edge")
+	b := edgeByID(t, snap, "topic:kafka/orders->service:billing kafka @billing-v2")
+	require.Equal(t, lag.StateStopped, b.Lag.Status, "a group named in traces maps to its service, not to a node named after the group")
+	_, phantom := snap.Node("service:billing-v2")
+	require.False(t, phantom)
+}

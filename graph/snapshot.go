@@ -156,6 +156,18 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 			b.node(g.nodeIx[i].key)
 		}
 	}
+	if g.opts.Lag != nil {
+		// Consumer edges seen at any time: a consumer that stalls stops
+		// emitting spans, and its lag must still land on its own edge.
+		for _, e := range g.edgeIx {
+			if e.kind != EdgeAsync {
+				continue
+			}
+			if k := g.nodeIx[e.key.src].key; k.Kind == NodeTopic || k.Kind == NodeQueue {
+				b.dormant = append(b.dormant, dormantEdge{dest: k, consumer: g.nodeIx[e.key.dst].key, proto: e.key.proto, group: e.key.group})
+			}
+		}
+	}
 	g.mu.Unlock()
 
 	if g.opts.Lag != nil {
@@ -259,9 +271,18 @@ type rawEdge struct {
 
 // snapshotBuilder gathers a snapshot's nodes and edges.
 type snapshotBuilder struct {
-	nodes []NodeKey
-	byKey map[NodeKey]int
-	edges []rawEdge
+	nodes   []NodeKey
+	byKey   map[NodeKey]int
+	edges   []rawEdge
+	dormant []dormantEdge
+}
+
+// dormantEdge is a destination -> consumer edge the graph knows, whether or
+// not it carried traffic in the window.
+type dormantEdge struct {
+	dest, consumer NodeKey
+	proto          Protocol
+	group          string
 }
 
 func (b *snapshotBuilder) node(k NodeKey) int {
@@ -286,9 +307,10 @@ func (b *snapshotBuilder) destination(system, name string) int {
 
 // joinLag puts each group's lag on its destination -> consumer edges: the
 // edges whose consumer group is the status's group, or every consumer edge
-// of a queue (whose consumers share one backlog). A group no trace names
-// still appears, as a service node named after the group fed by the
-// destination, so lag is never hidden for want of traces.
+// of a queue (whose consumers share one backlog). Consumer edges without
+// traffic in the window still get it (a stalled consumer sends no spans). A
+// group no trace ever named still appears, as a service node named after the
+// group fed by the destination, so lag is never hidden for want of traces.
 func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
 	for i := range statuses {
 		st := &statuses[i]
@@ -299,6 +321,15 @@ func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
 			e := &b.edges[j]
 			if e.src == dest && (e.group == st.Group || st.Group == "") && b.nodes[e.dst].Kind == NodeService {
 				e.lag = l
+				matched = true
+			}
+		}
+		if matched {
+			continue
+		}
+		for _, d := range b.dormant {
+			if b.byKey[d.dest] == dest && d.dest == b.nodes[dest] && (d.group == st.Group || st.Group == "") && d.consumer.Kind == NodeService {
+				b.edges = append(b.edges, rawEdge{src: dest, dst: b.node(d.consumer), kind: EdgeAsync, proto: d.proto, group: d.group, lag: l})
 				matched = true
 			}
 		}

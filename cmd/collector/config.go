@@ -29,6 +29,22 @@ type config struct {
 	MaxRequestBytes int64
 	MaxInFlight     int
 	LogLevel        slog.Level
+
+	ConfigFile         string
+	KafkaBrokers       []string
+	KafkaGroups        []string
+	KafkaSASLUser      string
+	RabbitMQURL        string
+	RabbitMQUser       string
+	RabbitMQVHost      string
+	NATSMonitorURL     string
+	BrokerPollInterval time.Duration
+	LagStaleAfter      time.Duration
+
+	// file is the --config file, loaded and validated by parseConfig.
+	file fileConfig
+	// getenv reads secrets named in the config file.
+	getenv func(string) string
 }
 
 // errHelp is returned by parseConfig when -h or -help was asked for.
@@ -58,6 +74,22 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with detector thresholds and broker pollers (see README)")
+	fs.Func("kafka-brokers", "poll Kafka consumer lag from these comma-separated seed brokers (SASL password: env CARTOGRAPH_KAFKA_SASL_PASSWORD)", func(v string) error {
+		c.KafkaBrokers = splitList(v)
+		return nil
+	})
+	fs.Func("kafka-groups", "poll only these comma-separated Kafka consumer groups (default all)", func(v string) error {
+		c.KafkaGroups = splitList(v)
+		return nil
+	})
+	fs.StringVar(&c.KafkaSASLUser, "kafka-sasl-user", "", "Kafka SASL/PLAIN user")
+	fs.StringVar(&c.RabbitMQURL, "rabbitmq-url", "", "poll queue depths from this RabbitMQ management API, e.g. http://127.0.0.1:15672 (password: env CARTOGRAPH_RABBITMQ_PASSWORD)")
+	fs.StringVar(&c.RabbitMQUser, "rabbitmq-user", "", "RabbitMQ management API user")
+	fs.StringVar(&c.RabbitMQVHost, "rabbitmq-vhost", "", "poll only this RabbitMQ vhost (default all)")
+	fs.StringVar(&c.NATSMonitorURL, "nats-monitor-url", "", "poll JetStream consumers from this NATS monitoring endpoint, e.g. http://127.0.0.1:8222")
+	fs.DurationVar(&c.BrokerPollInterval, "broker-poll-interval", 15*time.Second, "default interval of broker polls")
+	fs.DurationVar(&c.LagStaleAfter, "lag-stale-after", 2*time.Minute, "consumer lag with no reading for this long is shown stale (broker or poller down), not current")
 	return fs
 }
 
@@ -92,7 +124,13 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if err := errors.Join(errs...); err != nil {
 		return c, err
 	}
-	return c, c.Validate()
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	c.getenv = getenv
+	var err error
+	c.file, err = loadFileConfig(c.ConfigFile)
+	return c, err
 }
 
 func envName(flagName string) string {
@@ -113,6 +151,9 @@ func (c config) Validate() error {
 	}
 	if c.EvalInterval <= 0 {
 		errs = append(errs, errors.New("--eval-interval must be positive"))
+	}
+	if c.BrokerPollInterval <= 0 {
+		errs = append(errs, errors.New("--broker-poll-interval must be positive"))
 	}
 	if c.APIAddr == "" {
 		errs = append(errs, errors.New("--api-addr must be set"))

@@ -117,6 +117,12 @@ func (e *wireEdge) requests() uint64 {
 // context and requires run to return nil.
 func startCollector(t *testing.T, extraArgs ...string) started {
 	t.Helper()
+	return startCollectorEnv(t, nil, extraArgs...)
+}
+
+// startCollectorEnv is startCollector with environment variables env.
+func startCollectorEnv(t *testing.T, env map[string]string, extraArgs ...string) started {
+	t.Helper()
 	args := append([]string{
 		"--otlp-grpc-addr=127.0.0.1:0",
 		"--otlp-http-addr=127.0.0.1:0",
@@ -124,7 +130,7 @@ func startCollector(t *testing.T, extraArgs ...string) started {
 		"--pair-ttl=2s",
 		"--log-level=warn",
 	}, extraArgs...)
-	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
+	cfg, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)
 
 	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: cfg.LogLevel}))

@@ -25,6 +25,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
+	"github.com/seed-a49a8342/cartograph/ingest/brokers"
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 	"github.com/seed-a49a8342/cartograph/web/api"
@@ -66,7 +67,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		logger.Warn("the embedded store is not implemented in this build yet: the graph lives in memory only and is lost on restart")
 	}
 
-	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window), Registerer: reg})
+	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -100,6 +101,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	sources, closeBrokers, err := brokerSources(cfg.file, cfg, cfg.getenv)
+	if err != nil {
+		return err
+	}
+	defer closeBrokers()
+	polls, err := brokers.NewRunner(brokers.RunnerOptions{Sources: sources, Sink: lags, Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	hub, err := api.NewHub(api.HubOptions{Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
@@ -111,12 +121,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			_ = hub.Publish("findings", map[string]any{"findings": engine.Findings(0)})
 		},
 		Detectors: []detect.Detector{
-			detect.NewRetryStorm(detect.RetryStormOptions{}),
-			detect.NewConsumerLag(detect.ConsumerLagOptions{}),
-			detect.NewOpenCircuit(detect.OpenCircuitOptions{}),
+			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
+			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
+			detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
 		},
-		Interval: cfg.EvalInterval,
-		Logger:   logger, Registerer: reg,
+		Hold:       cfg.file.Detectors.Hold,
+		KeepFiring: cfg.file.Detectors.KeepFiring,
+		Interval:   cfg.EvalInterval,
+		Logger:     logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -124,6 +136,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
 		Graph: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
@@ -170,6 +183,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return engine.Run(ctx, g) })
+	eg.Go(func() error { return polls.Run(ctx) })
 	eg.Go(func() error {
 		<-ctx.Done()
 		ready.Store(false)
@@ -179,4 +193,15 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return errors.Join(recv.Shutdown(sctx), apiSrv.Shutdown(sctx))
 	})
 	return eg.Wait()
+}
+
+// brokerStatus converts poller status into the API's shape.
+func brokerStatus(in []brokers.Status) []api.BrokerStatus {
+	out := make([]api.BrokerStatus, len(in))
+	for i, s := range in {
+		out[i] = api.BrokerStatus{Name: s.Name, Kind: s.Kind, Endpoint: s.Endpoint, IntervalSeconds: s.Interval,
+			LastSuccess: s.LastSuccess, LastError: s.LastError, LastErrorAt: s.LastErrorAt,
+			Polls: s.Polls, Failures: s.Failures, Samples: s.Samples}
+	}
+	return out
 }
