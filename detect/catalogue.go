@@ -33,6 +33,18 @@ var thresholdDocs = map[string]map[string][2]string{
 		"half_open_max_answered": {"ratio", "share of answered calls below which the circuit is half-open (above it: partial failure, not a breaker)"},
 		"max_remembered":         {"edges", "edges whose normal latency is remembered across evaluations"},
 	},
+	"bottleneck": {
+		"min_share":               {"ratio", "self-time share of an entry operation's critical path from which a node is its bottleneck"},
+		"min_traces":              {"traces", "complete traces of the entry operation in the window before it is judged"},
+		"critical_share":          {"ratio", "self-time share from which a bottleneck is critical"},
+		"saturation_flat":         {"ratio", "saturation: throughput counts as flat within this share of its mean"},
+		"saturation_rise":         {"ratio", "saturation: latency and in-flight concurrency must both rise by this share"},
+		"saturation_ticks":        {"evaluations", "saturation: evaluations the trend is judged over"},
+		"saturation_min_requests": {"requests", "saturation: requests in the window before a node is judged"},
+		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
+		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 is this many times its usual p95; only then is its dominant node a bottleneck"},
+		"latency_objective_ms":    {"ms", "also slow whenever an entry's p95 exceeds this (0: off)"},
+	},
 	"consumer_lag": {
 		"max_seconds":          {"seconds", "time lag above which a group is behind even when its lag is steady"},
 		"max_drain_seconds":    {"seconds", "drain time above which a group is behind"},
@@ -55,6 +67,7 @@ func Catalogue() []Threshold {
 		{"retry_storm", RetryStormOptions{}.withDefaults()},
 		{"open_circuit", OpenCircuitOptions{}.withDefaults()},
 		{"consumer_lag", ConsumerLagOptions{}.withDefaults()},
+		{"bottleneck", BottleneckOptions{}.withDefaults()},
 	} {
 		v := reflect.ValueOf(d.opts)
 		for i := range v.NumField() {

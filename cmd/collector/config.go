@@ -40,6 +40,10 @@ type config struct {
 	NATSMonitorURL     string
 	BrokerPollInterval time.Duration
 	LagStaleAfter      time.Duration
+	TraceSampleOneIn   int
+	TraceIdle          time.Duration
+	MaxTraces          int
+	AlertmanagerURLs   []string
 
 	// file is the --config file, loaded and validated by parseConfig.
 	file fileConfig
@@ -89,6 +93,13 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.RabbitMQVHost, "rabbitmq-vhost", "", "poll only this RabbitMQ vhost (default all)")
 	fs.StringVar(&c.NATSMonitorURL, "nats-monitor-url", "", "poll JetStream consumers from this NATS monitoring endpoint, e.g. http://127.0.0.1:8222")
 	fs.DurationVar(&c.BrokerPollInterval, "broker-poll-interval", 15*time.Second, "default interval of broker polls")
+	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 10, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
+	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace is complete when no span of it arrived for this long")
+	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; beyond, traces are not sampled, and counted")
+	fs.Func("alertmanager-url", "push findings to these comma-separated Alertmanager base URLs (API v2), e.g. http://127.0.0.1:9093", func(v string) error {
+		c.AlertmanagerURLs = splitList(v)
+		return nil
+	})
 	fs.DurationVar(&c.LagStaleAfter, "lag-stale-after", 2*time.Minute, "consumer lag with no reading for this long is shown stale (broker or poller down), not current")
 	return fs
 }
@@ -151,6 +162,9 @@ func (c config) Validate() error {
 	}
 	if c.EvalInterval <= 0 {
 		errs = append(errs, errors.New("--eval-interval must be positive"))
+	}
+	if c.TraceSampleOneIn < 1 {
+		errs = append(errs, errors.New("--trace-sample-one-in must be at least 1"))
 	}
 	if c.BrokerPollInterval <= 0 {
 		errs = append(errs, errors.New("--broker-poll-interval must be positive"))

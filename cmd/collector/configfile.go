@@ -20,8 +20,19 @@ import (
 // broker pollers and Alertmanager. Every key is optional; unknown keys are
 // errors, so a typo does not silently keep a default.
 type fileConfig struct {
-	Detectors detectorsConfig `yaml:"detectors"`
-	Brokers   []brokerConfig  `yaml:"brokers"`
+	Detectors    detectorsConfig    `yaml:"detectors"`
+	Brokers      []brokerConfig     `yaml:"brokers"`
+	Alertmanager alertmanagerConfig `yaml:"alertmanager"`
+}
+
+// alertmanagerConfig adds to --alertmanager-url: static labels, a bearer
+// token from the environment, the re-send interval.
+type alertmanagerConfig struct {
+	URLs           []string          `yaml:"urls"`
+	Labels         map[string]string `yaml:"labels"`
+	BearerTokenEnv string            `yaml:"bearer_token_env"`
+	Interval       time.Duration     `yaml:"interval"`
+	ExternalURL    string            `yaml:"external_url"`
 }
 
 type detectorsConfig struct {
@@ -33,6 +44,7 @@ type detectorsConfig struct {
 	RetryStorm  detect.RetryStormOptions  `yaml:"retry_storm"`
 	OpenCircuit detect.OpenCircuitOptions `yaml:"open_circuit"`
 	ConsumerLag detect.ConsumerLagOptions `yaml:"consumer_lag"`
+	Bottleneck  detect.BottleneckOptions  `yaml:"bottleneck"`
 }
 
 // brokerConfig is one broker to poll. Secrets are read from the environment
@@ -93,6 +105,7 @@ func (fc fileConfig) Validate() error {
 		"retry_storm.budget": d.RetryStorm.Budget, "open_circuit.min_unanswered_ratio": d.OpenCircuit.MinUnansweredRatio,
 		"open_circuit.fast_ratio": d.OpenCircuit.FastRatio, "open_circuit.half_open_max_answered": d.OpenCircuit.HalfOpenMaxAnswered,
 		"consumer_lag.trace_rate_shortfall": d.ConsumerLag.TraceRateShortfall,
+		"bottleneck.min_share":              d.Bottleneck.MinShare, "bottleneck.critical_share": d.Bottleneck.CriticalShare,
 	} {
 		if v < 0 || v > 1 {
 			errs = append(errs, fmt.Errorf("detectors.%s = %g: a ratio in [0,1]", name, v))

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -21,7 +22,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/detect/alertmanager"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
@@ -75,10 +78,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	if err != nil {
+		return err
+	}
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
-		Lag: lags, Circuits: breakers,
+		Lag: lags, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
 	if err != nil {
@@ -124,6 +131,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
 			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
 			detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
+			detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
 		},
 		Hold:       cfg.file.Detectors.Hold,
 		KeepFiring: cfg.file.Detectors.KeepFiring,
@@ -132,6 +140,18 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	})
 	if err != nil {
 		return err
+	}
+	var pusher *alertmanager.Pusher
+	if am := cfg.file.Alertmanager; len(cfg.AlertmanagerURLs)+len(am.URLs) > 0 {
+		pusher, err = alertmanager.New(alertmanager.Options{
+			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: engine,
+			Labels: am.Labels, BearerToken: secret("", am.BearerTokenEnv, cfg.getenv),
+			Interval: am.Interval, ExternalURL: am.ExternalURL,
+			Logger: logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
@@ -184,6 +204,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	})
 	eg.Go(func() error { return engine.Run(ctx, g) })
 	eg.Go(func() error { return polls.Run(ctx) })
+	if pusher != nil {
+		eg.Go(func() error { return pusher.Run(ctx) })
+	}
 	eg.Go(func() error {
 		<-ctx.Done()
 		ready.Store(false)

@@ -1,0 +1,544 @@
+package detect
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// Defaults of BottleneckOptions.
+const (
+	DefaultBottleneckMinShare      = 0.5
+	DefaultBottleneckMinTraces     = 20
+	DefaultBottleneckCriticalShare = 0.8
+	DefaultSaturationFlat          = 0.1
+	DefaultSaturationRise          = 0.5
+	DefaultSaturationTicks         = 4
+	DefaultSaturationMinRequests   = 20
+	DefaultBottleneckMaxTracked    = 50_000
+)
+
+// Evidence values of "kind": which rule made a node a bottleneck. A node
+// both rules hold for is one observation of kind critical_path that also
+// carries "saturation".
+const (
+	bottleneckCriticalPath = "critical_path"
+	bottleneckSaturation   = "saturation"
+)
+
+// saturationExplained is the part of a node's latency rise that, when the
+// calls it makes rose as much, means the node is waiting, not saturated.
+const saturationExplained = 0.5
+
+// BottleneckOptions configure a Bottleneck detector. Zero (or negative)
+// fields take the defaults.
+type BottleneckOptions struct {
+	// MinShare is the self-time share of an entry operation's critical path
+	// at or above which the node doing that work is its bottleneck
+	// (default 0.5).
+	MinShare float64 `yaml:"min_share"`
+	// MinTraces is how many complete traces an entry operation needs in the
+	// window before its critical path is judged (default 20).
+	MinTraces int `yaml:"min_traces"`
+	// CriticalShare is the share at or above which the finding is critical
+	// rather than a warning (default 0.8).
+	CriticalShare float64 `yaml:"critical_share"`
+
+	// Saturation, judged per node with incoming sync calls (a service by
+	// its server-side latency, a database or external peer by its callers'
+	// client-side latency) over the last SaturationTicks evaluations
+	// (default 4): its incoming request rate stays within
+	// SaturationFlat (default 0.1, ±10%) of its mean over them, while its
+	// p95 latency and its in-flight concurrency (Little's law: rate x p50)
+	// both rise by at least SaturationRise (default 0.5, +50%) from the
+	// first to the last. A node whose outgoing calls slowed down by at
+	// least half as much as it did is waiting on them, not saturated.
+	SaturationFlat  float64 `yaml:"saturation_flat"`
+	SaturationRise  float64 `yaml:"saturation_rise"`
+	SaturationTicks int     `yaml:"saturation_ticks"`
+	// SaturationMinRequests is how many requests a node needs in the window
+	// at each of those evaluations to be judged (default 20).
+	SaturationMinRequests uint64 `yaml:"saturation_min_requests"`
+	// MaxTracked bounds the nodes whose history is kept (default 50,000).
+	MaxTracked int `yaml:"max_tracked"`
+	// DegradedRatio: a dominant node is a bottleneck only while its entry
+	// operation is slow: its p95 at least this many times its usual p95
+	// (default 1.5). Every path has a node doing most of its work; only
+	// when the requests are slower than usual is that node a problem. The
+	// usual p95 is learnt per entry from evaluations where it was not
+	// degraded (an exponential average, bounded by MaxTracked entries); an
+	// entry seen for the first time is not judged.
+	DegradedRatio float64 `yaml:"degraded_ratio"`
+	// LatencyObjectiveMs, when set, also counts an entry as slow whenever
+	// its p95 exceeds it, baseline or not (default 0: off).
+	LatencyObjectiveMs float64 `yaml:"latency_objective_ms"`
+}
+
+func (o BottleneckOptions) withDefaults() BottleneckOptions {
+	if !(o.MinShare > 0) {
+		o.MinShare = DefaultBottleneckMinShare
+	}
+	if o.MinTraces <= 0 {
+		o.MinTraces = DefaultBottleneckMinTraces
+	}
+	if !(o.CriticalShare > 0) {
+		o.CriticalShare = DefaultBottleneckCriticalShare
+	}
+	if !(o.SaturationFlat > 0) {
+		o.SaturationFlat = DefaultSaturationFlat
+	}
+	if !(o.SaturationRise > 0) {
+		o.SaturationRise = DefaultSaturationRise
+	}
+	if o.SaturationTicks < 2 {
+		o.SaturationTicks = DefaultSaturationTicks
+	}
+	if o.SaturationMinRequests == 0 {
+		o.SaturationMinRequests = DefaultSaturationMinRequests
+	}
+	if o.MaxTracked <= 0 {
+		o.MaxTracked = DefaultBottleneckMaxTracked
+	}
+	if !(o.DegradedRatio > 1) {
+		o.DegradedRatio = DefaultBottleneckDegradedRatio
+	}
+	if o.LatencyObjectiveMs < 0 {
+		o.LatencyObjectiveMs = 0
+	}
+	return o
+}
+
+// DefaultBottleneckDegradedRatio is the default of
+// BottleneckOptions.DegradedRatio.
+const DefaultBottleneckDegradedRatio = 1.5
+
+// slow reports whether an entry's p95 is degraded, learning its usual p95
+// from evaluations where it is not, and returns that baseline (0: none yet).
+func (d *Bottleneck) slow(key string, p95 float64) (bool, float64) {
+	base, known := d.baseline[key]
+	if !known {
+		if len(d.baseOrder) >= d.opts.MaxTracked {
+			delete(d.baseline, d.baseOrder[0])
+			d.baseOrder = d.baseOrder[1:]
+		}
+		d.baseOrder = append(d.baseOrder, key)
+		d.baseline[key] = p95
+		return d.opts.LatencyObjectiveMs > 0 && p95 > d.opts.LatencyObjectiveMs, 0
+	}
+	degraded := p95 >= d.opts.DegradedRatio*base
+	if !degraded {
+		d.baseline[key] = 0.8*base + 0.2*p95
+	}
+	return degraded || (d.opts.LatencyObjectiveMs > 0 && p95 > d.opts.LatencyObjectiveMs), base
+}
+
+// BottleneckEntry is one entry operation whose critical path a bottleneck
+// node dominates, as listed in the "entries" evidence.
+type BottleneckEntry struct {
+	EntryNode string  `json:"entry_node"` // entry node id
+	Operation string  `json:"operation"`
+	Share     float64 `json:"share"`   // the node's self-time share of the path
+	SelfMs    float64 `json:"self_ms"` // the node's mean self time per trace
+	P95Ms     float64 `json:"p95_ms"`  // the entry's end-to-end p95
+	// UsualP95Ms is the entry's learnt usual p95 (0: none, judged against
+	// the latency objective).
+	UsualP95Ms float64 `json:"usual_p95_ms,omitempty"`
+	Traces     int     `json:"traces"`
+}
+
+// Bottleneck detects bottlenecks (SPEC.md "bottleneck"): nodes whose own
+// work makes up most of the end-to-end latency of the requests entering
+// through some operation (critical-path self time from
+// graph.Snapshot.Paths), or that are saturated (throughput flat while
+// latency and in-flight concurrency rise). Callers that are slow only
+// because they wait on such a node are not bottlenecks: self time excludes
+// waiting, and a node whose outgoing calls slowed down with it is not
+// judged saturated. It keeps a bounded history per node across evaluations;
+// Detect is called from one goroutine at a time.
+type Bottleneck struct {
+	opts  BottleneckOptions
+	hist  map[string][]loadPoint // node id -> recent points, newest last
+	order []string               // insertion order of hist, for eviction
+
+	baseline  map[string]float64 // entry -> usual p95 ms
+	baseOrder []string           // insertion order of baseline, for eviction
+}
+
+// loadPoint is a node's load at one evaluation.
+type loadPoint struct {
+	rate     float64 // incoming requests per second
+	requests uint64  // incoming requests in the window
+	p50, p95 float64 // latency of the node's own answers, ms
+	conc     float64 // in-flight requests: rate x p50
+	down     float64 // largest p95 of the calls the node makes, ms
+}
+
+// NewBottleneck returns a Bottleneck detector configured by o; zero fields
+// take the defaults.
+func NewBottleneck(o BottleneckOptions) *Bottleneck {
+	return &Bottleneck{opts: o.withDefaults(), hist: map[string][]loadPoint{}, baseline: map[string]float64{}}
+}
+
+// Options returns the options in force, defaults filled in.
+func (d *Bottleneck) Options() BottleneckOptions { return d.opts }
+
+// Kind returns KindBottleneck.
+func (d *Bottleneck) Kind() Kind { return KindBottleneck }
+
+// bottleneckHit gathers what makes one node a bottleneck.
+type bottleneckHit struct {
+	entries []BottleneckEntry
+	sat     []loadPoint // the saturation history, when saturated
+}
+
+// Detect returns one observation per bottleneck node, ordered by node id.
+// A node dominating the critical path of several entry operations is one
+// observation listing them all; severity is critical when any share is at
+// least CriticalShare. Detect does not modify s. When ctx is done it stops
+// and returns nil.
+func (d *Bottleneck) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
+	if s == nil || ctx.Err() != nil {
+		return nil
+	}
+	hits := map[string]*bottleneckHit{}
+	hit := func(id string) *bottleneckHit {
+		h := hits[id]
+		if h == nil {
+			h = &bottleneckHit{}
+			hits[id] = h
+		}
+		return h
+	}
+	for i := range s.Paths {
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return nil
+		}
+		p := &s.Paths[i]
+		if p.Traces < d.opts.MinTraces {
+			continue
+		}
+		degraded, usual := d.slow(p.Node+"\x00"+p.Operation, p.P95Ms)
+		top, ok := topShare(p.Shares)
+		if !degraded || !ok || top.Share < d.opts.MinShare {
+			continue
+		}
+		h := hit(top.Node)
+		h.entries = append(h.entries, BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,
+			Share: top.Share, SelfMs: top.SelfMs, P95Ms: p.P95Ms, UsualP95Ms: round4(usual), Traces: p.Traces})
+	}
+	loads, ok := nodeLoads(ctx, s)
+	if !ok {
+		return nil
+	}
+	for id, pts := range d.track(loads) {
+		hit(id).sat = pts
+	}
+
+	ids := make([]string, 0, len(hits))
+	for id := range hits {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	out := make([]Observation, 0, len(ids))
+	for _, id := range ids {
+		var p95 *float64
+		if l := loads[id]; l != nil && l.p95 != nil {
+			p95 = l.p95
+		}
+		out = append(out, d.observe(s, id, hits[id], p95))
+	}
+	return out
+}
+
+// topShare returns the largest share (the first on ties).
+func topShare(shares []graph.PathShare) (graph.PathShare, bool) {
+	if len(shares) == 0 {
+		return graph.PathShare{}, false
+	}
+	top := shares[0]
+	for _, sh := range shares[1:] {
+		if sh.Share > top.Share {
+			top = sh
+		}
+	}
+	return top, true
+}
+
+func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95 *float64) Observation {
+	name := nodeLabel(s, id)
+	o := Observation{
+		Kind:     KindBottleneck,
+		Subject:  Subject{Node: name, NodeID: id},
+		Severity: SeverityWarning,
+		Evidence: map[string]any{},
+	}
+	if p95 != nil {
+		o.Evidence["p95_ms"] = *p95
+	}
+	var summary strings.Builder
+	if len(h.entries) > 0 {
+		slices.SortFunc(h.entries, func(a, b BottleneckEntry) int {
+			return cmp.Or(cmp.Compare(b.Share, a.Share), strings.Compare(a.EntryNode, b.EntryNode), strings.Compare(a.Operation, b.Operation))
+		})
+		top := h.entries[0]
+		if top.Share >= d.opts.CriticalShare {
+			o.Severity = SeverityCritical
+		}
+		o.Evidence["kind"] = bottleneckCriticalPath
+		o.Evidence["self_time_share"] = top.Share
+		o.Evidence["entries"] = h.entries
+		fmt.Fprintf(&summary, "%s does %.0f%% of the work on the critical path of %s at %s (p95 %s ms",
+			name, top.Share*100, top.Operation, nodeLabel(s, top.EntryNode), formatNum(top.P95Ms))
+		if top.UsualP95Ms > 0 && top.P95Ms >= d.opts.DegradedRatio*top.UsualP95Ms {
+			fmt.Fprintf(&summary, ", %.1fx its usual %s ms,", top.P95Ms/top.UsualP95Ms, formatNum(top.UsualP95Ms))
+		}
+		fmt.Fprintf(&summary, " over %d traces)", top.Traces)
+		if n := len(h.entries) - 1; n == 1 {
+			summary.WriteString(", and of 1 other entry operation")
+		} else if n > 1 {
+			fmt.Fprintf(&summary, ", and of %d other entry operations", n)
+		}
+	} else {
+		o.Evidence["kind"] = bottleneckSaturation
+	}
+	if pts := h.sat; len(pts) > 0 {
+		first, last := pts[0], pts[len(pts)-1]
+		var mean float64
+		rates, p95s, concs := make([]float64, len(pts)), make([]float64, len(pts)), make([]float64, len(pts))
+		for i, p := range pts {
+			mean += p.rate / float64(len(pts))
+			rates[i], p95s[i], concs[i] = round4(p.rate), round4(p.p95), round4(p.conc)
+		}
+		o.Evidence["saturation"] = map[string]any{
+			"ticks":       len(pts),
+			"rate_per_s":  rates,
+			"p95_ms":      p95s,
+			"concurrency": concs,
+		}
+		if summary.Len() > 0 {
+			summary.WriteString("; it is also saturated: ")
+		} else {
+			fmt.Fprintf(&summary, "%s is saturated: ", name)
+		}
+		fmt.Fprintf(&summary, "throughput flat at %s/s while its p95 rose from %s to %s ms and its in-flight requests from %s to %s over the last %d evaluations",
+			formatNum(mean), formatNum(first.p95), formatNum(last.p95), formatNum(first.conc), formatNum(last.conc), len(pts))
+	}
+	o.Summary = summary.String()
+	return o
+}
+
+// nodeLabel returns the name of node id: from s when it has the node, else
+// read from the id ("<kind>:<group>/<name>", parts escaped).
+func nodeLabel(s *graph.Snapshot, id string) string {
+	if n, ok := s.Node(id); ok && n.Name != "" {
+		return n.Name
+	}
+	name := id
+	if i := strings.IndexByte(name, ':'); i >= 0 {
+		name = name[i+1:]
+	}
+	if i := strings.LastIndexByte(name, '/'); i >= 0 {
+		name = name[i+1:]
+	}
+	return idUnescaper.Replace(name)
+}
+
+var idUnescaper = strings.NewReplacer("%2F", "/", "%25", "%")
+
+// nodeLoad is what a snapshot says of the load on one node.
+type nodeLoad struct {
+	rate     float64
+	requests uint64
+	down     float64 // largest p95 of the node's outgoing sync calls
+
+	// The latencies of the node's answers on its incoming sync edges:
+	// server side, or client side for uninstrumented nodes.
+	n        int              // edges with a latency
+	one      *graph.Quantiles // the first of them
+	noSketch bool             // some has no sketch: merging is not possible
+	merged   *ddsketch.DDSketch
+	maxP95   float64
+	p50Sum   float64 // request-weighted
+	weight   float64
+
+	p50, p95 *float64 // the node's latency, set by nodeLoads
+}
+
+// edgeLatency returns the latency of the callee's answers on e.
+func edgeLatency(e *graph.Edge) (*graph.Quantiles, *ddsketch.DDSketch) {
+	if e.ServerLatency != nil {
+		return e.ServerLatency, e.Stats.Server
+	}
+	return e.ClientLatency, e.Stats.Client
+}
+
+// nodeLoads gathers the load on every node with incoming sync calls: a
+// node's latency is its one incoming edge's, or its incoming edges'
+// sketches merged, or (when some edge has no sketch) the largest p95 and
+// the request-weighted p50. It reports false when ctx was done first.
+func nodeLoads(ctx context.Context, s *graph.Snapshot) (map[string]*nodeLoad, bool) {
+	loads := map[string]*nodeLoad{}
+	get := func(id string) *nodeLoad {
+		l := loads[id]
+		if l == nil {
+			l = &nodeLoad{}
+			loads[id] = l
+		}
+		return l
+	}
+	several := false
+	for i := range s.Edges {
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return nil, false
+		}
+		e := &s.Edges[i]
+		if e.Kind != graph.EdgeSync {
+			continue
+		}
+		l := get(e.Target)
+		l.rate += e.RatePerS
+		l.requests += e.Requests
+		if q, sk := edgeLatency(e); q != nil {
+			if l.n++; l.n == 1 {
+				l.one = q
+			} else {
+				several = true
+			}
+			l.noSketch = l.noSketch || sk == nil
+			l.maxP95 = max(l.maxP95, q.P95)
+			l.p50Sum += q.P50 * float64(e.Requests)
+			l.weight += float64(e.Requests)
+		}
+		waited := e.ClientLatency
+		if waited == nil {
+			waited = e.Latency
+		}
+		if waited != nil {
+			src := get(e.Source)
+			src.down = max(src.down, waited.P95)
+		}
+	}
+	for i := range s.Edges {
+		if !several {
+			break
+		}
+		if i%cancelEvery == 0 && ctx.Err() != nil {
+			return nil, false
+		}
+		e := &s.Edges[i]
+		if e.Kind != graph.EdgeSync {
+			continue
+		}
+		l := loads[e.Target]
+		if l.n < 2 || l.noSketch {
+			continue
+		}
+		if _, sk := edgeLatency(e); sk == nil {
+			continue
+		} else if l.merged == nil {
+			l.merged = sk.Copy() // the snapshot's sketches are read-only
+		} else if l.merged.MergeWith(sk) != nil {
+			l.noSketch = true
+		}
+	}
+	for _, l := range loads {
+		l.finish()
+	}
+	return loads, true
+}
+
+func (l *nodeLoad) finish() {
+	switch {
+	case l.n == 0:
+		return
+	case l.n == 1:
+		l.p50, l.p95 = &l.one.P50, &l.one.P95
+		return
+	case !l.noSketch && l.merged != nil:
+		if v, err := l.merged.GetValuesAtQuantiles([]float64{0.5, 0.95}); err == nil {
+			p50, p95 := round4(v[0]), round4(v[1])
+			l.p50, l.p95 = &p50, &p95
+			return
+		}
+	}
+	p50, p95 := l.one.P50, l.maxP95
+	if l.weight > 0 {
+		p50 = round4(l.p50Sum / l.weight)
+	}
+	l.p50, l.p95 = &p50, &p95
+}
+
+// track adds this evaluation's load of every node with latency to its
+// history, forgets nodes not seen, and returns the histories of the nodes
+// that are saturated.
+func (d *Bottleneck) track(loads map[string]*nodeLoad) map[string][]loadPoint {
+	n := d.opts.SaturationTicks
+	sat := map[string][]loadPoint{}
+	for id, l := range loads {
+		if l.p95 == nil {
+			continue
+		}
+		h, ok := d.hist[id]
+		if !ok {
+			if len(d.order) >= d.opts.MaxTracked {
+				delete(d.hist, d.order[0])
+				d.order = d.order[1:]
+			}
+			d.order = append(d.order, id)
+		}
+		h = append(h, loadPoint{rate: l.rate, requests: l.requests, p50: *l.p50, p95: *l.p95,
+			conc: l.rate * *l.p50 / 1000, down: l.down})
+		if len(h) > n {
+			h = append(h[:0], h[len(h)-n:]...)
+		}
+		d.hist[id] = h
+		if d.saturated(h) {
+			sat[id] = slices.Clone(h)
+		}
+	}
+	keep := d.order[:0]
+	for _, id := range d.order {
+		if l := loads[id]; l != nil && l.p95 != nil {
+			keep = append(keep, id)
+		} else {
+			delete(d.hist, id)
+		}
+	}
+	d.order = keep
+	return sat
+}
+
+// saturated reports whether a full history shows saturation.
+func (d *Bottleneck) saturated(h []loadPoint) bool {
+	if len(h) < d.opts.SaturationTicks {
+		return false
+	}
+	var mean float64
+	for _, p := range h {
+		if p.requests < d.opts.SaturationMinRequests {
+			return false
+		}
+		mean += p.rate / float64(len(h))
+	}
+	if !(mean > 0) {
+		return false
+	}
+	for _, p := range h {
+		if p.rate < mean*(1-d.opts.SaturationFlat) || p.rate > mean*(1+d.opts.SaturationFlat) {
+			return false // more (or less) load: latency follows it
+		}
+	}
+	first, last := h[0], h[len(h)-1]
+	rise := 1 + d.opts.SaturationRise
+	if !(first.p95 > 0 && last.p95 >= first.p95*rise && first.conc > 0 && last.conc >= first.conc*rise) {
+		return false
+	}
+	// Waiting on slower calls is not saturation: the callee is judged.
+	return last.down-first.down < saturationExplained*(last.p95-first.p95)
+}

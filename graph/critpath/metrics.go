@@ -1,0 +1,70 @@
+package critpath
+
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons a sampled trace is dropped: the reason label of
+// cartograph_critpath_traces_dropped_total.
+const (
+	dropTraceLimit = "trace_limit" // MaxTraces traces were being assembled
+	dropSpanLimit  = "span_limit"  // the trace outgrew MaxSpansPerTrace
+	dropEntryLimit = "entry_limit" // MaxEntries entry operations were kept
+	dropInvalid    = "invalid"     // no usable root interval (overflowing timestamps)
+)
+
+// metrics are the sampler's own health figures.
+type metrics struct {
+	sampled      prometheus.Counter
+	completed    prometheus.Counter
+	dropped      *prometheus.CounterVec
+	ignored      prometheus.Counter
+	nodesDropped prometheus.Counter
+
+	spans  atomic.Int64 // spans held
+	traces atomic.Int64 // traces being assembled
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		sampled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_traces_sampled_total",
+			Help: "Traces sampled for critical-path analysis (assembly started).",
+		}),
+		completed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_traces_completed_total",
+			Help: "Sampled traces that went idle and were analysed.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_critpath_traces_dropped_total",
+			Help: "Sampled traces not analysed, by reason (trace_limit, span_limit, entry_limit, invalid).",
+		}, []string{"reason"}),
+		ignored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_spans_ignored_total",
+			Help: "Spans of sampled traces that arrived after their trace was completed or dropped.",
+		}),
+		nodesDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_node_self_times_dropped_total",
+			Help: "Per-trace node self times not kept because an entry already kept the most nodes it may.",
+		}),
+	}
+	for _, r := range []string{dropTraceLimit, dropSpanLimit, dropEntryLimit, dropInvalid} {
+		m.dropped.WithLabelValues(r)
+	}
+	if reg == nil {
+		return m
+	}
+	reg.MustRegister(m.sampled, m.completed, m.dropped, m.ignored, m.nodesDropped,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_critpath_spans",
+			Help: "Spans held in traces being assembled.",
+		}, func() float64 { return float64(m.spans.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_critpath_traces",
+			Help: "Traces being assembled.",
+		}, func() float64 { return float64(m.traces.Load()) }),
+	)
+	return m
+}

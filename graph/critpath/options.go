@@ -1,0 +1,118 @@
+// Package critpath finds where the end-to-end latency of requests goes. It
+// samples whole traces (the same traces on every collector), assembles them
+// until they go idle, walks each one's critical path the way Uber's CRISP
+// does, and charges every stretch of the path to the node whose own work it
+// is: a service's self time, or the callee of a call (network, queueing, a
+// database). Results are kept per entry operation (the root span's service
+// and name) in time buckets over a sliding window, in mergeable form.
+//
+// A Sampler is a graph.PathSource: the graph hands it every span it takes
+// and asks it for the breakdowns when it builds a snapshot.
+package critpath
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Options.
+const (
+	DefaultSampleOneIn      = 10
+	DefaultTraceIdle        = 5 * time.Second
+	DefaultMaxTraces        = 10_000
+	DefaultMaxSpansPerTrace = 1_000
+	DefaultWindow           = time.Minute
+	DefaultMaxEntries       = 1_000
+)
+
+// maxNodesPerEntry bounds the nodes whose self time one entry keeps per
+// bucket; self time on further nodes is dropped and counted.
+const maxNodesPerEntry = 1_000
+
+// Options configure a Sampler. Zero fields take the documented defaults.
+type Options struct {
+	// SampleOneIn keeps the traces whose trace id hash is a multiple of it
+	// (default 10; 1 keeps every trace). The hash is fixed, so collectors
+	// that share the work sample the same traces.
+	SampleOneIn int
+	// TraceIdle is how long a trace must go without a new span to be
+	// complete (default 5s). Spans arriving later are ignored and counted.
+	TraceIdle time.Duration
+	// MaxTraces bounds the traces being assembled (default 10,000); new
+	// traces beyond it are not sampled, and counted.
+	MaxTraces int
+	// MaxSpansPerTrace bounds one trace (default 1,000); a trace that grows
+	// beyond it is dropped whole, and counted.
+	MaxSpansPerTrace int
+	// Window is how long per-entry results are kept (default 1m, the
+	// graph's window); Paths merges at most this much.
+	Window time.Duration
+	// Bucket is the width of the time buckets results are kept in (default
+	// Window/12, at least 1s); the window slides bucket by bucket.
+	Bucket time.Duration
+	// MaxEntries bounds the entry operations kept (default 1,000); traces
+	// of further entries are dropped and counted until old entries age out.
+	MaxEntries int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Registerer receives the sampler's metrics, cartograph_critpath_*
+	// (nil: not registered).
+	Registerer prometheus.Registerer
+}
+
+// Validate reports whether the options are usable, after defaults.
+func (o Options) Validate() error {
+	o = o.withDefaults()
+	var errs []error
+	if o.SampleOneIn < 1 {
+		errs = append(errs, fmt.Errorf("sample one in %d: must be at least 1", o.SampleOneIn))
+	}
+	if o.TraceIdle <= 0 {
+		errs = append(errs, fmt.Errorf("trace idle %v: must be positive", o.TraceIdle))
+	}
+	if o.MaxTraces < 1 || o.MaxSpansPerTrace < 1 || o.MaxEntries < 1 {
+		errs = append(errs, errors.New("max traces, spans per trace and entries must be positive"))
+	}
+	if o.Window <= 0 {
+		errs = append(errs, fmt.Errorf("window %v: must be positive", o.Window))
+	} else if o.Bucket <= 0 || o.Bucket > o.Window {
+		errs = append(errs, fmt.Errorf("bucket %v: must be in (0, window]", o.Bucket))
+	} else if n := o.Window / o.Bucket; n > 3600 {
+		errs = append(errs, fmt.Errorf("window/bucket = %d buckets: at most 3600", n))
+	}
+	return errors.Join(errs...)
+}
+
+func (o Options) withDefaults() Options {
+	if o.SampleOneIn == 0 {
+		o.SampleOneIn = DefaultSampleOneIn
+	}
+	if o.TraceIdle == 0 {
+		o.TraceIdle = DefaultTraceIdle
+	}
+	if o.MaxTraces == 0 {
+		o.MaxTraces = DefaultMaxTraces
+	}
+	if o.MaxSpansPerTrace == 0 {
+		o.MaxSpansPerTrace = DefaultMaxSpansPerTrace
+	}
+	if o.Window == 0 {
+		o.Window = DefaultWindow
+	}
+	if o.Bucket == 0 {
+		o.Bucket = max(o.Window/12, time.Second)
+		if o.Bucket > o.Window {
+			o.Bucket = o.Window
+		}
+	}
+	if o.MaxEntries == 0 {
+		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
