@@ -1,0 +1,45 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+var update = flag.Bool("update", false, "rewrite generated README sections")
+
+// TestREADMEFlags keeps the README's flag reference equal to the flag
+// definitions; -update rewrites it.
+func TestREADMEFlags(t *testing.T) {
+	var (
+		c config
+		b strings.Builder
+	)
+	b.WriteString("| flag | env | default | |\n|---|---|---|---|\n")
+	newFlagSet(&c, io.Discard).VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" || def == "[]" {
+			def = " "
+		} else {
+			def = "`" + def + "`"
+		}
+		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", f.Name, envName(f.Name), def, strings.ReplaceAll(f.Usage, "|", "\\|"))
+	})
+	raw, err := os.ReadFile("../../README.md")
+	require.NoError(t, err)
+	s := string(raw)
+	start := strings.Index(s, "<!-- flags:")
+	end := strings.Index(s, "<!-- /flags -->")
+	require.True(t, start >= 0 && end > start, "README flag markers")
+	start += strings.Index(s[start:], "-->") + len("-->\n")
+	if *update {
+		require.NoError(t, os.WriteFile("../../README.md", []byte(s[:start]+b.String()+s[end:]), 0o644))
+		return
+	}
+	require.Equal(t, b.String(), s[start:end], "README flag reference is stale: go test ./cmd/collector -run TestREADMEFlags -update")
+}
