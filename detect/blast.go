@@ -2,6 +2,7 @@ package detect
 
 import (
 	"cmp"
+	"container/heap"
 	"math"
 	"slices"
 
@@ -29,123 +30,193 @@ type Affected struct {
 // maxAffected bounds the nodes listed in a blast radius.
 const maxAffected = 25
 
-// blaster computes blast radii on one snapshot: the reverse adjacency and
-// incoming rates are built once per evaluation.
+// maxSettled bounds the nodes one upstream walk settles: the walk settles
+// nodes in decreasing share, so the most affected come first and the bound
+// only cuts the long tail (marked Truncated).
+const maxSettled = 256
+
+// blaster computes blast radii on one snapshot. The reverse adjacency,
+// rates and entry flags are built once per evaluation, over node indices;
+// upstream walks are memoised per start node. Not safe for concurrent use.
 type blaster struct {
 	s      *graph.Snapshot
-	in     map[string][]*graph.Edge // target id -> edges into it
-	inRate map[string]float64       // node id -> requests/s into it
-	maxOut map[string]float64       // node id -> largest rate out of it
+	src    []int32   // edge -> source node index
+	in     [][]int32 // node -> edges into it
+	inRate []float64 // node -> requests/s into it
+	maxOut []float64 // node -> largest rate out of it
+	entry  []bool    // node -> the outside world calls it
+	byID   map[string]int32
+	memo   map[int32]upstreamResult
+
+	// scratch of one walk
+	best    []float64
+	hops    []int32
+	settled []bool
+	touched []int32
 }
 
 func newBlaster(s *graph.Snapshot) *blaster {
-	b := &blaster{s: s, in: map[string][]*graph.Edge{}, inRate: map[string]float64{}, maxOut: map[string]float64{}}
+	n := len(s.Nodes)
+	b := &blaster{
+		s: s, src: make([]int32, len(s.Edges)), in: make([][]int32, n),
+		inRate: make([]float64, n), maxOut: make([]float64, n), entry: make([]bool, n),
+		byID: make(map[string]int32, len(s.Edges)), memo: map[int32]upstreamResult{},
+		best: make([]float64, n), hops: make([]int32, n), settled: make([]bool, n),
+	}
 	for i := range s.Edges {
 		e := &s.Edges[i]
-		b.in[e.Target] = append(b.in[e.Target], e)
-		b.inRate[e.Target] += e.RatePerS
-		b.maxOut[e.Source] = max(b.maxOut[e.Source], e.RatePerS)
+		si, _ := s.NodeIndex(e.Source)
+		ti, _ := s.NodeIndex(e.Target)
+		b.src[i] = int32(si)
+		b.in[ti] = append(b.in[ti], int32(i))
+		b.inRate[ti] += e.RatePerS
+		b.maxOut[si] = max(b.maxOut[si], e.RatePerS)
+		b.byID[e.ID] = int32(i)
+		if s.Nodes[si].Kind == graph.NodeClient {
+			b.entry[ti] = true
+		}
+	}
+	for i := range b.in {
+		if len(b.in[i]) == 0 {
+			b.entry[i] = true
+		}
 	}
 	return b
 }
 
-// fraction estimates the share of src's requests that make the call e:
-// its rate over the rate of requests into src (or, for a node nothing
-// calls, over its busiest outgoing edge), at most 1.
-func (b *blaster) fraction(e *graph.Edge) float64 {
-	den := b.inRate[e.Source]
+// fraction estimates the share of its source's requests that make the call
+// e: its rate over the rate of requests into the source (or, for a node
+// nothing calls, over its busiest outgoing edge), at most 1.
+func (b *blaster) fraction(e int32) float64 {
+	src := b.src[e]
+	den := b.inRate[src]
 	if den <= 0 {
-		den = b.maxOut[e.Source]
+		den = b.maxOut[src]
 	}
 	if den <= 0 {
 		return 1
 	}
-	return min(1, e.RatePerS/den)
+	return min(1, b.s.Edges[e].RatePerS/den)
 }
 
 // radius walks upstream from the subject: from an edge subject, its source
 // is affected in proportion to how much of its traffic takes that edge; from
-// a node, all of it. Shares compound along the way (max over paths).
+// a node, all of it. Shares compound along the way; a node's share is the
+// best over its paths.
 func (b *blaster) radius(subj Subject) *BlastRadius {
-	share := map[string]float64{}
-	hops := map[string]int{}
-	var start string
+	var (
+		start int32
+		scale = 1.0
+	)
 	switch {
 	case subj.EdgeID != "":
-		for i := range b.s.Edges {
-			if e := &b.s.Edges[i]; e.ID == subj.EdgeID {
-				start = e.Source
-				share[start] = b.fraction(e)
-				break
-			}
+		e, ok := b.byID[subj.EdgeID]
+		if !ok {
+			return nil
 		}
+		start, scale = b.src[e], b.fraction(e)
 	case subj.NodeID != "":
-		start = subj.NodeID
-		share[start] = 1
-	}
-	if start == "" {
+		i, ok := b.s.NodeIndex(subj.NodeID)
+		if !ok {
+			return nil
+		}
+		start = int32(i)
+	default:
 		return nil
 	}
-	// Bellman-Ford-like relaxation in breadth-first order: a node's share
-	// can only grow, and each is bounded by 1, so this terminates; cap the
-	// work for huge graphs.
-	queue := []string{start}
-	for steps := 0; len(queue) > 0 && steps < 200_000; steps++ {
-		n := queue[0]
-		queue = queue[1:]
-		for _, e := range b.in[n] {
-			sh := share[n] * b.fraction(e)
-			if sh <= share[e.Source]+1e-9 || e.Source == start {
-				continue
-			}
-			share[e.Source] = sh
-			hops[e.Source] = hops[n] + 1
-			queue = append(queue, e.Source)
-		}
-	}
-	r := &BlastRadius{Upstream: []Affected{}, EntryPoints: []Affected{}}
-	for id, sh := range share {
-		if id == start && subj.NodeID != "" {
+	res := b.upstream(start)
+	r := &BlastRadius{Upstream: []Affected{}, EntryPoints: []Affected{}, Truncated: res.truncated}
+	for _, u := range res.list {
+		if u.node == start && subj.NodeID != "" {
 			continue // the subject itself
 		}
-		nd, ok := b.s.Node(id)
-		if !ok || nd.Kind == graph.NodeClient {
-			continue
+		nd := &b.s.Nodes[u.node]
+		a := Affected{Node: nd.Name, NodeID: nd.ID, Share: math.Round(u.share*scale*1e4) / 1e4, Hops: int(u.hops)}
+		if len(r.Upstream) < maxAffected {
+			r.Upstream = append(r.Upstream, a)
+		} else {
+			r.Truncated = true
 		}
-		a := Affected{Node: nd.Name, NodeID: id, Share: math.Round(sh*1e4) / 1e4, Hops: hops[id]}
-		if id == start {
-			a.Hops = 0
-		}
-		r.Upstream = append(r.Upstream, a)
-		if b.isEntry(id) {
+		if b.entry[u.node] && len(r.EntryPoints) < maxAffected {
 			r.EntryPoints = append(r.EntryPoints, a)
 		}
-	}
-	order := func(a, b Affected) int {
-		return cmp.Or(cmp.Compare(b.Share, a.Share), cmp.Compare(a.Hops, b.Hops), cmp.Compare(a.NodeID, b.NodeID))
-	}
-	slices.SortFunc(r.Upstream, order)
-	slices.SortFunc(r.EntryPoints, order)
-	if len(r.Upstream) > maxAffected {
-		r.Upstream, r.Truncated = r.Upstream[:maxAffected], true
-	}
-	if len(r.EntryPoints) > maxAffected {
-		r.EntryPoints, r.Truncated = r.EntryPoints[:maxAffected], true
 	}
 	return r
 }
 
-// isEntry reports whether the outside world calls id: nothing calls it, or
-// the virtual client node does.
-func (b *blaster) isEntry(id string) bool {
-	in := b.in[id]
-	if len(in) == 0 {
-		return true
+type upstreamNode struct {
+	node  int32
+	share float64
+	hops  int32
+}
+
+type upstreamResult struct {
+	list      []upstreamNode
+	truncated bool
+}
+
+// upstream returns the nodes upstream of start with the share of their
+// traffic that reaches start (start itself at 1), most affected first: a
+// Dijkstra walk on the product of shares (each at most 1, so a settled share
+// is final), stopped after maxSettled nodes.
+func (b *blaster) upstream(start int32) upstreamResult {
+	if r, ok := b.memo[start]; ok {
+		return r
 	}
-	for _, e := range in {
-		if nd, ok := b.s.Node(e.Source); ok && nd.Kind == graph.NodeClient {
-			return true
+	defer func() {
+		for _, i := range b.touched {
+			b.best[i], b.hops[i], b.settled[i] = 0, 0, false
+		}
+		b.touched = b.touched[:0]
+	}()
+	b.best[start] = 1
+	b.touched = append(b.touched, start)
+	h := &shareHeap{{node: start, share: 1}}
+	var r upstreamResult
+	for h.Len() > 0 {
+		it := heap.Pop(h).(upstreamNode)
+		if b.settled[it.node] {
+			continue
+		}
+		if len(r.list) >= maxSettled {
+			r.truncated = true
+			break
+		}
+		b.settled[it.node] = true
+		if b.s.Nodes[it.node].Kind != graph.NodeClient {
+			r.list = append(r.list, it)
+		}
+		for _, e := range b.in[it.node] {
+			src := b.src[e]
+			if b.settled[src] {
+				continue
+			}
+			if sh := it.share * b.fraction(e); sh > b.best[src] {
+				if b.best[src] == 0 {
+					b.touched = append(b.touched, src)
+				}
+				b.best[src], b.hops[src] = sh, it.hops+1
+				heap.Push(h, upstreamNode{node: src, share: sh, hops: it.hops + 1})
+			}
 		}
 	}
-	return false
+	slices.SortStableFunc(r.list, func(x, y upstreamNode) int {
+		return cmp.Or(cmp.Compare(y.share, x.share), cmp.Compare(x.hops, y.hops), cmp.Compare(b.s.Nodes[x.node].ID, b.s.Nodes[y.node].ID))
+	})
+	b.memo[start] = r
+	return r
+}
+
+// shareHeap is a max-heap of shares.
+type shareHeap []upstreamNode
+
+func (h shareHeap) Len() int           { return len(h) }
+func (h shareHeap) Less(i, j int) bool { return h[i].share > h[j].share }
+func (h shareHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *shareHeap) Push(x any)        { *h = append(*h, x.(upstreamNode)) }
+func (h *shareHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
 }

@@ -113,6 +113,12 @@ func (s *Snapshot) Node(id string) (Node, bool) {
 	return s.Nodes[i], true
 }
 
+// NodeIndex returns the index in Nodes of the node with id.
+func (s *Snapshot) NodeIndex(id string) (int, bool) {
+	i, ok := s.nodeIndex[id]
+	return i, ok
+}
+
 // ErrWindowTooLong means a snapshot was asked for a window longer than the
 // graph keeps in memory.
 var ErrWindowTooLong = errors.New("window longer than the live window kept in memory")
