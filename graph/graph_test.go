@@ -363,3 +363,27 @@ func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
 	_, phantom := snap.Node("service:billing-v2")
 	require.False(t, phantom)
 }
+
+func TestLagJoinsByNATSSubject(t *testing.T) {
+	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
+		{GroupKey: lag.GroupKey{System: "nats", Destination: "ORDERS", Group: "shipper"}, State: lag.StateWarning, Messages: 12, Subjects: []string{"orders.*.created", "orders.>"}},
+	}})
+	subj := func(name string) NodeKey { return NodeKey{Kind: NodeTopic, Group: "nats", Name: name} }
+	rej, why := g.ConsumeSpans([]Span{
+		{Trace: tid(1), ID: sid(1), Kind: SpanConsumer, Service: "shipper", End: ms, Protocol: ProtocolNATS, Destination: subj("orders.eu.created")},
+		{Trace: tid(2), ID: sid(1), Kind: SpanConsumer, Service: "audit", End: ms, Protocol: ProtocolNATS, Destination: subj("payments.done")},
+	})
+	require.Zero(t, rej, why)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "topic:nats/orders.eu.created->service:shipper nats")
+	require.NotNil(t, e.Lag, "the stream's lag lands on the edge of a subject it captures")
+	require.Equal(t, 12.0, *e.Lag.Messages)
+	require.Nil(t, edgeByID(t, snap, "topic:nats/payments.done->service:audit nats").Lag)
+	for _, tc := range []struct {
+		p, s string
+		ok   bool
+	}{{"a.*.c", "a.b.c", true}, {"a.*", "a.b.c", false}, {"a.>", "a.b.c", true}, {">", "x", true}, {"a.b", "a.b", true}, {"a.b", "a.b.c", false}, {"a.b.c", "a.b", false}} {
+		require.Equal(t, tc.ok, subjectMatch(tc.p, tc.s), "%s ~ %s", tc.p, tc.s)
+	}
+}

@@ -333,6 +333,21 @@ func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
 		if matched {
 			continue
 		}
+		// The broker names the destination otherwise than traces do (a
+		// NATS stream, its subjects): the consumer edges of every
+		// destination named by a subject it captures.
+		for j := range b.edges {
+			e := &b.edges[j]
+			if src := b.nodes[e.src]; (src.Kind == NodeTopic || src.Kind == NodeQueue) && src.Group == st.System &&
+				e.src != dest && matchesAny(st.Subjects, src.Name) && b.nodes[e.dst].Kind == NodeService &&
+				(e.group == st.Group || e.group == "" || st.Group == "") {
+				e.lag = l
+				matched = true
+			}
+		}
+		if matched {
+			continue
+		}
 		for _, d := range b.dormant {
 			if b.byKey[d.dest] == dest && d.dest == b.nodes[dest] && (d.group == st.Group || st.Group == "") && d.consumer.Kind == NodeService {
 				b.edges = append(b.edges, rawEdge{src: dest, dst: b.node(d.consumer), kind: EdgeAsync, proto: d.proto, group: d.group, lag: l})
@@ -411,3 +426,30 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 }
 
 func ratio(a, b uint64) float64 { return math.Round(float64(a)/float64(b)*1e4) / 1e4 }
+
+// matchesAny reports whether subject matches one of patterns, NATS-style:
+// tokens separated by '.', "*" matches one token, ">" the rest.
+func matchesAny(patterns []string, subject string) bool {
+	for _, p := range patterns {
+		if subjectMatch(p, subject) {
+			return true
+		}
+	}
+	return false
+}
+
+func subjectMatch(pattern, subject string) bool {
+	for {
+		pt, prest, pmore := strings.Cut(pattern, ".")
+		st, srest, smore := strings.Cut(subject, ".")
+		switch {
+		case pt == ">":
+			return true
+		case pt != "*" && pt != st:
+			return false
+		case !pmore || !smore:
+			return !pmore && !smore
+		}
+		pattern, subject = prest, srest
+	}
+}

@@ -47,6 +47,11 @@ type Sample struct {
 	Produced, Consumed float64
 	// Source names where the reading came from ("otlp", "kafka:poller-1").
 	Source string
+	// Subjects are the names traces give this destination when the broker
+	// names it otherwise: a NATS JetStream stream is polled by stream name
+	// while spans name the subjects it captures (patterns, "*" one token,
+	// ">" the rest). The newest reading's subjects are kept.
+	Subjects []string
 }
 
 // Validate reports whether s can be used: a time, a system and a
@@ -130,4 +135,7 @@ type Status struct {
 	Partitions int
 	UpdatedAt  time.Time // time of the newest reading
 	Sources    []string
+	// Subjects are the trace-side names of the destination (see
+	// Sample.Subjects), over all partitions.
+	Subjects []string
 }

@@ -139,11 +139,13 @@ type source struct {
 // slack is reclaimed when buf runs out of capacity, so neither dropping nor
 // appending moves the history on every sample.
 type series struct {
-	key   Key
-	gi    int // index in its group's series
-	buf   []point
-	start int
-	srcs  []source
+	key      Key
+	gi       int // index in its group's series
+	buf      []point
+	start    int
+	srcs     []source
+	subjects []string // of the newest reading that had any
+	subjAt   int64
 }
 
 func (sr *series) pts() []point { return sr.buf[sr.start:] }
@@ -381,6 +383,9 @@ func (s *Store) Add(samples []Sample) (rejected int) {
 			continue
 		}
 		sr.seen(x.Source, p.t)
+		if len(x.Subjects) > 0 && p.t >= sr.subjAt {
+			sr.subjects, sr.subjAt = slices.Clone(x.Subjects[:min(len(x.Subjects), maxSubjects)]), p.t
+		}
 		accepted++
 		evicted += ev
 	}
@@ -660,6 +665,9 @@ func (e *evaluator) partition(sr *series) (partition, bool) {
 	return p, true
 }
 
+// maxSubjects bounds the trace-side names kept per series and per status.
+const maxSubjects = 32
+
 // minRun is how many readings the trailing run needs before it is judged
 // behind.
 const minRun = 3
@@ -794,6 +802,14 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 		st.DrainSeconds = ptr(st.Messages / d)
 	}
 	st.Sources = sources(series, e.cutoff)
+	for _, sr := range series {
+		for _, subj := range sr.subjects {
+			if !slices.Contains(st.Subjects, subj) && len(st.Subjects) < maxSubjects {
+				st.Subjects = append(st.Subjects, subj)
+			}
+		}
+	}
+	slices.Sort(st.Subjects)
 
 	if worst == 0 {
 		st.State = StateStale

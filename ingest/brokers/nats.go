@@ -310,6 +310,10 @@ func (p *NATS) samples(jsz *natsJSZ, now time.Time) ([]lag.Sample, []NATSStream,
 				continue // not from a real server; a sample needs a destination
 			}
 			slices.SortFunc(st.Consumers, func(a, b natsConsumer) int { return cmp.Compare(a.Name, b.Name) })
+			var subjects []string
+			if st.Config != nil {
+				subjects = st.Config.Subjects
+			}
 			kept := false
 			filters := map[string][]string{}
 			for _, c := range st.Consumers {
@@ -333,6 +337,8 @@ func (p *NATS) samples(jsz *natsJSZ, now time.Time) ([]lag.Sample, []NATSStream,
 					Produced:  float64(st.State.LastSeq),
 					Consumed:  float64(c.AckFloor.StreamSeq),
 					Source:    "nats",
+					// Traces name subjects: what this consumer reads.
+					Subjects: natsSubjects(c.filters(), subjects),
 				})
 				if f := c.filters(); len(f) > 0 {
 					filters[c.Name] = f
@@ -340,10 +346,6 @@ func (p *NATS) samples(jsz *natsJSZ, now time.Time) ([]lag.Sample, []NATSStream,
 			}
 			if !kept {
 				continue
-			}
-			var subjects []string
-			if st.Config != nil {
-				subjects = st.Config.Subjects
 			}
 			i, ok := byName[st.Name]
 			if !ok {
@@ -471,4 +473,13 @@ func (c *natsConsumer) filters() []string {
 		}
 	}
 	return f
+}
+
+// natsSubjects is what a consumer reads: its filters, or else every subject
+// of its stream.
+func natsSubjects(filters, stream []string) []string {
+	if len(filters) > 0 {
+		return filters
+	}
+	return stream
 }

@@ -262,6 +262,7 @@ func TestNATSPollLagAckedAndCleared(t *testing.T) {
 		Produced:  n,
 		Consumed:  acked,
 		Source:    "nats",
+		Subjects:  []string{"orders.>"}, // no filter: every subject of the stream
 	}, b)
 
 	a := natsFindSample(t, samples, "ORDERS", "audit")
