@@ -44,6 +44,7 @@ type config struct {
 	TraceIdle          time.Duration
 	MaxTraces          int
 	AlertmanagerURLs   []string
+	Pprof              bool
 
 	// file is the --config file, loaded and validated by parseConfig.
 	file fileConfig
@@ -96,6 +97,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 10, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
 	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace is complete when no span of it arrived for this long")
 	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; beyond, traces are not sampled, and counted")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	fs.Func("alertmanager-url", "push findings to these comma-separated Alertmanager base URLs (API v2), e.g. http://127.0.0.1:9093", func(v string) error {
 		c.AlertmanagerURLs = splitList(v)
 		return nil

@@ -157,6 +157,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	apiHandler, err := api.New(api.Options{
 		Graph: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
+		Pprof:   cfg.Pprof,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
