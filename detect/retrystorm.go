@@ -100,7 +100,52 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		}
 		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i)))
 	}
+	out = d.fromMetrics(s, out, amp)
 	slices.SortFunc(out, func(a, b Observation) int { return strings.Compare(a.Subject.EdgeID, b.Subject.EdgeID) })
+	return out
+}
+
+// fromMetrics adds the retry counters reported as metrics (Envoy
+// upstream_rq_retry, resilience4j retry calls): a series over the budget
+// adds its numbers to the storm already seen on the edge it names (the
+// source's calls to the callee its name matches, as for breakers), or is a
+// storm of its own when traces show none (client libraries that retry
+// inside one span).
+func (d *RetryStorm) fromMetrics(s *graph.Snapshot, out []Observation, amp amplification) []Observation {
+	for _, r := range s.RetryRates {
+		if r.Calls <= 0 || r.Retries < float64(d.opts.MinRetries) || !(r.Retries/r.Calls > d.opts.Budget) {
+			continue
+		}
+		ratio := round4(r.Retries / r.Calls)
+		metric := map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": ratio, "seconds": round4(r.Seconds)}
+		var candidates []int
+		for i := range s.Edges {
+			if e := &s.Edges[i]; e.Kind == graph.EdgeSync && nodeName(s, e.Source) == r.Service {
+				candidates = append(candidates, i)
+			}
+		}
+		best := bestEdge(s, candidates, r.Name)
+		if best < 0 {
+			continue // names no edge we know: nothing to put it on
+		}
+		e := &s.Edges[best]
+		merged := false
+		for j := range out {
+			if out[j].Subject.EdgeID == e.ID {
+				out[j].Evidence["metrics"] = metric
+				merged = true
+			}
+		}
+		if merged {
+			continue
+		}
+		o := d.observe(s, e, amp.amp[best], amp.chain(s.Edges, best))
+		src, dst := o.Subject.Source, o.Subject.Target
+		o.Summary = fmt.Sprintf("%s retries %.0f%% of its calls to %s (%s retries in %s s, reported as metrics by %s)",
+			src, ratio*100, dst, formatNum(r.Retries), formatNum(r.Seconds), r.Name)
+		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["metrics"] = ratio, r.Retries, metric
+		out = append(out, o)
+	}
 	return out
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
 // traffic builds snapshots through a real graph.Graph from client/server
@@ -368,4 +369,37 @@ func BenchmarkRetryStorm(b *testing.B) {
 			b.Fatal("no storms")
 		}
 	}
+}
+
+// TestRetryStormFromMetrics: a proxy (Envoy) retries inside what traces see
+// as one call, so only its retry counter tells of the storm.
+func TestRetryStormFromMetrics(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	store, err := resilience.New(resilience.Options{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	k := resilience.BreakerKey{Service: "edge", Name: "outbound|9090||payment.default.svc.cluster.local"}
+	require.Zero(t, store.AddRetries([]resilience.RetrySample{
+		{Time: now.Add(-30 * time.Second), BreakerKey: k, Retries: 100, Calls: 1000},
+		{Time: now, BreakerKey: k, Retries: 160, Calls: 1100},
+	}))
+	g, err := graph.New(graph.Options{Now: func() time.Time { return now }, Circuits: store})
+	require.NoError(t, err)
+	var spans []graph.Span
+	for i := range 20 {
+		tr := graph.TraceID{byte(i + 1)}
+		spans = append(spans,
+			graph.Span{Trace: tr, ID: graph.SpanID{1}, Parent: graph.SpanID{9}, Kind: graph.SpanClient, Service: "edge", End: 1e6, Protocol: graph.ProtocolGRPC},
+			graph.Span{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanServer, Service: "payment", End: 1e6, Protocol: graph.ProtocolGRPC})
+	}
+	rej, why := g.ConsumeSpans(spans)
+	require.Zero(t, rej, why)
+	s, err := g.Snapshot(0)
+	require.NoError(t, err)
+	obs := detect.NewRetryStorm(detect.RetryStormOptions{}).Detect(context.Background(), s)
+	require.Len(t, obs, 1, "60 retries out of 100 calls in the window, from the proxy's counter")
+	o := obs[0]
+	require.Equal(t, "service:edge->service:payment grpc", o.Subject.EdgeID)
+	require.Equal(t, 0.6, o.Evidence["retry_ratio"])
+	require.Equal(t, map[string]any{"name": k.Name, "retries": 60.0, "calls": 100.0, "retry_ratio": 0.6, "seconds": 30.0}, o.Evidence["metrics"])
+	require.Contains(t, o.Summary, "reported as metrics")
 }

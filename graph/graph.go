@@ -104,9 +104,11 @@ type LagSource interface {
 	Evaluate(window time.Duration) []lag.Status
 }
 
-// CircuitSource lists circuit-breaker states (graph/resilience.Store).
+// CircuitSource lists circuit-breaker states and retry counters reported
+// as metrics (graph/resilience.Store).
 type CircuitSource interface {
 	Circuits() []resilience.Circuit
+	RetryRates(window time.Duration) []resilience.RetryRate
 }
 
 // PathSource analyses the critical paths of sampled complete traces

@@ -29,6 +29,9 @@ type Snapshot struct {
 	LongestSyncChain []string `json:"-"`
 	// Circuits are the circuit-breaker states reported as metrics.
 	Circuits []resilience.Circuit `json:"-"`
+	// RetryRates are retry counters reported as metrics (Envoy, resilience4j)
+	// over the window.
+	RetryRates []resilience.RetryRate `json:"-"`
 	// Paths are the critical-path breakdowns of entry operations.
 	Paths []EntryPath `json:"-"`
 
@@ -198,6 +201,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	s := NewSnapshot(now, window, nodes, edges)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
+		s.RetryRates = g.opts.Circuits.RetryRates(window)
 	}
 	if g.opts.Paths != nil {
 		s.Paths = g.opts.Paths.Paths(window)
