@@ -182,23 +182,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	if g.opts.Lag != nil {
 		b.joinLag(g.opts.Lag.Evaluate(window))
 	}
-	nodes := make([]Node, len(b.nodes))
-	for i, k := range b.nodes {
-		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
-		if k.Kind == NodeService {
-			nd.Namespace = k.Group
-		} else {
-			nd.System = k.Group
-		}
-		nodes[i] = nd
-	}
-	edges := make([]Edge, len(b.edges))
-	for i := range b.edges {
-		r := &b.edges[i]
-		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, covered)
-		edges[i].Lag = r.lag
-	}
-	s := NewSnapshot(now, window, nodes, edges)
+	s := b.build(now, window, covered)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
 		s.RetryRates = g.opts.Circuits.RetryRates(window)
@@ -266,6 +250,28 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 		s.nodeIndex[nd.ID] = i
 	}
 	return s
+}
+
+// build turns the gathered nodes and edges into a Snapshot, rates over
+// coveredSeconds.
+func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSeconds float64) *Snapshot {
+	nodes := make([]Node, len(b.nodes))
+	for i, k := range b.nodes {
+		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
+		if k.Kind == NodeService {
+			nd.Namespace = k.Group
+		} else {
+			nd.System = k.Group
+		}
+		nodes[i] = nd
+	}
+	edges := make([]Edge, len(b.edges))
+	for i := range b.edges {
+		r := &b.edges[i]
+		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, coveredSeconds)
+		edges[i].Lag = r.lag
+	}
+	return NewSnapshot(at, window, nodes, edges)
 }
 
 // rawEdge is an edge being built into a snapshot; src and dst index

@@ -1,0 +1,207 @@
+package graph
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+	"github.com/DataDog/sketches-go/ddsketch/mapping"
+	"github.com/DataDog/sketches-go/ddsketch/store"
+)
+
+// Bins is a latency sketch in storable form: the DDSketch bin indexes of the
+// shared latency mapping (LatencyRelativeAccuracy) with their counts,
+// ascending by index; ZeroIndex holds latencies of zero. Bins of any bucket
+// and any collector merge exactly by adding the counts of equal indexes (in
+// Go, or in SQL with sumMap).
+type Bins struct {
+	Index []int32  `json:"i,omitempty"`
+	Count []uint64 `json:"c,omitempty"`
+}
+
+// ZeroIndex is the bin index of zero latencies.
+const ZeroIndex = math.MinInt32
+
+// BinsOf returns the bins of sk (empty for nil).
+func BinsOf(sk *ddsketch.DDSketch) Bins {
+	var b Bins
+	if sk == nil {
+		return b
+	}
+	if z := sk.GetZeroCount(); z > 0 {
+		b.Index, b.Count = append(b.Index, ZeroIndex), append(b.Count, uint64(math.Round(z)))
+	}
+	sk.GetPositiveValueStore().ForEach(func(i int, c float64) bool {
+		if c > 0 && i > math.MinInt32 && i <= math.MaxInt32 {
+			b.Index, b.Count = append(b.Index, int32(i)), append(b.Count, uint64(math.Round(c)))
+		}
+		return false
+	})
+	return b
+}
+
+// Empty reports whether b holds no value.
+func (b Bins) Empty() bool { return len(b.Index) == 0 }
+
+// addTo adds b's counts into *sk, allocating it with m when needed.
+func (b Bins) addTo(sk **ddsketch.DDSketch, m mapping.IndexMapping) {
+	if b.Empty() {
+		return
+	}
+	if *sk == nil {
+		*sk = ddsketch.NewDDSketchFromStoreProvider(m, store.BufferedPaginatedStoreConstructor)
+	}
+	for k, i := range b.Index {
+		c := float64(b.Count[k])
+		if i == ZeroIndex {
+			_ = (*sk).AddWithCount(0, c)
+			continue
+		}
+		(*sk).GetPositiveValueStore().AddWithCount(int(i), c)
+	}
+}
+
+// EdgeBucket is one edge's aggregates over one time bucket, as a storage
+// row: what one collector saw of the edge between Start and Start+Width.
+// Buckets of the same edge add up across time and across collectors.
+type EdgeBucket struct {
+	Start         time.Time     `json:"start"`
+	Width         time.Duration `json:"width"`
+	Source        NodeKey       `json:"source"`
+	Target        NodeKey       `json:"target"`
+	Kind          EdgeKind      `json:"kind"`
+	Protocol      Protocol      `json:"protocol"`
+	ConsumerGroup string        `json:"consumer_group,omitempty"`
+
+	Requests   uint64 `json:"requests"`
+	Errors     uint64 `json:"errors"`
+	Retries    uint64 `json:"retries"`
+	Unanswered uint64 `json:"unanswered,omitempty"`
+
+	Server            Bins `json:"server"`
+	Client            Bins `json:"client"`
+	Delay             Bins `json:"delay"`
+	UnansweredLatency Bins `json:"unanswered_latency"`
+}
+
+// ClosedBuckets returns the edge buckets that closed after `after` (a bucket
+// start; the zero time for all the window holds) and before the current
+// bucket, and the start of the newest bucket returned (or `after` when
+// none closed). A writer calls it every bucket width with the time it got
+// last, so each bucket is exported once. Safe for concurrent use.
+func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
+	cur := g.epoch(g.opts.Now())
+	from := cur - int64(g.slots) + 1
+	if !after.IsZero() {
+		from = max(from, after.UnixNano()/g.bucketN+1)
+	}
+	if from >= cur {
+		return nil, after
+	}
+	width := time.Duration(g.bucketN)
+	var out []EdgeBucket
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, e := range g.edgeIx {
+		for i, ep := range e.ring.epochs {
+			if ep < from || ep >= cur {
+				continue
+			}
+			st := &e.ring.stats[i]
+			if st.Requests == 0 && (st.Delay == nil || st.Delay.IsEmpty()) {
+				continue
+			}
+			out = append(out, EdgeBucket{
+				Start: time.Unix(0, ep*g.bucketN).UTC(), Width: width,
+				Source: g.nodeIx[e.key.src].key, Target: g.nodeIx[e.key.dst].key,
+				Kind: e.kind, Protocol: e.key.proto, ConsumerGroup: e.key.group,
+				Requests: st.Requests, Errors: st.Errors, Retries: st.Retries, Unanswered: st.Unanswered,
+				Server: BinsOf(st.Server), Client: BinsOf(st.Client), Delay: BinsOf(st.Delay), UnansweredLatency: BinsOf(st.UnansweredLatency),
+			})
+		}
+	}
+	slices.SortFunc(out, func(a, b EdgeBucket) int { return a.Start.Compare(b.Start) })
+	return out, time.Unix(0, (cur-1)*g.bucketN).UTC()
+}
+
+// Restore loads stored buckets back into the live window (after a restart),
+// adding to whatever the graph holds; buckets outside the window or of
+// another width are skipped. It returns how many were loaded.
+func (g *Graph) Restore(buckets []EdgeBucket) int {
+	cur := g.epoch(g.opts.Now())
+	n := 0
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range buckets {
+		b := &buckets[i]
+		ep := b.Start.UnixNano() / g.bucketN
+		if b.Width != time.Duration(g.bucketN) || ep <= cur-int64(g.slots) || ep > cur {
+			continue
+		}
+		src, dst := g.node(b.Source, ep), g.node(b.Target, ep)
+		e := g.edge(src, dst, b.Protocol, b.ConsumerGroup)
+		if e == nil {
+			continue
+		}
+		st := e.ring.at(ep)
+		st.Requests += b.Requests
+		st.Errors += b.Errors
+		st.Retries += b.Retries
+		st.Unanswered += b.Unanswered
+		b.Server.addTo(&st.Server, g.mapping)
+		b.Client.addTo(&st.Client, g.mapping)
+		b.Delay.addTo(&st.Delay, g.mapping)
+		b.UnansweredLatency.addTo(&st.UnansweredLatency, g.mapping)
+		n++
+	}
+	g.publishSizes()
+	return n
+}
+
+// SnapshotOf merges stored buckets (of any collectors) into the Snapshot of
+// the window ending at `at`: counts add up, sketches merge, rates are over
+// the window. Buckets outside [at-window, at) are ignored.
+func SnapshotOf(at time.Time, window time.Duration, buckets []EdgeBucket) *Snapshot {
+	m := newLatencyMapping()
+	type key struct {
+		src, dst NodeKey
+		proto    Protocol
+		group    string
+	}
+	type acc struct {
+		kind  EdgeKind
+		stats Stats
+	}
+	edges := map[key]*acc{}
+	var order []key
+	from := at.Add(-window)
+	for i := range buckets {
+		b := &buckets[i]
+		if b.Start.Before(from) || !b.Start.Before(at) {
+			continue
+		}
+		k := key{b.Source, b.Target, b.Protocol, b.ConsumerGroup}
+		a := edges[k]
+		if a == nil {
+			a = &acc{kind: b.Kind}
+			edges[k] = a
+			order = append(order, k)
+		}
+		st := &a.stats
+		st.Requests += b.Requests
+		st.Errors += b.Errors
+		st.Retries += b.Retries
+		st.Unanswered += b.Unanswered
+		b.Server.addTo(&st.Server, m)
+		b.Client.addTo(&st.Client, m)
+		b.Delay.addTo(&st.Delay, m)
+		b.UnansweredLatency.addTo(&st.UnansweredLatency, m)
+	}
+	sb := snapshotBuilder{byKey: map[NodeKey]int{}}
+	for _, k := range order {
+		a := edges[k]
+		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats})
+	}
+	return sb.build(at, window, max(window.Seconds(), 1))
+}

@@ -1,0 +1,91 @@
+package graph
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// shopSpans makes n request pairs a->b (with some errors and retries) and
+// n messages a->orders->c, each trace distinct.
+func shopSpans(n int, seed byte) []Span {
+	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
+	var out []Span
+	for i := range n {
+		tr := TraceID{seed, byte(i), byte(i >> 8)}
+		c := client(tr, sid(1), sid(9), "a", 0, int64(10+i%7)*ms)
+		c.Error, c.ResendCount = i%5 == 0, int64(i%4/3)
+		out = append(out, c, server(tr, sid(2), sid(1), "b", ms, int64(5+i%11)*ms),
+			Span{Trace: tr, ID: sid(3), Kind: SpanProducer, Service: "a", End: ms, Protocol: ProtocolKafka, Messaging: MessagingPublish, Destination: orders},
+			Span{Trace: tr, ID: sid(4), Parent: sid(3), Kind: SpanConsumer, Service: "c", Start: int64(2+i%13) * ms, End: int64(20+i%3) * ms, Protocol: ProtocolKafka, Destination: orders, ConsumerGroup: "c"})
+	}
+	return out
+}
+
+func TestBucketsRoundTripAndMerge(t *testing.T) {
+	opts := Options{Window: time.Minute, Bucket: 5 * time.Second}
+	whole, clk, _ := newTestGraph(t, opts)
+	// Two collectors, each with half the traces (split by trace id).
+	halfA, clkA, _ := newTestGraph(t, opts)
+	halfB, clkB, _ := newTestGraph(t, opts)
+	for tick := range 6 {
+		spans := shopSpans(40, byte(tick))
+		rej, why := whole.ConsumeSpans(spans)
+		require.Zero(t, rej, why)
+		var a, b []Span
+		for _, s := range spans {
+			if s.Trace[1]%2 == 0 {
+				a = append(a, s)
+			} else {
+				b = append(b, s)
+			}
+		}
+		_, _ = halfA.ConsumeSpans(a)
+		_, _ = halfB.ConsumeSpans(b)
+		for _, c := range []*clock{clk, clkA, clkB} {
+			c.advance(5 * time.Second)
+		}
+	}
+	want, err := whole.Snapshot(0)
+	require.NoError(t, err)
+
+	var stored []EdgeBucket
+	for _, g := range []*Graph{halfA, halfB} {
+		got, upTo := g.ClosedBuckets(time.Time{})
+		require.NotEmpty(t, got)
+		again, _ := g.ClosedBuckets(upTo)
+		require.Empty(t, again, "each bucket is exported once")
+		raw, err := json.Marshal(got)
+		require.NoError(t, err)
+		var back []EdgeBucket
+		require.NoError(t, json.Unmarshal(raw, &back))
+		stored = append(stored, back...)
+	}
+	merged := SnapshotOf(clk.now(), opts.Window+opts.Bucket, stored)
+	require.Len(t, merged.Edges, len(want.Edges))
+	for i, w := range want.Edges {
+		m := merged.Edges[i]
+		require.Equal(t, w.ID, m.ID)
+		require.Equal(t, w.Requests, m.Requests, w.ID)
+		require.Equal(t, w.Errors, m.Errors, w.ID)
+		require.Equal(t, w.Retries, m.Retries, w.ID)
+		for _, q := range [][2]*Quantiles{{w.ServerLatency, m.ServerLatency}, {w.ClientLatency, m.ClientLatency}, {w.Delay, m.Delay}} {
+			require.Equal(t, q[0], q[1], "two halves' sketches merge to the whole's exactly: %s", w.ID)
+		}
+	}
+
+	t.Run("restore after a restart", func(t *testing.T) {
+		fresh, fclk, _ := newTestGraph(t, opts)
+		fclk.t = clk.t
+		require.Equal(t, len(stored), fresh.Restore(stored))
+		got, err := fresh.Snapshot(0)
+		require.NoError(t, err)
+		require.Len(t, got.Edges, len(want.Edges))
+		for i := range want.Edges {
+			require.Equal(t, want.Edges[i].Requests, got.Edges[i].Requests)
+			require.Equal(t, want.Edges[i].ServerLatency, got.Edges[i].ServerLatency)
+		}
+	})
+}
