@@ -36,6 +36,10 @@ type Options struct {
 	// MaxSpansPerRequest refuses, as a permanent error, requests carrying
 	// more spans. 0 means unlimited.
 	MaxSpansPerRequest int
+	// Admit, when set, is asked before each request; an error refuses the
+	// whole request with it (e.g. ingest.ErrUnavailable while storage is
+	// down and its buffer full, so senders retry later).
+	Admit func() error
 }
 
 // Errors returned by NewPipeline and ConsumeTraces.
@@ -67,6 +71,7 @@ type Pipeline struct {
 	sink     SpanSink
 	logger   *slog.Logger
 	maxSpans int
+	admit    func() error
 	pool     sync.Pool // of *batch
 
 	translated     prometheus.Counter
@@ -119,6 +124,7 @@ func NewPipeline(o Options) (*Pipeline, error) {
 		sink:           o.Sink,
 		logger:         logger,
 		maxSpans:       o.MaxSpansPerRequest,
+		admit:          o.Admit,
 		translated:     translated,
 		invalidEmptyID: invalid.WithLabelValues(reasonEmptyID),
 		invalidTooMany: invalid.WithLabelValues(reasonTooManySpans),
@@ -134,6 +140,11 @@ func NewPipeline(o Options) (*Pipeline, error) {
 // MaxSpansPerRequest spans is refused whole with a permanent error wrapping
 // ErrTooManySpans. Nothing reachable from td is kept after it returns.
 func (p *Pipeline) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if p.admit != nil {
+		if err := p.admit(); err != nil {
+			return err
+		}
+	}
 	if p.maxSpans > 0 {
 		if n := td.SpanCount(); n > p.maxSpans {
 			p.invalidTooMany.Add(float64(n))

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/seed-a49a8342/cartograph/graph"
@@ -231,5 +232,25 @@ func TestPipelineReusesBuffers(t *testing.T) {
 		if s.Service == "small" && (s.Operation != "only" || s.Links != nil) {
 			t.Fatalf("small request span polluted by a pooled buffer: %+v", s)
 		}
+	}
+}
+
+func TestAdmitRefusesWholeRequests(t *testing.T) {
+	sink := &recordingSink{}
+	closed := ingest.ErrUnavailable
+	p, err := NewPipeline(Options{Sink: sink, Admit: func() error { return closed }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	td := ptrace.NewTraces()
+	sp := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{1})
+	sp.SetSpanID(pcommon.SpanID{1})
+	if err := p.ConsumeTraces(context.Background(), td); !errors.Is(err, ingest.ErrUnavailable) {
+		t.Fatalf("want ErrUnavailable, got %v", err)
+	}
+	closed = nil
+	if err := p.ConsumeTraces(context.Background(), td); err != nil {
+		t.Fatal(err)
 	}
 }
