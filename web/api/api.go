@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,11 @@ type GraphSource interface {
 	Snapshot(window time.Duration) (*graph.Snapshot, error)
 }
 
+// HistorySource returns the graph of a past window, from storage.
+type HistorySource interface {
+	GraphAt(ctx context.Context, at time.Time, window time.Duration) (*graph.Snapshot, error)
+}
+
 // FindingsSource lists findings in a state (0: every state).
 type FindingsSource interface {
 	Findings(state detect.State) []detect.Finding
@@ -37,6 +43,9 @@ type FindingsSource interface {
 // Options configure the API.
 type Options struct {
 	Graph GraphSource
+	// History serves ?at= and /api/v1/graph/diff (nil: 501 Not
+	// Implemented).
+	History HistorySource
 	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
 	Findings FindingsSource
 	// Brokers lists the broker sources polled (nil: none).
@@ -94,9 +103,7 @@ func New(o Options) (*API, error) {
 	} else {
 		a.handle("GET /api/v1/stream", notYet)
 	}
-	for _, p := range []string{"GET /api/v1/graph/diff"} {
-		a.handle(p, notYet)
-	}
+	a.handle("GET /api/v1/graph/diff", a.diff)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -148,8 +155,21 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Has("at") {
-		writeError(w, http.StatusNotImplemented, errors.New("graph history (?at=) needs the storage backend, which this build does not have yet"))
+	if q := r.URL.Query(); q.Has("at") {
+		at, err := parseTime("at", q.Get("at"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		window, err := parseWindow(q.Get("window"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		s, ok := a.past(w, r, at, window)
+		if ok {
+			writeJSON(w, http.StatusOK, s)
+		}
 		return
 	}
 	s, ok := a.snapshot(w, r)
@@ -157,6 +177,85 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// defaultHistoryWindow is the window of history queries that name none.
+const defaultHistoryWindow = 5 * time.Minute
+
+// past returns the graph of the window ending at `at`, answering the
+// request itself on failure.
+func (a *API) past(w http.ResponseWriter, r *http.Request, at time.Time, window time.Duration) (*graph.Snapshot, bool) {
+	if a.o.History == nil {
+		writeError(w, http.StatusNotImplemented, errors.New("graph history needs storage (--storage embedded or clickhouse)"))
+		return nil, false
+	}
+	if window == 0 {
+		window = defaultHistoryWindow
+	}
+	s, err := a.o.History.GraphAt(r.Context(), at, window)
+	if err != nil {
+		a.o.Logger.Error("history", "err", err)
+		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("reading history: %w", err))
+		return nil, false
+	}
+	return s, true
+}
+
+// diff serves GET /api/v1/graph/diff?from=&to=&window=: what changed
+// between the window ending at from and the one ending at to. Optional
+// thresholds: rate_ratio, error_ratio_delta, p95_ratio, min_requests.
+func (a *API) diff(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err := parseTime("from", q.Get("from"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	to, err := parseTime("to", q.Get("to"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	window, err := parseWindow(q.Get("window"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	var o graph.DiffOptions
+	for name, dst := range map[string]*float64{"rate_ratio": &o.RateRatio, "error_ratio_delta": &o.ErrorRatioDelta, "p95_ratio": &o.P95Ratio} {
+		if v := q.Get(name); v != "" {
+			if *dst, err = strconv.ParseFloat(v, 64); err != nil || *dst < 0 {
+				writeError(w, http.StatusBadRequest, fmt.Errorf("%s %q: want a non-negative number", name, v))
+				return
+			}
+		}
+	}
+	if v := q.Get("min_requests"); v != "" {
+		if o.MinRequests, err = strconv.ParseUint(v, 10, 64); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("min_requests %q: want a whole number", v))
+			return
+		}
+	}
+	before, ok := a.past(w, r, from, window)
+	if !ok {
+		return
+	}
+	after, ok := a.past(w, r, to, window)
+	if !ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, graph.DiffSnapshots(before, after, o))
+}
+
+func parseTime(name, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, fmt.Errorf("%s is required (RFC 3339, e.g. 2026-01-02T15:04:05Z)", name)
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%s %q: want RFC 3339, e.g. 2026-01-02T15:04:05Z", name, v)
+	}
+	return t, nil
 }
 
 // findingsResponse is the body of GET /api/v1/findings.
