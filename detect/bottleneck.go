@@ -3,7 +3,6 @@ package detect
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 
@@ -78,6 +77,44 @@ type BottleneckOptions struct {
 	// LatencyObjectiveMs, when set, also counts an entry as slow whenever
 	// its p95 exceeds it, baseline or not (default 0: off).
 	LatencyObjectiveMs float64 `yaml:"latency_objective_ms"`
+	// Message is the template of the observations' summaries (text/template
+	// syntax, see Messages; default "": the catalogue's).
+	Message string `yaml:"message"`
+}
+
+// Validate reports an error wrapping ErrInvalidMessage when Message does
+// not parse.
+func (o BottleneckOptions) Validate() error { return validateMessage(KindBottleneck, o.Message) }
+
+// bottleneckMessage is the data of a bottleneck summary template.
+type bottleneckMessage struct {
+	Node         string                  `doc:"the bottleneck node"`
+	Severity     string                  `doc:"warning or critical"`
+	Top          *bottleneckEntryMessage `doc:"the entry operation whose critical path the node dominates most; nil when the node is only saturated"`
+	OtherEntries int                     `doc:"how many more entry operations' critical paths it dominates"`
+	Saturation   *saturationMessage      `doc:"the node's saturation; nil when it is not saturated"`
+}
+
+// bottleneckEntryMessage is an entry operation in a bottleneckMessage.
+type bottleneckEntryMessage struct {
+	Entry      string  `doc:"the entry node's name"`
+	Operation  string  `doc:"the entry operation"`
+	Share      float64 `doc:"the node's self-time share of the critical path, 0 to 1"`
+	SelfMs     float64 `doc:"the node's mean self time per trace, ms"`
+	P95Ms      float64 `doc:"the entry's end-to-end p95, ms"`
+	UsualP95Ms float64 `doc:"the entry's usual p95, ms (0: none learnt yet)"`
+	Slowdown   float64 `doc:"P95Ms / UsualP95Ms when at least degraded_ratio, else 0"`
+	Traces     int     `doc:"complete traces of the entry in the window"`
+}
+
+// saturationMessage is the saturation in a bottleneckMessage.
+type saturationMessage struct {
+	RatePerS        float64 `doc:"the mean incoming requests per second"`
+	FromP95Ms       float64 `doc:"p95 at the first evaluation judged, ms"`
+	ToP95Ms         float64 `doc:"p95 at the last, ms"`
+	FromConcurrency float64 `doc:"in-flight requests at the first"`
+	ToConcurrency   float64 `doc:"in-flight requests at the last"`
+	Evaluations     int     `doc:"evaluations judged"`
 }
 
 func (o BottleneckOptions) withDefaults() BottleneckOptions {
@@ -163,6 +200,7 @@ type BottleneckEntry struct {
 // Detect is called from one goroutine at a time.
 type Bottleneck struct {
 	opts  BottleneckOptions
+	msg   summaryTemplate
 	hist  map[string][]loadPoint // node id -> recent points, newest last
 	order []string               // insertion order of hist, for eviction
 
@@ -180,9 +218,11 @@ type loadPoint struct {
 }
 
 // NewBottleneck returns a Bottleneck detector configured by o; zero fields
-// take the defaults.
+// take the defaults. o.Message is parsed here: when it does not (see
+// Validate) the summaries are the default's, marked as failed.
 func NewBottleneck(o BottleneckOptions) *Bottleneck {
-	return &Bottleneck{opts: o.withDefaults(), hist: map[string][]loadPoint{}, baseline: map[string]float64{}}
+	return &Bottleneck{opts: o.withDefaults(), msg: newSummaryTemplate(KindBottleneck, o.Message),
+		hist: map[string][]loadPoint{}, baseline: map[string]float64{}}
 }
 
 // Options returns the options in force, defaults filled in.
@@ -281,7 +321,7 @@ func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95
 	if p95 != nil {
 		o.Evidence["p95_ms"] = *p95
 	}
-	var summary strings.Builder
+	msg := bottleneckMessage{Node: name}
 	if len(h.entries) > 0 {
 		slices.SortFunc(h.entries, func(a, b BottleneckEntry) int {
 			return cmp.Or(cmp.Compare(b.Share, a.Share), strings.Compare(a.EntryNode, b.EntryNode), strings.Compare(a.Operation, b.Operation))
@@ -293,17 +333,12 @@ func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95
 		o.Evidence["kind"] = bottleneckCriticalPath
 		o.Evidence["self_time_share"] = top.Share
 		o.Evidence["entries"] = h.entries
-		fmt.Fprintf(&summary, "%s does %.0f%% of the work on the critical path of %s at %s (p95 %s ms",
-			name, top.Share*100, top.Operation, nodeLabel(s, top.EntryNode), formatNum(top.P95Ms))
+		msg.Top = &bottleneckEntryMessage{Entry: nodeLabel(s, top.EntryNode), Operation: top.Operation, Share: top.Share,
+			SelfMs: top.SelfMs, P95Ms: top.P95Ms, UsualP95Ms: top.UsualP95Ms, Traces: top.Traces}
 		if top.UsualP95Ms > 0 && top.P95Ms >= d.opts.DegradedRatio*top.UsualP95Ms {
-			fmt.Fprintf(&summary, ", %.1fx its usual %s ms,", top.P95Ms/top.UsualP95Ms, formatNum(top.UsualP95Ms))
+			msg.Top.Slowdown = top.P95Ms / top.UsualP95Ms
 		}
-		fmt.Fprintf(&summary, " over %d traces)", top.Traces)
-		if n := len(h.entries) - 1; n == 1 {
-			summary.WriteString(", and of 1 other entry operation")
-		} else if n > 1 {
-			fmt.Fprintf(&summary, ", and of %d other entry operations", n)
-		}
+		msg.OtherEntries = len(h.entries) - 1
 	} else {
 		o.Evidence["kind"] = bottleneckSaturation
 	}
@@ -321,15 +356,11 @@ func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95
 			"p95_ms":      p95s,
 			"concurrency": concs,
 		}
-		if summary.Len() > 0 {
-			summary.WriteString("; it is also saturated: ")
-		} else {
-			fmt.Fprintf(&summary, "%s is saturated: ", name)
-		}
-		fmt.Fprintf(&summary, "throughput flat at %s/s while its p95 rose from %s to %s ms and its in-flight requests from %s to %s over the last %d evaluations",
-			formatNum(mean), formatNum(first.p95), formatNum(last.p95), formatNum(first.conc), formatNum(last.conc), len(pts))
+		msg.Saturation = &saturationMessage{RatePerS: mean, FromP95Ms: first.p95, ToP95Ms: last.p95,
+			FromConcurrency: first.conc, ToConcurrency: last.conc, Evaluations: len(pts)}
 	}
-	o.Summary = summary.String()
+	msg.Severity = o.Severity.String()
+	o.Summary = d.msg.render(msg)
 	return o
 }
 

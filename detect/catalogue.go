@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 )
@@ -55,9 +56,120 @@ var thresholdDocs = map[string]map[string][2]string{
 	},
 }
 
+// messageKey is the config key of a detector's summary template.
+const messageKey = "message"
+
+// messageTemplates are the default summary templates (text/template
+// syntax, with the functions of messageFuncs), by detector. Each renders
+// the one-sentence Observation.Summary from the detector's message data;
+// the data types and their doc tags tell which fields there are.
+// TestDefaultSummaries pins what they render.
+var messageTemplates = map[Kind]string{
+	KindRetryStorm: `{{.Source}} retries {{pct .RetryRatio}} of its calls to {{.Target}} (` +
+		`{{if .Metric}}{{num .Metric.Retries}} retries in {{num .Metric.Seconds}} s, reported as metrics by {{.Metric.Name}})` +
+		`{{else}}{{num .RetriesPerMin}} retries/min); each request entering at the root reaches {{.Target}} {{num .Amplification}} times{{end}}`,
+	KindOpenCircuit: `{{if .FromTraces}}` +
+		`{{possessive .Source}} calls to {{.Target}} fail fast without reaching it: ` +
+		`{{.Unanswered}} of {{.Requests}} calls in the last {{.Window}} never reached {{.Target}}, failing in {{ms .UnansweredP50Ms}} ms` +
+		`{{if eq .NormalFrom "absolute"}}, with no normal latency known to compare (fast below {{ms .FastBoundMs}} ms)` +
+		`{{else}} against {{ms .NormalP50Ms}} ms normally{{end}}` +
+		` (circuit {{if eq .State "open"}}open{{else}}half-open{{end}}` +
+		`{{if .Breaker}}; breaker {{printf "%q" .Breaker.Name}} reports {{.Breaker.State}}{{end}})` +
+		`{{else}}` +
+		`{{possessive .Source}} circuit breaker {{if ne .Breaker.Name .Target}}{{printf "%q" .Breaker.Name}} {{end}}` +
+		`for {{.Target}} reports {{.Breaker.State}} (metrics), so its calls fail fast without reaching {{.Target}}` +
+		`{{if .Requests}}; {{.Answered}} of {{.Requests}} calls in the last {{.Window}} reached it{{end}}` +
+		`{{end}}`,
+	KindConsumerLag: `consumer group {{.Group}} on {{.Destination}} ` +
+		`{{if eq .Source "traces"}}is falling behind (from traces): it consumes {{printf "%.3g" .ConsumeRatePerS}}/s ` +
+		`of the {{printf "%.3g" .ProduceRatePerS}}/s produced, and the producer-to-consumer delay p95 grew to {{secs .DelayP95Seconds}}` +
+		`{{else if eq .Status "stopped"}}has stopped consuming` +
+		`{{else if eq .Status "stalled"}}has stalled: its position is not moving` +
+		`{{else if eq .Status "warning"}}is falling further behind` +
+		`{{else if eq .Over "max_seconds"}}is more than {{printf "%.0f" .MaxSeconds}}s behind` +
+		`{{else}}needs more than {{printf "%.0f" .MaxDrainSeconds}}s to drain its backlog{{end}}` +
+		`{{if .LagMessages}} ({{count .LagMessages}} messages behind{{if .LagSeconds}}, {{secs .LagSeconds}}{{end}}){{end}}` +
+		`{{if .Reason}}: {{.Reason}}{{end}}`,
+	KindBottleneck: `{{if .Top}}{{.Node}} does {{pct .Top.Share}} of the work on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
+		`(p95 {{num .Top.P95Ms}} ms{{if .Top.Slowdown}}, {{printf "%.1f" .Top.Slowdown}}x its usual {{num .Top.UsualP95Ms}} ms,{{end}} ` +
+		`over {{.Top.Traces}} traces)` +
+		`{{if eq .OtherEntries 1}}, and of 1 other entry operation{{else if gt .OtherEntries 1}}, and of {{.OtherEntries}} other entry operations{{end}}` +
+		`{{end}}` +
+		`{{if .Saturation}}{{if .Top}}; it is also saturated: {{else}}{{.Node}} is saturated: {{end}}` +
+		`throughput flat at {{num .Saturation.RatePerS}}/s while its p95 rose from {{num .Saturation.FromP95Ms}} to {{num .Saturation.ToP95Ms}} ms ` +
+		`and its in-flight requests from {{num .Saturation.FromConcurrency}} to {{num .Saturation.ToConcurrency}} ` +
+		`over the last {{.Saturation.Evaluations}} evaluations{{end}}`,
+}
+
+// messageData is the type of the data each detector's template is
+// executed on.
+var messageData = map[Kind]reflect.Type{
+	KindRetryStorm:  reflect.TypeFor[retryStormMessage](),
+	KindOpenCircuit: reflect.TypeFor[openCircuitMessage](),
+	KindConsumerLag: reflect.TypeFor[consumerLagMessage](),
+	KindBottleneck:  reflect.TypeFor[bottleneckMessage](),
+}
+
+// Message documents the summary template of one detector: its key in the
+// config file, its default and the fields the template can use.
+type Message struct {
+	Detector string
+	Key      string
+	Template string // the default, in text/template syntax
+	Fields   []MessageField
+}
+
+// MessageField is a field of a detector's message data (Name as written in
+// a template: ".Source", ".Breaker.Name"), or a function a template may
+// call.
+type MessageField struct {
+	Name string
+	Doc  string
+}
+
+// Messages lists every detector's default summary template with the
+// fields available to it, in the order of Catalogue. A detector's
+// "message" option replaces the default.
+func Messages() []Message {
+	out := make([]Message, 0, len(messageTemplates))
+	for _, k := range []Kind{KindRetryStorm, KindOpenCircuit, KindConsumerLag, KindBottleneck} {
+		out = append(out, Message{Detector: k.String(), Key: messageKey, Template: messageTemplates[k], Fields: messageFields(messageData[k], "")})
+	}
+	return out
+}
+
+// MessageFuncs lists the functions a message template may call besides
+// text/template's built-ins (printf, eq, if, ...).
+func MessageFuncs() []MessageField {
+	return slices.Clone(messageFuncDocs)
+}
+
+// messageFields lists the exported fields of struct type t with their doc
+// tags, descending into struct and pointer-to-struct fields.
+func messageFields(t reflect.Type, prefix string) []MessageField {
+	var out []MessageField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name := prefix + "." + f.Name
+		out = append(out, MessageField{Name: name, Doc: f.Tag.Get("doc")})
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct {
+			out = append(out, messageFields(ft, name)...)
+		}
+	}
+	return out
+}
+
 // Catalogue lists every detector threshold with its default, from the
 // detectors' own defaults, so documentation and config validation cannot
-// drift from the code.
+// drift from the code. The summary templates (key "message") are listed
+// by Messages instead.
 func Catalogue() []Threshold {
 	var out []Threshold
 	for _, d := range []struct {
@@ -72,8 +184,8 @@ func Catalogue() []Threshold {
 		v := reflect.ValueOf(d.opts)
 		for i := range v.NumField() {
 			key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
-			if key == "" || key == "-" {
-				continue
+			if key == "" || key == "-" || key == messageKey {
+				continue // the message template is listed by Messages
 			}
 			doc := thresholdDocs[d.name][key]
 			out = append(out, Threshold{Detector: d.name, Key: key, Default: fmtDefault(v.Field(i).Interface()), Unit: doc[0], Doc: doc[1]})

@@ -38,6 +38,39 @@ type ConsumerLagOptions struct {
 	// MaxTracked bounds the consumer edges whose delay history is kept
 	// (default 50,000).
 	MaxTracked int `yaml:"max_tracked"`
+	// Message is the template of the observations' summaries (text/template
+	// syntax, see Messages; default "": the catalogue's).
+	Message string `yaml:"message"`
+}
+
+// Validate reports an error wrapping ErrInvalidMessage when Message does
+// not parse.
+func (o ConsumerLagOptions) Validate() error { return validateMessage(KindConsumerLag, o.Message) }
+
+// Values of consumerLagMessage.Over.
+const (
+	lagOverMaxSeconds      = "max_seconds"
+	lagOverMaxDrainSeconds = "max_drain_seconds"
+)
+
+// consumerLagMessage is the data of a consumer_lag summary template.
+type consumerLagMessage struct {
+	Group           string   `doc:"the consumer group (the consumer's name when the group is unknown)"`
+	Destination     string   `doc:"the topic or queue"`
+	Consumer        string   `doc:"the consuming service"`
+	Source          string   `doc:"what shows the lag: broker_metrics or traces"`
+	Status          string   `doc:"the lag status: ok, warning, stalled or stopped (from traces: warning)"`
+	Severity        string   `doc:"warning or critical"`
+	Over            string   `doc:"with status ok, the threshold crossed: max_seconds or max_drain_seconds"`
+	MaxSeconds      float64  `doc:"the max_seconds option"`
+	MaxDrainSeconds float64  `doc:"the max_drain_seconds option"`
+	LagMessages     *float64 `doc:"messages behind; nil when unknown"`
+	LagSeconds      *float64 `doc:"time lag, seconds; nil when unknown"`
+	DrainSeconds    *float64 `doc:"time to drain the backlog, seconds; nil when unknown"`
+	Reason          string   `doc:"the broker evaluation's reason, if any"`
+	ProduceRatePerS float64  `doc:"messages produced per second (0 when unknown)"`
+	ConsumeRatePerS float64  `doc:"messages consumed per second (0 when unknown)"`
+	DelayP95Seconds float64  `doc:"from traces: the producer-to-consumer delay p95, seconds"`
 }
 
 func (o ConsumerLagOptions) withDefaults() ConsumerLagOptions {
@@ -73,13 +106,16 @@ func (o ConsumerLagOptions) withDefaults() ConsumerLagOptions {
 // consumer edge; Detect is called from one goroutine at a time.
 type ConsumerLag struct {
 	opts  ConsumerLagOptions
+	msg   summaryTemplate
 	delay map[string][]float64 // edge id -> recent delay p95s, newest last
 	order []string             // insertion order of delay, for eviction
 }
 
-// NewConsumerLag returns a ConsumerLag detector configured by o.
+// NewConsumerLag returns a ConsumerLag detector configured by o. o.Message
+// is parsed here: when it does not (see Validate) the summaries are the
+// default's, marked as failed.
 func NewConsumerLag(o ConsumerLagOptions) *ConsumerLag {
-	return &ConsumerLag{opts: o.withDefaults(), delay: map[string][]float64{}}
+	return &ConsumerLag{opts: o.withDefaults(), msg: newSummaryTemplate(KindConsumerLag, o.Message), delay: map[string][]float64{}}
 }
 
 // Kind returns KindConsumerLag.
@@ -152,35 +188,31 @@ func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Su
 		ev["reason"] = l.Reason
 	}
 	sev := SeverityWarning
-	var why string
+	var over string
 	switch {
-	case l.Status == lag.StateStopped:
-		sev, why = SeverityCritical, "has stopped consuming"
-	case l.Status == lag.StateStalled:
-		sev, why = SeverityCritical, "has stalled: its position is not moving"
+	case l.Status == lag.StateStopped, l.Status == lag.StateStalled:
+		sev = SeverityCritical
 	case l.Status == lag.StateWarning:
-		why = "is falling further behind"
 	case l.Seconds != nil && *l.Seconds > d.opts.MaxSeconds:
-		why = fmt.Sprintf("is more than %.0fs behind", d.opts.MaxSeconds)
+		over = lagOverMaxSeconds
 		ev["max_seconds"] = d.opts.MaxSeconds
 	case l.DrainSeconds != nil && *l.DrainSeconds > d.opts.MaxDrainSeconds:
-		why = fmt.Sprintf("needs more than %.0fs to drain its backlog", d.opts.MaxDrainSeconds)
+		over = lagOverMaxDrainSeconds
 		ev["max_drain_seconds"] = d.opts.MaxDrainSeconds
 	default:
 		return Observation{}, false
 	}
-	summary := fmt.Sprintf("consumer group %s on %s %s", group, src.Name, why)
-	if l.Messages != nil {
-		summary += fmt.Sprintf(" (%s messages behind", fmtNum(*l.Messages))
-		if l.Seconds != nil {
-			summary += fmt.Sprintf(", %s", fmtSeconds(*l.Seconds))
-		}
-		summary += ")"
+	msg := consumerLagMessage{Group: group, Destination: src.Name, Consumer: dst.Name, Source: "broker_metrics",
+		Status: l.Status.String(), Severity: sev.String(), Over: over,
+		MaxSeconds: d.opts.MaxSeconds, MaxDrainSeconds: d.opts.MaxDrainSeconds,
+		LagMessages: l.Messages, LagSeconds: l.Seconds, DrainSeconds: l.DrainSeconds, Reason: l.Reason}
+	if l.ProduceRate != nil {
+		msg.ProduceRatePerS = *l.ProduceRate
 	}
-	if l.Reason != "" {
-		summary += ": " + l.Reason
+	if l.ConsumeRate != nil {
+		msg.ConsumeRatePerS = *l.ConsumeRate
 	}
-	return Observation{Kind: KindConsumerLag, Subject: subject, Severity: sev, Summary: summary, Evidence: ev}, true
+	return Observation{Kind: KindConsumerLag, Subject: subject, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}, true
 }
 
 func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject Subject, produceRate float64) (Observation, bool) {
@@ -213,10 +245,13 @@ func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject Sub
 		group = dst.Name
 	}
 	hist := slicesClone(h)
+	msg := consumerLagMessage{Group: group, Destination: src.Name, Consumer: dst.Name, Source: "traces",
+		Status: lag.StateWarning.String(), Severity: SeverityWarning.String(),
+		MaxSeconds: d.opts.MaxSeconds, MaxDrainSeconds: d.opts.MaxDrainSeconds,
+		ProduceRatePerS: produceRate, ConsumeRatePerS: e.RatePerS, DelayP95Seconds: h[len(h)-1] / 1000}
 	return Observation{
 		Kind: KindConsumerLag, Subject: subject, Severity: SeverityWarning,
-		Summary: fmt.Sprintf("consumer group %s on %s is falling behind (from traces): it consumes %.3g/s of the %.3g/s produced, and the producer-to-consumer delay p95 grew to %s",
-			group, src.Name, e.RatePerS, produceRate, fmtSeconds(h[len(h)-1]/1000)),
+		Summary: d.msg.render(msg),
 		Evidence: map[string]any{
 			"source": "traces", "status": "warning",
 			"produce_rate_per_s": round4(produceRate), "consume_rate_per_s": e.RatePerS,

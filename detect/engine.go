@@ -246,6 +246,46 @@ func (e *Engine) Findings(state State) []Finding {
 	return out
 }
 
+// Restore loads findings kept in storage back after a restart: pending and
+// firing ones become active again (and resolve on their own if their
+// condition no longer holds), resolved ones are listed again. Findings
+// already known are left alone. Call it before Run.
+func (e *Engine) Restore(findings []Finding) {
+	now := e.o.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	known := map[string]bool{}
+	for _, f := range e.active {
+		known[f.ID] = true
+	}
+	for _, f := range e.resolved {
+		known[f.ID] = true
+	}
+	for _, f := range findings {
+		if known[f.ID] || f.Kind == 0 {
+			continue
+		}
+		known[f.ID] = true
+		o := Observation{Kind: f.Kind, Subject: f.Subject}
+		switch f.State {
+		case StatePending, StateFiring:
+			if _, taken := e.active[o.key()]; taken || len(e.active) >= e.o.MaxFindings {
+				continue
+			}
+			f := f
+			e.active[o.key()] = &f
+		case StateResolved:
+			if f.ResolvedAt != nil && now.Sub(*f.ResolvedAt) <= e.o.ResolvedRetention {
+				e.resolved = append(e.resolved, f)
+			}
+		}
+	}
+	slices.SortFunc(e.resolved, func(a, b Finding) int { return a.ResolvedAt.Compare(*b.ResolvedAt) })
+	if n := len(e.resolved) - e.o.MaxFindings; n > 0 {
+		e.resolved = slices.Delete(e.resolved, 0, n)
+	}
+}
+
 // SnapshotSource gives the engine the graph to judge.
 type SnapshotSource interface {
 	Snapshot(window time.Duration) (*graph.Snapshot, error)

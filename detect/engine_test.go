@@ -140,3 +140,27 @@ func TestTextRejectsUnknown(t *testing.T) {
 	var v Severity
 	require.Error(t, v.UnmarshalText([]byte("meh")))
 }
+
+func TestRestore(t *testing.T) {
+	d := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	e, clk, _ := newTestEngine(t, d)
+	ctx := context.Background()
+	e.Eval(ctx, &graph.Snapshot{})
+	clk.t = clk.t.Add(5 * time.Second)
+	e.Eval(ctx, &graph.Snapshot{})
+	saved := e.Findings(0)
+	require.Len(t, saved, 1)
+	require.Equal(t, StateFiring, saved[0].State)
+
+	// A restart: a new engine gets the stored findings back.
+	e2, clk2, _ := newTestEngine(t, d)
+	clk2.t = clk.t.Add(5 * time.Second)
+	e2.Restore(saved)
+	e2.Restore(saved) // twice is harmless
+	require.Equal(t, saved, e2.Findings(0))
+	e2.Eval(ctx, &graph.Snapshot{})
+	f := e2.Findings(StateFiring)
+	require.Len(t, f, 1)
+	require.Equal(t, saved[0].ID, f[0].ID, "the same problem keeps its id across the restart")
+	require.Equal(t, saved[0].StartedAt, f[0].StartedAt)
+}

@@ -3,7 +3,6 @@ package detect
 import (
 	"cmp"
 	"context"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -63,6 +62,37 @@ type OpenCircuitOptions struct {
 	// across snapshots (default 50,000); beyond it the edges seen least
 	// recently are forgotten.
 	MaxRemembered int `yaml:"max_remembered"`
+	// Message is the template of the observations' summaries (text/template
+	// syntax, see Messages; default "": the catalogue's).
+	Message string `yaml:"message"`
+}
+
+// Validate reports an error wrapping ErrInvalidMessage when Message does
+// not parse.
+func (o OpenCircuitOptions) Validate() error { return validateMessage(KindOpenCircuit, o.Message) }
+
+// openCircuitMessage is the data of an open_circuit summary template.
+type openCircuitMessage struct {
+	Source          string          `doc:"the caller (the breaker's service when no edge matched it)"`
+	Target          string          `doc:"the callee (the breaker's name when no edge matched it)"`
+	State           string          `doc:"open or half_open"`
+	Severity        string          `doc:"warning or critical"`
+	Window          string          `doc:"the window's length: 60s, 5m"`
+	FromTraces      bool            `doc:"traces show the calls failing fast without reaching the callee (else only a breaker reports)"`
+	Requests        uint64          `doc:"calls on the edge in the window (0 when no edge matched the breaker)"`
+	Unanswered      uint64          `doc:"calls no server span answered"`
+	Answered        uint64          `doc:"calls that reached the callee"`
+	UnansweredP50Ms float64         `doc:"p50 latency of the unanswered calls, ms"`
+	NormalP50Ms     float64         `doc:"the edge's normal p50, ms (0 when unknown)"`
+	NormalFrom      string          `doc:"where the normal p50 comes from: window, history or absolute (none known)"`
+	FastBoundMs     float64         `doc:"the p50 at or below which unanswered calls fail fast, ms"`
+	Breaker         *breakerMessage `doc:"the circuit breaker reported as metrics; nil when none"`
+}
+
+// breakerMessage is a circuit breaker in an openCircuitMessage.
+type breakerMessage struct {
+	Name  string `doc:"the breaker's name (Envoy cluster, resilience4j instance)"`
+	State string `doc:"open, forced_open or half_open"`
 }
 
 func (o OpenCircuitOptions) withDefaults() OpenCircuitOptions {
@@ -112,6 +142,7 @@ func (o OpenCircuitOptions) withDefaults() OpenCircuitOptions {
 // so one detector must be used for one graph.
 type OpenCircuit struct {
 	opts OpenCircuitOptions
+	msg  summaryTemplate
 	// normal is the remembered answered latency per edge id.
 	normal map[string]*normalLatency
 	tick   uint64
@@ -125,9 +156,10 @@ type normalLatency struct {
 }
 
 // NewOpenCircuit returns an OpenCircuit detector configured by o; zero
-// fields take the defaults.
+// fields take the defaults. o.Message is parsed here: when it does not (see
+// Validate) the summaries are the default's, marked as failed.
 func NewOpenCircuit(o OpenCircuitOptions) *OpenCircuit {
-	return &OpenCircuit{opts: o.withDefaults(), normal: map[string]*normalLatency{}}
+	return &OpenCircuit{opts: o.withDefaults(), msg: newSummaryTemplate(KindOpenCircuit, o.Message), normal: map[string]*normalLatency{}}
 }
 
 // Options returns the options in force, defaults filled in.
@@ -413,11 +445,9 @@ func circuitEdgeID(c *resilience.Circuit) string {
 
 func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 	var (
-		e        *graph.Edge
-		subj     Subject
-		ev       = map[string]any{}
-		state    string
-		sentence string
+		e    *graph.Edge
+		subj Subject
+		ev   = map[string]any{}
 	)
 	if h.edge >= 0 {
 		e = &s.Edges[h.edge]
@@ -425,10 +455,10 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 	} else {
 		subj = Subject{Source: h.breaker.Service, Target: h.breaker.Name, EdgeID: circuitEdgeID(h.breaker)}
 	}
-	window := windowText(s.WindowSeconds)
+	msg := openCircuitMessage{Source: subj.Source, Target: subj.Target, Window: windowText(s.WindowSeconds)}
 
 	if tc := h.trace; tc != nil {
-		state = tc.state
+		msg.State = tc.state
 		ev["unanswered"] = e.Unanswered
 		ev["requests"] = e.Requests
 		ev["answered"] = tc.answered
@@ -439,14 +469,9 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 		if tc.from != normalFromAbsolute {
 			ev["normal_p50_ms"] = tc.normal
 		}
-		var against string
-		if tc.from == normalFromAbsolute {
-			against = fmt.Sprintf(", with no normal latency known to compare (fast below %s ms)", formatMs(tc.bound))
-		} else {
-			against = fmt.Sprintf(" against %s ms normally", formatMs(tc.normal))
-		}
-		sentence = fmt.Sprintf("%s calls to %s fail fast without reaching it: %d of %d calls in the last %s never reached %s, failing in %s ms%s",
-			possessive(subj.Source), subj.Target, e.Unanswered, e.Requests, window, subj.Target, formatMs(tc.unansweredP50), against)
+		msg.FromTraces = true
+		msg.Requests, msg.Unanswered, msg.Answered = e.Requests, e.Unanswered, tc.answered
+		msg.UnansweredP50Ms, msg.NormalP50Ms, msg.NormalFrom, msg.FastBoundMs = tc.unansweredP50, tc.normal, tc.from, tc.bound
 	}
 
 	if c := h.breaker; c != nil {
@@ -456,44 +481,28 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 			"source":     "metrics",
 			"updated_at": c.UpdatedAt.UTC(),
 		}
+		msg.Breaker = &breakerMessage{Name: c.Name, State: c.State.String()}
 		if c.State.IsOpen() {
-			state = circuitStateOpen
-		} else if state == "" {
-			state = circuitStateHalfOpen
+			msg.State = circuitStateOpen
+		} else if msg.State == "" {
+			msg.State = circuitStateHalfOpen
 		}
-		if h.trace == nil {
-			callee := "its calls fail fast without reaching " + subj.Target
-			if c.Name == subj.Target {
-				sentence = fmt.Sprintf("%s circuit breaker for %s reports %s (metrics), so %s", possessive(subj.Source), subj.Target, c.State, callee)
-			} else {
-				sentence = fmt.Sprintf("%s circuit breaker %q for %s reports %s (metrics), so %s", possessive(subj.Source), c.Name, subj.Target, c.State, callee)
-			}
-			if e != nil {
-				answered := e.Requests - min(e.Unanswered, e.Requests)
-				ev["requests"] = e.Requests
-				ev["unanswered"] = e.Unanswered
-				ev["answered"] = answered
-				if e.Requests > 0 {
-					sentence += fmt.Sprintf("; %d of %d calls in the last %s reached it", answered, e.Requests, window)
-				}
-			}
+		if h.trace == nil && e != nil {
+			answered := e.Requests - min(e.Unanswered, e.Requests)
+			ev["requests"] = e.Requests
+			ev["unanswered"] = e.Unanswered
+			ev["answered"] = answered
+			msg.Requests, msg.Unanswered, msg.Answered = e.Requests, e.Unanswered, answered
 		}
 	}
-	ev["state"] = state
+	ev["state"] = msg.State
 
 	sev := SeverityWarning
-	word := "half-open"
-	if state == circuitStateOpen {
-		sev, word = SeverityCritical, "open"
+	if msg.State == circuitStateOpen {
+		sev = SeverityCritical
 	}
-	if h.trace != nil {
-		if c := h.breaker; c != nil {
-			sentence += fmt.Sprintf(" (circuit %s; breaker %q reports %s)", word, c.Name, c.State)
-		} else {
-			sentence += fmt.Sprintf(" (circuit %s)", word)
-		}
-	}
-	return Observation{Kind: KindOpenCircuit, Subject: subj, Severity: sev, Summary: sentence, Evidence: ev}
+	msg.Severity = sev.String()
+	return Observation{Kind: KindOpenCircuit, Subject: subj, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}
 }
 
 // possessive returns "orders'" for orders and "cart's" for cart.

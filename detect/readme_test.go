@@ -13,15 +13,40 @@ import (
 var update = flag.Bool("update", false, "rewrite generated README sections")
 
 // TestREADMEThresholds keeps the README's threshold table equal to the
-// catalogue; -update rewrites it.
+// catalogue, and its table of summary templates equal to Messages; -update
+// rewrites them.
 func TestREADMEThresholds(t *testing.T) {
 	var b strings.Builder
 	b.WriteString("| detector | key | default | unit | |\n|---|---|---|---|---|\n")
 	for _, th := range Catalogue() {
 		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` | %s | %s |\n", th.Detector, th.Key, th.Default, th.Unit, th.Doc)
 	}
+	b.WriteString("\nSummary templates (`detect.Messages`): a detector's `message` key replaces its default, in Go\n" +
+		"`text/template` syntax over the fields listed. A template that fails to parse is rejected at start; one that\n" +
+		"fails on a finding (a missing or nil field) gives the default summary followed by\n" +
+		"`(message template failed: <error>)`.\n\n")
+	b.WriteString("| detector | key | default template | fields |\n|---|---|---|---|\n")
+	for _, m := range Messages() {
+		fields := make([]string, len(m.Fields))
+		for i, f := range m.Fields {
+			fields[i] = fmt.Sprintf("`%s` %s", f.Name, f.Doc)
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | `%s` | %s |\n", m.Detector, m.Key, tableCell(m.Template), tableCell(strings.Join(fields, "<br>")))
+	}
+	b.WriteString("\nFunctions besides the built-ins (`printf`, `eq`, `gt`, ...):")
+	for i, f := range MessageFuncs() {
+		sep := ";"
+		if i == 0 {
+			sep = ""
+		}
+		fmt.Fprintf(&b, "%s `%s` %s", sep, f.Name, f.Doc)
+	}
+	b.WriteString(".\n")
 	replaceSection(t, "../README.md", "thresholds", b.String())
 }
+
+// tableCell escapes s for a Markdown table cell.
+func tableCell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 
 // replaceSection checks (or with -update rewrites) the text between the
 // README markers "<!-- name: ... -->" and "<!-- /name -->".

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
 // Defaults of RetryStormOptions.
@@ -40,6 +41,33 @@ type RetryStormOptions struct {
 	// CriticalAmplification is the amplification factor at or above which a
 	// storm is critical rather than a warning (default 4).
 	CriticalAmplification float64 `yaml:"critical_amplification"`
+	// Message is the template of the observations' summaries (text/template
+	// syntax, see Messages; default "": the catalogue's).
+	Message string `yaml:"message"`
+}
+
+// Validate reports an error wrapping ErrInvalidMessage when Message does
+// not parse.
+func (o RetryStormOptions) Validate() error { return validateMessage(KindRetryStorm, o.Message) }
+
+// retryStormMessage is the data of a retry_storm summary template.
+type retryStormMessage struct {
+	Source        string              `doc:"the caller"`
+	Target        string              `doc:"the callee"`
+	Severity      string              `doc:"warning or critical"`
+	RetryRatio    float64             `doc:"retries / calls, 0 to 1"`
+	RetriesPerMin float64             `doc:"retries per minute seen in traces"`
+	Amplification float64             `doc:"attempts reaching the callee per request entering at the root"`
+	Budget        float64             `doc:"the budget option"`
+	Metric        *retryMetricMessage `doc:"the retry counter reported as metrics, when only it shows the storm (traces do not); else nil"`
+}
+
+// retryMetricMessage is a retry counter in a retryStormMessage.
+type retryMetricMessage struct {
+	Name    string  `doc:"the series' name (Envoy cluster, resilience4j instance)"`
+	Retries float64 `doc:"retries in the window"`
+	Calls   float64 `doc:"calls in the window"`
+	Seconds float64 `doc:"seconds the counters span"`
 }
 
 func (o RetryStormOptions) withDefaults() RetryStormOptions {
@@ -61,12 +89,14 @@ func (o RetryStormOptions) withDefaults() RetryStormOptions {
 // per request entering the system at the root, compounded across hops.
 type RetryStorm struct {
 	opts RetryStormOptions
+	msg  summaryTemplate
 }
 
 // NewRetryStorm returns a RetryStorm detector configured by o; zero fields
-// take the defaults.
+// take the defaults. o.Message is parsed here: when it does not (see
+// Validate) the summaries are the default's, marked as failed.
 func NewRetryStorm(o RetryStormOptions) *RetryStorm {
-	return &RetryStorm{opts: o.withDefaults()}
+	return &RetryStorm{opts: o.withDefaults(), msg: newSummaryTemplate(KindRetryStorm, o.Message)}
 }
 
 // Options returns the options in force, defaults filled in.
@@ -98,7 +128,7 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		if e.Kind != graph.EdgeSync || e.Retries < d.opts.MinRetries || !(e.RetryRatio > d.opts.Budget) {
 			continue
 		}
-		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i)))
+		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i), nil))
 	}
 	out = d.fromMetrics(s, out, amp)
 	slices.SortFunc(out, func(a, b Observation) int { return strings.Compare(a.Subject.EdgeID, b.Subject.EdgeID) })
@@ -112,12 +142,11 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 // storm of its own when traces show none (client libraries that retry
 // inside one span).
 func (d *RetryStorm) fromMetrics(s *graph.Snapshot, out []Observation, amp amplification) []Observation {
-	for _, r := range s.RetryRates {
+	for ri := range s.RetryRates {
+		r := &s.RetryRates[ri]
 		if r.Calls <= 0 || r.Retries < float64(d.opts.MinRetries) || !(r.Retries/r.Calls > d.opts.Budget) {
 			continue
 		}
-		ratio := round4(r.Retries / r.Calls)
-		metric := map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": ratio, "seconds": round4(r.Seconds)}
 		var candidates []int
 		for i := range s.Edges {
 			if e := &s.Edges[i]; e.Kind == graph.EdgeSync && nodeName(s, e.Source) == r.Service {
@@ -132,24 +161,26 @@ func (d *RetryStorm) fromMetrics(s *graph.Snapshot, out []Observation, amp ampli
 		merged := false
 		for j := range out {
 			if out[j].Subject.EdgeID == e.ID {
-				out[j].Evidence["metrics"] = metric
+				out[j].Evidence["metrics"] = retryMetricEvidence(r)
 				merged = true
 			}
 		}
 		if merged {
 			continue
 		}
-		o := d.observe(s, e, amp.amp[best], amp.chain(s.Edges, best))
-		src, dst := o.Subject.Source, o.Subject.Target
-		o.Summary = fmt.Sprintf("%s retries %.0f%% of its calls to %s (%s retries in %s s, reported as metrics by %s)",
-			src, ratio*100, dst, formatNum(r.Retries), formatNum(r.Seconds), r.Name)
-		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["metrics"] = ratio, r.Retries, metric
-		out = append(out, o)
+		out = append(out, d.observe(s, e, amp.amp[best], amp.chain(s.Edges, best), r))
 	}
 	return out
 }
 
-func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string) Observation {
+// retryMetricEvidence is the "metrics" evidence of retry counter r.
+func retryMetricEvidence(r *resilience.RetryRate) map[string]any {
+	return map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": round4(r.Retries / r.Calls), "seconds": round4(r.Seconds)}
+}
+
+// observe reports the storm on sync edge e; r, when not nil, is the retry
+// counter reported as metrics that alone shows it.
+func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string, r *resilience.RetryRate) Observation {
 	src, dst := nodeName(s, e.Source), nodeName(s, e.Target)
 	var perS float64
 	if s.WindowSeconds > 0 {
@@ -159,12 +190,10 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chai
 	if amp >= d.opts.CriticalAmplification {
 		sev = SeverityCritical
 	}
-	return Observation{
+	o := Observation{
 		Kind:     KindRetryStorm,
 		Subject:  Subject{Source: src, Target: dst, EdgeID: e.ID},
 		Severity: sev,
-		Summary: fmt.Sprintf("%s retries %.0f%% of its calls to %s (%s retries/min); each request entering at the root reaches %s %s times",
-			src, e.RetryRatio*100, dst, formatNum(perS*60), dst, formatNum(amp)),
 		Evidence: map[string]any{
 			"retry_ratio":   e.RetryRatio,
 			"retries":       e.Retries,
@@ -175,6 +204,16 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chai
 			"chain":         chain,
 		},
 	}
+	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: e.RetryRatio,
+		RetriesPerMin: perS * 60, Amplification: amp, Budget: d.opts.Budget}
+	if r != nil {
+		ratio := round4(r.Retries / r.Calls)
+		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["metrics"] = ratio, r.Retries, retryMetricEvidence(r)
+		msg.RetryRatio = ratio
+		msg.Metric = &retryMetricMessage{Name: r.Name, Retries: r.Retries, Calls: r.Calls, Seconds: r.Seconds}
+	}
+	o.Summary = d.msg.render(msg)
+	return o
 }
 
 // nodeName returns the name of node id in s, or the id when s lacks it.

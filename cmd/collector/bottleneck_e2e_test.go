@@ -135,7 +135,7 @@ alertmanager:
 	require.Len(t, fired, 1, "the caller that only waits is not a bottleneck")
 	require.Equal(t, "pricing", fired[0].Subject["node"])
 	require.Equal(t, "service:shop/pricing", fired[0].Subject["node_id"])
-	require.GreaterOrEqual(t, fired[0].Evidence["self_time_share"], 0.8)
+	require.GreaterOrEqual(t, fired[0].Evidence["self_time_share"], 0.5, "the window still holds healthy traces, where pricing does little")
 
 	// The alert reaches Alertmanager, firing (endsAt in the future).
 	require.Eventually(t, func() bool {

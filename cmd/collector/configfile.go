@@ -111,6 +111,11 @@ func (fc fileConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("detectors.%s = %g: a ratio in [0,1]", name, v))
 		}
 	}
+	for _, err := range []error{d.RetryStorm.Validate(), d.OpenCircuit.Validate(), d.ConsumerLag.Validate(), d.Bottleneck.Validate()} {
+		if err != nil {
+			errs = append(errs, fmt.Errorf("detectors: %w", err))
+		}
+	}
 	if d.RetryStorm.CriticalAmplification < 0 || d.ConsumerLag.MaxSeconds < 0 || d.ConsumerLag.MaxDrainSeconds < 0 || d.OpenCircuit.FastAbsolute < 0 {
 		errs = append(errs, errors.New("detectors: thresholds must not be negative"))
 	}
