@@ -1,0 +1,215 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reasons rows are deleted, the reason label of
+// cartograph_embedded_rows_deleted_total.
+const (
+	reasonAge  = "age"
+	reasonSize = "size"
+)
+
+// retain runs EnforceRetention at start, every RetentionInterval, and when
+// a Commit takes the data beyond MaxBytes, until ctx is done.
+func (s *Store) retain(ctx context.Context) {
+	defer s.wg.Done()
+	t := time.NewTicker(s.o.RetentionInterval)
+	defer t.Stop()
+	for {
+		if err := s.EnforceRetention(ctx); err != nil && ctx.Err() == nil {
+			s.o.Logger.Warn("embedded: retention failed; retrying at the next run", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// EnforceRetention deletes the rows older than Options.Retention, then,
+// while the live data exceeds Options.MaxBytes, the oldest edge buckets
+// and lag samples until it is under 95% of it. It deletes in transactions
+// of a bounded number of rows, so writers wait for one chunk at most, and
+// stops early when ctx is done. The background goroutine calls it; call it
+// directly when Options.RetentionInterval is negative.
+func (s *Store) EnforceRetention(ctx context.Context) error {
+	s.retMu.Lock()
+	defer s.retMu.Unlock()
+	deleted := map[string]int{}
+	defer func() {
+		for k, n := range deleted {
+			if n > 0 {
+				s.o.Logger.Info("embedded: retention deleted rows", "what", k, "rows", n)
+			}
+		}
+	}()
+	cutoff := unixNanos(s.o.Now().Add(-s.o.Retention))
+	for _, kb := range []struct {
+		kind   string
+		bucket []byte
+	}{{kindEdge, bucketEdges}, {kindLag, bucketLag}} {
+		for {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			n, err := s.deleteBefore(kb.bucket, kb.kind, cutoff)
+			deleted[kb.kind+" by "+reasonAge] += n
+			if err != nil {
+				return err
+			}
+			if n < s.chunk {
+				break
+			}
+		}
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := s.deleteFindingsBefore(cutoff)
+		deleted[kindFinding+" by "+reasonAge] += n
+		if err != nil {
+			return err
+		}
+		if n < s.chunk {
+			break
+		}
+	}
+	return s.enforceSize(ctx, deleted)
+}
+
+// deleteBefore deletes up to s.chunk rows of a time-keyed bucket older
+// than cutoff, oldest first, in one transaction.
+func (s *Store) deleteBefore(name []byte, kind string, cutoff int64) (int, error) {
+	var keys [][]byte
+	err := s.update(func(tx *bolt.Tx) error {
+		keys = keys[:0]
+		b := tx.Bucket(name)
+		c := b.Cursor()
+		hi := timePrefix(cutoff)
+		for k, _ := c.First(); k != nil && len(keys) < s.chunk && bytes.Compare(k, hi[:]) < 0; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		return deleteKeys(tx, b, kind, keys)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("embedded: retention by age: %w", err)
+	}
+	s.m.deleted.WithLabelValues(kind, reasonAge).Add(float64(len(keys)))
+	return len(keys), nil
+}
+
+// deleteFindingsBefore deletes up to s.chunk findings that ended (were
+// resolved or, unresolved, last seen) before cutoff.
+func (s *Store) deleteFindingsBefore(cutoff int64) (int, error) {
+	var keys [][]byte
+	err := s.update(func(tx *bolt.Tx) error {
+		keys = keys[:0]
+		b := tx.Bucket(bucketFindings)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil && len(keys) < s.chunk; k, v = c.Next() {
+			t, err := decodeFindingTimes(v)
+			if err != nil || t.end() < cutoff {
+				// A finding that cannot be read cannot be returned
+				// either: it goes with the old ones.
+				keys = append(keys, bytes.Clone(k))
+			}
+		}
+		return deleteKeys(tx, b, kindFinding, keys)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("embedded: retention of findings: %w", err)
+	}
+	s.m.deleted.WithLabelValues(kindFinding, reasonAge).Add(float64(len(keys)))
+	return len(keys), nil
+}
+
+func deleteKeys(tx *bolt.Tx, b *bolt.Bucket, kind string, keys [][]byte) error {
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return addCount(tx, kind, -len(keys))
+}
+
+// enforceSize deletes the oldest edge buckets and lag samples, a chunk
+// per transaction, while the live data exceeds MaxBytes, down to lowWater
+// of it. The rows to delete are estimated from the average size of a row;
+// the size is measured again after each chunk.
+func (s *Store) enforceSize(ctx context.Context, deleted map[string]int) error {
+	target := s.o.MaxBytes
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		u, err := s.usage()
+		if err != nil {
+			return err
+		}
+		if u.live <= target {
+			return nil
+		}
+		target = int64(float64(s.o.MaxBytes) * lowWater)
+		rows := int64(u.rows[kindEdge] + u.rows[kindLag])
+		if rows == 0 {
+			s.o.Logger.Warn("embedded: data exceeds max bytes with no edge or lag row left to delete",
+				"live_bytes", u.live, "max_bytes", s.o.MaxBytes)
+			return nil
+		}
+		per := max(u.live/rows, 1)
+		n := min(max((u.live-target+per-1)/per, 1), int64(s.chunk))
+		ne, nl, err := s.deleteOldest(int(n))
+		deleted[kindEdge+" by "+reasonSize] += ne
+		deleted[kindLag+" by "+reasonSize] += nl
+		if err != nil {
+			return err
+		}
+		if ne+nl == 0 {
+			return nil
+		}
+	}
+}
+
+// deleteOldest deletes the n oldest rows of edges and lag together, in
+// one transaction.
+func (s *Store) deleteOldest(n int) (edges, lags int, err error) {
+	var ek, lk [][]byte
+	err = s.update(func(tx *bolt.Tx) error {
+		ek, lk = ek[:0], lk[:0]
+		eb, lb := tx.Bucket(bucketEdges), tx.Bucket(bucketLag)
+		ec, lc := eb.Cursor(), lb.Cursor()
+		e, _ := ec.First()
+		l, _ := lc.First()
+	loop:
+		for range n {
+			switch {
+			case e != nil && (l == nil || bytes.Compare(e, l) <= 0):
+				ek = append(ek, bytes.Clone(e))
+				e, _ = ec.Next()
+			case l != nil:
+				lk = append(lk, bytes.Clone(l))
+				l, _ = lc.Next()
+			default:
+				break loop
+			}
+		}
+		return errors.Join(deleteKeys(tx, eb, kindEdge, ek), deleteKeys(tx, lb, kindLag, lk))
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("embedded: retention by size: %w", err)
+	}
+	s.m.deleted.WithLabelValues(kindEdge, reasonSize).Add(float64(len(ek)))
+	s.m.deleted.WithLabelValues(kindLag, reasonSize).Add(float64(len(lk)))
+	return len(ek), len(lk), nil
+}
