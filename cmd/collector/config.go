@@ -40,6 +40,11 @@ type config struct {
 	NATSMonitorURL     string
 	BrokerPollInterval time.Duration
 	LagStaleAfter      time.Duration
+	Retention          time.Duration
+	MaxStorageBytes    int64
+	FlushInterval      time.Duration
+	StorageBuffer      int
+	CollectorID        string
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -69,6 +74,11 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Storage, "storage", "embedded", "storage backend: embedded or clickhouse")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse DSN (with --storage clickhouse), e.g. clickhouse://127.0.0.1:9000/cartograph")
 	fs.StringVar(&c.DataDir, "data-dir", "./cartograph-data", "directory of the embedded store")
+	fs.DurationVar(&c.Retention, "retention", 7*24*time.Hour, "how long stored history is kept")
+	fs.Int64Var(&c.MaxStorageBytes, "max-storage-bytes", 1<<30, "embedded store: live data kept at most; beyond, the oldest history is deleted")
+	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often history is written to storage (at most this much is lost in a crash)")
+	fs.IntVar(&c.StorageBuffer, "storage-buffer", 1_000_000, "rows held while storage is down; when full, OTLP senders are told to retry later (UNAVAILABLE / 503)")
+	fs.StringVar(&c.CollectorID, "collector-id", "", "this collector's name in shared storage (default the host name)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
 	fs.DurationVar(&c.Window, "window", time.Minute, "sliding window that rates, ratios and quantiles are computed over (the longest live window kept in memory)")
 	fs.DurationVar(&c.Bucket, "bucket", 0, "time bucket width the window slides by (default window/12)")

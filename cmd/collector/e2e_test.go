@@ -129,6 +129,7 @@ func startCollectorEnv(t *testing.T, env map[string]string, extraArgs ...string)
 		"--api-addr=127.0.0.1:0",
 		"--pair-ttl=2s",
 		"--log-level=warn",
+		"--data-dir=" + t.TempDir(),
 	}, extraArgs...)
 	cfg, err := parseConfig(args, func(k string) string { return env[k] }, io.Discard)
 	require.NoError(t, err)

@@ -27,10 +27,12 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
 	"github.com/seed-a49a8342/cartograph/ingest/brokers"
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
+	"github.com/seed-a49a8342/cartograph/storage"
 	"github.com/seed-a49a8342/cartograph/web/api"
 )
 
@@ -63,12 +65,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	switch cfg.Storage {
-	case "clickhouse":
-		return errors.New("--storage clickhouse is not implemented in this build yet")
-	case "embedded":
-		logger.Warn("the embedded store is not implemented in this build yet: the graph lives in memory only and is lost on restart")
+	st, err := openStorage(ctx, cfg, logger, reg)
+	if err != nil {
+		return err
 	}
+	defer st.Close()
 
 	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, Registerer: reg})
 	if err != nil {
@@ -91,11 +92,26 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger})
+	var engine *detect.Engine // built below; the persister reads it only once running
+	persist, err := storage.NewPersister(storage.PersisterOptions{
+		Storage: st, Edges: g, Findings: findingsFunc(func(s detect.State) []detect.Finding { return engine.Findings(s) }),
+		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, Logger: logger, Registerer: reg,
+	})
 	if err != nil {
 		return err
 	}
-	metrics, err := brokermetrics.New(brokermetrics.Options{Lag: lags, Resilience: breakers, Registerer: reg, Logger: logger})
+	lagSink := persist.Tee(lags)
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger,
+		Admit: func() error {
+			if persist.Full() {
+				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)
+			}
+			return nil
+		}})
+	if err != nil {
+		return err
+	}
+	metrics, err := brokermetrics.New(brokermetrics.Options{Lag: lagSink, Resilience: breakers, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -113,7 +129,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	defer closeBrokers()
-	polls, err := brokers.NewRunner(brokers.RunnerOptions{Sources: sources, Sink: lags, Logger: logger, Registerer: reg})
+	polls, err := brokers.NewRunner(brokers.RunnerOptions{Sources: sources, Sink: lagSink, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -121,7 +137,6 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	var engine *detect.Engine
 	engine, err = detect.NewEngine(detect.EngineOptions{
 		AfterEval: func(s *graph.Snapshot) {
 			_ = hub.Publish("graph", s)
@@ -153,14 +168,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			return err
 		}
 	}
+	if err := restore(ctx, st, g, engine, lags, cfg, logger); err != nil {
+		logger.Warn("could not restore from storage; starting empty", "err", err)
+	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
 		Graph: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
+		History: storage.History{Storage: st},
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
+			}
+			if persist.Full() {
+				return fmt.Errorf("storage unavailable and its buffer full: %w", persist.Err())
 			}
 			return nil
 		},
@@ -204,6 +226,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return engine.Run(ctx, g) })
+	eg.Go(func() error { return persist.Run(ctx) })
 	eg.Go(func() error { return polls.Run(ctx) })
 	if pusher != nil {
 		eg.Go(func() error { return pusher.Run(ctx) })
@@ -229,3 +252,8 @@ func brokerStatus(in []brokers.Status) []api.BrokerStatus {
 	}
 	return out
 }
+
+// findingsFunc adapts a function to storage.FindingSource.
+type findingsFunc func(detect.State) []detect.Finding
+
+func (f findingsFunc) Findings(s detect.State) []detect.Finding { return f(s) }
