@@ -1,0 +1,291 @@
+package clickhouse
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+)
+
+// edgeIdentity is what makes an edge (graph.SnapshotOf's merge key).
+const edgeIdentity = "source_kind, source_group, source_name, target_kind, target_group, target_name, protocol, consumer_group"
+
+// edgeSums are the merged aggregates of an edge, over its rows in a
+// subquery with columns edge_kind, requests, ..., and the bins as sk/sc
+// (server), ck/cc (client), dk/dc (delay), uk/uc (unanswered).
+const edgeSums = `any(edge_kind) AS edge_kind,
+			sum(requests) AS requests, sum(errors) AS errors, sum(retries) AS retries, sum(unanswered) AS unanswered,
+			sumMap(sk, sc) AS server, sumMap(ck, cc) AS client, sumMap(dk, dc) AS delay, sumMap(uk, uc) AS unans`
+
+const edgeOut = `edge_kind, requests, errors, retries, unanswered,
+		server.1, server.2, client.1, client.2, delay.1, delay.2, unans.1, unans.2`
+
+const rawEdgeColumns = `edge_kind, requests, errors, retries, unanswered,
+				server_keys AS sk, server_counts AS sc, client_keys AS ck, client_counts AS cc,
+				delay_keys AS dk, delay_counts AS dc, unanswered_keys AS uk, unanswered_counts AS uc`
+
+// mergedEdgesQuery merges the buckets starting in [?1, ?4) per edge: the
+// whole minutes [?2, ?3) from the rollup, the rest from edge_buckets.
+func (s *Store) mergedEdgesQuery() string {
+	return `SELECT ` + edgeIdentity + `, ` + edgeOut + `
+	FROM (
+		SELECT ` + edgeIdentity + `, ` + edgeSums + `
+		FROM (
+			SELECT ` + edgeIdentity + `, ` + rawEdgeColumns + `
+			FROM ` + s.q + `.edge_buckets
+			WHERE (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
+			   OR (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
+			UNION ALL
+			SELECT ` + edgeIdentity + `, CAST(edge_kind AS LowCardinality(String)) AS edge_kind, requests, errors, retries, unanswered,
+				` + "`serverMap.key`, `serverMap.count`, `clientMap.key`, `clientMap.count`, `delayMap.key`, `delayMap.count`, `unansweredMap.key`, `unansweredMap.count`" + `
+			FROM ` + s.q + `.edge_buckets_1m
+			WHERE minute >= toDateTime(intDiv(toInt64(?), 1000), 'UTC') AND minute < toDateTime(intDiv(toInt64(?), 1000), 'UTC')
+		)
+		GROUP BY ` + edgeIdentity + `
+	)`
+}
+
+// bucketsQuery reads the rows of the buckets starting in [?1, ?2) as
+// stored.
+func (s *Store) bucketsQuery() string {
+	return `SELECT ` + edgeIdentity + `, bucket_start, width_ms, edge_kind, requests, errors, retries, unanswered,
+			server_keys, server_counts, client_keys, client_counts, delay_keys, delay_counts, unanswered_keys, unanswered_counts
+		FROM ` + s.q + `.edge_buckets
+		WHERE bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC')`
+}
+
+// maxRollupMilli is the last minute the rollup's DateTime holds.
+var maxRollupMilli = floorDiv(time.Date(2106, 2, 7, 0, 0, 0, 0, time.UTC).UnixMilli(), 60_000) * 60_000
+
+// wholeMinutes splits [f, t) (Unix ms) into [f, a) + [a, b) + [b, t) with
+// [a, b) the whole minutes in it that the rollup can hold (1970 to 2106);
+// a = b = t when there are none.
+func wholeMinutes(f, t int64) (a, b int64) {
+	const minute = 60_000
+	a = max(-floorDiv(-f, minute)*minute, 0) // ceil
+	b = min(floorDiv(t, minute)*minute, maxRollupMilli)
+	if a >= b {
+		return t, t
+	}
+	return a, b
+}
+
+func floorDiv(x, y int64) int64 {
+	q := x / y
+	if x%y != 0 && (x < 0) != (y < 0) {
+		q--
+	}
+	return q
+}
+
+// Edges returns the edges of every collector with buckets starting in
+// [from, to), merged in ClickHouse: one graph.EdgeBucket per edge (source,
+// target, protocol, consumer group) with Start = from and Width = to-from,
+// its counts summed and its sketches merged exactly (sumMap). The whole
+// minutes of the range are read from the one-minute rollup, the rest from
+// edge_buckets. graph.SnapshotOf of the result equals graph.SnapshotOf of
+// the stored buckets; graph.Restore, which wants buckets of its own width,
+// needs Buckets instead.
+func (s *Store) Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error) {
+	return s.readEdges(ctx, "edges", false, from, to)
+}
+
+// Buckets returns the stored buckets starting in [from, to) as they are,
+// one per collector, edge and bucket start, each of its own width: what
+// graph.Restore wants (it adds up the collectors' buckets of the same
+// edge and start, as graph.SnapshotOf does). It returns up to (collectors
+// x edges x buckets) rows: use it for short ranges (restoring the live
+// window), Edges for history.
+func (s *Store) Buckets(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error) {
+	return s.readEdges(ctx, "buckets", true, from, to)
+}
+
+func (s *Store) readEdges(ctx context.Context, name string, perBucket bool, from, to time.Time) (out []graph.EdgeBucket, err error) {
+	if !from.Before(to) {
+		return nil, nil
+	}
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { s.m.observeQuery(name, start, err) }()
+	f, t := ceilMilli(from), ceilMilli(to)
+	query, args := s.bucketsQuery(), []any{f, t}
+	if !perBucket {
+		a, b := wholeMinutes(f, t)
+		query, args = s.mergedEdgesQuery(), []any{f, a, b, t, a, b}
+	}
+	rows, err := s.conn.Query(ctx, query, args...)
+	if err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read edges [%v, %v): %w", from, to, err))
+	}
+	defer rows.Close()
+	var (
+		sk, tk, ek, proto string
+		widthMs           uint32
+		bucketStart       time.Time
+		bad               int
+	)
+	for rows.Next() {
+		var b graph.EdgeBucket
+		dest := []any{&sk, &b.Source.Group, &b.Source.Name, &tk, &b.Target.Group, &b.Target.Name, &proto, &b.ConsumerGroup}
+		if perBucket {
+			dest = append(dest, &bucketStart, &widthMs)
+		}
+		dest = append(dest, &ek, &b.Requests, &b.Errors, &b.Retries, &b.Unanswered,
+			&b.Server.Index, &b.Server.Count, &b.Client.Index, &b.Client.Count,
+			&b.Delay.Index, &b.Delay.Count, &b.UnansweredLatency.Index, &b.UnansweredLatency.Count)
+		if err := rows.Scan(dest...); err != nil {
+			return nil, fmt.Errorf("clickhouse: read edges: %w", err)
+		}
+		if err := decodeEdge(&b, sk, tk, ek, proto); err != nil {
+			if bad == 0 {
+				s.o.Logger.Warn("clickhouse: skipping a stored edge this build cannot read", "err", err)
+			}
+			bad++
+			continue
+		}
+		if perBucket {
+			b.Start, b.Width = bucketStart.UTC(), time.Duration(widthMs)*time.Millisecond
+		} else {
+			b.Start, b.Width = from, to.Sub(from)
+		}
+		for _, bins := range []*graph.Bins{&b.Server, &b.Client, &b.Delay, &b.UnansweredLatency} {
+			if len(bins.Index) == 0 {
+				*bins = graph.Bins{}
+			}
+		}
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read edges [%v, %v): %w", from, to, err))
+	}
+	return out, nil
+}
+
+func decodeEdge(b *graph.EdgeBucket, sk, tk, ek, proto string) error {
+	if err := b.Source.Kind.UnmarshalText([]byte(sk)); err != nil {
+		return err
+	}
+	if err := b.Target.Kind.UnmarshalText([]byte(tk)); err != nil {
+		return err
+	}
+	if err := b.Kind.UnmarshalText([]byte(ek)); err != nil {
+		return err
+	}
+	return b.Protocol.UnmarshalText([]byte(proto))
+}
+
+// Findings returns the latest state of each finding active in [from, to):
+// started before to and not resolved before from, ordered by start.
+func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.Finding, err error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { s.m.observeQuery("findings", start, err) }()
+	// FINAL: the newest version of each id, before the filter.
+	rows, err := s.conn.Query(ctx, `SELECT id, kind, state, severity,
+			subject_node, subject_source, subject_target, subject_node_id, subject_edge_id,
+			summary, evidence, started_at, fired_at, resolved_at, last_seen, blast_radius
+		FROM `+s.q+`.findings FINAL
+		WHERE started_at < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		  AND (resolved_at IS NULL OR resolved_at >= fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
+		ORDER BY started_at, id`, ceilMilli(to), ceilMilli(from))
+	if err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read findings [%v, %v): %w", from, to, err))
+	}
+	defer rows.Close()
+	bad := 0
+	for rows.Next() {
+		var (
+			f                   detect.Finding
+			kind, state, sev    string
+			evidence, blast     string
+			firedAt, resolvedAt *time.Time
+			startedAt, lastSeen time.Time
+		)
+		if err := rows.Scan(&f.ID, &kind, &state, &sev,
+			&f.Subject.Node, &f.Subject.Source, &f.Subject.Target, &f.Subject.NodeID, &f.Subject.EdgeID,
+			&f.Summary, &evidence, &startedAt, &firedAt, &resolvedAt, &lastSeen, &blast); err != nil {
+			return nil, fmt.Errorf("clickhouse: read findings: %w", err)
+		}
+		f.StartedAt, f.LastSeen, f.FiredAt, f.ResolvedAt = startedAt.UTC(), lastSeen.UTC(), utcPtr(firedAt), utcPtr(resolvedAt)
+		err := decodeFinding(&f, kind, state, sev, evidence, blast)
+		if err != nil {
+			if bad == 0 {
+				s.o.Logger.Warn("clickhouse: skipping a stored finding this build cannot read", "id", f.ID, "err", err)
+			}
+			bad++
+			continue
+		}
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read findings [%v, %v): %w", from, to, err))
+	}
+	return out, nil
+}
+
+func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast string) error {
+	if err := f.Kind.UnmarshalText([]byte(kind)); err != nil {
+		return err
+	}
+	if err := f.State.UnmarshalText([]byte(state)); err != nil {
+		return err
+	}
+	if err := f.Severity.UnmarshalText([]byte(sev)); err != nil {
+		return err
+	}
+	if evidence != "" {
+		if err := json.Unmarshal([]byte(evidence), &f.Evidence); err != nil {
+			return fmt.Errorf("evidence: %w", err)
+		}
+	}
+	if blast != "" {
+		f.BlastRadius = new(detect.BlastRadius)
+		if err := json.Unmarshal([]byte(blast), f.BlastRadius); err != nil {
+			return fmt.Errorf("blast radius: %w", err)
+		}
+	}
+	return nil
+}
+
+// Lag returns the lag samples taken in [from, to), by time.
+func (s *Store) Lag(ctx context.Context, from, to time.Time) (out []lag.Sample, err error) {
+	if !from.Before(to) {
+		return nil, nil
+	}
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { s.m.observeQuery("lag", start, err) }()
+	rows, err := s.conn.Query(ctx, `SELECT time, system, destination, consumer_group, partition,
+			lag, committed, `+"`end`"+`, consumers, produced, consumed, source, subjects
+		FROM `+s.q+`.lag_samples FINAL
+		WHERE time >= fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		  AND time < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		ORDER BY time, system, destination, consumer_group, partition, source`, ceilMilli(from), ceilMilli(to))
+	if err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read lag [%v, %v): %w", from, to, err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var l lag.Sample
+		if err := rows.Scan(&l.Time, &l.System, &l.Destination, &l.Group, &l.Partition,
+			&l.Lag, &l.Committed, &l.End, &l.Consumers, &l.Produced, &l.Consumed, &l.Source, &l.Subjects); err != nil {
+			return nil, fmt.Errorf("clickhouse: read lag: %w", err)
+		}
+		l.Time = l.Time.UTC()
+		if len(l.Subjects) == 0 {
+			l.Subjects = nil
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read lag [%v, %v): %w", from, to, err))
+	}
+	return out, nil
+}
