@@ -73,6 +73,9 @@ type EdgeBucket struct {
 	Kind          EdgeKind      `json:"kind"`
 	Protocol      Protocol      `json:"protocol"`
 	ConsumerGroup string        `json:"consumer_group,omitempty"`
+	// Collector is who wrote the row, when storage shared by several
+	// collectors says so ("" from the graph itself).
+	Collector string `json:"collector,omitempty"`
 
 	Requests   uint64 `json:"requests"`
 	Errors     uint64 `json:"errors"`

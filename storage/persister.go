@@ -121,6 +121,17 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 	return p, nil
 }
 
+// SkipEdgesThrough tells the persister that edge buckets starting at or
+// before t are already stored (they were restored from storage), so they
+// are not written a second time.
+func (p *Persister) SkipEdgesThrough(t time.Time) {
+	p.mu.Lock()
+	if t.After(p.lastEdges) {
+		p.lastEdges = t
+	}
+	p.mu.Unlock()
+}
+
 // Tee returns a LagSink that hands samples to next and keeps a copy to
 // persist.
 func (p *Persister) Tee(next LagSink) LagSink { return teeSink{p: p, next: next} }

@@ -28,7 +28,23 @@ type tcpProxy struct {
 
 func newTCPProxy(t *testing.T, target string) *tcpProxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return newTCPProxyAt(t, "127.0.0.1:0", target)
+}
+
+// newTCPProxyAt is newTCPProxy listening on addr (to bring a closed proxy
+// back on the same address).
+func newTCPProxyAt(t *testing.T, addr, target string) *tcpProxy {
+	t.Helper()
+	var (
+		ln  net.Listener
+		err error
+	)
+	for range 50 { // the old listener's port may take a moment to free
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	require.NoError(t, err)
 	p := &tcpProxy{ln: ln, target: target}
 	go func() {

@@ -33,10 +33,14 @@ import (
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 	"github.com/seed-a49a8342/cartograph/storage"
+	"github.com/seed-a49a8342/cartograph/storage/clickhouse"
 	"github.com/seed-a49a8342/cartograph/web/api"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		os.Exit(migrate(os.Args[2:]))
+	}
 	cfg, err := parseConfig(os.Args[1:], lookupEnv, os.Stderr)
 	if err != nil {
 		if errors.Is(err, errHelp) {
@@ -168,7 +172,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			return err
 		}
 	}
-	if err := restore(ctx, st, g, engine, lags, cfg, logger); err != nil {
+	if err := restore(ctx, st, g, engine, lags, persist, cfg, logger); err != nil {
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
 	var ready atomic.Bool
@@ -257,3 +261,22 @@ func brokerStatus(in []brokers.Status) []api.BrokerStatus {
 type findingsFunc func(detect.State) []detect.Finding
 
 func (f findingsFunc) Findings(s detect.State) []detect.Finding { return f(s) }
+
+// migrate runs `collector migrate --clickhouse-dsn ...`: the ClickHouse
+// schema migrations, without starting anything else.
+func migrate(args []string) int {
+	cfg, err := parseConfig(append([]string{"--storage=clickhouse"}, args...), lookupEnv, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "collector migrate:", err)
+		return 2
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if err := clickhouse.Migrate(ctx, clickhouseOptions(cfg, logger, nil)); err != nil {
+		logger.Error("migrations failed", "err", err)
+		return 1
+	}
+	logger.Info("migrations applied")
+	return 0
+}

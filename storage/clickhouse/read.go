@@ -52,7 +52,7 @@ func (s *Store) mergedEdgesQuery() string {
 // bucketsQuery reads the rows of the buckets starting in [?1, ?2) as
 // stored.
 func (s *Store) bucketsQuery() string {
-	return `SELECT ` + edgeIdentity + `, bucket_start, width_ms, edge_kind, requests, errors, retries, unanswered,
+	return `SELECT ` + edgeIdentity + `, bucket_start, width_ms, collector, edge_kind, requests, errors, retries, unanswered,
 			server_keys, server_counts, client_keys, client_counts, delay_keys, delay_counts, unanswered_keys, unanswered_counts
 		FROM ` + s.q + `.edge_buckets
 		WHERE bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC')`
@@ -133,7 +133,7 @@ func (s *Store) readEdges(ctx context.Context, name string, perBucket bool, from
 		var b graph.EdgeBucket
 		dest := []any{&sk, &b.Source.Group, &b.Source.Name, &tk, &b.Target.Group, &b.Target.Name, &proto, &b.ConsumerGroup}
 		if perBucket {
-			dest = append(dest, &bucketStart, &widthMs)
+			dest = append(dest, &bucketStart, &widthMs, &b.Collector)
 		}
 		dest = append(dest, &ek, &b.Requests, &b.Errors, &b.Retries, &b.Unanswered,
 			&b.Server.Index, &b.Server.Count, &b.Client.Index, &b.Client.Count,
