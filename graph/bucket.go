@@ -8,6 +8,8 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 	"github.com/DataDog/sketches-go/ddsketch/mapping"
 	"github.com/DataDog/sketches-go/ddsketch/store"
+
+	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
 // Bins is a latency sketch in storable form: the DDSketch bin indexes of the
@@ -166,6 +168,12 @@ func (g *Graph) Restore(buckets []EdgeBucket) int {
 // the window ending at `at`: counts add up, sketches merge, rates are over
 // the window. Buckets outside [at-window, at) are ignored.
 func SnapshotOf(at time.Time, window time.Duration, buckets []EdgeBucket) *Snapshot {
+	return SnapshotOfWithLag(at, window, buckets, nil)
+}
+
+// SnapshotOfWithLag is SnapshotOf with consumer lag joined onto the
+// destination -> consumer edges, as live snapshots have it.
+func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket, statuses []lag.Status) *Snapshot {
 	m := newLatencyMapping()
 	type key struct {
 		src, dst NodeKey
@@ -205,6 +213,9 @@ func SnapshotOf(at time.Time, window time.Duration, buckets []EdgeBucket) *Snaps
 	for _, k := range order {
 		a := edges[k]
 		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats})
+	}
+	if len(statuses) > 0 {
+		sb.joinLag(statuses)
 	}
 	return sb.build(at, window, max(window.Seconds(), 1))
 }

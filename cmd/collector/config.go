@@ -45,6 +45,7 @@ type config struct {
 	FlushInterval      time.Duration
 	StorageBuffer      int
 	CollectorID        string
+	Detect             string
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -78,6 +79,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxStorageBytes, "max-storage-bytes", 1<<30, "embedded store: live data kept at most; beyond, the oldest history is deleted")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often history is written to storage (at most this much is lost in a crash)")
 	fs.IntVar(&c.StorageBuffer, "storage-buffer", 1_000_000, "rows held while storage is down; when full, OTLP senders are told to retry later (UNAVAILABLE / 503)")
+	fs.StringVar(&c.Detect, "detect", "local", "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; run it on one collector), off (serve findings from storage)")
 	fs.StringVar(&c.CollectorID, "collector-id", "", "this collector's name in shared storage (default the host name)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
 	fs.DurationVar(&c.Window, "window", time.Minute, "sliding window that rates, ratios and quantiles are computed over (the longest live window kept in memory)")
@@ -174,6 +176,11 @@ func (c config) Validate() error {
 	}
 	if c.EvalInterval <= 0 {
 		errs = append(errs, errors.New("--eval-interval must be positive"))
+	}
+	switch c.Detect {
+	case "local", "merged", "off":
+	default:
+		errs = append(errs, fmt.Errorf("--detect %q: want local, merged or off", c.Detect))
 	}
 	if c.TraceSampleOneIn < 1 {
 		errs = append(errs, errors.New("--trace-sample-one-in must be at least 1"))

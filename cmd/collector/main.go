@@ -177,7 +177,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Findings: findingsFor(cfg, engine, st), Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
 		History: storage.History{Storage: st},
@@ -229,7 +229,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			}
 		}
 	})
-	eg.Go(func() error { return engine.Run(ctx, g) })
+	switch cfg.Detect {
+	case "local":
+		eg.Go(func() error { return engine.Run(ctx, g) })
+	case "merged":
+		src := mergedSource{st: st, lags: lags, breakers: breakers, paths: paths, settle: g.Options().Bucket + cfg.FlushInterval + time.Second, window: g.Options().Window}
+		eg.Go(func() error { return engine.Run(ctx, src) })
+	}
 	eg.Go(func() error { return persist.Run(ctx) })
 	eg.Go(func() error { return polls.Run(ctx) })
 	if pusher != nil {
@@ -279,4 +285,13 @@ func migrate(args []string) int {
 	}
 	logger.Info("migrations applied")
 	return 0
+}
+
+// findingsFor is where the API reads findings: this collector's engine, or
+// shared storage when it does not judge (--detect off).
+func findingsFor(cfg config, engine *detect.Engine, st storage.Storage) api.FindingsSource {
+	if cfg.Detect == "off" {
+		return storedFindings{st: st}
+	}
+	return engine
 }

@@ -51,7 +51,7 @@ type Sample struct {
 	// names it otherwise: a NATS JetStream stream is polled by stream name
 	// while spans name the subjects it captures (patterns, "*" one token,
 	// ">" the rest). The newest reading's subjects are kept.
-	Subjects []string
+	Subjects []string `json:",omitempty"`
 }
 
 // Validate reports whether s can be used: a time, a system and a
@@ -137,5 +137,5 @@ type Status struct {
 	Sources    []string
 	// Subjects are the trace-side names of the destination (see
 	// Sample.Subjects), over all partitions.
-	Subjects []string
+	Subjects []string `json:",omitempty"`
 }
