@@ -142,3 +142,12 @@ func TestFindings(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, code)
 	require.Contains(t, body["error"], "state")
 }
+
+func TestSecurityHeaders(t *testing.T) {
+	a, _ := newTestAPI(t, nil)
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/graph", nil))
+	require.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+	require.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
+	require.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'")
+}
