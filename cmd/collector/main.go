@@ -69,6 +69,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	for flag, addr := range map[string]string{"--otlp-grpc-addr": cfg.OTLPGRPCAddr, "--otlp-http-addr": cfg.OTLPHTTPAddr, "--api-addr": cfg.APIAddr} {
+		if addr != "" && !loopback(addr) {
+			logger.Warn("listening beyond this machine without authentication: anyone who can reach it can send telemetry or read the graph", "flag", flag, "addr", addr)
+		}
+	}
 	st, err := openStorage(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
@@ -294,4 +299,18 @@ func findingsFor(cfg config, engine *detect.Engine, st storage.Storage) api.Find
 		return storedFindings{st: st}
 	}
 	return engine
+}
+
+// loopback reports whether a listen address binds only the loopback
+// interface.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -43,3 +43,9 @@ func TestREADMEFlags(t *testing.T) {
 	}
 	require.Equal(t, b.String(), s[start:end], "README flag reference is stale: go test ./cmd/collector -run TestREADMEFlags -update")
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{"127.0.0.1:4317": true, "[::1]:80": true, "localhost:8070": true, ":4317": false, "0.0.0.0:4317": false, "10.0.0.5:1": false, "bogus": false} {
+		require.Equal(t, want, loopback(addr), addr)
+	}
+}
