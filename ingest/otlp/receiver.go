@@ -270,6 +270,9 @@ func (r *Receiver) HTTPAddr() net.Addr {
 	return r.httpLn.Addr()
 }
 
+// httpShutdownGrace bounds the graceful part of the HTTP server's shutdown.
+const httpShutdownGrace = 2 * time.Second
+
 // Shutdown stops accepting requests, closes the listeners and waits for
 // requests being processed to finish. When ctx ends first, remaining
 // connections are closed forcibly (their requests' contexts are canceled) and
@@ -295,9 +298,16 @@ func (r *Receiver) Shutdown(ctx context.Context) error {
 	}
 	if r.httpServer != nil {
 		wg.Go(func() {
-			if err := r.httpServer.Shutdown(ctx); err != nil {
+			// Requests in flight finish within the grace; past it, what is
+			// left are idle or never-used connections (an exporter that
+			// opened one and sent nothing holds Shutdown for 5s), closed.
+			grace, cancel := context.WithTimeout(ctx, httpShutdownGrace)
+			defer cancel()
+			if err := r.httpServer.Shutdown(grace); err != nil {
 				_ = r.httpServer.Close()
-				httpErr = fmt.Errorf("otlp: http shutdown: %w", err)
+				if ctx.Err() != nil {
+					httpErr = fmt.Errorf("otlp: http shutdown: %w", err)
+				}
 			}
 		})
 	}
