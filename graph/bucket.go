@@ -130,6 +130,52 @@ func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
 	return out, time.Unix(0, (cur-1)*g.bucketN).UTC()
 }
 
+// NodeSeen records that a node was seen in one time bucket, as a storage
+// row: one per node per closed bucket it is recorded in. It keeps nodes
+// that carried no edge in a window (a service with only internal spans)
+// in history, with their kind and group (namespace or system).
+type NodeSeen struct {
+	Start time.Time     `json:"start"`
+	Width time.Duration `json:"width"`
+	Key   NodeKey       `json:"key"`
+	// Collector is who wrote the row, when storage shared by several
+	// collectors says so ("" from the graph itself).
+	Collector string `json:"collector,omitempty"`
+}
+
+// ClosedNodes returns the nodes seen in the buckets that closed after
+// `after` and before the current bucket, by the same range rule as
+// ClosedBuckets (call both with the same `after`). The graph keeps only
+// the newest bucket each node was seen in, so a node is recorded in the
+// last bucket it was seen in before the export, not in every bucket it was
+// seen in: recording every bucket would need per-node history. That is
+// enough for history, since a node seen in a window has its last-seen
+// bucket in that window or in a later export (which records it again).
+// Safe for concurrent use.
+func (g *Graph) ClosedNodes(after time.Time) []NodeSeen {
+	cur := g.epoch(g.opts.Now())
+	from := cur - int64(g.slots) + 1
+	if !after.IsZero() {
+		from = max(from, after.UnixNano()/g.bucketN+1)
+	}
+	if from >= cur {
+		return nil
+	}
+	width := time.Duration(g.bucketN)
+	var out []NodeSeen
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i := range g.nodeIx {
+		n := &g.nodeIx[i]
+		if n.lastSeen < from || n.lastSeen >= cur {
+			continue
+		}
+		out = append(out, NodeSeen{Start: time.Unix(0, n.lastSeen*g.bucketN).UTC(), Width: width, Key: n.key})
+	}
+	slices.SortFunc(out, func(a, b NodeSeen) int { return a.Start.Compare(b.Start) })
+	return out
+}
+
 // Restore loads stored buckets back into the live window (after a restart),
 // adding to whatever the graph holds; buckets outside the window or of
 // another width are skipped. It returns how many were loaded.
@@ -174,6 +220,14 @@ func SnapshotOf(at time.Time, window time.Duration, buckets []EdgeBucket) *Snaps
 // SnapshotOfWithLag is SnapshotOf with consumer lag joined onto the
 // destination -> consumer edges, as live snapshots have it.
 func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket, statuses []lag.Status) *Snapshot {
+	return SnapshotOfNodes(at, window, buckets, nil, statuses)
+}
+
+// SnapshotOfNodes is SnapshotOfWithLag that also includes the stored nodes
+// seen in [at-window, at), whether or not an edge of the window touches
+// them (a service with only internal spans). Nodes outside the window are
+// ignored.
+func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, nodes []NodeSeen, statuses []lag.Status) *Snapshot {
 	m := newLatencyMapping()
 	type key struct {
 		src, dst NodeKey
@@ -213,6 +267,13 @@ func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket,
 	for _, k := range order {
 		a := edges[k]
 		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats})
+	}
+	for i := range nodes {
+		n := &nodes[i]
+		if n.Start.Before(from) || !n.Start.Before(at) {
+			continue
+		}
+		sb.node(n.Key)
 	}
 	if len(statuses) > 0 {
 		sb.joinLag(statuses)

@@ -89,3 +89,65 @@ func TestBucketsRoundTripAndMerge(t *testing.T) {
 		}
 	})
 }
+
+func TestClosedNodes(t *testing.T) {
+	opts := Options{Window: time.Minute, Bucket: 5 * time.Second}
+	g, clk, _ := newTestGraph(t, opts)
+	lonely := Span{Trace: tid(1), ID: sid(1), Kind: SpanInternal, Service: "batch", Namespace: "jobs", End: ms}
+	rej, why := g.ConsumeSpans([]Span{lonely})
+	require.Zero(t, rej, why)
+	require.Empty(t, g.ClosedNodes(time.Time{}), "the current bucket is not closed")
+	b0 := clk.now().Truncate(5 * time.Second)
+	clk.advance(5 * time.Second)
+	rej, why = g.ConsumeSpans(shopSpans(3, 1))
+	require.Zero(t, rej, why)
+	clk.advance(5 * time.Second)
+
+	got := g.ClosedNodes(time.Time{})
+	_, upTo := g.ClosedBuckets(time.Time{})
+	require.NotEmpty(t, got)
+	batch := NodeKey{Kind: NodeService, Group: "jobs", Name: "batch"}
+	require.Equal(t, NodeSeen{Start: b0.UTC(), Width: 5 * time.Second, Key: batch}, got[0], "recorded in the bucket it was last seen in")
+	keys := map[NodeKey]time.Time{}
+	for _, n := range got {
+		require.False(t, n.Start.After(upTo))
+		keys[n.Key] = n.Start
+	}
+	require.Equal(t, b0.Add(5*time.Second).UTC(), keys[NodeKey{Kind: NodeService, Name: "a"}])
+	require.Contains(t, keys, NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"})
+	require.Empty(t, g.ClosedNodes(upTo), "each bucket is exported once")
+
+	// Seen again later: recorded again, in its new last bucket.
+	_, _ = g.ConsumeSpans([]Span{lonely})
+	clk.advance(5 * time.Second)
+	again := g.ClosedNodes(upTo)
+	require.Equal(t, []NodeSeen{{Start: b0.Add(10 * time.Second).UTC(), Width: 5 * time.Second, Key: batch}}, again)
+}
+
+func TestSnapshotOfNodesIsolated(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, b := NodeKey{Kind: NodeService, Name: "a"}, NodeKey{Kind: NodeService, Name: "b"}
+	batch := NodeKey{Kind: NodeService, Group: "jobs", Name: "batch"}
+	bus := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "idle"}
+	buckets := []EdgeBucket{{Start: t0, Width: 5 * time.Second, Source: a, Target: b, Kind: EdgeSync, Protocol: ProtocolHTTP, Requests: 4}}
+	nodes := []NodeSeen{
+		{Start: t0, Width: 5 * time.Second, Key: a},
+		{Start: t0.Add(5 * time.Second), Width: 5 * time.Second, Key: batch},
+		{Start: t0.Add(10 * time.Second), Width: 5 * time.Second, Key: batch}, // twice: one node
+		{Start: t0.Add(-time.Hour), Width: 5 * time.Second, Key: bus},         // outside the window
+	}
+	at, window := t0.Add(time.Minute), time.Minute
+	s := SnapshotOfNodes(at, window, buckets, nodes, nil)
+	var ids []string
+	for _, n := range s.Nodes {
+		ids = append(ids, n.ID)
+	}
+	require.Equal(t, []string{"service:a", "service:b", "service:jobs/batch"}, ids)
+	nd := s.Nodes[2]
+	require.Equal(t, NodeService, nd.Kind)
+	require.Equal(t, "jobs", nd.Namespace)
+	require.Equal(t, "batch", nd.Name)
+	require.Len(t, s.Edges, 1)
+	require.Len(t, SnapshotOf(at, window, buckets).Nodes, 2, "SnapshotOf knows only the edges' nodes")
+	require.Len(t, SnapshotOfWithLag(at, window, buckets, nil).Nodes, 2)
+}

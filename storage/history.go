@@ -9,7 +9,7 @@ import (
 )
 
 // History answers "what did the graph look like then" from a Storage: the
-// buckets of every collector in the window, merged.
+// buckets and nodes of every collector in the window, merged.
 type History struct {
 	Storage Storage
 	// MaxWindow bounds the window one query may merge (default 7 days).
@@ -29,5 +29,9 @@ func (h History) GraphAt(ctx context.Context, at time.Time, window time.Duration
 	if err != nil {
 		return nil, err
 	}
-	return graph.SnapshotOf(at, window, buckets), nil
+	nodes, err := h.Storage.Nodes(ctx, at.Add(-window), at)
+	if err != nil {
+		return nil, err
+	}
+	return graph.SnapshotOfNodes(at, window, buckets, nodes, nil), nil
 }

@@ -20,6 +20,13 @@ type EdgeSource interface {
 	ClosedBuckets(after time.Time) ([]graph.EdgeBucket, time.Time)
 }
 
+// NodeSource gives the nodes seen in the buckets closed since a time
+// (graph.Graph). When the PersisterOptions.Edges source implements it, the
+// Persister stores those nodes too, with the same bookkeeping as edges.
+type NodeSource interface {
+	ClosedNodes(after time.Time) []graph.NodeSeen
+}
+
 // FindingSource lists findings in every state (detect.Engine).
 type FindingSource interface {
 	Findings(state detect.State) []detect.Finding
@@ -33,7 +40,9 @@ type LagSink interface {
 
 // PersisterOptions configure a Persister.
 type PersisterOptions struct {
-	Storage  Storage
+	Storage Storage
+	// Edges gives the closed edge buckets; when it is also a NodeSource,
+	// the nodes seen in them are stored as well.
 	Edges    EdgeSource
 	Findings FindingSource
 	// FlushInterval is how often a batch is written (default 5s); after a
@@ -41,7 +50,7 @@ type PersisterOptions struct {
 	FlushInterval time.Duration
 	// WriteTimeout bounds one batch's write (default 30s).
 	WriteTimeout time.Duration
-	// MaxBuffered bounds the rows (edge buckets, findings, lag samples)
+	// MaxBuffered bounds the rows (edge buckets, nodes, findings, lag samples)
 	// held while the backend is down (default 1,000,000). Beyond it the
 	// oldest rows are dropped and counted, and Full reports true so
 	// ingest can push back on senders.
@@ -50,9 +59,9 @@ type PersisterOptions struct {
 	Registerer  prometheus.Registerer
 }
 
-// Persister moves closed edge buckets, finding changes and lag samples into
-// a Storage in batches, buffering (bounded) while the backend is down and
-// catching up when it returns. Safe for concurrent use.
+// Persister moves closed edge buckets (and the nodes seen in them), finding
+// changes and lag samples into a Storage in batches, buffering (bounded)
+// while the backend is down and catching up when it returns. Safe for concurrent use.
 type Persister struct {
 	o        PersisterOptions
 	rows     *prometheus.CounterVec
@@ -61,6 +70,7 @@ type Persister struct {
 
 	mu        sync.Mutex
 	edges     []graph.EdgeBucket
+	nodes     []graph.NodeSeen
 	findings  map[string]detect.Finding // pending, by id
 	lags      []lag.Sample
 	lastEdges time.Time
@@ -96,7 +106,7 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 		o: o, findings: map[string]detect.Finding{}, written: map[string]findingMark{},
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_storage_rows_total",
-			Help: "Rows handed to storage, by kind (edge, finding, lag) and outcome (written, dropped).",
+			Help: "Rows handed to storage, by kind (edge, node, finding, lag) and outcome (written, dropped).",
 		}, []string{"kind", "outcome"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_storage_batches_total",
@@ -107,7 +117,7 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 			Help: "Rows waiting to be written (grows while storage is down).",
 		}),
 	}
-	for _, k := range []string{"edge", "finding", "lag"} {
+	for _, k := range []string{"edge", "node", "finding", "lag"} {
 		p.rows.WithLabelValues(k, "written")
 		p.rows.WithLabelValues(k, "dropped")
 	}
@@ -192,24 +202,25 @@ func (p *Persister) Run(ctx context.Context) error {
 func (p *Persister) Flush(ctx context.Context) error {
 	p.collect()
 	p.mu.Lock()
-	edges, lags := p.edges, p.lags
-	p.edges, p.lags = nil, nil
+	edges, nodes, lags := p.edges, p.nodes, p.lags
+	p.edges, p.nodes, p.lags = nil, nil, nil
 	fl := make([]detect.Finding, 0, len(p.findings))
 	for _, f := range p.findings {
 		fl = append(fl, f)
 	}
 	p.mu.Unlock()
-	if len(edges)+len(fl)+len(lags) == 0 {
+	if len(edges)+len(nodes)+len(fl)+len(lags) == 0 {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.o.WriteTimeout)
 	defer cancel()
-	err := p.write(wctx, edges, fl, lags)
+	err := p.write(wctx, edges, nodes, fl, lags)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
 		// Put the batch back in front of what arrived meanwhile.
 		p.edges = append(edges, p.edges...)
+		p.nodes = append(nodes, p.nodes...)
 		p.lags = append(lags, p.lags...)
 		p.trimLocked()
 		p.batches.WithLabelValues("error").Inc()
@@ -218,6 +229,7 @@ func (p *Persister) Flush(ctx context.Context) error {
 	}
 	p.batches.WithLabelValues("success").Inc()
 	p.rows.WithLabelValues("edge", "written").Add(float64(len(edges)))
+	p.rows.WithLabelValues("node", "written").Add(float64(len(nodes)))
 	p.rows.WithLabelValues("finding", "written").Add(float64(len(fl)))
 	p.rows.WithLabelValues("lag", "written").Add(float64(len(lags)))
 	for _, f := range fl {
@@ -227,24 +239,25 @@ func (p *Persister) Flush(ctx context.Context) error {
 		p.written[f.ID] = findingMark{state: f.State, lastSeen: f.LastSeen, severity: f.Severity}
 	}
 	p.lastErr, p.full = nil, false
-	p.buffered.Set(float64(len(p.edges) + len(p.findings) + len(p.lags)))
+	p.buffered.Set(float64(p.bufferedLocked()))
 	return nil
 }
 
-func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, findings []detect.Finding, lags []lag.Sample) error {
+func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, nodes []graph.NodeSeen, findings []detect.Finding, lags []lag.Sample) error {
 	app := p.o.Storage.Appender()
-	err := errors.Join(app.AppendEdges(edges), app.AppendFindings(findings), app.AppendLag(lags))
+	err := errors.Join(app.AppendEdges(edges), app.AppendNodes(nodes), app.AppendFindings(findings), app.AppendLag(lags))
 	if err != nil {
 		return errors.Join(err, app.Rollback())
 	}
 	return app.Commit(ctx)
 }
 
-// collect takes the newly closed edge buckets and the findings whose state
-// changed since they were last written.
+// collect takes the newly closed edge buckets, the nodes seen in them and
+// the findings whose state changed since they were last written.
 func (p *Persister) collect() {
 	var (
 		edges []graph.EdgeBucket
+		nodes []graph.NodeSeen
 		upTo  time.Time
 		fs    []detect.Finding
 	)
@@ -253,6 +266,15 @@ func (p *Persister) collect() {
 	p.mu.Unlock()
 	if p.o.Edges != nil {
 		edges, upTo = p.o.Edges.ClosedBuckets(after)
+		if ns, ok := p.o.Edges.(NodeSource); ok {
+			// Same range as the edges: a bucket that closed between the
+			// two calls is left to the next collect, edges and nodes alike.
+			for _, n := range ns.ClosedNodes(after) {
+				if !n.Start.After(upTo) {
+					nodes = append(nodes, n)
+				}
+			}
+		}
 	}
 	if p.o.Findings != nil {
 		fs = p.o.Findings.Findings(0)
@@ -260,6 +282,7 @@ func (p *Persister) collect() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.edges = append(p.edges, edges...)
+	p.nodes = append(p.nodes, nodes...)
 	p.lastEdges = upTo
 	for _, f := range fs {
 		m, ok := p.written[f.ID]
@@ -275,7 +298,7 @@ func (p *Persister) collect() {
 // trimLocked drops the oldest buffered rows beyond MaxBuffered. Caller
 // holds mu.
 func (p *Persister) trimLocked() {
-	n := len(p.edges) + len(p.findings) + len(p.lags)
+	n := p.bufferedLocked()
 	p.full = n >= p.o.MaxBuffered
 	if over := n - p.o.MaxBuffered; over > 0 {
 		if k := min(over, len(p.lags)); k > 0 {
@@ -283,10 +306,20 @@ func (p *Persister) trimLocked() {
 			p.rows.WithLabelValues("lag", "dropped").Add(float64(k))
 			over -= k
 		}
+		if k := min(over, len(p.nodes)); k > 0 {
+			p.nodes = p.nodes[k:]
+			p.rows.WithLabelValues("node", "dropped").Add(float64(k))
+			over -= k
+		}
 		if k := min(over, len(p.edges)); k > 0 {
 			p.edges = p.edges[k:]
 			p.rows.WithLabelValues("edge", "dropped").Add(float64(k))
 		}
 	}
-	p.buffered.Set(float64(len(p.edges) + len(p.findings) + len(p.lags)))
+	p.buffered.Set(float64(p.bufferedLocked()))
+}
+
+// bufferedLocked is the rows waiting to be written. Caller holds mu.
+func (p *Persister) bufferedLocked() int {
+	return len(p.edges) + len(p.nodes) + len(p.findings) + len(p.lags)
 }

@@ -1,5 +1,5 @@
 // Package storage keeps what cartograph learns beyond the live window: edge
-// aggregates per time bucket, findings with their lifecycle, and broker lag
+// aggregates and the nodes seen per time bucket, findings with their lifecycle, and broker lag
 // samples. Backends (storage/embedded, the default; storage/clickhouse, for
 // production and several collectors) implement Storage; the Persister moves
 // data from the live components into a backend in batches.
@@ -24,6 +24,9 @@ type Appender interface {
 	// latest state written wins.
 	AppendFindings(findings []detect.Finding) error
 	AppendLag(samples []lag.Sample) error
+	// AppendNodes records nodes seen per bucket (graph.Graph.ClosedNodes),
+	// so that history keeps nodes no edge of a window touches.
+	AppendNodes(nodes []graph.NodeSeen) error
 	Commit(ctx context.Context) error
 	Rollback() error
 }
@@ -40,6 +43,11 @@ type Storage interface {
 	Findings(ctx context.Context, from, to time.Time) ([]detect.Finding, error)
 	// Lag returns the lag samples taken in [from, to).
 	Lag(ctx context.Context, from, to time.Time) ([]lag.Sample, error)
+	// Nodes returns the nodes seen in buckets starting in [from, to), of
+	// every collector: one row per node and bucket as stored, or (a
+	// backend that merges) one per node with Start = from and Width =
+	// to-from. graph.SnapshotOfNodes accepts either.
+	Nodes(ctx context.Context, from, to time.Time) ([]graph.NodeSeen, error)
 	// Ping reports whether the backend can be written to now.
 	Ping(ctx context.Context) error
 	Close() error

@@ -35,7 +35,11 @@ func (m mergedSource) Snapshot(window time.Duration) (*graph.Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := graph.SnapshotOfWithLag(at, window, buckets, m.lags.Evaluate(window))
+	nodes, err := m.st.Nodes(ctx, at.Add(-window), at)
+	if err != nil {
+		return nil, err
+	}
+	s := graph.SnapshotOfNodes(at, window, buckets, nodes, m.lags.Evaluate(window))
 	s.Circuits = m.breakers.Circuits()
 	s.RetryRates = m.breakers.RetryRates(window)
 	s.Paths = m.paths.Paths(window)

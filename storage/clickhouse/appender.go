@@ -23,6 +23,7 @@ const (
 	tableEdges    = "edge_buckets"
 	tableFindings = "findings"
 	tableLag      = "lag_samples"
+	tableNodes    = "nodes"
 )
 
 var (
@@ -39,7 +40,8 @@ var (
 		"subject_node", "subject_source", "subject_target", "subject_node_id", "subject_edge_id",
 		"summary", "evidence", "started_at", "fired_at", "resolved_at", "last_seen", "blast_radius",
 	}
-	lagColumns = []string{
+	nodeColumns = []string{"time", "width_ms", "collector", "kind", "`group`", "name"}
+	lagColumns  = []string{
 		"time", "system", "destination", "consumer_group", "partition",
 		"lag", "committed", "`end`", "consumers", "produced", "consumed",
 		"source", "subjects", "collector",
@@ -61,6 +63,7 @@ func (s *Store) Appender() storage.Appender { return &appender{s: s} }
 type appender struct {
 	s        *Store
 	edges    []graph.EdgeBucket
+	nodes    []graph.NodeSeen
 	findings []findingRow
 	lags     []lag.Sample
 	done     bool
@@ -114,6 +117,42 @@ func validEdge(b *graph.EdgeBucket) error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("edge %s -> %s at %v: %w", b.Source.ID(), b.Target.ID(), b.Start, err)
+	}
+	return nil
+}
+
+func (a *appender) AppendNodes(nodes []graph.NodeSeen) error {
+	if a.done {
+		return errAppenderDone
+	}
+	bad := 0
+	for i := range nodes {
+		if err := validNode(&nodes[i]); err != nil {
+			if bad == 0 {
+				a.s.o.Logger.Warn("clickhouse: skipping a node that cannot be stored", "err", err)
+			}
+			bad++
+			continue
+		}
+		a.nodes = append(a.nodes, nodes[i])
+	}
+	a.s.m.rows.WithLabelValues(tableNodes, "invalid").Add(float64(bad))
+	return nil
+}
+
+func validNode(n *graph.NodeSeen) error {
+	var errs []error
+	if _, err := n.Key.Kind.MarshalText(); err != nil {
+		errs = append(errs, err)
+	}
+	if ms := n.Start.UnixMilli(); n.Start.IsZero() || ms < minMilli || ms > maxMilli {
+		errs = append(errs, fmt.Errorf("bucket start %v out of range", n.Start))
+	}
+	if n.Width < time.Millisecond || n.Width.Milliseconds() > math.MaxUint32 {
+		errs = append(errs, fmt.Errorf("bucket width %v out of range", n.Width))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("node %s at %v: %w", n.Key.ID(), n.Start, err)
 	}
 	return nil
 }
@@ -243,12 +282,13 @@ func (a *appender) Rollback() error {
 		return errAppenderDone
 	}
 	a.done = true
-	a.edges, a.findings, a.lags = nil, nil, nil
+	a.edges, a.nodes, a.findings, a.lags = nil, nil, nil, nil
 	return nil
 }
 
 // Commit sends one insert per table that has rows: findings, then lag
-// samples, then edge buckets. Findings and lag samples collapse when
+// samples, then nodes, then edge buckets. Findings, lag samples and nodes
+// collapse when
 // written twice, edge buckets add up: sending them last means that a
 // Commit failing part-way leaves nothing a retry would count twice (short
 // of a server that stored the edges and failed to say so). When ctx has no
@@ -283,6 +323,13 @@ func (a *appender) Commit(ctx context.Context) error {
 		return b.Append(l.Time.UTC(), l.System, l.Destination, l.Group, l.Partition,
 			l.Lag, l.Committed, l.End, l.Consumers, l.Produced, l.Consumed,
 			l.Source, subjects, s.o.Collector)
+	}); err != nil {
+		return err
+	}
+	if err := s.insert(ctx, tableNodes, nodeColumns, len(a.nodes), func(b driver.Batch, i int) error {
+		n := &a.nodes[i]
+		return b.Append(n.Start.UTC(), uint32(n.Width.Milliseconds()), s.o.Collector,
+			n.Key.Kind.String(), n.Key.Group, n.Key.Name)
 	}); err != nil {
 		return err
 	}

@@ -200,7 +200,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"table"}),
 		queryDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cartograph_clickhouse_query_duration_seconds",
-			Help:    "Time of read queries, by query (edges, buckets, findings, lag, ping).",
+			Help:    "Time of read queries, by query (edges, buckets, nodes, findings, lag, ping).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"query"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -208,7 +208,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Read queries that failed, by query.",
 		}, []string{"query"}),
 	}
-	for _, t := range []string{tableEdges, tableFindings, tableLag} {
+	for _, t := range []string{tableEdges, tableNodes, tableFindings, tableLag} {
 		m.inserts.WithLabelValues(t, "success")
 		m.inserts.WithLabelValues(t, "error")
 		m.rows.WithLabelValues(t, "written")

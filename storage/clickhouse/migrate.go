@@ -40,6 +40,7 @@ type migrationVars struct {
 	RollupTTL   string // of edge_buckets_1m
 	FindingsTTL string
 	LagTTL      string
+	NodeTTL     string // of nodes
 }
 
 // ttlExpr is a TTL expression keeping rows `keep` after the time in column
@@ -56,6 +57,7 @@ func ttlTables(o Options) [][2]string {
 		{"edge_buckets_1m", ttlExpr("minute", o.Retention)},
 		{"lag_samples", ttlExpr("time", o.Retention)},
 		{"findings", ttlExpr("last_seen", FindingsRetention)},
+		{"nodes", ttlExpr("time", o.Retention)},
 	}
 }
 
@@ -179,7 +181,7 @@ func migrate(ctx context.Context, conn driver.Conn, db string, o Options) ([]int
 	}
 
 	ttl := ttlTables(o)
-	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1]}
+	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1], NodeTTL: ttl[4][1]}
 	var done []int
 	for _, m := range ms {
 		if applied[m.version] {

@@ -34,7 +34,7 @@ type Options struct {
 	// Collector is this collector's id, written with every row (default:
 	// the host name).
 	Collector string
-	// Retention is the TTL of edge buckets and lag samples (default 30
+	// Retention is the TTL of edge buckets, nodes and lag samples (default 30
 	// days). Findings are kept FindingsRetention after they were last seen.
 	Retention time.Duration
 	// RawSpans would keep raw spans in a table of their own. Not

@@ -253,6 +253,48 @@ func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast string) 
 	return nil
 }
 
+// Nodes returns the distinct nodes of every collector seen in buckets
+// starting in [from, to): one graph.NodeSeen per node, with Start = from
+// and Width = to-from (what history needs), ordered by kind, group, name.
+func (s *Store) Nodes(ctx context.Context, from, to time.Time) (out []graph.NodeSeen, err error) {
+	if !from.Before(to) {
+		return nil, nil
+	}
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { s.m.observeQuery("nodes", start, err) }()
+	rows, err := s.conn.Query(ctx, `SELECT DISTINCT kind, `+"`group`"+`, name
+		FROM `+s.q+`.nodes
+		WHERE time >= fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		  AND time < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		ORDER BY kind, `+"`group`"+`, name`, ceilMilli(from), ceilMilli(to))
+	if err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read nodes [%v, %v): %w", from, to, err))
+	}
+	defer rows.Close()
+	bad := 0
+	for rows.Next() {
+		n := graph.NodeSeen{Start: from, Width: to.Sub(from)}
+		var kind string
+		if err := rows.Scan(&kind, &n.Key.Group, &n.Key.Name); err != nil {
+			return nil, fmt.Errorf("clickhouse: read nodes: %w", err)
+		}
+		if err := n.Key.Kind.UnmarshalText([]byte(kind)); err != nil {
+			if bad == 0 {
+				s.o.Logger.Warn("clickhouse: skipping a stored node this build cannot read", "err", err)
+			}
+			bad++
+			continue
+		}
+		out = append(out, n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(fmt.Errorf("clickhouse: read nodes [%v, %v): %w", from, to, err))
+	}
+	return out, nil
+}
+
 // Lag returns the lag samples taken in [from, to), by time.
 func (s *Store) Lag(ctx context.Context, from, to time.Time) (out []lag.Sample, err error) {
 	if !from.Before(to) {

@@ -27,7 +27,7 @@ func TestMigrationFiles(t *testing.T) {
 	require.NotEmpty(t, ms)
 	for i, m := range ms {
 		require.Equal(t, i+1, m.version, "versions are 1, 2, 3, ... without gaps")
-		stmts, err := m.statements(migrationVars{DB: "`x`", EdgeTTL: "e", FindingsTTL: "f", LagTTL: "l"})
+		stmts, err := m.statements(migrationVars{DB: "`x`", EdgeTTL: "e", FindingsTTL: "f", LagTTL: "l", NodeTTL: "n"})
 		require.NoError(t, err)
 		for _, s := range stmts {
 			require.Contains(t, s, "IF NOT EXISTS", "%s: every statement is idempotent", m.file)
@@ -48,7 +48,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -57,8 +57,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 4)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples"} {
+	require.Len(t, rows, 5)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -72,7 +72,7 @@ func TestMigrate(t *testing.T) {
 		tables = append(tables, name)
 	}
 	require.NoError(t, trows.Err())
-	require.Equal(t, []string{"edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "lag_samples", "schema_migrations"}, tables)
+	require.Equal(t, []string{"edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "lag_samples", "nodes", "schema_migrations"}, tables)
 
 	// Again: nothing applied, nothing recorded.
 	applied, err = migrate(ctx, conn, db, o)
@@ -81,7 +81,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 4, n)
+	require.EqualValues(t, 5, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {
@@ -92,11 +92,13 @@ func TestMigrate(t *testing.T) {
 	require.Contains(t, engine("edge_buckets"), "TTL toDateTime(bucket_start) + toIntervalSecond(2592000)")
 	require.Contains(t, engine("edge_buckets_1m"), "TTL toDateTime(minute) + toIntervalSecond(2592000)")
 	require.Contains(t, engine("lag_samples"), "TTL toDateTime(time) + toIntervalSecond(2592000)")
+	require.Contains(t, engine("nodes"), "TTL toDateTime(time) + toIntervalSecond(2592000)")
 	require.Contains(t, engine("findings"), "TTL toDateTime(last_seen) + toIntervalSecond(7776000)")
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db), Retention: 7 * 24 * time.Hour}))
 	require.Contains(t, engine("edge_buckets"), "TTL toDateTime(bucket_start) + toIntervalSecond(604800)")
 	require.Contains(t, engine("edge_buckets_1m"), "TTL toDateTime(minute) + toIntervalSecond(604800)")
 	require.Contains(t, engine("lag_samples"), "TTL toDateTime(time) + toIntervalSecond(604800)")
+	require.Contains(t, engine("nodes"), "TTL toDateTime(time) + toIntervalSecond(604800)")
 	require.Contains(t, engine("findings"), "TTL toDateTime(last_seen) + toIntervalSecond(7776000)")
 }
 
@@ -585,6 +587,55 @@ func TestUnavailable(t *testing.T) {
 	require.EqualValues(t, 6, got[0].Requests, "the failed batch wrote nothing")
 }
 
+func TestNodes(t *testing.T) {
+	ctx := context.Background()
+	db := freshDB(t)
+	s1, s2 := openStore(t, db, "c1"), openStore(t, db, "c2")
+	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	w := 5 * time.Second
+	batch := graph.NodeKey{Kind: graph.NodeService, Group: "jobs", Name: "batch"}
+	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
+	a := graph.NodeKey{Kind: graph.NodeService, Name: "a"}
+	n := func(at time.Time, k graph.NodeKey) graph.NodeSeen { return graph.NodeSeen{Start: at, Width: w, Key: k} }
+	app := s1.Appender()
+	require.NoError(t, app.AppendNodes([]graph.NodeSeen{
+		n(t0, batch), n(t0.Add(w), batch), n(t0, orders),
+		n(t0.Add(-time.Millisecond), a), n(t0.Add(time.Minute), a), // outside [t0, t0+1m)
+		{Start: t0, Width: w, Key: graph.NodeKey{Name: "no kind"}}, // invalid: skipped
+		{Width: w, Key: a}, // no time: skipped
+	}))
+	require.NoError(t, app.Commit(ctx))
+	require.EqualValues(t, 2, testutil.ToFloat64(s1.m.rows.WithLabelValues(tableNodes, "invalid")))
+	app = s2.Appender()
+	require.NoError(t, app.AppendNodes([]graph.NodeSeen{n(t0.Add(w), batch), n(t0.Add(2*w), a)}))
+	require.NoError(t, app.Commit(ctx))
+
+	from, to := t0, t0.Add(time.Minute)
+	got, err := s2.Nodes(ctx, from, to)
+	require.NoError(t, err)
+	want := []graph.NodeSeen{
+		{Start: from, Width: time.Minute, Key: a},
+		{Start: from, Width: time.Minute, Key: batch},
+		{Start: from, Width: time.Minute, Key: orders},
+	}
+	require.Equal(t, want, got, "one row per node over the range, every collector")
+	got, err = s1.Nodes(ctx, to, from)
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	// With an isolated node, history shows it, kind and namespace kept.
+	snap := graph.SnapshotOfNodes(to, time.Minute, nil, got, nil)
+	require.Empty(t, snap.Nodes)
+	got, err = s1.Nodes(ctx, from, to)
+	require.NoError(t, err)
+	snap = graph.SnapshotOfNodes(to, time.Minute, nil, got, nil)
+	require.Len(t, snap.Nodes, 3)
+	nd, ok := snap.Node(batch.ID())
+	require.True(t, ok)
+	require.Equal(t, "jobs", nd.Namespace)
+	require.Equal(t, graph.NodeService, nd.Kind)
+}
+
 type edgeSource []graph.EdgeBucket
 
 func (e edgeSource) ClosedBuckets(after time.Time) ([]graph.EdgeBucket, time.Time) {
@@ -592,6 +643,19 @@ func (e edgeSource) ClosedBuckets(after time.Time) ([]graph.EdgeBucket, time.Tim
 		return nil, after
 	}
 	return e, e[len(e)-1].Start
+}
+
+// withNodes is an edgeSource that also gives nodes (as graph.Graph does).
+type withNodes struct {
+	edgeSource
+	nodes []graph.NodeSeen
+}
+
+func (w withNodes) ClosedNodes(after time.Time) []graph.NodeSeen {
+	if !after.IsZero() {
+		return nil
+	}
+	return w.nodes
 }
 
 type findingSource []detect.Finding
@@ -610,7 +674,9 @@ func TestWithPersisterAndHistory(t *testing.T) {
 	}
 	raw := randBuckets(r, starts, 5*time.Second)
 	f := finding("f1", detect.StateFiring, t0, t0.Add(time.Minute))
-	p, err := storage.NewPersister(storage.PersisterOptions{Storage: s, Edges: edgeSource(raw), Findings: findingSource{f}})
+	lonely := graph.NodeKey{Kind: graph.NodeService, Group: "jobs", Name: "batch"}
+	src := withNodes{edgeSource(raw), []graph.NodeSeen{{Start: t0.Add(time.Minute), Width: 5 * time.Second, Key: lonely}}}
+	p, err := storage.NewPersister(storage.PersisterOptions{Storage: s, Edges: src, Findings: findingSource{f}})
 	require.NoError(t, err)
 	lags := p.Tee(lagSink{})
 	lags.Add([]lag.Sample{{Time: t0, Key: lag.Key{System: "kafka", Destination: "orders", Group: "g"}, Lag: 3, Source: "otlp"}})
@@ -621,6 +687,9 @@ func TestWithPersisterAndHistory(t *testing.T) {
 	snap, err := storage.History{Storage: s}.GraphAt(ctx, at, window)
 	require.NoError(t, err)
 	require.Equal(t, snapshotEdges(t, graph.SnapshotOf(at, window, raw)), snapshotEdges(t, snap))
+	nd, ok := snap.Node(lonely.ID())
+	require.True(t, ok, "a node without edges is in history")
+	require.Equal(t, "jobs", nd.Namespace)
 	fs, err := s.Findings(ctx, t0, at)
 	require.NoError(t, err)
 	require.Len(t, fs, 1)

@@ -18,8 +18,9 @@ import (
 // appender buffers encoded rows in memory until Commit.
 type appender struct {
 	s        *Store
-	buf      []byte // encoded edge and lag values, back to back
+	buf      []byte // encoded edge, node and lag values, back to back
 	edges    []row
+	nodes    []row
 	lags     []row
 	findings []findingRow
 	done     bool
@@ -83,6 +84,19 @@ func (a *appender) AppendFindings(findings []detect.Finding) error {
 	return nil
 }
 
+// AppendNodes encodes node rows into the batch.
+func (a *appender) AppendNodes(nodes []graph.NodeSeen) error {
+	if a.done {
+		return ErrAppenderDone
+	}
+	for i := range nodes {
+		off := len(a.buf)
+		a.buf = appendNodeSeen(a.buf, &nodes[i])
+		a.nodes = append(a.nodes, row{t: unixNanos(nodes[i].Start), off: off, end: len(a.buf)})
+	}
+	return nil
+}
+
 // AppendLag encodes samples into the batch.
 func (a *appender) AppendLag(samples []lag.Sample) error {
 	if a.done {
@@ -105,7 +119,7 @@ func (a *appender) Commit(ctx context.Context) error {
 	}
 	a.done = true
 	defer a.release()
-	if len(a.edges)+len(a.lags)+len(a.findings) == 0 {
+	if len(a.edges)+len(a.nodes)+len(a.lags)+len(a.findings) == 0 {
 		return nil
 	}
 	if err := ctx.Err(); err != nil {
@@ -116,8 +130,9 @@ func (a *appender) Commit(ctx context.Context) error {
 	// cheapest for bbolt, and gives rows of equal time their write order.
 	byTime := func(x, y row) int { return cmp.Compare(x.t, y.t) }
 	slices.SortStableFunc(a.edges, byTime)
+	slices.SortStableFunc(a.nodes, byTime)
 	slices.SortStableFunc(a.lags, byTime)
-	keys := make([]byte, keyLen*(len(a.edges)+len(a.lags)))
+	keys := make([]byte, keyLen*(len(a.edges)+len(a.nodes)+len(a.lags)))
 	newFindings := 0
 	start := time.Now()
 	err := s.update(func(tx *bolt.Tx) error {
@@ -126,6 +141,9 @@ func (a *appender) Commit(ctx context.Context) error {
 		}
 		var err error
 		if keys, err = a.put(tx.Bucket(bucketEdges), a.edges, keys); err != nil {
+			return err
+		}
+		if keys, err = a.put(tx.Bucket(bucketNodes), a.nodes, keys); err != nil {
 			return err
 		}
 		if _, err = a.put(tx.Bucket(bucketLag), a.lags, keys); err != nil {
@@ -140,7 +158,7 @@ func (a *appender) Commit(ctx context.Context) error {
 				return err
 			}
 		}
-		return errors.Join(addCount(tx, kindEdge, len(a.edges)), addCount(tx, kindLag, len(a.lags)),
+		return errors.Join(addCount(tx, kindEdge, len(a.edges)), addCount(tx, kindNode, len(a.nodes)), addCount(tx, kindLag, len(a.lags)),
 			addCount(tx, kindFinding, newFindings))
 	})
 	if err != nil {
@@ -148,6 +166,7 @@ func (a *appender) Commit(ctx context.Context) error {
 	}
 	s.m.commit.Observe(time.Since(start).Seconds())
 	s.m.written.WithLabelValues(kindEdge).Add(float64(len(a.edges)))
+	s.m.written.WithLabelValues(kindNode).Add(float64(len(a.nodes)))
 	s.m.written.WithLabelValues(kindLag).Add(float64(len(a.lags)))
 	s.m.written.WithLabelValues(kindFinding).Add(float64(len(a.findings)))
 	if u, err := s.usage(); err == nil && u.live > s.o.MaxBytes {
@@ -189,5 +208,5 @@ func (a *appender) Rollback() error {
 }
 
 func (a *appender) release() {
-	a.buf, a.edges, a.lags, a.findings = nil, nil, nil, nil
+	a.buf, a.edges, a.nodes, a.lags, a.findings = nil, nil, nil, nil, nil
 }

@@ -15,7 +15,7 @@ import (
 
 // On-disk layout.
 //
-// Keys of the time-ordered buckets (edges, lag) are 16 bytes: the row's time
+// Keys of the time-ordered buckets (edges, nodes, lag) are 16 bytes: the row's time
 // in Unix nanoseconds, big-endian with the sign bit flipped so that byte
 // order is time order, then an 8-byte big-endian sequence from the bucket's
 // NextSequence, so that rows of the same time written by different batches
@@ -30,6 +30,10 @@ import (
 // Size bounds the history kept under MaxBytes, and decoding the time to
 // read an hour of history (720k rows for 1,000 edges), so both matter. The
 // row's time is the key and is not repeated in the value.
+//
+// Nodes seen (one row per node and bucket it was recorded in) are stored
+// the same way: format byte, width varint, kind byte, group and name, and
+// the collector (usually empty), ~20 bytes a row.
 //
 // Findings are few and carry free-form evidence, so they are stored as
 // JSON under their id, behind a fixed header of the times that range reads
@@ -131,6 +135,15 @@ func appendEdge(dst []byte, e *graph.EdgeBucket) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// appendNodeSeen appends the value of node row n (all but Start, the key)
+// to dst.
+func appendNodeSeen(dst []byte, n *graph.NodeSeen) []byte {
+	b := append(dst, formatV1)
+	b = binary.AppendVarint(b, int64(n.Width))
+	b = appendNode(b, n.Key)
+	return appendStr(b, n.Collector)
 }
 
 // appendLag appends the value of sample s (all but Time, the key) to dst.
@@ -381,6 +394,22 @@ func decodeEdge(r *reader, start int64, v []byte) (graph.EdgeBucket, error) {
 		return graph.EdgeBucket{}, err
 	}
 	return e, nil
+}
+
+// decodeNodeSeen decodes a node value stored at Unix nanos start.
+func decodeNodeSeen(r *reader, start int64, v []byte) (graph.NodeSeen, error) {
+	r.b, r.err = v, nil
+	if r.byte() != formatV1 {
+		return graph.NodeSeen{}, fmt.Errorf("%w: unknown node format", errCorrupt)
+	}
+	n := graph.NodeSeen{Start: time.Unix(0, start).UTC()}
+	n.Width = time.Duration(r.varint())
+	n.Key = r.node()
+	n.Collector = r.str()
+	if err := r.done(); err != nil {
+		return graph.NodeSeen{}, err
+	}
+	return n, nil
 }
 
 // decodeLag decodes a lag value stored at Unix nanos t.

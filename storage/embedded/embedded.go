@@ -4,13 +4,13 @@
 // crash (or SIGKILL) at any point leaves the file at the last committed
 // batch.
 //
-// The file holds four buckets: "edges" and "lag", keyed by time and a
-// sequence (see codec.go), "findings", keyed by finding id with the latest
+// The file holds five buckets: "edges", "nodes" (the nodes seen per time
+// bucket) and "lag", keyed by time and a sequence (see codec.go), "findings", keyed by finding id with the latest
 // state written, and "meta" (format version, row counts).
 //
 // Retention. Rows older than Options.Retention are deleted, and when the
-// live data exceeds Options.MaxBytes the oldest edge buckets and lag
-// samples are deleted until it is under 95% of it. Deletes run in a
+// live data exceeds Options.MaxBytes the oldest edge buckets, nodes and
+// lag samples are deleted until it is under 95% of it. Deletes run in a
 // background goroutine in transactions of a bounded number of rows, so a
 // large delete never holds the single writer lock for long. A bbolt file
 // never shrinks: deleted rows free pages that later writes reuse, so the
@@ -67,11 +67,11 @@ type Options struct {
 	// the file is Dir/cartograph.db. Required.
 	Dir string
 	// Retention is the age beyond which rows are deleted (default 7 days):
-	// edge buckets by start, lag samples by time, findings by resolution
+	// edge buckets and nodes by bucket start, lag samples by time, findings by resolution
 	// (or, while unresolved, by when they were last seen).
 	Retention time.Duration
 	// MaxBytes bounds the live data in the file (default 1 GiB): beyond
-	// it, the oldest edge buckets and lag samples are deleted until it is
+	// it, the oldest edge buckets, nodes and lag samples are deleted until it is
 	// under 95% of MaxBytes. Findings are few and deleted by age only. The
 	// file itself does not shrink (see the package documentation).
 	MaxBytes int64
@@ -141,6 +141,7 @@ func (o Options) withDefaults() Options {
 // Bucket names and meta keys.
 var (
 	bucketEdges    = []byte("edges")
+	bucketNodes    = []byte("nodes")
 	bucketFindings = []byte("findings")
 	bucketLag      = []byte("lag")
 	bucketMeta     = []byte("meta")
@@ -151,6 +152,7 @@ var (
 // Row kinds, the kind label of the metrics.
 const (
 	kindEdge    = "edge"
+	kindNode    = "node"
 	kindFinding = "finding"
 	kindLag     = "lag"
 )
@@ -234,7 +236,7 @@ func Open(o Options) (*Store, error) {
 		}
 	}
 	o.Logger.Info("embedded storage open", "path", path, "live_bytes", u.live, "file_bytes", u.file,
-		"edges", u.rows[kindEdge], "findings", u.rows[kindFinding], "lag", u.rows[kindLag])
+		"edges", u.rows[kindEdge], "nodes", u.rows[kindNode], "findings", u.rows[kindFinding], "lag", u.rows[kindLag])
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	if o.RetentionInterval > 0 {
@@ -261,7 +263,7 @@ func initFile(tx *bolt.Tx) error {
 	for _, kb := range []struct {
 		kind   string
 		bucket []byte
-	}{{kindEdge, bucketEdges}, {kindFinding, bucketFindings}, {kindLag, bucketLag}} {
+	}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindFinding, bucketFindings}, {kindLag, bucketLag}} {
 		b, err := tx.CreateBucketIfNotExists(kb.bucket)
 		if err != nil {
 			return err
@@ -323,6 +325,26 @@ func (s *Store) Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBuck
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded: read edges: %w", err)
+	}
+	return out.all(), nil
+}
+
+// Nodes returns the nodes seen in buckets starting in [from, to), one row
+// per node and bucket as stored, in start order (times in UTC), read like
+// Edges.
+func (s *Store) Nodes(ctx context.Context, from, to time.Time) ([]graph.NodeSeen, error) {
+	var out chunks[graph.NodeSeen]
+	r := reader{intern: map[string]string{}}
+	err := s.scan(ctx, bucketNodes, from, to, func(t int64, v []byte) error {
+		n, err := decodeNodeSeen(&r, t, v)
+		if err != nil {
+			return err
+		}
+		out.add(n)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded: read nodes: %w", err)
 	}
 	return out.all(), nil
 }
@@ -522,7 +544,7 @@ func (s *Store) usage() (usage, error) {
 		st := s.db.Stats()
 		u.live = max(u.file-int64(st.FreePageN+st.PendingPageN)*s.pageSize, 0)
 		meta := tx.Bucket(bucketMeta)
-		for _, k := range []string{kindEdge, kindFinding, kindLag} {
+		for _, k := range []string{kindEdge, kindNode, kindFinding, kindLag} {
 			u.rows[k] = getCount(meta, k)
 		}
 		return nil
@@ -551,7 +573,7 @@ func newMetrics() metrics {
 	m := metrics{
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_embedded_rows_written_total",
-			Help: "Rows committed to the embedded store, by kind (edge, finding, lag).",
+			Help: "Rows committed to the embedded store, by kind (edge, node, finding, lag).",
 		}, []string{"kind"}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_embedded_rows_deleted_total",
@@ -575,7 +597,7 @@ func newMetrics() metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	for _, k := range []string{kindEdge, kindFinding, kindLag} {
+	for _, k := range []string{kindEdge, kindNode, kindFinding, kindLag} {
 		m.written.WithLabelValues(k)
 		m.rows.WithLabelValues(k)
 		m.deleted.WithLabelValues(k, reasonAge)

@@ -37,8 +37,8 @@ func (s *Store) retain(ctx context.Context) {
 }
 
 // EnforceRetention deletes the rows older than Options.Retention, then,
-// while the live data exceeds Options.MaxBytes, the oldest edge buckets
-// and lag samples until it is under 95% of it. It deletes in transactions
+// while the live data exceeds Options.MaxBytes, the oldest edge buckets,
+// nodes and lag samples until it is under 95% of it. It deletes in transactions
 // of a bounded number of rows, so writers wait for one chunk at most, and
 // stops early when ctx is done. The background goroutine calls it; call it
 // directly when Options.RetentionInterval is negative.
@@ -54,10 +54,7 @@ func (s *Store) EnforceRetention(ctx context.Context) error {
 		}
 	}()
 	cutoff := unixNanos(s.o.Now().Add(-s.o.Retention))
-	for _, kb := range []struct {
-		kind   string
-		bucket []byte
-	}{{kindEdge, bucketEdges}, {kindLag, bucketLag}} {
+	for _, kb := range timeKeyed {
 		for {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -143,10 +140,16 @@ func deleteKeys(tx *bolt.Tx, b *bolt.Bucket, kind string, keys [][]byte) error {
 	return addCount(tx, kind, -len(keys))
 }
 
-// enforceSize deletes the oldest edge buckets and lag samples, a chunk
-// per transaction, while the live data exceeds MaxBytes, down to lowWater
-// of it. The rows to delete are estimated from the average size of a row;
-// the size is measured again after each chunk.
+// timeKeyed are the time-keyed buckets size retention deletes from.
+var timeKeyed = []struct {
+	kind   string
+	bucket []byte
+}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindLag, bucketLag}}
+
+// enforceSize deletes the oldest edge buckets, nodes and lag samples, a
+// chunk per transaction, while the live data exceeds MaxBytes, down to
+// lowWater of it. The rows to delete are estimated from the average size
+// of a row; the size is measured again after each chunk.
 func (s *Store) enforceSize(ctx context.Context, deleted map[string]int) error {
 	target := s.o.MaxBytes
 	for {
@@ -161,55 +164,73 @@ func (s *Store) enforceSize(ctx context.Context, deleted map[string]int) error {
 			return nil
 		}
 		target = int64(float64(s.o.MaxBytes) * lowWater)
-		rows := int64(u.rows[kindEdge] + u.rows[kindLag])
+		var rows int64
+		for _, tk := range timeKeyed {
+			rows += int64(u.rows[tk.kind])
+		}
 		if rows == 0 {
-			s.o.Logger.Warn("embedded: data exceeds max bytes with no edge or lag row left to delete",
+			s.o.Logger.Warn("embedded: data exceeds max bytes with no edge, node or lag row left to delete",
 				"live_bytes", u.live, "max_bytes", s.o.MaxBytes)
 			return nil
 		}
 		per := max(u.live/rows, 1)
 		n := min(max((u.live-target+per-1)/per, 1), int64(s.chunk))
-		ne, nl, err := s.deleteOldest(int(n))
-		deleted[kindEdge+" by "+reasonSize] += ne
-		deleted[kindLag+" by "+reasonSize] += nl
+		counts, err := s.deleteOldest(int(n))
+		total := 0
+		for i, tk := range timeKeyed {
+			deleted[tk.kind+" by "+reasonSize] += counts[i]
+			total += counts[i]
+		}
 		if err != nil {
 			return err
 		}
-		if ne+nl == 0 {
+		if total == 0 {
 			return nil
 		}
 	}
 }
 
-// deleteOldest deletes the n oldest rows of edges and lag together, in
-// one transaction.
-func (s *Store) deleteOldest(n int) (edges, lags int, err error) {
-	var ek, lk [][]byte
-	err = s.update(func(tx *bolt.Tx) error {
-		ek, lk = ek[:0], lk[:0]
-		eb, lb := tx.Bucket(bucketEdges), tx.Bucket(bucketLag)
-		ec, lc := eb.Cursor(), lb.Cursor()
-		e, _ := ec.First()
-		l, _ := lc.First()
-	loop:
-		for range n {
-			switch {
-			case e != nil && (l == nil || bytes.Compare(e, l) <= 0):
-				ek = append(ek, bytes.Clone(e))
-				e, _ = ec.Next()
-			case l != nil:
-				lk = append(lk, bytes.Clone(l))
-				l, _ = lc.Next()
-			default:
-				break loop
-			}
+// deleteOldest deletes the n oldest rows of the time-keyed buckets
+// together, in one transaction, and returns how many of each (in
+// timeKeyed order).
+func (s *Store) deleteOldest(n int) ([]int, error) {
+	keys := make([][][]byte, len(timeKeyed))
+	err := s.update(func(tx *bolt.Tx) error {
+		bs := make([]*bolt.Bucket, len(timeKeyed))
+		cs := make([]*bolt.Cursor, len(timeKeyed))
+		heads := make([][]byte, len(timeKeyed))
+		for i, tk := range timeKeyed {
+			keys[i] = keys[i][:0]
+			bs[i] = tx.Bucket(tk.bucket)
+			cs[i] = bs[i].Cursor()
+			heads[i], _ = cs[i].First()
 		}
-		return errors.Join(deleteKeys(tx, eb, kindEdge, ek), deleteKeys(tx, lb, kindLag, lk))
+		for range n {
+			best := -1
+			for i, h := range heads {
+				if h != nil && (best < 0 || bytes.Compare(h, heads[best]) < 0) {
+					best = i
+				}
+			}
+			if best < 0 {
+				break
+			}
+			keys[best] = append(keys[best], bytes.Clone(heads[best]))
+			heads[best], _ = cs[best].Next()
+		}
+		var errs []error
+		for i, tk := range timeKeyed {
+			errs = append(errs, deleteKeys(tx, bs[i], tk.kind, keys[i]))
+		}
+		return errors.Join(errs...)
 	})
+	counts := make([]int, len(timeKeyed))
 	if err != nil {
-		return 0, 0, fmt.Errorf("embedded: retention by size: %w", err)
+		return counts, fmt.Errorf("embedded: retention by size: %w", err)
 	}
-	s.m.deleted.WithLabelValues(kindEdge, reasonSize).Add(float64(len(ek)))
-	s.m.deleted.WithLabelValues(kindLag, reasonSize).Add(float64(len(lk)))
-	return len(ek), len(lk), nil
+	for i, tk := range timeKeyed {
+		counts[i] = len(keys[i])
+		s.m.deleted.WithLabelValues(tk.kind, reasonSize).Add(float64(counts[i]))
+	}
+	return counts, nil
 }
