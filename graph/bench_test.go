@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/seed-a49a8342/cartograph/graph"
@@ -138,5 +137,3 @@ func BenchmarkPendingHalfEdgeBytes(b *testing.B) {
 		b.StartTimer()
 	}
 }
-
-var _ = ptrace.NewTraces
