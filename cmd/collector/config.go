@@ -46,6 +46,13 @@ type config struct {
 	StorageBuffer      int
 	CollectorID        string
 	Detect             string
+	MaxRetryGroups     int
+	MaxLagSeries       int
+	MaxBreakers        int
+	MaxEntryOperations int
+	MaxFindings        int
+	MaxStreamClients   int
+	MaxDeltaSeries     int
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -88,6 +95,13 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxPending, "max-pending", 1_000_000, "half-edges held at most; spans beyond are refused (partial success) and counted")
 	fs.IntVar(&c.MaxNodes, "max-nodes", 10_000, "graph nodes at most; beyond, observations are dropped and counted")
 	fs.IntVar(&c.MaxEdges, "max-edges", 50_000, "graph edges at most; beyond, observations are dropped and counted")
+	fs.IntVar(&c.MaxRetryGroups, "max-retry-groups", 100_000, "failed-call groups kept to recognise retries; beyond, counted and not tracked")
+	fs.IntVar(&c.MaxLagSeries, "max-lag-series", 100_000, "consumer-lag series (group x destination x partition) kept; readings of more are refused and counted")
+	fs.IntVar(&c.MaxBreakers, "max-breakers", 10_000, "circuit breakers and retry counters kept from metrics; more are refused and counted")
+	fs.IntVar(&c.MaxEntryOperations, "max-entry-operations", 1_000, "entry operations whose critical paths are kept; traces of more are dropped and counted")
+	fs.IntVar(&c.MaxFindings, "max-findings", 10_000, "pending and firing findings (and separately resolved ones) kept; more are dropped and counted")
+	fs.IntVar(&c.MaxStreamClients, "max-stream-clients", 1_000, "websocket clients of /api/v1/stream at once; more are refused with 503")
+	fs.IntVar(&c.MaxDeltaSeries, "max-delta-series", 16_384, "delta-temporality metric series whose running totals are kept; more are refused and counted")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -181,6 +195,12 @@ func (c config) Validate() error {
 	case "local", "merged", "off":
 	default:
 		errs = append(errs, fmt.Errorf("--detect %q: want local, merged or off", c.Detect))
+	}
+	for name, v := range map[string]int{"--max-retry-groups": c.MaxRetryGroups, "--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers,
+		"--max-entry-operations": c.MaxEntryOperations, "--max-findings": c.MaxFindings, "--max-stream-clients": c.MaxStreamClients, "--max-delta-series": c.MaxDeltaSeries} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
+		}
 	}
 	if c.TraceSampleOneIn < 1 {
 		errs = append(errs, errors.New("--trace-sample-one-in must be at least 1"))

@@ -80,21 +80,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	defer st.Close()
 
-	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, Registerer: reg})
+	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, MaxKeys: cfg.MaxLagSeries, Registerer: reg})
 	if err != nil {
 		return err
 	}
-	breakers, err := resilience.New(resilience.Options{Registerer: reg})
+	breakers, err := resilience.New(resilience.Options{MaxKeys: cfg.MaxBreakers, Registerer: reg})
 	if err != nil {
 		return err
 	}
-	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
 	if err != nil {
 		return err
 	}
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
-		MaxPending: cfg.MaxPending, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
+		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
 		Lag: lags, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
@@ -120,7 +120,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	metrics, err := brokermetrics.New(brokermetrics.Options{Lag: lagSink, Resilience: breakers, Registerer: reg, Logger: logger})
+	metrics, err := brokermetrics.New(brokermetrics.Options{Lag: lagSink, Resilience: breakers, MaxDeltaSeries: cfg.MaxDeltaSeries, Registerer: reg, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	hub, err := api.NewHub(api.HubOptions{Logger: logger, Registerer: reg})
+	hub, err := api.NewHub(api.HubOptions{MaxClients: cfg.MaxStreamClients, Logger: logger, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -157,10 +157,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
 			detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
 		},
-		Hold:       cfg.file.Detectors.Hold,
-		KeepFiring: cfg.file.Detectors.KeepFiring,
-		Interval:   cfg.EvalInterval,
-		Logger:     logger, Registerer: reg,
+		MaxFindings: cfg.MaxFindings,
+		Hold:        cfg.file.Detectors.Hold,
+		KeepFiring:  cfg.file.Detectors.KeepFiring,
+		Interval:    cfg.EvalInterval,
+		Logger:      logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
