@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 )
 
 // Kind is the kind of a finding (SPEC.md "What each finding means").
@@ -27,32 +28,23 @@ const (
 	KindConsumerLag
 )
 
-var kindNames = [...]string{"", "bottleneck", "retry_storm", "open_circuit", "consumer_lag"}
+var kindNames = enumtext.Names[Kind]{Type: "finding kind", List: []string{"", "bottleneck", "retry_storm", "open_circuit", "consumer_lag"}}
 
-func (k Kind) String() string {
-	if k > 0 && int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
+// String returns the name of the value.
+func (k Kind) String() string { return kindNames.String(k) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (k Kind) MarshalText() ([]byte, error) {
-	if k == 0 || int(k) >= len(kindNames) {
-		return nil, fmt.Errorf("detect: invalid kind %d", uint8(k))
-	}
-	return []byte(k.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (k Kind) MarshalText() ([]byte, error) { return kindNames.Marshal(k) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
 func (k *Kind) UnmarshalText(b []byte) error {
-	for i := 1; i < len(kindNames); i++ {
-		if kindNames[i] == string(b) {
-			*k = Kind(i)
-			return nil
-		}
+	v, err := kindNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
 	}
-	return fmt.Errorf("detect: unknown finding kind %q", b)
+	*k = v
+	return nil
 }
 
 // Severity is how urgent a finding is.
@@ -64,32 +56,23 @@ const (
 	SeverityCritical
 )
 
-var severityNames = [...]string{"", "warning", "critical"}
+var severityNames = enumtext.Names[Severity]{Type: "severity", List: []string{"", "warning", "critical"}}
 
-func (s Severity) String() string {
-	if s > 0 && int(s) < len(severityNames) {
-		return severityNames[s]
-	}
-	return fmt.Sprintf("Severity(%d)", uint8(s))
-}
+// String returns the name of the value.
+func (s Severity) String() string { return severityNames.String(s) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (s Severity) MarshalText() ([]byte, error) {
-	if s == 0 || int(s) >= len(severityNames) {
-		return nil, fmt.Errorf("detect: invalid severity %d", uint8(s))
-	}
-	return []byte(s.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (s Severity) MarshalText() ([]byte, error) { return severityNames.Marshal(s) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
 func (s *Severity) UnmarshalText(b []byte) error {
-	for i := 1; i < len(severityNames); i++ {
-		if severityNames[i] == string(b) {
-			*s = Severity(i)
-			return nil
-		}
+	v, err := severityNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
 	}
-	return fmt.Errorf("detect: unknown severity %q", b)
+	*s = v
+	return nil
 }
 
 // State is where a finding is in its lifecycle.
@@ -102,32 +85,23 @@ const (
 	StateResolved
 )
 
-var stateNames = [...]string{"", "pending", "firing", "resolved"}
+var stateNames = enumtext.Names[State]{Type: "state", List: []string{"", "pending", "firing", "resolved"}}
 
-func (s State) String() string {
-	if s > 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
+// String returns the name of the value.
+func (s State) String() string { return stateNames.String(s) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (s State) MarshalText() ([]byte, error) {
-	if s == 0 || int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("detect: invalid state %d", uint8(s))
-	}
-	return []byte(s.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (s State) MarshalText() ([]byte, error) { return stateNames.Marshal(s) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
 func (s *State) UnmarshalText(b []byte) error {
-	for i := 1; i < len(stateNames); i++ {
-		if stateNames[i] == string(b) {
-			*s = State(i)
-			return nil
-		}
+	v, err := stateNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("detect: %w", err)
 	}
-	return fmt.Errorf("detect: unknown state %q", b)
+	*s = v
+	return nil
 }
 
 // Subject is what a finding is about: a node, or an edge source -> target.

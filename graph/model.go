@@ -10,6 +10,8 @@ package graph
 import (
 	"fmt"
 	"strings"
+
+	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 )
 
 // NodeKind is the kind of a graph node.
@@ -25,33 +27,23 @@ const (
 	NodeClient
 )
 
-var nodeKindNames = [...]string{"", "service", "topic", "queue", "database", "external", "client"}
+var nodeKindNames = enumtext.Names[NodeKind]{Type: "node kind", List: []string{"", "service", "topic", "queue", "database", "external", "client"}}
 
-// String returns the SPEC name of the kind.
-func (k NodeKind) String() string {
-	if int(k) < len(nodeKindNames) && k != 0 {
-		return nodeKindNames[k]
-	}
-	return fmt.Sprintf("NodeKind(%d)", uint8(k))
-}
+// String returns the name of the value.
+func (n NodeKind) String() string { return nodeKindNames.String(n) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (k NodeKind) MarshalText() ([]byte, error) {
-	if k == 0 || int(k) >= len(nodeKindNames) {
-		return nil, fmt.Errorf("graph: invalid node kind %d", uint8(k))
-	}
-	return []byte(k.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (n NodeKind) MarshalText() ([]byte, error) { return nodeKindNames.Marshal(n) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
-func (k *NodeKind) UnmarshalText(b []byte) error {
-	for i := 1; i < len(nodeKindNames); i++ {
-		if nodeKindNames[i] == string(b) {
-			*k = NodeKind(i)
-			return nil
-		}
+func (n *NodeKind) UnmarshalText(b []byte) error {
+	v, err := nodeKindNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
 	}
-	return fmt.Errorf("graph: unknown node kind %q", b)
+	*n = v
+	return nil
 }
 
 // EdgeKind says whether an edge is a synchronous call or an asynchronous hop
@@ -64,33 +56,23 @@ const (
 	EdgeAsync
 )
 
-var edgeKindNames = [...]string{"", "sync", "async"}
+var edgeKindNames = enumtext.Names[EdgeKind]{Type: "edge kind", List: []string{"", "sync", "async"}}
 
-// String returns the SPEC name of the kind.
-func (k EdgeKind) String() string {
-	if int(k) < len(edgeKindNames) && k != 0 {
-		return edgeKindNames[k]
-	}
-	return fmt.Sprintf("EdgeKind(%d)", uint8(k))
-}
+// String returns the name of the value.
+func (e EdgeKind) String() string { return edgeKindNames.String(e) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (k EdgeKind) MarshalText() ([]byte, error) {
-	if k == 0 || int(k) >= len(edgeKindNames) {
-		return nil, fmt.Errorf("graph: invalid edge kind %d", uint8(k))
-	}
-	return []byte(k.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (e EdgeKind) MarshalText() ([]byte, error) { return edgeKindNames.Marshal(e) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
-func (k *EdgeKind) UnmarshalText(b []byte) error {
-	for i := 1; i < len(edgeKindNames); i++ {
-		if edgeKindNames[i] == string(b) {
-			*k = EdgeKind(i)
-			return nil
-		}
+func (e *EdgeKind) UnmarshalText(b []byte) error {
+	v, err := edgeKindNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
 	}
-	return fmt.Errorf("graph: unknown edge kind %q", b)
+	*e = v
+	return nil
 }
 
 // Protocol is the protocol an edge's calls or messages travel over.
@@ -109,33 +91,23 @@ const (
 	ProtocolMessaging // any other messaging system
 )
 
-var protocolNames = [...]string{"", "http", "grpc", "rpc", "db", "kafka", "rabbitmq", "nats", "messaging"}
+var protocolNames = enumtext.Names[Protocol]{Type: "protocol", List: []string{"", "http", "grpc", "rpc", "db", "kafka", "rabbitmq", "nats", "messaging"}, ZeroValid: true}
 
-// String returns the SPEC name of the protocol ("" when unknown).
-func (p Protocol) String() string {
-	if int(p) < len(protocolNames) {
-		return protocolNames[p]
-	}
-	return fmt.Sprintf("Protocol(%d)", uint8(p))
-}
+// String returns the name of the value.
+func (p Protocol) String() string { return protocolNames.String(p) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (p Protocol) MarshalText() ([]byte, error) {
-	if int(p) >= len(protocolNames) {
-		return nil, fmt.Errorf("graph: invalid protocol %d", uint8(p))
-	}
-	return []byte(p.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (p Protocol) MarshalText() ([]byte, error) { return protocolNames.Marshal(p) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
 func (p *Protocol) UnmarshalText(b []byte) error {
-	for i := range protocolNames {
-		if protocolNames[i] == string(b) {
-			*p = Protocol(i)
-			return nil
-		}
+	v, err := protocolNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("graph: %w", err)
 	}
-	return fmt.Errorf("graph: unknown protocol %q", b)
+	*p = v
+	return nil
 }
 
 // IsMessaging reports whether p names a messaging system.

@@ -11,6 +11,8 @@ package lag
 import (
 	"fmt"
 	"time"
+
+	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 )
 
 // Key identifies a consumer group's position on one partition of a
@@ -84,32 +86,23 @@ const (
 	StateStale
 )
 
-var stateNames = [...]string{"", "ok", "warning", "stalled", "stopped", "stale"}
+var stateNames = enumtext.Names[State]{Type: "lag state", List: []string{"", "ok", "warning", "stalled", "stopped", "stale"}}
 
-func (s State) String() string {
-	if s > 0 && int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("State(%d)", uint8(s))
-}
+// String returns the name of the value.
+func (s State) String() string { return stateNames.String(s) }
 
-// MarshalText implements encoding.TextMarshaler.
-func (s State) MarshalText() ([]byte, error) {
-	if s == 0 || int(s) >= len(stateNames) {
-		return nil, fmt.Errorf("lag: invalid state %d", uint8(s))
-	}
-	return []byte(s.String()), nil
-}
+// MarshalText implements encoding.TextMarshaler; values without a name are
+// rejected.
+func (s State) MarshalText() ([]byte, error) { return stateNames.Marshal(s) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are rejected.
 func (s *State) UnmarshalText(b []byte) error {
-	for i := 1; i < len(stateNames); i++ {
-		if stateNames[i] == string(b) {
-			*s = State(i)
-			return nil
-		}
+	v, err := stateNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("lag: %w", err)
 	}
-	return fmt.Errorf("lag: unknown state %q", b)
+	*s = v
+	return nil
 }
 
 // GroupKey identifies a group on a destination, all partitions together.

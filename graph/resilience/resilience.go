@@ -8,6 +8,8 @@ package resilience
 import (
 	"fmt"
 	"time"
+
+	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 )
 
 // CircuitState is a circuit breaker's state.
@@ -23,22 +25,13 @@ const (
 	CircuitDisabled
 )
 
-var circuitNames = [...]string{"", "closed", "open", "half_open", "forced_open", "disabled"}
+var circuitNames = enumtext.Names[CircuitState]{Type: "circuit state", List: []string{"", "closed", "open", "half_open", "forced_open", "disabled"}}
 
-func (c CircuitState) String() string {
-	if c > 0 && int(c) < len(circuitNames) {
-		return circuitNames[c]
-	}
-	return fmt.Sprintf("CircuitState(%d)", uint8(c))
-}
+// String returns the state's name.
+func (c CircuitState) String() string { return circuitNames.String(c) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (c CircuitState) MarshalText() ([]byte, error) {
-	if c == 0 || int(c) >= len(circuitNames) {
-		return nil, fmt.Errorf("resilience: invalid circuit state %d", uint8(c))
-	}
-	return []byte(c.String()), nil
-}
+func (c CircuitState) MarshalText() ([]byte, error) { return circuitNames.Marshal(c) }
 
 // UnmarshalText implements encoding.TextUnmarshaler; unknown names are
 // rejected. "metrics_only" (resilience4j) reads as closed.
@@ -47,13 +40,12 @@ func (c *CircuitState) UnmarshalText(b []byte) error {
 		*c = CircuitClosed
 		return nil
 	}
-	for i := 1; i < len(circuitNames); i++ {
-		if circuitNames[i] == string(b) {
-			*c = CircuitState(i)
-			return nil
-		}
+	v, err := circuitNames.Unmarshal(b)
+	if err != nil {
+		return fmt.Errorf("resilience: %w", err)
 	}
-	return fmt.Errorf("resilience: unknown circuit state %q", b)
+	*c = v
+	return nil
 }
 
 // IsOpen reports whether calls are being refused (open or forced open).

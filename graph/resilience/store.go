@@ -74,7 +74,7 @@ func (s *Store) AddCircuits(samples []CircuitSample) (rejected int) {
 	defer s.mu.Unlock()
 	for _, c := range samples {
 		switch old, ok := s.circuits[c.BreakerKey]; {
-		case c.Time.IsZero() || c.Service == "" || c.Name == "" || c.State == 0 || int(c.State) >= len(circuitNames):
+		case c.Time.IsZero() || c.Service == "" || c.Name == "" || !circuitNames.Valid(c.State):
 			s.rejected.WithLabelValues("invalid").Inc()
 			rejected++
 		case !ok && len(s.circuits) >= s.o.MaxKeys:
