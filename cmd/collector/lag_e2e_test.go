@@ -104,8 +104,10 @@ func TestE2EConsumerLagFromOTLPMetrics(t *testing.T) {
 	latency := time.Since(onset)
 	t.Logf("consumer_lag fired %v after the lag started growing (eval interval %v)", latency, interval)
 	// Growth must span half the window (1s) before it is judged, then the
-	// finding is pending for one interval: at most three intervals more.
-	require.LessOrEqual(t, latency, time.Second+3*interval)
+	// finding is pending for one interval: at most three intervals more,
+	// plus one loop of this test (it sends traces and metrics and polls,
+	// slow under -race on a loaded machine).
+	require.LessOrEqual(t, latency, time.Second+3*interval+time.Second)
 	require.Equal(t, "warning", found.Severity)
 	require.Equal(t, map[string]string{"source": "orders", "target": "billing", "edge_id": "topic:kafka/orders->service:billing kafka @billing"}, found.Subject)
 	require.Equal(t, "broker_metrics", found.Evidence["source"])
