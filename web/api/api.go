@@ -361,6 +361,9 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot,
 	}
 	s, err := a.o.Graph.Snapshot(window)
 	switch {
+	case errors.Is(err, graph.ErrWindowTooLong) && a.o.History != nil:
+		// Longer than the live window: the same graph, from storage.
+		return a.past(w, r, time.Now(), window)
 	case errors.Is(err, graph.ErrWindowTooLong):
 		writeError(w, http.StatusBadRequest, err)
 		return nil, false

@@ -151,3 +151,28 @@ func TestSecurityHeaders(t *testing.T) {
 	require.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
 	require.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'")
 }
+
+// pastGraph is a HistorySource that remembers what it was asked.
+type pastGraph struct {
+	window time.Duration
+}
+
+func (p *pastGraph) GraphAt(_ context.Context, at time.Time, window time.Duration) (*graph.Snapshot, error) {
+	p.window = window
+	return graph.NewSnapshot(at, window, nil, nil), nil
+}
+
+func TestLongWindowsComeFromHistory(t *testing.T) {
+	g, err := graph.New(graph.Options{Window: time.Minute})
+	require.NoError(t, err)
+	h := &pastGraph{}
+	a, err := New(Options{Graph: g, History: h})
+	require.NoError(t, err)
+	code, body := get(t, a, "/api/v1/graph?window=1h")
+	require.Equal(t, http.StatusOK, code, body)
+	require.Equal(t, time.Hour, h.window, "a window longer than the live one is read from storage")
+	require.EqualValues(t, 3600, body["window_seconds"])
+	code, _ = get(t, a, "/api/v1/graph?window=30s")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, time.Hour, h.window, "a live window stays live")
+}
