@@ -100,12 +100,7 @@ func (w *circuitWorld) breaker(tb testing.TB, service, name string, st resilienc
 // returns the snapshot.
 func (w *circuitWorld) snapshot(tb testing.TB) *graph.Snapshot {
 	tb.Helper()
-	for b := w.spans; len(b) > 0; {
-		k := min(len(b), 10_000)
-		rej, why := w.g.ConsumeSpans(b[:k])
-		require.Zero(tb, rej, why)
-		b = b[k:]
-	}
+	consumeAll(tb, w.g, w.spans)
 	w.spans = nil
 	w.now = w.now.Add(circuitPairTTL + time.Second)
 	w.g.Expire()

@@ -81,12 +81,7 @@ func (tr *traffic) publish(producer, topic, consumer string, n int) *traffic {
 
 func (tr *traffic) snapshot(tb testing.TB) *graph.Snapshot {
 	tb.Helper()
-	for b := tr.spans; len(b) > 0; {
-		k := min(len(b), 10_000)
-		rej, why := tr.g.ConsumeSpans(b[:k])
-		require.Zero(tb, rej, why)
-		b = b[k:]
-	}
+	consumeAll(tb, tr.g, tr.spans)
 	tr.spans = nil
 	s, err := tr.g.Snapshot(0)
 	require.NoError(tb, err)
@@ -402,4 +397,16 @@ func TestRetryStormFromMetrics(t *testing.T) {
 	require.Equal(t, 0.6, o.Evidence["retry_ratio"])
 	require.Equal(t, map[string]any{"name": k.Name, "retries": 60.0, "calls": 100.0, "retry_ratio": 0.6, "seconds": 30.0}, o.Evidence["metrics"])
 	require.Contains(t, o.Summary, "reported as metrics")
+}
+
+// consumeAll hands spans to g in batches of at most 10,000 and requires
+// every span to be taken.
+func consumeAll(tb testing.TB, g *graph.Graph, spans []graph.Span) {
+	tb.Helper()
+	for len(spans) > 0 {
+		k := min(len(spans), 10_000)
+		rej, why := g.ConsumeSpans(spans[:k])
+		require.Zero(tb, rej, why)
+		spans = spans[k:]
+	}
 }
