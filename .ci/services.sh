@@ -22,6 +22,9 @@ wait_for() { # url seconds
 # --- NATS: tests start their own nats-server (with monitoring) on free ports.
 apt_install nats-server curl
 
+# --- Chromium: the UI's browser tests drive it headless (chromedp).
+apt_install chromium
+
 # --- RabbitMQ with the management and prometheus plugins on 127.0.0.1.
 rabbit_up() { rabbitmqctl status >/dev/null 2>&1; }
 if ! rabbit_up; then

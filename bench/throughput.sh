@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Throughput of the collector under OTLP trace load, on loopback only.
 #
+# loadgen sends the fixed 8-span shop trace of ingest/synth (--services 0),
+# so figures stay comparable with earlier runs; bench/compare.sh uses the
+# generated system of ingest/scenario instead.
+#
 # Builds ./cmd/collector and ./cmd/loadgen into a temp dir, and for every run
 # starts a fresh collector on free 127.0.0.1 ports (--max-pending 2000000),
 # drives it with loadgen (gRPC and HTTP, several worker counts) or with
@@ -208,15 +212,15 @@ measure() {
 }
 
 for w in 2 4; do
-	measure "loadgen grpc w=$w" max "$tmp/loadgen" --endpoint @GRPC@ --protocol grpc --workers "$w" --duration "${DUR}s"
+	measure "loadgen grpc w=$w" max "$tmp/loadgen" --services 0 --metrics-interval 0 --endpoint @GRPC@ --protocol grpc --workers "$w" --duration "${DUR}s"
 done
 for w in 2 4; do
-	measure "loadgen http w=$w" max "$tmp/loadgen" --endpoint @HTTP@ --protocol http --workers "$w" --duration "${DUR}s"
+	measure "loadgen http w=$w" max "$tmp/loadgen" --services 0 --metrics-interval 0 --endpoint @HTTP@ --protocol http --workers "$w" --duration "${DUR}s"
 done
 # The pdata client re-encodes every request: shows what the raw replay saves the sender.
-measure "loadgen grpc/pdata w=2" max "$tmp/loadgen" --endpoint @GRPC@ --protocol grpc --grpc-client pdata --workers 2 --duration "${DUR}s"
+measure "loadgen grpc/pdata w=2" max "$tmp/loadgen" --services 0 --metrics-interval 0 --endpoint @GRPC@ --protocol grpc --grpc-client pdata --workers 2 --duration "${DUR}s"
 # Paced: the collector's cost at a load the box sustains comfortably.
-measure "loadgen grpc w=2 paced" 100k/s "$tmp/loadgen" --endpoint @GRPC@ --protocol grpc --workers 2 --rate 100000 --duration "${DUR}s"
+measure "loadgen grpc w=2 paced" 100k/s "$tmp/loadgen" --services 0 --metrics-interval 0 --endpoint @GRPC@ --protocol grpc --workers 2 --rate 100000 --duration "${DUR}s"
 
 # telemetrygen: --rate is traces/s per worker, 2 spans per trace (--child-spans 1).
 # Its per-worker limiter cannot pace much above ~1000 traces/s, so the

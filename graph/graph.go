@@ -33,8 +33,13 @@ type Options struct {
 	// MaxRetryGroups bounds the failed-call groups kept to recognise retries
 	// (default 100,000).
 	MaxRetryGroups int
-	// MaxNodes and MaxEdges bound the graph (defaults 10,000 and 50,000);
-	// observations that would need more are dropped and counted.
+	// MaxNodes and MaxEdges bound the graph (defaults 10,000 and 50,000).
+	// Beyond MaxNodes a new node is folded into the overflow node of its
+	// kind (OverflowName, shown as "(other services)" and so on), beyond
+	// MaxEdges a new edge into the edge between the overflow nodes of its
+	// endpoints' kinds, so the traffic stays visible; both are counted.
+	// The overflow nodes and edges (a few dozen at most) come on top of
+	// the limits.
 	MaxNodes int
 	MaxEdges int
 	// Lag, when set, puts consumer lag on destination -> consumer edges.
@@ -170,11 +175,17 @@ type Graph struct {
 	// calls addressed to it (-1: none yet), so calls to it that go
 	// unanswered land on the edge to that service, not on a virtual node.
 	peerAlias []int32
-	pend      map[pendKey]*entry
-	pendL     list[*entry]
-	retries   map[retryKey]*retryGroup
-	retryL    list[*retryGroup]
-	free      []*entry
+	// peerNode caches the node of a peer candidate once it is one (-1:
+	// not yet); it may be shorter than peerIx.
+	peerNode []int32
+	pend     pendStore
+	retries  map[retryKey]*retryGroup
+	retryL   list[*retryGroup]
+
+	// overflow counts the observations folded into overflow nodes and
+	// edges; nOverflow is how many overflow nodes exist.
+	overflow  *prometheus.CounterVec
+	nOverflow atomic.Int64
 
 	// Sizes published for metrics without taking mu.
 	nPending, nNodes, nEdges atomic.Int64
@@ -214,10 +225,11 @@ func New(opts Options) (*Graph, error) {
 		nodes:   make(map[NodeKey]int32),
 		edges:   make(map[edgeKey]int32),
 		peers:   make(map[NodeKey]int32),
-		pend:    make(map[pendKey]*entry),
+		pend:    newPendStore(),
 		retries: make(map[retryKey]*retryGroup),
 	}
 	g.m = newMetrics(opts.Registerer, g)
+	g.overflow = newOverflowMetrics(opts.Registerer, g)
 	return g, nil
 }
 
@@ -232,9 +244,8 @@ func (g *Graph) node(k NodeKey, epoch int64) int32 {
 		g.nodeIx[i].lastSeen = epoch
 		return i
 	}
-	if len(g.nodeIx) >= g.opts.MaxNodes {
-		g.m.dropped.WithLabelValues("node_limit").Inc()
-		return -1
+	if k.IsOverflow() || len(g.nodeIx) >= g.opts.MaxNodes && k != clientNodeKey {
+		return g.overflowNode(k.Kind, epoch)
 	}
 	k.Group = strings.Clone(k.Group)
 	k.Name = strings.Clone(k.Name)
@@ -254,9 +265,8 @@ func (g *Graph) edge(src, dst int32, proto Protocol, group string) *edgeState {
 	if i, ok := g.edges[k]; ok {
 		return g.edgeIx[i]
 	}
-	if len(g.edgeIx) >= g.opts.MaxEdges {
-		g.m.dropped.WithLabelValues("edge_limit").Inc()
-		return nil
+	if len(g.edgeIx) >= g.opts.MaxEdges && !g.isOverflowEdge(k) {
+		return g.overflowEdge(k)
 	}
 	k.group = strings.Clone(group)
 	kind := EdgeSync
@@ -276,7 +286,89 @@ func (g *Graph) epoch(now time.Time) int64 { return now.UnixNano() / g.bucketN }
 
 // publishSizes updates the lock-free size gauges. Caller holds mu.
 func (g *Graph) publishSizes() {
-	g.nPending.Store(int64(len(g.pend)))
+	g.nPending.Store(int64(g.pend.len()))
 	g.nNodes.Store(int64(len(g.nodeIx)))
 	g.nEdges.Store(int64(len(g.edgeIx)))
+}
+
+// overflowNode returns the overflow node of kind, creating it beyond the
+// node limit if needed (one per kind, so at most a handful), and counts
+// the observation folded into it. Caller holds mu.
+func (g *Graph) overflowNode(kind NodeKind, epoch int64) int32 {
+	g.overflow.WithLabelValues(kind.String()).Inc()
+	return g.overflowIndex(kind, epoch)
+}
+
+// overflowIndex returns the overflow node of kind, creating it if needed,
+// and marks it seen in epoch. Caller holds mu.
+func (g *Graph) overflowIndex(kind NodeKind, epoch int64) int32 {
+	k := NodeKey{Kind: kind, Name: OverflowName}
+	if i, ok := g.nodes[k]; ok {
+		g.nodeIx[i].lastSeen = epoch
+		return i
+	}
+	i := int32(len(g.nodeIx))
+	g.nodeIx = append(g.nodeIx, nodeState{key: k, lastSeen: epoch})
+	g.nodes[k] = i
+	g.nOverflow.Add(1)
+	return i
+}
+
+// isOverflowEdge reports whether k runs between overflow nodes (or the
+// client node), the edges allowed beyond the edge limit. Caller holds mu.
+func (g *Graph) isOverflowEdge(k edgeKey) bool {
+	s, d := g.nodeIx[k.src].key, g.nodeIx[k.dst].key
+	return k.group == "" && (s.IsOverflow() || s == clientNodeKey) && (d.IsOverflow() || d == clientNodeKey)
+}
+
+// overflowEdge returns the edge that stands for k beyond the edge limit:
+// between the overflow nodes of its endpoints' kinds (the client node stays
+// itself), without consumer group. There are at most kinds x kinds x
+// protocols of them. Caller holds mu.
+func (g *Graph) overflowEdge(k edgeKey) *edgeState {
+	g.overflow.WithLabelValues("edge").Inc()
+	ep := max(g.nodeIx[k.src].lastSeen, g.nodeIx[k.dst].lastSeen)
+	end := func(n int32) int32 {
+		if key := g.nodeIx[n].key; key == clientNodeKey || key.IsOverflow() {
+			return n
+		}
+		return g.overflowIndex(g.nodeIx[n].key.Kind, ep)
+	}
+	return g.edge(end(k.src), end(k.dst), k.proto, "")
+}
+
+// overflowPeer returns the peer candidate standing for every peer of kind
+// beyond the limit on peer candidates; calls to it that go unanswered land
+// on the overflow node of kind. Caller holds mu.
+func (g *Graph) overflowPeer(kind NodeKind) int32 {
+	g.overflow.WithLabelValues("peer").Inc()
+	k := NodeKey{Kind: kind, Name: OverflowName}
+	if i, ok := g.peers[k]; ok {
+		return i
+	}
+	i := int32(len(g.peerIx))
+	g.peerIx = append(g.peerIx, k)
+	g.peerAlias = append(g.peerAlias, -1)
+	g.peers[k] = i
+	return i
+}
+
+// newOverflowMetrics registers cartograph_graph_overflow_total{kind} and
+// the cartograph_graph_overflow_nodes gauge on reg (when not nil).
+func newOverflowMetrics(reg prometheus.Registerer, g *Graph) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "cartograph_graph_overflow_total",
+		Help: "Observations folded into an overflow node or edge because the node, edge or peer limit was reached, " +
+			"by kind (service, topic, queue, database, external, edge, peer).",
+	}, []string{"kind"})
+	for _, k := range []string{"service", "topic", "queue", "database", "external", "edge", "peer"} {
+		c.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(c, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_graph_overflow_nodes",
+			Help: "Overflow nodes in the graph (one per node kind whose limit was reached); 0 while every node has its own.",
+		}, func() float64 { return float64(g.nOverflow.Load()) }))
+	}
+	return c
 }

@@ -176,3 +176,34 @@ func MessagingProtocol(system string) Protocol {
 	}
 	return ProtocolMessaging
 }
+
+// OverflowName is the name of the overflow node of each kind: the node that
+// stands for every node of that kind beyond the graph's node limit (a
+// sender inventing a service, destination or peer name per span cannot grow
+// the graph past it). Its id is "<kind>:__overflow__"; a real node named
+// so would merge into it.
+const OverflowName = "__overflow__"
+
+// IsOverflow reports whether k is the overflow node of its kind.
+func (k NodeKey) IsOverflow() bool { return k.Name == OverflowName && k.Group == "" }
+
+// DisplayName returns the node's name for people: its Name, or for an
+// overflow node "(other services)", "(other topics)" and so on.
+func (k NodeKey) DisplayName() string {
+	if !k.IsOverflow() {
+		return k.Name
+	}
+	switch k.Kind {
+	case NodeService:
+		return "(other services)"
+	case NodeTopic:
+		return "(other topics)"
+	case NodeQueue:
+		return "(other queues)"
+	case NodeDatabase:
+		return "(other databases)"
+	case NodeExternal:
+		return "(other externals)"
+	}
+	return "(others)"
+}

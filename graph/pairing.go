@@ -89,18 +89,150 @@ const (
 	hasProducer
 )
 
+// entry is one pending half-edge. It holds no pointers, so the slab it
+// lives in is never scanned by the garbage collector.
 type entry struct {
-	link[*entry]
-	key pendKey
-	has uint8
+	key      pendKey
+	expireAt int64
 	// h is the one waiting half: the client or producer span whose id is
 	// key.span, or the server span whose parent it is (has says which). A
 	// client and its server never wait together: the second pairs at once.
-	h       half
-	waiters *[]waiter
+	h          half
+	prev, next int32 // expiry list (insertion order), or free list (next)
+	self       int32 // the entry's own slot
+	waiters    int32 // consumers waiting on this producer: waitLists[waiters-1]; 0 none
+	has        uint8
 }
 
-func (e *entry) lnk() *link[*entry] { return &e.link }
+// Pending half-edges live in a slab of fixed-size chunks, addressed by
+// int32 slot: entries never move (pointers into a chunk stay valid while the
+// entry is live), the map from key to slot and the chunks hold no pointers
+// (the garbage collector skips them), and freed slots are reused through a
+// free list threaded by index. The slab keeps its high-water mark of chunks,
+// bounded by MaxPending.
+const (
+	chunkShift = 12
+	chunkSize  = 1 << chunkShift
+	noSlot     = -1
+)
+
+// pendStore is the half-edge store. Caller holds Graph.mu.
+type pendStore struct {
+	idx        map[pendKey]int32
+	chunks     []*[chunkSize]entry
+	used       int32 // slots ever handed out (all chunks below are full)
+	head, tail int32 // expiry list
+	free       int32 // free list
+	// waitLists are consumers waiting for their producer, by list; a
+	// freed list keeps its capacity for reuse (freeWait).
+	waitLists [][]waiter
+	freeWait  []int32
+}
+
+func newPendStore() pendStore {
+	return pendStore{idx: make(map[pendKey]int32), head: noSlot, tail: noSlot, free: noSlot}
+}
+
+func (p *pendStore) len() int { return len(p.idx) }
+
+func (p *pendStore) at(i int32) *entry { return &p.chunks[i>>chunkShift][i&(chunkSize-1)] }
+
+// get returns the entry for k, or nil.
+func (p *pendStore) get(k pendKey) *entry {
+	i, ok := p.idx[k]
+	if !ok {
+		return nil
+	}
+	return p.at(i)
+}
+
+// add returns a fresh entry for k, at the back of the expiry list.
+func (p *pendStore) add(k pendKey, expireAt int64) *entry {
+	var i int32
+	if p.free != noSlot {
+		i = p.free
+		p.free = p.at(i).next
+	} else {
+		if p.used>>chunkShift == int32(len(p.chunks)) {
+			p.chunks = append(p.chunks, new([chunkSize]entry))
+		}
+		i = p.used
+		p.used++
+	}
+	en := p.at(i)
+	*en = entry{key: k, expireAt: expireAt, self: i, prev: p.tail, next: noSlot}
+	if p.tail != noSlot {
+		p.at(p.tail).next = i
+	} else {
+		p.head = i
+	}
+	p.tail = i
+	p.idx[k] = i
+	return en
+}
+
+// remove frees en's slot and its waiter list.
+func (p *pendStore) remove(en *entry) {
+	delete(p.idx, en.key)
+	if en.prev != noSlot {
+		p.at(en.prev).next = en.next
+	} else {
+		p.head = en.next
+	}
+	if en.next != noSlot {
+		p.at(en.next).prev = en.prev
+	} else {
+		p.tail = en.prev
+	}
+	if en.waiters != 0 {
+		p.dropWaiters(en)
+	}
+	i := en.self
+	*en = entry{next: p.free, self: i}
+	p.free = i
+}
+
+// oldest returns the entry at the front of the expiry list, or nil.
+func (p *pendStore) oldest() *entry {
+	if p.head == noSlot {
+		return nil
+	}
+	return p.at(p.head)
+}
+
+// waitList returns en's waiters, creating the list if needed.
+func (p *pendStore) waitList(en *entry) *[]waiter {
+	if en.waiters == 0 {
+		if n := len(p.freeWait); n > 0 {
+			en.waiters, p.freeWait = p.freeWait[n-1]+1, p.freeWait[:n-1]
+		} else {
+			p.waitLists = append(p.waitLists, nil)
+			en.waiters = int32(len(p.waitLists))
+		}
+	}
+	return &p.waitLists[en.waiters-1]
+}
+
+// waiting returns en's waiters without creating a list.
+func (p *pendStore) waiting(en *entry) []waiter {
+	if en.waiters == 0 {
+		return nil
+	}
+	return p.waitLists[en.waiters-1]
+}
+
+// dropWaiters frees en's waiter list, keeping a small one's capacity.
+func (p *pendStore) dropWaiters(en *entry) {
+	w := &p.waitLists[en.waiters-1]
+	clear(*w) // drop the group strings
+	if cap(*w) > maxWaiters {
+		*w = nil
+	} else {
+		*w = (*w)[:0]
+	}
+	p.freeWait = append(p.freeWait, en.waiters-1)
+	en.waiters = 0
+}
 
 // maxWaiters bounds the consumers that may wait on one producer span.
 const maxWaiters = 64
@@ -203,8 +335,9 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			g.noteFailure(s, nowN)
 		}
 	}
+	var last svcMemo
 	for i := range spans {
-		if r := g.consume(&spans[i], nowN, ep); r != accepted {
+		if r := g.consume(&spans[i], &last, nowN, ep); r != accepted {
 			counts[r]++
 		}
 	}
@@ -241,10 +374,27 @@ func (g *Graph) Expire() {
 	g.mu.Unlock()
 }
 
-func (g *Graph) consume(s *Span, nowN, ep int64) refusal {
-	svc := g.node(NodeKey{Kind: NodeService, Group: s.Namespace, Name: s.Service}, ep)
-	if svc < 0 {
-		return refusedNodeLimit
+// svcMemo remembers the service node of the previous span of a batch:
+// exporters group spans by resource, so runs of spans share a service and
+// skip the string-keyed node map.
+type svcMemo struct {
+	name, ns string
+	node     int32
+	ok       bool
+}
+
+func (g *Graph) consume(s *Span, last *svcMemo, nowN, ep int64) refusal {
+	var svc int32
+	if last.ok && last.name == s.Service && last.ns == s.Namespace {
+		svc = last.node // marked seen in ep by the lookup that filled last
+	} else {
+		k := NodeKey{Kind: NodeService, Group: s.Namespace, Name: s.Service}
+		if svc = g.node(k, ep); svc < 0 {
+			return refusedNodeLimit
+		}
+		// An overflow node is not remembered: each observation folded into
+		// it is counted by node.
+		*last = svcMemo{name: s.Service, ns: s.Namespace, node: svc, ok: g.nodeIx[svc].key == k}
 	}
 	switch roleOf(s) {
 	case roleServer:
@@ -269,7 +419,7 @@ func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
 		return g.observeUncalled(&sv, ep)
 	}
 	k := pendKey{trace: s.Trace, span: s.Parent}
-	en := g.pend[k]
+	en := g.pend.get(k)
 	if en != nil && en.has&hasClient != 0 {
 		g.learnAlias(en.h.peer, svc)
 		r := g.pairSync(&en.h, &sv, ep)
@@ -301,13 +451,26 @@ func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
 	c := halfOf(s, svc)
 	c.retry = s.ResendCount > 0 || g.isRetry(s)
 	k := pendKey{trace: s.Trace, span: s.ID}
-	en := g.pend[k]
+	en := g.pend.get(k)
 	if en != nil && en.has&hasServer != 0 {
 		g.learnAlias(g.peerCandidate(s.Peer), en.h.node)
 		r := g.pairSync(&c, &en.h, ep)
 		en.has &^= hasServer
 		g.releaseIfEmpty(en)
 		return r
+	}
+	if en == nil && s.Peer.Kind == NodeDatabase {
+		if p := g.peerCandidate(s.Peer); p >= 0 && g.peerAlias[p] < 0 {
+			// Databases answer without a span of their own: record the
+			// call now rather than hold it for the pair TTL (most of the
+			// pending half-edges of a typical system, and the edge shows at
+			// once). A database seen answering with a server span is
+			// paired like a service.
+			if n := g.peerNodeOf(p, ep); n >= 0 {
+				return g.observeUnpaired(&c, n, ep)
+			}
+			return refusedNodeLimit
+		}
 	}
 	if en == nil {
 		if en = g.alloc(k, nowN); en == nil {
@@ -341,7 +504,7 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 		g.latency(&st.Client, p.duration())
 	}
 	k := pendKey{trace: s.Trace, span: s.ID}
-	en := g.pend[k]
+	en := g.pend.get(k)
 	if en == nil {
 		if en = g.alloc(k, nowN); en == nil {
 			if p.peer < 0 {
@@ -358,11 +521,11 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 	}
 	en.h = p
 	en.has |= hasProducer
-	if en.waiters != nil {
-		for _, w := range *en.waiters {
+	if en.waiters != 0 {
+		for _, w := range g.pend.waiting(en) {
 			g.pairAsync(&p, &w, ep)
 		}
-		en.waiters = nil
+		g.pend.dropWaiters(en)
 	}
 	return accepted
 }
@@ -391,7 +554,7 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 	paired := false
 	visit := func(ref SpanRef) {
 		k := pendKey{trace: ref.Trace, span: ref.Span}
-		en := g.pend[k]
+		en := g.pend.get(k)
 		if en != nil && en.has&hasProducer != 0 {
 			paired = true
 			w.group = s.ConsumerGroup
@@ -404,10 +567,7 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 				return
 			}
 		}
-		if en.waiters == nil {
-			en.waiters = new([]waiter)
-		}
-		if len(*en.waiters) >= maxWaiters {
+		if len(g.pend.waiting(en)) >= maxWaiters {
 			g.m.dropped.WithLabelValues("waiters_full").Inc()
 			return
 		}
@@ -415,7 +575,8 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 		if ce < 0 {
 			ww.group = strings.Clone(s.ConsumerGroup)
 		}
-		*en.waiters = append(*en.waiters, ww)
+		list := g.pend.waitList(en)
+		*list = append(*list, ww)
 		paired = true // it will pair or expire
 	}
 	if len(s.Links) > 0 {
@@ -479,6 +640,25 @@ func (g *Graph) pairAsync(p *half, w *waiter, ep int64) {
 	}
 }
 
+// observeUnpaired records a call c that no server span answers, to the
+// database or external node n. Caller holds mu.
+func (g *Graph) observeUnpaired(c *half, n int32, ep int64) refusal {
+	e := g.edge(c.node, n, c.proto, "")
+	if e == nil {
+		return refusedEdgeLimit
+	}
+	st := e.ring.at(ep)
+	st.Requests++
+	if c.err {
+		st.Errors++
+	}
+	if c.retry {
+		st.Retries++
+	}
+	g.latency(&st.Client, c.duration())
+	return accepted
+}
+
 // observeUncalled records a server span nobody instrumented called: an edge
 // from the virtual client node.
 func (g *Graph) observeUncalled(sv *half, ep int64) refusal {
@@ -515,8 +695,7 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 		return i
 	}
 	if len(g.peerIx) >= g.opts.MaxNodes {
-		g.m.dropped.WithLabelValues("peer_limit").Inc()
-		return -1
+		return g.overflowPeer(k.Kind)
 	}
 	k.Group = strings.Clone(k.Group)
 	k.Name = strings.Clone(k.Name)
@@ -528,43 +707,24 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 }
 
 func (g *Graph) alloc(k pendKey, nowN int64) *entry {
-	if len(g.pend) >= g.opts.MaxPending {
+	if g.pend.len() >= g.opts.MaxPending {
 		return nil
 	}
-	var en *entry
-	if n := len(g.free); n > 0 {
-		en, g.free = g.free[n-1], g.free[:n-1]
-	} else {
-		en = new(entry)
-	}
-	en.key = k
-	en.expireAt = nowN + int64(g.opts.PairTTL)
-	g.pend[k] = en
-	g.pendL.pushBack(en)
-	return en
+	return g.pend.add(k, nowN+int64(g.opts.PairTTL))
 }
 
 func (g *Graph) releaseIfEmpty(en *entry) {
-	if en.has != 0 || en.waiters != nil {
+	if en.has != 0 || en.waiters != 0 {
 		return
 	}
-	g.release(en)
-}
-
-func (g *Graph) release(en *entry) {
-	delete(g.pend, en.key)
-	g.pendL.remove(en)
-	*en = entry{}
-	if len(g.free) < 4096 {
-		g.free = append(g.free, en)
-	}
+	g.pend.remove(en)
 }
 
 // expireLocked ages out half-edges and retry groups. Caller holds mu.
 func (g *Graph) expireLocked(nowN, ep int64) {
-	for en := g.pendL.head; en != nil && en.expireAt <= nowN; en = g.pendL.head {
+	for en := g.pend.oldest(); en != nil && en.expireAt <= nowN; en = g.pend.oldest() {
 		g.expireEntry(en, ep)
-		g.release(en)
+		g.pend.remove(en)
 	}
 	for r := g.retryL.head; r != nil && r.expireAt <= nowN; r = g.retryL.head {
 		g.retryL.remove(r)
@@ -595,18 +755,8 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 			}
 		} else {
 			g.m.expired.WithLabelValues("client").Inc()
-			if n := g.node(g.peerIx[c.peer], ep); n >= 0 {
-				if e := g.edge(c.node, n, c.proto, ""); e != nil {
-					st := e.ring.at(ep)
-					st.Requests++
-					if c.err {
-						st.Errors++
-					}
-					if c.retry {
-						st.Retries++
-					}
-					g.latency(&st.Client, c.duration())
-				}
+			if n := g.peerNodeOf(c.peer, ep); n >= 0 {
+				g.observeUnpaired(c, n, ep)
 			}
 		}
 	}
@@ -617,8 +767,8 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 	if en.has&hasProducer != 0 {
 		g.m.expired.WithLabelValues("producer").Inc()
 	}
-	if en.waiters != nil {
-		for _, w := range *en.waiters {
+	if en.waiters != 0 {
+		for _, w := range g.pend.waiting(en) {
 			g.m.expired.WithLabelValues("consumer").Inc()
 			if w.edge < 0 {
 				g.m.dropped.WithLabelValues("no_destination").Inc()
@@ -679,10 +829,33 @@ func (g *Graph) isRetry(s *Span) bool {
 	return false
 }
 
+// peerNodeOf returns the node of peer candidate p, marked seen in epoch ep,
+// remembering it so that the next call skips the string-keyed node map
+// (nodes are never removed, so the index stays valid). Overflow nodes are
+// not remembered: each observation folded into one is counted by node.
+func (g *Graph) peerNodeOf(p int32, ep int64) int32 {
+	if int(p) < len(g.peerNode) {
+		if n := g.peerNode[p]; n >= 0 {
+			g.nodeIx[n].lastSeen = ep
+			return n
+		}
+	}
+	k := g.peerIx[p]
+	n := g.node(k, ep)
+	if n < 0 || k.IsOverflow() || g.nodeIx[n].key != k {
+		return n
+	}
+	for len(g.peerNode) < len(g.peerIx) {
+		g.peerNode = append(g.peerNode, -1)
+	}
+	g.peerNode[p] = n
+	return n
+}
+
 // learnAlias records that calls addressed to peer candidate p were answered
 // by service node svc.
 func (g *Graph) learnAlias(p, svc int32) {
-	if p >= 0 {
+	if p >= 0 && !g.peerIx[p].IsOverflow() { // the overflow peer stands for many
 		g.peerAlias[p] = svc
 	}
 }

@@ -1,6 +1,7 @@
 package graph
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
@@ -188,7 +189,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		s.RetryRates = g.opts.Circuits.RetryRates(window)
 	}
 	if g.opts.Paths != nil {
-		s.Paths = g.opts.Paths.Paths(window)
+		s.Paths = foldOverflowPaths(s, g.opts.Paths.Paths(window))
 	}
 	g.m.build.Observe(time.Since(t0).Seconds())
 	return s, nil
@@ -257,7 +258,7 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSeconds float64) *Snapshot {
 	nodes := make([]Node, len(b.nodes))
 	for i, k := range b.nodes {
-		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.Name}
+		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.DisplayName()}
 		if k.Kind == NodeService {
 			nd.Namespace = k.Group
 		} else {
@@ -462,4 +463,61 @@ func subjectMatch(pattern, subject string) bool {
 		}
 		pattern, subject = prest, srest
 	}
+}
+
+// foldOverflowPaths charges the critical-path shares of nodes the graph
+// folded into an overflow node (the sampler sees every name; the graph
+// keeps --max-nodes of them) to that overflow node, so that paths name only
+// nodes of the snapshot. Entries whose node was folded become entries of
+// the overflow node; entries that then share node and operation are kept
+// apart (they are different operations of different services).
+func foldOverflowPaths(s *Snapshot, paths []EntryPath) []EntryPath {
+	if len(paths) == 0 {
+		return paths
+	}
+	fold := func(id string) string {
+		if _, ok := s.nodeIndex[id]; ok {
+			return id
+		}
+		kind, _, ok := strings.Cut(id, ":")
+		if !ok {
+			return id
+		}
+		var k NodeKind
+		if k.UnmarshalText([]byte(kind)) != nil {
+			return id
+		}
+		ov := NodeKey{Kind: k, Name: OverflowName}.ID()
+		if _, ok := s.nodeIndex[ov]; ok {
+			return ov
+		}
+		return id
+	}
+	for i := range paths {
+		p := &paths[i]
+		p.Node = fold(p.Node)
+		merged := p.Shares[:0]
+		at := map[string]int{}
+		for _, sh := range p.Shares {
+			sh.Node = fold(sh.Node)
+			if j, ok := at[sh.Node]; ok {
+				merged[j].SelfMs = math.Round((merged[j].SelfMs+sh.SelfMs)*1000) / 1000
+				merged[j].Share = min(math.Round((merged[j].Share+sh.Share)*1e4)/1e4, 1)
+				continue
+			}
+			at[sh.Node] = len(merged)
+			merged = append(merged, sh)
+		}
+		slices.SortFunc(merged, func(a, b PathShare) int { // as the sampler orders them
+			if c := cmp.Compare(b.Share, a.Share); c != 0 {
+				return c
+			}
+			if c := cmp.Compare(b.SelfMs, a.SelfMs); c != 0 {
+				return c
+			}
+			return strings.Compare(a.Node, b.Node)
+		})
+		p.Shares = merged
+	}
+	return paths
 }

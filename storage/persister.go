@@ -55,12 +55,18 @@ type PersisterOptions struct {
 	// oldest rows are dropped and counted, and Full reports true so
 	// ingest can push back on senders.
 	MaxBuffered int
-	Logger      *slog.Logger
-	Registerer  prometheus.Registerer
+	// MaxBufferedSpans bounds the raw spans (AddSpans) held until the next
+	// flush or while the backend is down (default 100,000). Beyond it the
+	// oldest are dropped and counted; raw spans never make Full report
+	// true, so they never push back on ingest.
+	MaxBufferedSpans int
+	Logger           *slog.Logger
+	Registerer       prometheus.Registerer
 }
 
 // Persister moves closed edge buckets (and the nodes seen in them), finding
-// changes and lag samples into a Storage in batches, buffering (bounded)
+// changes, lag samples and (when a SpanSampler feeds it) raw spans into a
+// Storage in batches, buffering (bounded)
 // while the backend is down and catching up when it returns. Safe for concurrent use.
 type Persister struct {
 	o        PersisterOptions
@@ -73,6 +79,7 @@ type Persister struct {
 	nodes     []graph.NodeSeen
 	findings  map[string]detect.Finding // pending, by id
 	lags      []lag.Sample
+	spans     []Span
 	lastEdges time.Time
 	written   map[string]findingMark // what was last written per finding
 	lastErr   error
@@ -99,6 +106,9 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 	if o.MaxBuffered <= 0 {
 		o.MaxBuffered = 1_000_000
 	}
+	if o.MaxBufferedSpans <= 0 {
+		o.MaxBufferedSpans = 100_000
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -106,7 +116,7 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 		o: o, findings: map[string]detect.Finding{}, written: map[string]findingMark{},
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_storage_rows_total",
-			Help: "Rows handed to storage, by kind (edge, node, finding, lag) and outcome (written, dropped).",
+			Help: "Rows handed to storage, by kind (edge, node, finding, lag, span) and outcome (written, dropped).",
 		}, []string{"kind", "outcome"}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_storage_batches_total",
@@ -117,7 +127,7 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 			Help: "Rows waiting to be written (grows while storage is down).",
 		}),
 	}
-	for _, k := range []string{"edge", "node", "finding", "lag"} {
+	for _, k := range []string{"edge", "node", "finding", "lag", "span"} {
 		p.rows.WithLabelValues(k, "written")
 		p.rows.WithLabelValues(k, "dropped")
 	}
@@ -158,6 +168,26 @@ func (t teeSink) Add(samples []lag.Sample) int {
 	t.p.trimLocked()
 	t.p.mu.Unlock()
 	return rej
+}
+
+// AddSpans buffers raw spans (SpanSampler) for the next flush. It never
+// blocks on storage: beyond MaxBufferedSpans the oldest are dropped and
+// counted.
+func (p *Persister) AddSpans(spans []Span) {
+	p.mu.Lock()
+	p.spans = append(p.spans, spans...)
+	p.trimSpansLocked()
+	p.mu.Unlock()
+}
+
+// trimSpansLocked drops the oldest spans beyond MaxBufferedSpans. Caller
+// holds mu.
+func (p *Persister) trimSpansLocked() {
+	if over := len(p.spans) - p.o.MaxBufferedSpans; over > 0 {
+		clear(p.spans[:over])
+		p.spans = p.spans[over:]
+		p.rows.WithLabelValues("span", "dropped").Add(float64(over))
+	}
 }
 
 // Full reports whether the buffer is at its bound: the backend has been
@@ -202,19 +232,24 @@ func (p *Persister) Run(ctx context.Context) error {
 func (p *Persister) Flush(ctx context.Context) error {
 	p.collect()
 	p.mu.Lock()
-	edges, nodes, lags := p.edges, p.nodes, p.lags
-	p.edges, p.nodes, p.lags = nil, nil, nil
+	edges, nodes, lags, spans := p.edges, p.nodes, p.lags, p.spans
+	p.edges, p.nodes, p.lags, p.spans = nil, nil, nil, nil
 	fl := make([]detect.Finding, 0, len(p.findings))
 	for _, f := range p.findings {
 		fl = append(fl, f)
 	}
 	p.mu.Unlock()
-	if len(edges)+len(nodes)+len(fl)+len(lags) == 0 {
+	if len(edges)+len(nodes)+len(fl)+len(lags)+len(spans) == 0 {
 		return nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, p.o.WriteTimeout)
 	defer cancel()
-	err := p.write(wctx, edges, nodes, fl, lags)
+	spansDropped, err := p.write(wctx, edges, nodes, fl, lags, spans)
+	if spansDropped {
+		p.o.Logger.Warn("storage: the backend does not store raw spans; dropping them", "spans", len(spans))
+		p.rows.WithLabelValues("span", "dropped").Add(float64(len(spans)))
+		spans = nil
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -222,7 +257,9 @@ func (p *Persister) Flush(ctx context.Context) error {
 		p.edges = append(edges, p.edges...)
 		p.nodes = append(nodes, p.nodes...)
 		p.lags = append(lags, p.lags...)
+		p.spans = append(spans, p.spans...)
 		p.trimLocked()
+		p.trimSpansLocked()
 		p.batches.WithLabelValues("error").Inc()
 		p.lastErr = err
 		return err
@@ -232,6 +269,7 @@ func (p *Persister) Flush(ctx context.Context) error {
 	p.rows.WithLabelValues("node", "written").Add(float64(len(nodes)))
 	p.rows.WithLabelValues("finding", "written").Add(float64(len(fl)))
 	p.rows.WithLabelValues("lag", "written").Add(float64(len(lags)))
+	p.rows.WithLabelValues("span", "written").Add(float64(len(spans)))
 	for _, f := range fl {
 		if cur, ok := p.findings[f.ID]; ok && cur.LastSeen.Equal(f.LastSeen) && cur.State == f.State {
 			delete(p.findings, f.ID)
@@ -243,13 +281,23 @@ func (p *Persister) Flush(ctx context.Context) error {
 	return nil
 }
 
-func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, nodes []graph.NodeSeen, findings []detect.Finding, lags []lag.Sample) error {
+// write writes one batch. Raw spans go only to a backend that stores
+// them (SpanAppender); elsewhere they are dropped (spansDropped) rather
+// than failing the batch forever.
+func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, nodes []graph.NodeSeen, findings []detect.Finding, lags []lag.Sample, spans []Span) (spansDropped bool, err error) {
 	app := p.o.Storage.Appender()
-	err := errors.Join(app.AppendEdges(edges), app.AppendNodes(nodes), app.AppendFindings(findings), app.AppendLag(lags))
-	if err != nil {
-		return errors.Join(err, app.Rollback())
+	err = errors.Join(app.AppendEdges(edges), app.AppendNodes(nodes), app.AppendFindings(findings), app.AppendLag(lags))
+	if len(spans) > 0 {
+		if sa, ok := app.(SpanAppender); ok {
+			err = errors.Join(err, sa.AppendSpans(spans))
+		} else {
+			spansDropped = true
+		}
 	}
-	return app.Commit(ctx)
+	if err != nil {
+		return spansDropped, errors.Join(err, app.Rollback())
+	}
+	return spansDropped, app.Commit(ctx)
 }
 
 // collect takes the newly closed edge buckets, the nodes seen in them and

@@ -2,7 +2,9 @@
 // aggregates and the nodes seen per time bucket, findings with their lifecycle, and broker lag
 // samples. Backends (storage/embedded, the default; storage/clickhouse, for
 // production and several collectors) implement Storage; the Persister moves
-// data from the live components into a backend in batches.
+// data from the live components into a backend in batches. Optionally, the
+// raw spans of a sample of traces are kept for trace look-ups (SpanSampler,
+// SpanAppender, TraceReader; ClickHouse only).
 package storage
 
 import (

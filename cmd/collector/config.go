@@ -16,6 +16,8 @@ type config struct {
 	OTLPGRPCAddr    string
 	OTLPHTTPAddr    string
 	APIAddr         string
+	UIAddr          string
+	UIMaxNodes      int
 	Storage         string
 	ClickHouseDSN   string
 	DataDir         string
@@ -28,6 +30,7 @@ type config struct {
 	MaxEdges        int
 	MaxRequestBytes int64
 	MaxInFlight     int
+	MemoryLimit     int64
 	LogLevel        slog.Level
 
 	ConfigFile         string
@@ -44,6 +47,9 @@ type config struct {
 	MaxStorageBytes    int64
 	FlushInterval      time.Duration
 	StorageBuffer      int
+	RawSpansOneIn      int
+	RawSpansTTL        time.Duration
+	RawSpansBuffer     int
 	CollectorID        string
 	Detect             string
 	MaxRetryGroups     int
@@ -58,6 +64,12 @@ type config struct {
 	MaxTraces          int
 	AlertmanagerURLs   []string
 	Pprof              bool
+	IngestTokensFile   string
+	APITokensFile      string
+	OpenMetrics        bool
+	TLSCertFile        string
+	TLSKeyFile         string
+	TLSClientCAFile    string
 
 	// file is the --config file, loaded and validated by parseConfig.
 	file fileConfig
@@ -79,6 +91,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.OTLPGRPCAddr, "otlp-grpc-addr", "127.0.0.1:4317", "OTLP/gRPC listen address (empty disables)")
 	fs.StringVar(&c.OTLPHTTPAddr, "otlp-http-addr", "127.0.0.1:4318", "OTLP/HTTP listen address (empty disables)")
 	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8070", "JSON API, /metrics, /healthz and /readyz listen address")
+	fs.StringVar(&c.UIAddr, "ui-addr", defaultUIAddr, "web UI listen address (all-in-one; empty disables it, e.g. when cmd/ui runs apart)")
+	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which namespaces collapse by themselves")
 	fs.StringVar(&c.Storage, "storage", "embedded", "storage backend: embedded or clickhouse")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse DSN (with --storage clickhouse), e.g. clickhouse://127.0.0.1:9000/cartograph")
 	fs.StringVar(&c.DataDir, "data-dir", "./cartograph-data", "directory of the embedded store")
@@ -86,6 +100,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&c.MaxStorageBytes, "max-storage-bytes", 1<<30, "embedded store: live data kept at most; beyond, the oldest history is deleted")
 	fs.DurationVar(&c.FlushInterval, "flush-interval", 5*time.Second, "how often history is written to storage (at most this much is lost in a crash)")
 	fs.IntVar(&c.StorageBuffer, "storage-buffer", 1_000_000, "rows held while storage is down; when full, OTLP senders are told to retry later (UNAVAILABLE / 503)")
+	fs.IntVar(&c.RawSpansOneIn, "raw-spans-sample-one-in", 0, "keep the raw spans of one trace in this many (by trace id, so collectors agree) for GET /api/v1/traces/{id}; needs --storage clickhouse; 0 = off")
+	fs.DurationVar(&c.RawSpansTTL, "raw-spans-ttl", 24*time.Hour, "how long ClickHouse keeps raw spans (at least 1h)")
+	fs.IntVar(&c.RawSpansBuffer, "raw-spans-buffer", 100_000, "raw spans held until written; beyond, the oldest are dropped and counted (never pushes back on senders)")
 	fs.StringVar(&c.Detect, "detect", "local", "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; run it on one collector), off (serve findings from storage)")
 	fs.StringVar(&c.CollectorID, "collector-id", "", "this collector's name in shared storage (default the host name)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
@@ -104,6 +121,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxDeltaSeries, "max-delta-series", 16_384, "delta-temporality metric series whose running totals are kept; more are refused and counted")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", 0, "soft memory limit of the process in bytes (as GOMEMLIMIT); OTLP requests are refused (RESOURCE_EXHAUSTED / 429) while the live heap is above 70% of it; 0: none")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with detector thresholds and broker pollers (see README)")
 	fs.Func("kafka-brokers", "poll Kafka consumer lag from these comma-separated seed brokers (SASL password: env CARTOGRAPH_KAFKA_SASL_PASSWORD)", func(v string) error {
@@ -129,6 +147,12 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 		return nil
 	})
 	fs.DurationVar(&c.LagStaleAfter, "lag-stale-after", 2*time.Minute, "consumer lag with no reading for this long is shown stale (broker or poller down), not current")
+	fs.StringVar(&c.IngestTokensFile, "ingest-tokens-file", "", "file of OTLP sender tokens, one name:secret per line; when set (or env CARTOGRAPH_INGEST_TOKENS), OTLP requires Authorization: Bearer <secret>")
+	fs.StringVar(&c.APITokensFile, "api-tokens-file", "", "file of API viewer tokens, one name:secret per line; when set (or env CARTOGRAPH_API_TOKENS), /api/v1/* and /metrics require a token (header or /login session)")
+	fs.BoolVar(&c.OpenMetrics, "open-metrics", false, "serve /metrics without a token even when the API requires one")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate (with chain): serve OTLP gRPC, OTLP HTTP and the API over TLS (reloaded when the file changes)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: require and verify client certificates signed by them on every listener (mutual TLS)")
 	return fs
 }
 
@@ -137,11 +161,15 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	var c config
 	fs := newFlagSet(&c, out)
+	version := fs.Bool("version", false, "print the version, VCS revision and build time, then exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, errHelp
 		}
 		return c, err
+	}
+	if *version {
+		return c, errVersion
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
@@ -150,7 +178,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var errs []error
 	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] {
+		if set[f.Name] || f.Name == "version" {
 			return
 		}
 		env := envName(f.Name)
@@ -205,6 +233,15 @@ func (c config) Validate() error {
 	if c.TraceSampleOneIn < 1 {
 		errs = append(errs, errors.New("--trace-sample-one-in must be at least 1"))
 	}
+	switch {
+	case c.RawSpansOneIn < 0:
+		errs = append(errs, errors.New("--raw-spans-sample-one-in must be 0 (off) or more"))
+	case c.RawSpansOneIn > 0 && c.Storage != "clickhouse":
+		errs = append(errs, errors.New("--raw-spans-sample-one-in needs --storage clickhouse: the embedded store keeps no raw spans"))
+	}
+	if c.RawSpansBuffer < 1 {
+		errs = append(errs, errors.New("--raw-spans-buffer must be at least 1"))
+	}
 	if c.BrokerPollInterval <= 0 {
 		errs = append(errs, errors.New("--broker-poll-interval must be positive"))
 	}
@@ -213,6 +250,12 @@ func (c config) Validate() error {
 	}
 	if c.OTLPGRPCAddr == "" && c.OTLPHTTPAddr == "" {
 		errs = append(errs, errors.New("at least one of --otlp-grpc-addr and --otlp-http-addr must be set"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("--tls-cert-file and --tls-key-file go together"))
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		errs = append(errs, errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file"))
 	}
 	return errors.Join(errs...)
 }

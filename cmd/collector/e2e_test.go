@@ -127,6 +127,7 @@ func startCollectorEnv(t *testing.T, env map[string]string, extraArgs ...string)
 		"--otlp-grpc-addr=127.0.0.1:0",
 		"--otlp-http-addr=127.0.0.1:0",
 		"--api-addr=127.0.0.1:0",
+		"--ui-addr=",
 		"--pair-ttl=2s",
 		"--log-level=warn",
 		"--data-dir=" + t.TempDir(),

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -46,10 +47,17 @@ func main() {
 		if errors.Is(err, errHelp) {
 			os.Exit(0)
 		}
+		if errors.Is(err, errVersion) {
+			printVersion(os.Stdout, "collector")
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "collector:", err)
 		os.Exit(2)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit) // process-wide, so here and not in run
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, cfg, logger, nil); err != nil {
@@ -60,7 +68,7 @@ func main() {
 
 // started reports the addresses the collector actually bound.
 type started struct {
-	OTLPGRPC, OTLPHTTP, API net.Addr
+	OTLPGRPC, OTLPHTTP, API, UI net.Addr
 }
 
 // run wires the collector and blocks until ctx is done or a component fails.
@@ -69,11 +77,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	for flag, addr := range map[string]string{"--otlp-grpc-addr": cfg.OTLPGRPCAddr, "--otlp-http-addr": cfg.OTLPHTTPAddr, "--api-addr": cfg.APIAddr} {
-		if addr != "" && !loopback(addr) {
-			logger.Warn("listening beyond this machine without authentication: anyone who can reach it can send telemetry or read the graph", "flag", flag, "addr", addr)
-		}
+	sec, err := loadSecurity(cfg, logger)
+	if err != nil {
+		return err
 	}
+	sec.warnExposed(cfg, logger)
 	st, err := openStorage(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
@@ -104,13 +112,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	var engine *detect.Engine // built below; the persister reads it only once running
 	persist, err := storage.NewPersister(storage.PersisterOptions{
 		Storage: st, Edges: g, Findings: findingsFunc(func(s detect.State) []detect.Finding { return engine.Findings(s) }),
-		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, Logger: logger, Registerer: reg,
+		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, MaxBufferedSpans: cfg.RawSpansBuffer, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
 	}
 	lagSink := persist.Tee(lags)
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger,
+	rawSpans, err := rawSpanObserver(cfg, persist, reg)
+	if err != nil {
+		return err
+	}
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans,
 		Admit: func() error {
 			if persist.Full() {
 				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)
@@ -126,8 +138,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	recv, err := otlp.New(otlp.Options{
 		GRPCAddr: cfg.OTLPGRPCAddr, HTTPAddr: cfg.OTLPHTTPAddr,
-		MaxRequestBytes: cfg.MaxRequestBytes, MaxInFlight: cfg.MaxInFlight,
+		MaxRequestBytes: cfg.MaxRequestBytes, MaxInFlight: cfg.MaxInFlight, MaxHeapBytes: cfg.MemoryLimit / 10 * 7,
 		Traces: traces, Metrics: metrics,
+		Auth: sec.ingestAuth(), TLS: sec.tls,
 		Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -187,6 +200,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
 		History: storage.History{Storage: st},
+		Traces:  tracesFor(cfg, st),
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
@@ -200,25 +214,42 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	guarded, err := sec.apiHandler(apiHandler, cfg, logger, reg)
+	if err != nil {
+		return err
+	}
 	apiLn, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
 		return fmt.Errorf("api listen: %w", err)
 	}
-	logger.Info("api listening", "addr", apiLn.Addr().String())
-	apiSrv := &http.Server{Handler: apiHandler, ReadHeaderTimeout: 10 * time.Second}
+	logger.Info("api listening", "addr", apiLn.Addr().String(), "tls", sec.tls != nil, "auth", sec.api != nil)
+	apiSrv := &http.Server{Handler: guarded, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // e.g. TLS handshakes refused
+	if sec.tls != nil {
+		apiSrv.TLSConfig = sec.tls.Clone()
+	}
 
 	if err := recv.Start(ctx); err != nil {
 		apiLn.Close()
 		return err
 	}
 	ready.Store(true)
+	eg, ctx := errgroup.WithContext(ctx)
+	uiAddr, err := startUI(ctx, eg, cfg, apiLn.Addr(), sec.internalToken, logger, reg)
+	if err != nil {
+		apiLn.Close()
+		return errors.Join(err, recv.Shutdown(context.Background()))
+	}
 	if onStart != nil {
-		onStart(started{OTLPGRPC: recv.GRPCAddr(), OTLPHTTP: recv.HTTPAddr(), API: apiLn.Addr()})
+		onStart(started{OTLPGRPC: recv.GRPCAddr(), OTLPHTTP: recv.HTTPAddr(), API: apiLn.Addr(), UI: uiAddr})
 	}
 
-	eg, ctx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
-		if err := apiSrv.Serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
+		serve := apiSrv.Serve
+		if sec.tls != nil {
+			serve = func(ln net.Listener) error { return apiSrv.ServeTLS(ln, "", "") }
+		}
+		if err := serve(apiLn); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("api: %w", err)
 		}
 		return nil
@@ -242,7 +273,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		src := mergedSource{st: st, lags: lags, breakers: breakers, paths: paths, settle: g.Options().Bucket + cfg.FlushInterval + time.Second, window: g.Options().Window}
 		eg.Go(func() error { return engine.Run(ctx, src) })
 	}
-	eg.Go(func() error { return persist.Run(ctx) })
+	// The persister outlives the others: it stops once nothing can arrive
+	// any more and the open bucket has closed, so that its final flush
+	// writes everything accepted.
+	persistCtx, stopPersist := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPersist()
+	eg.Go(func() error { return persist.Run(persistCtx) })
 	eg.Go(func() error { return polls.Run(ctx) })
 	if pusher != nil {
 		eg.Go(func() error { return pusher.Run(ctx) })
@@ -253,7 +289,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		logger.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return errors.Join(recv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+		err := errors.Join(recv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+		waitBucketClose(sctx, g.Options().Bucket)
+		stopPersist()
+		return err
 	})
 	return eg.Wait()
 }

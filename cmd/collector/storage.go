@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,9 +14,11 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 	"github.com/seed-a49a8342/cartograph/storage"
 	"github.com/seed-a49a8342/cartograph/storage/clickhouse"
 	"github.com/seed-a49a8342/cartograph/storage/embedded"
+	"github.com/seed-a49a8342/cartograph/web/api"
 )
 
 // openStorage opens the backend --storage names.
@@ -52,7 +55,8 @@ func restore(ctx context.Context, st storage.Storage, g *graph.Graph, engine *de
 		err     error
 	)
 	// Restore wants the stored buckets as written; a backend that merges
-	// them on read (ClickHouse) offers them raw too.
+	// them on read (ClickHouse; the embedded store, for ranges its minute
+	// rollup serves) offers them raw too.
 	if raw, ok := st.(rawBuckets); ok {
 		buckets, err = raw.Buckets(ctx, from, now)
 	} else {
@@ -95,10 +99,58 @@ func clickhouseOptions(cfg config, logger *slog.Logger, reg prometheus.Registere
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return clickhouse.Options{DSN: cfg.ClickHouseDSN, Collector: id, Retention: cfg.Retention, Logger: logger, Registerer: reg}
+	return clickhouse.Options{DSN: cfg.ClickHouseDSN, Collector: id, Retention: cfg.Retention, RawSpansTTL: cfg.RawSpansTTL, Logger: logger, Registerer: reg}
 }
 
 // rawBuckets is a backend that can return its edge buckets as written.
 type rawBuckets interface {
 	Buckets(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error)
+}
+
+// rawSpanObserver is what keeps the raw spans of sampled traces
+// (--raw-spans-sample-one-in), or nil when that is off.
+func rawSpanObserver(cfg config, persist *storage.Persister, reg prometheus.Registerer) (semconv.TracesObserver, error) {
+	if cfg.RawSpansOneIn == 0 {
+		return nil, nil
+	}
+	s, err := storage.NewSpanSampler(storage.SpanSamplerOptions{SampleOneIn: cfg.RawSpansOneIn, Sink: persist, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// tracesFor serves GET /api/v1/traces/{id} from storage when raw spans
+// are kept, or returns nil (the API answers 501).
+func tracesFor(cfg config, st storage.Storage) api.TraceSource {
+	r, ok := st.(storage.TraceReader)
+	if cfg.RawSpansOneIn == 0 || !ok {
+		return nil
+	}
+	return storedTraces{r: r}
+}
+
+// storedTraces adapts a storage.TraceReader to api.TraceSource.
+type storedTraces struct{ r storage.TraceReader }
+
+func (s storedTraces) Trace(ctx context.Context, id graph.TraceID) ([]api.TraceSpan, error) {
+	spans, err := s.r.Trace(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.TraceSpan, len(spans))
+	for i, sp := range spans {
+		out[i] = api.TraceSpan{
+			SpanID: hex.EncodeToString(sp.ID[:]), Service: sp.Service, Namespace: sp.Namespace, Name: sp.Name,
+			Kind: storage.SpanKindName(sp.Kind), StatusCode: sp.Status.String(), StatusMessage: sp.StatusMessage,
+			Start: sp.Start, DurationMS: float64(sp.Duration) / float64(time.Millisecond), Attributes: sp.Attributes,
+		}
+		if !sp.Parent.IsZero() {
+			out[i].ParentSpanID = hex.EncodeToString(sp.Parent[:])
+		}
+		for _, l := range sp.Links {
+			out[i].Links = append(out[i].Links, api.TraceLink{TraceID: hex.EncodeToString(l.Trace[:]), SpanID: hex.EncodeToString(l.Span[:])})
+		}
+	}
+	return out, nil
 }

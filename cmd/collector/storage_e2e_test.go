@@ -95,7 +95,7 @@ func TestE2ERestartKeepsHistory(t *testing.T) {
 // its addresses and a channel with run's result.
 func runCollector(t *testing.T, ctx context.Context, extra ...string) (started, chan error) {
 	t.Helper()
-	args := append([]string{"--otlp-grpc-addr=127.0.0.1:0", "--otlp-http-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0", "--log-level=warn"}, extra...)
+	args := append([]string{"--otlp-grpc-addr=127.0.0.1:0", "--otlp-http-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0", "--ui-addr=", "--log-level=warn"}, extra...)
 	cfg, err := parseConfig(args, func(string) string { return "" }, io.Discard)
 	require.NoError(t, err)
 	addrs := make(chan started, 1)
@@ -139,7 +139,7 @@ func TestHelperCollectorProcess(t *testing.T) {
 // and holds what was flushed before the kill.
 func TestE2ESigkillKeepsFlushedHistory(t *testing.T) {
 	dir := t.TempDir()
-	args := "--otlp-grpc-addr=127.0.0.1:0 --otlp-http-addr=127.0.0.1:0 --api-addr=127.0.0.1:0 --log-level=warn " +
+	args := "--otlp-grpc-addr=127.0.0.1:0 --otlp-http-addr=127.0.0.1:0 --api-addr=127.0.0.1:0 --ui-addr= --log-level=warn " +
 		"--bucket=500ms --flush-interval=200ms --window=1m --data-dir=" + dir
 	start := func() (*exec.Cmd, started) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperCollectorProcess$")

@@ -1,12 +1,19 @@
-// Command loadgen is an OTLP trace load generator for the collector. It
-// pre-encodes a pool of synthetic export requests (ingest/synth) before the
-// clock starts, then replays them over OTLP/gRPC or OTLP/HTTP (protobuf)
+// Command loadgen is an OTLP load generator for the collector. It
+// pre-encodes a pool of export requests before the clock starts, from the
+// generated system of ingest/scenario (--services services, with optional
+// --fault faults) or the fixed 8-span shop trace of ingest/synth
+// (--services 0), then replays them over OTLP/gRPC or OTLP/HTTP (protobuf)
 // from several workers, at a target rate or as fast as the receiver takes
 // them, rewriting the trace ids on every pass over the pool so that no trace
 // id repeats within a run. It honours backpressure: a refused request
 // (gRPC RESOURCE_EXHAUSTED or UNAVAILABLE, HTTP 429 or 503) is retried after
 // the delay the server asked for (RetryInfo, Retry-After), capped, a bounded
 // number of times.
+//
+// Alongside, every --metrics-interval, it sends the scenario's broker
+// metrics (Kafka consumer-group lag, RabbitMQ queue depth) as OTLP metrics,
+// read at the time of sending; a refused or failed metrics request is
+// counted, not retried (the next reading supersedes it).
 //
 // It prints spans sent, accepted, refused (backpressure), rejected (partial
 // success) and failed, and the accepted spans per second, at the end and,
@@ -27,8 +34,11 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+
+	"github.com/seed-a49a8342/cartograph/ingest/scenario"
 )
 
 type config struct {
@@ -48,6 +58,10 @@ type config struct {
 	MaxRetryDelay    time.Duration
 	Drain            time.Duration
 	Progress         bool
+	Services         int
+	Faults           []scenario.Fault
+	MetricsInterval  time.Duration
+	Passes           int
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -61,8 +75,11 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to send for")
 	fs.IntVar(&c.Workers, "workers", 2, "concurrent senders, each with one request in flight")
 	fs.IntVar(&c.Conns, "conns", 1, "connections (gRPC: ClientConns shared round-robin by workers; HTTP: idle connections kept)")
-	fs.IntVar(&c.TracesPerRequest, "traces-per-request", 100, "traces per export request (8 spans each)")
-	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the synthetic traces (worker w uses seed+w)")
+	fs.IntVar(&c.TracesPerRequest, "traces-per-request", 100, "traces per export request")
+	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated traces (each worker has its own stream of it)")
+	fs.IntVar(&c.Services, "services", scenario.DefaultServices, fmt.Sprintf("services in the generated system (%d-%d), or 0 for the fixed 8-span shop trace of ingest/synth", scenario.MinServices, scenario.MaxServices))
+	faults := fs.String("fault", "", "comma-separated faults to switch on: retry_storm, open_circuit, consumer_lag, bottleneck")
+	fs.DurationVar(&c.MetricsInterval, "metrics-interval", time.Second, "how often to send the scenario's broker metrics (0: never; never with --services 0)")
 	fs.Uint64Var(&c.TraceIDSalt, "trace-id-salt", 0, "mixed into the high half of every trace id so that runs do not reuse each other's ids (0: from the clock)")
 	fs.IntVar(&c.Pool, "pool", 256, "distinct pre-encoded requests over all workers")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "per-attempt timeout")
@@ -70,13 +87,35 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.DurationVar(&c.MaxRetryDelay, "max-retry-delay", 5*time.Second, "cap on the delay before a retry")
 	fs.DurationVar(&c.Drain, "drain", 5*time.Second, "after --duration, how long refused requests may still be retried")
 	fs.BoolVar(&c.Progress, "progress", false, "print figures every second")
+	fs.IntVar(&c.Passes, "passes", 0, "stop once every worker has sent its part of the pool this many times (0: only --duration stops), for runs that must send exactly the same traffic")
+	version := fs.Bool("version", false, "print the version, VCS revision and build time, then exit")
 	if err := fs.Parse(args); err != nil {
 		return c, err
+	}
+	if *version {
+		return c, errVersion
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	var errs []error
+	var err error
+	if c.Faults, err = scenario.ParseFaults(*faults); err != nil {
+		errs = append(errs, fmt.Errorf("--fault: %w", err))
+	}
+	if c.Services != 0 {
+		if err := (scenario.Options{Services: c.Services}).Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--services: %w", err))
+		}
+	} else if len(c.Faults) > 0 {
+		errs = append(errs, errors.New("--fault needs a generated system (--services > 0)"))
+	}
+	if c.Passes < 0 {
+		errs = append(errs, errors.New("--passes must not be negative"))
+	}
+	if c.MetricsInterval < 0 {
+		errs = append(errs, errors.New("--metrics-interval must not be negative"))
+	}
 	switch c.Protocol {
 	case "grpc", "http":
 	default:
@@ -111,6 +150,10 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			os.Exit(0)
 		}
+		if errors.Is(err, errVersion) {
+			printVersion(os.Stdout, "loadgen")
+			os.Exit(0)
+		}
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
@@ -130,6 +173,8 @@ func main() {
 type counters struct {
 	requests, attempts                        atomic.Int64
 	sent, accepted, refused, rejected, failed atomic.Int64
+	// Metrics requests (not spans): accepted, refused or failed, not retried.
+	metricReqs, metricFailed atomic.Int64
 
 	mu   sync.Mutex
 	errs map[string]int
@@ -160,7 +205,11 @@ func run(ctx context.Context, cfg config, out io.Writer) (*counters, error) {
 		if w < cfg.Pool%cfg.Workers {
 			n++
 		}
-		p, err := buildPool(cfg.Seed, salt, w, max(n, 1), cfg.TracesPerRequest, cfg.Protocol == "grpc" && cfg.GRPCClient == "pdata")
+		src, err := newTraceSource(cfg, w)
+		if err != nil {
+			return nil, err
+		}
+		p, err := buildPool(src, salt, max(n, 1), cfg.Protocol == "grpc" && cfg.GRPCClient == "pdata")
 		if err != nil {
 			return nil, err
 		}
@@ -214,8 +263,41 @@ func run(ctx context.Context, cfg config, out io.Writer) (*counters, error) {
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%.0f spans/s", cfg.Rate)
 	}
-	fmt.Fprintf(out, "sending: %s to %s, %d workers, %d traces (%d spans) per request, rate %s, for %s\n",
-		client, cfg.Endpoint, cfg.Workers, cfg.TracesPerRequest, cfg.TracesPerRequest*8, rate, cfg.Duration)
+	system := "the 8-span shop trace (ingest/synth)"
+	var mgen *scenario.Generator
+	if cfg.Services > 0 {
+		var err error
+		// The metrics generator has a stream of its own; only its broker
+		// readings are used.
+		if mgen, err = scenario.New(scenario.Options{Services: cfg.Services, Seed: cfg.Seed, Stream: 1 << 32, Faults: cfg.Faults}); err != nil {
+			return nil, err
+		}
+		system = "scenario: " + mgen.Topology()
+		if len(cfg.Faults) > 0 {
+			system += fmt.Sprintf(", faults %v", cfg.Faults)
+		}
+	}
+	fmt.Fprintf(out, "system: %s\n", system)
+	fmt.Fprintf(out, "sending: %s to %s, %d workers, %d traces (%.0f spans) per request, rate %s, for %s\n",
+		client, cfg.Endpoint, cfg.Workers, cfg.TracesPerRequest, float64(poolSpans)/float64(max(cfg.Pool, cfg.Workers)), rate, cfg.Duration)
+	var msend metricsSender
+	if mgen != nil && cfg.MetricsInterval > 0 {
+		switch cfg.Protocol {
+		case "grpc":
+			dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			cc, err := dialGRPC(dctx, cfg.Endpoint)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			defer cc.Close()
+			msend = grpcMetrics{c: pmetricotlp.NewGRPCClient(cc)}
+		case "http":
+			client := newHTTPClient(1)
+			defer client.CloseIdleConnections()
+			msend = httpMetrics{client: client, url: "http://" + cfg.Endpoint + "/v1/metrics"}
+		}
+	}
 
 	st := &counters{}
 	cpu0 := cpuTime()
@@ -232,10 +314,20 @@ func run(ctx context.Context, cfg config, out io.Writer) (*counters, error) {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	mdone := make(chan struct{})
+	if msend != nil {
+		go func() {
+			defer close(mdone)
+			sendMetrics(ctx, msend, mgen, cfg, st, done)
+		}()
+	} else {
+		close(mdone)
+	}
 	if cfg.Progress {
 		progress(out, st, start, done)
 	}
 	<-done
+	<-mdone
 	elapsed := time.Since(start)
 	cpu := cpuTime() - cpu0
 	report(out, st, elapsed, cpu)
@@ -288,7 +380,9 @@ func (w *worker) run(ctx context.Context) {
 		}
 		if i++; i == len(w.pool.entries) {
 			i = 0
-			pass++
+			if pass++; w.cfg.Passes > 0 && pass >= uint64(w.cfg.Passes) {
+				return
+			}
 		}
 	}
 }
@@ -393,6 +487,9 @@ func report(out io.Writer, st *counters, elapsed, cpu time.Duration) {
 		perM = cpu.Seconds() / (float64(acc) / 1e6)
 	}
 	fmt.Fprintf(out, "sender cpu           %.2fs (%.2f s per million accepted spans)\n", cpu.Seconds(), perM)
+	if n := st.metricReqs.Load(); n > 0 {
+		fmt.Fprintf(out, "metrics requests     %d (%d refused or failed)\n", n, st.metricFailed.Load())
+	}
 	if len(st.errs) > 0 {
 		msgs := make([]string, 0, len(st.errs))
 		for m := range st.errs {

@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/seed-a49a8342/cartograph/ingest/scenario"
 	"github.com/seed-a49a8342/cartograph/ingest/synth"
 )
 
@@ -17,9 +18,9 @@ type entry struct {
 	// raw is the encoded ExportTraceServiceRequest. Its trace ids are
 	// rewritten in place before each send (see stamp).
 	raw []byte
-	// idAt are the offsets in raw of the high 8 bytes of every span's trace
-	// id: synth puts the generator's seed there and a sequence number in the
-	// low 8 bytes.
+	// idAt are the offsets in raw of the high 8 bytes of every trace id, of
+	// spans and of span links: the generator puts a fixed value there (the
+	// pool's base) and a sequence number in the low 8 bytes.
 	idAt []int32
 	// req is raw decoded once, for the pdata gRPC client only.
 	req   ptraceotlp.ExportRequest
@@ -29,25 +30,54 @@ type entry struct {
 // workerPool is the part of the pool one worker replays.
 type workerPool struct {
 	entries []*entry
-	// base is the synth seed the entries were generated with, the high 8
-	// bytes of their trace ids as generated.
+	// base is the high 8 bytes of the entries' trace ids as generated.
 	base uint64
 	// salt is mixed into the trace ids sent.
 	salt uint64
 }
 
-// buildPool generates and encodes n requests of tracesPer traces for worker
-// w, deterministically from seed; salt is mixed into the trace ids sent.
-func buildPool(seed, salt uint64, w, n, tracesPer int, decode bool) (*workerPool, error) {
-	base := seed + uint64(w)
-	g := synth.New(base, time.Unix(1_700_000_000, 0))
+// traceSource makes the requests of one worker's pool: next returns the
+// traces of one request, whose trace ids all have high as their high 8
+// bytes.
+type traceSource struct {
+	next func() ptrace.Traces
+	high uint64
+}
+
+// newTraceSource returns worker w's source: the generated system of
+// ingest/scenario (all workers share its topology, each has its own
+// stream), or with cfg.Services 0 the fixed 8-span shop trace of
+// ingest/synth.
+func newTraceSource(cfg config, w int) (traceSource, error) {
+	if cfg.Services == 0 {
+		base := cfg.Seed + uint64(w)
+		g := synth.New(base, time.Unix(1_700_000_000, 0))
+		return traceSource{next: func() ptrace.Traces { return g.Traces(cfg.TracesPerRequest) }, high: base}, nil
+	}
+	g, err := scenario.New(scenario.Options{Services: cfg.Services, Seed: cfg.Seed, Stream: uint64(w), Faults: cfg.Faults})
+	if err != nil {
+		return traceSource{}, err
+	}
+	// Requests are 10 ms apart, ending at the time the pool is built.
+	now := time.Now().Add(-time.Duration(cfg.Pool) * 10 * time.Millisecond)
+	return traceSource{next: func() ptrace.Traces {
+		now = now.Add(10 * time.Millisecond)
+		return g.Traces(now, cfg.TracesPerRequest)
+	}, high: g.TraceIDHigh()}, nil
+}
+
+// buildPool generates and encodes n requests from src; salt is mixed into
+// the trace ids sent.
+func buildPool(src traceSource, salt uint64, n int, decode bool) (*workerPool, error) {
+	base := src.high
 	var prefix [10]byte
-	// Span.trace_id is field 1, wire type 2 (tag 0x0a), length 16.
+	// Span.trace_id and Span.Link.trace_id are both field 1, wire type 2
+	// (tag 0x0a), length 16.
 	prefix[0], prefix[1] = 0x0a, 0x10
 	binary.BigEndian.PutUint64(prefix[2:], base)
 	p := &workerPool{base: base, salt: salt}
 	for range n {
-		td := g.Traces(tracesPer)
+		td := src.next()
 		raw, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 		if err != nil {
 			return nil, fmt.Errorf("encoding a request: %w", err)
@@ -61,8 +91,8 @@ func buildPool(seed, salt uint64, w, n, tracesPer int, decode bool) (*workerPool
 			e.idAt = append(e.idAt, int32(off+i+2))
 			off += i + len(prefix)
 		}
-		if int64(len(e.idAt)) != e.spans {
-			return nil, fmt.Errorf("found %d trace ids in a request of %d spans", len(e.idAt), e.spans)
+		if want := e.spans + countLinks(td); int64(len(e.idAt)) != want {
+			return nil, fmt.Errorf("found %d trace ids in a request of %d spans and links", len(e.idAt), want)
 		}
 		if decode {
 			e.req = ptraceotlp.NewExportRequest()
@@ -73,6 +103,26 @@ func buildPool(seed, salt uint64, w, n, tracesPer int, decode bool) (*workerPool
 		p.entries = append(p.entries, e)
 	}
 	return p, nil
+}
+
+// eachSpan calls f for every span of td.
+func eachSpan(td ptrace.Traces, f func(ptrace.Span)) {
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				f(spans.At(k))
+			}
+		}
+	}
+}
+
+func countLinks(td ptrace.Traces) int64 {
+	var n int64
+	eachSpan(td, func(sp ptrace.Span) { n += int64(sp.Links().Len()) })
+	return n
 }
 
 // traceHigh returns the high 8 bytes of the trace ids of a worker's pass
@@ -102,17 +152,16 @@ func (e *entry) stampRaw(high uint64) {
 
 // stampPdata rewrites the trace ids of e's decoded request for a pass.
 func (e *entry) stampPdata(high uint64) {
-	rss := e.req.Traces().ResourceSpans()
-	for i := range rss.Len() {
-		sss := rss.At(i).ScopeSpans()
-		for j := range sss.Len() {
-			spans := sss.At(j).Spans()
-			for k := range spans.Len() {
-				sp := spans.At(k)
-				id := sp.TraceID()
-				binary.BigEndian.PutUint64(id[:8], high)
-				sp.SetTraceID(pcommon.TraceID(id))
-			}
+	eachSpan(e.req.Traces(), func(sp ptrace.Span) {
+		id := sp.TraceID()
+		binary.BigEndian.PutUint64(id[:8], high)
+		sp.SetTraceID(id)
+		links := sp.Links()
+		for i := range links.Len() {
+			l := links.At(i)
+			id := l.TraceID()
+			binary.BigEndian.PutUint64(id[:8], high)
+			l.SetTraceID(id)
 		}
-	}
+	})
 }

@@ -43,7 +43,7 @@ type result struct {
 
 // limited returns the result for a request refused by the in-flight limiter.
 func limited() result {
-	return result{verdict: verdictOverloaded, message: "otlp: too many export requests in flight, retry later"}
+	return result{verdict: verdictOverloaded, message: "otlp: too many export requests in flight (or memory above its bound), retry later"}
 }
 
 func (v verdict) outcome() string {
@@ -102,18 +102,18 @@ func (r *Receiver) export(ctx context.Context, transport, signal string, b batch
 	}
 	switch res.verdict {
 	case verdictAccepted:
-		r.metrics.addItems(transport, signal, itemsAccepted, b.items)
+		r.countItems(ctx, transport, signal, itemsAccepted, b.items)
 	case verdictPartial:
-		r.metrics.addItems(transport, signal, itemsAccepted, b.items-res.rejected)
-		r.metrics.addItems(transport, signal, itemsRejected, res.rejected)
+		r.countItems(ctx, transport, signal, itemsAccepted, b.items-res.rejected)
+		r.countItems(ctx, transport, signal, itemsRejected, res.rejected)
 	case verdictRejected:
-		r.metrics.addItems(transport, signal, itemsRejected, b.items)
+		r.countItems(ctx, transport, signal, itemsRejected, b.items)
 		r.log.Debug("otlp export rejected", "transport", transport, "signal", signal, "items", b.items, "err", res.err)
 	case verdictFailed:
-		r.metrics.addItems(transport, signal, itemsRefused, b.items)
+		r.countItems(ctx, transport, signal, itemsRefused, b.items)
 		r.log.Warn("otlp export failed", "transport", transport, "signal", signal, "items", b.items, "err", res.err)
 	default: // overloaded, unavailable, canceled
-		r.metrics.addItems(transport, signal, itemsRefused, b.items)
+		r.countItems(ctx, transport, signal, itemsRefused, b.items)
 	}
 	return res
 }

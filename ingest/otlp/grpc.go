@@ -95,7 +95,7 @@ func (r *Receiver) serveGRPC(ctx context.Context, signal string, b batch) (resul
 	} else {
 		// gRPC decodes the message before calling us, so its items are known.
 		res = limited()
-		r.metrics.addItems(transportGRPC, signal, itemsRefused, b.items)
+		r.countItems(ctx, transportGRPC, signal, itemsRefused, b.items)
 	}
 	r.metrics.request(transportGRPC, signal, res.verdict.outcome(), time.Since(start))
 	if st := r.status(res); st != nil {
@@ -156,10 +156,17 @@ func (grpcStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Cont
 
 func (grpcStats) HandleConn(context.Context, stats.ConnStats) {}
 
-// tapGRPC refuses an export RPC before gRPC reads its message when every
+// tapGRPC refuses an RPC before gRPC reads its message when it lacks a
+// valid bearer token (with Options.Auth), or, for an export RPC, when every
 // in-flight slot is taken, so a burst of large requests is not all held in
 // memory at once only to be refused after decoding.
 func (r *Receiver) tapGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if r.opts.Auth != nil {
+		var err error
+		if ctx, err = r.authGRPC(ctx, info.Header, info.FullMethodName); err != nil {
+			return ctx, err
+		}
+	}
 	signal, ok := grpcMethodSignal(info.FullMethodName)
 	if !ok || !r.limiter.full() {
 		return ctx, nil

@@ -91,6 +91,9 @@ type otlpResponse interface {
 }
 
 func unmarshal(req otlpRequest, body []byte, f format) error {
+	if err := checkNesting(body, f); err != nil {
+		return err
+	}
 	if f == formatJSON {
 		return req.UnmarshalJSON(body)
 	}
@@ -182,6 +185,11 @@ func (e *httpEndpoint) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 
 // serve answers one request and returns its outcome.
 func (e *httpEndpoint) serve(w http.ResponseWriter, req *http.Request) string {
+	if e.r.opts.Auth != nil {
+		if req = e.authHTTP(w, req); req == nil {
+			return outcomeUnauthenticated
+		}
+	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		f, _ := parseContentType(req.Header.Get("Content-Type"))

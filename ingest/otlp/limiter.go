@@ -8,15 +8,20 @@ import "github.com/prometheus/client_golang/prometheus"
 type limiter struct {
 	slots    chan struct{}
 	inFlight prometheus.Gauge
+	heap     *heapGate // nil: no heap bound
 }
 
 func newLimiter(n int, inFlight prometheus.Gauge) *limiter {
 	return &limiter{slots: make(chan struct{}, n), inFlight: inFlight}
 }
 
-// tryAcquire takes a slot if one is free and reports whether it did. Every
+// tryAcquire takes a slot if one is free and the live heap is within its
+// bound, and reports whether it did. Every
 // successful tryAcquire must be followed by exactly one release.
 func (l *limiter) tryAcquire() bool {
+	if l.heap.refuse() {
+		return false
+	}
 	select {
 	case l.slots <- struct{}{}:
 		l.inFlight.Inc()
@@ -32,5 +37,6 @@ func (l *limiter) release() {
 	<-l.slots
 }
 
-// full reports whether every slot is taken at this instant.
-func (l *limiter) full() bool { return len(l.slots) == cap(l.slots) }
+// full reports whether every slot is taken at this instant, or the live
+// heap is above its bound.
+func (l *limiter) full() bool { return len(l.slots) == cap(l.slots) || l.heap.refuse() }

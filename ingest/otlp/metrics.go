@@ -28,6 +28,7 @@ const (
 	outcomeTooLarge         = "too_large"              // body above MaxRequestBytes
 	outcomeUnsupportedMedia = "unsupported_media_type" // unknown content type or content encoding
 	outcomeCanceled         = "canceled"               // the request's context ended (sender gone, shutdown) before it was done
+	outcomeUnauthenticated  = "unauthenticated"        // no valid bearer token (Options.Auth)
 )
 
 // Item results (label "result" of cartograph_receiver_items_total).
@@ -56,6 +57,8 @@ type metrics struct {
 	inFlight      prometheus.Gauge
 	inFlightLimit prometheus.Gauge
 	duration      *prometheus.HistogramVec
+	authFailures  *prometheus.CounterVec
+	tokenItems    *prometheus.CounterVec // by token name; only with Options.Auth
 }
 
 func newMetrics(maxInFlight int) *metrics {
@@ -86,12 +89,22 @@ func newMetrics(maxInFlight int) *metrics {
 			Help:    "Time to answer an OTLP export request, including the consumer, by transport and signal.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"transport", "signal"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_receiver_auth_failures_total",
+			Help: "OTLP export requests refused for want of a valid bearer token (gRPC UNAUTHENTICATED, HTTP 401), by reason: missing or invalid.",
+		}, []string{"transport", "signal", "reason"}),
+		tokenItems: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_receiver_token_items_total",
+			Help: "Spans (signal=traces) or data points (signal=metrics) received from senders authenticated by a bearer token, by token name and result " +
+				"(as cartograph_receiver_items_total).",
+		}, []string{"token", "signal", "result"}),
 	}
 	m.inFlightLimit.Set(float64(maxInFlight))
 	// Create every series up front so rates start from zero.
 	allOutcomes := []string{
 		outcomeSuccess, outcomePartial, outcomeRefused, outcomeUnavailable, outcomeError,
 		outcomeRejected, outcomeBadRequest, outcomeTooLarge, outcomeUnsupportedMedia, outcomeCanceled,
+		outcomeUnauthenticated,
 	}
 	allReasons := []string{
 		reasonMalformed, reasonInvalidCompression, reasonUnsupportedEncoding, reasonUnsupportedMedia,
@@ -109,6 +122,9 @@ func newMetrics(maxInFlight int) *metrics {
 				m.badRequests.WithLabelValues(tr, sig, reason)
 			}
 			m.duration.WithLabelValues(tr, sig)
+			for _, reason := range []string{authMissing, authInvalid} {
+				m.authFailures.WithLabelValues(tr, sig, reason)
+			}
 		}
 	}
 	return m
@@ -117,7 +133,7 @@ func newMetrics(maxInFlight int) *metrics {
 // register registers every metric on reg, or none: on error it unregisters
 // those it had registered.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.requests, m.items, m.badRequests, m.inFlight, m.inFlightLimit, m.duration}
+	cs := []prometheus.Collector{m.requests, m.items, m.badRequests, m.inFlight, m.inFlightLimit, m.duration, m.authFailures, m.tokenItems}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {
@@ -144,5 +160,21 @@ func (m *metrics) badRequest(transport, signal, reason string) {
 func (m *metrics) addItems(transport, signal, result string, n int64) {
 	if n > 0 {
 		m.items.WithLabelValues(transport, signal, result).Add(float64(n))
+	}
+}
+
+// authFailure records one request refused for want of a valid token.
+func (m *metrics) authFailure(transport, signal, reason string) {
+	m.authFailures.WithLabelValues(transport, signal, reason).Inc()
+}
+
+// tokenSeries creates the per-token series of names up front.
+func (m *metrics) tokenSeries(names []string) {
+	for _, name := range names {
+		for _, sig := range []string{signalTraces, signalMetrics} {
+			for _, res := range []string{itemsAccepted, itemsRefused, itemsRejected} {
+				m.tokenItems.WithLabelValues(name, sig, res)
+			}
+		}
 	}
 }

@@ -8,10 +8,15 @@
 //
 // Both transports and both signals share one in-flight limit; a request that
 // finds it full is refused at once instead of queueing.
+//
+// Optionally (Options.Auth, Options.TLS) every request must carry a bearer
+// token, checked before its body is read, and both transports serve TLS,
+// with client certificates required when the TLS configuration says so.
 package otlp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +31,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor so gRPC senders may compress.
 
 	"github.com/seed-a49a8342/cartograph/ingest"
@@ -67,6 +73,11 @@ type Options struct {
 	// already been received and decoded by gRPC when the limit is checked.
 	// Default DefaultMaxInFlight() (2*GOMAXPROCS).
 	MaxInFlight int
+	// MaxHeapBytes, when positive, refuses export requests (gRPC
+	// RESOURCE_EXHAUSTED, HTTP 429, as for MaxInFlight) while the live heap
+	// found by the last garbage collection is above it, so that a burst
+	// cannot grow the process past its memory budget. 0: no bound.
+	MaxHeapBytes int64
 	// RetryAfter is the delay refused senders are asked to wait before
 	// retrying (gRPC RetryInfo, HTTP Retry-After rounded up to whole seconds,
 	// at least 1). Default DefaultRetryAfter (1s).
@@ -82,6 +93,21 @@ type Options struct {
 	// Registerer is where the receiver's own metrics
 	// (cartograph_receiver_*) are registered. Nil means they are not registered.
 	Registerer prometheus.Registerer
+	// Auth, when not nil, requires every request on both transports to
+	// carry a bearer token it accepts: gRPC metadata "authorization: Bearer
+	// <token>", HTTP header "Authorization: Bearer <token>". Requests
+	// without one or with a refused one are answered gRPC UNAUTHENTICATED
+	// or HTTP 401 with WWW-Authenticate before their body is read, and
+	// counted (cartograph_receiver_auth_failures_total). Items of accepted
+	// requests are also counted by token name
+	// (cartograph_receiver_token_items_total), and the consumer finds the
+	// name with TokenName. Nil: no authentication.
+	Auth TokenAuthenticator
+	// TLS, when not nil, serves both transports over TLS with a clone of
+	// this configuration (for mutual TLS, set ClientAuth and ClientCAs).
+	// It needs a certificate (Certificates or GetCertificate). Nil: plain
+	// text.
+	TLS *tls.Config
 }
 
 // Validate reports whether o can build a Receiver: at least one transport and
@@ -102,6 +128,9 @@ func (o Options) Validate() error {
 	}
 	if o.RetryAfter < 0 {
 		errs = append(errs, fmt.Errorf("RetryAfter %s is negative", o.RetryAfter))
+	}
+	if o.TLS != nil && len(o.TLS.Certificates) == 0 && o.TLS.GetCertificate == nil && o.TLS.GetConfigForClient == nil {
+		errs = append(errs, errors.New("TLS has no certificate"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("otlp: invalid options: %w", err)
@@ -155,6 +184,9 @@ func New(opts Options) (*Receiver, error) {
 	}
 	opts = opts.withDefaults()
 	m := newMetrics(opts.MaxInFlight)
+	if named, ok := opts.Auth.(interface{ Names() []string }); ok {
+		m.tokenSeries(named.Names())
+	}
 	if opts.Registerer != nil {
 		if err := m.register(opts.Registerer); err != nil {
 			return nil, fmt.Errorf("otlp: registering metrics: %w", err)
@@ -166,12 +198,22 @@ func New(opts Options) (*Receiver, error) {
 		metrics: m,
 		limiter: newLimiter(opts.MaxInFlight, m.inFlight),
 	}
+	heap, err := newHeapGate(opts.MaxHeapBytes, opts.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	r.limiter.heap = heap
 	if opts.GRPCAddr != "" {
-		r.grpcServer = grpc.NewServer(
+		serverOpts := []grpc.ServerOption{
 			grpc.MaxRecvMsgSize(int(opts.MaxRequestBytes)),
 			grpc.StatsHandler(grpcStats{r: r}),
 			grpc.InTapHandle(r.tapGRPC),
-		)
+			grpc.ForceServerCodecV2(newNestingCodec()),
+		}
+		if opts.TLS != nil {
+			serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Clone())))
+		}
+		r.grpcServer = grpc.NewServer(serverOpts...)
 		if opts.Traces != nil {
 			ptraceotlp.RegisterGRPCServer(r.grpcServer, &grpcTraces{r: r, consumer: opts.Traces})
 		}
@@ -185,6 +227,9 @@ func New(opts Options) (*Receiver, error) {
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		}
+		if opts.TLS != nil {
+			r.httpServer.TLSConfig = opts.TLS.Clone()
 		}
 	}
 	return r, nil
@@ -230,7 +275,7 @@ func (r *Receiver) Start(ctx context.Context) error {
 	r.started = true
 	r.grpcLn, r.httpLn = grpcLn, httpLn
 	if grpcLn != nil {
-		r.log.Info("otlp grpc listening", "addr", grpcLn.Addr().String())
+		r.log.Info("otlp grpc listening", "addr", grpcLn.Addr().String(), "tls", r.opts.TLS != nil, "auth", r.opts.Auth != nil)
 		r.serving.Go(func() {
 			if err := r.grpcServer.Serve(grpcLn); err != nil {
 				r.log.Error("otlp grpc server stopped", "addr", grpcLn.Addr().String(), "err", err)
@@ -238,9 +283,13 @@ func (r *Receiver) Start(ctx context.Context) error {
 		})
 	}
 	if httpLn != nil {
-		r.log.Info("otlp http listening", "addr", httpLn.Addr().String())
+		r.log.Info("otlp http listening", "addr", httpLn.Addr().String(), "tls", r.opts.TLS != nil, "auth", r.opts.Auth != nil)
 		r.serving.Go(func() {
-			if err := r.httpServer.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			serve := r.httpServer.Serve
+			if r.opts.TLS != nil {
+				serve = func(ln net.Listener) error { return r.httpServer.ServeTLS(ln, "", "") }
+			}
+			if err := serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.log.Error("otlp http server stopped", "addr", httpLn.Addr().String(), "err", err)
 			}
 		})

@@ -25,6 +25,14 @@ type SpanSink interface {
 	ConsumeSpans(spans []graph.Span) (rejected int, reason string)
 }
 
+// TracesObserver sees every request a Pipeline admits (for example to keep
+// the raw spans of sampled traces). It must not keep td, or anything
+// reachable from it, after ObserveTraces returns: it copies what it keeps.
+// It may be called from many goroutines at once.
+type TracesObserver interface {
+	ObserveTraces(td ptrace.Traces)
+}
+
 // Options configure a Pipeline.
 type Options struct {
 	// Sink receives the translated spans. Required.
@@ -40,6 +48,9 @@ type Options struct {
 	// whole request with it (e.g. ingest.ErrUnavailable while storage is
 	// down and its buffer full, so senders retry later).
 	Admit func() error
+	// Observer, when set, sees each admitted request after its spans went
+	// to the sink (nil: none).
+	Observer TracesObserver
 }
 
 // Errors returned by NewPipeline and ConsumeTraces.
@@ -72,12 +83,15 @@ type Pipeline struct {
 	logger   *slog.Logger
 	maxSpans int
 	admit    func() error
+	observer TracesObserver
 	pool     sync.Pool // of *batch
 
 	translated     prometheus.Counter
 	invalidEmptyID prometheus.Counter
 	invalidTooMany prometheus.Counter
 	rejected       prometheus.Counter
+	tooLong        prometheus.Counter
+	invalidUTF8    prometheus.Counter
 }
 
 var _ ingest.TracesConsumer = (*Pipeline)(nil)
@@ -109,12 +123,16 @@ func NewPipeline(o Options) (*Pipeline, error) {
 		Namespace: "cartograph", Subsystem: "ingest", Name: "spans_invalid_total",
 		Help: "Spans dropped before translation, by reason: empty_id (all-zero trace or span id), too_many_spans (request above the per-request limit).",
 	}, []string{"reason"})
+	sanitized := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "cartograph", Subsystem: "ingest", Name: "names_sanitized_total",
+		Help: "Span names (service, operation, peer, destination, group) changed on the way in, by reason: too_long (cut to 256 bytes), invalid_utf8 (invalid bytes replaced).",
+	}, []string{"reason"})
 	rejected := prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "cartograph", Subsystem: "ingest", Name: "spans_rejected_total",
 		Help: "Translated spans the graph refused (for example because a bounded store was full).",
 	})
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{translated, invalid, rejected} {
+		for _, c := range []prometheus.Collector{translated, invalid, rejected, sanitized} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("semconv: registering metrics: %w", err)
 			}
@@ -125,10 +143,13 @@ func NewPipeline(o Options) (*Pipeline, error) {
 		logger:         logger,
 		maxSpans:       o.MaxSpansPerRequest,
 		admit:          o.Admit,
+		observer:       o.Observer,
 		translated:     translated,
 		invalidEmptyID: invalid.WithLabelValues(reasonEmptyID),
 		invalidTooMany: invalid.WithLabelValues(reasonTooManySpans),
 		rejected:       rejected,
+		tooLong:        sanitized.WithLabelValues(reasonTooLong),
+		invalidUTF8:    sanitized.WithLabelValues(reasonInvalidUTF8),
 	}
 	p.pool.New = func() any { return new(batch) }
 	return p, nil
@@ -154,12 +175,21 @@ func (p *Pipeline) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
 
 	b := p.pool.Get().(*batch)
 	spans, invalid := b.t.translate(b.spans[:0], td)
+	if b.t.tooLong > 0 {
+		p.tooLong.Add(float64(b.t.tooLong))
+	}
+	if b.t.invalidUTF8 > 0 {
+		p.invalidUTF8.Add(float64(b.t.invalidUTF8))
+	}
 	rejected, reason := 0, ""
 	if len(spans) > 0 {
 		rejected, reason = p.sink.ConsumeSpans(spans)
 		rejected = min(max(rejected, 0), len(spans))
 	}
 	p.release(b, spans)
+	if p.observer != nil {
+		p.observer.ObserveTraces(td)
+	}
 
 	if len(spans) > 0 {
 		p.translated.Add(float64(len(spans)))

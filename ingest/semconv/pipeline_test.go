@@ -254,3 +254,42 @@ func TestAdmitRefusesWholeRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// countingObserver counts the requests and spans it sees.
+type countingObserver struct {
+	mu              sync.Mutex
+	requests, spans int
+}
+
+func (o *countingObserver) ObserveTraces(td ptrace.Traces) {
+	o.mu.Lock()
+	o.requests++
+	o.spans += td.SpanCount()
+	o.mu.Unlock()
+}
+
+func TestObserverSeesAdmittedRequests(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		admit    error
+		maxSpans int
+		seen     int
+	}{
+		{"admitted", nil, 0, 3},
+		{"refused by admit", ingest.ErrUnavailable, 0, 0},
+		{"refused as too large", nil, 2, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			obs := &countingObserver{}
+			p, err := NewPipeline(Options{Sink: &recordingSink{}, Observer: obs, MaxSpansPerRequest: c.maxSpans,
+				Admit: func() error { return c.admit }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = p.ConsumeTraces(context.Background(), mixedRequest(t, 2, 1))
+			if obs.spans != c.seen {
+				t.Fatalf("observer saw %d spans, want %d", obs.spans, c.seen)
+			}
+		})
+	}
+}

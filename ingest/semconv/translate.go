@@ -48,6 +48,9 @@ type translator struct {
 	links []graph.SpanRef
 	addrs [addrCacheSize]joinedAddr
 	next  int
+	// tooLong and invalidUTF8 count the names sanitize changed since the
+	// last reset.
+	tooLong, invalidUTF8 int
 }
 
 // reset prepares t for the next request. The link arena is reused: the spans
@@ -57,6 +60,7 @@ func (t *translator) reset() {
 		t.links = nil
 	}
 	t.links = t.links[:0]
+	t.tooLong, t.invalidUTF8 = 0, 0
 }
 
 func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span, int) {
@@ -85,6 +89,7 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 				s.Service = service
 				s.Namespace = namespace
 				t.fill(s, sp)
+				t.sanitize(s)
 			}
 		}
 	}

@@ -66,6 +66,7 @@ type appender struct {
 	nodes    []graph.NodeSeen
 	findings []findingRow
 	lags     []lag.Sample
+	spans    []storage.Span
 	done     bool
 }
 
@@ -282,13 +283,13 @@ func (a *appender) Rollback() error {
 		return errAppenderDone
 	}
 	a.done = true
-	a.edges, a.nodes, a.findings, a.lags = nil, nil, nil, nil
+	a.edges, a.nodes, a.findings, a.lags, a.spans = nil, nil, nil, nil, nil
 	return nil
 }
 
 // Commit sends one insert per table that has rows: findings, then lag
-// samples, then nodes, then edge buckets. Findings, lag samples and nodes
-// collapse when
+// samples, then nodes, then raw spans, then edge buckets. Findings, lag
+// samples, nodes and spans collapse when
 // written twice, edge buckets add up: sending them last means that a
 // Commit failing part-way leaves nothing a retry would count twice (short
 // of a server that stored the edges and failed to say so). When ctx has no
@@ -331,6 +332,9 @@ func (a *appender) Commit(ctx context.Context) error {
 		return b.Append(n.Start.UTC(), uint32(n.Width.Milliseconds()), s.o.Collector,
 			n.Key.Kind.String(), n.Key.Group, n.Key.Name)
 	}); err != nil {
+		return err
+	}
+	if err := a.insertSpans(ctx); err != nil {
 		return err
 	}
 	return s.insert(ctx, tableEdges, edgeColumns, len(a.edges), func(b driver.Batch, i int) error {

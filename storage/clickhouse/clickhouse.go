@@ -16,14 +16,19 @@
 //     float64).
 //   - lag_samples: broker lag readings (ReplacingMergeTree: a sample
 //     written twice is read once).
+//   - nodes: the nodes each collector saw per bucket.
+//   - spans: raw spans of sampled traces for trace look-ups (Trace;
+//     ReplacingMergeTree ordered by trace id), empty unless the collector
+//     samples them (storage.SpanSampler).
 //
 // Rows live for Options.Retention (findings: FindingsRetention after they
-// were last seen): the TTL is written into the table when a migration
-// creates it, and Open changes it (ALTER TABLE ... MODIFY TTL) when
-// Options ask for another. Tables are partitioned by day and drop whole
-// parts, so rows may outlive the retention by up to a day.
+// were last seen; spans: Options.RawSpansTTL): the TTL is written into the
+// table when a migration creates it, and Open changes it (ALTER TABLE ...
+// MODIFY TTL) when Options ask for another. Tables are partitioned by day
+// and drop whole parts, so rows may outlive the retention by up to a day
+// (spans are removed by TTL merges instead, within hours).
 //
-// Times are stored with millisecond precision. Raw spans are not stored.
+// Times are stored with millisecond precision (raw spans: nanosecond).
 package clickhouse
 
 import (
@@ -200,7 +205,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"table"}),
 		queryDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "cartograph_clickhouse_query_duration_seconds",
-			Help:    "Time of read queries, by query (edges, buckets, nodes, findings, lag, ping).",
+			Help:    "Time of read queries, by query (edges, buckets, nodes, findings, lag, trace, ping).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"query"}),
 		queryErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -208,7 +213,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Read queries that failed, by query.",
 		}, []string{"query"}),
 	}
-	for _, t := range []string{tableEdges, tableNodes, tableFindings, tableLag} {
+	for _, t := range []string{tableEdges, tableNodes, tableFindings, tableLag, tableSpans} {
 		m.inserts.WithLabelValues(t, "success")
 		m.inserts.WithLabelValues(t, "error")
 		m.rows.WithLabelValues(t, "written")

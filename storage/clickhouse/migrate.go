@@ -41,6 +41,7 @@ type migrationVars struct {
 	FindingsTTL string
 	LagTTL      string
 	NodeTTL     string // of nodes
+	SpansTTL    string // of spans
 }
 
 // ttlExpr is a TTL expression keeping rows `keep` after the time in column
@@ -58,6 +59,7 @@ func ttlTables(o Options) [][2]string {
 		{"lag_samples", ttlExpr("time", o.Retention)},
 		{"findings", ttlExpr("last_seen", FindingsRetention)},
 		{"nodes", ttlExpr("time", o.Retention)},
+		{"spans", ttlExpr("start", o.RawSpansTTL)},
 	}
 }
 
@@ -181,7 +183,7 @@ func migrate(ctx context.Context, conn driver.Conn, db string, o Options) ([]int
 	}
 
 	ttl := ttlTables(o)
-	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1], NodeTTL: ttl[4][1]}
+	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1], NodeTTL: ttl[4][1], SpansTTL: ttl[5][1]}
 	var done []int
 	for _, m := range ms {
 		if applied[m.version] {

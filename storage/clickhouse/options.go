@@ -18,6 +18,9 @@ const (
 	DefaultRetention    = 30 * 24 * time.Hour
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultQueryTimeout = 30 * time.Second
+	DefaultRawSpansTTL  = 24 * time.Hour
+	// MaxTraceSpans bounds the spans Trace returns for one trace.
+	MaxTraceSpans = 10_000
 	// FindingsRetention is how long findings are kept after they were last
 	// seen.
 	FindingsRetention = 90 * 24 * time.Hour
@@ -37,9 +40,11 @@ type Options struct {
 	// Retention is the TTL of edge buckets, nodes and lag samples (default 30
 	// days). Findings are kept FindingsRetention after they were last seen.
 	Retention time.Duration
-	// RawSpans would keep raw spans in a table of their own. Not
-	// implemented: Validate rejects it.
-	RawSpans bool
+	// RawSpansTTL is the TTL of the spans table (default 24h, at least
+	// 1h): raw spans of sampled traces, kept for trace look-ups when the
+	// collector samples them (storage.SpanSampler); the table exists, empty,
+	// otherwise.
+	RawSpansTTL time.Duration
 	// DialTimeout bounds connecting (default 5s, or the DSN's
 	// dial_timeout); QueryTimeout bounds a read query and a Commit whose
 	// context has no deadline (default 30s).
@@ -67,6 +72,9 @@ func (o Options) withDefaults() Options {
 	if o.Retention == 0 {
 		o.Retention = DefaultRetention
 	}
+	if o.RawSpansTTL == 0 {
+		o.RawSpansTTL = DefaultRawSpansTTL
+	}
 	if o.QueryTimeout <= 0 {
 		o.QueryTimeout = DefaultQueryTimeout
 	}
@@ -91,8 +99,8 @@ func (o Options) Validate() error {
 	if o.Retention < time.Hour {
 		errs = append(errs, fmt.Errorf("retention %v: must be at least 1h", o.Retention))
 	}
-	if o.RawSpans {
-		errs = append(errs, errors.New("raw spans are not implemented in the ClickHouse backend"))
+	if o.RawSpansTTL < time.Hour {
+		errs = append(errs, fmt.Errorf("raw spans TTL %v: must be at least 1h", o.RawSpansTTL))
 	}
 	if o.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dial timeout %v: must not be negative", o.DialTimeout))

@@ -48,7 +48,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4, 5}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -57,8 +57,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 5)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes"} {
+	require.Len(t, rows, 6)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -72,7 +72,7 @@ func TestMigrate(t *testing.T) {
 		tables = append(tables, name)
 	}
 	require.NoError(t, trows.Err())
-	require.Equal(t, []string{"edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "lag_samples", "nodes", "schema_migrations"}, tables)
+	require.Equal(t, []string{"edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "lag_samples", "nodes", "schema_migrations", "spans"}, tables)
 
 	// Again: nothing applied, nothing recorded.
 	applied, err = migrate(ctx, conn, db, o)
@@ -81,7 +81,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 5, n)
+	require.EqualValues(t, 6, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {
@@ -106,7 +106,7 @@ func TestValidate(t *testing.T) {
 	for name, o := range map[string]Options{
 		"no dsn":        {},
 		"bad database":  {DSN: "clickhouse://127.0.0.1:1/bad-name"},
-		"raw spans":     {DSN: "clickhouse://127.0.0.1:1/x", RawSpans: true},
+		"raw spans ttl": {DSN: "clickhouse://127.0.0.1:1/x", RawSpansTTL: time.Minute},
 		"retention":     {DSN: "clickhouse://127.0.0.1:1/x", Retention: time.Minute},
 		"bad dsn":       {DSN: "clickhouse://127.0.0.1:1/x?dial_timeout=banana"},
 		"negative dial": {DSN: "clickhouse://127.0.0.1:1/x", DialTimeout: -time.Second},

@@ -23,6 +23,7 @@ type appender struct {
 	nodes    []row
 	lags     []row
 	findings []findingRow
+	roll     rollupAcc // the batch's sums per minute
 	done     bool
 }
 
@@ -53,6 +54,9 @@ func (a *appender) AppendEdges(buckets []graph.EdgeBucket) error {
 				buckets[i].Source.ID(), buckets[i].Target.ID(), buckets[i].Start, err)
 		}
 		a.edges = append(a.edges, row{t: unixNanos(buckets[i].Start), off: off, end: len(a.buf)})
+	}
+	for i := range buckets {
+		a.roll.addEdge(&buckets[i])
 	}
 	return nil
 }
@@ -93,6 +97,7 @@ func (a *appender) AppendNodes(nodes []graph.NodeSeen) error {
 		off := len(a.buf)
 		a.buf = appendNodeSeen(a.buf, &nodes[i])
 		a.nodes = append(a.nodes, row{t: unixNanos(nodes[i].Start), off: off, end: len(a.buf)})
+		a.roll.addNode(&nodes[i])
 	}
 	return nil
 }
@@ -133,7 +138,7 @@ func (a *appender) Commit(ctx context.Context) error {
 	slices.SortStableFunc(a.nodes, byTime)
 	slices.SortStableFunc(a.lags, byTime)
 	keys := make([]byte, keyLen*(len(a.edges)+len(a.nodes)+len(a.lags)))
-	newFindings := 0
+	newFindings, newEdges1m, newNodes1m := 0, 0, 0
 	start := time.Now()
 	err := s.update(func(tx *bolt.Tx) error {
 		if err := ctx.Err(); err != nil {
@@ -158,8 +163,11 @@ func (a *appender) Commit(ctx context.Context) error {
 				return err
 			}
 		}
+		if newEdges1m, newNodes1m, err = a.roll.write(tx); err != nil {
+			return err
+		}
 		return errors.Join(addCount(tx, kindEdge, len(a.edges)), addCount(tx, kindNode, len(a.nodes)), addCount(tx, kindLag, len(a.lags)),
-			addCount(tx, kindFinding, newFindings))
+			addCount(tx, kindFinding, newFindings), addCount(tx, kindEdge1m, newEdges1m), addCount(tx, kindNode1m, newNodes1m))
 	})
 	if err != nil {
 		return fmt.Errorf("embedded: commit: %w", err)
@@ -169,6 +177,8 @@ func (a *appender) Commit(ctx context.Context) error {
 	s.m.written.WithLabelValues(kindNode).Add(float64(len(a.nodes)))
 	s.m.written.WithLabelValues(kindLag).Add(float64(len(a.lags)))
 	s.m.written.WithLabelValues(kindFinding).Add(float64(len(a.findings)))
+	s.m.written.WithLabelValues(kindEdge1m).Add(float64(newEdges1m))
+	s.m.written.WithLabelValues(kindNode1m).Add(float64(newNodes1m))
 	if u, err := s.usage(); err == nil && u.live > s.o.MaxBytes {
 		select {
 		case s.kick <- struct{}{}:
@@ -208,5 +218,5 @@ func (a *appender) Rollback() error {
 }
 
 func (a *appender) release() {
-	a.buf, a.edges, a.nodes, a.lags, a.findings = nil, nil, nil, nil, nil
+	a.buf, a.edges, a.nodes, a.lags, a.findings, a.roll = nil, nil, nil, nil, nil, rollupAcc{}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/storage"
 )
 
 // benchEdges are n realistic edge buckets (server and client sketches of
@@ -146,4 +147,63 @@ func BenchmarkEncoding(b *testing.B) {
 		}
 		b.ReportMetric(float64(size)/float64(b.N), "B/row")
 	})
+}
+
+// BenchmarkGraphHour is GET /api/v1/graph?at=...&window=1h on the embedded
+// store: storage.History.GraphAt over one hour of 5s buckets (720 per edge)
+// of 1,000 edges and their ~1,100 nodes, written one 5s batch at a time as
+// the persister does. read=raw merges every stored bucket (the store
+// before the rollup; RollupAfter < 0), read=rollup takes the whole minutes
+// from the one-minute rollup.
+func BenchmarkGraphHour(b *testing.B) {
+	const edges, buckets = 1000, 720
+	dir := b.TempDir()
+	s := openStore(b, Options{Dir: dir, MaxBytes: 1 << 40, Retention: 1 << 62})
+	rng := rand.New(rand.NewPCG(4, 4))
+	ctx := context.Background()
+	tmpl := benchEdges(rng, t0, edges, edges)
+	start := time.Now()
+	for k := range buckets {
+		at := t0.Add(time.Duration(k) * 5 * time.Second)
+		nodes := make([]graph.NodeSeen, 0, 2*edges)
+		seen := map[graph.NodeKey]bool{}
+		for i := range tmpl {
+			tmpl[i].Start = at
+			tmpl[i].Source = svc(fmt.Sprintf("service-%03d", i%100))
+			tmpl[i].Target = svc(fmt.Sprintf("service-%04d", i))
+			for _, n := range []graph.NodeKey{tmpl[i].Source, tmpl[i].Target} {
+				if !seen[n] {
+					seen[n] = true
+					nodes = append(nodes, graph.NodeSeen{Start: at, Width: 5 * time.Second, Key: n})
+				}
+			}
+		}
+		a := s.Appender()
+		require.NoError(b, a.AppendEdges(tmpl))
+		require.NoError(b, a.AppendNodes(nodes))
+		require.NoError(b, a.Commit(ctx))
+	}
+	u, err := s.usage()
+	require.NoError(b, err)
+	b.Logf("wrote %d edge rows, %d node rows (rollup: %d, %d) in %v; %d live bytes", u.rows[kindEdge], u.rows[kindNode],
+		u.rows[kindEdge1m], u.rows[kindNode1m], time.Since(start).Round(time.Millisecond), u.live)
+	at := t0.Add(buckets * 5 * time.Second)
+	for _, c := range []struct {
+		name        string
+		rollupAfter time.Duration
+	}{{"read=raw", -1}, {"read=rollup", DefaultRollupAfter}} {
+		b.Run(c.name, func(b *testing.B) {
+			s.o.RollupAfter = c.rollupAfter
+			h := storage.History{Storage: s}
+			for range b.N {
+				snap, err := h.GraphAt(ctx, at, time.Hour)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(snap.Edges) != edges {
+					b.Fatalf("%d edges, want %d", len(snap.Edges), edges)
+				}
+			}
+		})
+	}
 }

@@ -4,13 +4,17 @@
 // crash (or SIGKILL) at any point leaves the file at the last committed
 // batch.
 //
-// The file holds five buckets: "edges", "nodes" (the nodes seen per time
-// bucket) and "lag", keyed by time and a sequence (see codec.go), "findings", keyed by finding id with the latest
-// state written, and "meta" (format version, row counts).
+// The file holds seven buckets: "edges", "nodes" (the nodes seen per time
+// bucket) and "lag", keyed by time and a sequence (see codec.go);
+// "edges_1m" and "nodes_1m", the one-minute rollup that long reads use
+// (see rollup.go); "findings", keyed by finding id with the latest state
+// written; and "meta" (format version, row counts, where the rollup
+// starts).
 //
-// Retention. Rows older than Options.Retention are deleted, and when the
-// live data exceeds Options.MaxBytes the oldest edge buckets, nodes and
-// lag samples are deleted until it is under 95% of it. Deletes run in a
+// Retention. Rows older than Options.Retention are deleted (rollup rows by
+// the start of their minute), and when the live data exceeds
+// Options.MaxBytes the oldest edge buckets, nodes, rollup rows and lag
+// samples are deleted until it is under 95% of it. Deletes run in a
 // background goroutine in transactions of a bounded number of rows, so a
 // large delete never holds the single writer lock for long. A bbolt file
 // never shrinks: deleted rows free pages that later writes reuse, so the
@@ -83,6 +87,11 @@ type Options struct {
 	// OpenTimeout bounds the wait for the file lock (default 5s): a second
 	// process on the same Dir gets ErrLocked instead of hanging.
 	OpenTimeout time.Duration
+	// RollupAfter is the shortest range that Edges and Nodes read from
+	// the one-minute rollup (its whole minutes; the partial minutes at
+	// either end from the raw rows). Default DefaultRollupAfter (10m);
+	// negative: never (every read returns raw rows).
+	RollupAfter time.Duration
 	// Now is the clock that retention measures age with (default time.Now).
 	Now func() time.Time
 	// Logger (default: discard).
@@ -129,6 +138,9 @@ func (o Options) withDefaults() Options {
 	if o.OpenTimeout == 0 {
 		o.OpenTimeout = 5 * time.Second
 	}
+	if o.RollupAfter == 0 {
+		o.RollupAfter = DefaultRollupAfter
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -147,6 +159,14 @@ var (
 	bucketMeta     = []byte("meta")
 
 	metaFormat = []byte("format")
+)
+
+// File formats (the meta "format" key): 1 had no rollup; 2 has it. A
+// format 1 file is upgraded when opened; older builds refuse format 2
+// (they would write rows the rollup would miss).
+const (
+	fileFormatV1 = 1
+	fileFormatV2 = 2
 )
 
 // Row kinds, the kind label of the metrics.
@@ -192,6 +212,9 @@ type Store struct {
 	closed   atomic.Bool
 	closeMu  sync.Once
 	closeEr  error
+	// rollupFrom is the first minute (Unix nanos) the rollup holds
+	// every row of; set at Open.
+	rollupFrom int64
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -218,7 +241,13 @@ func Open(o Options) (*Store, error) {
 		return nil, fmt.Errorf("embedded: open %s: %w", path, err)
 	}
 	s := &Store{o: o, path: path, db: db, pageSize: int64(db.Info().PageSize), m: newMetrics(), chunk: deleteChunk, kick: make(chan struct{}, 1)}
-	if err := db.Update(initFile); err != nil {
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := initFile(tx); err != nil {
+			return err
+		}
+		s.rollupFrom = getRollupFrom(tx.Bucket(bucketMeta))
+		return nil
+	}); err != nil {
 		return nil, errors.Join(fmt.Errorf("embedded: open %s: %w", path, err), db.Close())
 	}
 	u, err := s.usage()
@@ -253,17 +282,14 @@ func initFile(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
+	upgrade := false
 	if v := meta.Get(metaFormat); v != nil {
-		if len(v) != 1 || v[0] != formatV1 {
-			return fmt.Errorf("%w %v (want %d)", ErrFormat, v, formatV1)
+		if len(v) != 1 || (v[0] != fileFormatV1 && v[0] != fileFormatV2) {
+			return fmt.Errorf("%w %v (want %d or %d)", ErrFormat, v, fileFormatV1, fileFormatV2)
 		}
-	} else if err := meta.Put(metaFormat, []byte{formatV1}); err != nil {
-		return err
+		upgrade = v[0] == fileFormatV1
 	}
-	for _, kb := range []struct {
-		kind   string
-		bucket []byte
-	}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindFinding, bucketFindings}, {kindLag, bucketLag}} {
+	for _, kb := range allKinds {
 		b, err := tx.CreateBucketIfNotExists(kb.bucket)
 		if err != nil {
 			return err
@@ -275,8 +301,19 @@ func initFile(tx *bolt.Tx) error {
 			}
 		}
 	}
-	return nil
+	if upgrade {
+		if err := upgradeToRollup(tx); err != nil {
+			return err
+		}
+	}
+	return meta.Put(metaFormat, []byte{fileFormatV2})
 }
+
+// allKinds are the row kinds and their buckets.
+var allKinds = []struct {
+	kind   string
+	bucket []byte
+}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindFinding, bucketFindings}, {kindLag, bucketLag}, {kindEdge1m, bucketEdges1m}, {kindNode1m, bucketNodes1m}}
 
 func getCount(meta *bolt.Bucket, kind string) uint64 {
 	v := meta.Get(metaRows(kind))
@@ -309,10 +346,34 @@ func (s *Store) Path() string { return s.path }
 func (s *Store) Appender() storage.Appender { return &appender{s: s} }
 
 // Edges returns the edge buckets starting in [from, to), in start order
-// (times in UTC).
+// (times in UTC). A range at least Options.RollupAfter long returns its
+// whole minutes as one row per edge and minute from the rollup (Width one
+// minute, Collector empty) and only the partial minutes at either end as
+// stored; graph.SnapshotOf gives the same graph either way. Shorter ranges
+// return the buckets as stored, each of its own width.
 // Long ranges are read in several short transactions: a row is returned at
 // most once, and rows committed meanwhile may or may not be.
 func (s *Store) Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error) {
+	var out chunks[graph.EdgeBucket]
+	r := reader{intern: map[string]string{}}
+	read := func(n int64, v []byte) error {
+		e, err := decodeEdge(&r, n, v)
+		if err != nil {
+			return err
+		}
+		out.add(e)
+		return nil
+	}
+	if err := s.scanRolled(ctx, bucketEdges, bucketEdges1m, from, to, read); err != nil {
+		return nil, fmt.Errorf("embedded: read edges: %w", err)
+	}
+	return out.all(), nil
+}
+
+// Buckets returns the edge buckets starting in [from, to) as stored, each
+// of its own width, whatever the range's length (never from the rollup):
+// what graph.Restore wants. Read like Edges.
+func (s *Store) Buckets(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error) {
 	var out chunks[graph.EdgeBucket]
 	r := reader{intern: map[string]string{}}
 	err := s.scan(ctx, bucketEdges, from, to, func(n int64, v []byte) error {
@@ -324,18 +385,38 @@ func (s *Store) Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBuck
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded: read edges: %w", err)
+		return nil, fmt.Errorf("embedded: read buckets: %w", err)
 	}
 	return out.all(), nil
 }
 
+// scanRolled is scan of raw over [from, to), except that a range at least
+// RollupAfter long reads its whole minutes (from rollupFrom on) from
+// rolled, in time order.
+func (s *Store) scanRolled(ctx context.Context, raw, rolled []byte, from, to time.Time, fn func(n int64, v []byte) error) error {
+	if !s.useRollup(from, to) {
+		return s.scan(ctx, raw, from, to, fn)
+	}
+	lo, hi := unixNanos(from), unixNanos(to)
+	a, b := rollupRange(lo, hi, s.rollupFrom)
+	if a >= b {
+		return s.scan(ctx, raw, from, to, fn)
+	}
+	return errors.Join(
+		s.scanNanos(ctx, raw, lo, a, fn),
+		s.scanNanos(ctx, rolled, a, b, fn),
+		s.scanNanos(ctx, raw, b, hi, fn),
+	)
+}
+
 // Nodes returns the nodes seen in buckets starting in [from, to), one row
-// per node and bucket as stored, in start order (times in UTC), read like
-// Edges.
+// per node and bucket as stored (for the whole minutes of a long range:
+// per node and minute, from the rollup), in start order (times in UTC),
+// read like Edges.
 func (s *Store) Nodes(ctx context.Context, from, to time.Time) ([]graph.NodeSeen, error) {
 	var out chunks[graph.NodeSeen]
 	r := reader{intern: map[string]string{}}
-	err := s.scan(ctx, bucketNodes, from, to, func(t int64, v []byte) error {
+	err := s.scanRolled(ctx, bucketNodes, bucketNodes1m, from, to, func(t int64, v []byte) error {
 		n, err := decodeNodeSeen(&r, t, v)
 		if err != nil {
 			return err
@@ -401,7 +482,11 @@ func (c *chunks[T]) all() []T {
 // [from, to), in key order, readChunk rows per read transaction. The value
 // is only valid during the call.
 func (s *Store) scan(ctx context.Context, name []byte, from, to time.Time, fn func(n int64, v []byte) error) error {
-	lo, hi := unixNanos(from), unixNanos(to)
+	return s.scanNanos(ctx, name, unixNanos(from), unixNanos(to), fn)
+}
+
+// scanNanos is scan over [lo, hi) in Unix nanos.
+func (s *Store) scanNanos(ctx context.Context, name []byte, lo, hi int64, fn func(n int64, v []byte) error) error {
 	if lo >= hi {
 		return nil
 	}
@@ -544,8 +629,8 @@ func (s *Store) usage() (usage, error) {
 		st := s.db.Stats()
 		u.live = max(u.file-int64(st.FreePageN+st.PendingPageN)*s.pageSize, 0)
 		meta := tx.Bucket(bucketMeta)
-		for _, k := range []string{kindEdge, kindNode, kindFinding, kindLag} {
-			u.rows[k] = getCount(meta, k)
+		for _, k := range allKinds {
+			u.rows[k.kind] = getCount(meta, k.kind)
 		}
 		return nil
 	})
@@ -573,7 +658,7 @@ func newMetrics() metrics {
 	m := metrics{
 		written: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_embedded_rows_written_total",
-			Help: "Rows committed to the embedded store, by kind (edge, node, finding, lag).",
+			Help: "Rows committed to the embedded store, by kind (edge, node, finding, lag; edge_1m and node_1m: rollup rows created).",
 		}, []string{"kind"}),
 		deleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_embedded_rows_deleted_total",
@@ -597,7 +682,7 @@ func newMetrics() metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 	}
-	for _, k := range []string{kindEdge, kindNode, kindFinding, kindLag} {
+	for _, k := range []string{kindEdge, kindNode, kindFinding, kindLag, kindEdge1m, kindNode1m} {
 		m.written.WithLabelValues(k)
 		m.rows.WithLabelValues(k)
 		m.deleted.WithLabelValues(k, reasonAge)

@@ -44,7 +44,8 @@ func (c *clock) Set(t time.Time) {
 }
 
 // openStore opens a store in a fresh temp dir (unless o.Dir is set), with
-// background retention off unless asked for, closed at cleanup.
+// background retention and rollup reads off unless asked for, closed at
+// cleanup.
 func openStore(t testing.TB, o Options) *Store {
 	t.Helper()
 	if o.Dir == "" {
@@ -52,6 +53,9 @@ func openStore(t testing.TB, o Options) *Store {
 	}
 	if o.RetentionInterval == 0 {
 		o.RetentionInterval = -1
+	}
+	if o.RollupAfter == 0 {
+		o.RollupAfter = -1 // tests of the raw rows read them all; rollup_test.go sets it
 	}
 	if o.Now == nil {
 		o.Now = func() time.Time { return t0 }

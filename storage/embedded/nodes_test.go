@@ -73,10 +73,11 @@ func TestNodesRetention(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.deleted.WithLabelValues(kindNode, reasonAge)))
 	require.Equal(t, 2.0, testutil.ToFloat64(s.m.rows.WithLabelValues(kindNode)))
 
-	// By size, the oldest rows go first, nodes among them.
-	counts, err := s.deleteOldest(2)
+	// By size, the oldest rows go first, nodes and their rollup rows
+	// among them (in timeKeyed order: edge, node, lag, edge_1m, node_1m).
+	counts, err := s.deleteOldest(4)
 	require.NoError(t, err)
-	require.Equal(t, []int{0, 2, 0}, counts)
+	require.Equal(t, []int{0, 2, 0, 0, 2}, counts)
 	got, err = s.Nodes(context.Background(), time.Time{}, t0.Add(time.Hour*1000))
 	require.NoError(t, err)
 	require.Empty(t, got)

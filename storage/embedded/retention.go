@@ -144,7 +144,7 @@ func deleteKeys(tx *bolt.Tx, b *bolt.Bucket, kind string, keys [][]byte) error {
 var timeKeyed = []struct {
 	kind   string
 	bucket []byte
-}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindLag, bucketLag}}
+}{{kindEdge, bucketEdges}, {kindNode, bucketNodes}, {kindLag, bucketLag}, {kindEdge1m, bucketEdges1m}, {kindNode1m, bucketNodes1m}}
 
 // enforceSize deletes the oldest edge buckets, nodes and lag samples, a
 // chunk per transaction, while the live data exceeds MaxBytes, down to

@@ -48,6 +48,7 @@ type Options struct {
 	History HistorySource
 	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
 	Findings FindingsSource
+	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -104,6 +105,7 @@ func New(o Options) (*API, error) {
 		a.handle("GET /api/v1/stream", notYet)
 	}
 	a.handle("GET /api/v1/graph/diff", a.diff)
+	a.handle("GET /api/v1/traces/{trace_id}", a.trace)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -1,0 +1,314 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	ch "github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/stretchr/testify/require"
+)
+
+// TestComposeStack runs the cartograph services of docker-compose.yaml as
+// plain processes, with the commands, environment and health checks the
+// file gives them: only the addresses are rewritten (free loopback ports
+// instead of container names and fixed ports, the test ClickHouse and a
+// fresh database instead of the clickhouse service). The schema migrates,
+// both collectors and the UI pass their health checks, the demo load is
+// accepted, its edges and broker lag reach ClickHouse, and the UI and the
+// non-judging collector answer. The OpenTelemetry Collector is not run: the load goes
+// to collector-1 directly.
+func TestComposeStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the collectors, the UI and ClickHouse")
+	}
+	c := loadCompose(t)
+	bin := binaries(t)
+	chAddr := startClickHouse(t)
+	db := fmt.Sprintf("cartograph_deploy_%d_%d", os.Getpid(), time.Now().UnixNano())
+	conn, err := ch.Open(&ch.Options{Addr: []string{chAddr}})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+db+"` SYNC")
+		conn.Close()
+	})
+
+	// Where each service's listeners really are: service -> container port
+	// -> host:port here.
+	addrs := map[string]map[string]string{}
+	port := func(svc, containerPort string) string {
+		if addrs[svc] == nil {
+			addrs[svc] = map[string]string{}
+		}
+		if a, ok := addrs[svc][containerPort]; ok {
+			return a
+		}
+		a := freeAddr(t)
+		addrs[svc][containerPort] = a
+		return a
+	}
+	// rewrite maps an address as one container sees it (service:port, or
+	// 0.0.0.0:port for a listener of svc itself) to this machine.
+	rewrite := func(svc, v string) string {
+		u, err := url.Parse(v)
+		if err == nil && u.Scheme == "http" {
+			host, p, err := net.SplitHostPort(u.Host)
+			require.NoError(t, err)
+			u.Host = port(host, p)
+			return u.String()
+		}
+		host, p, err := net.SplitHostPort(v)
+		if err != nil {
+			return v
+		}
+		if host == "0.0.0.0" {
+			return port(svc, p)
+		}
+		if _, ok := c.Services[host]; ok {
+			return port(host, p)
+		}
+		return v
+	}
+	help := map[string]string{}
+	args := func(svc string) []string {
+		s := c.Services[svc]
+		var out []string
+		for i := 0; i < len(s.Command); i++ {
+			a := s.Command[i]
+			name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+			switch {
+			case !strings.HasPrefix(a, "-"):
+				out = append(out, rewrite(svc, a))
+			case hasVal:
+				out = append(out, "--"+name+"="+rewrite(svc, val))
+			default:
+				out = append(out, a)
+			}
+		}
+		// The collector's built-in UI (where this build has one) would
+		// bind the same loopback port in both collectors here; in
+		// containers each has its own.
+		if s.binary() == "collector" && strings.Contains(help["collector"], "\n  -ui-addr ") && !slices.Contains(out, "migrate") {
+			out = append(out, "--ui-addr=")
+		}
+		return out
+	}
+	env := func(svc string) []string {
+		e := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+		for k, v := range c.Services[svc].Environment {
+			if k == "CARTOGRAPH_CLICKHOUSE_DSN" {
+				u, err := url.Parse(v)
+				require.NoError(t, err)
+				host, p, _ := net.SplitHostPort(u.Host)
+				require.Equal(t, "clickhouse", host)
+				require.Equal(t, "9000", p, "the native protocol port of the clickhouse service")
+				v = "clickhouse://" + chAddr + "/" + db
+			}
+			if strings.HasPrefix(k, "CARTOGRAPH_") {
+				e = append(e, k+"="+v)
+			}
+		}
+		return e
+	}
+	for _, b := range []string{"collector", "ui", "loadgen"} {
+		out, _ := exec.Command(filepath.Join(bin, b), "-h").CombinedOutput()
+		help[b] = string(out)
+	}
+
+	// migrate: a one-shot job that must exit 0.
+	mig := exec.Command(filepath.Join(bin, "collector"), args("migrate")...)
+	mig.Env, mig.Dir = env("migrate"), t.TempDir()
+	out, err := mig.CombinedOutput()
+	require.NoError(t, err, "migrate: %s", out)
+
+	start := func(svc string) {
+		s := c.Services[svc]
+		cmd := exec.Command(filepath.Join(bin, s.binary()), args(svc)...)
+		cmd.Env, cmd.Dir = env(svc), t.TempDir()
+		var log syncBuffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		require.NoError(t, cmd.Start(), svc)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		t.Cleanup(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+			if t.Failed() {
+				t.Logf("%s log:\n%s", svc, log.String())
+			}
+		})
+		// Its health check, against where it listens here.
+		hc := s.Healthcheck.Test
+		require.Equal(t, "wget", hc[1], svc)
+		u, err := url.Parse(hc[len(hc)-1])
+		require.NoError(t, err)
+		_, p, _ := net.SplitHostPort(u.Host)
+		u.Host = port(svc, p)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			resp, err := http.Get(u.String())
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return
+				}
+			}
+			select {
+			case <-done:
+				t.Fatalf("%s exited before its health check passed:\n%s", svc, log.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: health check %s not passing after 60s (%v):\n%s", svc, u, err, log.String())
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	start("collector-1")
+	start("collector-2")
+	if _, err := os.Stat(filepath.Join(root, "cmd", "ui")); err == nil {
+		start("ui")
+	} else {
+		t.Log("cmd/ui does not exist yet: the UI is not started")
+	}
+
+	// The demo load, for a few seconds, into collector-1 (the OpenTelemetry
+	// Collector it goes through in compose is not run here).
+	addrs["otel-collector"] = map[string]string{"4317": port("collector-1", "4317")}
+	lg := args("loadgen")
+	for i, a := range lg {
+		if a == "8760h" {
+			lg[i] = "3s"
+		}
+	}
+	cmd := exec.Command(filepath.Join(bin, "loadgen"), lg...)
+	cmd.Env = env("loadgen")
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "loadgen: %s", out)
+	require.Contains(t, string(out), "failed=0")
+
+	api := func(svc, path string) []byte {
+		resp, err := http.Get("http://" + port(svc, "8070") + path)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s: %s", svc, path, b)
+		return b
+	}
+	var g struct {
+		Edges []json.RawMessage `json:"edges"`
+	}
+	require.NoError(t, json.Unmarshal(api("collector-1", "/api/v1/graph?window=60s"), &g))
+	require.NotEmpty(t, g.Edges, "collector-1 built no edges from the load")
+
+	// The closed buckets reach the shared ClickHouse (flush every 5s).
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		var n uint64
+		err := conn.QueryRow(context.Background(), "SELECT count() FROM `"+db+"`.edge_buckets WHERE collector = 'collector-1'").Scan(&n)
+		if err == nil && n > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no edge buckets of collector-1 in ClickHouse after 45s (%v)", err)
+		time.Sleep(500 * time.Millisecond)
+	}
+	// The scenario's broker metrics became lag samples in ClickHouse (what
+	// the consumer-lag dashboard reads).
+	for {
+		var n uint64
+		err := conn.QueryRow(context.Background(), "SELECT count() FROM `"+db+"`.lag_samples").Scan(&n)
+		if err == nil && n > 0 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "no lag samples in ClickHouse after 45s (%v)", err)
+		time.Sleep(500 * time.Millisecond)
+	}
+	// collector-2 serves the findings collector-1 stores.
+	require.Contains(t, string(api("collector-2", "/api/v1/findings?state=all")), "findings")
+	if _, ok := addrs["ui"]; ok {
+		resp, err := http.Get("http://" + port("ui", "8080") + "/")
+		require.NoError(t, err)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "the UI's map page: %s", b)
+	}
+}
+
+// startClickHouse returns the native address of the test ClickHouse,
+// starting it with .ci/clickhouse.sh when nothing answers.
+func startClickHouse(t *testing.T) string {
+	t.Helper()
+	tcp, httpPort := envOr("CARTOGRAPH_CH_TCP_PORT", "19000"), envOr("CARTOGRAPH_CH_HTTP_PORT", "18123")
+	ping := func() bool {
+		c := http.Client{Timeout: 2 * time.Second}
+		resp, err := c.Get("http://127.0.0.1:" + httpPort + "/ping")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	if !ping() {
+		cmd := exec.Command("bash", filepath.Join(root, ".ci", "clickhouse.sh"), "start")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		require.True(t, ping(), "ClickHouse does not answer after .ci/clickhouse.sh start")
+	}
+	return "127.0.0.1:" + tcp
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// freeAddr returns a loopback address with a port nothing listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -1,0 +1,49 @@
+package semconv
+
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// MaxNameBytes bounds every name a span gives the graph (service,
+// namespace, operation, peer, destination, consumer group). The graph keeps
+// names for as long as it runs, so a sender must not be able to make it keep
+// megabytes per node: a longer name is cut at a character boundary and ends
+// in "…".
+const MaxNameBytes = 256
+
+// Reasons of cartograph_ingest_names_sanitized_total.
+const (
+	reasonTooLong     = "too_long"     // cut to MaxNameBytes
+	reasonInvalidUTF8 = "invalid_utf8" // invalid bytes replaced by U+FFFD
+)
+
+// sanitize bounds and repairs the names of s, counting what it changed.
+// Invalid UTF-8 is replaced, so that two names that differ only in invalid
+// bytes are one node, as they are once encoded as JSON.
+func (t *translator) sanitize(s *graph.Span) {
+	for _, p := range [...]*string{&s.Service, &s.Namespace, &s.Operation, &s.Peer.Group, &s.Peer.Name,
+		&s.Destination.Group, &s.Destination.Name, &s.ConsumerGroup} {
+		if v := *p; len(v) > MaxNameBytes || !utf8.ValidString(v) {
+			*p = t.sanitizeName(v)
+		}
+	}
+}
+
+func (t *translator) sanitizeName(v string) string {
+	if !utf8.ValidString(v) {
+		t.invalidUTF8++
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	if len(v) > MaxNameBytes {
+		t.tooLong++
+		cut := MaxNameBytes - len("…")
+		for cut > 0 && !utf8.RuneStart(v[cut]) {
+			cut--
+		}
+		v = v[:cut] + "…"
+	}
+	return v
+}

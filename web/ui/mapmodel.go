@@ -1,0 +1,582 @@
+package ui
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha1"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/web/ui/layout"
+)
+
+// Layouter places a graph's nodes and routes its edges.
+type Layouter interface {
+	Layout(ctx context.Context, g layout.Graph) (*layout.Result, error)
+}
+
+// Sizes of what the map draws, in SVG user units (points).
+const (
+	nodeW, nodeH   = 168.0, 46.0
+	labelW, labelH = 160.0, 26.0
+)
+
+// mapModel is the map page's picture: everything placed, ready to draw.
+type mapModel struct {
+	W, H     float64
+	Nodes    []mapNode
+	Edges    []mapEdge
+	Clusters []mapCluster
+	// Notes say what the map leaves out or changed on its own.
+	Notes []string
+	// Empty says the graph has no nodes (yet).
+	Empty bool
+	// Topology identifies the layout: when it changes, the whole map is
+	// redrawn; otherwise only changed nodes and edges are sent.
+	Topology string
+}
+
+type mapCluster struct {
+	DOMID, Name string
+	X, Y, W, H  float64
+	Href        string // collapses it
+}
+
+type mapNode struct {
+	ID, DOMID, Name, Kind, Namespace, System string
+	X, Y                                     float64
+	// Members is the number of nodes a collapsed namespace stands for.
+	Members  int
+	Badges   []badge
+	Match    bool // matches the search
+	Focus    bool
+	Diff     string // added, removed (diff maps)
+	Href     string // the node's page
+	Expand   string // a collapsed namespace: the view that opens it
+	Hidden   bool
+	FocusURL string
+	HideURL  string
+}
+
+type mapEdge struct {
+	ID, DOMID        string
+	Source, Target   string // display node ids
+	Async            bool
+	Path             string // SVG path data
+	Arrow            string // SVG polygon points
+	LX, LY           float64
+	Label, LagLabel  string
+	Width            float64
+	Health           string // ok, warn, bad, idle
+	Badges           []badge
+	Diff             string // added, removed, changed
+	Href             string
+	Title            string
+	Merged           int // edges drawn as this one (collapsed namespaces)
+	Requests, Errors uint64
+}
+
+// badge is a finding drawn on its subject.
+type badge struct {
+	Kind, Severity, State, Text, Title, Href string
+}
+
+// domID returns a DOM id for a graph id: ids may hold any character, DOM ids
+// in CSS selectors may not.
+func domID(prefix, id string) string {
+	h := sha1.Sum([]byte(id))
+	return prefix + hex.EncodeToString(h[:8])
+}
+
+// mapInput is what a map is drawn from.
+type mapInput struct {
+	Snap     *graph.Snapshot
+	Findings []detect.Finding
+	View     View
+	// MaxNodes collapses namespaces, then keeps the busiest nodes, when the
+	// view has more nodes than this.
+	MaxNodes int
+	// Diff, when set, marks what changed between two times: Snap is the
+	// later graph and removed nodes and edges are added back, marked.
+	Diff *graph.Diff
+	// Base is the path links on the map keep (the page it is drawn on).
+	Base string
+}
+
+type aggEdge struct {
+	graph.Edge
+	merged int
+	ids    []string
+}
+
+// buildMap lays out and decorates the view of a snapshot.
+func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error) {
+	v := in.View
+	s := in.Snap
+	nodes := map[string]graph.Node{}
+	for _, n := range s.Nodes {
+		nodes[n.ID] = n
+	}
+	edges := slices.Clone(s.Edges)
+	diffOf := map[string]string{}
+	if in.Diff != nil {
+		for _, n := range in.Diff.AddedNodes {
+			diffOf[n.ID] = "added"
+		}
+		for _, n := range in.Diff.RemovedNodes {
+			nodes[n.ID] = n
+			diffOf[n.ID] = "removed"
+		}
+		for _, e := range in.Diff.AddedEdges {
+			diffOf[e.ID] = "added"
+		}
+		for _, e := range in.Diff.RemovedEdges {
+			edges = append(edges, e)
+			diffOf[e.ID] = "removed"
+		}
+		for _, c := range in.Diff.ChangedEdges {
+			diffOf[c.ID] = "changed"
+		}
+	}
+	model := &mapModel{}
+	hidden := map[string]bool{}
+	for _, id := range v.Hide {
+		if _, ok := nodes[id]; ok {
+			hidden[id] = true
+		}
+	}
+	if len(hidden) > 0 {
+		model.Notes = append(model.Notes, fmt.Sprintf("%d hidden", len(hidden)))
+	}
+	keep := map[string]bool{}
+	for id := range nodes {
+		if !hidden[id] {
+			keep[id] = true
+		}
+	}
+	if v.Focus != "" {
+		if _, ok := nodes[v.Focus]; ok {
+			keep = neighbourhood(v.Focus, v.Hops, edges, hidden)
+		} else {
+			model.Notes = append(model.Notes, "the focused node is not in this window")
+		}
+	}
+
+	// Collapse namespaces asked for, and all of them (but those expanded)
+	// when there are too many nodes to draw readably.
+	collapsed := map[string]bool{}
+	for _, ns := range v.Collapse {
+		collapsed[ns] = true
+	}
+	if len(keep) > in.MaxNodes {
+		auto := 0
+		for id := range keep {
+			if ns := nodes[id].Namespace; ns != "" && !slices.Contains(v.Expand, ns) && !collapsed[ns] {
+				collapsed[ns] = true
+				auto++
+			}
+		}
+		if auto > 0 {
+			model.Notes = append(model.Notes, fmt.Sprintf("%d nodes: namespaces collapsed to stay readable (open one by clicking it)", len(keep)))
+		}
+	}
+	rep := func(id string) string {
+		if ns := nodes[id].Namespace; ns != "" && collapsed[ns] && id != v.Focus {
+			return "namespace:" + ns
+		}
+		return id
+	}
+	members := map[string]int{}
+	for id := range keep {
+		if r := rep(id); r != id {
+			members[r]++
+		}
+	}
+	shown := map[string]bool{}
+	for id := range keep {
+		shown[rep(id)] = true
+	}
+	// Still too many: keep the busiest.
+	if len(shown) > in.MaxNodes {
+		traffic := map[string]float64{}
+		for _, e := range edges {
+			traffic[rep(e.Source)] += e.RatePerS
+			traffic[rep(e.Target)] += e.RatePerS
+		}
+		ids := make([]string, 0, len(shown))
+		for id := range shown {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, func(a, b string) int {
+			if c := cmp.Compare(traffic[b], traffic[a]); c != 0 {
+				return c
+			}
+			return cmp.Compare(a, b)
+		})
+		for _, id := range ids[in.MaxNodes:] {
+			delete(shown, id)
+		}
+		model.Notes = append(model.Notes, fmt.Sprintf("%d quieter nodes not drawn: search or focus to see them", len(ids)-in.MaxNodes))
+	}
+
+	// Edges between shown nodes, merged where namespaces collapsed.
+	agg := map[string]*aggEdge{}
+	var order []string
+	for _, e := range edges {
+		if !keep[e.Source] || !keep[e.Target] {
+			continue
+		}
+		src, dst := rep(e.Source), rep(e.Target)
+		if !shown[src] || !shown[dst] || (src == dst && e.Source != e.Target) {
+			continue
+		}
+		key := e.ID
+		if src != e.Source || dst != e.Target {
+			key = src + "\x00" + dst + "\x00" + e.Kind.String()
+		}
+		a, ok := agg[key]
+		if !ok {
+			a = &aggEdge{Edge: e}
+			a.ID = key
+			a.Source, a.Target = src, dst
+			agg[key] = a
+			order = append(order, key)
+		} else {
+			mergeInto(&a.Edge, e)
+		}
+		a.merged++
+		a.ids = append(a.ids, e.ID)
+	}
+
+	// Layout.
+	var lg layout.Graph
+	ids := make([]string, 0, len(shown))
+	for id := range shown {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		cluster := ""
+		if n, ok := nodes[id]; ok && n.Namespace != "" {
+			cluster = n.Namespace
+		}
+		lg.Nodes = append(lg.Nodes, layout.Node{ID: id, Width: nodeW, Height: nodeH, Cluster: cluster})
+	}
+	slices.Sort(order)
+	for _, key := range order {
+		a := agg[key]
+		lg.Edges = append(lg.Edges, layout.Edge{ID: key, From: a.Source, To: a.Target, LabelWidth: labelW, LabelHeight: labelH})
+	}
+	model.Empty = len(ids) == 0
+	if model.Empty {
+		return model, nil
+	}
+	res, err := lay.Layout(ctx, lg)
+	if err != nil {
+		return nil, err
+	}
+	model.W, model.H = res.Width, res.Height
+	model.Topology = topologyKey(lg)
+
+	// Findings by subject, on whatever stands for the subject.
+	nodeBadges := map[string][]badge{}
+	edgeBadges := map[string][]badge{}
+	edgeRep := map[string]string{}
+	for _, key := range order {
+		for _, id := range agg[key].ids {
+			edgeRep[id] = key
+		}
+	}
+	for _, f := range in.Findings {
+		if f.State != detect.StateFiring && f.State != detect.StatePending {
+			continue
+		}
+		b := badgeOf(f)
+		switch {
+		case f.Subject.EdgeID != "":
+			if key, ok := edgeRep[f.Subject.EdgeID]; ok {
+				edgeBadges[key] = append(edgeBadges[key], b)
+			} else if id := rep(f.Subject.NodeID); f.Subject.NodeID != "" && shown[id] {
+				nodeBadges[id] = append(nodeBadges[id], b)
+			}
+		case f.Subject.NodeID != "":
+			if id := rep(f.Subject.NodeID); shown[id] {
+				nodeBadges[id] = append(nodeBadges[id], b)
+			}
+		}
+	}
+
+	search := strings.ToLower(v.Search)
+	for _, id := range ids {
+		p := res.Nodes[id]
+		n, ok := nodes[id]
+		mn := mapNode{ID: id, DOMID: domID("n-", id), X: p.X, Y: p.Y, Badges: sortBadges(nodeBadges[id]), Diff: diffOf[id]}
+		if ok {
+			mn.Name, mn.Kind, mn.Namespace, mn.System = n.Name, n.Kind.String(), n.Namespace, n.System
+			mn.Href = detailHref("/node", v, id)
+			mn.FocusURL = v.With(func(w *View) { w.Focus = id }).Href(in.Base)
+			mn.HideURL = v.With(func(w *View) { w.Hide = append(w.Hide, id); w.Focus = "" }).Href(in.Base)
+		} else {
+			ns := strings.TrimPrefix(id, "namespace:")
+			mn.Name, mn.Kind, mn.Namespace, mn.Members = ns, "namespace", ns, members[id]
+			mn.Expand = v.With(func(w *View) {
+				w.Collapse = slices.DeleteFunc(w.Collapse, func(s string) bool { return s == ns })
+				w.Expand = append(w.Expand, ns)
+			}).Href(in.Base)
+		}
+		mn.Focus = id == v.Focus
+		mn.Match = search != "" && strings.Contains(strings.ToLower(mn.Name), search)
+		model.Nodes = append(model.Nodes, mn)
+	}
+	for name, r := range res.Clusters {
+		model.Clusters = append(model.Clusters, mapCluster{
+			DOMID: domID("c-", name), Name: name, X: r.X, Y: r.Y, W: r.W, H: r.H,
+			Href: v.With(func(w *View) {
+				w.Collapse = append(w.Collapse, name)
+				w.Expand = slices.DeleteFunc(w.Expand, func(s string) bool { return s == name })
+			}).Href(in.Base),
+		})
+	}
+	slices.SortFunc(model.Clusters, func(a, b mapCluster) int { return cmp.Compare(a.Name, b.Name) })
+	for _, key := range order {
+		a := agg[key]
+		p := res.Edges[key]
+		me := mapEdge{
+			ID: key, DOMID: domID("e-", key), Source: a.Source, Target: a.Target,
+			Async: a.Kind == graph.EdgeAsync, Path: splinePath(p.Points), LX: p.Label.X, LY: p.Label.Y,
+			Label: edgeLabel(a.Edge), LagLabel: lagLabel(a.Edge), Width: edgeWidth(a.RatePerS), Health: health(a.Edge),
+			Badges: sortBadges(edgeBadges[key]), Diff: diffOf[key], Merged: a.merged, Requests: a.Requests, Errors: a.Errors,
+		}
+		if a.merged > 1 {
+			me.Diff = ""
+		}
+		if p.Tip != nil && len(p.Points) > 0 {
+			me.Arrow = arrowHead(p.Points[len(p.Points)-1], *p.Tip)
+		}
+		if a.merged == 1 {
+			me.Href = detailHref("/edge", v, a.ids[0])
+		}
+		me.Title = edgeTitle(a, nodes)
+		model.Edges = append(model.Edges, me)
+	}
+	return model, nil
+}
+
+// detailHref links to a node or edge page, keeping the view's time.
+func detailHref(path string, v View, id string) string {
+	q := url.Values{"id": {id}}
+	if v.Window > 0 {
+		q.Set("window", fmtDuration(v.Window))
+	}
+	if !v.At.IsZero() {
+		q.Set("at", v.At.UTC().Format(time.RFC3339))
+	}
+	return path + "?" + q.Encode()
+}
+
+// neighbourhood returns focus and the nodes up to hops calls away from it,
+// downstream and upstream, not through hidden nodes.
+func neighbourhood(focus string, hops int, edges []graph.Edge, hidden map[string]bool) map[string]bool {
+	keep := map[string]bool{focus: true}
+	for _, down := range []bool{true, false} {
+		frontier := []string{focus}
+		seen := map[string]bool{focus: true}
+		for range hops {
+			var next []string
+			for _, e := range edges {
+				from, to := e.Source, e.Target
+				if !down {
+					from, to = to, from
+				}
+				if slices.Contains(frontier, from) && !seen[to] && !hidden[to] {
+					seen[to] = true
+					keep[to] = true
+					next = append(next, to)
+				}
+			}
+			frontier = next
+		}
+	}
+	return keep
+}
+
+// mergeInto adds e's counts to a (edges merged by a collapsed namespace):
+// counts and rates add up, quantiles take the worst.
+func mergeInto(a *graph.Edge, e graph.Edge) {
+	a.Requests += e.Requests
+	a.Errors += e.Errors
+	a.Retries += e.Retries
+	a.RatePerS += e.RatePerS
+	if a.Requests > 0 {
+		a.ErrorRatio = float64(a.Errors) / float64(a.Requests)
+		a.RetryRatio = float64(a.Retries) / float64(a.Requests)
+	}
+	if e.Latency != nil && (a.Latency == nil || e.Latency.P95 > a.Latency.P95) {
+		a.Latency = e.Latency
+	}
+	if e.Lag != nil && (a.Lag == nil || ptrVal(e.Lag.Messages) > ptrVal(a.Lag.Messages)) {
+		a.Lag = e.Lag
+	}
+}
+
+func ptrVal(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func topologyKey(g layout.Graph) string {
+	h := sha1.New()
+	for _, n := range g.Nodes {
+		fmt.Fprintf(h, "%s\x00%s\x00", n.ID, n.Cluster)
+	}
+	for _, e := range g.Edges {
+		fmt.Fprintf(h, "%s\x00", e.ID)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// splinePath turns Graphviz's B-spline points into SVG path data.
+func splinePath(p []layout.Point) string {
+	if len(p) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "M%.1f,%.1f", p[0].X, p[0].Y)
+	for i := 1; i+2 < len(p); i += 3 {
+		fmt.Fprintf(&b, " C%.1f,%.1f %.1f,%.1f %.1f,%.1f", p[i].X, p[i].Y, p[i+1].X, p[i+1].Y, p[i+2].X, p[i+2].Y)
+	}
+	return b.String()
+}
+
+// arrowHead returns the points of a triangle from the end of the line to
+// the tip.
+func arrowHead(from, tip layout.Point) string {
+	dx, dy := tip.X-from.X, tip.Y-from.Y
+	l := math.Hypot(dx, dy)
+	if l == 0 {
+		return ""
+	}
+	ux, uy := dx/l, dy/l
+	const half = 4.5
+	return fmt.Sprintf("%.1f,%.1f %.1f,%.1f %.1f,%.1f", tip.X, tip.Y, from.X-uy*half, from.Y+ux*half, from.X+uy*half, from.Y-ux*half)
+}
+
+// edgeWidth grows with the logarithm of the rate.
+func edgeWidth(rate float64) float64 {
+	w := 1.2 + 1.4*math.Log10(1+rate)
+	return math.Round(min(w, 9)*10) / 10
+}
+
+func health(e graph.Edge) string {
+	switch {
+	case e.Requests == 0:
+		return "idle"
+	case e.ErrorRatio >= 0.05:
+		return "bad"
+	case e.ErrorRatio >= 0.01:
+		return "warn"
+	default:
+		return "ok"
+	}
+}
+
+func edgeLabel(e graph.Edge) string {
+	parts := []string{fmtRate(e.RatePerS)}
+	if e.Requests > 0 {
+		parts = append(parts, fmtPercent(e.ErrorRatio)+" err")
+	}
+	if e.Latency != nil {
+		parts = append(parts, "p95 "+fmtMs(e.Latency.P95))
+	}
+	return strings.Join(parts, " · ")
+}
+
+func lagLabel(e graph.Edge) string {
+	if e.Lag == nil {
+		return ""
+	}
+	var parts []string
+	if e.Lag.Messages != nil {
+		parts = append(parts, "lag "+fmtCount(*e.Lag.Messages))
+	}
+	if e.Lag.Seconds != nil {
+		parts = append(parts, fmtSeconds(*e.Lag.Seconds))
+	}
+	if e.Lag.DrainSeconds != nil && !math.IsInf(*e.Lag.DrainSeconds, 0) {
+		parts = append(parts, "drain "+fmtSeconds(*e.Lag.DrainSeconds))
+	}
+	if s := e.Lag.Status.String(); s != "" && s != "ok" && s != "current" {
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, " · ")
+}
+
+func edgeTitle(a *aggEdge, nodes map[string]graph.Node) string {
+	name := func(id string) string {
+		if n, ok := nodes[id]; ok {
+			return n.Name
+		}
+		return strings.TrimPrefix(id, "namespace:") + " (namespace)"
+	}
+	t := fmt.Sprintf("%s → %s (%s", name(a.Source), name(a.Target), a.Kind)
+	if a.Protocol.String() != "" {
+		t += ", " + a.Protocol.String()
+	}
+	if a.ConsumerGroup != "" {
+		t += ", group " + a.ConsumerGroup
+	}
+	t += ")"
+	if a.merged > 1 {
+		t += fmt.Sprintf(", %d edges merged", a.merged)
+	}
+	return t
+}
+
+var kindText = map[detect.Kind]string{
+	detect.KindBottleneck:  "bottleneck",
+	detect.KindRetryStorm:  "retry storm",
+	detect.KindOpenCircuit: "open circuit",
+	detect.KindConsumerLag: "consumer lag",
+}
+
+func badgeOf(f detect.Finding) badge {
+	text := kindText[f.Kind]
+	if f.State == detect.StatePending {
+		text += "?"
+	}
+	return badge{
+		Kind: f.Kind.String(), Severity: f.Severity.String(), State: f.State.String(),
+		Text: text, Title: f.Severity.String() + " " + f.State.String() + ": " + f.Summary,
+		Href: "/findings#" + domID("f-", f.ID),
+	}
+}
+
+// sortBadges puts firing before pending, then critical before warning.
+func sortBadges(b []badge) []badge {
+	rank := func(x badge) int {
+		r := 0
+		if x.State != "firing" {
+			r += 2
+		}
+		if x.Severity != "critical" {
+			r++
+		}
+		return r
+	}
+	slices.SortFunc(b, func(x, y badge) int {
+		if c := cmp.Compare(rank(x), rank(y)); c != 0 {
+			return c
+		}
+		return cmp.Compare(x.Text, y.Text)
+	})
+	return b
+}

@@ -1,0 +1,454 @@
+package ui
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+)
+
+// View models: plain data the templ components draw. One builder per page.
+
+type link struct {
+	Href, Text string
+	Active     bool
+}
+
+type pageFrame struct {
+	Title, Page string
+	Nav         []link
+	Live        bool
+	WS          string // the live-update socket of this page
+	AtText      string
+	Status      status
+}
+
+type status struct {
+	Problems []string
+}
+
+type option struct {
+	Value, Text string
+	Selected    bool
+}
+
+type hidden struct{ Name, Value string }
+
+type controls struct {
+	Action             string
+	Keep               []hidden
+	Windows, Refreshes []option
+	At                 string
+	Map                bool
+	Search, Hops       string
+	Focus              []option
+	Reset              string
+}
+
+type mapPage struct {
+	Controls controls
+	Map      *mapModel
+	Notes    []string
+	Hidden   []link
+	Findings findingsModel
+}
+
+type kv struct{ Key, Value string }
+
+type findingRow struct {
+	ID, DOMID, Kind, KindText, Severity, State string
+	Summary, SubjectText, SubjectHref          string
+	Evidence                                   []kv
+	Blast, Age, Since                          string
+}
+
+type findingsModel struct {
+	Firing, Pending, Resolved []findingRow
+	Err                       string
+}
+
+type placedBadge struct {
+	badge
+	X, Y, W float64
+}
+
+type edgeRow struct {
+	Peer, PeerHref, Kind, Rate, Errors, P95, Lag, Href, Health string
+}
+
+type operationRow struct {
+	Name, Traces, P50, P95, Top string
+}
+
+type nodePage struct {
+	Controls              controls
+	Name, Kind, Namespace string
+	System, FocusHref     string
+	Missing               bool
+	Figures               []kv
+	Charts                []chart
+	Upstream, Downstream  []edgeRow
+	Operations            []operationRow
+	Findings              []findingRow
+}
+
+type edgePage struct {
+	Controls               controls
+	Source, Target         string
+	SourceHref, TargetHref string
+	Kind, Protocol, Group  string
+	Missing                bool
+	Figures                []kv
+	Charts                 []chart
+	Findings               []findingRow
+}
+
+type column struct {
+	Text, Href string
+	Active     bool
+}
+
+type couplingRow struct {
+	Name, Href, Kind, FanIn, FanOut, Instability, Betweenness string
+}
+
+type changeRow struct{ Edge, Rate, Errors, P95 string }
+
+type archPage struct {
+	Controls                 controls
+	Generated                string
+	Columns                  []column
+	Rows                     []couplingRow
+	Cycles                   []string
+	Chain                    string
+	From, To                 string
+	DiffWindows              []option
+	DiffErr                  string
+	Diff                     *mapModel
+	AddedNodes, RemovedNodes int
+	AddedEdges, RemovedEdges int
+	Added, Removed           []string
+	Changes                  []changeRow
+}
+
+// Chart geometry, in SVG user units.
+const (
+	chartW, chartH    = 420.0, 130.0
+	chartPad          = 44.0
+	chartPadB         = 16.0
+	maxBadgesPerShape = 3
+)
+
+type chart struct {
+	Title, Last, YMax, XStart, XEnd string
+	Empty                           bool
+	Series                          []chartSeries
+}
+
+type chartSeries struct {
+	Name, Class, Points string
+}
+
+// Template helpers.
+
+func f1(f float64) string { return strconv.FormatFloat(f, 'f', 1, 64) }
+
+func boolAttr(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func viewBox(m *mapModel) string {
+	return fmt.Sprintf("-8 -8 %.0f %.0f", m.W+16, m.H+16)
+}
+
+func cylinder(x, y float64) string {
+	l, r, t, b := x-nodeW/2, x+nodeW/2, y-nodeH/2+5, y+nodeH/2-5
+	return fmt.Sprintf("M%.1f,%.1f A%.1f,5 0 0,1 %.1f,%.1f V%.1f A%.1f,5 0 0,1 %.1f,%.1f Z M%.1f,%.1f A%.1f,5 0 0,0 %.1f,%.1f",
+		l, t, nodeW/2, r, t, b, nodeW/2, l, b, l, t, nodeW/2, r, t)
+}
+
+func parallelogram(x, y float64) string {
+	const s = 10
+	l, r, t, b := x-nodeW/2, x+nodeW/2, y-nodeH/2, y+nodeH/2
+	return fmt.Sprintf("%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f", l+s, t, r, t, r-s, b, l, b)
+}
+
+func stripes(x, y float64) string {
+	r, t, b := x+nodeW/2, y-nodeH/2, y+nodeH/2
+	return fmt.Sprintf("M%.1f,%.1f V%.1f M%.1f,%.1f V%.1f M%.1f,%.1f V%.1f", r-8, t, b, r-14, t, b, r-20, t, b)
+}
+
+var kindTags = map[string]string{
+	"service": "service", "topic": "topic", "queue": "queue", "database": "database",
+	"external": "external", "client": "client", "namespace": "namespace",
+}
+
+func kindTag(n mapNode) string {
+	t := kindTags[n.Kind]
+	if n.System != "" {
+		t += " · " + n.System
+	}
+	if n.Members > 0 {
+		t += fmt.Sprintf(" · %d nodes", n.Members)
+	}
+	return t
+}
+
+func nodeTitle(n mapNode) string {
+	t := n.Kind + " " + n.Name
+	if n.Namespace != "" && n.Kind != "namespace" {
+		t += " (namespace " + n.Namespace + ")"
+	}
+	for _, b := range n.Badges {
+		t += "\n" + b.Title
+	}
+	return t
+}
+
+// clip shortens s to n runes with an ellipsis.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func countText(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	if strings.HasSuffix(noun, "ing") {
+		return strconv.Itoa(n) + " " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// placeBadges lines badges up from (x, y), the bottom-left of the row.
+func placeBadges(bs []badge, x, y float64) []placedBadge {
+	out := make([]placedBadge, 0, min(len(bs), maxBadgesPerShape))
+	for i, b := range bs {
+		if i == maxBadgesPerShape {
+			out[len(out)-1].Text = fmt.Sprintf("+%d more", len(bs)-i+1)
+			break
+		}
+		w := float64(utf8.RuneCountInString(b.Text))*6.2 + 14
+		out = append(out, placedBadge{badge: b, X: x, Y: y, W: w})
+		x += w + 4
+	}
+	return out
+}
+
+// buildFindings sorts findings for the panel: firing by severity then age
+// (oldest first: the first thing that broke), pending, then resolved, most
+// recent first, at most maxResolved of them.
+func buildFindings(fs []detect.Finding, v View, now time.Time, maxResolved int) findingsModel {
+	var m findingsModel
+	for _, f := range fs {
+		row := findingRowOf(f, v, now)
+		switch f.State {
+		case detect.StateFiring:
+			m.Firing = append(m.Firing, row)
+		case detect.StatePending:
+			m.Pending = append(m.Pending, row)
+		case detect.StateResolved:
+			m.Resolved = append(m.Resolved, row)
+		}
+	}
+	byID := map[string]detect.Finding{}
+	for _, f := range fs {
+		byID[f.ID] = f
+	}
+	sev := func(r findingRow) int {
+		if r.Severity == "critical" {
+			return 0
+		}
+		return 1
+	}
+	started := func(r findingRow) time.Time { return byID[r.ID].StartedAt }
+	resolved := func(r findingRow) time.Time {
+		if t := byID[r.ID].ResolvedAt; t != nil {
+			return *t
+		}
+		return time.Time{}
+	}
+	for _, list := range []*[]findingRow{&m.Firing, &m.Pending} {
+		slices.SortStableFunc(*list, func(a, b findingRow) int {
+			if c := cmp.Compare(sev(a), sev(b)); c != 0 {
+				return c
+			}
+			if c := started(a).Compare(started(b)); c != 0 {
+				return c
+			}
+			return cmp.Compare(a.ID, b.ID)
+		})
+	}
+	slices.SortStableFunc(m.Resolved, func(a, b findingRow) int { return resolved(b).Compare(resolved(a)) })
+	if len(m.Resolved) > maxResolved {
+		m.Resolved = m.Resolved[:maxResolved]
+	}
+	return m
+}
+
+func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
+	r := findingRow{
+		ID: f.ID, DOMID: domID("f-", f.ID), Kind: f.Kind.String(), KindText: kindText[f.Kind],
+		Severity: f.Severity.String(), State: f.State.String(), Summary: f.Summary,
+	}
+	switch {
+	case f.Subject.Source != "" || f.Subject.Target != "":
+		r.SubjectText = f.Subject.Source + " → " + f.Subject.Target
+		if f.Subject.EdgeID != "" {
+			r.SubjectHref = detailHref("/edge", v, f.Subject.EdgeID)
+		}
+	default:
+		r.SubjectText = f.Subject.Node
+		if f.Subject.NodeID != "" {
+			r.SubjectHref = detailHref("/node", v, f.Subject.NodeID)
+		}
+	}
+	if r.SubjectHref == "" {
+		r.SubjectHref = "/"
+	}
+	switch f.State {
+	case detect.StateResolved:
+		if f.ResolvedAt != nil {
+			r.Age = "resolved " + fmtAge(now, *f.ResolvedAt)
+			r.Since = "resolved at " + fmtTime(*f.ResolvedAt) + ", started " + fmtTime(f.StartedAt)
+		}
+	default:
+		r.Age = "since " + strings.TrimSuffix(fmtAge(now, f.StartedAt), " ago")
+		r.Since = "started at " + fmtTime(f.StartedAt)
+	}
+	keys := make([]string, 0, len(f.Evidence))
+	for k := range f.Evidence {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if len(r.Evidence) == 8 {
+			break
+		}
+		switch f.Evidence[k].(type) {
+		case map[string]any, []any:
+			continue // nested structures are for the API, not the panel
+		}
+		r.Evidence = append(r.Evidence, kv{Key: strings.ReplaceAll(k, "_", " "), Value: fmtEvidence(f.Evidence[k])})
+	}
+	if b := f.BlastRadius; b != nil && len(b.EntryPoints)+len(b.Upstream) > 0 {
+		var parts []string
+		for i, a := range b.EntryPoints {
+			if i == 4 {
+				parts = append(parts, fmt.Sprintf("+%d more", len(b.EntryPoints)-i))
+				break
+			}
+			parts = append(parts, fmt.Sprintf("%s (%s)", a.Node, fmtPercent(a.Share)))
+		}
+		r.Blast = fmt.Sprintf("%d upstream, entry points: %s", len(b.Upstream), strings.Join(parts, ", "))
+		if len(b.EntryPoints) == 0 {
+			r.Blast = fmt.Sprintf("%d upstream", len(b.Upstream))
+		}
+	}
+	return r
+}
+
+// lineChart draws series sharing one y scale. Each series is (t, v) points.
+func lineChart(title, unit string, from, to time.Time, series []namedSeries, format func(float64) string) chart {
+	c := chart{Title: title, XStart: from.UTC().Format("15:04"), XEnd: to.UTC().Format("15:04")}
+	maxV := 0.0
+	n := 0
+	for _, s := range series {
+		for _, p := range s.Points {
+			if !math.IsNaN(p.V) && !math.IsInf(p.V, 0) {
+				maxV = max(maxV, p.V)
+				n++
+			}
+		}
+	}
+	if n < 2 {
+		c.Empty = true
+		return c
+	}
+	if maxV == 0 {
+		maxV = 1
+	}
+	span := to.Sub(from).Seconds()
+	if span <= 0 {
+		span = 1
+	}
+	plotW, plotH := chartW-chartPad, chartH-chartPadB-6
+	for _, s := range series {
+		var b strings.Builder
+		last := math.NaN()
+		for _, p := range s.Points {
+			if math.IsNaN(p.V) || math.IsInf(p.V, 0) || p.T.Before(from) {
+				continue
+			}
+			x := chartPad + plotW*p.T.Sub(from).Seconds()/span
+			y := 6 + plotH*(1-p.V/maxV)
+			fmt.Fprintf(&b, "%.1f,%.1f ", x, y)
+			last = p.V
+		}
+		c.Series = append(c.Series, chartSeries{Name: s.Name, Class: s.Class, Points: strings.TrimSpace(b.String())})
+		if len(series) == 1 && !math.IsNaN(last) {
+			c.Last = "now " + format(last)
+		}
+	}
+	c.YMax = format(maxV)
+	_ = unit
+	return c
+}
+
+type namedSeries struct {
+	Name, Class string
+	Points      []sample
+}
+
+type sample struct {
+	T time.Time
+	V float64
+}
+
+// edgeRows lists edges of a node, with links.
+func edgeRows(s *graph.Snapshot, v View, id string, upstream bool) []edgeRow {
+	name := map[string]string{}
+	for _, n := range s.Nodes {
+		name[n.ID] = n.Name
+	}
+	var rows []edgeRow
+	for _, e := range s.Edges {
+		peer := ""
+		switch {
+		case upstream && e.Target == id:
+			peer = e.Source
+		case !upstream && e.Source == id:
+			peer = e.Target
+		default:
+			continue
+		}
+		r := edgeRow{
+			Peer: name[peer], PeerHref: detailHref("/node", v, peer), Kind: e.Kind.String(),
+			Rate: fmtRate(e.RatePerS), Errors: fmtPercent(e.ErrorRatio), Href: detailHref("/edge", v, e.ID), Health: health(e),
+		}
+		if e.Protocol.String() != "" {
+			r.Kind += " · " + e.Protocol.String()
+		}
+		if e.Latency != nil {
+			r.P95 = fmtMs(e.Latency.P95)
+		}
+		r.Lag = lagLabel(e)
+		rows = append(rows, r)
+	}
+	slices.SortFunc(rows, func(a, b edgeRow) int { return cmp.Compare(a.Peer, b.Peer) })
+	return rows
+}

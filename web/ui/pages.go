@@ -1,0 +1,415 @@
+package ui
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/a-h/templ"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/web/api/client"
+)
+
+// chartSpan is how far back node and edge charts go.
+func (u *UI) chartSpan(v View) time.Duration {
+	span := time.Duration(u.o.HistoryPoints) * u.o.Refresh
+	return min(span, time.Hour)
+}
+
+func (u *UI) nodePage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
+	p, err := u.buildNodePage(ctx, r.URL.Query().Get("id"), v, cur)
+	if err != nil {
+		return nil, "", err
+	}
+	return nodeBody(*p), p.Name, nil
+}
+
+func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) (*nodePage, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%w: which node? (?id=)", errNotFound)
+	}
+	snap, err := u.graphFor(ctx, v, cur)
+	if err != nil {
+		return nil, err
+	}
+	p := &nodePage{Controls: u.controls("/node", v, []hidden{{"id", id}}, nil, false)}
+	p.FocusHref = View{Window: v.Window, At: v.At, Refresh: v.Refresh, Focus: id, Hops: 2}.Href("/")
+	n, ok := nodeByID(snap, id)
+	if !ok {
+		p.Missing = true
+		p.Name, p.Kind = nameFromID(id), kindFromID(id)
+	} else {
+		p.Name, p.Kind, p.Namespace, p.System = n.Name, n.Kind.String(), n.Namespace, n.System
+		p.Figures = []kv{
+			{"fan-in", fmt.Sprint(n.FanIn)}, {"fan-out", fmt.Sprint(n.FanOut)},
+			{"instability", fmtFloat(n.Instability, 2)}, {"betweenness", fmtFloat(n.Betweenness, 3)},
+		}
+	}
+	var inRate, inReq, inErr, outRate float64
+	for _, e := range snap.Edges {
+		if e.Target == id {
+			inRate += e.RatePerS
+			inReq += float64(e.Requests)
+			inErr += float64(e.Errors)
+		}
+		if e.Source == id {
+			outRate += e.RatePerS
+		}
+	}
+	errRatio := 0.0
+	if inReq > 0 {
+		errRatio = inErr / inReq
+	}
+	p.Figures = append([]kv{{"requests in", fmtRate(inRate)}, {"errors in", fmtPercent(errRatio)}, {"calls out", fmtRate(outRate)}}, p.Figures...)
+	p.Upstream = edgeRows(snap, v, id, true)
+	p.Downstream = edgeRows(snap, v, id, false)
+	now := u.o.Clock()
+	from := now.Add(-u.chartSpan(v))
+	pts := u.hist.get("n:"+id, from)
+	if !v.At.IsZero() {
+		pts = nil
+	}
+	p.Charts = []chart{
+		lineChart("Requests in (per second)", "/s", from, now, []namedSeries{{Name: "in", Class: "s1", Points: pick(pts, func(p point) float64 { return p.Rate })}, {Name: "calls out", Class: "s2", Points: pick(pts, func(p point) float64 { return p.OutRate })}}, fmtRate),
+		lineChart("Errors in (% of requests)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
+		lineChart("Latency of its callers' slowest edge (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
+	}
+	for _, f := range cur.findings {
+		if f.Subject.NodeID == id || (f.Subject.EdgeID != "" && (strings.HasPrefix(f.Subject.EdgeID, id+"->") || strings.HasPrefix(f.Subject.EdgeID, id+"→"))) {
+			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+		}
+	}
+	for _, f := range cur.findings {
+		if f.Subject.EdgeID == "" || f.Subject.NodeID == id {
+			continue
+		}
+		if e, ok := edgeByID(snap, f.Subject.EdgeID); ok && (e.Source == id || e.Target == id) && !slices.ContainsFunc(p.Findings, func(r findingRow) bool { return r.ID == f.ID }) {
+			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+		}
+	}
+	return p, nil
+}
+
+func pick(pts []point, f func(point) float64) []sample {
+	out := make([]sample, 0, len(pts))
+	for _, p := range pts {
+		out = append(out, sample{T: p.T, V: f(p)})
+	}
+	return out
+}
+
+func nodeByID(s *graph.Snapshot, id string) (graph.Node, bool) {
+	for _, n := range s.Nodes {
+		if n.ID == id {
+			return n, true
+		}
+	}
+	return graph.Node{}, false
+}
+
+func edgeByID(s *graph.Snapshot, id string) (graph.Edge, bool) {
+	for _, e := range s.Edges {
+		if e.ID == id {
+			return e, true
+		}
+	}
+	return graph.Edge{}, false
+}
+
+func nameFromID(id string) string {
+	if i := strings.LastIndexByte(id, '/'); i >= 0 {
+		id = id[i+1:]
+	} else if i := strings.IndexByte(id, ':'); i >= 0 {
+		id = id[i+1:]
+	}
+	if s, err := url.PathUnescape(id); err == nil {
+		return s
+	}
+	return id
+}
+
+func kindFromID(id string) string {
+	if i := strings.IndexByte(id, ':'); i >= 0 {
+		return id[:i]
+	}
+	return "node"
+}
+
+func (u *UI) edgePage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
+	p, err := u.buildEdgePage(ctx, r.URL.Query().Get("id"), v, cur)
+	if err != nil {
+		return nil, "", err
+	}
+	return edgeBody(*p), p.Source + " → " + p.Target, nil
+}
+
+func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) (*edgePage, error) {
+	if id == "" {
+		return nil, fmt.Errorf("%w: which edge? (?id=)", errNotFound)
+	}
+	snap, err := u.graphFor(ctx, v, cur)
+	if err != nil {
+		return nil, err
+	}
+	p := &edgePage{Controls: u.controls("/edge", v, []hidden{{"id", id}}, nil, false)}
+	e, ok := edgeByID(snap, id)
+	if !ok {
+		p.Missing = true
+		p.Source, p.Target = id, ""
+		for _, f := range cur.findings {
+			if f.Subject.EdgeID == id {
+				p.Source, p.Target = f.Subject.Source, f.Subject.Target
+			}
+		}
+	} else {
+		src, _ := nodeByID(snap, e.Source)
+		dst, _ := nodeByID(snap, e.Target)
+		p.Source, p.Target = src.Name, dst.Name
+		p.SourceHref, p.TargetHref = detailHref("/node", v, e.Source), detailHref("/node", v, e.Target)
+		p.Kind, p.Protocol, p.Group = e.Kind.String(), e.Protocol.String(), e.ConsumerGroup
+		p.Figures = []kv{
+			{"rate", fmtRate(e.RatePerS)}, {"requests", fmt.Sprint(e.Requests)},
+			{"errors", fmt.Sprintf("%d (%s)", e.Errors, fmtPercent(e.ErrorRatio))},
+			{"retries", fmt.Sprintf("%d (%s)", e.Retries, fmtPercent(e.RetryRatio))},
+		}
+		for _, q := range []struct {
+			name string
+			q    *graph.Quantiles
+		}{{"latency", e.Latency}, {"server side", e.ServerLatency}, {"client side", e.ClientLatency}, {"producer→consumer delay", e.Delay}} {
+			if q.q != nil {
+				p.Figures = append(p.Figures, kv{q.name + " p50/p95/p99", fmtMs(q.q.P50) + " / " + fmtMs(q.q.P95) + " / " + fmtMs(q.q.P99)})
+			}
+		}
+		if e.Unanswered > 0 {
+			p.Figures = append(p.Figures, kv{"unanswered (failed fast)", fmt.Sprint(e.Unanswered)})
+		}
+		if l := e.Lag; l != nil {
+			add := func(k string, f *float64, format func(float64) string) {
+				if f != nil {
+					p.Figures = append(p.Figures, kv{k, format(*f)})
+				}
+			}
+			add("lag (messages)", l.Messages, fmtCount)
+			add("lag (time)", l.Seconds, fmtSeconds)
+			add("drain time", l.DrainSeconds, fmtSeconds)
+			add("consumers", l.Consumers, fmtCount)
+			add("produce rate", l.ProduceRate, fmtRate)
+			add("consume rate", l.ConsumeRate, fmtRate)
+			st := l.Status.String()
+			if l.Reason != "" {
+				st += ": " + l.Reason
+			}
+			p.Figures = append(p.Figures, kv{"lag status", st})
+		}
+	}
+	now := u.o.Clock()
+	from := now.Add(-u.chartSpan(v))
+	pts := u.hist.get("e:"+id, from)
+	if !v.At.IsZero() {
+		pts = nil
+	}
+	p.Charts = []chart{
+		lineChart("Rate (per second)", "/s", from, now, []namedSeries{{Name: "rate", Class: "s1", Points: pick(pts, func(p point) float64 { return p.Rate })}}, fmtRate),
+		lineChart("Errors (% of calls)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
+		lineChart("Latency (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
+	}
+	if ok && e.Kind == graph.EdgeAsync {
+		p.Charts = append(p.Charts,
+			lineChart("Consumer lag (messages)", "", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagMessages })}}, fmtCount),
+			lineChart("Lag and drain time (s)", "s", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagSec })}, {Name: "drain", Class: "s3", Points: pick(pts, func(p point) float64 { return p.DrainSec })}}, fmtSeconds))
+	}
+	for _, f := range cur.findings {
+		if f.Subject.EdgeID == id {
+			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+		}
+	}
+	return p, nil
+}
+
+var couplingColumns = []struct{ key, text string }{
+	{"name", "node"}, {"kind", "kind"}, {"fan_in", "fan-in"}, {"fan_out", "fan-out"}, {"instability", "instability"}, {"betweenness", "betweenness"},
+}
+
+func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
+	q := r.URL.Query()
+	c, err := u.o.Source.Coupling(ctx, v.Window)
+	if err != nil {
+		return nil, "", err
+	}
+	sortKey, dir := q.Get("sort"), q.Get("dir")
+	if !slices.ContainsFunc(couplingColumns, func(c struct{ key, text string }) bool { return c.key == sortKey }) {
+		sortKey = "betweenness"
+	}
+	if dir != "asc" {
+		dir = "desc"
+	}
+	p := archPage{Controls: u.controls("/architecture", v, nil, nil, false), Generated: fmtTime(c.GeneratedAt)}
+	for _, col := range couplingColumns {
+		nd := "desc"
+		if col.key == sortKey && dir == "desc" {
+			nd = "asc"
+		}
+		qq := timeOnly(v).Query()
+		qq.Set("sort", col.key)
+		qq.Set("dir", nd)
+		text := col.text
+		if col.key == sortKey {
+			text += map[string]string{"asc": " ▲", "desc": " ▼"}[dir]
+		}
+		p.Columns = append(p.Columns, column{Text: text, Href: "/architecture?" + qq.Encode(), Active: col.key == sortKey})
+	}
+	nodes := slices.Clone(c.Nodes)
+	val := func(n client.CouplingNode, key string) float64 {
+		switch key {
+		case "fan_in":
+			return float64(n.FanIn)
+		case "fan_out":
+			return float64(n.FanOut)
+		case "instability":
+			return n.Instability
+		default:
+			return n.Betweenness
+		}
+	}
+	slices.SortStableFunc(nodes, func(a, b client.CouplingNode) int {
+		var c int
+		switch sortKey {
+		case "name":
+			c = cmp.Compare(a.Name, b.Name)
+		case "kind":
+			c = cmp.Compare(a.Kind.String(), b.Kind.String())
+		default:
+			c = cmp.Compare(val(a, sortKey), val(b, sortKey))
+		}
+		if dir == "desc" {
+			c = -c
+		}
+		if c == 0 {
+			c = cmp.Compare(a.ID, b.ID)
+		}
+		return c
+	})
+	names := map[string]string{}
+	for _, n := range c.Nodes {
+		names[n.ID] = n.Name
+	}
+	for _, n := range nodes {
+		p.Rows = append(p.Rows, couplingRow{
+			Name: n.Name, Href: detailHref("/node", v, n.ID), Kind: n.Kind.String(),
+			FanIn: fmt.Sprint(n.FanIn), FanOut: fmt.Sprint(n.FanOut),
+			Instability: fmtFloat(n.Instability, 2), Betweenness: fmtFloat(n.Betweenness, 3),
+		})
+	}
+	nameList := func(ids []string) string {
+		out := make([]string, len(ids))
+		for i, id := range ids {
+			out[i] = cmpOr(names[id], id)
+		}
+		return strings.Join(out, " → ")
+	}
+	for _, cy := range c.Cycles {
+		p.Cycles = append(p.Cycles, nameList(cy)+" → "+cmpOr(names[cy[0]], cy[0]))
+	}
+	p.Chain = nameList(c.LongestSyncChain)
+
+	// The diff, when asked for.
+	dwin := 5 * time.Minute
+	if s := q.Get("dwindow"); s != "" {
+		if d, err := parseDuration(s); err == nil && d >= time.Minute && d <= 7*24*time.Hour {
+			dwin = d
+		}
+	}
+	for _, d := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
+		p.DiffWindows = append(p.DiffWindows, option{Value: fmtDuration(d), Text: fmtDuration(d), Selected: d == dwin})
+	}
+	now := u.o.Clock().UTC()
+	from, to := now.Add(-time.Hour), now
+	p.From, p.To = from.Format("2006-01-02T15:04"), to.Format("2006-01-02T15:04")
+	if q.Get("from") != "" || q.Get("to") != "" {
+		from, err1 := parseAt(q.Get("from"))
+		to, err2 := parseAt(q.Get("to"))
+		if err := cmp.Or(err1, err2); err != nil {
+			p.DiffErr = err.Error()
+		} else {
+			p.From, p.To = from.Format("2006-01-02T15:04"), to.Format("2006-01-02T15:04")
+			u.addDiff(ctx, &p, from, to, dwin, v)
+		}
+	}
+	return archBody(p), "Architecture", nil
+}
+
+func parseAt(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339, "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time %q: want 2026-01-02T15:04 (UTC)", s)
+}
+
+func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, window time.Duration, v View) {
+	d, err := u.o.Source.Diff(ctx, from, to, window)
+	if err != nil {
+		p.DiffErr = "The diff cannot be read: " + err.Error()
+		return
+	}
+	after, err := u.o.Source.Graph(ctx, window, to)
+	if err != nil {
+		p.DiffErr = "The graph at " + fmtTime(to) + " cannot be read: " + err.Error()
+		return
+	}
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: after, View: View{Window: window, At: to, Hops: 2}, MaxNodes: u.o.MaxNodes, Diff: d, Base: "/"})
+	if err != nil {
+		p.DiffErr = "The diff cannot be drawn: " + err.Error()
+		return
+	}
+	p.Diff = m
+	p.AddedNodes, p.RemovedNodes, p.AddedEdges, p.RemovedEdges = len(d.AddedNodes), len(d.RemovedNodes), len(d.AddedEdges), len(d.RemovedEdges)
+	names := map[string]string{}
+	for _, n := range after.Nodes {
+		names[n.ID] = n.Name
+	}
+	for _, n := range d.RemovedNodes {
+		names[n.ID] = n.Name
+	}
+	edgeName := func(src, dst string) string { return cmpOr(names[src], src) + " → " + cmpOr(names[dst], dst) }
+	for _, n := range d.AddedNodes {
+		p.Added = append(p.Added, n.Kind.String()+" "+n.Name)
+	}
+	for _, e := range d.AddedEdges {
+		p.Added = append(p.Added, edgeName(e.Source, e.Target)+" ("+fmtRate(e.RatePerS)+")")
+	}
+	for _, n := range d.RemovedNodes {
+		p.Removed = append(p.Removed, n.Kind.String()+" "+n.Name)
+	}
+	for _, e := range d.RemovedEdges {
+		p.Removed = append(p.Removed, edgeName(e.Source, e.Target)+" (was "+fmtRate(e.RatePerS)+")")
+	}
+	for _, c := range d.ChangedEdges {
+		row := changeRow{
+			Edge:   edgeName(c.Source, c.Target),
+			Rate:   fmtRate(c.Rate.From) + " → " + fmtRate(c.Rate.To),
+			Errors: fmtPercent(c.ErrorRatio.From) + " → " + fmtPercent(c.ErrorRatio.To),
+		}
+		if c.P95 != nil {
+			row.P95 = fmtMs(c.P95.From) + " → " + fmtMs(c.P95.To)
+		}
+		for _, what := range c.Changed {
+			switch what {
+			case "rate_per_s":
+				row.Rate += " ●"
+			case "error_ratio":
+				row.Errors += " ●"
+			case "p95_ms":
+				row.P95 += " ●"
+			}
+		}
+		p.Changes = append(p.Changes, row)
+	}
+}

@@ -1,0 +1,561 @@
+// Package ui serves cartograph's web UI: a live, server-rendered map of the
+// dependency graph with findings on it, a findings panel, node and edge
+// pages with charts, and an architecture page with coupling figures and the
+// graph diff. Pages are templ components drawn from view models; the map is
+// laid out on the server (package layout). One small script keeps pages
+// current over a websocket: the server sends only what changed, as rendered
+// fragments; a page works without it (reload to update).
+//
+// The UI reads the collector through the Source seam declared here, so it
+// runs in the collector's process or on its own against a remote one.
+package ui
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/a-h/templ"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/web/api"
+	"github.com/seed-a49a8342/cartograph/web/api/client"
+)
+
+// Source is what the UI reads: the collector's API.
+type Source interface {
+	Graph(ctx context.Context, window time.Duration, at time.Time) (*graph.Snapshot, error)
+	Coupling(ctx context.Context, window time.Duration) (*client.Coupling, error)
+	Findings(ctx context.Context, state detect.State) ([]detect.Finding, error)
+	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
+	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
+	Ready(ctx context.Context) error
+	// Watch calls changed on every change the collector announces, until
+	// ctx is done or the connection drops.
+	Watch(ctx context.Context, changed func(topic string)) error
+}
+
+//go:embed static
+var static embed.FS
+
+// Options configure a UI.
+type Options struct {
+	Source Source
+	// Layouter places the map (required).
+	Layouter Layouter
+	// Refresh is how often the UI reads the collector when it announces no
+	// change (default 5s); announced changes are read at once, at most once
+	// a second.
+	Refresh time.Duration
+	// MaxNodes is the number of nodes above which namespaces collapse by
+	// themselves (default 300).
+	MaxNodes int
+	// MaxClients bounds live-update connections (default 1,000); more are
+	// refused with 503.
+	MaxClients int
+	// HistoryPoints is the points kept per node and edge for charts, one
+	// per refresh (default 720: an hour at 5s).
+	HistoryPoints int
+	// MaxSeries bounds the nodes and edges whose history is kept (default
+	// 20,000); more are counted and not charted.
+	MaxSeries int
+	// AllowedOrigins are Origin values accepted on the websocket besides
+	// the page's own host.
+	AllowedOrigins []string
+	// WriteTimeout bounds each websocket write (default 10s); a client that
+	// cannot take an update in time is dropped (its page reconnects).
+	WriteTimeout time.Duration
+	Clock        func() time.Time
+	Logger       *slog.Logger
+	Registerer   prometheus.Registerer
+}
+
+// UI is the web UI's handler and refresher. Create it with New, serve it as
+// an http.Handler and run Run to keep it current. Safe for concurrent use.
+type UI struct {
+	o       Options
+	mux     *http.ServeMux
+	hist    *history
+	hub     *hub
+	metrics uiMetrics
+
+	mu      sync.RWMutex
+	cur     current
+	byWin   map[time.Duration]*graphAt // other windows, cached for one version
+	wake    chan struct{}
+	renders *renderCache
+}
+
+// current is the latest state read from the collector.
+type current struct {
+	version  uint64
+	snap     *graph.Snapshot
+	findings []detect.Finding
+	status   status
+	readAt   time.Time
+	err      error
+}
+
+type graphAt struct {
+	version uint64
+	snap    *graph.Snapshot
+	err     error
+}
+
+type uiMetrics struct {
+	refreshes     *prometheus.CounterVec
+	refreshTime   prometheus.Histogram
+	renderTime    *prometheus.HistogramVec
+	layoutTime    prometheus.Histogram
+	clients       prometheus.Gauge
+	sent          prometheus.Counter
+	coalesced     prometheus.Counter
+	droppedSeries prometheus.GaugeFunc
+}
+
+// New returns a UI for o.
+func New(o Options) (*UI, error) {
+	if o.Source == nil || o.Layouter == nil {
+		return nil, errors.New("ui: Options.Source and Options.Layouter are required")
+	}
+	if o.Refresh <= 0 {
+		o.Refresh = 5 * time.Second
+	}
+	if o.MaxNodes <= 0 {
+		o.MaxNodes = 300
+	}
+	if o.MaxClients <= 0 {
+		o.MaxClients = 1000
+	}
+	if o.HistoryPoints <= 0 {
+		o.HistoryPoints = 720
+	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = 20_000
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	u := &UI{
+		o: o, mux: http.NewServeMux(), hist: newHistory(o.HistoryPoints, o.MaxSeries),
+		byWin: map[time.Duration]*graphAt{}, wake: make(chan struct{}, 1), renders: newRenderCache(256),
+	}
+	u.metrics = uiMetrics{
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_ui_refreshes_total", Help: "Reads of the collector by the UI, by result.",
+		}, []string{"result"}),
+		refreshTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cartograph_ui_refresh_duration_seconds", Help: "Time to read the collector's graph and findings.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8),
+		}),
+		renderTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cartograph_ui_render_duration_seconds", Help: "Time to build and render a page or an update, by page.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
+		}, []string{"page"}),
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cartograph_ui_live_clients", Help: "Pages connected for live updates.",
+		}),
+		sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_ui_updates_sent_total", Help: "Live updates sent to pages.",
+		}),
+		coalesced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_ui_updates_coalesced_total", Help: "Changes folded into a later update because a page was still busy or asked for a slower refresh.",
+		}),
+	}
+	u.metrics.droppedSeries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "cartograph_ui_history_series_dropped", Help: "Nodes and edges whose chart history was not kept (--ui-max-series reached).",
+	}, func() float64 { _, d := u.hist.size(); return float64(d) })
+	if o.Registerer != nil {
+		for _, c := range []prometheus.Collector{u.metrics.refreshes, u.metrics.refreshTime, u.metrics.renderTime, u.metrics.clients, u.metrics.sent, u.metrics.coalesced, u.metrics.droppedSeries} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("ui: register metrics: %w", err)
+			}
+		}
+	}
+	u.hub = newHub(u)
+	sub, _ := fs.Sub(static, "static")
+	u.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
+	u.mux.HandleFunc("GET /{$}", u.page("map", u.mapPage))
+	u.mux.HandleFunc("GET /findings", u.page("findings", u.findingsPage))
+	u.mux.HandleFunc("GET /node", u.page("node", u.nodePage))
+	u.mux.HandleFunc("GET /edge", u.page("edge", u.edgePage))
+	u.mux.HandleFunc("GET /architecture", u.page("architecture", u.archPage))
+	u.mux.HandleFunc("GET /ws", u.hub.serve)
+	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}`))
+	})
+	return u, nil
+}
+
+// ServeHTTP implements http.Handler. Every answer carries a content
+// security policy that allows only the UI's own script and styles (no
+// inline script), and denies framing and sniffing.
+func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	u.mux.ServeHTTP(w, r)
+}
+
+// Run keeps the UI's state current until ctx is done: it reads the
+// collector every Refresh, and at once (at most once a second) when the
+// collector's change stream announces a change.
+func (u *UI) Run(ctx context.Context) error {
+	go u.watch(ctx)
+	t := time.NewTicker(u.o.Refresh)
+	defer t.Stop()
+	u.refresh(ctx)
+	last := u.o.Clock()
+	for {
+		select {
+		case <-ctx.Done():
+			u.hub.closeAll()
+			return nil
+		case <-t.C:
+		case <-u.wake:
+			if wait := time.Second - u.o.Clock().Sub(last); wait > 0 {
+				select {
+				case <-ctx.Done():
+					u.hub.closeAll()
+					return nil
+				case <-time.After(wait):
+				}
+			}
+		}
+		u.refresh(ctx)
+		last = u.o.Clock()
+	}
+}
+
+// watch follows the collector's change stream, reconnecting with backoff.
+func (u *UI) watch(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		start := u.o.Clock()
+		err := u.o.Source.Watch(ctx, func(string) {
+			select {
+			case u.wake <- struct{}{}:
+			default:
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if u.o.Clock().Sub(start) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		u.o.Logger.Debug("collector stream ended; polling until it is back", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// refresh reads the collector and wakes every live page.
+func (u *UI) refresh(ctx context.Context) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, max(u.o.Refresh, 10*time.Second))
+	defer cancel()
+	snap, err := u.o.Source.Graph(ctx, 0, time.Time{})
+	var findings []detect.Finding
+	var st status
+	if err == nil {
+		findings, err = u.o.Source.Findings(ctx, 0)
+	}
+	now := u.o.Clock()
+	if err != nil {
+		u.metrics.refreshes.WithLabelValues("error").Inc()
+		u.mu.RLock()
+		prev := u.cur
+		u.mu.RUnlock()
+		msg := "The collector cannot be read (" + err.Error() + ")"
+		if !prev.readAt.IsZero() {
+			msg += "; showing what it said " + fmtAge(now, prev.readAt)
+		}
+		st.Problems = append(st.Problems, msg+".")
+		u.o.Logger.Warn("reading the collector", "err", err)
+		u.mu.Lock()
+		u.cur.version++
+		u.cur.status = st
+		u.cur.err = err
+		u.mu.Unlock()
+		u.hub.wakeAll()
+		return
+	}
+	if err := u.o.Source.Ready(ctx); err != nil {
+		var se *client.StatusError
+		if errors.As(err, &se) {
+			st.Problems = append(st.Problems, "The collector is not ready: "+se.Message+".")
+		}
+	}
+	if bs, err := u.o.Source.Brokers(ctx); err == nil {
+		for _, b := range bs {
+			if b.LastError != "" && (b.LastSuccess == nil || (b.LastErrorAt != nil && b.LastErrorAt.After(*b.LastSuccess))) {
+				since := "never read"
+				if b.LastSuccess != nil {
+					since = "last read " + fmtAge(now, *b.LastSuccess)
+				}
+				st.Problems = append(st.Problems, fmt.Sprintf("Broker %s (%s) cannot be polled: %s (%s); its lag is shown stale.", b.Name, b.Kind, b.LastError, since))
+			}
+		}
+	}
+	u.hist.record(snap)
+	u.metrics.refreshes.WithLabelValues("ok").Inc()
+	u.metrics.refreshTime.Observe(time.Since(start).Seconds())
+	u.mu.Lock()
+	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, status: st, readAt: now}
+	clear(u.byWin)
+	u.mu.Unlock()
+	u.hub.wakeAll()
+}
+
+// state returns the latest state.
+func (u *UI) state() current {
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	return u.cur
+}
+
+// graphFor returns the graph a view shows: the latest live graph, another
+// window's (read once per refresh) or a past one.
+func (u *UI) graphFor(ctx context.Context, v View, cur current) (*graph.Snapshot, error) {
+	if !v.At.IsZero() {
+		return u.o.Source.Graph(ctx, v.Window, v.At)
+	}
+	if v.Window == 0 || (cur.snap != nil && time.Duration(cur.snap.WindowSeconds*float64(time.Second)) == v.Window) {
+		if cur.snap == nil {
+			if cur.err != nil {
+				return nil, cur.err
+			}
+			return u.o.Source.Graph(ctx, 0, time.Time{})
+		}
+		return cur.snap, nil
+	}
+	u.mu.RLock()
+	g, ok := u.byWin[v.Window]
+	u.mu.RUnlock()
+	if ok && g.version == cur.version {
+		return g.snap, g.err
+	}
+	s, err := u.o.Source.Graph(ctx, v.Window, time.Time{})
+	u.mu.Lock()
+	if len(u.byWin) < 16 {
+		u.byWin[v.Window] = &graphAt{version: cur.version, snap: s, err: err}
+	}
+	u.mu.Unlock()
+	return s, err
+}
+
+// page wraps a page builder: it parses the view, renders the page in its
+// frame, and answers errors with a readable page.
+func (u *UI) page(name string, build func(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		defer func() { u.metrics.renderTime.WithLabelValues(name).Observe(time.Since(start).Seconds()) }()
+		cur := u.state()
+		v, err := parseView(r.URL.Query())
+		code := http.StatusOK
+		var body templ.Component
+		title := name
+		if err == nil {
+			body, title, err = build(r.Context(), r, v, cur)
+		}
+		if err != nil {
+			code = http.StatusBadRequest
+			var se *client.StatusError
+			switch {
+			case errors.As(err, &se) && se.Code >= 500, errors.Is(err, client.ErrUnreachable):
+				code = http.StatusBadGateway
+			case errors.Is(err, errNotFound):
+				code = http.StatusNotFound
+			}
+			body, title = errorBody(err.Error()), "error"
+		}
+		frame := u.frame(name, title, v, r, cur)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		var buf bytes.Buffer
+		if err := shell(frame, body).Render(r.Context(), &buf); err != nil {
+			u.o.Logger.Error("render", "page", name, "err", err)
+			http.Error(w, "rendering failed", http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(code)
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+var errNotFound = errors.New("not found")
+
+func (u *UI) frame(page, title string, v View, r *http.Request, cur current) pageFrame {
+	firing := 0
+	for _, f := range cur.findings {
+		if f.State == detect.StateFiring {
+			firing++
+		}
+	}
+	nav := []link{
+		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
+		{Href: timeOnly(v).Href("/findings"), Text: fmt.Sprintf("Findings (%d)", firing), Active: page == "findings"},
+		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
+	}
+	f := pageFrame{Title: title, Page: page, Nav: nav, Live: v.Live(), Status: cur.status}
+	if !v.At.IsZero() {
+		f.AtText = fmtTime(v.At)
+	}
+	if f.Live && page != "architecture" {
+		q := r.URL.Query()
+		q.Set("page", page)
+		f.WS = "/ws?" + q.Encode()
+	} else {
+		f.Live = false
+	}
+	return f
+}
+
+// timeOnly keeps only a view's time settings.
+func timeOnly(v View) View {
+	return View{Window: v.Window, At: v.At, Refresh: v.Refresh, Hops: 2}
+}
+
+var windowChoices = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour}
+var refreshChoices = []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+
+func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot, isMap bool) controls {
+	c := controls{Action: action, Keep: keep, Map: isMap, Search: v.Search, Hops: fmt.Sprint(v.Hops)}
+	c.Windows = append(c.Windows, option{Value: "", Text: "default", Selected: v.Window == 0})
+	for _, d := range windowChoices {
+		c.Windows = append(c.Windows, option{Value: fmtDuration(d), Text: fmtDuration(d), Selected: v.Window == d})
+	}
+	if v.Window > 0 && !slices.Contains(windowChoices, v.Window) {
+		c.Windows = append(c.Windows, option{Value: fmtDuration(v.Window), Text: fmtDuration(v.Window), Selected: true})
+	}
+	for _, d := range refreshChoices {
+		c.Refreshes = append(c.Refreshes, option{Value: fmtDuration(d), Text: "every " + fmtDuration(d), Selected: v.Refresh == d})
+	}
+	c.Refreshes = append(c.Refreshes, option{Value: "off", Text: "paused", Selected: v.Refresh == 0})
+	if !v.At.IsZero() {
+		c.At = v.At.UTC().Format("2006-01-02T15:04")
+	}
+	if isMap {
+		for _, h := range v.Hide {
+			c.Keep = append(c.Keep, hidden{Name: "hide", Value: h})
+		}
+		for _, s := range v.Collapse {
+			c.Keep = append(c.Keep, hidden{Name: "collapse", Value: s})
+		}
+		for _, s := range v.Expand {
+			c.Keep = append(c.Keep, hidden{Name: "expand", Value: s})
+		}
+		if snap != nil {
+			type named struct{ id, name string }
+			var ns []named
+			for _, n := range snap.Nodes {
+				ns = append(ns, named{n.ID, n.Name + " (" + n.Kind.String() + ")"})
+			}
+			slices.SortFunc(ns, func(a, b named) int { return strings.Compare(a.name, b.name) })
+			for i, n := range ns {
+				if i == 1000 {
+					break
+				}
+				c.Focus = append(c.Focus, option{Value: n.id, Text: n.name, Selected: n.id == v.Focus})
+			}
+		}
+		if len(v.Hide)+len(v.Collapse)+len(v.Expand) > 0 || v.Focus != "" || v.Search != "" {
+			c.Reset = timeOnly(v).Href("/")
+		}
+	}
+	return c
+}
+
+func (u *UI) mapPage(ctx context.Context, _ *http.Request, v View, cur current) (templ.Component, string, error) {
+	m, err := u.buildMapPage(ctx, v, cur)
+	if err != nil {
+		return nil, "", err
+	}
+	return mapBody(*m), "Map", nil
+}
+
+func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, error) {
+	snap, err := u.graphFor(ctx, v, cur)
+	if err != nil {
+		return nil, err
+	}
+	findings := cur.findings
+	if !v.At.IsZero() {
+		findings = findingsAt(findings, v.At)
+	}
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, Base: "/"})
+	if err != nil {
+		return nil, fmt.Errorf("laying out the map: %w", err)
+	}
+	p := &mapPage{Controls: u.controls("/", v, nil, snap, true), Map: m, Notes: m.Notes}
+	names := map[string]string{}
+	for _, n := range snap.Nodes {
+		names[n.ID] = n.Name
+	}
+	for _, id := range v.Hide {
+		p.Hidden = append(p.Hidden, link{Text: "hidden: " + cmpOr(names[id], id), Href: v.With(func(w *View) {
+			w.Hide = slices.DeleteFunc(w.Hide, func(s string) bool { return s == id })
+		}).Href("/")})
+	}
+	p.Findings = buildFindings(findings, v, u.o.Clock(), 20)
+	return p, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// findingsAt keeps the findings that were open at t.
+func findingsAt(fs []detect.Finding, t time.Time) []detect.Finding {
+	var out []detect.Finding
+	for _, f := range fs {
+		if f.StartedAt.After(t) {
+			continue
+		}
+		if f.ResolvedAt != nil && f.ResolvedAt.Before(t) {
+			continue
+		}
+		c := f
+		if c.State == detect.StateResolved {
+			c.State = detect.StateFiring
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (u *UI) findingsPage(_ context.Context, _ *http.Request, v View, cur current) (templ.Component, string, error) {
+	m := buildFindings(cur.findings, v, u.o.Clock(), 200)
+	if cur.err != nil {
+		m.Err = "The collector cannot be read: " + cur.err.Error()
+	}
+	return findingsBody(m, u.controls("/findings", v, nil, nil, false)), "Findings", nil
+}

@@ -1,0 +1,373 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/web/api"
+	"github.com/seed-a49a8342/cartograph/web/api/client"
+	"github.com/seed-a49a8342/cartograph/web/ui/layout"
+)
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files")
+
+// fixedSource serves a fixed graph and findings: the collector's answers,
+// as the golden pages are drawn from them. (The end-to-end tests in
+// cmd/collector drive the real collector.)
+type fixedSource struct {
+	mu       sync.Mutex
+	snap     *graph.Snapshot
+	findings []detect.Finding
+	diff     *graph.Diff
+	err      error
+}
+
+func (s *fixedSource) Graph(context.Context, time.Duration, time.Time) (*graph.Snapshot, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snap, s.err
+}
+
+func (s *fixedSource) Coupling(context.Context, time.Duration) (*client.Coupling, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := &client.Coupling{GeneratedAt: s.snap.GeneratedAt, WindowSeconds: s.snap.WindowSeconds, Cycles: [][]string{{"service:shop/frontend", "service:shop/<script>alert(1)</script>"}}, LongestSyncChain: []string{"service:shop/frontend", "service:shop/<script>alert(1)</script>", "database:postgresql/orders"}}
+	for _, n := range s.snap.Nodes {
+		c.Nodes = append(c.Nodes, client.CouplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability, Betweenness: n.Betweenness})
+	}
+	return c, s.err
+}
+
+func (s *fixedSource) Findings(context.Context, detect.State) ([]detect.Finding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.findings, s.err
+}
+
+func (s *fixedSource) Diff(context.Context, time.Time, time.Time, time.Duration) (*graph.Diff, error) {
+	return s.diff, nil
+}
+
+func (s *fixedSource) Brokers(context.Context) ([]api.BrokerStatus, error) {
+	at := time.Date(2026, 11, 22, 9, 59, 0, 0, time.UTC)
+	return []api.BrokerStatus{{Name: "rabbit", Kind: "rabbitmq", LastError: "connection refused", LastErrorAt: &at}}, nil
+}
+
+func (s *fixedSource) Ready(context.Context) error { return nil }
+
+func (s *fixedSource) Watch(ctx context.Context, _ func(string)) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func f64(f float64) *float64 { return &f }
+
+func fixture() *fixedSource {
+	hostile := "<script>alert(1)</script>"
+	snap := &graph.Snapshot{
+		GeneratedAt: now, WindowSeconds: 60,
+		Nodes: []graph.Node{
+			{ID: "client:web", Kind: graph.NodeClient, Name: "web"},
+			{ID: "service:shop/frontend", Kind: graph.NodeService, Name: "frontend", Namespace: "shop", FanIn: 1, FanOut: 2, Instability: 0.67, Betweenness: 0.5},
+			{ID: "service:shop/" + hostile, Kind: graph.NodeService, Name: hostile, Namespace: "shop", FanIn: 1, FanOut: 2, Instability: 0.67, Betweenness: 0.4},
+			{ID: "database:postgresql/orders", Kind: graph.NodeDatabase, Name: "orders", System: "postgresql", FanIn: 1},
+			{ID: "topic:kafka/orders", Kind: graph.NodeTopic, Name: "orders", System: "kafka", FanIn: 1, FanOut: 1},
+			{ID: "service:billing/invoicer", Kind: graph.NodeService, Name: "invoicer", Namespace: "billing", FanIn: 1},
+		},
+		Edges: []graph.Edge{
+			{ID: "client:web->service:shop/frontend http", Source: "client:web", Target: "service:shop/frontend", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, Requests: 6000, RatePerS: 100, Errors: 12, ErrorRatio: 0.002, Latency: &graph.Quantiles{P50: 20, P95: 80, P99: 120}},
+			{ID: "service:shop/frontend->service:shop/" + hostile + " grpc", Source: "service:shop/frontend", Target: "service:shop/" + hostile, Kind: graph.EdgeSync, Protocol: graph.ProtocolGRPC, Requests: 9000, RatePerS: 150, Errors: 1800, ErrorRatio: 0.2, Retries: 3000, RetryRatio: 0.33, Latency: &graph.Quantiles{P50: 5, P95: 30, P99: 45}},
+			{ID: "service:shop/" + hostile + "->database:postgresql/orders db", Source: "service:shop/" + hostile, Target: "database:postgresql/orders", Kind: graph.EdgeSync, Protocol: graph.ProtocolDB, Requests: 3000, RatePerS: 50, Errors: 60, ErrorRatio: 0.02, Latency: &graph.Quantiles{P50: 2, P95: 9, P99: 14}},
+			{ID: "service:shop/" + hostile + "->topic:kafka/orders kafka", Source: "service:shop/" + hostile, Target: "topic:kafka/orders", Kind: graph.EdgeAsync, Protocol: graph.ProtocolKafka, Requests: 600, RatePerS: 10},
+			{ID: "topic:kafka/orders->service:billing/invoicer kafka billing", Source: "topic:kafka/orders", Target: "service:billing/invoicer", Kind: graph.EdgeAsync, Protocol: graph.ProtocolKafka, ConsumerGroup: "billing", Requests: 300, RatePerS: 5,
+				Lag: &graph.Lag{Messages: f64(12500), Seconds: f64(340), DrainSeconds: f64(2500), Status: lag.StateStalled, UpdatedAt: now}},
+		},
+	}
+	fired := now.Add(-3 * time.Minute)
+	resolved := now.Add(-10 * time.Minute)
+	findings := []detect.Finding{
+		{ID: "rs1", Kind: detect.KindRetryStorm, State: detect.StateFiring, Severity: detect.SeverityCritical,
+			Subject: detect.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
+			Summary: "frontend retries " + hostile + ": 33% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.33, "amplification": 2.4},
+			StartedAt: now.Add(-4 * time.Minute), FiredAt: &fired,
+			BlastRadius: &detect.BlastRadius{Upstream: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 1, Hops: 1}}, EntryPoints: []detect.Affected{{Node: "web", NodeID: "client:web", Share: 1, Hops: 2}}}},
+		{ID: "cl1", Kind: detect.KindConsumerLag, State: detect.StatePending, Severity: detect.SeverityWarning,
+			Subject: detect.Subject{Source: "orders", Target: "invoicer", EdgeID: snap.Edges[4].ID},
+			Summary: "billing falls behind orders: 12500 messages, 340 s", Evidence: map[string]any{"lag_messages": 12500.0, "lag_seconds": 340.0},
+			StartedAt: now.Add(-30 * time.Second)},
+		{ID: "bn1", Kind: detect.KindBottleneck, State: detect.StateResolved, Severity: detect.SeverityWarning,
+			Subject: detect.Subject{Node: "orders", NodeID: "database:postgresql/orders"},
+			Summary: "orders is 70% of the critical path of GET /checkout", Evidence: map[string]any{"share": 0.7},
+			StartedAt: now.Add(-20 * time.Minute), ResolvedAt: &resolved},
+	}
+	diff := &graph.Diff{From: now.Add(-time.Hour), To: now, WindowSeconds: 300,
+		AddedNodes:   []graph.Node{snap.Nodes[4]},
+		AddedEdges:   []graph.Edge{snap.Edges[3]},
+		RemovedNodes: []graph.Node{{ID: "service:shop/legacy", Kind: graph.NodeService, Name: "legacy", Namespace: "shop"}},
+		RemovedEdges: []graph.Edge{{ID: "service:shop/frontend->service:shop/legacy http", Source: "service:shop/frontend", Target: "service:shop/legacy", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, RatePerS: 20}},
+		ChangedEdges: []graph.EdgeChange{{ID: snap.Edges[1].ID, Source: snap.Edges[1].Source, Target: snap.Edges[1].Target, Rate: graph.Change{From: 50, To: 150}, ErrorRatio: graph.Change{From: 0.001, To: 0.2}, Changed: []string{"rate_per_s", "error_ratio"}}},
+	}
+	return &fixedSource{snap: snap, findings: findings, diff: diff}
+}
+
+func newTestUI(t *testing.T, src Source) *UI {
+	t.Helper()
+	lay, err := layout.New(context.Background(), layout.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { lay.Close() })
+	u, err := New(Options{Source: src, Layouter: lay, Clock: func() time.Time { return now }, Refresh: time.Hour})
+	require.NoError(t, err)
+	u.refresh(context.Background())
+	return u
+}
+
+func get(t *testing.T, h http.Handler, target string) (int, http.Header, string) {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	b, _ := io.ReadAll(rec.Body)
+	return rec.Code, rec.Header(), string(b)
+}
+
+func TestPagesGolden(t *testing.T) {
+	src := fixture()
+	u := newTestUI(t, src)
+	edgeID := src.snap.Edges[1].ID
+	cases := []struct{ name, target string }{
+		{"map", "/"},
+		{"map-focus", "/?focus=topic:kafka/orders&hops=1"},
+		{"map-collapsed", "/?collapse=shop&hide=client:web&q=ord"},
+		{"findings", "/findings"},
+		{"node", "/node?id=" + urlEscape("service:shop/<script>alert(1)</script>")},
+		{"edge", "/edge?id=" + urlEscape(edgeID)},
+		{"edge-async", "/edge?id=" + urlEscape(src.snap.Edges[4].ID)},
+		{"architecture", "/architecture?sort=fan_out&dir=desc&from=2026-11-22T09:00&to=2026-11-22T10:00&dwindow=5m"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, h, body := get(t, u, c.target)
+			require.Equal(t, http.StatusOK, code, body)
+			require.Contains(t, h.Get("Content-Security-Policy"), "script-src 'self'")
+			require.Equal(t, "nosniff", h.Get("X-Content-Type-Options"))
+			require.Equal(t, "DENY", h.Get("X-Frame-Options"))
+			require.NotContains(t, body, "<script>alert", "a hostile name must be escaped")
+			require.NotContains(t, body, "style=", "inline styles are refused by the CSP")
+			require.Equal(t, 1, strings.Count(body, "<script"), "one script: the page's own")
+			golden(t, c.name+".html", body)
+		})
+	}
+	t.Run("hostile name escaped where shown", func(t *testing.T) {
+		_, _, body := get(t, u, "/")
+		require.Contains(t, body, "&lt;script&gt;alert(1)&lt;/script&gt;")
+	})
+	t.Run("badges on their subjects", func(t *testing.T) {
+		_, _, body := get(t, u, "/")
+		edge := section(body, `id="`+domID("e-", edgeID)+`"`, "</g></g>")
+		require.Contains(t, edge, "retry storm")
+		require.Contains(t, edge, "sev-critical")
+		lagEdge := section(body, `id="`+domID("e-", src.snap.Edges[4].ID)+`"`, "</g></g>")
+		require.Contains(t, lagEdge, "consumer lag?", "pending findings are marked")
+		require.Contains(t, lagEdge, "lag 12.5k")
+	})
+	t.Run("bad view", func(t *testing.T) {
+		code, _, body := get(t, u, "/?window=banana")
+		require.Equal(t, http.StatusBadRequest, code)
+		require.Contains(t, body, "window")
+	})
+	t.Run("unknown node", func(t *testing.T) {
+		code, _, body := get(t, u, "/node?id=service:nope")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "not in the graph of this window")
+	})
+	t.Run("broker down is on the banner", func(t *testing.T) {
+		_, _, body := get(t, u, "/")
+		require.Contains(t, body, "Broker rabbit (rabbitmq) cannot be polled: connection refused")
+	})
+}
+
+func urlEscape(s string) string {
+	r := strings.NewReplacer("%", "%25", "&", "%26", "+", "%2B", " ", "%20", "#", "%23", "<", "%3C", ">", "%3E", "/", "%2F")
+	return r.Replace(s)
+}
+
+// section returns body from the first occurrence of start to the next end.
+func section(body, start, end string) string {
+	i := strings.Index(body, start)
+	if i < 0 {
+		return ""
+	}
+	j := strings.Index(body[i:], end)
+	if j < 0 {
+		return body[i:]
+	}
+	return body[i : i+j]
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *updateGolden {
+		require.NoError(t, os.MkdirAll("testdata", 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(got), 0o644))
+		return
+	}
+	want, err := os.ReadFile(path)
+	require.NoError(t, err, "missing golden file: run go test ./web/ui -update")
+	require.Equal(t, string(want), got, "page differs from %s (run with -update and review the diff)", path)
+}
+
+func TestCollectorDown(t *testing.T) {
+	src := fixture()
+	u := newTestUI(t, src)
+	src.mu.Lock()
+	src.err = errors.New("dial tcp 127.0.0.1:8070: connection refused")
+	src.mu.Unlock()
+	u.refresh(context.Background())
+	code, _, body := get(t, u, "/")
+	require.Equal(t, http.StatusOK, code, "the last graph read is still shown")
+	require.Contains(t, body, "The collector cannot be read")
+	require.Contains(t, body, "connection refused")
+}
+
+func TestLiveUpdates(t *testing.T) {
+	src := fixture()
+	u := newTestUI(t, src)
+	srv := httptest.NewServer(u)
+	defer srv.Close()
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?page=map&refresh=1s"
+
+	t.Run("foreign origin refused", func(t *testing.T) {
+		_, resp, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {"https://evil.example"}})
+		require.Error(t, err)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+	})
+
+	conn, _, err := websocket.DefaultDialer.Dial(wsURL, http.Header{"Origin": {srv.URL}})
+	require.NoError(t, err)
+	defer conn.Close()
+	read := func() update {
+		t.Helper()
+		require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
+		_, b, err := conn.ReadMessage()
+		require.NoError(t, err)
+		var m update
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m
+	}
+	first := read()
+	ids := map[string]bool{}
+	for _, f := range first.HTML {
+		ids[f.ID] = true
+	}
+	require.True(t, ids["map-wrap"] && ids["findings"] && ids["status"], "a new page gets everything once: %v", ids)
+
+	// A finding fires on the database: only its node changes on the map.
+	src.mu.Lock()
+	src.findings = append(src.findings, detect.Finding{ID: "oc1", Kind: detect.KindOpenCircuit, State: detect.StateFiring, Severity: detect.SeverityCritical,
+		Subject: detect.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Summary: "circuit open", StartedAt: now})
+	src.mu.Unlock()
+	u.refresh(context.Background())
+	next := read()
+	require.Len(t, next.SVG, 1, "only the changed node is sent")
+	require.Equal(t, domID("n-", "database:postgresql/orders"), next.SVG[0].ID)
+	require.Contains(t, next.SVG[0].HTML, "open circuit")
+	var panel bool
+	for _, f := range next.HTML {
+		if f.ID == "findings" {
+			panel = true
+			require.Contains(t, f.HTML, "circuit open")
+		}
+		require.NotEqual(t, "map-wrap", f.ID, "same topology: the map is not redrawn")
+	}
+	require.True(t, panel, "the findings panel is updated")
+
+	// A new edge: the topology changed, the map is redrawn whole.
+	src.mu.Lock()
+	s := *src.snap
+	s.Edges = append(append([]graph.Edge(nil), s.Edges...), graph.Edge{ID: "service:billing/invoicer->database:postgresql/orders db", Source: "service:billing/invoicer", Target: "database:postgresql/orders", Kind: graph.EdgeSync, Protocol: graph.ProtocolDB, Requests: 10, RatePerS: 1})
+	src.snap = &s
+	src.mu.Unlock()
+	u.refresh(context.Background())
+	redraw := read()
+	var wrap bool
+	for _, f := range redraw.HTML {
+		wrap = wrap || f.ID == "map-wrap"
+	}
+	require.True(t, wrap)
+}
+
+func TestLiveClientsBounded(t *testing.T) {
+	src := fixture()
+	lay, err := layout.New(context.Background(), layout.Options{})
+	require.NoError(t, err)
+	defer lay.Close()
+	u, err := New(Options{Source: src, Layouter: lay, MaxClients: 1, Refresh: time.Hour})
+	require.NoError(t, err)
+	srv := httptest.NewServer(u)
+	defer srv.Close()
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?page=findings"
+	c1, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
+	require.NoError(t, err)
+	defer c1.Close()
+	require.Eventually(t, func() bool {
+		_, resp, err := websocket.DefaultDialer.Dial(wsURL, nil)
+		return err != nil && resp != nil && resp.StatusCode == http.StatusServiceUnavailable
+	}, 5*time.Second, 50*time.Millisecond)
+}
+
+func TestParseView(t *testing.T) {
+	for _, c := range []struct {
+		q    string
+		want string // View.Query().Encode() of the result, or "error"
+	}{
+		{"", ""},
+		{"window=5m&refresh=off", "refresh=off&window=5m"},
+		{"window=300", "window=5m"},
+		{"at=2026-11-22T09:00", "at=2026-11-22T09%3A00%3A00Z"},
+		{"focus=service:a&hops=3&hide=b&hide=a&hide=b", "focus=service%3Aa&hide=a&hide=b&hops=3"},
+		{"hops=99", "error"},
+		{"window=0s", "error"},
+		{"refresh=10ms", "error"},
+		{"at=yesterday", "error"},
+	} {
+		t.Run(c.q, func(t *testing.T) {
+			q, _ := parseQuery(c.q)
+			_ = url.Values(q)
+			v, err := parseView(q)
+			if c.want == "error" {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, c.want, v.Query().Encode())
+		})
+	}
+}
+
+func parseQuery(s string) (map[string][]string, error) {
+	u, err := http.NewRequest(http.MethodGet, "/?"+s, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.URL.Query(), nil
+}
