@@ -214,7 +214,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	guarded, err := sec.apiHandler(apiHandler, cfg, logger, reg)
+	guard, err := sec.newGuard(cfg, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -223,7 +223,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return fmt.Errorf("api listen: %w", err)
 	}
 	logger.Info("api listening", "addr", apiLn.Addr().String(), "tls", sec.tls != nil, "auth", sec.api != nil)
-	apiSrv := &http.Server{Handler: guarded, ReadHeaderTimeout: 10 * time.Second,
+	apiSrv := &http.Server{Handler: guarded(apiHandler, guard), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)} // e.g. TLS handshakes refused
 	if sec.tls != nil {
 		apiSrv.TLSConfig = sec.tls.Clone()
@@ -235,7 +235,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	ready.Store(true)
 	eg, ctx := errgroup.WithContext(ctx)
-	uiAddr, err := startUI(ctx, eg, cfg, apiLn.Addr(), sec.internalToken, logger, reg)
+	uiAddr, err := startUI(ctx, eg, cfg, uiDeps{
+		API: apiHandler, Guard: guard, Token: sec.internalToken, TLS: sec.tls,
+	}, logger, reg)
 	if err != nil {
 		apiLn.Close()
 		return errors.Join(err, recv.Shutdown(context.Background()))

@@ -27,9 +27,11 @@ const (
 // requires tokens. Configured tokens may not use it.
 const internalTokenName = "internal"
 
-// apiCookieName names the API's session cookie. Browsers send cookies to
-// every port of a host, so it differs from the UI's (auth.DefaultCookieName)
-// lest a login to one overwrite the session of the other.
+// apiCookieName names the session cookie of the collector's guard, which
+// serves its API and its own web UI alike. Browsers send cookies to every
+// port of a host, so it differs from a separate `ui` process's
+// (auth.DefaultCookieName) lest a login to one overwrite the session of the
+// other.
 const apiCookieName = "cartograph_api_session"
 
 // security is the collector's access control, built from the flags.
@@ -93,29 +95,35 @@ func (s security) mutualTLS() bool {
 	return s.tls != nil && s.tls.ClientAuth == tls.RequireAndVerifyClientCert
 }
 
-// apiHandler puts h behind the viewer-token guard when the API requires
-// tokens: /healthz and /readyz stay open, /metrics too with --open-metrics;
+// newGuard makes the viewer-token guard shared by the API and the web UI
+// (one guard, so that one browser login serves both): nil when the API is
+// open. /healthz and /readyz stay open, /metrics too with --open-metrics;
 // /login and /logout serve the browser login.
-func (s security) apiHandler(h http.Handler, cfg config, logger *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+func (s security) newGuard(cfg config, logger *slog.Logger, reg prometheus.Registerer) (*auth.Guard, error) {
 	if s.api == nil {
-		return h, nil
+		return nil, nil
 	}
 	open := []string{"/healthz", "/readyz"}
 	if cfg.OpenMetrics {
 		open = append(open, "/metrics")
 	}
-	g, err := auth.NewGuard(auth.GuardOptions{
+	return auth.NewGuard(auth.GuardOptions{
 		Tokens: s.api, OpenPaths: open, LoginPath: "/login", CookieName: apiCookieName,
 		Logger: logger, Registerer: reg,
 	})
-	if err != nil {
-		return nil, err
+}
+
+// guarded puts h behind g, with g's login and logout pages mounted; h
+// itself when g is nil (nothing to guard).
+func guarded(h http.Handler, g *auth.Guard) http.Handler {
+	if g == nil {
+		return h
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/login", g.Login())
 	mux.Handle("/logout", g.Logout())
 	mux.Handle("/", g.Wrap(h))
-	return mux, nil
+	return mux
 }
 
 // warnExposed logs a warning for each listener that reaches beyond this
@@ -134,6 +142,7 @@ func (s security) warnExposed(cfg config, logger *slog.Logger) {
 		{"--otlp-grpc-addr", cfg.OTLPGRPCAddr, ingestAuthed, "send telemetry (set --ingest-tokens-file)"},
 		{"--otlp-http-addr", cfg.OTLPHTTPAddr, ingestAuthed, "send telemetry (set --ingest-tokens-file)"},
 		{"--api-addr", cfg.APIAddr, apiAuthed, "read the graph and findings (set --api-tokens-file)"},
+		{"--ui-addr", cfg.UIAddr, apiAuthed, "see the graph and findings in the web UI (set --api-tokens-file)"},
 	} {
 		if l.addr == "" || loopback(l.addr) {
 			continue

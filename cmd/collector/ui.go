@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/seed-a49a8342/cartograph/web/api/client"
+	"github.com/seed-a49a8342/cartograph/web/auth"
 	"github.com/seed-a49a8342/cartograph/web/ui"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
 )
@@ -20,14 +22,37 @@ import (
 // defaultUIAddr is --ui-addr's default.
 const defaultUIAddr = "127.0.0.1:8080"
 
-// startUI serves the web UI on cfg.UIAddr (all-in-one mode), reading this
-// collector's own API at apiAddr exactly as a separate `ui` process would.
-// It returns the address bound, or nil when the UI is off.
-func startUI(ctx context.Context, eg *errgroup.Group, cfg config, apiAddr net.Addr, apiToken string, logger *slog.Logger, reg prometheus.Registerer) (net.Addr, error) {
+// uiDeps is what the all-in-one UI takes from the rest of the collector.
+type uiDeps struct {
+	// API is the collector's API handler, unguarded.
+	API http.Handler
+	// Guard, when not nil, guards the UI as it guards the API (one login
+	// serves both).
+	Guard *auth.Guard
+	// Token is the collector's internal API token ("" when the API is
+	// open).
+	Token string
+	// TLS, when not nil, is served on the UI's listener too.
+	TLS *tls.Config
+}
+
+// startUI serves the web UI on cfg.UIAddr (all-in-one mode). The UI reads
+// this collector's API over HTTP exactly as a separate `ui` process would,
+// through an in-memory listener (guarded, with the internal token), so
+// that neither a socket nor TLS stands between them. It returns the
+// address bound, or nil when the UI is off.
+func startUI(ctx context.Context, eg *errgroup.Group, cfg config, d uiDeps, logger *slog.Logger, reg prometheus.Registerer) (net.Addr, error) {
 	if cfg.UIAddr == "" {
 		return nil, nil
 	}
-	src, err := client.New(client.Options{BaseURL: "http://" + apiAddr.String(), Token: apiToken})
+	pipe := newPipeListener()
+	apiSrv := &http.Server{Handler: guarded(d.API, d.Guard), ReadHeaderTimeout: 10 * time.Second}
+	src, err := client.New(client.Options{
+		BaseURL: "http://collector.in-process", Token: d.Token,
+		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+			DialContext: pipe.Dial, MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute,
+		}},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -55,8 +80,20 @@ func startUI(ctx context.Context, eg *errgroup.Group, cfg config, apiAddr net.Ad
 		lay.Close()
 		return nil, fmt.Errorf("ui listen: %w", err)
 	}
-	logger.Info("ui listening", "addr", ln.Addr().String(), "url", "http://"+ln.Addr().String()+"/")
-	srv := &http.Server{Handler: u, ReadHeaderTimeout: 10 * time.Second}
+	scheme := "http"
+	if d.TLS != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, d.TLS.Clone())
+	}
+	logger.Info("ui listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "auth", d.Guard != nil)
+	srv := &http.Server{Handler: guarded(u, d.Guard), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	eg.Go(func() error {
+		if err := apiSrv.Serve(pipe); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("ui: in-process api: %w", err)
+		}
+		return nil
+	})
 	eg.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("ui: %w", err)
@@ -68,7 +105,7 @@ func startUI(ctx context.Context, eg *errgroup.Group, cfg config, apiAddr net.Ad
 		err := u.Run(ctx)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return errors.Join(err, srv.Shutdown(sctx))
+		return errors.Join(err, srv.Shutdown(sctx), apiSrv.Shutdown(sctx))
 	})
 	return ln.Addr(), nil
 }

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -24,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-a49a8342/cartograph/web/api/client"
+	"github.com/seed-a49a8342/cartograph/web/auth"
 	"github.com/seed-a49a8342/cartograph/web/ui"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
 )
@@ -39,6 +42,16 @@ type config struct {
 	MaxSeries      int
 	AllowedOrigins string
 	LogLevel       slog.Level
+	// TokensFile holds the viewer tokens the UI asks browsers for
+	// (name:secret per line); env CARTOGRAPH_UI_TOKENS holds them inline.
+	TokensFile string
+	// TLS of the UI's own listener.
+	TLSCertFile, TLSKeyFile, TLSClientCAFile string
+	// TLS towards an https collector: the CA that signed its certificate
+	// and, for mutual TLS, this UI's client certificate.
+	CollectorCAFile, CollectorCertFile, CollectorKeyFile string
+	// Tokens are read from TokensFile and CARTOGRAPH_UI_TOKENS.
+	Tokens []auth.Token
 	// CollectorToken is read from the environment only
 	// (CARTOGRAPH_COLLECTOR_TOKEN): command lines are visible to every
 	// user of the machine.
@@ -60,6 +73,13 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxSeries, "ui-max-series", 20_000, "nodes and edges whose chart history is kept; more are counted and not charted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated origins allowed on the live-update websocket besides the UI's own (e.g. behind a proxy)")
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn or error")
+	fs.StringVar(&c.TokensFile, "tokens-file", "", "file of viewer tokens, one name:secret per line; when set (or env CARTOGRAPH_UI_TOKENS), every page and the websocket need one (browsers log in once)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate (with chain): serve the UI over HTTPS (reloaded when the file changes)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
+	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: require browser certificates signed by them (mutual TLS)")
+	fs.StringVar(&c.CollectorCAFile, "collector-ca-file", "", "PEM CA certificates that an https --collector's certificate is verified against (default: the system's)")
+	fs.StringVar(&c.CollectorCertFile, "collector-cert-file", "", "PEM client certificate presented to a collector that requires mutual TLS")
+	fs.StringVar(&c.CollectorKeyFile, "collector-key-file", "", "PEM private key of --collector-cert-file")
 	return fs
 }
 
@@ -94,6 +114,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	})
 	c.CollectorToken = getenv("CARTOGRAPH_COLLECTOR_TOKEN")
+	toks, err := auth.ReadTokens(c.TokensFile, getenv("CARTOGRAPH_UI_TOKENS"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("ui tokens (--tokens-file, CARTOGRAPH_UI_TOKENS): %w", err))
+	}
+	c.Tokens = toks
+	if (c.CollectorCertFile == "") != (c.CollectorKeyFile == "") {
+		errs = append(errs, errors.New("--collector-cert-file and --collector-key-file go together"))
+	}
 	if c.Refresh < time.Second {
 		errs = append(errs, fmt.Errorf("--refresh %v: at least 1s", c.Refresh))
 	}
@@ -126,9 +154,37 @@ func main() {
 func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(net.Addr)) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	src, err := client.New(client.Options{BaseURL: cfg.Collector, Token: cfg.CollectorToken})
+	clientTLS, err := collectorTLS(cfg)
 	if err != nil {
 		return err
+	}
+	httpClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+		Proxy: http.ProxyFromEnvironment, TLSClientConfig: clientTLS,
+		MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute,
+	}}
+	src, err := client.New(client.Options{BaseURL: cfg.Collector, Token: cfg.CollectorToken, HTTP: httpClient})
+	if err != nil {
+		return err
+	}
+	serverTLS, err := auth.ServerTLSConfig(auth.TLSOptions{
+		CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile, ClientCAFile: cfg.TLSClientCAFile, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	var guard *auth.Guard
+	if len(cfg.Tokens) > 0 {
+		toks, err := auth.NewTokens(cfg.Tokens)
+		if err != nil {
+			return err
+		}
+		guard, err = auth.NewGuard(auth.GuardOptions{
+			Tokens: toks, OpenPaths: []string{"/healthz"}, LoginPath: "/login",
+			Logger: logger, Registerer: reg,
+		})
+		if err != nil {
+			return err
+		}
 	}
 	lay, err := layout.New(ctx, layout.Options{MaxNodes: 2 * cfg.MaxNodes})
 	if err != nil {
@@ -152,18 +208,32 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(net.
 	mux := http.NewServeMux()
 	mux.Handle("/", u)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	var handler http.Handler = mux
+	if guard != nil {
+		outer := http.NewServeMux()
+		outer.Handle("/login", guard.Login())
+		outer.Handle("/logout", guard.Logout())
+		outer.Handle("/", guard.Wrap(mux))
+		handler = outer
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	if host, _, _ := net.SplitHostPort(cfg.Listen); host != "127.0.0.1" && host != "localhost" && host != "::1" {
-		logger.Warn("the UI listens beyond this machine: anyone who can reach it can read the graph", "addr", cfg.Listen)
+	scheme := "http"
+	if serverTLS != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, serverTLS)
 	}
-	logger.Info("ui listening", "addr", ln.Addr().String(), "collector", src.BaseURL())
+	if host, _, _ := net.SplitHostPort(cfg.Listen); guard == nil && cfg.TLSClientCAFile == "" && host != "127.0.0.1" && host != "localhost" && host != "::1" {
+		logger.Warn("the UI listens beyond this machine without authentication: anyone who can reach it can read the graph (set --tokens-file)", "addr", cfg.Listen)
+	}
+	logger.Info("ui listening", "addr", ln.Addr().String(), "url", scheme+"://"+ln.Addr().String()+"/", "collector", src.BaseURL(), "auth", guard != nil)
 	if onStart != nil {
 		onStart(ln.Addr())
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	runDone := make(chan struct{})
@@ -180,6 +250,34 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(net.
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(sctx)
+}
+
+// collectorTLS is the TLS configuration towards the collector: nil (the
+// system's roots, no client certificate) unless a CA or client
+// certificate is given.
+func collectorTLS(cfg config) (*tls.Config, error) {
+	if cfg.CollectorCAFile == "" && cfg.CollectorCertFile == "" {
+		return nil, nil
+	}
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.CollectorCAFile != "" {
+		pem, err := os.ReadFile(cfg.CollectorCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--collector-ca-file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--collector-ca-file %s: no PEM certificate in it", cfg.CollectorCAFile)
+		}
+	}
+	if cfg.CollectorCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.CollectorCertFile, cfg.CollectorKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--collector-cert-file/--collector-key-file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{pair}
+	}
+	return c, nil
 }
 
 func printVersion(w io.Writer) {

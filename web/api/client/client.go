@@ -45,7 +45,9 @@ type Options struct {
 	// Token, if set, is sent as "Authorization: Bearer <token>" (the
 	// collector's viewer token).
 	Token string
-	// HTTP is the client used (default: one with a 10s timeout).
+	// HTTP is the client used (default: one with a 10s timeout). When its
+	// Transport is an *http.Transport, the live stream's websocket is
+	// dialled with the same TLS configuration, dialer and proxy.
 	HTTP *http.Client
 	// MaxBodyBytes bounds each answer read (default 64 MiB).
 	MaxBodyBytes int64
@@ -234,8 +236,10 @@ func (c *Client) Watch(ctx context.Context, changed func(topic string)) error {
 		h.Set("Authorization", "Bearer "+c.o.Token)
 	}
 	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: http.ProxyFromEnvironment}
-	if t, ok := c.o.HTTP.Transport.(*http.Transport); ok && t.TLSClientConfig != nil {
+	if t, ok := c.o.HTTP.Transport.(*http.Transport); ok {
 		d.TLSClientConfig = t.TLSClientConfig
+		d.NetDialContext = t.DialContext
+		d.Proxy = t.Proxy
 	}
 	conn, resp, err := d.DialContext(ctx, u.String(), h)
 	if err != nil {
