@@ -7,6 +7,7 @@
 package semconv
 
 import (
+	"cmp"
 	"math"
 	"net/url"
 	"slices"
@@ -481,6 +482,9 @@ func (a *spanAttrs) destination() graph.NodeKey {
 // peer returns the node a CLIENT span calls, the zero key when the span
 // names none. With a database system it is the database, named by
 // db.namespace, db.name, server.address, net.peer.name or else the system.
+// A namespace that is only a number (Redis's database index) names nothing
+// by itself, since every Redis server has a database 0: the server's
+// address is put in front of it ("cache-1/0").
 // Otherwise it is an external peer named by the first of service.peer.name,
 // peer.service, server.address[:server.port], net.peer.name[:net.peer.port],
 // http.host, a peer address[:port] (network.peer.*, net.sock.peer.*,
@@ -488,6 +492,9 @@ func (a *spanAttrs) destination() graph.NodeKey {
 func (t *translator) peer(a *spanAttrs, db string) graph.NodeKey {
 	if db != "" {
 		name := firstOf(a.dbNamespace[:])
+		if host := cmp.Or(a.serverAddr, a.netPeerName); host != "" && isDigits(name) {
+			name = host + "/" + name
+		}
 		if name == "" {
 			name = a.serverAddr
 		}
@@ -597,4 +604,17 @@ func urlHost(u string) string {
 		return ""
 	}
 	return p.Host
+}
+
+// isDigits reports whether s is a non-empty run of ASCII digits.
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }

@@ -292,6 +292,16 @@ func TestTranslateRules(t *testing.T) {
 			want:  derived{Protocol: graph.ProtocolDB, Peer: db("postgresql", "x")},
 		},
 		{
+			name: "redis database index qualified by its server", kind: client,
+			attrs: map[string]any{"db.system.name": "redis", "db.namespace": "0", "server.address": "cache-1", "server.port": 6379},
+			want:  derived{Protocol: graph.ProtocolDB, Peer: db("redis", "cache-1/0")},
+		},
+		{
+			name: "numeric namespace without a server stays", kind: client,
+			attrs: map[string]any{"db.system.name": "redis", "db.namespace": "3"},
+			want:  derived{Protocol: graph.ProtocolDB, Peer: db("redis", "3")},
+		},
+		{
 			name: "db name from server.address", kind: client,
 			attrs: map[string]any{"db.system.name": "redis", "server.address": "cache-1", "server.port": 6379},
 			want:  derived{Protocol: graph.ProtocolDB, Peer: db("redis", "cache-1")},
