@@ -281,7 +281,10 @@ func (u *UI) updateFor(ctx context.Context, c *liveClient) update {
 // renderPage renders the live parts of a page.
 func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur current) *rendered {
 	r := &rendered{}
-	r.whole = append(r.whole, fragment{ID: "status", HTML: renderString(ctx, statusBanner(cur.status))})
+	r.whole = append(r.whole,
+		fragment{ID: "status", HTML: renderString(ctx, statusBanner(cur.status))},
+		fragment{ID: "nav", HTML: renderString(ctx, navBar(nav(page, v, cur)))},
+	)
 	switch page {
 	case "map":
 		mp, err := u.buildMapPage(ctx, v, cur)

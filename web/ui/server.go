@@ -410,19 +410,23 @@ func (u *UI) page(name string, build func(ctx context.Context, r *http.Request, 
 
 var errNotFound = errors.New("not found")
 
-func (u *UI) frame(page, title string, v View, r *http.Request, cur current) pageFrame {
+// nav is the navigation bar of page, with the count of firing findings.
+func nav(page string, v View, cur current) []link {
 	firing := 0
 	for _, f := range cur.findings {
 		if f.State == detect.StateFiring {
 			firing++
 		}
 	}
-	nav := []link{
+	return []link{
 		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
 		{Href: timeOnly(v).Href("/findings"), Text: fmt.Sprintf("Findings (%d)", firing), Active: page == "findings"},
 		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
 	}
-	f := pageFrame{Title: title, Page: page, Nav: nav, Live: v.Live(), Status: cur.status}
+}
+
+func (u *UI) frame(page, title string, v View, r *http.Request, cur current) pageFrame {
+	f := pageFrame{Title: title, Page: page, Nav: nav(page, v, cur), Live: v.Live(), Status: cur.status}
 	if !v.At.IsZero() {
 		f.AtText = fmtTime(v.At)
 	}
@@ -442,7 +446,7 @@ func timeOnly(v View) View {
 }
 
 var windowChoices = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour}
-var refreshChoices = []time.Duration{5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
+var refreshChoices = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
 
 func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot, isMap bool) controls {
 	c := controls{Action: action, Keep: keep, Map: isMap, Search: v.Search, Hops: fmt.Sprint(v.Hops)}

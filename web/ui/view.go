@@ -34,7 +34,7 @@ type View struct {
 
 // Bounds of what a URL may ask for.
 const (
-	defaultRefresh = 5 * time.Second
+	defaultRefresh = time.Second
 	maxHops        = 6
 	maxListParams  = 200
 	maxParamLen    = 512
