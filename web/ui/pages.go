@@ -22,6 +22,20 @@ func (u *UI) chartSpan(v View) time.Duration {
 	return min(span, time.Hour)
 }
 
+// chartFrom is where a chart's time axis starts: from, or later when the
+// history kept starts later (a UI just started), so that a few minutes of
+// points fill the chart instead of a sliver at its right edge; the axis
+// spans at least a minute.
+func chartFrom(from, now time.Time, pts []point) time.Time {
+	if len(pts) > 0 && pts[0].T.After(from) {
+		from = pts[0].T
+	}
+	if now.Sub(from) < time.Minute {
+		from = now.Add(-time.Minute)
+	}
+	return from
+}
+
 func (u *UI) nodePage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
 	p, err := u.buildNodePage(ctx, r.URL.Query().Get("id"), v, cur)
 	if err != nil {
@@ -75,6 +89,7 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 	if !v.At.IsZero() {
 		pts = nil
 	}
+	from = chartFrom(from, now, pts)
 	p.Charts = []chart{
 		lineChart("Requests in (per second)", "/s", from, now, []namedSeries{{Name: "in", Class: "s1", Points: pick(pts, func(p point) float64 { return p.Rate })}, {Name: "calls out", Class: "s2", Points: pick(pts, func(p point) float64 { return p.OutRate })}}, fmtRate),
 		lineChart("Errors in (% of requests)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
@@ -214,6 +229,7 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 	if !v.At.IsZero() {
 		pts = nil
 	}
+	from = chartFrom(from, now, pts)
 	p.Charts = []chart{
 		lineChart("Rate (per second)", "/s", from, now, []namedSeries{{Name: "rate", Class: "s1", Points: pick(pts, func(p point) float64 { return p.Rate })}}, fmtRate),
 		lineChart("Errors (% of calls)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
