@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/seed-a49a8342/cartograph/ingest/scenario/demo"
 )
 
 // config is every collector flag, parsed once in main.
@@ -70,6 +72,9 @@ type config struct {
 	TLSCertFile        string
 	TLSKeyFile         string
 	TLSClientCAFile    string
+	Demo               bool
+	DemoRate           float64
+	DemoPhase          time.Duration
 
 	// file is the --config file, loaded and validated by parseConfig.
 	file fileConfig
@@ -153,6 +158,9 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.TLSCertFile, "tls-cert-file", "", "PEM certificate (with chain): serve OTLP gRPC, OTLP HTTP and the API over TLS (reloaded when the file changes)")
 	fs.StringVar(&c.TLSKeyFile, "tls-key-file", "", "PEM private key of --tls-cert-file")
 	fs.StringVar(&c.TLSClientCAFile, "tls-client-ca-file", "", "PEM CA certificates: require and verify client certificates signed by them on every listener (mutual TLS)")
+	fs.BoolVar(&c.Demo, "demo", false, "demo mode: run a made-up shop system in-process and cycle its faults so that each finding fires and resolves; synthetic data, never in production (refused with --storage clickhouse); unless given, sets "+demoDefaultsUsage())
+	fs.Float64Var(&c.DemoRate, "demo-rate", demo.DefaultRate, "demo mode: traces per second generated")
+	fs.DurationVar(&c.DemoPhase, "demo-phase", demo.DefaultPhase, "demo mode: how long each fault stays on, and then off, in the cycle (after one healthy phase)")
 	return fs
 }
 
@@ -186,10 +194,16 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			if err := f.Value.Set(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", env, v, err))
 			}
+			set[f.Name] = true
 		}
 	})
 	if err := errors.Join(errs...); err != nil {
 		return c, err
+	}
+	if c.Demo {
+		if err := applyDemoDefaults(fs, set); err != nil {
+			return c, err
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return c, err
@@ -256,6 +270,9 @@ func (c config) Validate() error {
 	}
 	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
 		errs = append(errs, errors.New("--tls-client-ca-file needs --tls-cert-file and --tls-key-file"))
+	}
+	if err := c.validateDemo(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -285,6 +285,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if pusher != nil {
 		eg.Go(func() error { return pusher.Run(ctx) })
 	}
+	if cfg.Demo {
+		eg.Go(func() error { return runDemo(ctx, cfg, demoTargetOf(recv, sec, traces, metrics), logger, time.Now) })
+	}
 	eg.Go(func() error {
 		<-ctx.Done()
 		ready.Store(false)

@@ -22,8 +22,9 @@ const lagGrowth = 50
 // rabbitmq.consumer.count) would send them. NATS destinations have no
 // readings (their exporters speak Prometheus, not OTLP). Offsets advance
 // at a nominal 100 messages/s per destination from the first call; lags
-// stay within a few messages, except that of the group FaultConsumerLag
-// puts behind, which grows by 50 messages/s from the fault's onset.
+// stay within a few messages and return to zero every other second,
+// except that of the group FaultConsumerLag puts behind, which grows by
+// 50 messages/s from the fault's onset.
 // Successive calls should pass increasing times.
 func (g *Generator) Metrics(now time.Time) pmetric.Metrics {
 	g.mu.Lock()
@@ -80,8 +81,11 @@ func (g *Generator) Metrics(now time.Time) pmetric.Metrics {
 			sm := rm.ScopeMetrics().AppendEmpty()
 			sm.Scope().SetName("github.com/open-telemetry/opentelemetry-collector-contrib/receiver/rabbitmqreceiver")
 			ms := sm.Metrics()
-			gauge(ms, "rabbitmq.message.current", "{messages}", g.lagOf(int32(d), 0, now), "state", "ready")
-			gauge(ms, "rabbitmq.message.current", "{messages}", 1, "state", "unacknowledged")
+			// The backlog (ready + unacknowledged) is the group's lag.
+			backlog := g.lagOf(int32(d), 0, now)
+			unacked := min(backlog, 1)
+			gauge(ms, "rabbitmq.message.current", "{messages}", backlog-unacked, "state", "ready")
+			gauge(ms, "rabbitmq.message.current", "{messages}", unacked, "state", "unacknowledged")
 			gauge(ms, "rabbitmq.consumer.count", "{consumers}", int64(len(dest.groups)))
 		}
 	}
@@ -93,7 +97,15 @@ func (g *Generator) lagOf(d, gi int32, now time.Time) int64 {
 	if d == lagDest && gi == lagGroup && g.on(FaultConsumerLag, now) {
 		return int64(now.Sub(g.onset[FaultConsumerLag]).Seconds()*lagGrowth) + 5
 	}
-	// A healthy group is a few messages behind, varying from one reading
-	// to the next, deterministically.
-	return int64(mix64(uint64(now.Unix())^uint64(d)<<32^uint64(gi)) % 4)
+	// A healthy group keeps up: a few messages behind, varying from one
+	// reading to the next (deterministically), and caught up (zero) every
+	// other second, as a consumer committing often is. Random small lags
+	// that never returned to zero would, over a short window (the demo's),
+	// now and then rise for long enough to look like a group falling
+	// behind.
+	sec := uint64(now.Unix())
+	if sec%2 == 0 {
+		return 0
+	}
+	return int64(mix64(sec^uint64(d)<<32^uint64(gi)) % 4)
 }
