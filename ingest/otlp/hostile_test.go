@@ -20,6 +20,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -475,26 +479,180 @@ func TestGRPCRefusesDeepNesting(t *testing.T) {
 // in the input, and the bound is where it says.
 func TestNestingCheckLinearAndExact(t *testing.T) {
 	legit := protoTraces(t, makeTraces(1000))
-	require.False(t, protoTooDeep(legit, 0))
-	for _, tc := range []struct {
-		depth int
-		deep  bool
-	}{{5, false}, {15, false}, {30, true}, {100_000, true}} {
-		attr := pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(tc.depth))
-		body := request(service("s"), rawSpan{trace: traceN(1), id: spanN(1), name: "n", kind: 2, start: 1, end: 2, attrs: [][]byte{attr}}.encode(nil))
-		require.Equal(t, tc.deep, protoTooDeep(body, 0), "depth %d", tc.depth)
+	require.False(t, protoTooDeep(legit, msgTraceRequest))
+	require.False(t, protoTooDeep(legit, msgAny))
+	legitMetrics, err := pmetricotlp.NewExportRequestFromMetrics(makeMetrics(1000)).MarshalProto()
+	require.NoError(t, err)
+	require.False(t, protoTooDeep(legitMetrics, msgMetricsRequest))
+
+	spanAttr := func(kv []byte) []byte {
+		return request(service("s"), rawSpan{trace: traceN(1), id: spanN(1), name: "n", kind: 2, start: 1, end: 2, attrs: [][]byte{kv}}.encode(nil))
 	}
+	// The request is at depth 0, a span at 3, its attributes at 4, their
+	// values at 5; a resource's attribute values at 4, a span event's at 6;
+	// a kvlist adds 3 levels, an array 2.
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		deepest int // depth of the innermost message
+	}{
+		{"kvlist 5", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(5))), 20},
+		{"kvlist 15", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(15))), 50},
+		{"kvlist 19", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(19))), 62},
+		{"kvlist 20", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(20))), 65},
+		{"kvlist 30", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(30))), 95},
+		{"kvlist 100000", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(100_000))), 300_005},
+		{"span attribute, array 29", spanAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedArray(29))), 63},
+		{"resource attribute, array 29", request([][]byte{pbBytes(pbString(nil, 1, "a"), 2, nestedArray(29))}, nil), 62},
+		{"resource attribute, array 30", request([][]byte{pbBytes(pbString(nil, 1, "a"), 2, nestedArray(30))}, nil), 64},
+		{"span event attribute, array 28", eventAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedArray(28))), 62},
+		{"span event attribute, array 29", eventAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedArray(29))), 64},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			deep := tc.deepest >= maxNesting
+			require.Equal(t, deep, protoTooDeep(tc.body, msgTraceRequest))
+			if tc.deepest < 1000 {
+				req := ptraceotlp.NewExportRequest()
+				require.NoError(t, req.UnmarshalProto(tc.body))
+				require.Equal(t, tc.deepest, tracesDepth(req.Traces()), "the depth pdata decodes")
+			}
+		})
+	}
+	for _, tc := range []struct {
+		nest int
+		deep bool
+	}{{27, false}, {28, true}} {
+		// A request 0, resource metrics 1, scope metrics 2, metric 3, sum 4,
+		// data point 5, exemplar 6, its attributes 7, their values 8.
+		require.Equal(t, tc.deep, protoTooDeep(exemplarAttr(pbBytes(pbString(nil, 1, "a"), 2, nestedArray(tc.nest))), msgMetricsRequest), "array %d", tc.nest)
+	}
+
 	// Bytes that look like messages all the way down, 16 MiB of them, are
-	// scanned in about the time of one pass.
+	// scanned in about the time of one pass, with a schema or without.
 	nested := nestedKVList(20)
 	big := make([]byte, 0, 16<<20)
 	for len(big) < 16<<20-len(nested)-8 {
 		big = pbBytes(big, 1, nested)
 	}
 	t0 := time.Now()
-	protoTooDeep(big, 0)
+	protoTooDeep(big, msgAny)
 	require.Less(t, time.Since(t0), 5*time.Second)
+	// Attributes nested as deep as allowed, each scanned to the bottom.
+	attr := pbBytes(pbString(nil, 1, "a"), 2, nestedKVList(19))
+	var sp rawSpan
+	for len(sp.attrs)*(len(attr)+4) < 16<<20-1000 {
+		sp.attrs = append(sp.attrs, attr)
+	}
+	big = request(service("s"), sp.encode(nil))
+	t0 = time.Now()
+	require.False(t, protoTooDeep(big, msgTraceRequest))
+	require.Less(t, time.Since(t0), 5*time.Second)
+
 	require.NoError(t, checkJSONNesting([]byte(`{"a":"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\"{{{{"}`)),
 		"brackets inside strings do not count")
 	require.Error(t, checkJSONNesting([]byte(strings.Repeat("[", maxNesting+1))))
+}
+
+// TestNestingCheckReadsAsPdata: where pdata's decoder reads the wire more
+// leniently than google.golang.org/protobuf's protowire, the check reads it
+// as pdata does, so a deep attribute behind such a field is still seen.
+func TestNestingCheckReadsAsPdata(t *testing.T) {
+	deepAttr := pbBytes(pbString(nil, 1, "a"), 2, nestedArray(40))
+	// Field 9 (attributes), length-delimited, tag written in ten bytes
+	// whose last is above 1: protowire calls it an overflow, pdata reads
+	// field 9.
+	longTag := append([]byte{0x4a | 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x02}, protowire.AppendVarint(nil, uint64(len(deepAttr)))...)
+	longTag = append(longTag, deepAttr...)
+	// A group ended with another field's number (protowire refuses it,
+	// pdata skips it), before the attribute.
+	group := protowire.AppendTag(nil, 20, protowire.StartGroupType)
+	group = protowire.AppendTag(group, 21, protowire.EndGroupType)
+	group = pbBytes(group, 9, deepAttr)
+	for name, fields := range map[string][]byte{"ten-byte tag": longTag, "mismatched group": group} {
+		t.Run(name, func(t *testing.T) {
+			sp := pbBytes(nil, 1, make([]byte, 16))
+			sp = pbBytes(sp, 2, make([]byte, 8))
+			sp = append(sp, fields...)
+			body := request(service("s"), pbBytes(nil, 2, sp))
+			req := ptraceotlp.NewExportRequest()
+			require.NoError(t, req.UnmarshalProto(body), "pdata reads it")
+			require.Equal(t, 5+2*40, tracesDepth(req.Traces()), "and decodes the attribute")
+			require.True(t, protoTooDeep(body, msgTraceRequest))
+		})
+	}
+}
+
+// nestedArray is an AnyValue nested depth arrays deep: AnyValue,
+// ArrayValue, AnyValue ... with a string at the bottom.
+func nestedArray(depth int) []byte {
+	v := pbString(nil, 1, "x")
+	for range depth {
+		v = pbBytes(nil, 5, pbBytes(nil, 1, v))
+	}
+	return v
+}
+
+// eventAttr is a trace request of one span with one event with attribute
+// kv.
+func eventAttr(kv []byte) []byte {
+	trace, id := traceN(1), spanN(1)
+	sp := pbBytes(nil, 1, trace[:])
+	sp = pbBytes(sp, 2, id[:])
+	sp = pbBytes(sp, 11, pbBytes(pbString(nil, 2, "ev"), 3, kv))
+	return request(service("s"), pbBytes(nil, 2, sp))
+}
+
+// exemplarAttr is a metrics request of one sum with one data point with one
+// exemplar with filtered attribute kv.
+func exemplarAttr(kv []byte) []byte {
+	point := pbBytes(nil, 5, pbBytes(nil, 7, kv))
+	metric := pbBytes(pbString(nil, 1, "m"), 7, pbBytes(nil, 1, point))
+	return pbBytes(nil, 1, pbBytes(nil, 2, pbBytes(nil, 2, metric)))
+}
+
+// tracesDepth is the depth of the innermost message of td as decoded, the
+// request at 0 (a resource's attribute values at 4, a span's at 5).
+func tracesDepth(td ptrace.Traces) int {
+	deepest := 1
+	for _, rs := range td.ResourceSpans().All() {
+		deepest = max(deepest, 2, mapDepth(rs.Resource().Attributes(), 3))
+		for _, ss := range rs.ScopeSpans().All() {
+			deepest = max(deepest, 2, mapDepth(ss.Scope().Attributes(), 4))
+			for _, sp := range ss.Spans().All() {
+				deepest = max(deepest, 3, mapDepth(sp.Attributes(), 4))
+				for _, ev := range sp.Events().All() {
+					deepest = max(deepest, 4, mapDepth(ev.Attributes(), 5))
+				}
+				for _, l := range sp.Links().All() {
+					deepest = max(deepest, 4, mapDepth(l.Attributes(), 5))
+				}
+			}
+		}
+	}
+	return deepest
+}
+
+// mapDepth is the depth of the innermost message of attributes m whose
+// KeyValues are at depth d (0 without any).
+func mapDepth(m pcommon.Map, d int) int {
+	deepest := 0
+	for _, v := range m.All() {
+		deepest = max(deepest, valueDepth(v, d+1))
+	}
+	return deepest
+}
+
+// valueDepth is the depth of the innermost message of v, an AnyValue at d.
+func valueDepth(v pcommon.Value, d int) int {
+	switch v.Type() {
+	case pcommon.ValueTypeSlice:
+		deepest := d + 1
+		for _, e := range v.Slice().All() {
+			deepest = max(deepest, valueDepth(e, d+2))
+		}
+		return deepest
+	case pcommon.ValueTypeMap:
+		return max(d+1, mapDepth(v.Map(), d+2))
+	}
+	return d
 }

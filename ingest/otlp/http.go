@@ -90,8 +90,8 @@ type otlpResponse interface {
 	MarshalJSON() ([]byte, error)
 }
 
-func unmarshal(req otlpRequest, body []byte, f format) error {
-	if err := checkNesting(body, f); err != nil {
+func unmarshal(req otlpRequest, body []byte, f format, k msgKind) error {
+	if err := checkNesting(body, f, k); err != nil {
 		return err
 	}
 	if f == formatJSON {
@@ -127,7 +127,7 @@ func (r *Receiver) httpHandler() http.Handler {
 			signal: signalTraces,
 			decode: func(body []byte, f format) (batch, error) {
 				req := ptraceotlp.NewExportRequest()
-				if err := unmarshal(req, body, f); err != nil {
+				if err := unmarshal(req, body, f, msgTraceRequest); err != nil {
 					return batch{}, err
 				}
 				td := req.Traces()
@@ -149,7 +149,7 @@ func (r *Receiver) httpHandler() http.Handler {
 			signal: signalMetrics,
 			decode: func(body []byte, f format) (batch, error) {
 				req := pmetricotlp.NewExportRequest()
-				if err := unmarshal(req, body, f); err != nil {
+				if err := unmarshal(req, body, f, msgMetricsRequest); err != nil {
 					return batch{}, err
 				}
 				md := req.Metrics()
