@@ -224,6 +224,19 @@ func clip(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// clipMiddle shortens s to n runes by cutting its middle, where names
+// differ least ("redis-recommendation/0" -> "redis-recom…ation/0"): the
+// start and the end (a host's suffix, a database index) stay readable.
+func clipMiddle(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n || n < 3 {
+		return clip(s, n)
+	}
+	r := []rune(s)
+	head := (n - 1 + 1) / 2
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
+}
+
 func countText(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun

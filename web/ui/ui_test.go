@@ -15,6 +15,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
@@ -370,4 +371,24 @@ func parseQuery(s string) (map[string][]string, error) {
 		return nil, err
 	}
 	return u.URL.Query(), nil
+}
+
+func TestClipMiddle(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		n    int
+		want string
+	}{
+		{"catalog", 20, "catalog"},
+		{"redis-recommendation/0", 20, "redis-reco…ndation/0"},
+		{"12345678901234567890", 20, "12345678901234567890"},
+		{"ÅÄÖåäöÅÄÖåäöÅÄÖåäöÅÄÖ", 5, "ÅÄ…ÄÖ"},
+		{"abcdef", 2, "a…"},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got := clipMiddle(tc.in, tc.n)
+			require.Equal(t, tc.want, got)
+			require.LessOrEqual(t, utf8.RuneCountInString(got), tc.n)
+		})
+	}
 }
