@@ -361,20 +361,43 @@ func checkJSONNesting(b []byte) error {
 
 // nestingCodec is the gRPC codec of the receiver: the codec registered as
 // "proto" (pdata's), after a nesting check of every request.
-type nestingCodec struct{ delegate encoding.CodecV2 }
+type nestingCodec struct {
+	delegate encoding.CodecV2
+	pool     mem.BufferPool
+}
 
 // newNestingCodec wraps the codec registered as "proto": pdata's, which
 // registers itself over gRPC's own (gRPC always registers one).
-func newNestingCodec() nestingCodec { return nestingCodec{delegate: encoding.GetCodecV2("proto")} }
+func newNestingCodec() nestingCodec {
+	return nestingCodec{
+		delegate: encoding.GetCodecV2("proto"),
+		// The tiers of pdata's codec: requests are often far above gRPC's
+		// largest default tier but 1 MiB.
+		pool: mem.NewTieredBufferPool(256, 4<<10, 16<<10, 32<<10, 512<<10, 1<<20, 4<<20, 16<<20),
+	}
+}
 
 func (c nestingCodec) Marshal(v any) (mem.BufferSlice, error) { return c.delegate.Marshal(v) }
 
+// protoUnmarshaler is a pdata request message (the type pdata's gRPC
+// services decode into): its own decoder, which keeps nothing of the bytes.
+type protoUnmarshaler interface {
+	UnmarshalProto([]byte) error
+}
+
+// Unmarshal checks the nesting of a request and decodes it. A pdata request
+// is decoded here, from the bytes the check read, as pdata's codec would
+// decode it: one copy of a request that arrived in several buffers, not
+// two.
 func (c nestingCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	tooDeep := protoTooDeep(buf.ReadOnlyData(), requestKind(v))
-	buf.Free()
-	if tooDeep {
+	buf := data.MaterializeToBuffer(c.pool)
+	defer buf.Free()
+	b := buf.ReadOnlyData()
+	if protoTooDeep(b, requestKind(v)) {
 		return errTooDeep
+	}
+	if m, ok := v.(protoUnmarshaler); ok {
+		return m.UnmarshalProto(b)
 	}
 	return c.delegate.Unmarshal(data, v)
 }
