@@ -363,7 +363,7 @@ func checkJSONNesting(b []byte) error {
 // "proto" (pdata's), after a nesting check of every request.
 type nestingCodec struct {
 	delegate encoding.CodecV2
-	pool     mem.BufferPool
+	pool     *requestPool
 }
 
 // newNestingCodec wraps the codec registered as "proto": pdata's, which
@@ -371,9 +371,7 @@ type nestingCodec struct {
 func newNestingCodec() nestingCodec {
 	return nestingCodec{
 		delegate: encoding.GetCodecV2("proto"),
-		// The tiers of pdata's codec: requests are often far above gRPC's
-		// largest default tier but 1 MiB.
-		pool: mem.NewTieredBufferPool(256, 4<<10, 16<<10, 32<<10, 512<<10, 1<<20, 4<<20, 16<<20),
+		pool:     new(requestPool),
 	}
 }
 
