@@ -68,6 +68,7 @@ type cartoEdge struct {
 	n    uint64
 	only string // why only cartograph has it ("" when both model it)
 	desc string // cartograph's own view of the edge
+	as   string // how cartograph names the server, when the connector names it otherwise
 }
 
 func get(url string) ([]byte, error) {
@@ -112,13 +113,15 @@ func cartograph(base string, window time.Duration) (map[key]*cartoEdge, error) {
 		}
 	}
 	out := map[key]*cartoEdge{}
-	add := func(k key, n uint64, only, desc string) {
+	add := func(k key, n uint64, only, desc string) *cartoEdge {
 		if ce, ok := out[k]; ok {
 			ce.n += n
 			ce.desc += "; " + desc
-			return
+			return ce
 		}
-		out[k] = &cartoEdge{n: n, only: only, desc: desc}
+		ce := &cartoEdge{n: n, only: only, desc: desc}
+		out[k] = ce
+		return ce
 	}
 	for _, e := range g.Edges {
 		s, d := nodes[e.Source], nodes[e.Target]
@@ -130,6 +133,13 @@ func cartograph(base string, window time.Duration) (map[key]*cartoEdge, error) {
 		case s.kind == "service" && d.kind == "service":
 			add(key{s.name, d.name, ""}, e.Requests, "", desc)
 		case s.kind == "service" && d.kind == "database":
+			if host, index, ok := qualifiedIndex(d.name); ok {
+				// cartograph puts a namespace that is only a database
+				// index (Redis's "0") behind its server; the connector
+				// names the database by the index alone.
+				add(key{s.name, index, "database"}, e.Requests, "", desc).as = host + "/" + index
+				continue
+			}
 			add(key{s.name, d.name, "database"}, e.Requests, "", desc)
 		case s.kind == "client" && d.kind == "service":
 			add(key{"user", d.name, "virtual_node"}, e.Requests, "", desc)
@@ -150,6 +160,21 @@ func cartograph(base string, window time.Duration) (map[key]*cartoEdge, error) {
 		}
 	}
 	return out, nil
+}
+
+// qualifiedIndex splits a database name cartograph qualified by its server
+// ("redis-cart/0") into server and index.
+func qualifiedIndex(name string) (host, index string, ok bool) {
+	i := strings.LastIndexByte(name, '/')
+	if i <= 0 || i == len(name)-1 {
+		return "", "", false
+	}
+	for _, c := range name[i+1:] {
+		if c < '0' || c > '9' {
+			return "", "", false
+		}
+	}
+	return name[:i], name[i+1:], true
 }
 
 // peerEdges sums traces_service_graph_request_total over failed="true" and
@@ -248,6 +273,9 @@ func report(w io.Writer, g map[key]*cartoEdge, p map[key]uint64) int {
 		case inG && inP && cn == pn:
 			agree++
 			verdict = "agree"
+			if ce.as != "" {
+				verdict += " (cartograph: " + ce.as + ", qualified by its server)"
+			}
 		case inG && !inP && k.conn == "messaging_system" && p[key{"user", k.server, "virtual_node"}] > 0:
 			cartoOnly++
 			verdict = "cartograph only: a consumer tied to its producers by span links (the peer sees its spans as called by \"user\")"

@@ -21,12 +21,14 @@ const graphJSON = `{"nodes":[
  {"id":"service:shop/loyalty","kind":"service","name":"loyalty","namespace":"shop"},
  {"id":"service:shop/reco","kind":"service","name":"reco","namespace":"shop"},
  {"id":"database:postgresql/checkout","kind":"database","name":"checkout"},
+ {"id":"database:redis/redis-checkout%2F0","kind":"database","name":"redis-checkout/0"},
  {"id":"topic:kafka/orders","kind":"topic","name":"orders"},
  {"id":"external:api.stripe.com:443","kind":"external","name":"api.stripe.com:443"}],
 "edges":[
  {"source":"client:client","target":"service:edge/gateway","kind":"sync","protocol":"http","requests":100},
  {"source":"service:edge/gateway","target":"service:shop/checkout","kind":"sync","protocol":"http","requests":100},
  {"source":"service:shop/checkout","target":"database:postgresql/checkout","kind":"sync","protocol":"db","requests":%DB%},
+ {"source":"service:shop/checkout","target":"database:redis/redis-checkout%2F0","kind":"sync","protocol":"db","requests":30},
  {"source":"service:shop/checkout","target":"topic:kafka/orders","kind":"async","protocol":"kafka","requests":100},
  {"source":"topic:kafka/orders","target":"service:shop/loyalty","kind":"async","protocol":"kafka","consumer_group":"loyalty","requests":100},
  {"source":"topic:kafka/orders","target":"service:shop/reco","kind":"async","protocol":"kafka","consumer_group":"reco-batch","requests":100},
@@ -39,6 +41,7 @@ traces_service_graph_request_total{client="user",connection_type="virtual_node",
 traces_service_graph_request_total{client="gateway",connection_type="",failed="false",server="checkout"} 99
 traces_service_graph_request_total{client="gateway",connection_type="",failed="true",server="checkout"} 1
 traces_service_graph_request_total{client="checkout",connection_type="database",failed="false",server="checkout"} 50
+traces_service_graph_request_total{client="checkout",connection_type="database",failed="false",server="0"} 30
 traces_service_graph_request_total{client="checkout",connection_type="messaging_system",failed="false",server="loyalty"} 100
 traces_service_graph_request_total{client="user",connection_type="virtual_node",failed="false",server="reco"} 13
 traces_service_graph_request_total{client="checkout",connection_type="virtual_node",failed="false",server="unknown"} 7
@@ -76,6 +79,7 @@ func TestReport(t *testing.T) {
 			require.Contains(t, s, "checkout -> topic:orders")
 			require.Contains(t, s, "cartograph only: a consumer tied to its producers by span links")
 			require.Contains(t, s, "cartograph only: a named external peer")
+			require.Contains(t, s, "agree (cartograph: redis-checkout/0, qualified by its server)", "a Redis index is named by its server")
 		})
 	}
 }
@@ -83,6 +87,26 @@ func TestReport(t *testing.T) {
 func TestParseLabels(t *testing.T) {
 	require.Equal(t, map[string]string{"a": `x"y`, "b": "", "c": `\`},
 		parseLabels(`a="x\"y",b="",c="\\"`))
+}
+
+func TestQualifiedIndex(t *testing.T) {
+	for _, tc := range []struct {
+		name, host, index string
+		ok                bool
+	}{
+		{"redis-cart/0", "redis-cart", "0", true},
+		{"cache-1/12", "cache-1", "12", true},
+		{"orders", "", "", false},
+		{"0", "", "", false},
+		{"/0", "", "", false},
+		{"a/b", "", "", false},
+		{"a/", "", "", false},
+	} {
+		host, index, ok := qualifiedIndex(tc.name)
+		require.Equal(t, tc.ok, ok, tc.name)
+		require.Equal(t, tc.host, host, tc.name)
+		require.Equal(t, tc.index, index, tc.name)
+	}
 }
 
 func TestPeerWithoutTheMetric(t *testing.T) {
