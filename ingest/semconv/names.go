@@ -20,16 +20,38 @@ const (
 	reasonInvalidUTF8 = "invalid_utf8" // invalid bytes replaced by U+FFFD
 )
 
-// sanitize bounds and repairs the names of s, counting what it changed.
+// sanitize bounds and repairs the names of s but its resource's (service
+// and namespace: sanitizeResource), counting what it changed.
 // Invalid UTF-8 is replaced, so that two names that differ only in invalid
 // bytes are one node, as they are once encoded as JSON.
 func (t *translator) sanitize(s *graph.Span) {
-	for _, p := range [...]*string{&s.Service, &s.Namespace, &s.Operation, &s.Peer.Group, &s.Peer.Name,
+	for _, p := range [...]*string{&s.Operation, &s.Peer.Group, &s.Peer.Name,
 		&s.Destination.Group, &s.Destination.Name, &s.ConsumerGroup} {
+		if v := *p; v != "" && (len(v) > MaxNameBytes || !utf8.ValidString(v)) {
+			*p = t.sanitizeName(v)
+		}
+	}
+}
+
+// resourceNames are a resource's service and namespace, sanitized once for
+// all its spans, and what sanitizing them changed (0 or 1 of each), to be
+// counted for each span as if each span's names were sanitized.
+type resourceNames struct {
+	service, namespace   string
+	tooLong, invalidUTF8 int
+}
+
+// sanitizeResource sanitizes service and namespace.
+func sanitizeResource(service, namespace string) resourceNames {
+	var t translator
+	r := resourceNames{service: service, namespace: namespace}
+	for _, p := range [...]*string{&r.service, &r.namespace} {
 		if v := *p; len(v) > MaxNameBytes || !utf8.ValidString(v) {
 			*p = t.sanitizeName(v)
 		}
 	}
+	r.tooLong, r.invalidUTF8 = t.tooLong, t.invalidUTF8
+	return r
 }
 
 func (t *translator) sanitizeName(v string) string {

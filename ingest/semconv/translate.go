@@ -72,7 +72,7 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		service, namespace := resourceService(rs.Resource().Attributes())
+		names := sanitizeResource(resourceService(rs.Resource().Attributes()))
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
@@ -87,8 +87,10 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 				s := &dst[len(dst)-1]
 				s.Trace = graph.TraceID(tid)
 				s.ID = graph.SpanID(sid)
-				s.Service = service
-				s.Namespace = namespace
+				s.Service = names.service
+				s.Namespace = names.namespace
+				t.tooLong += names.tooLong
+				t.invalidUTF8 += names.invalidUTF8
 				t.fill(s, sp)
 				t.sanitize(s)
 			}

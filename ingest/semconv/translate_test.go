@@ -3,8 +3,10 @@ package semconv
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -723,4 +725,31 @@ func TestURLHost(t *testing.T) {
 			t.Errorf("urlHost(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestSanitizeCountsPerSpan: a resource's names are sanitized once, but
+// what was changed counts for each of its spans, as for a span's own names.
+func TestSanitizeCountsPerSpan(t *testing.T) {
+	long := strings.Repeat("n", MaxNameBytes+10)
+	td := buildTraces(t,
+		resourceSpec{
+			attrs: map[string]any{"service.name": "bad\xffsvc", "service.namespace": long},
+			spans: []spanSpec{{name: "a"}, {name: "b\xfe"}, {name: "dropped", zeroIDs: true}},
+		},
+		resourceSpec{attrs: map[string]any{"service.name": "no spans\xff"}},
+		resourceSpec{attrs: map[string]any{"service.name": "fine"}, spans: []spanSpec{{name: "c"}}},
+	)
+	var tr translator
+	spans, invalid := tr.translate(nil, td)
+	require.Equal(t, 1, invalid)
+	require.Len(t, spans, 3)
+	for _, s := range spans[:2] {
+		require.Equal(t, "bad\uFFFDsvc", s.Service)
+		require.Len(t, s.Namespace, MaxNameBytes)
+		require.True(t, strings.HasSuffix(s.Namespace, "…"))
+	}
+	require.Equal(t, "b\uFFFD", spans[1].Operation)
+	require.Equal(t, "fine", spans[2].Service)
+	require.Equal(t, 3, tr.invalidUTF8, "the service of 2 spans, the operation of 1")
+	require.Equal(t, 2, tr.tooLong, "the namespace of 2 spans")
 }
