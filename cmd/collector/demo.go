@@ -143,7 +143,7 @@ func runDemo(ctx context.Context, cfg config, to demoTarget, logger *slog.Logger
 		// second: a group is judged behind only on three readings or more
 		// over half the window, and the demo's windows are short.
 		MetricsEvery: min(time.Second, cfg.EvalInterval),
-		Now: now, Logger: logger,
+		Now:          now, Logger: logger,
 	})
 	if err != nil {
 		return err
