@@ -37,6 +37,8 @@ type analyzer struct {
 	stack   []frame
 	nodes   map[graph.NodeKey]int64
 
+	t *trace // the trace being analysed, for its names
+
 	entry graph.NodeKey // the root span's service
 	op    string        // the root span's name
 	dur   int64         // the root span's duration, ns
@@ -64,12 +66,15 @@ func (sp *span) endAt() int64 { return max(sp.end, sp.start) }
 // naming itself as parent has none; spans in a cycle of parent links or
 // sharing an id are walked at most once. It reports false when the trace
 // has no usable root interval.
-func (a *analyzer) analyze(spans []span) bool {
+func (a *analyzer) analyze(t *trace) bool {
+	spans := t.spans
 	n := len(spans)
 	if n == 0 {
 		return false
 	}
 	a.reset(n)
+	a.t = t
+	defer func() { a.t = nil }()
 	for i := range spans {
 		if _, dup := a.index[spans[i].id]; !dup {
 			a.index[spans[i].id] = int32(i)
@@ -100,8 +105,8 @@ func (a *analyzer) analyze(spans []span) bool {
 	if hi-lo < 0 { // overflow
 		return false
 	}
-	a.entry = graph.NodeKey{Kind: graph.NodeService, Group: r.namespace, Name: r.service}
-	a.op = r.op
+	a.entry = graph.NodeKey{Kind: graph.NodeService, Group: t.str(r.namespace), Name: t.str(r.service)}
+	a.op = t.str(r.op)
 	a.dur = hi - lo
 	a.walk(spans, int32(root), lo, hi)
 	a.attribute(spans)
@@ -247,11 +252,11 @@ func (a *analyzer) nodeOf(spans []span, i int) graph.NodeKey {
 			}
 		}
 		if server >= 0 {
-			return graph.NodeKey{Kind: graph.NodeService, Group: spans[server].namespace, Name: spans[server].service}
+			return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(spans[server].namespace), Name: a.t.str(spans[server].service)}
 		}
-		if sp.callee.Kind != 0 {
-			return sp.callee
+		if sp.calleeKind != 0 {
+			return graph.NodeKey{Kind: sp.calleeKind, Group: a.t.str(sp.calleeGroup), Name: a.t.str(sp.calleeName)}
 		}
 	}
-	return graph.NodeKey{Kind: graph.NodeService, Group: sp.namespace, Name: sp.service}
+	return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(sp.namespace), Name: a.t.str(sp.service)}
 }

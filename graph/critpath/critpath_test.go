@@ -3,6 +3,7 @@ package critpath_test
 import (
 	"encoding/binary"
 	"math"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -498,4 +499,38 @@ func metric(t *testing.T, reg *prometheus.Registry, name, reason string) float64
 	}
 	t.Fatalf("no metric %s{reason=%q}", name, reason)
 	return 0
+}
+
+// TestNamesTableFills: a trace that started before the names table filled
+// up keeps its names, and the spans it gets afterwards name theirs too.
+func TestNamesTableFills(t *testing.T) {
+	s, c, _ := newSampler(t, critpath.Options{MaxSpansPerTrace: 100_000})
+	db := graph.NodeKey{Kind: graph.NodeDatabase, Group: "postgresql", Name: "orders"}
+	a := newTr(1)
+	a.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
+	s.ObserveSpans(a.spans)
+	// 70,000 names (more than a table holds) from another trace.
+	flood := newTr(2)
+	flood.span(1, 0, graph.SpanServer, "flood", 0, 100)
+	for i := range 70_000 {
+		flood.span(uint64(i+2), 1, graph.SpanInternal, "flood", 1, 2).Operation = "op-" + strconv.Itoa(i)
+	}
+	s.ObserveSpans(flood.spans)
+	// Then the rest of the first trace, and a new trace, both after the
+	// switch to a new table.
+	later := newTr(1)
+	later.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
+	b := newTr(3)
+	b.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
+	b.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
+	paths := complete(s, c, later, b)
+	got := map[string]map[string]float64{}
+	for _, p := range paths {
+		got[p.Node+" "+p.Operation] = shares(p)
+		if p.Operation == "GET /orders" {
+			require.Equal(t, 2, p.Traces)
+		}
+	}
+	require.Equal(t, map[string]float64{db.ID(): 0.8, svc("orders"): 0.2}, got[svc("orders")+" GET /orders"])
+	require.Contains(t, got, svc("flood")+" flood op")
 }

@@ -39,8 +39,8 @@ type Sampler struct {
 	head   *trace // least recently fed first
 	tail   *trace
 	free   []*trace
-	recent []uint64 // hashes of traces completed or dropped, direct-mapped
-	strs   map[string]string
+	recent []uint64   // hashes of traces completed or dropped, direct-mapped
+	names  *nameTable // where new traces intern their names
 
 	res results
 }
@@ -54,24 +54,61 @@ type trace struct {
 	last       int64 // Unix ns of the last batch that fed it
 	spans      []span
 	prev, next *trace
+	// tab holds the names of spans, but those in local: the names that
+	// arrived once tab was full.
+	tab   *nameTable
+	local []string
 }
 
-// span is what the analysis needs of a graph.Span; its strings are owned.
+// span is what the analysis needs of a graph.Span. It holds no pointers,
+// so the garbage collector does not scan the spans being assembled (tens
+// of megabytes under load): its names are indices into its trace's names.
 type span struct {
 	id, parent graph.SpanID
-	kind       graph.SpanKind
 	start, end int64
-	service    string
-	namespace  string
-	op         string
+	service    name
+	namespace  name
+	op         name
 	// callee is the node a CLIENT span calls when no SERVER span answers
-	// it: its peer, or the destination of a messaging call; zero Kind
-	// when it names none.
-	callee graph.NodeKey
+	// it: its peer, or the destination of a messaging call; zero
+	// calleeKind when it names none.
+	calleeGroup, calleeName name
+	calleeKind              graph.NodeKind
+	kind                    graph.SpanKind
+}
+
+// name is a name of a span being assembled: an index into its trace's
+// table (0 is ""), or, with nameLocal set, into the trace's local names.
+type name uint32
+
+const nameLocal name = 1 << 31
+
+// nameTable interns the names of the spans being assembled. Each entry is
+// written once, under Sampler.mu, into an array that never moves, so an
+// analysis reads the names of a trace it has detached without the lock.
+// Traces started while a table is current intern into it; when it is full
+// a new one becomes current, and the old one is garbage once the last of
+// its traces is released.
+type nameTable struct {
+	strs *[maxInterned]string
+	n    int
+	ids  map[string]name
+}
+
+func newNameTable() *nameTable {
+	return &nameTable{strs: new([maxInterned]string), n: 1, ids: make(map[string]name)}
+}
+
+// str returns the string of n, a name of a span of t.
+func (t *trace) str(n name) string {
+	if n&nameLocal != 0 {
+		return t.local[n&^nameLocal]
+	}
+	return t.tab.strs[n]
 }
 
 const (
-	// maxInterned bounds the strings table; it starts over when full.
+	// maxInterned bounds a names table.
 	maxInterned = 1 << 16
 	// maxFree bounds the trace structs kept for reuse, maxPooledSpans the
 	// span capacity a reused trace may keep.
@@ -98,7 +135,7 @@ func New(o Options) (*Sampler, error) {
 		m:       newMetrics(o.Registerer),
 		traces:  make(map[graph.TraceID]*trace),
 		recent:  make([]uint64, 1<<bits.Len(uint(max(2*o.MaxTraces, 1024)-1))),
-		strs:    make(map[string]string),
+		names:   newNameTable(),
 	}
 	s.res.init(s)
 	s.due.Store(math.MaxInt64)
@@ -206,14 +243,14 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 	}
 	r := span{
 		id: sp.ID, parent: sp.Parent, kind: sp.Kind, start: sp.Start, end: sp.End,
-		service: s.intern(sp.Service), namespace: s.intern(sp.Namespace), op: s.intern(sp.Operation),
+		service: s.intern(t, sp.Service), namespace: s.intern(t, sp.Namespace), op: s.intern(t, sp.Operation),
 	}
 	if sp.Kind == graph.SpanClient {
 		switch {
 		case sp.Peer.Kind != 0 && sp.Peer.Name != "":
-			r.callee = graph.NodeKey{Kind: sp.Peer.Kind, Group: s.intern(sp.Peer.Group), Name: s.intern(sp.Peer.Name)}
+			r.calleeKind, r.calleeGroup, r.calleeName = sp.Peer.Kind, s.intern(t, sp.Peer.Group), s.intern(t, sp.Peer.Name)
 		case sp.Messaging != graph.MessagingNone && sp.Destination.Kind != 0 && sp.Destination.Name != "":
-			r.callee = graph.NodeKey{Kind: sp.Destination.Kind, Group: s.intern(sp.Destination.Group), Name: s.intern(sp.Destination.Name)}
+			r.calleeKind, r.calleeGroup, r.calleeName = sp.Destination.Kind, s.intern(t, sp.Destination.Group), s.intern(t, sp.Destination.Name)
 		}
 	}
 	t.spans = append(t.spans, r)
@@ -222,21 +259,29 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 	s.pushBack(t)
 }
 
-// intern returns an owned copy of v, shared with earlier copies. Caller
-// holds mu.
-func (s *Sampler) intern(v string) string {
+// intern returns the name of v for a span of t, keeping an owned copy of v
+// shared with the other traces of t's table. Caller holds mu.
+func (s *Sampler) intern(t *trace, v string) name {
 	if v == "" {
-		return ""
+		return 0
 	}
-	if c, ok := s.strs[v]; ok {
-		return c
+	if tab := t.tab; tab == s.names {
+		if n, ok := tab.ids[v]; ok {
+			return n
+		}
+		if tab.n < maxInterned {
+			c := strings.Clone(v)
+			n := name(tab.n)
+			tab.strs[n] = c
+			tab.n++
+			tab.ids[c] = n
+			return n
+		}
+		s.names = newNameTable() // for the traces that start from now on
+		tab.ids = nil            // nobody interns into tab any more
 	}
-	if len(s.strs) >= maxInterned {
-		clear(s.strs) // strings handed out stay valid; they are just not shared
-	}
-	c := strings.Clone(v)
-	s.strs[c] = c
-	return c
+	t.local = append(t.local, strings.Clone(v))
+	return nameLocal | name(len(t.local)-1)
 }
 
 func (s *Sampler) recentSlot(h uint64) *uint64 {
@@ -250,9 +295,10 @@ func (s *Sampler) newTrace() *trace {
 	if n := len(s.free); n > 0 {
 		t := s.free[n-1]
 		s.free = s.free[:n-1]
+		t.tab = s.names
 		return t
 	}
-	return &trace{spans: make([]span, 0, 16)}
+	return &trace{spans: make([]span, 0, 16), tab: s.names}
 }
 
 // release returns t's spans to the count and t for reuse. Caller holds mu.
@@ -261,9 +307,13 @@ func (s *Sampler) release(t *trace) {
 	if len(s.free) >= maxFree || cap(t.spans) > maxPooledSpans {
 		return
 	}
-	clear(t.spans) // drop string references
 	t.spans = t.spans[:0]
-	t.prev, t.next = nil, nil
+	if cap(t.local) > maxPooledSpans {
+		t.local = nil
+	}
+	clear(t.local) // drop string references
+	t.local = t.local[:0]
+	t.prev, t.next, t.tab = nil, nil, nil
 	s.free = append(s.free, t)
 }
 
@@ -329,7 +379,7 @@ func (s *Sampler) finish(done []*trace, now int64) {
 	epoch := s.epoch(now)
 	var invalid int
 	for _, t := range done {
-		if !a.analyze(t.spans) {
+		if !a.analyze(t) {
 			invalid++
 			continue
 		}
