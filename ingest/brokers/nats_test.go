@@ -364,6 +364,7 @@ func TestNATSPollServerStoppedOrKilled(t *testing.T) {
 
 	// A hung server: the kernel still accepts connections, nobody answers.
 	require.NoError(t, srv.cmd.Process.Signal(syscall.SIGSTOP))
+	waitStopped(t, srv.cmd.Process.Pid)
 	pollBy := func(d time.Duration) (time.Duration, []lag.Sample, error) {
 		pctx, cancel := context.WithTimeout(t.Context(), d)
 		defer cancel()
@@ -592,4 +593,29 @@ func FuzzNATSJsz(f *testing.F) {
 			}
 		}
 	})
+}
+
+// waitStopped waits until every thread of process pid is stopped: kill
+// returns before a running thread takes a SIGSTOP, and a server thread
+// caught mid-request would still answer it.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil || len(tasks) == 0 {
+			return false
+		}
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				return false
+			}
+			// The state follows the command name in parentheses.
+			i := strings.LastIndexByte(string(b), ')')
+			if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 5*time.Millisecond, "nats-server did not stop")
 }
