@@ -83,7 +83,10 @@ func TestE2ERetryStorm(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "no retry_storm finding fired")
 	latency := time.Since(flushed)
 	t.Logf("retry_storm fired %v after the spans were flushed (eval interval %v)", latency, interval)
-	require.LessOrEqual(t, latency, 3*interval, "detection latency")
+	// Three intervals at worst (the next aligned tick sees it pending, it
+	// holds one interval, the tick after fires it), plus what measuring
+	// costs: the 50 ms poll and a loaded CI machine's scheduling.
+	require.LessOrEqual(t, latency, 3*interval+250*time.Millisecond, "detection latency")
 
 	require.Equal(t, map[string]string{"source": "orders", "target": "stock", "edge_id": "service:orders->service:stock http"}, storm.Subject)
 	require.InDelta(t, 0.4, storm.Evidence["retry_ratio"], 1e-9)

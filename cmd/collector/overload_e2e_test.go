@@ -116,7 +116,11 @@ func TestE2EOverload(t *testing.T) {
 		c.(*atomic.Int64).Add(1)
 		return err
 	}
+	// The export timeout (10 s by default) bounds one export with all its
+	// retries: under 20 s of overload a probe span could spend longer than
+	// that being refused and be dropped by the SDK, not by the collector.
 	exp, err := otlptracegrpc.New(t.Context(), otlptracegrpc.WithEndpoint(p.OTLPGRPC.String()), otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithTimeout(2*time.Minute),
 		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: true, InitialInterval: 100 * time.Millisecond, MaxInterval: time.Second, MaxElapsedTime: 2 * time.Minute}),
 		otlptracegrpc.WithDialOption(grpc.WithUnaryInterceptor(count)))
 	require.NoError(t, err)
@@ -179,6 +183,10 @@ func TestE2EOverload(t *testing.T) {
 		ok = c.(*atomic.Int64).Load()
 	}
 	t.Logf("SDK exporter: %d exports accepted, %d attempts refused with RESOURCE_EXHAUSTED and retried", ok, exhausted)
+	sdkCodes.Range(func(k, v any) bool {
+		t.Logf("SDK exporter answers %v: %d", k, v.(*atomic.Int64).Load())
+		return true
+	})
 	require.EqualValues(t, probeSpans, ok, "every probe span was exported in the end")
 	g := getGraph(t, p.started)
 	require.EqualValues(t, probeSpans, g.edge("client:client", "service:sdk-probe").requests(), "and none was lost: the exporter retried")
