@@ -169,6 +169,8 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 
+	nsOf := namespaces(nodes, edges)
+
 	// Collapse namespaces asked for, and all of them (but those expanded)
 	// when there are too many nodes to draw readably.
 	collapsed := map[string]bool{}
@@ -178,7 +180,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	if len(keep) > in.MaxNodes {
 		auto := 0
 		for id := range keep {
-			if ns := nodes[id].Namespace; ns != "" && !slices.Contains(v.Expand, ns) && !collapsed[ns] {
+			if ns := nsOf[id]; ns != "" && !slices.Contains(v.Expand, ns) && !collapsed[ns] {
 				collapsed[ns] = true
 				auto++
 			}
@@ -188,7 +190,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	rep := func(id string) string {
-		if ns := nodes[id].Namespace; ns != "" && collapsed[ns] && id != v.Focus {
+		if ns := nsOf[id]; ns != "" && collapsed[ns] && id != v.Focus {
 			return "namespace:" + ns
 		}
 		return id
@@ -263,11 +265,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		cluster := ""
-		if n, ok := nodes[id]; ok && n.Namespace != "" {
-			cluster = n.Namespace
-		}
-		lg.Nodes = append(lg.Nodes, layout.Node{ID: id, Width: nodeW, Height: nodeH, Cluster: cluster})
+		lg.Nodes = append(lg.Nodes, layout.Node{ID: id, Width: nodeW, Height: nodeH, Cluster: nsOf[id]})
 	}
 	slices.Sort(order)
 	for _, key := range order {
@@ -349,7 +347,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		a := agg[key]
 		p := res.Edges[key]
 		me := mapEdge{
-			ID: key, DOMID: domID("e-", key), Source: a.Source, Target: a.Target,
+			// Merged keys hold NULs, which XML refuses: the page would
+			// drop the edge's live updates (parsed as SVG).
+			ID: strings.ReplaceAll(key, "\x00", " "), DOMID: domID("e-", key), Source: a.Source, Target: a.Target,
 			Async: a.Kind == graph.EdgeAsync, Path: splinePath(p.Points), LX: p.Label.X, LY: p.Label.Y,
 			Label: edgeLabel(a.Edge), LagLabel: lagLabel(a.Edge), Width: edgeWidth(a.RatePerS), Health: health(a.Edge),
 			Badges: sortBadges(edgeBadges[key]), Diff: diffOf[key], Merged: a.merged, Requests: a.Requests, Errors: a.Errors,
@@ -367,6 +367,47 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		model.Edges = append(model.Edges, me)
 	}
 	return model, nil
+}
+
+// namespaces returns the namespace each node is drawn in: a service's
+// own, and for a database, topic or queue without one, the namespace of
+// every service it is connected to, when they all share one (the
+// namespace owns it: it is drawn in its box and collapses with it).
+// Nodes shared between namespaces, clients and external APIs stay
+// outside every namespace.
+func namespaces(nodes map[string]graph.Node, edges []graph.Edge) map[string]string {
+	ns := make(map[string]string, len(nodes))
+	for id, n := range nodes {
+		if n.Namespace != "" {
+			ns[id] = n.Namespace
+		}
+	}
+	owner := map[string]string{} // candidate -> namespace of its services; "" when shared
+	see := func(candidate, other string) {
+		n := nodes[candidate]
+		if n.Namespace != "" || (n.Kind != graph.NodeDatabase && n.Kind != graph.NodeTopic && n.Kind != graph.NodeQueue) {
+			return
+		}
+		o := nodes[other]
+		theirs := o.Namespace
+		if o.Kind != graph.NodeService {
+			theirs = "" // connected to something that is not a service of a namespace
+		}
+		if prev, seen := owner[candidate]; seen && prev != theirs {
+			theirs = ""
+		}
+		owner[candidate] = theirs
+	}
+	for _, e := range edges {
+		see(e.Source, e.Target)
+		see(e.Target, e.Source)
+	}
+	for id, o := range owner {
+		if o != "" {
+			ns[id] = o
+		}
+	}
+	return ns
 }
 
 // detailHref links to a node or edge page, keeping the view's time.

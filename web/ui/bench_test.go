@@ -1,0 +1,414 @@
+package ui
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/web/ui/layout"
+)
+
+// Benchmarks of the map at scale (figures in BENCHMARKS.md, "Web UI"):
+// the map page as the handler serves it, and live updates over real
+// websockets, on the graphs of scaleSnapshot.
+
+var benchUncapped = flag.Bool("uncapped", false, "BenchmarkMapPageUncollapsed: lift the layouter's node limit, so dot lays out graphs it refuses by default (slow)")
+
+// timedLayouter adds up the time spent in the layouter (waiting for it
+// included; a layout from its cache takes a fraction of a millisecond).
+type timedLayouter struct {
+	l    *layout.Layouter
+	mu   sync.Mutex
+	took time.Duration
+}
+
+func (t *timedLayouter) Layout(ctx context.Context, g layout.Graph) (*layout.Result, error) {
+	start := time.Now()
+	r, err := t.l.Layout(ctx, g)
+	t.mu.Lock()
+	t.took += time.Since(start)
+	t.mu.Unlock()
+	return r, err
+}
+
+func (t *timedLayouter) reset() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	d := t.took
+	t.took = 0
+	return d
+}
+
+// newBenchUI returns a UI serving src, laid out by lay or, when nil, a new
+// Layouter with options lo.
+func newBenchUI(b *testing.B, src Source, lay *layout.Layouter, lo layout.Options, o Options) (*UI, *timedLayouter) {
+	b.Helper()
+	if lay == nil {
+		var err error
+		lay, err = layout.New(context.Background(), lo)
+		require.NoError(b, err)
+		b.Cleanup(func() { lay.Close() })
+	}
+	tl := &timedLayouter{l: lay}
+	o.Source, o.Layouter, o.Clock = src, tl, func() time.Time { return now }
+	if o.Refresh == 0 {
+		o.Refresh = time.Hour
+	}
+	u, err := New(o)
+	require.NoError(b, err)
+	return u, tl
+}
+
+// drawnLeaf returns a node the map of s draws without a namespace and with
+// one edge: hiding it changes the map's topology (so the layout is not
+// from the cache) and little else. It builds the map up to its layout.
+func drawnLeaf(b *testing.B, s *graph.Snapshot, maxNodes int) string {
+	var g layout.Graph
+	_, err := buildMap(context.Background(), captureLayouter{&g}, mapInput{Snap: s, View: View{Hops: 2}, MaxNodes: maxNodes, Base: "/"})
+	require.ErrorIs(b, err, errCaptured)
+	degree := map[string]int{}
+	for _, e := range g.Edges {
+		degree[e.From]++
+		degree[e.To]++
+	}
+	for _, n := range g.Nodes {
+		if n.Cluster == "" && degree[n.ID] == 1 && !strings.HasPrefix(n.ID, "namespace:") {
+			return n.ID
+		}
+	}
+	b.Fatal("no leaf drawn")
+	return ""
+}
+
+var errCaptured = errors.New("captured")
+
+// captureLayouter keeps the graph it is asked to lay out and fails.
+type captureLayouter struct{ g *layout.Graph }
+
+func (c captureLayouter) Layout(_ context.Context, g layout.Graph) (*layout.Result, error) {
+	*c.g = g
+	return nil, errCaptured
+}
+
+// benchPage serves the map page through the handler, one request an op.
+// Computed, every other request hides a leaf the map draws, so that each
+// lays the map out anew (the layouter keeps one layout); cached, the
+// layout is from the cache and only the page is built and rendered.
+func benchPage(b *testing.B, u *UI, tl *timedLayouter, snap *graph.Snapshot, maxNodes int, computed bool) {
+	targets := []string{"/"}
+	if computed {
+		targets = append(targets, "/?hide="+url.QueryEscape(drawnLeaf(b, snap, maxNodes)))
+	} else {
+		warm := httptest.NewRecorder()
+		u.ServeHTTP(warm, httptest.NewRequest(http.MethodGet, "/", nil))
+	}
+	tl.reset()
+	var bytes, i int
+	var rec *httptest.ResponseRecorder
+	for b.Loop() {
+		rec = httptest.NewRecorder()
+		u.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, targets[i%len(targets)], nil))
+		bytes += rec.Body.Len()
+		i++
+	}
+	b.ReportMetric(float64(tl.reset())/1e6/float64(i), "layout-ms/op")
+	b.ReportMetric(float64(bytes)/float64(i)/1024, "page-KB")
+	if rec.Code != http.StatusOK {
+		b.Logf("status %d: %s", rec.Code, section(rec.Body.String(), `<section class="error-page">`, "</section>"))
+		return
+	}
+	drawn, err := parseMap(rec.Body.String())
+	require.NoError(b, err)
+	b.ReportMetric(float64(len(drawn.Nodes)), "nodes-drawn")
+	b.ReportMetric(float64(drawn.Edges), "edges-drawn")
+}
+
+// BenchmarkMapPage is the map page as users see it: namespaces collapse
+// above 300 nodes (Options.MaxNodes), then the busiest 300 are drawn.
+// layout=full-effort lays maps of more than 300 edges out as smaller ones
+// are (curved edges, dot's default effort: layout.Options.MaxSplineEdges),
+// for comparison; at 3,000 services that takes minutes, so it is left out.
+func BenchmarkMapPage(b *testing.B) {
+	for _, services := range []int{100, 1000, 3000} {
+		snap := scaleSnapshot(services)
+		src := &fixedSource{snap: snap, findings: scaleFindings(snap)}
+		for _, mode := range []string{"computed", "cached", "full-effort"} {
+			if mode == "full-effort" && services > 1000 {
+				continue
+			}
+			lo := layout.Options{MaxCached: 1}
+			if mode == "full-effort" {
+				lo.MaxSplineEdges = 1 << 30
+			}
+			b.Run(fmt.Sprintf("services=%d/layout=%s", services, mode), func(b *testing.B) {
+				u, tl := newBenchUI(b, src, nil, lo, Options{})
+				u.refresh(context.Background())
+				b.ReportMetric(float64(len(snap.Nodes)), "graph-nodes")
+				benchPage(b, u, tl, snap, u.o.MaxNodes, mode != "cached")
+			})
+		}
+	}
+}
+
+// BenchmarkMapPageUncollapsed draws every node: namespaces never collapse.
+// The layouter refuses graphs above its limit (layout.Options.MaxNodes,
+// 600) and the page says so; -uncapped lifts the limit.
+func BenchmarkMapPageUncollapsed(b *testing.B) {
+	lo := layout.Options{MaxCached: 1}
+	if *benchUncapped {
+		lo.MaxNodes = 1 << 20
+	}
+	for _, services := range []int{100, 1000, 3000} {
+		snap := scaleSnapshot(services)
+		src := &fixedSource{snap: snap, findings: scaleFindings(snap)}
+		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
+			u, tl := newBenchUI(b, src, nil, lo, Options{MaxNodes: 1 << 30})
+			u.refresh(context.Background())
+			b.ReportMetric(float64(len(snap.Nodes)), "graph-nodes")
+			benchPage(b, u, tl, snap, u.o.MaxNodes, true)
+		})
+	}
+}
+
+// watchedSource is a Source whose change stream announces what the
+// benchmark changes.
+type watchedSource struct {
+	*fixedSource
+	changes chan struct{}
+}
+
+func (s *watchedSource) Watch(ctx context.Context, changed func(string)) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.changes:
+			changed("graph")
+		}
+	}
+}
+
+// received is one message a live page got.
+type received struct {
+	at    time.Time
+	bytes int
+	msg   update
+}
+
+// livePage is a browser's live connection to the map page: every message
+// it reads goes to got.
+type livePage struct {
+	conn *websocket.Conn
+	got  chan received
+}
+
+func dialLive(b *testing.B, srv *httptest.Server) *livePage {
+	b.Helper()
+	// The websocket URL of the map page "/", with the page's Origin.
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws?page=map"
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+	conn, _, err := d.Dial(wsURL, http.Header{"Origin": {srv.URL}})
+	require.NoError(b, err)
+	p := &livePage{conn: conn, got: make(chan received, 64)}
+	go func() {
+		defer close(p.got)
+		for {
+			_, data, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			r := received{at: time.Now(), bytes: len(data)}
+			if err := json.Unmarshal(data, &r.msg); err != nil {
+				panic(err)
+			}
+			p.got <- r
+		}
+	}()
+	return p
+}
+
+func (p *livePage) next(timeout time.Duration) (received, error) {
+	select {
+	case r, ok := <-p.got:
+		if !ok {
+			return r, fmt.Errorf("connection closed")
+		}
+		return r, nil
+	case <-time.After(timeout):
+		return received{}, fmt.Errorf("no update in %v", timeout)
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		panic(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// change edits a snapshot as one refresh of the collector would.
+type change func(s *graph.Snapshot, i int) *graph.Snapshot
+
+// rateChange changes the rate of the busiest edge (its label and width
+// on the map), up by half and back.
+func rateChange(s *graph.Snapshot, i int) *graph.Snapshot {
+	c := *s
+	c.Edges = slices.Clone(s.Edges)
+	busiest := 0
+	for j, e := range c.Edges {
+		if e.RatePerS > c.Edges[busiest].RatePerS {
+			busiest = j
+		}
+	}
+	e := &c.Edges[busiest]
+	e.RatePerS *= 1 + float64(i%2)*0.5
+	e.Requests = uint64(e.RatePerS * c.WindowSeconds)
+	return &c
+}
+
+// topologyChange adds a new external API called by one service: a node
+// and an edge the map has not drawn before, so it is laid out anew (busy
+// enough to be among the nodes drawn when the quietest are left out).
+func topologyChange(s *graph.Snapshot, i int) *graph.Snapshot {
+	c := *s
+	id := graph.NodeKey{Kind: graph.NodeExternal, Name: fmt.Sprintf("new-%d.partner.example", i)}.ID()
+	c.Nodes = append(slices.Clone(s.Nodes), graph.Node{ID: id, Kind: graph.NodeExternal, Name: strings.TrimPrefix(id, "external:")})
+	var from string
+	for _, n := range s.Nodes {
+		if n.Kind == graph.NodeService {
+			from = n.ID
+			break
+		}
+	}
+	c.Edges = append(slices.Clone(s.Edges), graph.Edge{ID: graph.EdgeID(from, id, graph.ProtocolHTTP, ""), Source: from, Target: id,
+		Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, Requests: 600_000, RatePerS: 10_000, Latency: &graph.Quantiles{P50: 80, P95: 200, P99: 300}})
+	return &c
+}
+
+// BenchmarkLiveUpdate measures a change of the graph reaching live map
+// pages over real websockets: the UI runs (Run) against a Source whose
+// change stream announces the change; clients pages are connected to the
+// map page; one op is one change, timed from its announcement until every
+// page has received its update. Changes are 1.1 s apart (timer stopped),
+// as the UI reads the collector at most once a second and pages ask for
+// at most one update a second (refresh=1s, the default).
+//
+// Reported: ns/op and p50/max-ms, the time until every page has the
+// update; first-ms, until the first has it; bytes/page, what one page
+// receives (websocket payload); cpu-ms/op, the CPU of the whole process
+// (server and the clients' reading) per change.
+func BenchmarkLiveUpdate(b *testing.B) {
+	for _, services := range []int{100, 1000, 3000} {
+		snap := scaleSnapshot(services)
+		// One layouter for the size: the map's first layout is computed
+		// once, not once a sub-benchmark.
+		var lay *layout.Layouter
+		for _, clients := range []int{1, 200} {
+			for _, kind := range []string{"rate", "topology"} {
+				b.Run(fmt.Sprintf("services=%d/clients=%d/change=%s", services, clients, kind), func(b *testing.B) {
+					if lay == nil {
+						var err error
+						lay, err = layout.New(context.Background(), layout.Options{})
+						require.NoError(b, err)
+					}
+					ch := map[string]change{"rate": rateChange, "topology": topologyChange}[kind]
+					benchLive(b, snap, lay, clients, ch)
+				})
+			}
+		}
+		if lay != nil {
+			lay.Close()
+		}
+	}
+}
+
+func benchLive(b *testing.B, snap *graph.Snapshot, lay *layout.Layouter, clients int, ch change) {
+	src := &watchedSource{fixedSource: &fixedSource{snap: snap, findings: scaleFindings(snap)}, changes: make(chan struct{}, 1)}
+	u, tl := newBenchUI(b, src, lay, layout.Options{}, Options{MaxClients: 2 * clients})
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); _ = u.Run(ctx) }()
+	srv := httptest.NewServer(u)
+	defer func() { cancel(); <-ran; srv.Close() }()
+	require.Eventually(b, func() bool { return u.state().snap != nil }, time.Minute, 10*time.Millisecond)
+
+	// Connect the pages; each gets the whole page once.
+	connStart := time.Now()
+	pages := make([]*livePage, clients)
+	for i := range pages {
+		pages[i] = dialLive(b, srv)
+	}
+	for _, p := range pages {
+		r, err := p.next(5 * time.Minute)
+		require.NoError(b, err)
+		require.True(b, slices.ContainsFunc(r.msg.HTML, func(f fragment) bool { return f.ID == "map-wrap" }), "a new page gets the map")
+	}
+	b.ReportMetric(float64(time.Since(connStart).Milliseconds()), "connect-all-ms")
+	defer func() {
+		for _, p := range pages {
+			p.conn.Close()
+		}
+	}()
+
+	var all, first []float64
+	var bytes, cpu float64
+	last := time.Now()
+	tl.reset()
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		next := ch(snap, i)
+		src.mu.Lock()
+		src.snap = next
+		src.mu.Unlock()
+		time.Sleep(time.Until(last.Add(1100 * time.Millisecond)))
+		b.StartTimer()
+		cpu0 := cpuTime()
+		t0 := time.Now()
+		src.changes <- struct{}{}
+		var slowest, fastest time.Duration
+		for j, p := range pages {
+			r, err := p.next(5 * time.Minute)
+			if err != nil {
+				b.Fatalf("page %d: %v", j, err)
+			}
+			d := r.at.Sub(t0)
+			if j == 0 || d > slowest {
+				slowest = d
+			}
+			if j == 0 || d < fastest {
+				fastest = d
+			}
+			bytes += float64(r.bytes)
+		}
+		cpu += float64(cpuTime() - cpu0)
+		all = append(all, float64(slowest)/1e6)
+		first = append(first, float64(fastest)/1e6)
+		last = time.Now()
+		i++
+	}
+	slices.Sort(all)
+	slices.Sort(first)
+	b.ReportMetric(all[len(all)/2], "p50-ms")
+	b.ReportMetric(all[len(all)-1], "max-ms")
+	b.ReportMetric(first[len(first)/2], "first-p50-ms")
+	b.ReportMetric(bytes/float64(i)/float64(clients), "bytes/page")
+	b.ReportMetric(cpu/float64(i)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(tl.reset())/1e6/float64(i), "layout-ms/op")
+}
