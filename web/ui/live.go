@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"hash/fnv"
 	"net/http"
 	"net/url"
@@ -46,6 +47,13 @@ type liveClient struct {
 type fragment struct {
 	ID   string `json:"id"`
 	HTML string `json:"html"`
+	sum  uint64 // FNV-1a of HTML: what a page was sent, compared
+}
+
+func newFragment(id, html string) fragment {
+	h := fnv.New64a()
+	h.Write([]byte(html))
+	return fragment{ID: id, HTML: html, sum: h.Sum64()}
 }
 
 // update is one message to a page: HTML elements and SVG elements (parsed
@@ -60,6 +68,10 @@ func newHub(u *UI) *hub {
 	h.upgrader = websocket.Upgrader{
 		ReadBufferSize: 1024, WriteBufferSize: 16 << 10,
 		CheckOrigin: h.checkOrigin,
+		// permessage-deflate, as browsers offer it: a redrawn map is
+		// about a tenth of its size compressed, and each update is
+		// compressed once for every page it goes to (PreparedMessage).
+		EnableCompression: true,
 	}
 	return h
 }
@@ -152,17 +164,18 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 			default:
 			}
 		}
-		msg := h.u.updateFor(r.Context(), c)
+		msg, rd, sig := h.u.updateFor(r.Context(), c)
 		last = time.Now()
 		if len(msg.HTML)+len(msg.SVG) == 0 {
 			continue
 		}
-		b, err := json.Marshal(msg)
+		pm, err := rd.prepared(sig, msg)
 		if err != nil {
+			h.u.o.Logger.Warn("encoding a live update", "err", err)
 			return
 		}
 		_ = conn.SetWriteDeadline(time.Now().Add(h.u.o.WriteTimeout))
-		if err := conn.WriteMessage(websocket.TextMessage, b); err != nil {
+		if err := conn.WritePreparedMessage(pm); err != nil {
 			h.u.o.Logger.Debug("live page dropped", "err", err)
 			return
 		}
@@ -196,39 +209,82 @@ func (h *hub) closeAll() {
 }
 
 // renderCache shares rendered fragments between pages with the same view
-// of the same state.
+// of the same state: the first page to ask renders them, the others wait
+// for it (after a refresh every live page asks at once).
 type renderCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[string]*rendered
+	m   map[string]*renderEntry
 }
 
+type renderEntry struct {
+	ready chan struct{} // closed once r is set
+	r     *rendered
+}
+
+// rendered is the live parts of a page. Its fragments are immutable; the
+// encoded updates are shared by pages sent the same fragments.
 type rendered struct {
 	topology string
 	whole    []fragment // HTML fragments always compared
 	mapWrap  fragment   // the whole map
 	svg      []fragment // each node and edge
+
+	mu      sync.Mutex
+	encoded map[string]*websocket.PreparedMessage // by the ids of the fragments sent
+}
+
+// maxEncoded bounds the encoded updates a rendered page keeps: pages
+// that were up to date get the same few (the changed nodes and edges, or
+// the whole map).
+const maxEncoded = 8
+
+// prepared returns msg encoded for the websocket, shared with every page
+// sent the same fragments of r (sig names them).
+func (r *rendered) prepared(sig string, msg update) (*websocket.PreparedMessage, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pm, ok := r.encoded[sig]; ok {
+		return pm, nil
+	}
+	b, err := json.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("live update: %w", err)
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, b)
+	if err != nil {
+		return nil, fmt.Errorf("live update: %w", err)
+	}
+	if r.encoded == nil {
+		r.encoded = map[string]*websocket.PreparedMessage{}
+	}
+	if len(r.encoded) < maxEncoded {
+		r.encoded[sig] = pm
+	}
+	return pm, nil
 }
 
 func newRenderCache(max int) *renderCache {
-	return &renderCache{max: max, m: map[string]*rendered{}}
+	return &renderCache{max: max, m: map[string]*renderEntry{}}
 }
 
 func (rc *renderCache) get(key string, build func() *rendered) *rendered {
 	rc.mu.Lock()
-	r, ok := rc.m[key]
-	rc.mu.Unlock()
-	if ok {
-		return r
+	e, ok := rc.m[key]
+	if !ok {
+		if len(rc.m) >= rc.max {
+			clear(rc.m) // versions move on every refresh: old entries are dead
+		}
+		e = &renderEntry{ready: make(chan struct{})}
+		rc.m[key] = e
 	}
-	r = build()
-	rc.mu.Lock()
-	if len(rc.m) >= rc.max {
-		clear(rc.m) // versions move on every refresh: old entries are dead
-	}
-	rc.m[key] = r
 	rc.mu.Unlock()
-	return r
+	if !ok {
+		e.r = build()
+		close(e.ready)
+	}
+	<-e.ready
+	return e.r
 }
 
 func renderString(ctx context.Context, c templ.Component) string {
@@ -237,86 +293,92 @@ func renderString(ctx context.Context, c templ.Component) string {
 	return b.String()
 }
 
-// updateFor returns what changed on c's page since its last update.
-func (u *UI) updateFor(ctx context.Context, c *liveClient) update {
+// updateFor returns what changed on c's page since its last update, the
+// rendered page it comes from, and the ids of its fragments (sig: with
+// r, they determine the message).
+func (u *UI) updateFor(ctx context.Context, c *liveClient) (msg update, r *rendered, sig string) {
 	start := time.Now()
 	defer func() { u.metrics.renderTime.WithLabelValues("live-" + c.page).Observe(time.Since(start).Seconds()) }()
 	cur := u.state()
 	key := strings.Join([]string{c.page, c.view.Key(), c.id, itoa(cur.version)}, "|")
-	r := u.renders.get(key, func() *rendered { return u.renderPage(ctx, c.page, c.id, c.view, cur) })
-	var msg update
+	// Other pages may wait for this render: it outlives this page.
+	shared := context.WithoutCancel(ctx)
+	r = u.renders.get(key, func() *rendered { return u.renderPage(shared, c.page, c.id, c.view, cur) })
+	var ids strings.Builder
 	changed := func(f fragment) bool {
-		h := fnv.New64a()
-		h.Write([]byte(f.HTML))
-		sum := h.Sum64()
-		if c.sent[f.ID] == sum {
+		if c.sent[f.ID] == f.sum {
 			return false
 		}
-		c.sent[f.ID] = sum
+		c.sent[f.ID] = f.sum
 		return true
+	}
+	add := func(to *[]fragment, kind byte, f fragment) {
+		*to = append(*to, f)
+		ids.WriteByte(kind)
+		ids.WriteString(f.ID)
 	}
 	for _, f := range r.whole {
 		if changed(f) {
-			msg.HTML = append(msg.HTML, f)
+			add(&msg.HTML, 'h', f)
 		}
 	}
 	if r.mapWrap.ID != "" {
 		if r.topology != c.topology {
 			c.topology = r.topology
-			msg.HTML = append(msg.HTML, r.mapWrap)
+			add(&msg.HTML, 'h', r.mapWrap)
 			for _, f := range r.svg {
 				changed(f)
 			}
 		} else {
 			for _, f := range r.svg {
 				if changed(f) {
-					msg.SVG = append(msg.SVG, f)
+					add(&msg.SVG, 's', f)
 				}
 			}
 		}
 	}
-	return msg
+	return msg, r, ids.String()
 }
 
 // renderPage renders the live parts of a page.
 func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur current) *rendered {
 	r := &rendered{}
 	r.whole = append(r.whole,
-		fragment{ID: "status", HTML: renderString(ctx, statusBanner(cur.status))},
-		fragment{ID: "nav", HTML: renderString(ctx, navBar(nav(page, v, cur)))},
+		newFragment("status", renderString(ctx, statusBanner(cur.status))),
+		newFragment("nav", renderString(ctx, navBar(nav(page, v, cur)))),
 	)
 	switch page {
 	case "map":
 		mp, err := u.buildMapPage(ctx, v, cur)
 		if err != nil {
-			r.whole[0].HTML = renderString(ctx, statusBanner(status{Problems: append(cur.status.Problems, "The map cannot be drawn: "+err.Error())}))
+			r.whole[0] = newFragment("status", renderString(ctx, statusBanner(status{Problems: append(cur.status.Problems, "The map cannot be drawn: "+err.Error())})))
 			return r
 		}
 		r.whole = append(r.whole,
-			fragment{ID: "findings", HTML: renderString(ctx, findingsPanel(mp.Findings))},
-			fragment{ID: "map-notes", HTML: `<div id="map-notes">` + renderString(ctx, mapNotes(mp.Notes, mp.Hidden)) + `</div>`},
+			newFragment("findings", renderString(ctx, findingsPanel(mp.Findings))),
+			newFragment("map-notes", `<div id="map-notes">`+renderString(ctx, mapNotes(mp.Notes, mp.Hidden))+`</div>`),
 		)
 		r.topology = mp.Map.Topology
 		if mp.Map.Empty {
 			r.topology = "empty"
 		}
-		r.mapWrap = fragment{ID: "map-wrap", HTML: `<div id="map-wrap" class="map-wrap">` + renderString(ctx, mapSVG(mp.Map)) + `</div>`}
+		r.mapWrap = newFragment("map-wrap", `<div id="map-wrap" class="map-wrap">`+renderString(ctx, mapSVG(mp.Map))+`</div>`)
 		for _, n := range mp.Map.Nodes {
-			r.svg = append(r.svg, fragment{ID: n.DOMID, HTML: renderString(ctx, nodeG(n))})
+			r.svg = append(r.svg, newFragment(n.DOMID, renderString(ctx, nodeG(n))))
 		}
 		for _, e := range mp.Map.Edges {
-			r.svg = append(r.svg, fragment{ID: e.DOMID, HTML: renderString(ctx, edgeG(e))})
+			r.svg = append(r.svg, newFragment(e.DOMID, renderString(ctx, edgeG(e))))
 		}
 	case "findings":
 		m := buildFindings(cur.findings, v, u.o.Clock(), 200)
-		r.whole = append(r.whole, fragment{ID: "findings", HTML: renderString(ctx, findingsPanel(m))})
+		r.whole = append(r.whole, newFragment("findings", renderString(ctx, findingsPanel(m))))
 	case "node":
 		if p, err := u.buildNodePage(ctx, id, v, cur); err == nil {
-			r.whole = append(r.whole, fragment{ID: "detail", HTML: renderString(ctx, nodeDetail(*p))})
+			r.whole = append(r.whole, newFragment("detail", renderString(ctx, nodeDetail(*p))))
 		}
 	case "edge":
 		if p, err := u.buildEdgePage(ctx, id, v, cur); err == nil {
-			r.whole = append(r.whole, fragment{ID: "detail", HTML: renderString(ctx, edgeDetail(*p))})
+			r.whole = append(r.whole, newFragment("detail", renderString(ctx, edgeDetail(*p))))
 		}
 	}
 	return r
