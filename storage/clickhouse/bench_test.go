@@ -72,7 +72,7 @@ func BenchmarkInsertEdges(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	edges := benchEdges(1000)
 	const width = 5 * time.Second
-	start := time.Date(2026, 11, 4, 0, 0, 0, 0, time.UTC)
+	start := recent().Add(-10 * time.Hour)
 	var batches [][]graph.EdgeBucket
 	for i := range 8 {
 		var batch []graph.EdgeBucket
@@ -105,7 +105,7 @@ func BenchmarkEdgesHour(b *testing.B) {
 	r := rand.New(rand.NewPCG(2, 2))
 	edges := benchEdges(1000)
 	const width = 5 * time.Second
-	from := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	from := recent()
 	to := from.Add(time.Hour)
 	loadStart := time.Now()
 	for i := 0; i < 720; i += 5 {

@@ -21,6 +21,12 @@ import (
 	"github.com/seed-a49a8342/cartograph/storage"
 )
 
+// recent is 10:00 UTC yesterday. Test data must be recent: the tables'
+// TTL (30 days by default) drops older rows as they are written.
+func recent() time.Time {
+	return time.Now().UTC().Truncate(24 * time.Hour).Add(-14 * time.Hour)
+}
+
 func TestMigrationFiles(t *testing.T) {
 	ms, err := migrations()
 	require.NoError(t, err)
@@ -235,7 +241,7 @@ func TestEdgesMergeCollectors(t *testing.T) {
 
 	r := rand.New(rand.NewPCG(1, 2))
 	width := 5 * time.Second
-	from := time.Date(2026, 11, 3, 23, 59, 0, 0, time.UTC) // spans midnight: two partitions
+	from := recent().Add(-10*time.Hour - time.Minute) // spans midnight: two partitions
 	var starts []time.Time
 	for i := range 48 {
 		starts = append(starts, from.Add(time.Duration(i)*width))
@@ -320,7 +326,7 @@ func TestEdgesRange(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDB(t), "c")
 	e := testEdges[1]
-	at := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	at := recent()
 	mk := func(start time.Time, req uint64) graph.EdgeBucket {
 		return graph.EdgeBucket{Start: start, Width: time.Second, Source: e.src, Target: e.dst, Kind: e.kind, Protocol: e.proto, Requests: req}
 	}
@@ -366,7 +372,7 @@ func finding(id string, state detect.State, started, lastSeen time.Time) detect.
 func TestFindingsLatestWins(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDB(t), "c")
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 
 	f := finding("f1", detect.StatePending, t0, t0)
 	commit(t, s, nil, []detect.Finding{f}, nil)
@@ -444,7 +450,7 @@ func TestWholeMinutes(t *testing.T) {
 func TestLag(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDB(t), "c")
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	mk := func(at time.Time, partition int32, l float64) lag.Sample {
 		return lag.Sample{Time: at, Key: lag.Key{System: "kafka", Destination: "orders", Group: "shipping", Partition: partition},
 			Lag: l, Committed: 100, End: 100 + l, Consumers: 2, Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka:poller-1"}
@@ -476,7 +482,7 @@ func TestAppender(t *testing.T) {
 	require.NoError(t, err)
 	defer s2.Close()
 
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	e := testEdges[0]
 	good := graph.EdgeBucket{Start: t0, Width: time.Second, Source: e.src, Target: e.dst, Kind: e.kind, Protocol: e.proto, Requests: 3}
 	invalid := []graph.EdgeBucket{
@@ -526,7 +532,7 @@ func TestLargeBatchFlushes(t *testing.T) {
 	flushRows = 3
 	s := openStore(t, freshDB(t), "c")
 	r := rand.New(rand.NewPCG(3, 3))
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	raw := randBuckets(r, []time.Time{t0, t0.Add(5 * time.Second)}, 5*time.Second) // 14 rows: blocks of 3
 	commit(t, s, raw, nil, nil)
 	got, err := s.Buckets(context.Background(), t0, t0.Add(time.Minute))
@@ -558,7 +564,7 @@ func TestUnavailable(t *testing.T) {
 	require.NoError(t, err)
 	defer s.Close()
 	require.NoError(t, s.Ping(ctx))
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	e := testEdges[0]
 	bucket := graph.EdgeBucket{Start: t0, Width: time.Second, Source: e.src, Target: e.dst, Kind: e.kind, Protocol: e.proto, Requests: 3}
 	commit(t, s, []graph.EdgeBucket{bucket}, nil, nil)
@@ -591,7 +597,7 @@ func TestNodes(t *testing.T) {
 	ctx := context.Background()
 	db := freshDB(t)
 	s1, s2 := openStore(t, db, "c1"), openStore(t, db, "c2")
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	w := 5 * time.Second
 	batch := graph.NodeKey{Kind: graph.NodeService, Group: "jobs", Name: "batch"}
 	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
@@ -667,7 +673,7 @@ func TestWithPersisterAndHistory(t *testing.T) {
 	ctx := context.Background()
 	s := openStore(t, freshDB(t), "c")
 	r := rand.New(rand.NewPCG(4, 4))
-	t0 := time.Date(2026, 11, 4, 10, 0, 0, 0, time.UTC)
+	t0 := recent()
 	var starts []time.Time
 	for i := range 30 {
 		starts = append(starts, t0.Add(time.Duration(i)*5*time.Second))
