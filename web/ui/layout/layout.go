@@ -245,7 +245,6 @@ func (l *Layouter) compute(ctx context.Context, in Graph) (*Result, error) {
 		byName[clusters[c]] = c
 	}
 	clusterOf := make(map[string]string, len(in.Nodes))
-	nodeName := make(map[string]string, len(in.Nodes))
 	nodeByName := make(map[string]string, len(in.Nodes))
 	gvNodes := map[string]*graphviz.Node{}
 	for i, n := range in.Nodes {
@@ -267,12 +266,7 @@ func (l *Layouter) compute(ctx context.Context, in Graph) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layout: node: %w", err)
 		}
-		set(gn.SafeSet("shape", "box", "ellipse"))
-		set(gn.SafeSet("fixedsize", "true", "false"))
-		set(gn.SafeSet("label", "", "\\N"))
-		set(gn.SafeSet("width", ftoa(n.Width/inch), "0.75"))
-		set(gn.SafeSet("height", ftoa(n.Height/inch), "0.5"))
-		nodeName[n.ID] = name
+		boxNode(gn, n.Width, n.Height, set)
 		clusterOf[n.ID] = n.Cluster
 		nodeByName[name] = n.ID
 		gvNodes[n.ID] = gn
@@ -328,11 +322,7 @@ func (l *Layouter) compute(ctx context.Context, in Graph) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("layout: label node: %w", err)
 		}
-		set(ln.SafeSet("shape", "box", "ellipse"))
-		set(ln.SafeSet("fixedsize", "true", "false"))
-		set(ln.SafeSet("label", "", "\\N"))
-		set(ln.SafeSet("width", ftoa(e.LabelWidth/inch), "0.75"))
-		set(ln.SafeSet("height", ftoa(e.LabelHeight/inch), "0.5"))
+		boxNode(ln, e.LabelWidth, e.LabelHeight, set)
 		labelNodes[name] = i
 		head, err := addEdge(i, from, ln)
 		if err != nil {
@@ -351,6 +341,16 @@ func (l *Layouter) compute(ctx context.Context, in Graph) (*Result, error) {
 		return nil, fmt.Errorf("layout: graphviz: %w", err)
 	}
 	return parse(buf.Bytes(), in, parts, labelNodes, nodeByName, byName)
+}
+
+// boxNode makes gn an unlabelled box of exactly w x h points; set keeps
+// the first attribute Graphviz refuses.
+func boxNode(gn *graphviz.Node, w, h float64, set func(error)) {
+	set(gn.SafeSet("shape", "box", "ellipse"))
+	set(gn.SafeSet("fixedsize", "true", "false"))
+	set(gn.SafeSet("label", "", "\\N"))
+	set(gn.SafeSet("width", ftoa(w/inch), "0.75"))
+	set(gn.SafeSet("height", ftoa(h/inch), "0.5"))
 }
 
 // labelText returns a placeholder label whose box Graphviz sizes to about
