@@ -22,6 +22,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
+	"github.com/seed-a49a8342/cartograph/web/ui/layout/layouttest"
 )
 
 // The map at scale: a graph of hundreds of services, as the UI's Source
@@ -200,7 +201,7 @@ func scaleSnapshot(services int) *graph.Snapshot {
 // scaleFindings returns a few findings on the busiest edges and a database.
 func scaleFindings(s *graph.Snapshot) []detect.Finding {
 	edges := slices.Clone(s.Edges)
-	slices.SortFunc(edges, func(a, b graph.Edge) int { return -cmpFloat(a.RatePerS, b.RatePerS) })
+	slices.SortFunc(edges, func(a, b graph.Edge) int { return cmp.Compare(b.RatePerS, a.RatePerS) })
 	var out []detect.Finding
 	for i, e := range edges[:min(4, len(edges))] {
 		out = append(out, detect.Finding{ID: "rs" + strconv.Itoa(i), Kind: detect.KindRetryStorm, State: detect.StateFiring, Severity: detect.SeverityWarning,
@@ -216,65 +217,8 @@ func scaleFindings(s *graph.Snapshot) []detect.Finding {
 	return out
 }
 
-func cmpFloat(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-// box is a rectangle: top-left corner and size.
-type box struct {
-	ID         string
-	X, Y, W, H float64
-}
-
-func (b box) String() string {
-	return fmt.Sprintf("%s [%.1f,%.1f %.1fx%.1f]", b.ID, b.X, b.Y, b.W, b.H)
-}
-
-// overlap reports whether a and b share area (boxes that only touch do
-// not: coordinates are drawn to a tenth of a point).
-func overlap(a, b box) bool {
-	const eps = 0.05
-	return a.X < b.X+b.W-eps && b.X < a.X+a.W-eps && a.Y < b.Y+b.H-eps && b.Y < a.Y+a.H-eps
-}
-
-// overlaps returns every overlapping pair of boxes (sweeping along x).
-func overlaps(bs []box) [][2]box {
-	s := slices.Clone(bs)
-	slices.SortFunc(s, func(a, b box) int { return cmpFloat(a.X, b.X) })
-	var out [][2]box
-	for i := range s {
-		for j := i + 1; j < len(s) && s[j].X < s[i].X+s[i].W; j++ {
-			if overlap(s[i], s[j]) {
-				out = append(out, [2]box{s[i], s[j]})
-			}
-		}
-	}
-	return out
-}
-
-// crossOverlaps returns every box of as that overlaps a box of bs.
-func crossOverlaps(as, bs []box) [][2]box {
-	var out [][2]box
-	for _, a := range as {
-		for _, b := range bs {
-			if overlap(a, b) {
-				out = append(out, [2]box{a, b})
-			}
-		}
-	}
-	return out
-}
-
-func contains(outer, inner box) bool {
-	const eps = 0.05
-	return inner.X >= outer.X-eps && inner.Y >= outer.Y-eps && inner.X+inner.W <= outer.X+outer.W+eps && inner.Y+inner.H <= outer.Y+outer.H+eps
-}
+// box is a rectangle drawn on the map.
+type box = layouttest.Box
 
 // drawnMap is what the map's SVG draws, read back from a page.
 type drawnMap struct {
@@ -578,7 +522,7 @@ func TestMapParserFindsOverlaps(t *testing.T) {
 	require.InDelta(t, nodeH, byID["database:pg/a"].H, 0.2, "a cylinder's arcs reach the node's box: %v", byID["database:pg/a"])
 	require.InDelta(t, nodeH+6, byID["namespace:e"].H, 0.01, "a namespace's outer frame counts")
 	var pairs []string
-	for _, p := range overlaps(dm.Nodes) {
+	for _, p := range layouttest.Overlaps(dm.Nodes) {
 		ids := []string{p[0].ID, p[1].ID}
 		slices.Sort(ids)
 		pairs = append(pairs, strings.Join(ids, " & "))
@@ -586,9 +530,9 @@ func TestMapParserFindsOverlaps(t *testing.T) {
 	slices.Sort(pairs)
 	require.Equal(t, []string{"database:pg/a & service:x/b", "namespace:e & topic:k/d"}, pairs)
 
-	require.False(t, overlap(box{X: 0, Y: 0, W: 10, H: 10}, box{X: 10, Y: 0, W: 10, H: 10}), "touching is not overlapping")
-	require.True(t, overlap(box{X: 0, Y: 0, W: 10, H: 10}, box{X: 9.5, Y: 9.5, W: 10, H: 10}))
-	require.True(t, overlap(box{X: 0, Y: 0, W: 100, H: 100}, box{X: 10, Y: 10, W: 5, H: 5}), "inside is overlapping")
+	require.False(t, layouttest.Overlap(box{X: 0, Y: 0, W: 10, H: 10}, box{X: 10, Y: 0, W: 10, H: 10}), "touching is not overlapping")
+	require.True(t, layouttest.Overlap(box{X: 0, Y: 0, W: 10, H: 10}, box{X: 9.5, Y: 9.5, W: 10, H: 10}))
+	require.True(t, layouttest.Overlap(box{X: 0, Y: 0, W: 100, H: 100}, box{X: 10, Y: 10, W: 5, H: 5}), "inside is overlapping")
 }
 
 // readableSize checks a map is of a size a browser scrolls (at full size:
@@ -712,8 +656,8 @@ func TestMapNamespacesOpen(t *testing.T) {
 func labelsClear(t *testing.T, m *drawnMap) {
 	t.Helper()
 	require.Len(t, m.Labels, m.Edges, "every edge labelled")
-	require.Empty(t, crossOverlaps(m.Labels, m.Nodes), "labels over nodes")
-	require.Empty(t, overlaps(m.Labels), "labels over labels")
+	require.Empty(t, layouttest.CrossOverlaps(m.Labels, m.Nodes), "labels over nodes")
+	require.Empty(t, layouttest.Overlaps(m.Labels), "labels over labels")
 }
 
 // readMap renders a map page through the handler and checks what every
@@ -725,13 +669,13 @@ func readMap(t *testing.T, u *UI, target string) (*drawnMap, string) {
 	require.Equal(t, http.StatusOK, code, body)
 	m, err := parseMap(body)
 	require.NoError(t, err)
-	require.Empty(t, overlaps(m.Nodes), "overlapping nodes")
+	require.Empty(t, layouttest.Overlaps(m.Nodes), "overlapping nodes")
 	require.InDelta(t, m.ViewBox.W, m.Width, 0.5, "drawn at full size")
 	require.InDelta(t, m.ViewBox.H, m.Height, 0.5, "drawn at full size")
 	require.Positive(t, m.Width)
 	require.Positive(t, m.Height)
 	for _, b := range slices.Concat(m.Nodes, m.Clusters, m.Labels) {
-		require.True(t, contains(m.ViewBox, b), "%v outside the picture %v", b, m.ViewBox)
+		require.True(t, layouttest.Contains(m.ViewBox, b), "%v outside the picture %v", b, m.ViewBox)
 	}
 	return m, body
 }
@@ -749,9 +693,9 @@ func namespacesBoxed(t *testing.T, m *drawnMap, c scaleCase, open map[string]int
 		for _, n := range m.Nodes {
 			if strings.HasPrefix(n.ID, "service:"+ns+"/") || c.owner[n.ID] == ns {
 				inside++
-				require.True(t, contains(cl, n), "%v outside the box of its namespace %s %v", n, ns, cl)
+				require.True(t, layouttest.Contains(cl, n), "%v outside the box of its namespace %s %v", n, ns, cl)
 			} else {
-				require.False(t, overlap(cl, n), "%v inside the box of namespace %s %v", n, ns, cl)
+				require.False(t, layouttest.Overlap(cl, n), "%v inside the box of namespace %s %v", n, ns, cl)
 			}
 		}
 		require.Equal(t, want, inside, "nodes of %s", ns)

@@ -10,63 +10,43 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/web/ui/layout/layouttest"
 )
 
-// box is a node's rectangle in a result: top-left corner and size.
-type box struct {
-	id         string
-	x, y, w, h float64
-}
-
-func (b box) String() string {
-	return fmt.Sprintf("%s [%.1f,%.1f %.1fx%.1f]", b.id, b.x, b.y, b.w, b.h)
-}
-
-// overlap reports whether a and b share area; boxes that only touch do not.
-func overlap(a, b box) bool {
-	const eps = 0.01
-	return a.x < b.x+b.w-eps && b.x < a.x+a.w-eps && a.y < b.y+b.h-eps && b.y < a.y+a.h-eps
-}
-
-func inside(outer Rect, b box) bool {
-	const eps = 0.1 // coordinates are rounded to a hundredth
-	return b.x >= outer.X-eps && b.y >= outer.Y-eps && b.x+b.w <= outer.X+outer.W+eps && b.y+b.h <= outer.Y+outer.H+eps
-}
+func boxOf(r Rect) layouttest.Box { return layouttest.Box{X: r.X, Y: r.Y, W: r.W, H: r.H} }
 
 // problems returns what makes a layout unreadable: overlapping nodes,
 // nodes outside their cluster's box or inside another's, edges without a
 // route, anything outside the picture.
 func problems(g Graph, r *Result) []string {
 	var out []string
-	boxes := make([]box, 0, len(g.Nodes))
+	picture := layouttest.Box{W: r.Width, H: r.Height}
+	boxes := make([]layouttest.Box, 0, len(g.Nodes))
 	for _, n := range g.Nodes {
 		p, ok := r.Nodes[n.ID]
 		if !ok {
 			out = append(out, "node "+n.ID+" not placed")
 			continue
 		}
-		b := box{id: n.ID, x: p.X - n.Width/2, y: p.Y - n.Height/2, w: n.Width, h: n.Height}
+		b := layouttest.Box{ID: n.ID, X: p.X - n.Width/2, Y: p.Y - n.Height/2, W: n.Width, H: n.Height}
 		boxes = append(boxes, b)
-		if !inside(Rect{W: r.Width, H: r.Height}, b) {
+		if !layouttest.Contains(picture, b) {
 			out = append(out, fmt.Sprintf("%v outside the picture %.0fx%.0f", b, r.Width, r.Height))
 		}
 		for name, c := range r.Clusters {
 			switch {
-			case n.Cluster == name && !inside(c, b):
+			case n.Cluster == name && !layouttest.Contains(boxOf(c), b):
 				out = append(out, fmt.Sprintf("%v outside its cluster %s %v", b, name, c))
-			case n.Cluster != name && overlap(box{x: c.X, y: c.Y, w: c.W, h: c.H}, b):
+			case n.Cluster != name && layouttest.Overlap(boxOf(c), b):
 				out = append(out, fmt.Sprintf("%v inside cluster %s %v", b, name, c))
 			}
 		}
 	}
-	slices.SortFunc(boxes, func(a, b box) int { return cmpF(a.x, b.x) })
-	for i := range boxes {
-		for j := i + 1; j < len(boxes) && boxes[j].x < boxes[i].x+boxes[i].w; j++ {
-			if overlap(boxes[i], boxes[j]) {
-				out = append(out, fmt.Sprintf("%v overlaps %v", boxes[i], boxes[j]))
-			}
-		}
+	for _, p := range layouttest.Overlaps(boxes) {
+		out = append(out, fmt.Sprintf("%v overlaps %v", p[0], p[1]))
 	}
+	const labelOf = "label of "
 	for _, e := range g.Edges {
 		p := r.Edges[e.ID]
 		if len(p.Points) == 0 {
@@ -91,30 +71,16 @@ func problems(g Graph, r *Result) []string {
 			out = append(out, fmt.Sprintf("edge %s ends at %v, not at %s", e.ID, p.Tip, e.To))
 		}
 		if e.LabelWidth > 0 && e.From != e.To {
-			boxes = append(boxes, box{id: "label of " + e.ID, x: p.Label.X - e.LabelWidth/2, y: p.Label.Y - e.LabelHeight/2, w: e.LabelWidth, h: e.LabelHeight})
+			boxes = append(boxes, layouttest.Box{ID: labelOf + e.ID, X: p.Label.X - e.LabelWidth/2, Y: p.Label.Y - e.LabelHeight/2, W: e.LabelWidth, H: e.LabelHeight})
 		}
 	}
 	// Labels: clear of every node and every other label.
-	slices.SortFunc(boxes, func(a, b box) int { return cmpF(a.x, b.x) })
-	for i := range boxes {
-		for j := i + 1; j < len(boxes) && boxes[j].x < boxes[i].x+boxes[i].w; j++ {
-			labels := strings.HasPrefix(boxes[i].id, "label of ") || strings.HasPrefix(boxes[j].id, "label of ")
-			if labels && overlap(boxes[i], boxes[j]) {
-				out = append(out, fmt.Sprintf("%v overlaps %v", boxes[i], boxes[j]))
-			}
+	for _, p := range layouttest.Overlaps(boxes) {
+		if strings.HasPrefix(p[0].ID, labelOf) || strings.HasPrefix(p[1].ID, labelOf) {
+			out = append(out, fmt.Sprintf("%v overlaps %v", p[0], p[1]))
 		}
 	}
 	return out
-}
-
-func cmpF(a, b float64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // services returns a graph shaped like a service map: clusters of nodes
