@@ -61,22 +61,10 @@ func (t *timedLayouter) reset() time.Duration {
 func newBenchUI(b *testing.B, src Source, lay *layout.Layouter, lo layout.Options, o Options) (*UI, *timedLayouter) {
 	b.Helper()
 	if lay == nil {
-		var err error
-		lay, err = layout.New(context.Background(), lo)
-		require.NoError(b, err)
-		b.Cleanup(func() { lay.Close() })
+		lay = newLayouter(b, lo)
 	}
 	tl := &timedLayouter{l: lay}
-	o.Source, o.Layouter = src, tl
-	if o.Clock == nil {
-		o.Clock = func() time.Time { return now }
-	}
-	if o.Refresh == 0 {
-		o.Refresh = time.Hour
-	}
-	u, err := New(o)
-	require.NoError(b, err)
-	return u, tl
+	return newUI(b, src, tl, o), tl
 }
 
 // drawnLeaf returns a node the map of s draws without a namespace and with

@@ -21,7 +21,6 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
-	"github.com/seed-a49a8342/cartograph/web/ui/layout"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout/layouttest"
 )
 
@@ -482,23 +481,6 @@ func numbers(s string) ([]float64, error) {
 	return v, nil
 }
 
-// newScaleUI returns a UI serving the graph of src, laid out by a fresh
-// Layouter.
-func newScaleUI(t testing.TB, src Source, lo layout.Options, o Options) *UI {
-	t.Helper()
-	lay, err := layout.New(context.Background(), lo)
-	require.NoError(t, err)
-	t.Cleanup(func() { lay.Close() })
-	o.Source, o.Layouter, o.Clock = src, lay, func() time.Time { return now }
-	if o.Refresh == 0 {
-		o.Refresh = time.Hour
-	}
-	u, err := New(o)
-	require.NoError(t, err)
-	u.refresh(context.Background())
-	return u
-}
-
 func TestMapParserFindsOverlaps(t *testing.T) {
 	// Every node shape, drawn by the map's own components: two pairs that
 	// overlap (a database and a service; a topic and a collapsed namespace)
@@ -596,7 +578,7 @@ func TestMap500Services(t *testing.T) {
 	require.Len(t, c.namespaces, 10)
 	require.Greater(t, len(c.snap.Nodes), 600, "more nodes than the UI draws by default")
 	src := &fixedSource{snap: c.snap, findings: scaleFindings(c.snap)}
-	u := newScaleUI(t, src, layout.Options{}, Options{})
+	u := newTestUI(t, src)
 
 	t.Run("collapsed by namespace", func(t *testing.T) {
 		m, body := readMap(t, u, "/")
@@ -640,7 +622,7 @@ func TestMapNamespacesOpen(t *testing.T) {
 	c := newScaleCase(200)
 	require.Len(t, c.namespaces, 4)
 	require.Less(t, len(c.snap.Nodes), 300)
-	u := newScaleUI(t, &fixedSource{snap: c.snap, findings: scaleFindings(c.snap)}, layout.Options{}, Options{})
+	u := newTestUI(t, &fixedSource{snap: c.snap, findings: scaleFindings(c.snap)})
 	m, body := readMap(t, u, "/")
 	require.NotContains(t, body, "namespaces collapsed")
 	require.Len(t, m.Nodes, len(c.snap.Nodes))

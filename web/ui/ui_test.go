@@ -131,14 +131,37 @@ func fixture() *fixedSource {
 	return &fixedSource{snap: snap, findings: findings, diff: diff}
 }
 
-func newTestUI(t *testing.T, src Source) *UI {
+// newTestUI returns a UI that has read src once, at the fixed time now.
+func newTestUI(t testing.TB, src Source) *UI {
 	t.Helper()
-	lay, err := layout.New(context.Background(), layout.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { lay.Close() })
-	u, err := New(Options{Source: src, Layouter: lay, Clock: func() time.Time { return now }, Refresh: time.Hour})
-	require.NoError(t, err)
+	u := newUI(t, src, newLayouter(t, layout.Options{}), Options{})
 	u.refresh(context.Background())
+	return u
+}
+
+// newLayouter returns a Layouter closed when the test ends.
+func newLayouter(tb testing.TB, o layout.Options) *layout.Layouter {
+	tb.Helper()
+	lay, err := layout.New(context.Background(), o)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { lay.Close() })
+	return lay
+}
+
+// newUI returns a UI serving src laid out by lay, with options o: the
+// clock stopped at now unless o.Clock is set, and src read only when the
+// test refreshes it (o.Refresh an hour unless set).
+func newUI(tb testing.TB, src Source, lay Layouter, o Options) *UI {
+	tb.Helper()
+	o.Source, o.Layouter = src, lay
+	if o.Clock == nil {
+		o.Clock = func() time.Time { return now }
+	}
+	if o.Refresh == 0 {
+		o.Refresh = time.Hour
+	}
+	u, err := New(o)
+	require.NoError(tb, err)
 	return u
 }
 
