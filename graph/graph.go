@@ -42,6 +42,16 @@ type Options struct {
 	// the limits.
 	MaxNodes int
 	MaxEdges int
+	// MaxRecentSpans bounds the spans remembered to find a span's parent
+	// whichever arrives first, to recognise re-sent spans and to tell late
+	// ones (default 2,097,152, about 75 MB at that size). The table starts
+	// small and grows while it would forget spans younger than twice the
+	// pair TTL; at the bound it forgets them early, and counts them.
+	MaxRecentSpans int
+	// MaxUnplaced bounds the (service, reason) rows of spans that could
+	// not be placed on any edge (default 1,000); beyond it they are
+	// counted under the service "(other)".
+	MaxUnplaced int
 	// Lag, when set, puts consumer lag on destination -> consumer edges.
 	Lag LagSource
 	// Circuits, when set, adds circuit-breaker states to snapshots.
@@ -70,8 +80,8 @@ func (o Options) Validate() error {
 	if o.PairTTL <= 0 {
 		errs = append(errs, fmt.Errorf("pair TTL %v: must be positive", o.PairTTL))
 	}
-	if o.MaxPending < 1 || o.MaxRetryGroups < 1 || o.MaxNodes < 1 || o.MaxEdges < 1 {
-		errs = append(errs, errors.New("max pending, retry groups, nodes and edges must be positive"))
+	if o.MaxPending < 1 || o.MaxRetryGroups < 1 || o.MaxNodes < 1 || o.MaxEdges < 1 || o.MaxRecentSpans < 1 || o.MaxUnplaced < 1 {
+		errs = append(errs, errors.New("max pending, retry groups, nodes, edges, recent spans and unplaced rows must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -97,6 +107,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxEdges == 0 {
 		o.MaxEdges = 50_000
+	}
+	if o.MaxRecentSpans == 0 {
+		o.MaxRecentSpans = 1 << 21
+	}
+	if o.MaxUnplaced == 0 {
+		o.MaxUnplaced = 1_000
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -171,16 +187,20 @@ type Graph struct {
 	edgeIx []*edgeState
 	peers  map[NodeKey]int32
 	peerIx []NodeKey
-	// peerAlias maps a peer candidate to the service node that answered
-	// calls addressed to it (-1: none yet), so calls to it that go
-	// unanswered land on the edge to that service, not on a virtual node.
-	peerAlias []int32
+	// aliases map a caller and a peer candidate it addresses to the
+	// service node that answered those calls (aliasAmbiguous when several
+	// did), so calls to it that go unanswered land on the edge to that
+	// service, not on a virtual node. Bounded by MaxEdges.
+	aliases map[aliasKey]int32
 	// peerNode caches the node of a peer candidate once it is one (-1:
 	// not yet); it may be shorter than peerIx.
 	peerNode []int32
 	pend     pendStore
 	retries  map[retryKey]*retryGroup
 	retryL   list[*retryGroup]
+	recent   recentSpans
+	notes    []spanNote // scratch of ConsumeSpans
+	unplaced unplacedTable
 
 	// overflow counts the observations folded into overflow nodes and
 	// edges; nOverflow is how many overflow nodes exist.
@@ -225,10 +245,13 @@ func New(opts Options) (*Graph, error) {
 		nodes:   make(map[NodeKey]int32),
 		edges:   make(map[edgeKey]int32),
 		peers:   make(map[NodeKey]int32),
+		aliases: make(map[aliasKey]int32),
 		pend:    newPendStore(),
 		retries: make(map[retryKey]*retryGroup),
 	}
+	g.recent = newRecentSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
 	g.m = newMetrics(opts.Registerer, g)
+	g.unplaced = newUnplacedTable(opts.MaxUnplaced, g.slots, opts.Registerer)
 	g.overflow = newOverflowMetrics(opts.Registerer, g)
 	return g, nil
 }
@@ -348,7 +371,6 @@ func (g *Graph) overflowPeer(kind NodeKind) int32 {
 	}
 	i := int32(len(g.peerIx))
 	g.peerIx = append(g.peerIx, k)
-	g.peerAlias = append(g.peerAlias, -1)
 	g.peers[k] = i
 	return i
 }

@@ -58,7 +58,7 @@ func TestPairingEitherOrder(t *testing.T) {
 	for _, order := range []string{"client-first", "server-first"} {
 		t.Run(order, func(t *testing.T) {
 			g, _, _ := newTestGraph(t, Options{})
-			c := client(tid(1), sid(1), sid(9), "a", 0, 30*ms)
+			c := client(tid(1), sid(1), SpanID{}, "a", 0, 30*ms)
 			s := server(tid(1), sid(2), sid(1), "b", 5*ms, 20*ms)
 			first, second := c, s
 			if order == "server-first" {
@@ -187,14 +187,26 @@ func TestBoundsRefuseAndCount(t *testing.T) {
 	t.Run("nodes", func(t *testing.T) {
 		g, _, _ := newTestGraph(t, Options{MaxNodes: 2})
 		rej, why := g.ConsumeSpans([]Span{
-			server(tid(1), sid(1), SpanID{}, "a", 0, ms), server(tid(1), sid(2), SpanID{}, "b", 0, ms)})
+			server(tid(1), sid(1), SpanID{}, "a", 0, ms), server(tid(1), sid(2), SpanID{}, "b", 0, ms), server(tid(1), sid(3), SpanID{}, "c", 0, ms)})
 		require.Zero(t, rej, why)
-		require.EqualValues(t, 1, testutil.ToFloat64(g.overflow.WithLabelValues("service")), "a, client; then b folds into the overflow node")
+		require.EqualValues(t, 1, testutil.ToFloat64(g.overflow.WithLabelValues("service")), "a, b; then c folds into the overflow node (the client node is no service)")
+	})
+	t.Run("re-sent spans", func(t *testing.T) {
+		g, _, _ := newTestGraph(t, Options{})
+		c := client(tid(1), sid(1), SpanID{}, "a", 0, ms)
+		sv := server(tid(1), sid(2), sid(1), "b", 0, ms)
+		rej, why := g.ConsumeSpans([]Span{c, c, sv})
+		require.Zero(t, rej, why)
+		rej, why = g.ConsumeSpans([]Span{sv, c})
+		require.Zero(t, rej, why, "an exporter re-sending a batch is not refused")
+		require.EqualValues(t, 3, testutil.ToFloat64(g.m.dropped.WithLabelValues("resent_span")))
+		snap, err := g.Snapshot(0)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, edgeByID(t, snap, "service:a->service:b http").Requests, "counted once")
 	})
 	t.Run("duplicate span ids", func(t *testing.T) {
 		g, _, _ := newTestGraph(t, Options{})
-		c := client(tid(1), sid(1), sid(9), "a", 0, ms)
-		rej, why := g.ConsumeSpans([]Span{c, c})
+		rej, why := g.ConsumeSpans([]Span{client(tid(1), sid(1), SpanID{}, "a", 0, ms), client(tid(1), sid(1), SpanID{}, "b", 0, ms)})
 		require.Equal(t, 1, rej)
 		require.Equal(t, "duplicate span id", why)
 	})

@@ -89,9 +89,13 @@ const (
 	ProtocolRabbitMQ
 	ProtocolNATS
 	ProtocolMessaging // any other messaging system
+	// ProtocolInternal is a hop between services that no span says how it
+	// travels: a span whose parent belongs to another service, with no
+	// client/server pair and no protocol attribute.
+	ProtocolInternal
 )
 
-var protocolNames = enumtext.Names[Protocol]{Type: "protocol", List: []string{"", "http", "grpc", "rpc", "db", "kafka", "rabbitmq", "nats", "messaging"}, ZeroValid: true}
+var protocolNames = enumtext.Names[Protocol]{Type: "protocol", List: []string{"", "http", "grpc", "rpc", "db", "kafka", "rabbitmq", "nats", "messaging", "internal"}, ZeroValid: true}
 
 // String returns the name of the value.
 func (p Protocol) String() string { return protocolNames.String(p) }

@@ -201,7 +201,7 @@ func TestPathsNameOnlySnapshotNodes(t *testing.T) {
 		{Node: "service:svc-8", SelfMs: 4, Share: 0.4},
 		{Node: "database:pg/orders", SelfMs: 0, Share: 0},
 	}}}
-	g, _, _ := newTestGraph(t, Options{MaxNodes: 2, Paths: paths})
+	g, _, _ := newTestGraph(t, Options{MaxNodes: 1, Paths: paths})
 	var spans []Span
 	for i, svc := range []string{"a", "svc-7", "svc-8"} {
 		spans = append(spans, server(uniqueTrace(i), uniqueSpan(i), SpanID{}, svc, 0, ms))

@@ -1,9 +1,11 @@
 package graph
 
 import (
-	"github.com/DataDog/sketches-go/ddsketch"
+	"cmp"
 	"hash/maphash"
 	"strings"
+
+	"github.com/DataDog/sketches-go/ddsketch"
 )
 
 // Pairing follows the shape of Tempo's servicegraphs store: half-edges wait in
@@ -87,6 +89,19 @@ const (
 	hasClient uint8 = 1 << iota
 	hasServer
 	hasProducer
+	// hasChild: the span whose id is key.span (h) waits to learn its
+	// parent's service (the parent was not seen when it arrived): if the
+	// parent belongs to another service and no pair accounts for the hop,
+	// it is a call from that service.
+	hasChild
+	// childClient: the waiting child is a client span naming its own
+	// service as its peer (the instrumentation of that peer), so its
+	// duration is the caller's view of the call.
+	childClient
+	// childPlaced: the waiting child is placed on an edge of its own
+	// anyway (a client or producer span): not knowing its parent leaves
+	// nothing unplaced.
+	childPlaced
 )
 
 // entry is one pending half-edge. It holds no pointers, so the slab it
@@ -102,6 +117,12 @@ type entry struct {
 	self       int32 // the entry's own slot
 	waiters    int32 // consumers waiting on this producer: waitLists[waiters-1]; 0 none
 	has        uint8
+	// attempts and attemptErrs count further server spans that answered
+	// the same client span (gRPC retry attempts, hedged requests) while
+	// a server waits for it; they are recorded as retries when it pairs.
+	attempts, attemptErrs uint8
+	// parent is the parent of the span waiting with hasChild.
+	parent SpanID
 }
 
 // Pending half-edges live in a slab of fixed-size chunks, addressed by
@@ -296,6 +317,18 @@ func roleOf(s *Span) role {
 			return roleNone
 		}
 		return roleConsumer
+	case SpanInternal, SpanUnspecified:
+		// Messaging spans whose instrumentation set no kind (older
+		// libraries, OpenTracing bridges) play the part their operation
+		// and destination name.
+		if s.Destination.Name != "" {
+			switch s.Messaging {
+			case MessagingPublish:
+				return roleProducer
+			case MessagingProcess, MessagingReceive:
+				return roleConsumer
+			}
+		}
 	}
 	return roleNone
 }
@@ -316,35 +349,81 @@ const (
 var refusalText = [numRefusals]string{"", "half-edge store full", "node limit reached", "edge limit reached", "duplicate span id", "messaging span without destination"}
 var refusalLabel = [numRefusals]string{"", "pending_full", "node_limit", "edge_limit", "duplicate", "no_destination"}
 
+// spanNote is what the first pass over a batch learnt of one span: its
+// service node (-1 when refused) and what was known of its id.
+type spanNote struct {
+	svc  int32
+	note recentNote
+}
+
 // ConsumeSpans adds spans to the graph. It returns how many spans were
 // refused and why (half-edge store full, node or edge limit, duplicate span
-// id); refused spans are also counted in metrics. It copies what it keeps and
-// does not retain spans. Safe for concurrent use.
+// id); refused spans are also counted in metrics. A span seen before (the
+// same id, kind and service: an exporter re-sending a batch) is counted
+// once and not refused. It copies what it keeps and does not retain spans.
+// Safe for concurrent use.
 func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	now := g.opts.Now()
 	nowN := now.UnixNano()
 	ep := g.epoch(now)
 	var counts [numRefusals]int
+	resent := 0
 
 	g.mu.Lock()
 	g.expireLocked(nowN, ep)
-	// Failed calls first, so that a retry is recognised whatever the order
+	// First every span's service and what was known of its id: the whole
+	// batch is remembered before any span looks for its parent, so that a
+	// parent later in the same request is found.
+	notes := g.notesFor(len(spans))
+	var last svcMemo
+	for i := range spans {
+		s := &spans[i]
+		svc := g.serviceNode(s, &last, ep)
+		if svc < 0 {
+			notes[i] = spanNote{svc: -1}
+			counts[refusedNodeLimit]++
+			continue
+		}
+		n := g.recent.remember(s, svc, nowN)
+		if n == noteDuplicate {
+			resent++
+			svc = -1
+		}
+		notes[i] = spanNote{svc: svc, note: n}
+	}
+	// Failed calls next, so that a retry is recognised whatever the order
 	// of the attempts within one request.
 	for i := range spans {
-		if s := &spans[i]; s.Error && !s.Parent.IsZero() && roleOf(s) == roleClient {
+		if s := &spans[i]; notes[i].svc >= 0 && (s.Error || s.Throttled) && !s.Parent.IsZero() && roleOf(s) == roleClient {
 			g.noteFailure(s, nowN)
 		}
 	}
-	var last svcMemo
-	for i := range spans {
-		if r := g.consume(&spans[i], &last, nowN, ep); r != accepted {
-			counts[r]++
+	// Callers before callees: a server span, or a span whose parent is a
+	// client of another service, then finds its caller already waiting
+	// when both came in this request.
+	for pass := range 2 {
+		for i := range spans {
+			n := notes[i]
+			if n.svc < 0 {
+				continue
+			}
+			s := &spans[i]
+			r := roleOf(s)
+			if (r == roleClient || r == roleProducer) != (pass == 0) {
+				continue
+			}
+			if rr := g.consume(s, r, n, nowN, ep); rr != accepted {
+				counts[rr]++
+			}
 		}
 	}
 	g.publishSizes()
 	g.mu.Unlock()
 
 	g.m.spans.Add(float64(len(spans)))
+	if resent > 0 {
+		g.m.dropped.WithLabelValues("resent_span").Add(float64(resent))
+	}
 	if g.opts.Paths != nil {
 		g.opts.Paths.ObserveSpans(spans)
 	}
@@ -361,6 +440,17 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 		b.WriteString(refusalText[r])
 	}
 	return rejected, b.String()
+}
+
+// maxPooledNotes bounds the notes kept between batches.
+const maxPooledNotes = 1 << 16
+
+// notesFor returns g's scratch notes with room for n spans. Caller holds mu.
+func (g *Graph) notesFor(n int) []spanNote {
+	if cap(g.notes) < n || cap(g.notes) > maxPooledNotes && n <= maxPooledNotes {
+		g.notes = make([]spanNote, n)
+	}
+	return g.notes[:n]
 }
 
 // Expire ages out half-edges past their TTL, inferring virtual nodes for
@@ -383,49 +473,102 @@ type svcMemo struct {
 	ok       bool
 }
 
-func (g *Graph) consume(s *Span, last *svcMemo, nowN, ep int64) refusal {
-	var svc int32
+// serviceNode returns the node of s's service, -1 at the node limit.
+// Caller holds mu.
+func (g *Graph) serviceNode(s *Span, last *svcMemo, ep int64) int32 {
 	if last.ok && last.name == s.Service && last.ns == s.Namespace {
-		svc = last.node // marked seen in ep by the lookup that filled last
-	} else {
-		k := NodeKey{Kind: NodeService, Group: s.Namespace, Name: s.Service}
-		if svc = g.node(k, ep); svc < 0 {
-			return refusedNodeLimit
-		}
-		// An overflow node is not remembered: each observation folded into
-		// it is counted by node.
-		*last = svcMemo{name: s.Service, ns: s.Namespace, node: svc, ok: g.nodeIx[svc].key == k}
+		return last.node // marked seen in ep by the lookup that filled last
 	}
-	switch roleOf(s) {
+	k := NodeKey{Kind: NodeService, Group: s.Namespace, Name: s.Service}
+	svc := g.node(k, ep)
+	if svc < 0 {
+		return -1
+	}
+	// An overflow node is not remembered: each observation folded into
+	// it is counted by node.
+	*last = svcMemo{name: s.Service, ns: s.Namespace, node: svc, ok: g.nodeIx[svc].key == k}
+	return svc
+}
+
+func (g *Graph) consume(s *Span, r role, n spanNote, nowN, ep int64) refusal {
+	switch r {
 	case roleServer:
-		return g.consumeServer(s, svc, nowN, ep)
+		return g.consumeServer(s, n, nowN, ep)
 	case roleClient:
-		return g.consumeClient(s, svc, nowN, ep)
+		if s.SelfPeer {
+			// The instrumentation of the peer it names, reporting under
+			// the peer's own service.name: the call is its parent's.
+			return g.consumeChild(s, n.svc, childClient, nowN, ep)
+		}
+		return g.consumeClient(s, n, nowN, ep)
 	case roleProducer:
-		return g.consumeProducer(s, svc, nowN, ep)
+		return g.consumeProducer(s, n.svc, nowN, ep)
 	case roleConsumer:
-		return g.consumeConsumer(s, svc, nowN, ep)
+		return g.consumeConsumer(s, n.svc, nowN, ep)
 	}
-	return accepted
+	if s.Parent.IsZero() {
+		return accepted
+	}
+	return g.consumeChild(s, n.svc, 0, nowN, ep)
 }
 
 func halfOf(s *Span, node int32) half {
 	return half{node: node, peer: -1, start: s.Start, end: s.End, proto: s.Protocol, err: s.Error}
 }
 
-func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
+func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
+	svc := n.svc
 	sv := halfOf(s, svc)
-	if s.Parent.IsZero() {
-		return g.observeUncalled(&sv, ep)
-	}
 	k := pendKey{trace: s.Trace, span: s.Parent}
+	if n.note == noteShared {
+		// Zipkin's shared span: client and server carry one id, and the
+		// client waits under it.
+		k.span = s.ID
+	} else if s.Parent.IsZero() {
+		return g.observeUncalled(&sv, 0, ep)
+	}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasClient != 0 {
-		g.learnAlias(en.h.peer, svc)
+		g.learnAlias(en.h.node, en.h.peer, svc)
 		r := g.pairSync(&en.h, &sv, ep)
 		en.has &^= hasClient
 		g.releaseIfEmpty(en)
 		return r
+	}
+	if en != nil && en.has&hasServer != 0 {
+		// A further server span for the same client span: a retry
+		// attempt (gRPC retries, hedged requests) answering one call. It
+		// is recorded with the first when the client arrives.
+		if en.attempts < 0xff {
+			en.attempts++
+			if sv.err {
+				en.attemptErrs++
+			}
+		}
+		return accepted
+	}
+	if n.note != noteShared {
+		if p := g.recent.find(&s.Trace, s.Parent, svc); p != nil && p.node != svc {
+			switch p.kind {
+			case SpanClient:
+				if p.flags&recentExpired != 0 {
+					// Its client span's call was recorded without it.
+					g.m.dropped.WithLabelValues("late_server").Inc()
+					return accepted
+				}
+				// Its client span paired with another server span
+				// already: this one is a further attempt.
+				return g.observeAttempt(p.node, &sv, ep)
+			case SpanProducer:
+				// Called by a producer span (an HTTP push from a
+				// broker, say): no client will come.
+				return g.observeUncalled(&sv, 0, ep)
+			default:
+				// Its parent is a span of another service that is no
+				// client: that service called it.
+				return g.observeHop(p.node, &sv, false, ep)
+			}
+		}
 	}
 	if en == nil {
 		if en = g.alloc(k, nowN); en == nil {
@@ -433,43 +576,71 @@ func (g *Graph) consumeServer(s *Span, svc int32, nowN, ep int64) refusal {
 		}
 	}
 	switch {
-	case en.has&hasServer != 0:
-		// A second server span for one client span (a broken or hostile
-		// sender): keep the first.
-		return refusedDuplicate
 	case en.has&hasProducer != 0:
 		// Called by a producer span (an HTTP push from a broker, say): no
 		// client will come.
-		return g.observeUncalled(&sv, ep)
+		return g.observeUncalled(&sv, 0, ep)
+	case en.has&hasChild != 0:
+		// Its parent waits to learn its own parent: the parent's service
+		// called this one.
+		if en.h.node != svc {
+			return g.observeHop(en.h.node, &sv, false, ep)
+		}
+		return g.observeUncalled(&sv, 0, ep)
 	}
 	en.h = sv
 	en.has |= hasServer
 	return accepted
 }
 
-func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
+func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
+	svc := n.svc
+	if n.note == noteLate {
+		// Its server span waited out the pair TTL and was recorded
+		// without it: counting it now would add an unanswered call.
+		g.m.dropped.WithLabelValues("late_client").Inc()
+		return accepted
+	}
 	c := halfOf(s, svc)
 	c.retry = s.ResendCount > 0 || g.isRetry(s)
 	k := pendKey{trace: s.Trace, span: s.ID}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasServer != 0 {
-		g.learnAlias(g.peerCandidate(s.Peer), en.h.node)
-		r := g.pairSync(&c, &en.h, ep)
-		en.has &^= hasServer
-		g.releaseIfEmpty(en)
+		g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node)
+		r := g.pairWaiting(&c, en, ep)
+		g.childOf(s, svc, childPlaced, nowN, ep)
 		return r
 	}
+	if n.note == noteShared {
+		// Zipkin's shared span whose server came first: the server waits
+		// under the parent both share.
+		if !s.Parent.IsZero() {
+			if en := g.pend.get(pendKey{trace: s.Trace, span: s.Parent}); en != nil && en.has&hasServer != 0 && en.h.node != svc {
+				g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node)
+				return g.pairWaiting(&c, en, ep)
+			}
+		}
+		// Its server was recorded already (a shared root span).
+		g.m.dropped.WithLabelValues("late_client").Inc()
+		return accepted
+	}
 	if en == nil && s.Peer.Kind == NodeDatabase {
-		if p := g.peerCandidate(s.Peer); p >= 0 && g.peerAlias[p] < 0 {
+		if p := g.peerCandidate(s.Peer); p >= 0 && g.aliasOf(svc, p) < 0 {
 			// Databases answer without a span of their own: record the
 			// call now rather than hold it for the pair TTL (most of the
 			// pending half-edges of a typical system, and the edge shows at
 			// once). A database seen answering with a server span is
 			// paired like a service.
-			if n := g.peerNodeOf(p, ep); n >= 0 {
-				return g.observeUnpaired(&c, n, ep)
+			n := g.peerNodeOf(p, ep)
+			if n < 0 {
+				return refusedNodeLimit
 			}
-			return refusedNodeLimit
+			if sl := g.recent.findKind(&s.Trace, s.ID, SpanClient); sl != nil {
+				sl.flags |= recentExpired // a server span for it would be late
+			}
+			r := g.observeUnpaired(&c, n, ep)
+			g.childOf(s, svc, childPlaced, nowN, ep)
+			return r
 		}
 	}
 	if en == nil {
@@ -477,15 +648,119 @@ func (g *Graph) consumeClient(s *Span, svc int32, nowN, ep int64) refusal {
 			return refusedPendingFull
 		}
 	}
-	if en.has&(hasClient|hasProducer) != 0 {
+	if en.has&(hasClient|hasProducer|hasChild) != 0 {
 		return refusedDuplicate
 	}
 	c.peer = g.peerCandidate(s.Peer)
+	if c.peer < 0 {
+		g.unplaced.example(g.nodeIx[svc].key, reasonClientNoPeer, s.Operation)
+	}
 	en.h = c
 	en.has |= hasClient
+	g.childOf(s, svc, childPlaced, nowN, ep)
 	return accepted
 }
 
+// pairWaiting pairs client c with the server span waiting in en, with the
+// further attempts that answered the same call, and releases en.
+func (g *Graph) pairWaiting(c *half, en *entry, ep int64) refusal {
+	r := g.pairSync(c, &en.h, ep)
+	if en.attempts > 0 && r == accepted {
+		g.addAttempts(c.node, &en.h, cmp.Or(en.h.proto, c.proto), en.attempts, en.attemptErrs, ep)
+	}
+	en.has &^= hasServer
+	en.attempts, en.attemptErrs = 0, 0
+	g.releaseIfEmpty(en)
+	return r
+}
+
+// consumeChild takes a span that is neither a caller's nor a callee's half
+// of a pair (an internal span, a span of unknown kind, a client naming its
+// own service): if its parent is a span of another service, the hop is a
+// call from that service. flags are childClient for a client naming its
+// own service.
+func (g *Graph) consumeChild(s *Span, svc int32, flags uint8, nowN, ep int64) refusal {
+	if s.Parent.IsZero() {
+		if flags&childClient != 0 {
+			// The instrumentation of a peer called by nobody instrumented.
+			h := halfOf(s, svc)
+			return g.observeUncalled(&h, childClient, ep)
+		}
+		return accepted
+	}
+	g.childOf(s, svc, flags, nowN, ep)
+	return accepted
+}
+
+// childOf places the hop from s's parent to s when the parent is a span
+// of another service that no pair accounts for; when the parent has not
+// been seen yet, s waits at its own id to learn it (decided when it
+// expires). flags: childClient (s is a client naming its own service),
+// childPlaced (s is placed on an edge of its own anyway). Caller holds mu.
+func (g *Graph) childOf(s *Span, svc int32, flags uint8, nowN, ep int64) {
+	if s.Parent.IsZero() {
+		return
+	}
+	h := halfOf(s, svc)
+	if p := g.recent.find(&s.Trace, s.Parent, svc); p != nil {
+		g.placeChild(&h, p.node, p.kind, pendKey{trace: s.Trace, span: s.Parent}, flags, ep)
+		return
+	}
+	k := pendKey{trace: s.Trace, span: s.ID}
+	en := g.pend.get(k)
+	if en == nil {
+		if en = g.alloc(k, nowN); en == nil {
+			g.m.dropped.WithLabelValues("pending_full").Inc()
+			return
+		}
+	} else if en.has&hasServer != 0 {
+		// A server span whose parent is s waits for it: s's service
+		// called it.
+		if en.h.node != svc {
+			g.observeHop(svc, &en.h, false, ep)
+			if en.attempts > 0 {
+				g.addAttempts(svc, &en.h, cmp.Or(en.h.proto, ProtocolInternal), en.attempts, en.attemptErrs, ep)
+			}
+		} else {
+			g.observeUncalled(&en.h, 0, ep)
+		}
+		en.has &^= hasServer
+		en.attempts, en.attemptErrs = 0, 0
+	}
+	if en.has&(hasClient|hasProducer) == 0 {
+		en.h = h
+	}
+	if flags&childPlaced == 0 {
+		g.unplaced.example(g.nodeIx[svc].key, reasonParentNotSeen, s.Operation)
+	}
+	en.parent = s.Parent
+	en.has |= hasChild | flags
+}
+
+// placeChild records the hop to child h from its parent, a span of node
+// pnode and kind pkind at key pk, unless a pair accounts for it. Caller
+// holds mu.
+func (g *Graph) placeChild(h *half, pnode int32, pkind SpanKind, pk pendKey, flags uint8, ep int64) {
+	if pnode == h.node {
+		return // a span within its own service
+	}
+	switch pkind {
+	case SpanClient:
+		// A client of another service whose callee's first span is no
+		// server span: the child answers it, unless a server span did.
+		if en := g.pend.get(pk); en != nil && en.has&hasClient != 0 {
+			sv := *h
+			g.learnAlias(en.h.node, en.h.peer, h.node)
+			g.pairSync(&en.h, &sv, ep)
+			en.has &^= hasClient
+			g.releaseIfEmpty(en)
+		}
+		return
+	case SpanProducer:
+		return // the messaging hop goes through the destination
+	}
+	g.observeHop(pnode, h, flags&childClient != 0, ep)
+}
 func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 	p := halfOf(s, svc)
 	if s.Destination.Name != "" {
@@ -516,8 +791,9 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 	} else if en.has&(hasClient|hasProducer) != 0 {
 		return refusedDuplicate
 	} else if en.has&hasServer != 0 {
-		g.observeUncalled(&en.h, ep) // see consumeServer
+		g.observeUncalled(&en.h, 0, ep) // see consumeServer
 		en.has &^= hasServer
+		en.attempts, en.attemptErrs = 0, 0
 	}
 	en.h = p
 	en.has |= hasProducer
@@ -527,6 +803,7 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 		}
 		g.pend.dropWaiters(en)
 	}
+	g.childOf(s, svc, childPlaced, nowN, ep)
 	return accepted
 }
 
@@ -587,6 +864,8 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 		visit(SpanRef{Trace: s.Trace, Span: s.Parent})
 	}
 	if ce < 0 && !paired {
+		g.unplaced.example(g.nodeIx[svc].key, reasonNoDestination, s.Operation)
+		g.unplaced.count(g.nodeIx[svc].key, reasonNoDestination, ep)
 		return refusedNoDestination
 	}
 	return accepted
@@ -660,22 +939,70 @@ func (g *Graph) observeUnpaired(c *half, n int32, ep int64) refusal {
 }
 
 // observeUncalled records a server span nobody instrumented called: an edge
-// from the virtual client node.
-func (g *Graph) observeUncalled(sv *half, ep int64) refusal {
+// from the virtual client node. With childClient in flags, sv is a client
+// span naming its own service, and its duration is the caller's view.
+// Caller holds mu.
+func (g *Graph) observeUncalled(sv *half, flags uint8, ep int64) refusal {
 	cl := g.node(clientNodeKey, ep)
 	if cl < 0 {
 		return refusedNodeLimit
 	}
-	e := g.edge(cl, sv.node, sv.proto, "")
+	return g.observeHop(cl, sv, flags&childClient != 0, ep)
+}
+
+// observeHop records one call from node src answered by h, a span of
+// another service that no client span of src pairs with: its parent is a
+// span of src (or src is the virtual client). The protocol is h's, or
+// internal when h names none; with clientSide, h's duration is the
+// caller's view of the call, else the callee's. Caller holds mu.
+func (g *Graph) observeHop(src int32, h *half, clientSide bool, ep int64) refusal {
+	proto := h.proto
+	if proto == ProtocolUnknown && g.nodeIx[src].key != clientNodeKey {
+		proto = ProtocolInternal
+	}
+	e := g.edge(src, h.node, proto, "")
 	if e == nil {
 		return refusedEdgeLimit
 	}
 	st := e.ring.at(ep)
 	st.Requests++
-	if sv.err {
+	if h.err {
 		st.Errors++
 	}
-	g.latency(&st.Server, sv.duration())
+	if clientSide {
+		g.latency(&st.Client, h.duration())
+	} else {
+		g.latency(&st.Server, h.duration())
+	}
+	return accepted
+}
+
+// observeAttempt records a further server span sv answering a client span
+// of node src that already paired with another: one more attempt of the
+// same call, so a retry. Caller holds mu.
+func (g *Graph) observeAttempt(src int32, sv *half, ep int64) refusal {
+	errs := uint8(0)
+	if sv.err {
+		errs = 1
+	}
+	return g.addAttempts(src, sv, sv.proto, 1, errs, ep)
+}
+
+// addAttempts records n further attempts (errs of them failed) of a call
+// from src answered by server span sv, as requests that are retries.
+// Caller holds mu.
+func (g *Graph) addAttempts(src int32, sv *half, proto Protocol, n, errs uint8, ep int64) refusal {
+	e := g.edge(src, sv.node, proto, "")
+	if e == nil {
+		return refusedEdgeLimit
+	}
+	st := e.ring.at(ep)
+	st.Requests += uint64(n)
+	st.Retries += uint64(n)
+	st.Errors += uint64(errs)
+	if n == 1 {
+		g.latency(&st.Server, sv.duration())
+	}
 	return accepted
 }
 
@@ -701,7 +1028,6 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 	k.Name = strings.Clone(k.Name)
 	i := int32(len(g.peerIx))
 	g.peerIx = append(g.peerIx, k)
-	g.peerAlias = append(g.peerAlias, -1)
 	g.peers[k] = i
 	return i
 }
@@ -723,7 +1049,7 @@ func (g *Graph) releaseIfEmpty(en *entry) {
 // expireLocked ages out half-edges and retry groups. Caller holds mu.
 func (g *Graph) expireLocked(nowN, ep int64) {
 	for en := g.pend.oldest(); en != nil && en.expireAt <= nowN; en = g.pend.oldest() {
-		g.expireEntry(en, ep)
+		g.expireEntry(en, nowN, ep)
 		g.pend.remove(en)
 	}
 	for r := g.retryL.head; r != nil && r.expireAt <= nowN; r = g.retryL.head {
@@ -732,14 +1058,19 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 	}
 }
 
-func (g *Graph) expireEntry(en *entry, ep int64) {
+func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 	if en.has&hasClient != 0 {
 		c := &en.h
+		if sl := g.recent.findKind(&en.key.trace, en.key.span, SpanClient); sl != nil {
+			sl.flags |= recentExpired // a server span for it would be late
+		}
 		if c.peer < 0 {
 			g.m.expired.WithLabelValues("client_no_peer").Inc()
-		} else if callee := g.peerAlias[c.peer]; callee >= 0 {
-			// The peer is a service we have seen answer: the call never
-			// reached it (refused, timed out, or failed fast by a breaker).
+			g.unplaced.count(g.nodeIx[c.node].key, reasonClientNoPeer, ep)
+		} else if callee := g.aliasOf(c.node, c.peer); callee >= 0 {
+			// The peer is a service this caller has seen answer: the call
+			// never reached it (refused, timed out, or failed fast by a
+			// breaker).
 			g.m.expired.WithLabelValues("client_unanswered").Inc()
 			if e := g.edge(c.node, callee, c.proto, ""); e != nil {
 				st := e.ring.at(ep)
@@ -762,10 +1093,13 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 	}
 	if en.has&hasServer != 0 {
 		g.m.expired.WithLabelValues("server").Inc()
-		g.observeUncalled(&en.h, ep)
+		g.expireServer(en, nowN, ep)
 	}
 	if en.has&hasProducer != 0 {
 		g.m.expired.WithLabelValues("producer").Inc()
+	}
+	if en.has&hasChild != 0 {
+		g.expireChild(en, ep)
 	}
 	if en.waiters != 0 {
 		for _, w := range g.pend.waiting(en) {
@@ -777,16 +1111,68 @@ func (g *Graph) expireEntry(en *entry, ep int64) {
 	}
 }
 
+// expireServer records a server span that waited out the pair TTL without
+// its client span. Caller holds mu.
+func (g *Graph) expireServer(en *entry, nowN, ep int64) {
+	sv := &en.h
+	src := int32(-1)
+	if p := g.recent.find(&en.key.trace, en.key.span, sv.node); p != nil && p.node != sv.node {
+		switch p.kind {
+		case SpanClient:
+			// Its client span came, and its call was recorded without it
+			// (a database call, or a call given up as unanswered).
+			g.m.dropped.WithLabelValues("late_server").Inc()
+			return
+		case SpanProducer:
+		default:
+			// Its parent, seen after it, is a span of another service
+			// that is no client: that service called it.
+			src = p.node
+		}
+	}
+	proto := cmp.Or(sv.proto, ProtocolInternal)
+	if src >= 0 {
+		g.observeHop(src, sv, false, ep)
+	} else {
+		// Nobody instrumented called it. A client span arriving now for
+		// it is late.
+		g.observeUncalled(sv, 0, ep)
+		g.recent.markAnswered(&en.key.trace, en.key.span, sv.node, nowN)
+		src = g.node(clientNodeKey, ep)
+		proto = sv.proto
+	}
+	if en.attempts > 0 && src >= 0 {
+		g.addAttempts(src, sv, proto, en.attempts, en.attemptErrs, ep)
+	}
+}
+
+// expireChild decides a span that waited to learn its parent's service.
+// Caller holds mu.
+func (g *Graph) expireChild(en *entry, ep int64) {
+	h := &en.h
+	p := g.recent.find(&en.key.trace, en.parent, h.node)
+	if p == nil {
+		if en.has&childPlaced == 0 {
+			g.unplaced.count(g.nodeIx[h.node].key, reasonParentNotSeen, ep)
+		}
+		return
+	}
+	g.placeChild(h, p.node, p.kind, pendKey{trace: en.key.trace, span: en.parent}, en.has&childClient, ep)
+}
+
 func (g *Graph) opHash(s *Span) uint64 {
 	var h maphash.Hash
 	h.SetSeed(g.seed)
 	h.WriteString(s.Operation)
 	h.WriteByte(0)
+	h.WriteString(s.Target)
+	h.WriteByte(0)
 	h.WriteString(s.Peer.Name)
 	return h.Sum64()
 }
 
-// noteFailure remembers a failed client call for retry recognition.
+// noteFailure remembers a failed client call (an error, or throttled: HTTP
+// 429) for retry recognition.
 func (g *Graph) noteFailure(s *Span, nowN int64) {
 	k := retryKey{trace: s.Trace, parent: s.Parent, op: g.opHash(s)}
 	r := g.retries[k]
@@ -852,10 +1238,52 @@ func (g *Graph) peerNodeOf(p int32, ep int64) int32 {
 	return n
 }
 
-// learnAlias records that calls addressed to peer candidate p were answered
-// by service node svc.
-func (g *Graph) learnAlias(p, svc int32) {
-	if p >= 0 && !g.peerIx[p].IsOverflow() { // the overflow peer stands for many
-		g.peerAlias[p] = svc
+// aliasKey is a caller and a peer candidate it addresses.
+type aliasKey struct{ caller, peer int32 }
+
+// aliasAmbiguous marks a caller's peer answered by more than one service
+// (a gateway routing by path, an address reused by another service).
+const aliasAmbiguous = -2
+
+// aliasOf returns the service node that answers calls from caller to peer
+// candidate p: the one this caller has seen answer there, else the one
+// every caller saw answer there; a negative value when none or more than
+// one did. Caller holds mu.
+func (g *Graph) aliasOf(caller, p int32) int32 {
+	if p < 0 {
+		return -1
+	}
+	if a, ok := g.aliases[aliasKey{caller, p}]; ok {
+		return a
+	}
+	if a, ok := g.aliases[aliasKey{-1, p}]; ok {
+		return a
+	}
+	return -1
+}
+
+// learnAlias records that calls from node caller addressed to peer
+// candidate p were answered by service node svc, for that caller and for
+// every caller. Per caller first, because one address (localhost through a
+// sidecar, a gateway routing by path, a reused pod IP) leads different
+// callers to different services; an address that several services
+// answered is no alias for callers that have not seen it answered
+// themselves. Caller holds mu.
+func (g *Graph) learnAlias(caller, p, svc int32) {
+	if p < 0 || caller == svc || g.peerIx[p].IsOverflow() { // the overflow peer stands for many
+		return
+	}
+	for _, k := range [2]aliasKey{{caller, p}, {-1, p}} {
+		a, ok := g.aliases[k]
+		switch {
+		case !ok:
+			if len(g.aliases) >= 2*g.opts.MaxEdges {
+				g.m.dropped.WithLabelValues("aliases_full").Inc()
+				return
+			}
+			g.aliases[k] = svc
+		case a != svc && a != aliasAmbiguous:
+			g.aliases[k] = aliasAmbiguous
+		}
 	}
 }

@@ -65,6 +65,10 @@ type Span struct {
 	// Error is true when the call failed on the callee's account: status
 	// ERROR except HTTP 4xx and gRPC caller-side codes, or HTTP 5xx.
 	Error bool
+	// Throttled is true when the callee refused the call for its rate
+	// (HTTP 429): not the callee's error, but a failure callers retry, so
+	// a repeat of the call after it is a retry.
+	Throttled bool
 
 	Protocol Protocol
 
@@ -74,6 +78,12 @@ type Span struct {
 	// service.peer.name, peer.service, server.address[:port], net.peer.name,
 	// network.peer.address). Zero Kind when the span names no peer.
 	Peer NodeKey
+	// SelfPeer is true for a CLIENT span that names its own service as
+	// the peer it calls (service.peer.name, peer.service or
+	// server.address equal to its service.name): the instrumentation of
+	// that peer, reporting under the peer's name, whose caller is the
+	// service of its parent span.
+	SelfPeer bool
 
 	// Messaging is the operation of a messaging span; Destination is its
 	// destination node (Kind NodeTopic or NodeQueue, Group the messaging
@@ -93,4 +103,10 @@ type Span struct {
 	// "pkg.Service/Method", "SELECT orders"); client spans repeated from one
 	// parent to the same Operation after a failure count as retries.
 	Operation string
+	// Target is what a call asks for beyond its operation's name: for an
+	// HTTP client span, the route template or the URL path without its
+	// query ("" otherwise). A repeat of a call to the same Operation and
+	// Target after a failure is a retry; a loop of GETs to different
+	// paths is not.
+	Target string
 }

@@ -377,6 +377,9 @@ func TestHostileInput(t *testing.T) {
 			},
 		},
 		{
+			// The same span three times, as an exporter re-sending a batch
+			// sends it: taken once, and not refused (the graph counts
+			// cartograph_graph_observations_dropped_total{reason="resent_span"}).
 			name: "duplicate span ids",
 			body: func() []byte {
 				sp := rawSpan{trace: traceN(7), id: spanN(7), parent: spanN(70), name: "dup", kind: clientKind, start: 1, end: 2}
@@ -386,8 +389,7 @@ func TestHostileInput(t *testing.T) {
 			maxAlloc: 16 << 20,
 			check: func(t *testing.T, res *httpResponse) {
 				rejected, msg := partialSuccess(t, signalTraces, res)
-				require.EqualValues(t, 2, rejected)
-				require.Contains(t, msg, "duplicate span id")
+				require.Zero(t, rejected, msg)
 			},
 		},
 		{

@@ -25,7 +25,7 @@ const (
 // Invalid UTF-8 is replaced, so that two names that differ only in invalid
 // bytes are one node, as they are once encoded as JSON.
 func (t *translator) sanitize(s *graph.Span) {
-	for _, p := range [...]*string{&s.Operation, &s.Peer.Group, &s.Peer.Name,
+	for _, p := range [...]*string{&s.Operation, &s.Target, &s.Peer.Group, &s.Peer.Name,
 		&s.Destination.Group, &s.Destination.Name, &s.ConsumerGroup} {
 		if v := *p; v != "" && (len(v) > MaxNameBytes || !utf8.ValidString(v)) {
 			*p = t.sanitizeName(v)

@@ -133,6 +133,7 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 	sp.Attributes().Range(a.set)
 
 	s.Error = a.isError(sp.Status().Code())
+	s.Throttled = a.httpStatusCode() == 429
 	s.ResendCount = a.resendCount
 
 	if a.msgSystem != "" {
@@ -157,7 +158,64 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 	}
 	if kind == graph.SpanClient {
 		s.Peer = t.peer(&a, db)
+		s.SelfPeer = a.namesService(s.Service)
+		if s.Protocol == graph.ProtocolHTTP {
+			s.Target = a.target()
+		}
 	}
+}
+
+// target returns what an HTTP call asks for beyond its method: the route
+// template when there is one, else the URL's path without its query.
+// HTTP client spans are often named by the method alone, so without it
+// every GET from one parent would be the "same operation".
+func (a *spanAttrs) target() string {
+	if r := firstOf(a.route[:]); r != "" {
+		return r
+	}
+	for _, u := range a.url {
+		if u != "" {
+			return urlPath(u)
+		}
+	}
+	return cutQuery(firstOf(a.path[:]))
+}
+
+// urlPath returns the path of an absolute URL, without query or fragment.
+func urlPath(u string) string {
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return cutQuery(u)
+	}
+	rest := u[i+3:]
+	j := strings.IndexAny(rest, "/?#")
+	if j < 0 || rest[j] != '/' {
+		return "/"
+	}
+	return cutQuery(rest[j:])
+}
+
+// cutQuery returns p up to its query or fragment.
+func cutQuery(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		return p[:i]
+	}
+	return p
+}
+
+// namesService reports whether the span names service svc as the peer it
+// calls: the instrumentation of that peer reporting under its name
+// (Jaeger's HotROD, hand-made database spans).
+func (a *spanAttrs) namesService(svc string) bool {
+	if svc == "" || svc == unknownService {
+		return false
+	}
+	for _, n := range [...]string{a.peerName[0], a.peerName[1], a.serverAddr, a.netPeerName} {
+		if n == svc {
+			return true
+		}
+	}
+	return false
 }
 
 // unixNanos converts an OTLP timestamp, clamping values int64 cannot hold.
@@ -212,6 +270,8 @@ type spanAttrs struct {
 
 	httpSeen    bool      // a string HTTP attribute (method, route, path, target, host)
 	url         [2]string // url.full, http.url
+	route       [2]string // url.template, http.route
+	path        [2]string // url.path, http.target
 	httpStatus  [2]int64  // http.response.status_code, http.status_code (0 = absent)
 	resendCount int64
 
@@ -290,8 +350,20 @@ func (a *spanAttrs) set(k string, v pcommon.Value) bool {
 		a.dbNamespace[1] = v.Str()
 
 	// HTTP.
-	case "http.request.method", "http.method", "http.route", "url.path", "http.target":
+	case "http.request.method", "http.method":
 		a.httpSeen = a.httpSeen || v.Str() != ""
+	case "url.template":
+		a.route[0] = v.Str()
+		a.httpSeen = a.httpSeen || a.route[0] != ""
+	case "http.route":
+		a.route[1] = v.Str()
+		a.httpSeen = a.httpSeen || a.route[1] != ""
+	case "url.path":
+		a.path[0] = v.Str()
+		a.httpSeen = a.httpSeen || a.path[0] != ""
+	case "http.target":
+		a.path[1] = v.Str()
+		a.httpSeen = a.httpSeen || a.path[1] != ""
 	case "url.full":
 		a.url[0] = v.Str()
 	case "http.url":

@@ -753,3 +753,58 @@ func TestSanitizeCountsPerSpan(t *testing.T) {
 	require.Equal(t, 3, tr.invalidUTF8, "the service of 2 spans, the operation of 1")
 	require.Equal(t, 2, tr.tooLong, "the namespace of 2 spans")
 }
+
+// TestTranslateCallIdentity: what tells one call from another (the HTTP
+// target beyond a span named by its method alone), a throttled call, and a
+// client span that names its own service as its peer.
+func TestTranslateCallIdentity(t *testing.T) {
+	type got struct {
+		Target    string
+		Throttled bool
+		Error     bool
+		SelfPeer  bool
+	}
+	tests := []struct {
+		name  string
+		svc   string
+		kind  ptrace.SpanKind
+		attrs map[string]any
+		want  got
+	}{
+		{name: "url.template wins", svc: "web", kind: client,
+			attrs: map[string]any{"http.request.method": "GET", "url.template": "/users/{id}", "url.full": "http://api/users/7?x=1"},
+			want:  got{Target: "/users/{id}"}},
+		{name: "path of url.full, no query", svc: "web", kind: client,
+			attrs: map[string]any{"http.request.method": "GET", "url.full": "https://api:8443/users/7?x=1#f"},
+			want:  got{Target: "/users/7"}},
+		{name: "legacy http.url without path", svc: "web", kind: client,
+			attrs: map[string]any{"http.method": "GET", "http.url": "http://api?x=1"},
+			want:  got{Target: "/"}},
+		{name: "legacy http.target", svc: "web", kind: client,
+			attrs: map[string]any{"http.method": "GET", "http.target": "/orders?page=2", "net.peer.name": "orders"},
+			want:  got{Target: "/orders"}},
+		{name: "server spans keep no target", svc: "web", kind: server,
+			attrs: map[string]any{"http.request.method": "GET", "url.path": "/x"}},
+		{name: "HTTP 429 is throttled, not the callee's error", svc: "web", kind: client,
+			attrs: map[string]any{"http.request.method": "GET", "url.path": "/x", "http.response.status_code": 429},
+			want:  got{Target: "/x", Throttled: true}},
+		{name: "peer.service naming itself (HotROD)", svc: "redis", kind: client,
+			attrs: map[string]any{"peer.service": "redis", "redis.key": "k"},
+			want:  got{SelfPeer: true}},
+		{name: "server.address naming itself", svc: "mysql", kind: client,
+			attrs: map[string]any{"db.system": "mysql", "server.address": "mysql", "db.name": "customers"},
+			want:  got{SelfPeer: true}},
+		{name: "a database named after its service is no self peer", svc: "orders", kind: client,
+			attrs: map[string]any{"db.system": "postgresql", "db.namespace": "orders", "server.address": "pg-1"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			td := buildTraces(t, resourceSpec{attrs: map[string]any{"service.name": tc.svc},
+				spans: []spanSpec{{name: "GET", kind: tc.kind, attrs: tc.attrs, start: 1, end: 2}}})
+			spans, _ := Translate(nil, td)
+			require.Len(t, spans, 1)
+			s := spans[0]
+			require.Equal(t, tc.want, got{Target: s.Target, Throttled: s.Throttled, Error: s.Error, SelfPeer: s.SelfPeer})
+		})
+	}
+}

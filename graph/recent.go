@@ -1,0 +1,234 @@
+package graph
+
+import "encoding/binary"
+
+// recentSpans remembers the spans seen lately: for each (trace, span id),
+// the service node that sent it and its kind. With it a span finds its
+// parent's service whichever of the two arrives first (a cross-service
+// hop that no client/server pair accounts for), a re-sent span is told
+// from a new one, a client and a server reported under one span id
+// (Zipkin's shared spans) are told from a duplicate, and a span that
+// arrives after its other half was given up is known to be late.
+//
+// It is a set-associative table: a key hashes to a bucket of recentWays
+// slots, and a new key takes an empty slot or the bucket's oldest. Slots
+// hold no pointers, so the garbage collector never scans the table. The
+// table starts small and doubles whenever it would evict a span younger
+// than its horizon, up to maxSlots; at that size younger spans are
+// forgotten early and counted (evictedYoung). Caller holds Graph.mu.
+type recentSpans struct {
+	slots    []recentSlot
+	mask     uint64 // buckets - 1
+	maxSlots int
+	horizon  uint32 // seconds a span should be remembered
+	base     int64  // Unix ns that slot times count from
+	// evictedYoung counts spans forgotten before the horizon because the
+	// table was at maxSlots.
+	evictedYoung uint64
+}
+
+// recentWays is the number of slots in a bucket.
+const recentWays = 4
+
+// minRecentSlots is the size a table starts at.
+const minRecentSlots = 1 << 12
+
+// kindAnswered marks a slot that is no span: the slot at (trace, S.Parent)
+// of a server span S that waited out the pair TTL without its client, so
+// that the client, arriving later, is known to be late.
+const kindAnswered SpanKind = 0xff
+
+// Flags of a recentSlot.
+const (
+	// recentExpired: a client span whose call was recorded without a
+	// server span (it waited out the pair TTL, or it calls a database and
+	// was recorded at once); a server span arriving for it now is late.
+	recentExpired uint8 = 1 << iota
+)
+
+// recentSlot is one remembered span. at is 0 in an empty slot.
+type recentSlot struct {
+	trace TraceID
+	span  SpanID
+	node  int32
+	at    uint32 // seconds since recentSpans.base, plus one
+	kind  SpanKind
+	flags uint8
+}
+
+// newRecentSpans returns a table that remembers spans for horizonSec
+// seconds while it holds at most maxSlots (rounded down to a power of two,
+// at least minRecentSlots).
+func newRecentSpans(maxSlots int, horizonSec uint32, base int64) recentSpans {
+	m := minRecentSlots
+	for m*2 <= maxSlots {
+		m *= 2
+	}
+	r := recentSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
+	r.alloc(min(minRecentSlots, m))
+	return r
+}
+
+func (r *recentSpans) alloc(n int) {
+	r.slots = make([]recentSlot, n)
+	r.mask = uint64(n/recentWays - 1)
+}
+
+// stamp returns the slot time of nowN.
+func (r *recentSpans) stamp(nowN int64) uint32 {
+	d := (nowN - r.base) / 1e9
+	if d < 0 {
+		d = 0
+	}
+	if d > 1<<32-2 {
+		d = 1<<32 - 2
+	}
+	return uint32(d) + 1
+}
+
+func (r *recentSpans) bucket(tr *TraceID, sp SpanID) []recentSlot {
+	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ mix64(binary.LittleEndian.Uint64(tr[8:])))
+	i := (h & r.mask) * recentWays
+	return r.slots[i : i+recentWays : i+recentWays]
+}
+
+// mix64 is SplitMix64's finaliser: span and trace ids are random, but a
+// sender may count them up, and the low bits must still spread.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
+}
+
+// recentNote is what remember found about a span already in the table.
+type recentNote uint8
+
+const (
+	// noteNew: nothing known of the span.
+	noteNew recentNote = iota
+	// noteDuplicate: the same span (same id, kind and service) was seen.
+	noteDuplicate
+	// noteShared: a span of the other side (client for a server, server
+	// for a client) of another service carries the same id: a Zipkin
+	// shared span.
+	noteShared
+	// noteLate: a client span whose server span waited out the pair TTL
+	// and was recorded without it.
+	noteLate
+)
+
+// remember records span s of service node and reports what was known of
+// its id before.
+func (r *recentSpans) remember(s *Span, node int32, nowN int64) recentNote {
+	now := r.stamp(nowN)
+	b := r.bucket(&s.Trace, s.ID)
+	note := noteNew
+	victim := 0
+	for i := range b {
+		sl := &b[i]
+		if sl.at == 0 {
+			victim = i
+			continue
+		}
+		if sl.span == s.ID && sl.trace == s.Trace {
+			switch {
+			case sl.kind == s.Kind && sl.node == node:
+				sl.at = now
+				return noteDuplicate
+			case sl.kind == kindAnswered && s.Kind == SpanClient:
+				note = noteLate
+			case sl.node != node && (sl.kind == SpanClient && s.Kind == SpanServer || sl.kind == SpanServer && s.Kind == SpanClient):
+				note = noteShared
+			}
+		}
+		if b[victim].at != 0 && sl.at < b[victim].at {
+			victim = i
+		}
+	}
+	if v := &b[victim]; v.at != 0 && now-v.at < r.horizon {
+		if len(r.slots) < r.maxSlots {
+			r.grow()
+			r.insert(recentSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind})
+			return note
+		}
+		r.evictedYoung++
+	}
+	b[victim] = recentSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
+	return note
+}
+
+// insert puts sl in its bucket's empty or oldest slot.
+func (r *recentSpans) insert(sl recentSlot) {
+	b := r.bucket(&sl.trace, sl.span)
+	victim := 0
+	for i := range b {
+		if b[i].at == 0 {
+			victim = i
+			break
+		}
+		if b[i].at < b[victim].at {
+			victim = i
+		}
+	}
+	b[victim] = sl
+}
+
+// grow doubles the table, keeping every slot.
+func (r *recentSpans) grow() {
+	old := r.slots
+	r.alloc(len(old) * 2)
+	for i := range old {
+		if old[i].at != 0 {
+			r.insert(old[i])
+		}
+	}
+}
+
+// markAnswered records that the server span of node, child of (tr, parent),
+// was recorded without its client.
+func (r *recentSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
+	b := r.bucket(tr, parent)
+	victim := 0
+	for i := range b {
+		if b[i].at == 0 {
+			victim = i
+			break
+		}
+		if b[i].at < b[victim].at {
+			victim = i
+		}
+	}
+	b[victim] = recentSlot{trace: *tr, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
+}
+
+// find returns the slot of span (tr, id), or nil. When two spans share the
+// id (a Zipkin shared span), it prefers one of service node other than
+// self, then any that is not of kind skip.
+func (r *recentSpans) find(tr *TraceID, id SpanID, self int32) *recentSlot {
+	b := r.bucket(tr, id)
+	var found *recentSlot
+	for i := range b {
+		sl := &b[i]
+		if sl.at == 0 || sl.span != id || sl.trace != *tr || sl.kind == kindAnswered {
+			continue
+		}
+		if found == nil || found.node == self && sl.node != self {
+			found = sl
+		}
+	}
+	return found
+}
+
+// findKind returns the slot of span (tr, id) of the given kind, or nil.
+func (r *recentSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *recentSlot {
+	b := r.bucket(tr, id)
+	for i := range b {
+		if sl := &b[i]; sl.at != 0 && sl.span == id && sl.trace == *tr && sl.kind == kind {
+			return sl
+		}
+	}
+	return nil
+}
