@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
@@ -17,6 +16,12 @@ const (
 	DefaultRetryMinRetries       = 10
 	DefaultCriticalAmplification = 4.0
 )
+
+// RetryExitFraction sets the exit thresholds of a retry storm: a firing
+// storm keeps firing while its retry ratio is above RetryExitFraction ×
+// Budget with at least RetryExitFraction × MinRetries retries, and resolves
+// (after the engine's keep-firing time) below either.
+const RetryExitFraction = 0.8
 
 const (
 	// maxAttemptFactor caps the attempts per request of one edge, used
@@ -105,17 +110,81 @@ func (d *RetryStorm) Options() RetryStormOptions { return d.opts }
 // Kind returns KindRetryStorm.
 func (d *RetryStorm) Kind() Kind { return KindRetryStorm }
 
+// stormLevel is how far a retry ratio is past the thresholds.
+type stormLevel uint8
+
+const (
+	levelNone    stormLevel = iota
+	levelSustain            // past the exit thresholds only
+	levelEnter              // past the enter thresholds
+)
+
+// level judges retries out of calls against the enter and exit thresholds.
+func (d *RetryStorm) level(retries, calls float64) stormLevel {
+	if !(calls > 0) {
+		return levelNone
+	}
+	r := retries / calls
+	switch {
+	case retries >= float64(d.opts.MinRetries) && r > d.opts.Budget:
+		return levelEnter
+	case retries >= math.Ceil(RetryExitFraction*float64(d.opts.MinRetries)) && r > RetryExitFraction*d.opts.Budget:
+		return levelSustain
+	}
+	return levelNone
+}
+
 // Detect returns one observation per sync edge of s that storms: at least
-// MinRetries retries in the window and a retry ratio above Budget. The
-// observations are ordered by edge id. Severity is critical when the edge's
-// amplification is at least CriticalAmplification.
+// MinRetries retries in the window and a retry ratio above Budget, seen in
+// traces or in a retry counter reported as metrics (Envoy
+// upstream_rq_retry, resilience4j retry calls) joined to the edge from its
+// service to the callee the series names, as breakers are. An edge past
+// only the exit thresholds (RetryExitFraction of both) is reported with
+// Observation.Sustain set: it keeps a firing storm firing but starts none.
+// The observations are ordered by edge id.
+//
+// Evidence: "retry_ratio", "retries", "requests", "retries_per_s" of the
+// source that shows the storm (traces, unless only the metric series is
+// past the thresholds; the series, when past them, is also given whole
+// under "metrics"), "budget", "amplification" and "chain". The edge's own
+// attempt factor in the amplification is 1/(1 - retry ratio) of that same
+// source, so the two never contradict each other. Severity is critical
+// when the amplification is at least CriticalAmplification.
 //
 // Detect does not modify s. When ctx is done it stops and returns nil.
 func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
 	if s == nil || ctx.Err() != nil {
 		return nil
 	}
-	amp, ok := amplify(ctx, s.Edges)
+	metric := d.metricSeries(s)
+	type judged struct {
+		lvl        stormLevel
+		fromMetric bool
+	}
+	verdict := make([]judged, len(s.Edges))
+	factor := make([]float64, len(s.Edges))
+	for i := range s.Edges {
+		e := &s.Edges[i]
+		factor[i] = attemptFactor(e)
+		if e.Kind != graph.EdgeSync {
+			continue
+		}
+		tl := d.level(float64(e.Retries), float64(e.Requests))
+		var ml stormLevel
+		if r := metric[i]; r != nil {
+			ml = d.level(r.Retries, r.Calls)
+		}
+		if ml == levelNone {
+			metric[i] = nil // below its own thresholds: not evidence
+		}
+		// The metric speaks when only it is past the thresholds the edge
+		// is past; its ratio then sets the edge's attempt factor too.
+		verdict[i] = judged{lvl: max(tl, ml), fromMetric: ml > tl}
+		if verdict[i].fromMetric {
+			factor[i] = metricFactor(metric[i])
+		}
+	}
+	amp, ok := amplify(ctx, s.Edges, factor)
 	if !ok {
 		return nil
 	}
@@ -124,53 +193,61 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		if i%cancelEvery == 0 && ctx.Err() != nil {
 			return nil
 		}
-		e := &s.Edges[i]
-		if e.Kind != graph.EdgeSync || e.Retries < d.opts.MinRetries || !(e.RetryRatio > d.opts.Budget) {
+		v := verdict[i]
+		if v.lvl == levelNone {
 			continue
 		}
-		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i), nil))
+		o := d.observe(s, &s.Edges[i], amp.amp[i], amp.chain(s.Edges, i), metric[i], v.fromMetric)
+		o.Sustain = v.lvl == levelSustain
+		out = append(out, o)
 	}
-	out = d.fromMetrics(s, out, amp)
-	slices.SortFunc(out, func(a, b Observation) int { return strings.Compare(a.Subject.EdgeID, b.Subject.EdgeID) })
 	return out
 }
 
-// fromMetrics adds the retry counters reported as metrics (Envoy
-// upstream_rq_retry, resilience4j retry calls): a series over the budget
-// adds its numbers to the storm already seen on the edge it names (the
-// source's calls to the callee its name matches, as for breakers), or is a
-// storm of its own when traces show none (client libraries that retry
-// inside one span).
-func (d *RetryStorm) fromMetrics(s *graph.Snapshot, out []Observation, amp amplification) []Observation {
+// metricSeries joins the retry counters reported as metrics to sync edges:
+// a series is put on the edge from its service whose callee its name
+// matches (as for breakers); when several land on one edge the one with the
+// highest ratio is kept. Series with unknown calls, or naming no edge we
+// know, are left out. The result is indexed like s.Edges (nil: none).
+func (d *RetryStorm) metricSeries(s *graph.Snapshot) []*resilience.RetryRate {
+	out := make([]*resilience.RetryRate, len(s.Edges))
+	var bySource map[string][]int
 	for ri := range s.RetryRates {
 		r := &s.RetryRates[ri]
-		if r.Calls <= 0 || r.Retries < float64(d.opts.MinRetries) || !(r.Retries/r.Calls > d.opts.Budget) {
+		if !(r.Calls > 0) || r.Retries < 0 {
 			continue
 		}
-		var candidates []int
-		for i := range s.Edges {
-			if e := &s.Edges[i]; e.Kind == graph.EdgeSync && nodeName(s, e.Source) == r.Service {
-				candidates = append(candidates, i)
+		if bySource == nil {
+			bySource = map[string][]int{}
+			for i := range s.Edges {
+				if e := &s.Edges[i]; e.Kind == graph.EdgeSync {
+					n := nodeName(s, e.Source)
+					bySource[n] = append(bySource[n], i)
+				}
 			}
 		}
-		best := bestEdge(s, candidates, r.Name)
+		best := bestEdge(s, bySource[r.Service], r.Name)
 		if best < 0 {
 			continue // names no edge we know: nothing to put it on
 		}
-		e := &s.Edges[best]
-		merged := false
-		for j := range out {
-			if out[j].Subject.EdgeID == e.ID {
-				out[j].Evidence["metrics"] = retryMetricEvidence(r)
-				merged = true
-			}
+		if o := out[best]; o == nil || r.Retries/r.Calls > o.Retries/o.Calls {
+			out[best] = r
 		}
-		if merged {
-			continue
-		}
-		out = append(out, d.observe(s, e, amp.amp[best], amp.chain(s.Edges, best), r))
 	}
 	return out
+}
+
+// metricFactor is the attempts the callee sees per call the caller needs,
+// from a retry counter: calls (attempts, retries included) / (calls -
+// retries), at most maxAttemptFactor.
+func metricFactor(r *resilience.RetryRate) float64 {
+	if !(r.Calls > 0) || !(r.Retries > 0) {
+		return 1
+	}
+	if r.Retries >= r.Calls {
+		return maxAttemptFactor
+	}
+	return min(r.Calls/(r.Calls-r.Retries), maxAttemptFactor)
 }
 
 // retryMetricEvidence is the "metrics" evidence of retry counter r.
@@ -178,9 +255,10 @@ func retryMetricEvidence(r *resilience.RetryRate) map[string]any {
 	return map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": round4(r.Retries / r.Calls), "seconds": round4(r.Seconds)}
 }
 
-// observe reports the storm on sync edge e; r, when not nil, is the retry
-// counter reported as metrics that alone shows it.
-func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string, r *resilience.RetryRate) Observation {
+// observe reports the storm on sync edge e. r, when not nil, is the retry
+// counter reported as metrics on the edge; fromMetric says that its numbers,
+// not the traces', are the storm's.
+func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string, r *resilience.RetryRate, fromMetric bool) Observation {
 	src, dst := nodeName(s, e.Source), nodeName(s, e.Target)
 	var perS float64
 	if s.WindowSeconds > 0 {
@@ -207,8 +285,15 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chai
 	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: e.RetryRatio,
 		RetriesPerMin: perS * 60, Amplification: amp, Budget: d.opts.Budget}
 	if r != nil {
+		o.Evidence["metrics"] = retryMetricEvidence(r)
+	}
+	if fromMetric {
 		ratio := round4(r.Retries / r.Calls)
-		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["metrics"] = ratio, r.Retries, retryMetricEvidence(r)
+		if r.Seconds > 0 {
+			perS = r.Retries / r.Seconds
+		}
+		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["requests"] = ratio, r.Retries, r.Calls
+		o.Evidence["retries_per_s"] = round4(perS)
 		msg.RetryRatio = ratio
 		msg.Metric = &retryMetricMessage{Name: r.Name, Retries: r.Retries, Calls: r.Calls, Seconds: r.Seconds}
 	}
@@ -246,14 +331,15 @@ type amplification struct {
 }
 
 // amplify computes the amplification of every sync edge with one pass over
-// a topological order of the sync subgraph. The amplification of an edge is
+// a topological order of the sync subgraph; factor holds each edge's attempt
+// factor (indexed like edges). The amplification of an edge is
 // the largest product of attempt factors along a chain of sync edges from an
 // entry (a node with no incoming sync edge, cycle edges aside) down to and
 // including the edge; among chains of equal product the shortest wins. Edges
 // within a strongly connected component do not carry the product onwards:
 // their own amplification is that reaching their source times their own
 // factor. It reports false when ctx was done first.
-func amplify(ctx context.Context, edges []graph.Edge) (amplification, bool) {
+func amplify(ctx context.Context, edges []graph.Edge, factor []float64) (amplification, bool) {
 	a := amplification{src: make([]int32, len(edges)), amp: make([]float64, len(edges))}
 	dst := make([]int32, len(edges))
 	ids := make(map[string]int32)
@@ -315,7 +401,7 @@ func amplify(ctx context.Context, edges []graph.Edge) (amplification, bool) {
 		}
 		v := order[k]
 		for _, ei := range adj[off[v]:off[v+1]] {
-			x := min(best[v]*attemptFactor(&edges[ei]), maxAmplification)
+			x := min(best[v]*factor[ei], maxAmplification)
 			a.amp[ei] = x
 			w := dst[ei]
 			if comp[w] == comp[v] {
