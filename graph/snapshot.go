@@ -1,7 +1,9 @@
 package graph
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -35,6 +37,10 @@ type Snapshot struct {
 	RetryRates []resilience.RetryRate `json:"-"`
 	// Paths are the critical-path breakdowns of entry operations.
 	Paths []EntryPath `json:"-"`
+	// BetweennessSkipped says that betweenness centrality was not computed
+	// (more nodes than coupling.DefaultMaxBetweennessNodes); every node's
+	// Betweenness is then 0 and not a measurement.
+	BetweennessSkipped bool `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -50,7 +56,24 @@ type Node struct {
 	FanIn       int     `json:"fan_in"`
 	FanOut      int     `json:"fan_out"`
 	Instability float64 `json:"instability"`
+	// Betweenness is the node's betweenness centrality; 0 and omitted from
+	// JSON when BetweennessSkipped.
 	Betweenness float64 `json:"betweenness"`
+	// BetweennessSkipped says betweenness was not computed for this graph
+	// (too many nodes), so Betweenness means nothing.
+	BetweennessSkipped bool `json:"betweenness_skipped,omitempty"`
+}
+
+// MarshalJSON encodes n, leaving "betweenness" out when it was skipped.
+func (n Node) MarshalJSON() ([]byte, error) {
+	type plain Node
+	if !n.BetweennessSkipped {
+		return marshalPlain(plain(n))
+	}
+	return marshalPlain(struct {
+		plain
+		Betweenness *float64 `json:"betweenness,omitempty"` // shadows plain's
+	}{plain: plain(n)})
 }
 
 // Edge is an edge of a Snapshot with its aggregates over the window.
@@ -67,8 +90,18 @@ type Edge struct {
 	RatePerS   float64 `json:"rate_per_s"`
 	Errors     uint64  `json:"errors"`
 	ErrorRatio float64 `json:"error_ratio"`
+	// Retries and RetryRatio count the calls that were retries; they are
+	// omitted from JSON unless RetriesSeen.
 	Retries    uint64  `json:"retries"`
 	RetryRatio float64 `json:"retry_ratio"`
+	// RetriesSeen says whether retries can be seen on the edge at all, so
+	// that Retries 0 means none rather than unknown: a retry was seen, or
+	// the edge is a sync HTTP/gRPC/RPC edge whose caller side was seen
+	// (client spans, which carry http.request.resend_count and whose
+	// repeats the pairing recognises). Async edges, database and other
+	// calls whose instrumentation reports no resends, and calls seen only
+	// from the callee (an uninstrumented caller) carry no retry signal.
+	RetriesSeen bool `json:"-"`
 	// Unanswered counts calls no server span answered (included in
 	// Requests): refused, timed out, or failed fast by a circuit breaker.
 	Unanswered uint64 `json:"unanswered,omitempty"`
@@ -90,6 +123,66 @@ type Edge struct {
 
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
+}
+
+// edgeJSON is Edge's JSON form when retries cannot be seen: the retry
+// fields shadowed and omitted.
+type edgeJSON struct {
+	plainEdge
+	Retries    *uint64  `json:"retries,omitempty"`
+	RetryRatio *float64 `json:"retry_ratio,omitempty"`
+}
+
+type plainEdge Edge
+
+// MarshalJSON encodes e, leaving "retries" and "retry_ratio" out unless
+// e.RetriesSeen.
+func (e Edge) MarshalJSON() ([]byte, error) {
+	if e.RetriesSeen {
+		return marshalPlain(plainEdge(e))
+	}
+	return marshalPlain(edgeJSON{plainEdge: plainEdge(e)})
+}
+
+// marshalPlain is json.Marshal without HTML escaping ("->" in edge ids
+// stays readable): the encoder calling a MarshalJSON escapes the result
+// itself when it is asked to.
+func marshalPlain(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// UnmarshalJSON decodes e; RetriesSeen is whether "retries" was present.
+func (e *Edge) UnmarshalJSON(b []byte) error {
+	var v edgeJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = Edge(v.plainEdge)
+	e.RetriesSeen = v.Retries != nil
+	if v.Retries != nil {
+		e.Retries = *v.Retries
+	}
+	if v.RetryRatio != nil {
+		e.RetryRatio = *v.RetryRatio
+	}
+	return nil
+}
+
+// retriesSeen is the rule of Edge.RetriesSeen.
+func retriesSeen(kind EdgeKind, proto Protocol, st *Stats) bool {
+	if st.Retries > 0 {
+		return true
+	}
+	if kind != EdgeSync || (proto != ProtocolHTTP && proto != ProtocolGRPC && proto != ProtocolRPC) {
+		return false
+	}
+	return st.Client != nil && !st.Client.IsEmpty()
 }
 
 // Lag is the consumer lag on a destination -> consumer edge, from broker
@@ -230,7 +323,9 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 			nd.FanIn, nd.FanOut = c.FanIn, c.FanOut
 			nd.Instability = round3(c.Instability)
 			nd.Betweenness = round3(c.Betweenness)
+			nd.BetweennessSkipped = res.BetweennessSkipped
 		}
+		s.BetweennessSkipped = res.BetweennessSkipped
 		for _, cyc := range res.Cycles {
 			ids := make([]string, len(cyc))
 			for j, ni := range cyc {
@@ -426,6 +521,7 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 		e.ErrorRatio = ratio(st.Errors, st.Requests)
 		e.RetryRatio = ratio(st.Retries, st.Requests)
 	}
+	e.RetriesSeen = retriesSeen(kind, proto, &st)
 	e.Latency = e.ServerLatency
 	if e.Latency == nil {
 		e.Latency = e.ClientLatency
