@@ -17,6 +17,13 @@ const (
 	DefaultCriticalAmplification = 4.0
 )
 
+// recentBudgetFactor is how many times the budget the retry ratio of the
+// recent part of the window (graph.Edge.Recent) must exceed: a storm that
+// just began shows there first and far above the budget, while a burst of
+// retries that ends by itself (a replica restarting) may pass the budget
+// over a few seconds but not by half again.
+const recentBudgetFactor = 1.5
+
 // RetryExitFraction sets the exit thresholds of a retry storm: a firing
 // storm keeps firing while its retry ratio is above RetryExitFraction ×
 // Budget with at least RetryExitFraction × MinRetries retries, and resolves
@@ -41,7 +48,8 @@ type RetryStormOptions struct {
 	// storms (default 0.2).
 	Budget float64 `yaml:"budget"`
 	// MinRetries is how many retries an edge needs in the window before it
-	// is judged (default 10).
+	// is judged (default 10); the recent part of the window
+	// (graph.RecentWindow) is judged from half as many.
 	MinRetries uint64 `yaml:"min_retries"`
 	// CriticalAmplification is the amplification factor at or above which a
 	// storm is critical rather than a warning (default 4).
@@ -119,19 +127,49 @@ const (
 	levelEnter              // past the enter thresholds
 )
 
-// level judges retries out of calls against the enter and exit thresholds.
-func (d *RetryStorm) level(retries, calls float64) stormLevel {
+// level judges retries out of calls against the enter and exit thresholds:
+// minRetries and budget enter, RetryExitFraction of both keeps a storm.
+func (d *RetryStorm) level(retries, calls, minRetries, budget float64) stormLevel {
 	if !(calls > 0) {
 		return levelNone
 	}
 	r := retries / calls
 	switch {
-	case retries >= float64(d.opts.MinRetries) && r > d.opts.Budget:
+	case retries >= minRetries && r > budget:
 		return levelEnter
-	case retries >= math.Ceil(RetryExitFraction*float64(d.opts.MinRetries)) && r > RetryExitFraction*d.opts.Budget:
+	case retries >= math.Ceil(RetryExitFraction*minRetries) && r > RetryExitFraction*budget:
 		return levelSustain
 	}
 	return levelNone
+}
+
+// retryCounts are the trace-side numbers a storm is judged on: the whole
+// window's, or the recent part's (graph.Edge.Recent) when only it shows the
+// storm.
+type retryCounts struct {
+	retries, calls uint64
+	ratio          float64
+	seconds        float64 // the span counted
+	recent         bool
+}
+
+// traceCounts judges sync edge e's trace-side retries over the window and
+// over its recent part, and returns the level and the counts that show it.
+// The recent part reacts within seconds where a fresh storm is still
+// diluted by the window's healthy minute. It needs half of MinRetries
+// (rounded up), so that a storm at 1 request/s can fire within seconds
+// while a single retry on a quiet edge never does, and half again the
+// budget (recentBudgetFactor), so that a short burst does not.
+func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, retryCounts) {
+	c := retryCounts{retries: e.Retries, calls: e.Requests, ratio: e.RetryRatio, seconds: s.WindowSeconds}
+	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget)
+	if r := e.Recent; r != nil && r.Requests > 0 {
+		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget); rl > lvl {
+			lvl = rl
+			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: r.Seconds, recent: true}
+		}
+	}
+	return lvl, c
 }
 
 // Detect returns one observation per sync edge of s that storms: at least
@@ -143,9 +181,14 @@ func (d *RetryStorm) level(retries, calls float64) stormLevel {
 // Observation.Sustain set: it keeps a firing storm firing but starts none.
 // The observations are ordered by edge id.
 //
+// Traces are judged over the whole window and over its recent part
+// (graph.Edge.Recent, graph.RecentWindow), which needs half of MinRetries:
+// a storm that began seconds ago is still diluted in the window's minute.
+//
 // Evidence: "retry_ratio", "retries", "requests", "retries_per_s" of the
-// source that shows the storm (traces, unless only the metric series is
-// past the thresholds; the series, when past them, is also given whole
+// source that shows the storm (traces, over the window or, with
+// "over_seconds", over its recent part; or the metric series when only it
+// is past the thresholds; the series, when past them, is also given whole
 // under "metrics"), "budget", "amplification" and "chain". The edge's own
 // attempt factor in the amplification is 1/(1 - retry ratio) of that same
 // source, so the two never contradict each other. Severity is critical
@@ -160,26 +203,29 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 	type judged struct {
 		lvl        stormLevel
 		fromMetric bool
+		counts     retryCounts
 	}
 	verdict := make([]judged, len(s.Edges))
 	factor := make([]float64, len(s.Edges))
 	for i := range s.Edges {
 		e := &s.Edges[i]
-		factor[i] = attemptFactor(e)
+		factor[i] = attemptFactor(e.Retries, e.Requests)
 		if e.Kind != graph.EdgeSync {
 			continue
 		}
-		tl := d.level(float64(e.Retries), float64(e.Requests))
+		tl, tc := d.traceCounts(s, e)
+		factor[i] = attemptFactor(tc.retries, tc.calls)
+		verdict[i].counts = tc
 		var ml stormLevel
 		if r := metric[i]; r != nil {
-			ml = d.level(r.Retries, r.Calls)
+			ml = d.level(r.Retries, r.Calls, float64(d.opts.MinRetries), d.opts.Budget)
 		}
 		if ml == levelNone {
 			metric[i] = nil // below its own thresholds: not evidence
 		}
 		// The metric speaks when only it is past the thresholds the edge
 		// is past; its ratio then sets the edge's attempt factor too.
-		verdict[i] = judged{lvl: max(tl, ml), fromMetric: ml > tl}
+		verdict[i].lvl, verdict[i].fromMetric = max(tl, ml), ml > tl
 		if verdict[i].fromMetric {
 			factor[i] = metricFactor(metric[i])
 		}
@@ -197,7 +243,7 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		if v.lvl == levelNone {
 			continue
 		}
-		o := d.observe(s, &s.Edges[i], amp.amp[i], amp.chain(s.Edges, i), metric[i], v.fromMetric)
+		o := d.observe(s, &s.Edges[i], &v.counts, amp.amp[i], amp.chain(s.Edges, i), metric[i], v.fromMetric)
 		o.Sustain = v.lvl == levelSustain
 		out = append(out, o)
 	}
@@ -255,14 +301,14 @@ func retryMetricEvidence(r *resilience.RetryRate) map[string]any {
 	return map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": round4(r.Retries / r.Calls), "seconds": round4(r.Seconds)}
 }
 
-// observe reports the storm on sync edge e. r, when not nil, is the retry
-// counter reported as metrics on the edge; fromMetric says that its numbers,
-// not the traces', are the storm's.
-func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string, r *resilience.RetryRate, fromMetric bool) Observation {
+// observe reports the storm on sync edge e, seen in traces as c. r, when
+// not nil, is the retry counter reported as metrics on the edge; fromMetric
+// says that its numbers, not the traces', are the storm's.
+func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, c *retryCounts, amp float64, chain []string, r *resilience.RetryRate, fromMetric bool) Observation {
 	src, dst := nodeName(s, e.Source), nodeName(s, e.Target)
 	var perS float64
-	if s.WindowSeconds > 0 {
-		perS = float64(e.Retries) / s.WindowSeconds
+	if c.seconds > 0 {
+		perS = float64(c.retries) / c.seconds
 	}
 	sev := SeverityWarning
 	if amp >= d.opts.CriticalAmplification {
@@ -273,16 +319,19 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chai
 		Subject:  Subject{Source: src, Target: dst, EdgeID: e.ID},
 		Severity: sev,
 		Evidence: map[string]any{
-			"retry_ratio":   e.RetryRatio,
-			"retries":       e.Retries,
-			"requests":      e.Requests,
+			"retry_ratio":   c.ratio,
+			"retries":       c.retries,
+			"requests":      c.calls,
 			"retries_per_s": round4(perS),
 			"budget":        d.opts.Budget,
 			"amplification": round4(amp),
 			"chain":         chain,
 		},
 	}
-	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: e.RetryRatio,
+	if c.recent && !fromMetric {
+		o.Evidence["over_seconds"] = round4(c.seconds) // the recent part of the window
+	}
+	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: c.ratio,
 		RetriesPerMin: perS * 60, Amplification: amp, Budget: d.opts.Budget}
 	if r != nil {
 		o.Evidence["metrics"] = retryMetricEvidence(r)
@@ -311,14 +360,14 @@ func nodeName(s *graph.Snapshot, id string) string {
 
 // attemptFactor is the attempts the callee of a sync edge sees per call the
 // caller needs: calls / (calls - retries), at most maxAttemptFactor.
-func attemptFactor(e *graph.Edge) float64 {
-	if e.Retries == 0 || e.Requests == 0 {
+func attemptFactor(retries, calls uint64) float64 {
+	if retries == 0 || calls == 0 {
 		return 1
 	}
-	if e.Retries >= e.Requests {
+	if retries >= calls {
 		return maxAttemptFactor
 	}
-	return min(float64(e.Requests)/float64(e.Requests-e.Retries), maxAttemptFactor)
+	return min(float64(calls)/float64(calls-retries), maxAttemptFactor)
 }
 
 // amplification holds, per edge, the amplification factor and, per node, the

@@ -121,8 +121,44 @@ type Edge struct {
 	// metrics).
 	Lag *Lag `json:"lag,omitempty"`
 
+	// Recent counts the calls of the last RecentWindow of the window
+	// (nil when the snapshot has no bucket history, as NewSnapshot's):
+	// detectors that must react within seconds judge it beside the whole
+	// window, in which a fresh change is diluted. Not part of the API.
+	Recent *Counts `json:"-"`
+
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
+}
+
+// RecentWindow is the span Edge.Recent covers: the newest buckets of the
+// window, reaching back at least this far (with the default 5s buckets and
+// aligned evaluations, the three closed buckets before the one just begun).
+const RecentWindow = 15 * time.Second
+
+// Counts are an edge's call counts over some span of time.
+type Counts struct {
+	Requests, Errors, Retries uint64
+	// Seconds is the time the counts cover.
+	Seconds float64
+}
+
+// add adds the counts of st.
+func (c *Counts) add(st *Stats) {
+	c.Requests += st.Requests
+	c.Errors += st.Errors
+	c.Retries += st.Retries
+}
+
+// recentCounts adds the counts of r's buckets with epochs in [from, to].
+func recentCounts(r *ring, from, to int64) Counts {
+	var c Counts
+	for i, ep := range r.epochs {
+		if ep >= from && ep <= to {
+			c.add(&r.stats[i])
+		}
+	}
+	return c
 }
 
 // edgeJSON is Edge's JSON form when retries cannot be seen: the retry
@@ -241,6 +277,13 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
+	recentFrom := max(g.epoch(now.Add(-RecentWindow)), from)
+	recentStart := time.Unix(0, recentFrom*g.bucketN)
+	if recentStart.Before(g.started) {
+		recentStart = g.started
+	}
+	recentSeconds := max(now.Sub(recentStart).Seconds(), 1)
+
 	b := snapshotBuilder{byKey: map[NodeKey]int{}}
 	g.mu.Lock()
 	g.expireLocked(now.UnixNano(), cur)
@@ -249,9 +292,11 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		if e.ring.lastEpoch() < from || !e.ring.sum(&st, from, cur, g.mapping) {
 			continue
 		}
+		rc := recentCounts(&e.ring, recentFrom, cur)
+		rc.Seconds = recentSeconds
 		b.edges = append(b.edges, rawEdge{
 			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
-			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
+			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st, recent: &rc,
 		})
 	}
 	for i := range g.nodeIx {
@@ -365,6 +410,7 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 	for i := range b.edges {
 		r := &b.edges[i]
 		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, coveredSeconds)
+		edges[i].Recent = r.recent
 		edges[i].Lag = r.lag
 	}
 	return NewSnapshot(at, window, nodes, edges)
@@ -378,6 +424,7 @@ type rawEdge struct {
 	proto    Protocol
 	group    string
 	stats    Stats
+	recent   *Counts
 	lag      *Lag
 }
 
