@@ -29,7 +29,9 @@ type EngineOptions struct {
 	Hold time.Duration
 	// KeepFiring is how long a firing finding stays firing after its
 	// condition stops holding, so a flapping condition does not page twice
-	// (default: two Intervals).
+	// (default: two Intervals). It also applies after the resolution: a
+	// condition that holds again no later than KeepFiring after its finding
+	// resolved revives that finding, firing, under its id.
 	KeepFiring time.Duration
 	// ResolvedRetention is how long resolved findings are listed
 	// (default 1h); at most MaxFindings of them are kept.
@@ -133,7 +135,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 }
 
 // Eval runs every detector on s and advances the lifecycle of every finding
-// to the engine clock's now.
+// to the engine clock's now. An observation marked Sustain keeps a firing
+// finding firing and is otherwise ignored, so a detector with separate enter
+// and exit thresholds gets hysteresis: it fires above one, resolves (after
+// KeepFiring) below the other.
 func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 	t0 := time.Now()
 	now := e.o.Now()
@@ -164,14 +169,19 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 		if seen[k] {
 			continue
 		}
-		seen[k] = true
 		f := e.active[k]
+		if o.Sustain && (f == nil || f.State != StateFiring) {
+			continue // past the exit threshold only: keeps firing, starts nothing
+		}
+		seen[k] = true
 		if f == nil {
 			if len(e.active) >= e.o.MaxFindings {
 				e.dropped.Inc()
 				continue
 			}
-			f = &Finding{ID: findingID(k, now), Kind: o.Kind, State: StatePending, StartedAt: now}
+			if f = e.reviveLocked(k, now); f == nil {
+				f = &Finding{ID: findingID(k, now), Kind: o.Kind, State: StatePending, StartedAt: now}
+			}
 			e.active[k] = f
 		}
 		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
@@ -201,6 +211,29 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 	}
 	e.resolved = slices.Delete(e.resolved, 0, cut)
 	e.evalDuration.Observe(time.Since(t0).Seconds())
+}
+
+// reviveLocked takes back out of the resolved list the finding of condition
+// key k when it resolved no longer than KeepFiring before now, and returns
+// it firing again under its own id and start; nil when there is none. A
+// condition that comes back that soon is the same problem, not a new one:
+// it pages as one finding (Prometheus's keep_firing_for, applied on both
+// sides of the resolution). e.mu must be held.
+func (e *Engine) reviveLocked(k string, now time.Time) *Finding {
+	for i := len(e.resolved) - 1; i >= 0; i-- {
+		r := &e.resolved[i]
+		if now.Sub(*r.ResolvedAt) > e.o.KeepFiring {
+			return nil // older ones resolved earlier still
+		}
+		if r.key() != k {
+			continue
+		}
+		f := *r
+		e.resolved = slices.Delete(e.resolved, i, i+1)
+		f.State, f.ResolvedAt = StateFiring, nil
+		return &f
+	}
+	return nil
 }
 
 // detect runs one detector, turning a panic into a logged, counted loss.

@@ -84,13 +84,74 @@ func TestLifecycle(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n, "no stale series once resolved")
 
+	tick() // 5s, and
+	tick() // 10s after resolving: a recurrence from now on is a new problem
 	d.obs = []Observation{storm("a->b", SeverityWarning)}
 	tick()
 	tick()
 	f = e.Findings(StateFiring)
 	require.Len(t, f, 1)
-	require.NotEqual(t, id, f[0].ID, "a recurrence is a new finding")
+	require.NotEqual(t, id, f[0].ID, "a recurrence after keep-firing is a new finding")
 	require.Len(t, e.Findings(0), 2)
+}
+
+// TestHysteresis drives one edge's condition through the sequences a ratio
+// hovering at its threshold produces: above the enter threshold (storm),
+// between exit and enter (sustain), below the exit threshold (absent).
+func TestHysteresis(t *testing.T) {
+	const (
+		enter   = 'E' // above the enter threshold
+		sustain = 's' // between exit and enter thresholds
+		absent  = '.' // below the exit threshold
+	)
+	for _, tc := range []struct {
+		name string
+		seq  string // one evaluation per character, 5s apart
+		// ids is how many distinct finding ids the sequence shows, states
+		// the state after each evaluation (P pending, F firing, R resolved,
+		// - none).
+		ids    int
+		states string
+	}{
+		{"steady", "EEEEEE", 1, "PFFFFF"},
+		{"hovering just under the budget stays firing", "EEsEssEssssE", 1, "PFFFFFFFFFFF"},
+		{"sustain alone starts nothing", "ssssss", 0, "------"},
+		{"sustain does not promote a pending finding", "Essss", 1, "P----"},
+		{"resolves below the exit threshold", "EEs...", 1, "PFFFRR"},
+		{"fires again within keep-firing: same id", "EE...E.E", 1, "PFFRRFFF"},
+		{"fires again after keep-firing: new id", "EE.....EE", 2, "PFFRRRRPF"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := &scripted{kind: KindRetryStorm}
+			e, clk, _ := newTestEngine(t, d)
+			ctx := context.Background()
+			ids := map[string]bool{}
+			for i, c := range tc.seq {
+				switch c {
+				case enter:
+					d.obs = []Observation{storm("a->b", SeverityWarning)}
+				case sustain:
+					o := storm("a->b", SeverityWarning)
+					o.Sustain = true
+					d.obs = []Observation{o}
+				default:
+					d.obs = nil
+				}
+				e.Eval(ctx, &graph.Snapshot{})
+				clk.t = clk.t.Add(5 * time.Second)
+				got := byte('-')
+				fs := e.Findings(0)
+				if len(fs) > 0 {
+					got = "?PFR"[fs[0].State]
+				}
+				for _, f := range fs {
+					ids[f.ID] = true
+				}
+				require.Equalf(t, tc.states[i], got, "state after evaluation %d (%q), findings %+v", i, tc.seq[:i+1], fs)
+			}
+			require.Len(t, ids, tc.ids)
+		})
+	}
 }
 
 func TestPendingThatStopsNeverSurfaces(t *testing.T) {

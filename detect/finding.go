@@ -125,6 +125,13 @@ type Observation struct {
 	// Evidence carries the numbers that made the condition hold. Values
 	// must be JSON-encodable and are not modified after return.
 	Evidence map[string]any
+	// Sustain marks a condition that is past its exit threshold but not
+	// its enter threshold (a retry ratio between 80% of the budget and the
+	// budget, say): it keeps a firing finding firing, with this evidence,
+	// but starts none and does not promote a pending one. Detectors report
+	// it so that a number hovering at its threshold does not resolve and
+	// re-fire the finding at every crossing.
+	Sustain bool
 }
 
 // key identifies the condition across ticks: the same problem on the same
@@ -134,6 +141,12 @@ func (o *Observation) key() string {
 		return o.Kind.String() + "|" + o.Subject.EdgeID
 	}
 	return o.Kind.String() + "|" + o.Subject.NodeID
+}
+
+// key identifies the condition of f across ticks, as Observation.key does.
+func (f *Finding) key() string {
+	o := Observation{Kind: f.Kind, Subject: f.Subject}
+	return o.key()
 }
 
 // Detector finds one kind of problem in a snapshot. Detect must not modify

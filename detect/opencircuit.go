@@ -198,7 +198,8 @@ type traceCircuit struct {
 // "requests", "answered", "unanswered_ratio", "unanswered_p50_ms",
 // "normal_p50_ms" (omitted when unknown), "normal_from" (window, history,
 // absolute) and "fast_bound_ms"; from metrics "breaker" (name, state,
-// source "metrics", updated_at), with the edge's "requests", "unanswered"
+// source "metrics", updated_at, and open_instances of instances: how many
+// of the service's instances report it open), with the edge's "requests", "unanswered"
 // and "answered" when an edge matched.
 //
 // Detect does not modify s; it remembers each edge's answered latency for
@@ -475,12 +476,16 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 	}
 
 	if c := h.breaker; c != nil {
-		ev["breaker"] = map[string]any{
+		bev := map[string]any{
 			"name":       c.Name,
 			"state":      c.State.String(),
 			"source":     "metrics",
 			"updated_at": c.UpdatedAt.UTC(),
 		}
+		if c.Instances > 0 { // how many of the service's instances report it open
+			bev["open_instances"], bev["instances"] = c.Open, c.Instances
+		}
+		ev["breaker"] = bev
 		msg.Breaker = &breakerMessage{Name: c.Name, State: c.State.String()}
 		if c.State.IsOpen() {
 			msg.State = circuitStateOpen

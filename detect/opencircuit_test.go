@@ -296,7 +296,11 @@ func TestOpenCircuit(t *testing.T) {
 				if wt.breaker != nil {
 					b := ev["breaker"].(map[string]any)
 					require.IsType(t, time.Time{}, b["updated_at"])
+					require.Equal(t, 1, b["instances"], "one instance reports")
+					require.Equal(t, map[bool]int{true: 1, false: 0}[wt.breaker["state"] == "open" || wt.breaker["state"] == "forced_open"], b["open_instances"])
 					delete(b, "updated_at")
+					delete(b, "instances")
+					delete(b, "open_instances")
 					require.Equal(t, wt.breaker, b)
 				} else {
 					require.NotContains(t, ev, "breaker")

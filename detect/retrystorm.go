@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
@@ -17,6 +16,19 @@ const (
 	DefaultRetryMinRetries       = 10
 	DefaultCriticalAmplification = 4.0
 )
+
+// recentBudgetFactor is how many times the budget the retry ratio of the
+// recent part of the window (graph.Edge.Recent) must exceed: a storm that
+// just began shows there first and far above the budget, while a burst of
+// retries that ends by itself (a replica restarting) may pass the budget
+// over a few seconds but not by half again.
+const recentBudgetFactor = 1.5
+
+// RetryExitFraction sets the exit thresholds of a retry storm: a firing
+// storm keeps firing while its retry ratio is above RetryExitFraction ×
+// Budget with at least RetryExitFraction × MinRetries retries, and resolves
+// (after the engine's keep-firing time) below either.
+const RetryExitFraction = 0.8
 
 const (
 	// maxAttemptFactor caps the attempts per request of one edge, used
@@ -36,7 +48,8 @@ type RetryStormOptions struct {
 	// storms (default 0.2).
 	Budget float64 `yaml:"budget"`
 	// MinRetries is how many retries an edge needs in the window before it
-	// is judged (default 10).
+	// is judged (default 10); the recent part of the window
+	// (graph.RecentWindow) is judged from half as many.
 	MinRetries uint64 `yaml:"min_retries"`
 	// CriticalAmplification is the amplification factor at or above which a
 	// storm is critical rather than a warning (default 4).
@@ -105,17 +118,119 @@ func (d *RetryStorm) Options() RetryStormOptions { return d.opts }
 // Kind returns KindRetryStorm.
 func (d *RetryStorm) Kind() Kind { return KindRetryStorm }
 
+// stormLevel is how far a retry ratio is past the thresholds.
+type stormLevel uint8
+
+const (
+	levelNone    stormLevel = iota
+	levelSustain            // past the exit thresholds only
+	levelEnter              // past the enter thresholds
+)
+
+// level judges retries out of calls against the enter and exit thresholds:
+// minRetries and budget enter, RetryExitFraction of both keeps a storm.
+func (d *RetryStorm) level(retries, calls, minRetries, budget float64) stormLevel {
+	if !(calls > 0) {
+		return levelNone
+	}
+	r := retries / calls
+	switch {
+	case retries >= minRetries && r > budget:
+		return levelEnter
+	case retries >= math.Ceil(RetryExitFraction*minRetries) && r > RetryExitFraction*budget:
+		return levelSustain
+	}
+	return levelNone
+}
+
+// retryCounts are the trace-side numbers a storm is judged on: the whole
+// window's, or the recent part's (graph.Edge.Recent) when only it shows the
+// storm.
+type retryCounts struct {
+	retries, calls uint64
+	ratio          float64
+	seconds        float64 // the span counted
+	recent         bool
+}
+
+// traceCounts judges sync edge e's trace-side retries over the window and
+// over its recent part, and returns the level and the counts that show it.
+// The recent part reacts within seconds where a fresh storm is still
+// diluted by the window's healthy minute. It needs half of MinRetries
+// (rounded up), so that a storm at 1 request/s can fire within seconds
+// while a single retry on a quiet edge never does, and half again the
+// budget (recentBudgetFactor), so that a short burst does not.
+func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, retryCounts) {
+	c := retryCounts{retries: e.Retries, calls: e.Requests, ratio: e.RetryRatio, seconds: s.WindowSeconds}
+	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget)
+	if r := e.Recent; r != nil && r.Requests > 0 {
+		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget); rl > lvl {
+			lvl = rl
+			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: r.Seconds, recent: true}
+		}
+	}
+	return lvl, c
+}
+
 // Detect returns one observation per sync edge of s that storms: at least
-// MinRetries retries in the window and a retry ratio above Budget. The
-// observations are ordered by edge id. Severity is critical when the edge's
-// amplification is at least CriticalAmplification.
+// MinRetries retries in the window and a retry ratio above Budget, seen in
+// traces or in a retry counter reported as metrics (Envoy
+// upstream_rq_retry, resilience4j retry calls) joined to the edge from its
+// service to the callee the series names, as breakers are. An edge past
+// only the exit thresholds (RetryExitFraction of both) is reported with
+// Observation.Sustain set: it keeps a firing storm firing but starts none.
+// The observations are ordered by edge id.
+//
+// Traces are judged over the whole window and over its recent part
+// (graph.Edge.Recent, graph.RecentWindow), which needs half of MinRetries:
+// a storm that began seconds ago is still diluted in the window's minute.
+//
+// Evidence: "retry_ratio", "retries", "requests", "retries_per_s" of the
+// source that shows the storm (traces, over the window or, with
+// "over_seconds", over its recent part; or the metric series when only it
+// is past the thresholds; the series, when past them, is also given whole
+// under "metrics"), "budget", "amplification" and "chain". The edge's own
+// attempt factor in the amplification is 1/(1 - retry ratio) of that same
+// source, so the two never contradict each other. Severity is critical
+// when the amplification is at least CriticalAmplification.
 //
 // Detect does not modify s. When ctx is done it stops and returns nil.
 func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
 	if s == nil || ctx.Err() != nil {
 		return nil
 	}
-	amp, ok := amplify(ctx, s.Edges)
+	metric := d.metricSeries(s)
+	type judged struct {
+		lvl        stormLevel
+		fromMetric bool
+		counts     retryCounts
+	}
+	verdict := make([]judged, len(s.Edges))
+	factor := make([]float64, len(s.Edges))
+	for i := range s.Edges {
+		e := &s.Edges[i]
+		factor[i] = attemptFactor(e.Retries, e.Requests)
+		if e.Kind != graph.EdgeSync {
+			continue
+		}
+		tl, tc := d.traceCounts(s, e)
+		factor[i] = attemptFactor(tc.retries, tc.calls)
+		verdict[i].counts = tc
+		var ml stormLevel
+		if r := metric[i]; r != nil {
+			ml = d.level(r.Retries, r.Calls, float64(d.opts.MinRetries), d.opts.Budget)
+		}
+		if ml == levelNone {
+			metric[i] = nil // below its own thresholds: not evidence
+		}
+		// The metric speaks when only it is past the thresholds the edge
+		// is past; its ratio then sets the edge's attempt factor too.
+		verdict[i].lvl, verdict[i].fromMetric = max(tl, ml), ml > tl
+		if verdict[i].fromMetric {
+			factor[i] = metricFactor(metric[i])
+		}
+	}
+	amp, ok := amplify(ctx, s.Edges, factor)
 	if !ok {
 		return nil
 	}
@@ -124,53 +239,61 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		if i%cancelEvery == 0 && ctx.Err() != nil {
 			return nil
 		}
-		e := &s.Edges[i]
-		if e.Kind != graph.EdgeSync || e.Retries < d.opts.MinRetries || !(e.RetryRatio > d.opts.Budget) {
+		v := verdict[i]
+		if v.lvl == levelNone {
 			continue
 		}
-		out = append(out, d.observe(s, e, amp.amp[i], amp.chain(s.Edges, i), nil))
+		o := d.observe(s, &s.Edges[i], &v.counts, amp.amp[i], amp.chain(s.Edges, i), metric[i], v.fromMetric)
+		o.Sustain = v.lvl == levelSustain
+		out = append(out, o)
 	}
-	out = d.fromMetrics(s, out, amp)
-	slices.SortFunc(out, func(a, b Observation) int { return strings.Compare(a.Subject.EdgeID, b.Subject.EdgeID) })
 	return out
 }
 
-// fromMetrics adds the retry counters reported as metrics (Envoy
-// upstream_rq_retry, resilience4j retry calls): a series over the budget
-// adds its numbers to the storm already seen on the edge it names (the
-// source's calls to the callee its name matches, as for breakers), or is a
-// storm of its own when traces show none (client libraries that retry
-// inside one span).
-func (d *RetryStorm) fromMetrics(s *graph.Snapshot, out []Observation, amp amplification) []Observation {
+// metricSeries joins the retry counters reported as metrics to sync edges:
+// a series is put on the edge from its service whose callee its name
+// matches (as for breakers); when several land on one edge the one with the
+// highest ratio is kept. Series with unknown calls, or naming no edge we
+// know, are left out. The result is indexed like s.Edges (nil: none).
+func (d *RetryStorm) metricSeries(s *graph.Snapshot) []*resilience.RetryRate {
+	out := make([]*resilience.RetryRate, len(s.Edges))
+	var bySource map[string][]int
 	for ri := range s.RetryRates {
 		r := &s.RetryRates[ri]
-		if r.Calls <= 0 || r.Retries < float64(d.opts.MinRetries) || !(r.Retries/r.Calls > d.opts.Budget) {
+		if !(r.Calls > 0) || r.Retries < 0 {
 			continue
 		}
-		var candidates []int
-		for i := range s.Edges {
-			if e := &s.Edges[i]; e.Kind == graph.EdgeSync && nodeName(s, e.Source) == r.Service {
-				candidates = append(candidates, i)
+		if bySource == nil {
+			bySource = map[string][]int{}
+			for i := range s.Edges {
+				if e := &s.Edges[i]; e.Kind == graph.EdgeSync {
+					n := nodeName(s, e.Source)
+					bySource[n] = append(bySource[n], i)
+				}
 			}
 		}
-		best := bestEdge(s, candidates, r.Name)
+		best := bestEdge(s, bySource[r.Service], r.Name)
 		if best < 0 {
 			continue // names no edge we know: nothing to put it on
 		}
-		e := &s.Edges[best]
-		merged := false
-		for j := range out {
-			if out[j].Subject.EdgeID == e.ID {
-				out[j].Evidence["metrics"] = retryMetricEvidence(r)
-				merged = true
-			}
+		if o := out[best]; o == nil || r.Retries/r.Calls > o.Retries/o.Calls {
+			out[best] = r
 		}
-		if merged {
-			continue
-		}
-		out = append(out, d.observe(s, e, amp.amp[best], amp.chain(s.Edges, best), r))
 	}
 	return out
+}
+
+// metricFactor is the attempts the callee sees per call the caller needs,
+// from a retry counter: calls (attempts, retries included) / (calls -
+// retries), at most maxAttemptFactor.
+func metricFactor(r *resilience.RetryRate) float64 {
+	if !(r.Calls > 0) || !(r.Retries > 0) {
+		return 1
+	}
+	if r.Retries >= r.Calls {
+		return maxAttemptFactor
+	}
+	return min(r.Calls/(r.Calls-r.Retries), maxAttemptFactor)
 }
 
 // retryMetricEvidence is the "metrics" evidence of retry counter r.
@@ -178,13 +301,14 @@ func retryMetricEvidence(r *resilience.RetryRate) map[string]any {
 	return map[string]any{"name": r.Name, "retries": r.Retries, "calls": r.Calls, "retry_ratio": round4(r.Retries / r.Calls), "seconds": round4(r.Seconds)}
 }
 
-// observe reports the storm on sync edge e; r, when not nil, is the retry
-// counter reported as metrics that alone shows it.
-func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chain []string, r *resilience.RetryRate) Observation {
+// observe reports the storm on sync edge e, seen in traces as c. r, when
+// not nil, is the retry counter reported as metrics on the edge; fromMetric
+// says that its numbers, not the traces', are the storm's.
+func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, c *retryCounts, amp float64, chain []string, r *resilience.RetryRate, fromMetric bool) Observation {
 	src, dst := nodeName(s, e.Source), nodeName(s, e.Target)
 	var perS float64
-	if s.WindowSeconds > 0 {
-		perS = float64(e.Retries) / s.WindowSeconds
+	if c.seconds > 0 {
+		perS = float64(c.retries) / c.seconds
 	}
 	sev := SeverityWarning
 	if amp >= d.opts.CriticalAmplification {
@@ -195,20 +319,30 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, amp float64, chai
 		Subject:  Subject{Source: src, Target: dst, EdgeID: e.ID},
 		Severity: sev,
 		Evidence: map[string]any{
-			"retry_ratio":   e.RetryRatio,
-			"retries":       e.Retries,
-			"requests":      e.Requests,
+			"retry_ratio":   c.ratio,
+			"retries":       c.retries,
+			"requests":      c.calls,
 			"retries_per_s": round4(perS),
 			"budget":        d.opts.Budget,
 			"amplification": round4(amp),
 			"chain":         chain,
 		},
 	}
-	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: e.RetryRatio,
+	if c.recent && !fromMetric {
+		o.Evidence["over_seconds"] = round4(c.seconds) // the recent part of the window
+	}
+	msg := retryStormMessage{Source: src, Target: dst, Severity: sev.String(), RetryRatio: c.ratio,
 		RetriesPerMin: perS * 60, Amplification: amp, Budget: d.opts.Budget}
 	if r != nil {
+		o.Evidence["metrics"] = retryMetricEvidence(r)
+	}
+	if fromMetric {
 		ratio := round4(r.Retries / r.Calls)
-		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["metrics"] = ratio, r.Retries, retryMetricEvidence(r)
+		if r.Seconds > 0 {
+			perS = r.Retries / r.Seconds
+		}
+		o.Evidence["retry_ratio"], o.Evidence["retries"], o.Evidence["requests"] = ratio, r.Retries, r.Calls
+		o.Evidence["retries_per_s"] = round4(perS)
 		msg.RetryRatio = ratio
 		msg.Metric = &retryMetricMessage{Name: r.Name, Retries: r.Retries, Calls: r.Calls, Seconds: r.Seconds}
 	}
@@ -226,14 +360,14 @@ func nodeName(s *graph.Snapshot, id string) string {
 
 // attemptFactor is the attempts the callee of a sync edge sees per call the
 // caller needs: calls / (calls - retries), at most maxAttemptFactor.
-func attemptFactor(e *graph.Edge) float64 {
-	if e.Retries == 0 || e.Requests == 0 {
+func attemptFactor(retries, calls uint64) float64 {
+	if retries == 0 || calls == 0 {
 		return 1
 	}
-	if e.Retries >= e.Requests {
+	if retries >= calls {
 		return maxAttemptFactor
 	}
-	return min(float64(e.Requests)/float64(e.Requests-e.Retries), maxAttemptFactor)
+	return min(float64(calls)/float64(calls-retries), maxAttemptFactor)
 }
 
 // amplification holds, per edge, the amplification factor and, per node, the
@@ -246,14 +380,15 @@ type amplification struct {
 }
 
 // amplify computes the amplification of every sync edge with one pass over
-// a topological order of the sync subgraph. The amplification of an edge is
+// a topological order of the sync subgraph; factor holds each edge's attempt
+// factor (indexed like edges). The amplification of an edge is
 // the largest product of attempt factors along a chain of sync edges from an
 // entry (a node with no incoming sync edge, cycle edges aside) down to and
 // including the edge; among chains of equal product the shortest wins. Edges
 // within a strongly connected component do not carry the product onwards:
 // their own amplification is that reaching their source times their own
 // factor. It reports false when ctx was done first.
-func amplify(ctx context.Context, edges []graph.Edge) (amplification, bool) {
+func amplify(ctx context.Context, edges []graph.Edge, factor []float64) (amplification, bool) {
 	a := amplification{src: make([]int32, len(edges)), amp: make([]float64, len(edges))}
 	dst := make([]int32, len(edges))
 	ids := make(map[string]int32)
@@ -315,7 +450,7 @@ func amplify(ctx context.Context, edges []graph.Edge) (amplification, bool) {
 		}
 		v := order[k]
 		for _, ei := range adj[off[v]:off[v+1]] {
-			x := min(best[v]*attemptFactor(&edges[ei]), maxAmplification)
+			x := min(best[v]*factor[ei], maxAmplification)
 			a.amp[ei] = x
 			w := dst[ei]
 			if comp[w] == comp[v] {

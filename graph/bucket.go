@@ -235,12 +235,15 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 		group    string
 	}
 	type acc struct {
-		kind  EdgeKind
-		stats Stats
+		kind   EdgeKind
+		stats  Stats
+		recent Counts
 	}
 	edges := map[key]*acc{}
 	var order []key
 	from := at.Add(-window)
+	recentFrom := at.Add(-RecentWindow)
+	recentStart := at
 	for i := range buckets {
 		b := &buckets[i]
 		if b.Start.Before(from) || !b.Start.Before(at) {
@@ -262,11 +265,26 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 		b.Client.addTo(&st.Client, m)
 		b.Delay.addTo(&st.Delay, m)
 		b.UnansweredLatency.addTo(&st.UnansweredLatency, m)
+		// A bucket ending less than RecentWindow before at is recent.
+		if b.Start.Add(b.Width).After(recentFrom) {
+			a.recent.Requests += b.Requests
+			a.recent.Errors += b.Errors
+			a.recent.Retries += b.Retries
+			if b.Start.Before(recentStart) {
+				recentStart = b.Start
+			}
+		}
 	}
+	if recentStart.Before(from) {
+		recentStart = from
+	}
+	recentSeconds := max(at.Sub(recentStart).Seconds(), 1)
 	sb := snapshotBuilder{byKey: map[NodeKey]int{}}
 	for _, k := range order {
 		a := edges[k]
-		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats})
+		rc := a.recent
+		rc.Seconds = recentSeconds
+		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats, recent: &rc})
 	}
 	for i := range nodes {
 		n := &nodes[i]

@@ -1,7 +1,9 @@
 package graph
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -35,6 +37,10 @@ type Snapshot struct {
 	RetryRates []resilience.RetryRate `json:"-"`
 	// Paths are the critical-path breakdowns of entry operations.
 	Paths []EntryPath `json:"-"`
+	// BetweennessSkipped says that betweenness centrality was not computed
+	// (more nodes than coupling.DefaultMaxBetweennessNodes); every node's
+	// Betweenness is then 0 and not a measurement.
+	BetweennessSkipped bool `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -50,7 +56,24 @@ type Node struct {
 	FanIn       int     `json:"fan_in"`
 	FanOut      int     `json:"fan_out"`
 	Instability float64 `json:"instability"`
+	// Betweenness is the node's betweenness centrality; 0 and omitted from
+	// JSON when BetweennessSkipped.
 	Betweenness float64 `json:"betweenness"`
+	// BetweennessSkipped says betweenness was not computed for this graph
+	// (too many nodes), so Betweenness means nothing.
+	BetweennessSkipped bool `json:"betweenness_skipped,omitempty"`
+}
+
+// MarshalJSON encodes n, leaving "betweenness" out when it was skipped.
+func (n Node) MarshalJSON() ([]byte, error) {
+	type plain Node
+	if !n.BetweennessSkipped {
+		return marshalPlain(plain(n))
+	}
+	return marshalPlain(struct {
+		plain
+		Betweenness *float64 `json:"betweenness,omitempty"` // shadows plain's
+	}{plain: plain(n)})
 }
 
 // Edge is an edge of a Snapshot with its aggregates over the window.
@@ -67,8 +90,18 @@ type Edge struct {
 	RatePerS   float64 `json:"rate_per_s"`
 	Errors     uint64  `json:"errors"`
 	ErrorRatio float64 `json:"error_ratio"`
+	// Retries and RetryRatio count the calls that were retries; they are
+	// omitted from JSON unless RetriesSeen.
 	Retries    uint64  `json:"retries"`
 	RetryRatio float64 `json:"retry_ratio"`
+	// RetriesSeen says whether retries can be seen on the edge at all, so
+	// that Retries 0 means none rather than unknown: a retry was seen, or
+	// the edge is a sync HTTP/gRPC/RPC edge whose caller side was seen
+	// (client spans, which carry http.request.resend_count and whose
+	// repeats the pairing recognises). Async edges, database and other
+	// calls whose instrumentation reports no resends, and calls seen only
+	// from the callee (an uninstrumented caller) carry no retry signal.
+	RetriesSeen bool `json:"-"`
 	// Unanswered counts calls no server span answered (included in
 	// Requests): refused, timed out, or failed fast by a circuit breaker.
 	Unanswered uint64 `json:"unanswered,omitempty"`
@@ -88,8 +121,104 @@ type Edge struct {
 	// metrics).
 	Lag *Lag `json:"lag,omitempty"`
 
+	// Recent counts the calls of the last RecentWindow of the window
+	// (nil when the snapshot has no bucket history, as NewSnapshot's):
+	// detectors that must react within seconds judge it beside the whole
+	// window, in which a fresh change is diluted. Not part of the API.
+	Recent *Counts `json:"-"`
+
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
+}
+
+// RecentWindow is the span Edge.Recent covers: the newest buckets of the
+// window, reaching back at least this far (with the default 5s buckets and
+// aligned evaluations, the three closed buckets before the one just begun).
+const RecentWindow = 15 * time.Second
+
+// Counts are an edge's call counts over some span of time.
+type Counts struct {
+	Requests, Errors, Retries uint64
+	// Seconds is the time the counts cover.
+	Seconds float64
+}
+
+// add adds the counts of st.
+func (c *Counts) add(st *Stats) {
+	c.Requests += st.Requests
+	c.Errors += st.Errors
+	c.Retries += st.Retries
+}
+
+// recentCounts adds the counts of r's buckets with epochs in [from, to].
+func recentCounts(r *ring, from, to int64) Counts {
+	var c Counts
+	for i, ep := range r.epochs {
+		if ep >= from && ep <= to {
+			c.add(&r.stats[i])
+		}
+	}
+	return c
+}
+
+// edgeJSON is Edge's JSON form when retries cannot be seen: the retry
+// fields shadowed and omitted.
+type edgeJSON struct {
+	plainEdge
+	Retries    *uint64  `json:"retries,omitempty"`
+	RetryRatio *float64 `json:"retry_ratio,omitempty"`
+}
+
+type plainEdge Edge
+
+// MarshalJSON encodes e, leaving "retries" and "retry_ratio" out unless
+// e.RetriesSeen.
+func (e Edge) MarshalJSON() ([]byte, error) {
+	if e.RetriesSeen {
+		return marshalPlain(plainEdge(e))
+	}
+	return marshalPlain(edgeJSON{plainEdge: plainEdge(e)})
+}
+
+// marshalPlain is json.Marshal without HTML escaping ("->" in edge ids
+// stays readable): the encoder calling a MarshalJSON escapes the result
+// itself when it is asked to.
+func marshalPlain(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// UnmarshalJSON decodes e; RetriesSeen is whether "retries" was present.
+func (e *Edge) UnmarshalJSON(b []byte) error {
+	var v edgeJSON
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*e = Edge(v.plainEdge)
+	e.RetriesSeen = v.Retries != nil
+	if v.Retries != nil {
+		e.Retries = *v.Retries
+	}
+	if v.RetryRatio != nil {
+		e.RetryRatio = *v.RetryRatio
+	}
+	return nil
+}
+
+// retriesSeen is the rule of Edge.RetriesSeen.
+func retriesSeen(kind EdgeKind, proto Protocol, st *Stats) bool {
+	if st.Retries > 0 {
+		return true
+	}
+	if kind != EdgeSync || (proto != ProtocolHTTP && proto != ProtocolGRPC && proto != ProtocolRPC) {
+		return false
+	}
+	return st.Client != nil && !st.Client.IsEmpty()
 }
 
 // Lag is the consumer lag on a destination -> consumer edge, from broker
@@ -148,6 +277,13 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
+	recentFrom := max(g.epoch(now.Add(-RecentWindow)), from)
+	recentStart := time.Unix(0, recentFrom*g.bucketN)
+	if recentStart.Before(g.started) {
+		recentStart = g.started
+	}
+	recentSeconds := max(now.Sub(recentStart).Seconds(), 1)
+
 	b := snapshotBuilder{byKey: map[NodeKey]int{}}
 	g.mu.Lock()
 	g.expireLocked(now.UnixNano(), cur)
@@ -156,9 +292,11 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		if e.ring.lastEpoch() < from || !e.ring.sum(&st, from, cur, g.mapping) {
 			continue
 		}
+		rc := recentCounts(&e.ring, recentFrom, cur)
+		rc.Seconds = recentSeconds
 		b.edges = append(b.edges, rawEdge{
 			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
-			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
+			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st, recent: &rc,
 		})
 	}
 	for i := range g.nodeIx {
@@ -230,7 +368,9 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 			nd.FanIn, nd.FanOut = c.FanIn, c.FanOut
 			nd.Instability = round3(c.Instability)
 			nd.Betweenness = round3(c.Betweenness)
+			nd.BetweennessSkipped = res.BetweennessSkipped
 		}
+		s.BetweennessSkipped = res.BetweennessSkipped
 		for _, cyc := range res.Cycles {
 			ids := make([]string, len(cyc))
 			for j, ni := range cyc {
@@ -270,6 +410,7 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 	for i := range b.edges {
 		r := &b.edges[i]
 		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, coveredSeconds)
+		edges[i].Recent = r.recent
 		edges[i].Lag = r.lag
 	}
 	return NewSnapshot(at, window, nodes, edges)
@@ -283,6 +424,7 @@ type rawEdge struct {
 	proto    Protocol
 	group    string
 	stats    Stats
+	recent   *Counts
 	lag      *Lag
 }
 
@@ -426,6 +568,7 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 		e.ErrorRatio = ratio(st.Errors, st.Requests)
 		e.RetryRatio = ratio(st.Retries, st.Requests)
 	}
+	e.RetriesSeen = retriesSeen(kind, proto, &st)
 	e.Latency = e.ServerLatency
 	if e.Latency == nil {
 		e.Latency = e.ClientLatency

@@ -59,20 +59,34 @@ type BreakerKey struct {
 	Name    string
 }
 
-// CircuitSample is a breaker's state at Time.
+// CircuitSample is a breaker's state at Time, as one instance of its
+// service reports it. Instance names the instance (service.instance.id, or
+// what stands in for it); "" when unknown, which makes all the unnamed
+// instances of a service one.
 type CircuitSample struct {
 	Time time.Time
 	BreakerKey
-	State  CircuitState
-	Source string
+	Instance string
+	State    CircuitState
+	Source   string
 }
 
-// RetrySample is a cumulative retry counter at Time: Retries attempts that
-// were retries, out of Calls calls (Calls is -1 when unknown).
+// RetrySample is a cumulative retry counter at Time, as one instance of its
+// service reports it: Retries attempts that were retries, out of Calls
+// attempts (retries included; Calls is -1 when unknown). Instance is as in
+// CircuitSample; each instance's counters are its own, so they are never
+// compared with another instance's.
 type RetrySample struct {
 	Time time.Time
 	BreakerKey
-	Retries float64
-	Calls   float64
-	Source  string
+	Instance string
+	Retries  float64
+	Calls    float64
+	Source   string
+}
+
+// seriesKey is one instance's breaker or retry series.
+type seriesKey struct {
+	BreakerKey
+	instance string
 }

@@ -16,10 +16,14 @@
 // (destination, group, partition, timestamp) make one Sample. Nothing is
 // carried between requests except the running totals of delta sums.
 //
-// Limitations, all from keys that have no room for them: lag.Key has no
-// Kafka cluster and no RabbitMQ vhost, and resilience.BreakerKey has no
-// instance, so same-named topics of two clusters, queues of two vhosts, or
-// breakers of two instances of one service reach the sinks under one key.
+// Breaker and retry readings carry the instance they come from
+// (service.instance.id, else another resource attribute that tells replicas
+// apart), so several replicas of one service are never merged into one
+// counter history or one breaker state.
+//
+// Limitations, from keys that have no room for them: lag.Key has no Kafka
+// cluster and no RabbitMQ vhost, so same-named topics of two clusters or
+// queues of two vhosts reach the lag sink under one key.
 package brokermetrics
 
 import (

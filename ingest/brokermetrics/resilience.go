@@ -10,8 +10,9 @@ import (
 // is -1 when unknown).
 const unknownCount = -1.0
 
-// breakerKey identifies one breaker or retry reading. Instance keeps two
-// instances' counters apart while merging; the samples do not carry it.
+// breakerKey identifies one breaker or retry reading of one instance (see
+// breakerInstance); the samples carry the instance on, so that the store
+// keeps each instance's counters and state apart.
 type breakerKey struct {
 	service, name, instance string
 	ts                      pcommon.Timestamp
@@ -69,6 +70,34 @@ func breakerService(b *batch, attrs pcommon.Map) string {
 	return ""
 }
 
+// instanceAttrs are the resource attributes that name the instance a
+// breaker or retry reading comes from, best first: the OpenTelemetry
+// service.instance.id (which the Collector's prometheus receiver also sets
+// from the scrape target), then what tells replicas apart when it is
+// missing.
+var instanceAttrs = [...]string{"service.instance.id", "k8s.pod.uid", "k8s.pod.name", "container.id", "host.name"}
+
+// breakerInstance returns the instance a reading of the current resource
+// comes from: the first of instanceAttrs the resource has, else a Prometheus
+// "instance" or "pod" label of the point, else "" (all such readings of a
+// service are one instance: nothing tells them apart).
+func breakerInstance(b *batch, attrs pcommon.Map) string {
+	if id := b.res.instance(); id != "" {
+		return id
+	}
+	for _, k := range instanceAttrs[1:] {
+		if v := str(b.res.attrs, k); v != "" {
+			return k + "=" + v
+		}
+	}
+	for _, k := range [...]string{"instance", "pod"} {
+		if v := str(attrs, k); v != "" {
+			return k + "=" + v
+		}
+	}
+	return ""
+}
+
 // breakerIdent returns the service and breaker name of a circuit or retry
 // point; it rejects the point and returns false when either is missing.
 func breakerIdent(b *batch, f family, sp spec, pt point) (svc, name string, ok bool) {
@@ -112,7 +141,7 @@ func (c *Consumer) circuitPoint(b *batch, sp spec, pt point) {
 		b.reject(famCircuit, "%s: value is not 0 or 1", pt.name)
 		return
 	}
-	r, _ := b.circuits.get(breakerKey{service: svc, name: name, instance: b.res.instance(), ts: pt.ts})
+	r, _ := b.circuits.get(breakerKey{service: svc, name: name, instance: breakerInstance(b, pt.attrs), ts: pt.ts})
 	r.points++
 	if sp.kind == kindEnvoyRqOpen {
 		r.envoy = true
@@ -149,6 +178,7 @@ func (c *Consumer) flushCircuits(b *batch) {
 		out = append(out, resilience.CircuitSample{
 			Time:       timeOf(k.ts, b.now),
 			BreakerKey: resilience.BreakerKey{Service: k.service, Name: k.name},
+			Instance:   k.instance,
 			State:      st,
 			Source:     Source,
 		})
@@ -185,7 +215,7 @@ func (c *Consumer) retryPoint(b *batch, sp spec, pt point) {
 		b.reject(famRetry, "%s: negative or non-finite counter", pt.name)
 		return
 	}
-	r, fresh := b.retries.get(breakerKey{service: svc, name: name, instance: b.res.instance(), ts: pt.ts})
+	r, fresh := b.retries.get(breakerKey{service: svc, name: name, instance: breakerInstance(b, pt.attrs), ts: pt.ts})
 	if fresh {
 		r.retries, r.calls = unknownCount, unknownCount
 	}
@@ -202,11 +232,15 @@ func (c *Consumer) retryPoint(b *batch, sp spec, pt point) {
 
 // flushRetries hands the request's retry counters to the resilience sink.
 //
-// Envoy: Retries is upstream_rq_retry (retry attempts), Calls is
-// upstream_rq_total (-1 without it). resilience4j counts calls, not
-// attempts: Retries is the calls that needed a retry (successful and failed
-// with retry), Calls all four kinds (-1 unless all four are reported). A
-// reading without a retry count (upstream_rq_total alone) is ignored.
+// Both give Retries out of Calls attempts, retries included, as
+// resilience.RetrySample asks. Envoy: Retries is upstream_rq_retry (retry
+// attempts), Calls is upstream_rq_total, which counts every attempt (-1
+// without it). resilience4j counts calls, not attempts: a call that needed a
+// retry made at least one, so Retries is the calls that needed a retry
+// (successful and failed with retry) and Calls all four kinds plus those
+// retries (-1 unless all four are reported), both lower bounds of the
+// attempts. A reading without a retry count (upstream_rq_total alone) is
+// ignored.
 func (c *Consumer) flushRetries(b *batch) {
 	if b.retries.len() == 0 {
 		return
@@ -217,7 +251,8 @@ func (c *Consumer) flushRetries(b *batch) {
 		r := &b.retries.vals[i]
 		retries, calls := r.retries, r.calls
 		if r.r4jSeen[0] || r.r4jSeen[1] {
-			retries, calls = r.r4j[0]+r.r4j[1], r.r4j[0]+r.r4j[1]+r.r4j[2]+r.r4j[3]
+			retries = r.r4j[0] + r.r4j[1]
+			calls = retries + r.r4j[0] + r.r4j[1] + r.r4j[2] + r.r4j[3]
 			if r.r4jSeen != [4]bool{true, true, true, true} {
 				calls = unknownCount
 			}
@@ -229,6 +264,7 @@ func (c *Consumer) flushRetries(b *batch) {
 		out = append(out, resilience.RetrySample{
 			Time:       timeOf(k.ts, b.now),
 			BreakerKey: resilience.BreakerKey{Service: k.service, Name: k.name},
+			Instance:   k.instance,
 			Retries:    retries,
 			Calls:      calls,
 			Source:     Source,

@@ -319,6 +319,9 @@ type couplingResponse struct {
 	Nodes            []couplingNode `json:"nodes"`
 	Cycles           [][]string     `json:"cycles"`
 	LongestSyncChain []string       `json:"longest_sync_chain"`
+	// BetweennessSkipped says the graph was too large for betweenness to be
+	// computed; the nodes then carry none.
+	BetweennessSkipped bool `json:"betweenness_skipped,omitempty"`
 }
 
 type couplingNode struct {
@@ -328,7 +331,7 @@ type couplingNode struct {
 	FanIn       int            `json:"fan_in"`
 	FanOut      int            `json:"fan_out"`
 	Instability float64        `json:"instability"`
-	Betweenness float64        `json:"betweenness"`
+	Betweenness *float64       `json:"betweenness,omitempty"` // nil when skipped
 }
 
 func (a *API) coupling(w http.ResponseWriter, r *http.Request) {
@@ -350,8 +353,12 @@ func (a *API) coupling(w http.ResponseWriter, r *http.Request) {
 		resp.LongestSyncChain = []string{}
 	}
 	for i, n := range s.Nodes {
-		resp.Nodes[i] = couplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability, Betweenness: n.Betweenness}
+		resp.Nodes[i] = couplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability}
+		if !s.BetweennessSkipped {
+			resp.Nodes[i].Betweenness = &s.Nodes[i].Betweenness
+		}
 	}
+	resp.BetweennessSkipped = s.BetweennessSkipped
 	writeJSON(w, http.StatusOK, resp)
 }
 
