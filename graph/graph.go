@@ -198,7 +198,7 @@ type Graph struct {
 	pend     pendStore
 	retries  map[retryKey]*retryGroup
 	retryL   list[*retryGroup]
-	recent   recentSpans
+	seen     seenSpans
 	notes    []spanNote // scratch of ConsumeSpans
 	unplaced unplacedTable
 
@@ -249,7 +249,7 @@ func New(opts Options) (*Graph, error) {
 		pend:    newPendStore(),
 		retries: make(map[retryKey]*retryGroup),
 	}
-	g.recent = newRecentSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
+	g.seen = newSeenSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
 	g.m = newMetrics(opts.Registerer, g)
 	g.unplaced = newUnplacedTable(opts.MaxUnplaced, g.slots, opts.Registerer)
 	g.overflow = newOverflowMetrics(opts.Registerer, g)

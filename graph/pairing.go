@@ -353,7 +353,7 @@ var refusalLabel = [numRefusals]string{"", "pending_full", "node_limit", "edge_l
 // service node (-1 when refused) and what was known of its id.
 type spanNote struct {
 	svc  int32
-	note recentNote
+	note seenNote
 }
 
 // ConsumeSpans adds spans to the graph. It returns how many spans were
@@ -384,7 +384,7 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			counts[refusedNodeLimit]++
 			continue
 		}
-		n := g.recent.remember(s, svc, nowN)
+		n := g.seen.remember(s, svc, nowN)
 		if n == noteDuplicate {
 			resent++
 			svc = -1
@@ -548,10 +548,10 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 		return accepted
 	}
 	if n.note != noteShared {
-		if p := g.recent.find(&s.Trace, s.Parent, svc); p != nil && p.node != svc {
+		if p := g.seen.find(&s.Trace, s.Parent, svc); p != nil && p.node != svc {
 			switch p.kind {
 			case SpanClient:
-				if p.flags&recentExpired != 0 {
+				if p.flags&seenExpired != 0 {
 					// Its client span's call was recorded without it.
 					g.m.dropped.WithLabelValues("late_server").Inc()
 					return accepted
@@ -635,8 +635,8 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 			if n < 0 {
 				return refusedNodeLimit
 			}
-			if sl := g.recent.findKind(&s.Trace, s.ID, SpanClient); sl != nil {
-				sl.flags |= recentExpired // a server span for it would be late
+			if sl := g.seen.findKind(&s.Trace, s.ID, SpanClient); sl != nil {
+				sl.flags |= seenExpired // a server span for it would be late
 			}
 			r := g.observeUnpaired(&c, n, ep)
 			g.childOf(s, svc, childPlaced, nowN, ep)
@@ -702,7 +702,7 @@ func (g *Graph) childOf(s *Span, svc int32, flags uint8, nowN, ep int64) {
 		return
 	}
 	h := halfOf(s, svc)
-	if p := g.recent.find(&s.Trace, s.Parent, svc); p != nil {
+	if p := g.seen.find(&s.Trace, s.Parent, svc); p != nil {
 		g.placeChild(&h, p.node, p.kind, pendKey{trace: s.Trace, span: s.Parent}, flags, ep)
 		return
 	}
@@ -1061,8 +1061,8 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 	if en.has&hasClient != 0 {
 		c := &en.h
-		if sl := g.recent.findKind(&en.key.trace, en.key.span, SpanClient); sl != nil {
-			sl.flags |= recentExpired // a server span for it would be late
+		if sl := g.seen.findKind(&en.key.trace, en.key.span, SpanClient); sl != nil {
+			sl.flags |= seenExpired // a server span for it would be late
 		}
 		if c.peer < 0 {
 			g.m.expired.WithLabelValues("client_no_peer").Inc()
@@ -1116,7 +1116,7 @@ func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 	sv := &en.h
 	src := int32(-1)
-	if p := g.recent.find(&en.key.trace, en.key.span, sv.node); p != nil && p.node != sv.node {
+	if p := g.seen.find(&en.key.trace, en.key.span, sv.node); p != nil && p.node != sv.node {
 		switch p.kind {
 		case SpanClient:
 			// Its client span came, and its call was recorded without it
@@ -1137,7 +1137,7 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 		// Nobody instrumented called it. A client span arriving now for
 		// it is late.
 		g.observeUncalled(sv, 0, ep)
-		g.recent.markAnswered(&en.key.trace, en.key.span, sv.node, nowN)
+		g.seen.markAnswered(&en.key.trace, en.key.span, sv.node, nowN)
 		src = g.node(clientNodeKey, ep)
 		proto = sv.proto
 	}
@@ -1150,7 +1150,7 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 // Caller holds mu.
 func (g *Graph) expireChild(en *entry, ep int64) {
 	h := &en.h
-	p := g.recent.find(&en.key.trace, en.parent, h.node)
+	p := g.seen.find(&en.key.trace, en.parent, h.node)
 	if p == nil {
 		if en.has&childPlaced == 0 {
 			g.unplaced.count(g.nodeIx[h.node].key, reasonParentNotSeen, ep)

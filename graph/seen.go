@@ -2,7 +2,7 @@ package graph
 
 import "encoding/binary"
 
-// recentSpans remembers the spans seen lately: for each (trace, span id),
+// seenSpans remembers the spans seen lately: for each (trace, span id),
 // the service node that sent it and its kind. With it a span finds its
 // parent's service whichever of the two arrives first (a cross-service
 // hop that no client/server pair accounts for), a re-sent span is told
@@ -10,14 +10,14 @@ import "encoding/binary"
 // (Zipkin's shared spans) are told from a duplicate, and a span that
 // arrives after its other half was given up is known to be late.
 //
-// It is a set-associative table: a key hashes to a bucket of recentWays
+// It is a set-associative table: a key hashes to a bucket of seenWays
 // slots, and a new key takes an empty slot or the bucket's oldest. Slots
 // hold no pointers, so the garbage collector never scans the table. The
 // table starts small and doubles whenever it would evict a span younger
 // than its horizon, up to maxSlots; at that size younger spans are
 // forgotten early and counted (evictedYoung). Caller holds Graph.mu.
-type recentSpans struct {
-	slots    []recentSlot
+type seenSpans struct {
+	slots    []seenSlot
 	mask     uint64 // buckets - 1
 	maxSlots int
 	horizon  uint32 // seconds a span should be remembered
@@ -27,55 +27,55 @@ type recentSpans struct {
 	evictedYoung uint64
 }
 
-// recentWays is the number of slots in a bucket.
-const recentWays = 4
+// seenWays is the number of slots in a bucket.
+const seenWays = 4
 
-// minRecentSlots is the size a table starts at.
-const minRecentSlots = 1 << 12
+// minSeenSlots is the size a table starts at.
+const minSeenSlots = 1 << 12
 
 // kindAnswered marks a slot that is no span: the slot at (trace, S.Parent)
 // of a server span S that waited out the pair TTL without its client, so
 // that the client, arriving later, is known to be late.
 const kindAnswered SpanKind = 0xff
 
-// Flags of a recentSlot.
+// Flags of a seenSlot.
 const (
-	// recentExpired: a client span whose call was recorded without a
+	// seenExpired: a client span whose call was recorded without a
 	// server span (it waited out the pair TTL, or it calls a database and
 	// was recorded at once); a server span arriving for it now is late.
-	recentExpired uint8 = 1 << iota
+	seenExpired uint8 = 1 << iota
 )
 
-// recentSlot is one remembered span. at is 0 in an empty slot.
-type recentSlot struct {
+// seenSlot is one remembered span. at is 0 in an empty slot.
+type seenSlot struct {
 	trace TraceID
 	span  SpanID
 	node  int32
-	at    uint32 // seconds since recentSpans.base, plus one
+	at    uint32 // seconds since seenSpans.base, plus one
 	kind  SpanKind
 	flags uint8
 }
 
-// newRecentSpans returns a table that remembers spans for horizonSec
+// newSeenSpans returns a table that remembers spans for horizonSec
 // seconds while it holds at most maxSlots (rounded down to a power of two,
-// at least minRecentSlots).
-func newRecentSpans(maxSlots int, horizonSec uint32, base int64) recentSpans {
-	m := minRecentSlots
+// at least minSeenSlots).
+func newSeenSpans(maxSlots int, horizonSec uint32, base int64) seenSpans {
+	m := minSeenSlots
 	for m*2 <= maxSlots {
 		m *= 2
 	}
-	r := recentSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
-	r.alloc(min(minRecentSlots, m))
+	r := seenSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
+	r.alloc(min(minSeenSlots, m))
 	return r
 }
 
-func (r *recentSpans) alloc(n int) {
-	r.slots = make([]recentSlot, n)
-	r.mask = uint64(n/recentWays - 1)
+func (r *seenSpans) alloc(n int) {
+	r.slots = make([]seenSlot, n)
+	r.mask = uint64(n/seenWays - 1)
 }
 
 // stamp returns the slot time of nowN.
-func (r *recentSpans) stamp(nowN int64) uint32 {
+func (r *seenSpans) stamp(nowN int64) uint32 {
 	d := (nowN - r.base) / 1e9
 	if d < 0 {
 		d = 0
@@ -86,10 +86,10 @@ func (r *recentSpans) stamp(nowN int64) uint32 {
 	return uint32(d) + 1
 }
 
-func (r *recentSpans) bucket(tr *TraceID, sp SpanID) []recentSlot {
+func (r *seenSpans) bucket(tr *TraceID, sp SpanID) []seenSlot {
 	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ mix64(binary.LittleEndian.Uint64(tr[8:])))
-	i := (h & r.mask) * recentWays
-	return r.slots[i : i+recentWays : i+recentWays]
+	i := (h & r.mask) * seenWays
+	return r.slots[i : i+seenWays : i+seenWays]
 }
 
 // mix64 is SplitMix64's finaliser: span and trace ids are random, but a
@@ -103,12 +103,12 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-// recentNote is what remember found about a span already in the table.
-type recentNote uint8
+// seenNote is what remember found about a span already in the table.
+type seenNote uint8
 
 const (
 	// noteNew: nothing known of the span.
-	noteNew recentNote = iota
+	noteNew seenNote = iota
 	// noteDuplicate: the same span (same id, kind and service) was seen.
 	noteDuplicate
 	// noteShared: a span of the other side (client for a server, server
@@ -122,7 +122,7 @@ const (
 
 // remember records span s of service node and reports what was known of
 // its id before.
-func (r *recentSpans) remember(s *Span, node int32, nowN int64) recentNote {
+func (r *seenSpans) remember(s *Span, node int32, nowN int64) seenNote {
 	now := r.stamp(nowN)
 	b := r.bucket(&s.Trace, s.ID)
 	note := noteNew
@@ -151,17 +151,17 @@ func (r *recentSpans) remember(s *Span, node int32, nowN int64) recentNote {
 	if v := &b[victim]; v.at != 0 && now-v.at < r.horizon {
 		if len(r.slots) < r.maxSlots {
 			r.grow()
-			r.insert(recentSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind})
+			r.insert(seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind})
 			return note
 		}
 		r.evictedYoung++
 	}
-	b[victim] = recentSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
+	b[victim] = seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
 	return note
 }
 
 // insert puts sl in its bucket's empty or oldest slot.
-func (r *recentSpans) insert(sl recentSlot) {
+func (r *seenSpans) insert(sl seenSlot) {
 	b := r.bucket(&sl.trace, sl.span)
 	victim := 0
 	for i := range b {
@@ -177,7 +177,7 @@ func (r *recentSpans) insert(sl recentSlot) {
 }
 
 // grow doubles the table, keeping every slot.
-func (r *recentSpans) grow() {
+func (r *seenSpans) grow() {
 	old := r.slots
 	r.alloc(len(old) * 2)
 	for i := range old {
@@ -189,7 +189,7 @@ func (r *recentSpans) grow() {
 
 // markAnswered records that the server span of node, child of (tr, parent),
 // was recorded without its client.
-func (r *recentSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
+func (r *seenSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
 	b := r.bucket(tr, parent)
 	victim := 0
 	for i := range b {
@@ -201,15 +201,15 @@ func (r *recentSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN 
 			victim = i
 		}
 	}
-	b[victim] = recentSlot{trace: *tr, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
+	b[victim] = seenSlot{trace: *tr, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
 }
 
 // find returns the slot of span (tr, id), or nil. When two spans share the
 // id (a Zipkin shared span), it prefers one of service node other than
 // self, then any that is not of kind skip.
-func (r *recentSpans) find(tr *TraceID, id SpanID, self int32) *recentSlot {
+func (r *seenSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
 	b := r.bucket(tr, id)
-	var found *recentSlot
+	var found *seenSlot
 	for i := range b {
 		sl := &b[i]
 		if sl.at == 0 || sl.span != id || sl.trace != *tr || sl.kind == kindAnswered {
@@ -223,7 +223,7 @@ func (r *recentSpans) find(tr *TraceID, id SpanID, self int32) *recentSlot {
 }
 
 // findKind returns the slot of span (tr, id) of the given kind, or nil.
-func (r *recentSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *recentSlot {
+func (r *seenSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *seenSlot {
 	b := r.bucket(tr, id)
 	for i := range b {
 		if sl := &b[i]; sl.at != 0 && sl.span == id && sl.trace == *tr && sl.kind == kind {
