@@ -281,15 +281,21 @@ func TestUnplacedSpansAreCounted(t *testing.T) {
 	require.Zero(t, rej, why)
 	clk.advance(15 * time.Second)
 	g.Expire()
+	rep, err := g.Unplaced(0)
+	require.NoError(t, err)
 	require.Equal(t, []Unplaced{
 		{Service: "web", Reason: ReasonClientNoPeer, Spans: 1, Examples: []string{"HTTP GET"}},
 		{Service: "worker", Reason: ReasonParentNotSeen, Spans: 1, Examples: []string{"process-job"}},
-	}, g.Unplaced(0))
+	}, rep.Unplaced)
+	_, err = g.Unplaced(2 * time.Hour)
+	require.ErrorIs(t, err, ErrWindowTooLong)
 	n, err := testutil.GatherAndCount(reg, "cartograph_graph_unplaced_spans_total")
 	require.NoError(t, err)
 	require.Equal(t, 2, n)
 	clk.advance(2 * time.Minute)
-	require.Empty(t, g.Unplaced(0), "counted over the window")
+	rep, err = g.Unplaced(0)
+	require.NoError(t, err)
+	require.Empty(t, rep.Unplaced, "counted over the window")
 }
 
 // TestRepeatRuleKnowsItsCalls: repeats after a failure are retries only

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -153,18 +154,30 @@ func (u *unplacedTable) example(svc NodeKey, reason UnplacedReason, name string)
 	r.nextEx = (r.nextEx + 1) % maxExamples
 }
 
+// UnplacedReport is the spans no rule could place on an edge over a window.
+type UnplacedReport struct {
+	GeneratedAt   time.Time  `json:"generated_at"`
+	WindowSeconds float64    `json:"window_seconds"`
+	Unplaced      []Unplaced `json:"unplaced"`
+}
+
 // Unplaced returns the spans that could not be placed on any edge over the
-// window ending now (at most the graph's window), by service and reason,
-// most first. Safe for concurrent use.
-func (g *Graph) Unplaced(window time.Duration) []Unplaced {
-	if window <= 0 || window > g.opts.Window {
+// window ending now (0: the graph's window), by service and reason, most
+// first. It returns an error wrapping ErrWindowTooLong for a window longer
+// than the graph keeps. Safe for concurrent use.
+func (g *Graph) Unplaced(window time.Duration) (UnplacedReport, error) {
+	if window == 0 {
 		window = g.opts.Window
 	}
-	cur := g.epoch(g.opts.Now())
-	from := cur - int64(window/time.Duration(g.bucketN))
+	if window > g.opts.Window {
+		return UnplacedReport{}, fmt.Errorf("unplaced spans over %v: %w (%v)", window, ErrWindowTooLong, g.opts.Window)
+	}
+	now := g.opts.Now()
+	cur := g.epoch(now)
+	from := cur - int64((window+time.Duration(g.bucketN)-1)/time.Duration(g.bucketN))
+	rep := UnplacedReport{GeneratedAt: now.UTC(), WindowSeconds: window.Seconds(), Unplaced: []Unplaced{}}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var out []Unplaced
 	for i := range g.unplaced.rows {
 		r := &g.unplaced.rows[i]
 		var n uint64
@@ -183,10 +196,10 @@ func (g *Graph) Unplaced(window time.Duration) []Unplaced {
 			}
 		}
 		slices.Sort(u.Examples)
-		out = append(out, u)
+		rep.Unplaced = append(rep.Unplaced, u)
 	}
-	slices.SortFunc(out, func(a, b Unplaced) int {
+	slices.SortFunc(rep.Unplaced, func(a, b Unplaced) int {
 		return cmp.Or(cmp.Compare(b.Spans, a.Spans), strings.Compare(a.Service, b.Service), cmp.Compare(a.Reason, b.Reason))
 	})
-	return out
+	return rep, nil
 }

@@ -103,6 +103,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
+		MaxRecentSpans: cfg.MaxRecentSpans, MaxUnplaced: cfg.MaxUnplaced,
 		Lag: lags, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
@@ -196,7 +197,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Findings: findingsFor(cfg, engine, st), Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Unplaced: g, Findings: findingsFor(cfg, engine, st), Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
 		History: storage.History{Storage: st},

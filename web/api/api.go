@@ -35,6 +35,14 @@ type HistorySource interface {
 	GraphAt(ctx context.Context, at time.Time, window time.Duration) (*graph.Snapshot, error)
 }
 
+// UnplacedSource counts the spans no rule could place on an edge over a
+// window (0: the default window), by service and reason.
+// It returns an error wrapping graph.ErrWindowTooLong for a window longer
+// than the live one.
+type UnplacedSource interface {
+	Unplaced(window time.Duration) (graph.UnplacedReport, error)
+}
+
 // FindingsSource lists findings in a state (0: every state).
 type FindingsSource interface {
 	Findings(state detect.State) []detect.Finding
@@ -48,6 +56,8 @@ type Options struct {
 	History HistorySource
 	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
 	Findings FindingsSource
+	// Unplaced serves /api/v1/graph/unplaced (nil: 501 Not Implemented).
+	Unplaced UnplacedSource
 	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
@@ -105,6 +115,11 @@ func New(o Options) (*API, error) {
 		a.handle("GET /api/v1/stream", notYet)
 	}
 	a.handle("GET /api/v1/graph/diff", a.diff)
+	if o.Unplaced != nil {
+		a.handle("GET /api/v1/graph/unplaced", a.unplaced)
+	} else {
+		a.handle("GET /api/v1/graph/unplaced", notYet)
+	}
 	a.handle("GET /api/v1/traces/{trace_id}", a.trace)
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -188,6 +203,23 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// unplaced lists the spans no rule could place on an edge, by service and
+// reason, most first, with example span names: what the instrumentation
+// sending them lacks.
+func (a *API) unplaced(w http.ResponseWriter, r *http.Request) {
+	window, err := parseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	rep, err := a.o.Unplaced.Unplaced(window)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
 }
 
 // defaultHistoryWindow is the window of history queries that name none.

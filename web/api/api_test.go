@@ -176,3 +176,30 @@ func TestLongWindowsComeFromHistory(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, time.Hour, h.window, "a live window stays live")
 }
+
+func TestUnplaced(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g, err := graph.New(graph.Options{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	// A client span naming no peer, no server span answering it.
+	rej, why := g.ConsumeSpans([]graph.Span{{Trace: graph.TraceID{1}, ID: graph.SpanID{1}, Kind: graph.SpanClient,
+		Service: "web", Start: 1, End: 2, Operation: "HTTP GET"}})
+	require.Zero(t, rej, why)
+	now = now.Add(15 * time.Second) // past the pair TTL
+	g.Expire()
+
+	a, err := New(Options{Graph: g})
+	require.NoError(t, err)
+	code, _ := get(t, a, "/api/v1/graph/unplaced")
+	require.Equal(t, http.StatusNotImplemented, code, "without a source")
+
+	a, err = New(Options{Graph: g, Unplaced: g})
+	require.NoError(t, err)
+	code, body := get(t, a, "/api/v1/graph/unplaced?window=30s")
+	require.Equal(t, http.StatusOK, code)
+	require.EqualValues(t, 30, body["window_seconds"])
+	require.Equal(t, []any{map[string]any{"service": "web", "reason": "client_no_peer", "spans": float64(1), "examples": []any{"HTTP GET"}}}, body["unplaced"])
+	code, body = get(t, a, "/api/v1/graph/unplaced?window=2h")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "window longer")
+}
