@@ -373,10 +373,16 @@ func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
 	}
 }
 
+// lagOf is the edge's view of a group's status; a number the status does
+// not know stays nil (omitted), never zero.
 func lagOf(st *lag.Status) *Lag {
-	msgs := st.Messages
+	var msgs *float64
+	if st.Messages != nil {
+		m := *st.Messages
+		msgs = &m
+	}
 	return &Lag{
-		Messages: &msgs, Seconds: roundPtr(st.Seconds), DrainSeconds: roundPtr(st.DrainSeconds),
+		Messages: msgs, Seconds: roundPtr(st.Seconds), DrainSeconds: roundPtr(st.DrainSeconds),
 		Status: st.State, Reason: st.Reason, Consumers: st.Consumers,
 		ProduceRate: roundPtr(st.ProduceRate), ConsumeRate: roundPtr(st.ConsumeRate),
 		UpdatedAt: st.UpdatedAt.UTC(), Sources: st.Sources,
