@@ -124,6 +124,21 @@ func TestConsumerLagKeepingPaceIsNotDraining(t *testing.T) {
 	require.Empty(t, NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s))
 }
 
+// TestConsumerLagNamesTheBrokersGroup: when traces name no group and the
+// lag was joined to the consumer's edge by the broker's group name, the
+// finding names that group, not the service.
+func TestConsumerLagNamesTheBrokersGroup(t *testing.T) {
+	msgs := 500.0
+	s := snapshotOf(t, []graph.Node{{ID: "topic:kafka/orders", Kind: graph.NodeTopic, Name: "orders"}, {ID: "service:billing", Kind: graph.NodeService, Name: "billing"}},
+		graph.Edge{ID: "topic:kafka/orders->service:billing kafka", Source: "topic:kafka/orders", Target: "service:billing", Kind: graph.EdgeAsync,
+			Lag: &graph.Lag{Status: lag.StateStalled, Messages: &msgs, Group: "payments-prod"}})
+	obs := NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s)
+	require.Len(t, obs, 1)
+	require.Equal(t, Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka"}, obs[0].Subject)
+	require.Contains(t, obs[0].Summary, "consumer group payments-prod on orders")
+	require.Equal(t, "payments-prod", obs[0].Evidence["group"])
+}
+
 func TestConsumerLagThresholds(t *testing.T) {
 	secs, drain := 400.0, 50.0
 	msgs := 10.0
@@ -387,7 +402,8 @@ func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
 // engine at default settings, right after start-up and an hour into a
 // healthy run, and asserts the finding fires on the destination -> consumer
 // edge within three broker polls (45 s) of the first poll that shows the
-// fault, and that nothing was raised before it.
+// fault, that nothing was raised before it, and that it keeps firing as
+// long as the fault lasts.
 func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulated time")
@@ -426,16 +442,23 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 					}
 					visible := start.Add(time.Duration(poll) * time.Second)
 					var fired *Finding
-					simRun(t, g, seed, at+300, func(now time.Time, e *Engine, _ []lag.Sample) bool {
+					simRun(t, g, seed, at+900, func(now time.Time, e *Engine, _ []lag.Sample) bool {
 						fs := e.Findings(0)
 						if now.Before(visible) {
 							require.Empty(t, fs, "raised before the fault")
 							return true
 						}
+						if fired != nil {
+							// The fault goes on: so does the page, for
+							// 15 minutes, without resolving and refiring.
+							require.Len(t, fs, 1, "at %v", now)
+							require.Equal(t, StateFiring, fs[0].State, "at %v", now)
+							require.Equal(t, fired.ID, fs[0].ID)
+							return true
+						}
 						for i := range fs {
 							if fs[i].State == StateFiring {
 								fired = &fs[i]
-								return false
 							}
 						}
 						return true

@@ -685,13 +685,13 @@ const (
 	// minRises is how many rises in a row, each while the position moved,
 	// make a partition falling behind (with the growth conditions below).
 	minRises = 3
-	// bandFactor: the growth must exceed bandFactor times the range the
-	// partition's lag kept before the rises (its noise band).
+	// bandFactor: the growth must exceed bandFactor times the partition's
+	// noise band before the rises (see band).
 	bandFactor = 2.0
 	// minBaseline is how long the readings before the rises must span to
-	// make a noise band (their range). With less history (at start-up) the
-	// band is the largest lag seen, and the growth must be at least
-	// minDeficitYoung of what was produced.
+	// make a noise band on their own (see band). With less history (at
+	// start-up) the growth must also be at least minDeficitYoung of what
+	// was produced.
 	minBaseline = 5 * time.Minute
 	// minGrowth is the least growth, in messages, that is falling behind.
 	minGrowth = 10.0
@@ -721,7 +721,7 @@ const (
 //     position moved at each (a group that is consuming, just too slowly),
 //     and the growth is at least minGrowth messages, at least minDeficit of
 //     what was produced meanwhile, and, without its largest step, more than
-//     bandFactor times the partition's noise band (see minBaseline): steady
+//     bandFactor times the partition's noise band (see band): steady
 //     growth, not one jump.
 //
 // A rebalance or a commit pause shorter than two polls, a burst that
@@ -810,22 +810,35 @@ func (e *evaluator) long(w []point) bool {
 	return len(w) >= minRun && time.Duration(w[len(w)-1].t-w[0].t) >= e.window/2
 }
 
-// band returns the noise band of a partition's lag before a rise from
-// the reading from: the range of the known lags of before and from together
-// when before spans at least minBaseline, else (too little history, young)
-// the largest of them.
+// band returns the noise band of a partition's lag before the rise that
+// starts at the reading from: half the range of the steps between
+// consecutive known lags of before and from (a steady trend moves every
+// step alike and does not widen it, so a group already falling behind
+// stays judged so). While those readings span less than minBaseline
+// (young), the band is at least the oldest known lag: too few steps to
+// know the noise, it is taken to reach the level the lag started at.
 func band(before []point, from point) (noise float64, young bool) {
-	lo, hi := from.v[fLag], from.v[fLag]
-	oldest := from.t
-	for i := range before {
-		if v := before[i].v[fLag]; v >= 0 {
-			lo, hi, oldest = min(lo, v), max(hi, v), min(oldest, before[i].t)
+	oldest, prev := from, -1.0
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, x := range append(before[:len(before):len(before)], from) {
+		v := x.v[fLag]
+		if v < 0 {
+			continue
 		}
+		if prev < 0 {
+			oldest = x
+		} else {
+			lo, hi = min(lo, v-prev), max(hi, v-prev)
+		}
+		prev = v
 	}
-	if time.Duration(from.t-oldest) < minBaseline {
-		return hi, true
+	if hi >= lo {
+		noise = (hi - lo) / 2
 	}
-	return hi - lo, false
+	if young = time.Duration(from.t-oldest.t) < minBaseline; young {
+		noise = max(noise, oldest.v[fLag])
+	}
+	return noise, young
 }
 
 // group folds the partitions of gk into its Status.
