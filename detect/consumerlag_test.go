@@ -209,7 +209,7 @@ type simAt struct {
 	rateMul   float64 // multiplier of the produce rate (bursts)
 	extra     float64 // messages produced on top, per partition (a cron job)
 	capMul    float64 // multiplier of the capacity (0: not consuming)
-	frozen    bool    // the consumer neither processes nor commits (stalled)
+	frozen    int     // partitions 0..frozen-1 are neither processed nor committed (stalled)
 	consumers float64 // group members the broker reports
 }
 
@@ -278,7 +278,7 @@ func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now t
 			p := &parts[i]
 			p.end += poisson(rng, g.rate*w.rateMul) + w.extra
 			p.endAt[sec%len(p.endAt)] = p.end
-			if w.frozen {
+			if i < w.frozen {
 				continue
 			}
 			ready := p.endAt[(sec+1)%len(p.endAt)] - g.inflight // produced pipeline seconds ago
@@ -303,7 +303,7 @@ func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now t
 			at := now.UnixNano()
 			spans := []graph.Span{{Trace: tr, ID: graph.SpanID{1}, Kind: graph.SpanProducer, Service: "shop", Start: at - 2e6, End: at - 1e6,
 				Protocol: graph.ProtocolKafka, Messaging: graph.MessagingPublish, Destination: orders}}
-			if !w.frozen && w.capMul > 0 && w.consumers > 0 {
+			if w.frozen < g.parts && w.capMul > 0 && w.consumers > 0 {
 				spans = append(spans, graph.Span{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanConsumer, Service: "billing",
 					Start: at, End: at + 3e6, Protocol: graph.ProtocolKafka, Destination: orders, ConsumerGroup: "billing"})
 			}
@@ -349,6 +349,9 @@ func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
 	}{
 		// Issue #15 1a: produce = consume = 10/s, a lag of about 2.
 		{name: "steady small lag", g: simGroup{parts: 12, rate: 10, capacity: 12, pipeline: 0, inflight: 2, commitEvery: 1, at: normal}},
+		// Low rates (0.3/s a partition, 3.6/s over the group): the lag is
+		// 0 to 3, committed every 5 s.
+		{name: "low rate", g: simGroup{parts: 12, rate: 0.3, capacity: 5, pipeline: 1, commitEvery: 5, at: normal}},
 		// Issue #15 1b.
 		{name: "lag jittering on 12 partitions, never zero", g: jitter},
 		// Bursts of 2-8 s at 3x the rate, 5-20 s apart, over a consumer
@@ -420,7 +423,9 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 		// begins 12 s or 2 s before a poll.)
 		{name: "falling behind", apply: func(w *simAt) { w.capMul = 0.6 * 20 / 40 }, severity: SeverityWarning, status: "warning"},
 		// Stuck on a poison message: members stay, the position stops.
-		{name: "stalled", apply: func(w *simAt) { w.frozen = true }, severity: SeverityCritical, status: "stalled"},
+		{name: "stalled", apply: func(w *simAt) { w.frozen = 12 }, severity: SeverityCritical, status: "stalled"},
+		// One partition stuck (a poison message), eleven healthy.
+		{name: "one partition stalled", apply: func(w *simAt) { w.frozen = 1 }, severity: SeverityCritical, status: "stalled"},
 		// Every member gone.
 		{name: "stopped", apply: func(w *simAt) { w.capMul, w.consumers = 0, 0 }, severity: SeverityCritical, status: "stopped"},
 	} {
