@@ -662,6 +662,12 @@ func (e *evaluator) partition(sr *series) (partition, bool) {
 		p.seconds, p.secondsOK = timeLag(pts, p.lag, p.newest, prod, ok)
 		return p, true
 	}
+	// A source read less often than the window needs (the kafkametrics
+	// receiver scrapes once a minute by default) leaves too few readings in
+	// it to judge: the last minRises+1 are judged instead.
+	if n := minRises + 1; len(w) < n {
+		w = pts[max(0, len(pts)-n):]
+	}
 	p.prod, p.prodOK, p.consume, p.consumeOK = rates(w)
 	p.seconds, p.secondsOK = timeLag(pts, p.lag, e.now, p.prod, p.prodOK)
 	p.state = e.judge(&p, w, pts)
