@@ -122,6 +122,7 @@ func TestConsumerLagKeepingPaceIsNotDraining(t *testing.T) {
 	require.Equal(t, lag.StateOK, e.Lag.Status)
 	require.Equal(t, 24.0, *e.Lag.Messages)
 	require.Nil(t, e.Lag.DrainSeconds, "no drain time from a net rate that is noise")
+	require.Equal(t, "keeping pace, 24 messages behind", e.Lag.Reason)
 	require.Empty(t, NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s))
 }
 

@@ -1025,6 +1025,8 @@ func (e *evaluator) reason(st *Status, parts []partition, lagKnown bool) string 
 		return fmt.Sprintf("caught up at %s, %s messages behind now", ts(zeroAt), num(m))
 	case st.DrainSeconds != nil:
 		return fmt.Sprintf("behind by %s messages but catching up, drained in about %s at the current rates", num(m), dur(*st.DrainSeconds))
+	case st.ProduceRate != nil && st.ConsumeRate != nil && math.Abs(*st.ConsumeRate-*st.ProduceRate) < minDrainShare*max(*st.ConsumeRate, *st.ProduceRate):
+		return fmt.Sprintf("keeping pace, %s messages behind", num(m))
 	default:
 		return fmt.Sprintf("behind by %s messages, not growing steadily", num(m))
 	}
