@@ -69,6 +69,14 @@ func TestLagJoinsConsumersTracesNameNoGroupFor(t *testing.T) {
 		},
 		noNode: []string{"service:cg-7"},
 	}, {
+		name:     "one consumer, its group and a group no trace shows",
+		spans:    []Span{consumer(1, "billing", "")},
+		statuses: []lag.Status{status("analytics", lag.StateStopped), status("billing-cg", lag.StateWarning)},
+		want: []want{
+			{"topic:kafka/orders->service:billing kafka", lag.StateWarning, "billing-cg"},
+			{"topic:kafka/orders->service:analytics kafka @analytics", lag.StateStopped, ""},
+		},
+	}, {
 		name:     "two consumers, a group named after neither: not guessed",
 		spans:    []Span{consumer(1, "billing", ""), consumer(2, "audit", "")},
 		statuses: []lag.Status{status("cg-7", lag.StateStopped)},
