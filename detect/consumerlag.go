@@ -173,9 +173,14 @@ func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Su
 	l := e.Lag
 	group := e.ConsumerGroup
 	if group == "" {
-		group = dst.Name
+		group = l.Group // traces name none; the broker does
 	}
 	ev := map[string]any{"status": l.Status.String(), "source": "broker_metrics"}
+	if group != "" {
+		ev["group"] = group
+	} else {
+		group = dst.Name
+	}
 	if l.Messages != nil {
 		ev["lag_messages"] = *l.Messages
 	}

@@ -1,7 +1,11 @@
 package detect
 
 import (
+	"cmp"
 	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -80,6 +84,63 @@ func TestConsumerLagFromBrokerMetrics(t *testing.T) {
 	}
 }
 
+// TestConsumerLagKeepingPaceIsNotDraining is issue #15 1a: a group that
+// keeps pace (produce = consume = 10/s on each of 12 partitions) with a lag
+// of about 2 per partition has no backlog to drain. A net rate of one
+// message a minute is noise, not a drain rate: dividing the lag by it gave
+// "needs more than 900 s to drain" while the status said ok.
+func TestConsumerLagKeepingPaceIsNotDraining(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	store, err := lag.New(lag.Options{Now: clock})
+	require.NoError(t, err)
+	var samples []lag.Sample
+	for p := range 12 {
+		for i := range 5 { // one poll every 15 s over the last minute
+			l := 2.0
+			if p == 0 && i == 0 {
+				l = 3 // one message more a minute ago: a net gain of 1/60 per second
+			}
+			end := 1e6 + 150*float64(i)
+			samples = append(samples, lag.Sample{Time: now.Add(time.Duration(i-4) * 15 * time.Second),
+				Key: lag.Key{System: "kafka", Destination: "orders", Group: "billing", Partition: int32(p)},
+				Lag: l, Committed: end - l, End: end, Consumers: 3, Produced: lag.Unknown, Consumed: lag.Unknown})
+		}
+	}
+	require.Zero(t, store.Add(samples))
+	g, err := graph.New(graph.Options{Now: clock, Lag: store})
+	require.NoError(t, err)
+	s, err := g.Snapshot(0)
+	require.NoError(t, err)
+	var e *graph.Edge
+	for i := range s.Edges {
+		if s.Edges[i].Lag != nil {
+			e = &s.Edges[i]
+		}
+	}
+	require.NotNil(t, e)
+	require.Equal(t, lag.StateOK, e.Lag.Status)
+	require.Equal(t, 24.0, *e.Lag.Messages)
+	require.Nil(t, e.Lag.DrainSeconds, "no drain time from a net rate that is noise")
+	require.Equal(t, "keeping pace, 24 messages behind", e.Lag.Reason)
+	require.Empty(t, NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s))
+}
+
+// TestConsumerLagNamesTheBrokersGroup: when traces name no group and the
+// lag was joined to the consumer's edge by the broker's group name, the
+// finding names that group, not the service.
+func TestConsumerLagNamesTheBrokersGroup(t *testing.T) {
+	msgs := 500.0
+	s := snapshotOf(t, []graph.Node{{ID: "topic:kafka/orders", Kind: graph.NodeTopic, Name: "orders"}, {ID: "service:billing", Kind: graph.NodeService, Name: "billing"}},
+		graph.Edge{ID: "topic:kafka/orders->service:billing kafka", Source: "topic:kafka/orders", Target: "service:billing", Kind: graph.EdgeAsync,
+			Lag: &graph.Lag{Status: lag.StateStalled, Messages: &msgs, Group: "payments-prod"}})
+	obs := NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s)
+	require.Len(t, obs, 1)
+	require.Equal(t, Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka"}, obs[0].Subject)
+	require.Contains(t, obs[0].Summary, "consumer group payments-prod on orders")
+	require.Equal(t, "payments-prod", obs[0].Evidence["group"])
+}
+
 func TestConsumerLagThresholds(t *testing.T) {
 	secs, drain := 400.0, 50.0
 	msgs := 10.0
@@ -127,4 +188,305 @@ func TestConsumerLagFromTraces(t *testing.T) {
 	require.Equal(t, "traces", obs[0].Evidence["source"])
 	require.Equal(t, 60_000.0, obs[0].Evidence["delay_p95_ms"])
 	require.Equal(t, SeverityWarning, obs[0].Severity)
+}
+
+// simGroup is a Kafka consumer group simulated second by second, the way
+// the broker poller sees it: Poisson arrivals per partition, a consumer that
+// takes a message `pipeline` seconds after it is produced, holds `inflight`
+// messages it fetched but has not committed, processes at most a Poisson
+// draw of its capacity per second and commits every `commitEvery` seconds.
+// Each second, at tells the group what the world does.
+type simGroup struct {
+	parts       int
+	rate        float64 // messages/s produced per partition
+	capacity    float64 // messages/s the consumer can process per partition
+	pipeline    int     // seconds between production and processing
+	inflight    float64 // messages fetched but not committed
+	commitEvery int     // seconds between commits
+	pollEvery   int     // seconds between broker polls (0: 15)
+	at          func(sec int, rng *rand.Rand) simAt
+}
+
+// simAt is what happens in one second of a simulation.
+type simAt struct {
+	rateMul   float64 // multiplier of the produce rate (bursts)
+	extra     float64 // messages produced on top, per partition (a cron job)
+	capMul    float64 // multiplier of the capacity (0: not consuming)
+	frozen    int     // partitions 0..frozen-1 are neither processed nor committed (stalled)
+	consumers float64 // group members the broker reports
+}
+
+func normal(sec int, _ *rand.Rand) simAt { return simAt{rateMul: 1, capMul: 1, consumers: 3} }
+
+// simPartition is one partition's offsets.
+type simPartition struct {
+	end, processed, committed float64
+	endAt                     []float64 // end offset at the last pipeline+1 seconds, ring
+}
+
+// poisson draws from a Poisson distribution of mean m (normal
+// approximation above 30).
+func poisson(rng *rand.Rand, m float64) float64 {
+	if m <= 0 {
+		return 0
+	}
+	if m > 30 {
+		return max(0, math.Round(m+math.Sqrt(m)*rng.NormFloat64()))
+	}
+	l, k, p := math.Exp(-m), 0.0, 1.0
+	for {
+		p *= rng.Float64()
+		if p <= l {
+			return k
+		}
+		k++
+	}
+}
+
+// simRun drives a lag store, a graph and a detect engine, all at their
+// default settings (1m window, 5s evaluations, one-interval hold, 15m
+// retention, 2m stale-after) on one injected clock, from start-up for
+// `seconds` of simulated time. The poller reads the group every 15 s (7 s
+// past each quarter minute); traces show one message through every 5 s
+// while the consumer works. After every evaluation, check sees the time,
+// the engine and the readings taken so far.
+func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now time.Time, e *Engine, last []lag.Sample) bool) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	now := start
+	clock := func() time.Time { return now }
+	store, err := lag.New(lag.Options{Now: clock})
+	require.NoError(t, err)
+	gr, err := graph.New(graph.Options{Now: clock, Lag: store})
+	require.NoError(t, err)
+	eng, err := NewEngine(EngineOptions{Detectors: []Detector{NewConsumerLag(ConsumerLagOptions{})}, Now: clock})
+	require.NoError(t, err)
+	parts := make([]simPartition, g.parts)
+	for i := range parts {
+		// A topic with history: offsets far from zero.
+		off := 1e6 + float64(i)*1e4
+		parts[i] = simPartition{end: off, processed: off - g.inflight, committed: off - g.inflight, endAt: make([]float64, g.pipeline+1)}
+		for j := range parts[i].endAt {
+			parts[i].endAt[j] = off
+		}
+	}
+	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
+	var last []lag.Sample
+	var trace byte
+	pollEvery := cmp.Or(g.pollEvery, 15)
+	for sec := 1; sec <= seconds; sec++ {
+		now = start.Add(time.Duration(sec) * time.Second)
+		w := g.at(sec, rng)
+		for i := range parts {
+			p := &parts[i]
+			p.end += poisson(rng, g.rate*w.rateMul) + w.extra
+			p.endAt[sec%len(p.endAt)] = p.end
+			if i < w.frozen {
+				continue
+			}
+			ready := p.endAt[(sec+1)%len(p.endAt)] - g.inflight // produced pipeline seconds ago
+			p.processed += max(0, min(ready-p.processed, poisson(rng, g.capacity*w.capMul)))
+			if (sec+i)%g.commitEvery == 0 {
+				p.committed = p.processed
+			}
+		}
+		if sec%pollEvery == 7 {
+			last = last[:0]
+			for i := range parts {
+				p := &parts[i]
+				last = append(last, lag.Sample{Time: now, Key: lag.Key{System: "kafka", Destination: "orders", Group: "billing", Partition: int32(i)},
+					Lag: p.end - p.committed, Committed: p.committed, End: p.end, Consumers: w.consumers,
+					Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka:poller"})
+			}
+			require.Zero(t, store.Add(last))
+		}
+		if sec%5 == 3 {
+			trace++
+			tr := graph.TraceID{trace, byte(sec), byte(sec >> 8), byte(sec >> 16)}
+			at := now.UnixNano()
+			spans := []graph.Span{{Trace: tr, ID: graph.SpanID{1}, Kind: graph.SpanProducer, Service: "shop", Start: at - 2e6, End: at - 1e6,
+				Protocol: graph.ProtocolKafka, Messaging: graph.MessagingPublish, Destination: orders}}
+			if w.frozen < g.parts && w.capMul > 0 && w.consumers > 0 {
+				spans = append(spans, graph.Span{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanConsumer, Service: "billing",
+					Start: at, End: at + 3e6, Protocol: graph.ProtocolKafka, Destination: orders, ConsumerGroup: "billing"})
+			}
+			rej, why := gr.ConsumeSpans(spans)
+			require.Zero(t, rej, why)
+		}
+		if sec%5 == 0 {
+			s, err := gr.Snapshot(0)
+			require.NoError(t, err)
+			eng.Eval(context.Background(), s)
+			if !check(now, eng, last) {
+				return
+			}
+		}
+	}
+}
+
+// jitter is a healthy group whose lag jitters between about 30 and 70 on
+// each of 12 partitions and never returns to zero: 20 messages/s each,
+// consumed 2 s after production, committed every second.
+var jitter = simGroup{parts: 12, rate: 20, capacity: 40, pipeline: 2, commitEvery: 1, at: normal}
+
+var simSeed uint64 = 15
+
+func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("hours of simulated time")
+	}
+	const hours = 3
+	withJitter := func(f func(sec int, rng *rand.Rand, w *simAt)) simGroup {
+		g := jitter
+		g.at = func(sec int, rng *rand.Rand) simAt {
+			w := normal(sec, rng)
+			f(sec, rng, &w)
+			return w
+		}
+		return g
+	}
+	burstOn, burstUntil := false, 0
+	for _, tc := range []struct {
+		name string
+		g    simGroup
+	}{
+		// Issue #15 1a: produce = consume = 10/s, a lag of about 2.
+		{name: "steady small lag", g: simGroup{parts: 12, rate: 10, capacity: 12, pipeline: 0, inflight: 2, commitEvery: 1, at: normal}},
+		// The kafkametrics receiver's default: one reading a minute.
+		{name: "lag jittering, polled once a minute", g: func() simGroup { g := jitter; g.pollEvery = 60; return g }()},
+		// Low rates (0.3/s a partition, 3.6/s over the group): the lag is
+		// 0 to 3, committed every 5 s.
+		{name: "low rate", g: simGroup{parts: 12, rate: 0.3, capacity: 5, pipeline: 1, commitEvery: 5, at: normal}},
+		// Issue #15 1b.
+		{name: "lag jittering on 12 partitions, never zero", g: jitter},
+		// Bursts of 2-8 s at 3x the rate, 5-20 s apart, over a consumer
+		// that can take 45/s: the lag piles up in each burst and drains
+		// before the next, and no 45 s holds more than the consumer can
+		// take. (A producer that outruns its consumer for 45 s or more
+		// right after start-up, before 5 minutes of history show how
+		// bursty it is, is reported as falling behind.)
+		{name: "bursty producers whose lag drains", g: simGroup{parts: 12, rate: 20, capacity: 45, pipeline: 1, commitEvery: 5,
+			at: func(sec int, rng *rand.Rand) simAt {
+				if sec >= burstUntil {
+					burstOn = !burstOn
+					if burstUntil = sec + 5 + rng.IntN(16); burstOn {
+						burstUntil = sec + 2 + rng.IntN(7)
+					}
+				}
+				w := normal(sec, rng)
+				if w.rateMul = 0.5; burstOn {
+					w.rateMul = 3
+				}
+				return w
+			}}},
+		{name: "cron burst every 10 minutes that drains within a few polls", g: withJitter(func(sec int, _ *rand.Rand, w *simAt) {
+			if m := sec % 600; m >= 300 && m < 303 {
+				w.extra = 300 // 900 per partition in 3 s, 10,800 over the group
+			}
+		})},
+		{name: "group rebalancing once", g: withJitter(func(sec int, _ *rand.Rand, w *simAt) {
+			if sec >= 3600+4 && sec < 3600+24 { // a 20 s stop-the-world rebalance
+				w.capMul, w.consumers = 0, 0
+			}
+		})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var minLag, maxLag = math.Inf(1), 0.0
+			simRun(t, tc.g, simSeed, hours*3600, func(now time.Time, e *Engine, last []lag.Sample) bool {
+				for _, s := range last {
+					minLag, maxLag = min(minLag, s.Lag), max(maxLag, s.Lag)
+				}
+				if f := e.Findings(0); len(f) > 0 {
+					t.Fatalf("%v after start-up: %s %s: %s (evidence %v)", now.Sub(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)), f[0].State, f[0].Kind, f[0].Summary, f[0].Evidence)
+				}
+				return true
+			})
+			t.Logf("partition lag ranged %v..%v", minLag, maxLag)
+		})
+	}
+}
+
+// TestConsumerLagFaultsFireWithinThreePolls drives real faults through the
+// engine at default settings, right after start-up and an hour into a
+// healthy run, and asserts the finding fires on the destination -> consumer
+// edge within three broker polls (45 s at the pollers' 15 s; also with the
+// kafkametrics receiver's one reading a minute) of the first poll that
+// shows the fault, that nothing was raised before it, and that it keeps firing as
+// long as the fault lasts.
+func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated time")
+	}
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	subject := Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka @billing"}
+	for _, fault := range []struct {
+		name     string
+		apply    func(w *simAt)
+		severity Severity
+		status   string
+	}{
+		// The consumer slows to 60% of the produce rate. (The fault
+		// begins 12 s or 2 s before a poll.)
+		{name: "falling behind", apply: func(w *simAt) { w.capMul = 0.6 * 20 / 40 }, severity: SeverityWarning, status: "warning"},
+		// Stuck on a poison message: members stay, the position stops.
+		{name: "stalled", apply: func(w *simAt) { w.frozen = 12 }, severity: SeverityCritical, status: "stalled"},
+		// One partition stuck (a poison message), eleven healthy.
+		{name: "one partition stalled", apply: func(w *simAt) { w.frozen = 1 }, severity: SeverityCritical, status: "stalled"},
+		// Every member gone.
+		{name: "stopped", apply: func(w *simAt) { w.capMul, w.consumers = 0, 0 }, severity: SeverityCritical, status: "stopped"},
+	} {
+		for _, run := range []struct{ every, at int }{{15, 10}, {15, 20}, {15, 3600 + 10}, {15, 3600 + 20}, {60, 10}, {60, 3600 + 10}} {
+			at, every := run.at, run.every
+			for seed := uint64(1); seed <= 3; seed++ {
+				t.Run(fmt.Sprintf("%s at %ds seed %d polled every %ds", fault.name, at, seed, every), func(t *testing.T) {
+					g := jitter
+					g.pollEvery = every
+					g.at = func(sec int, rng *rand.Rand) simAt {
+						w := normal(sec, rng)
+						if sec > at {
+							fault.apply(&w)
+						}
+						return w
+					}
+					// The first poll after the fault began shows it.
+					poll := at + 1
+					for poll%every != 7 {
+						poll++
+					}
+					visible := start.Add(time.Duration(poll) * time.Second)
+					var fired *Finding
+					simRun(t, g, seed, at+900, func(now time.Time, e *Engine, _ []lag.Sample) bool {
+						fs := e.Findings(0)
+						if now.Before(visible) {
+							require.Empty(t, fs, "raised before the fault")
+							return true
+						}
+						if fired != nil {
+							// The fault goes on: so does the page, for
+							// 15 minutes, without resolving and refiring.
+							require.Len(t, fs, 1, "at %v", now)
+							require.Equal(t, StateFiring, fs[0].State, "at %v", now)
+							require.Equal(t, fired.ID, fs[0].ID)
+							return true
+						}
+						for i := range fs {
+							if fs[i].State == StateFiring {
+								fired = &fs[i]
+							}
+						}
+						return true
+					})
+					require.NotNil(t, fired, "never fired")
+					latency := fired.FiredAt.Sub(visible)
+					t.Logf("%s, polls every %ds: fired %v after the first poll showing it: %s", fault.name, every, latency, fired.Summary)
+					require.LessOrEqual(t, latency, 3*time.Duration(every)*time.Second, "three polls")
+					require.Equal(t, KindConsumerLag, fired.Kind)
+					require.Equal(t, subject, fired.Subject)
+					require.Equal(t, fault.severity, fired.Severity)
+					require.Equal(t, fault.status, fired.Evidence["status"])
+				})
+			}
+		}
+	}
 }

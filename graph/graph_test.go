@@ -321,10 +321,10 @@ func (s staticLag) Evaluate(time.Duration) []lag.Status { return s }
 func TestLagJoinsConsumerEdges(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, State: lag.StateWarning, Messages: 40, Seconds: f(12.5), Reason: "falling behind"},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "audit"}, State: lag.StateStopped, Messages: 7},
-		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateOK, Messages: 0, DrainSeconds: f(0)},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "clicks", Group: "etl"}, State: lag.StateStale, Messages: 3},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, State: lag.StateWarning, Messages: lagMsgs(40), Seconds: f(12.5), Reason: "falling behind"},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "audit"}, State: lag.StateStopped, Messages: lagMsgs(7)},
+		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateOK, Messages: lagMsgs(0), DrainSeconds: f(0)},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "clicks", Group: "etl"}, State: lag.StateStale, Messages: lagMsgs(3)},
 	}})
 	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
 	emails := NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}
@@ -356,8 +356,8 @@ func TestLagJoinsConsumerEdges(t *testing.T) {
 
 func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
 	g, clk, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateStalled, Messages: 900},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-v2"}, State: lag.StateStopped, Messages: 5},
+		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateStalled, Messages: lagMsgs(900)},
+		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-v2"}, State: lag.StateStopped, Messages: lagMsgs(5)},
 	}})
 	rej, why := g.ConsumeSpans([]Span{
 		{Trace: tid(2), ID: sid(1), Kind: SpanConsumer, Service: "mailer", End: ms, Protocol: ProtocolRabbitMQ, Destination: NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}},
@@ -379,7 +379,7 @@ func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
 
 func TestLagJoinsByNATSSubject(t *testing.T) {
 	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "nats", Destination: "ORDERS", Group: "shipper"}, State: lag.StateWarning, Messages: 12, Subjects: []string{"orders.*.created", "orders.>"}},
+		{GroupKey: lag.GroupKey{System: "nats", Destination: "ORDERS", Group: "shipper"}, State: lag.StateWarning, Messages: lagMsgs(12), Subjects: []string{"orders.*.created", "orders.>"}},
 	}})
 	subj := func(name string) NodeKey { return NodeKey{Kind: NodeTopic, Group: "nats", Name: name} }
 	rej, why := g.ConsumeSpans([]Span{

@@ -235,6 +235,9 @@ type Lag struct {
 	ConsumeRate  *float64  `json:"consume_rate_per_s,omitempty"`
 	UpdatedAt    time.Time `json:"updated_at"`
 	Sources      []string  `json:"sources,omitempty"`
+	// Group is the consumer group the broker reports, when the edge's
+	// traces name none (the edge has no consumer_group).
+	Group string `json:"group,omitempty"`
 }
 
 // Node returns the node with id, if present.
@@ -467,58 +470,169 @@ func (b *snapshotBuilder) destination(system, name string) int {
 // joinLag puts each group's lag on its destination -> consumer edges: the
 // edges whose consumer group is the status's group, or every consumer edge
 // of a queue (whose consumers share one backlog). Consumer edges without
-// traffic in the window still get it (a stalled consumer sends no spans). A
-// group no trace ever named still appears, as a service node named after the
-// group fed by the destination, so lag is never hidden for want of traces.
+// traffic in the window still get it (a stalled consumer sends no spans).
+//
+// When traces name no group for a destination's consumers (the spans lack
+// messaging.consumer.group.name) while the broker names one, the lag goes
+// on the consumer edge of that destination whose service the group is named
+// after ("billing" for "billing", "billing-consumer", "cg.billing"), or,
+// when the destination has one such consumer and one such group, on its
+// edge; Lag.Group then keeps the broker's name. Only a group no trace can be
+// tied to appears as a service node named after the group fed by the
+// destination, so lag is never hidden for want of traces, and never put on
+// another consumer's edge by a guess.
 func (b *snapshotBuilder) joinLag(statuses []lag.Status) {
+	var unmatched []*lag.Status
 	for i := range statuses {
-		st := &statuses[i]
+		if !b.joinLagNamed(&statuses[i]) && statuses[i].Group != "" {
+			unmatched = append(unmatched, &statuses[i])
+		}
+	}
+	for _, st := range unmatched {
 		dest := b.destination(st.System, st.Destination)
 		l := lagOf(st)
-		matched := false
-		for j := range b.edges {
-			e := &b.edges[j]
-			if e.src == dest && (e.group == st.Group || st.Group == "") && b.nodes[e.dst].Kind == NodeService {
-				e.lag = l
-				matched = true
-			}
-		}
-		if matched {
+		if consumer, ok := b.groupless(dest, st, unmatched); ok {
+			l.Group = st.Group
+			b.putLag(dest, consumer, "", l)
 			continue
 		}
-		// The broker names the destination otherwise than traces do (a
-		// NATS stream, its subjects): the consumer edges of every
-		// destination named by a subject it captures.
-		for j := range b.edges {
-			e := &b.edges[j]
-			if src := b.nodes[e.src]; (src.Kind == NodeTopic || src.Kind == NodeQueue) && src.Group == st.System &&
-				e.src != dest && matchesAny(st.Subjects, src.Name) && b.nodes[e.dst].Kind == NodeService &&
-				(e.group == st.Group || e.group == "" || st.Group == "") {
-				e.lag = l
-				matched = true
-			}
+		consumer := b.node(NodeKey{Kind: NodeService, Name: st.Group})
+		b.edges = append(b.edges, rawEdge{src: dest, dst: consumer, kind: EdgeAsync,
+			proto: MessagingProtocol(st.System), group: st.Group, lag: l})
+	}
+}
+
+// joinLagNamed puts st's lag on the consumer edges traces tie to its group
+// (see joinLag) and reports whether there were any.
+func (b *snapshotBuilder) joinLagNamed(st *lag.Status) bool {
+	dest := b.destination(st.System, st.Destination)
+	l := lagOf(st)
+	matched := false
+	for j := range b.edges {
+		e := &b.edges[j]
+		if e.src == dest && (e.group == st.Group || st.Group == "") && b.nodes[e.dst].Kind == NodeService {
+			e.lag = l
+			matched = true
 		}
-		if matched {
-			continue
+	}
+	if matched {
+		return true
+	}
+	// The broker names the destination otherwise than traces do (a
+	// NATS stream, its subjects): the consumer edges of every
+	// destination named by a subject it captures.
+	for j := range b.edges {
+		e := &b.edges[j]
+		if src := b.nodes[e.src]; (src.Kind == NodeTopic || src.Kind == NodeQueue) && src.Group == st.System &&
+			e.src != dest && matchesAny(st.Subjects, src.Name) && b.nodes[e.dst].Kind == NodeService &&
+			(e.group == st.Group || e.group == "" || st.Group == "") {
+			e.lag = l
+			matched = true
 		}
-		for _, d := range b.dormant {
-			if b.byKey[d.dest] == dest && d.dest == b.nodes[dest] && (d.group == st.Group || st.Group == "") && d.consumer.Kind == NodeService {
-				b.edges = append(b.edges, rawEdge{src: dest, dst: b.node(d.consumer), kind: EdgeAsync, proto: d.proto, group: d.group, lag: l})
-				matched = true
-			}
+	}
+	if matched {
+		return true
+	}
+	for _, d := range b.dormant {
+		if b.byKey[d.dest] == dest && d.dest == b.nodes[dest] && (d.group == st.Group || st.Group == "") && d.consumer.Kind == NodeService {
+			b.edges = append(b.edges, rawEdge{src: dest, dst: b.node(d.consumer), kind: EdgeAsync, proto: d.proto, group: d.group, lag: l})
+			matched = true
 		}
-		if !matched && st.Group != "" {
-			consumer := b.node(NodeKey{Kind: NodeService, Name: st.Group})
-			b.edges = append(b.edges, rawEdge{src: dest, dst: consumer, kind: EdgeAsync,
-				proto: MessagingProtocol(st.System), group: st.Group, lag: l})
+	}
+	return matched
+}
+
+// groupless picks the consumer service of dest, among those whose traces
+// name no group, that st's group belongs to: the one the group is named
+// after, else the only one when st is the only group of dest left
+// unmatched (all of them in unmatched).
+func (b *snapshotBuilder) groupless(dest int, st *lag.Status, unmatched []*lag.Status) (NodeKey, bool) {
+	var cands []NodeKey
+	add := func(k NodeKey) {
+		if k.Kind == NodeService && !slices.Contains(cands, k) {
+			cands = append(cands, k)
+		}
+	}
+	for j := range b.edges {
+		if e := &b.edges[j]; e.src == dest && e.group == "" {
+			add(b.nodes[e.dst])
+		}
+	}
+	for _, d := range b.dormant {
+		if d.group == "" && d.dest == b.nodes[dest] {
+			add(d.consumer)
+		}
+	}
+	var named []NodeKey
+	for _, c := range cands {
+		if namedAfter(st.Group, c.Name) {
+			named = append(named, c)
+		}
+	}
+	if len(named) == 1 {
+		return named[0], true
+	}
+	if len(named) > 1 || len(cands) != 1 {
+		return NodeKey{}, false
+	}
+	for _, o := range unmatched {
+		if o != st && o.System == st.System && o.Destination == st.Destination {
+			return NodeKey{}, false
+		}
+	}
+	return cands[0], true
+}
+
+// namedAfter reports whether a consumer group's name is a service's name,
+// alone or joined by '-', '_' or '.' to other words, ignoring case.
+func namedAfter(group, service string) bool {
+	g, s := strings.ToLower(group), strings.ToLower(service)
+	if s == "" || !strings.Contains(g, s) {
+		return false
+	}
+	if g == s {
+		return true
+	}
+	for _, sep := range []string{"-", "_", "."} {
+		if strings.HasPrefix(g, s+sep) || strings.HasSuffix(g, sep+s) || strings.Contains(g, sep+s+sep) {
+			return true
+		}
+	}
+	return false
+}
+
+// putLag puts l on the edges from dest to consumer with group, adding the
+// edge when the consumer had no traffic in the window.
+func (b *snapshotBuilder) putLag(dest int, consumer NodeKey, group string, l *Lag) {
+	ci, live := b.byKey[consumer]
+	matched := false
+	for j := range b.edges {
+		if e := &b.edges[j]; live && e.src == dest && e.dst == ci && e.group == group {
+			e.lag = l
+			matched = true
+		}
+	}
+	if matched {
+		return
+	}
+	for _, d := range b.dormant {
+		if d.dest == b.nodes[dest] && d.consumer == consumer && d.group == group {
+			b.edges = append(b.edges, rawEdge{src: dest, dst: b.node(consumer), kind: EdgeAsync, proto: d.proto, group: group, lag: l})
+			return
 		}
 	}
 }
 
+// lagOf is the edge's view of a group's status; a number the status does
+// not know stays nil (omitted), never zero.
 func lagOf(st *lag.Status) *Lag {
-	msgs := st.Messages
+	var msgs *float64
+	if st.Messages != nil {
+		m := *st.Messages
+		msgs = &m
+	}
 	return &Lag{
-		Messages: &msgs, Seconds: roundPtr(st.Seconds), DrainSeconds: roundPtr(st.DrainSeconds),
+		Messages: msgs, Seconds: roundPtr(st.Seconds), DrainSeconds: roundPtr(st.DrainSeconds),
 		Status: st.State, Reason: st.Reason, Consumers: st.Consumers,
 		ProduceRate: roundPtr(st.ProduceRate), ConsumeRate: roundPtr(st.ConsumeRate),
 		UpdatedAt: st.UpdatedAt.UTC(), Sources: st.Sources,

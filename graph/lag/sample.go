@@ -117,9 +117,9 @@ type Status struct {
 	State  State
 	Reason string // one sentence: why this state
 
-	Messages     float64  // latest total lag over partitions with a known lag
+	Messages     *float64 // latest total lag over partitions with a known lag; nil when none has one
 	Seconds      *float64 // time lag: how long ago the consumer's position was the head (max over partitions)
-	DrainSeconds *float64 // lag / (consume rate - produce rate), when the consumer gains on the producer
+	DrainSeconds *float64 // lag / (consume rate - produce rate), when the consumer gains on the producer by at least 5% of its consume rate (0 with no lag)
 
 	ProduceRate *float64 // messages/s over the window
 	ConsumeRate *float64 // messages/s over the window

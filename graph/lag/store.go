@@ -457,12 +457,15 @@ func (s *Store) forgetLocked(now time.Time) (forgotten int) {
 //
 // Each partition is judged in the manner of Burrow's evaluator: stale when
 // no reading arrived in the window or for StaleAfter; else OK when its lag
-// was zero at any reading in the window; else stopped when it has no
-// consumers and a lag; else stalled when its committed position (or, without
+// was zero at the newest reading; else, on the readings since its lag last
+// stood at zero, stopped when it had no consumers and a lag over at least
+// half the window; else stalled when its committed position (or, without
 // offsets, its consumed counter) did not move over at least half the window
-// while the lag stayed above zero; else warning when its lag never fell and
-// grew; else OK. The group takes the worst state of its partitions that are
-// not stale, and is stale only when all are.
+// while the lag stayed above zero; else warning when its lag rose at each
+// of the last three or more readings while the position moved, by much more
+// than the partition's own noise (see judge); else OK. The group takes the
+// worst state of its partitions that are not stale, and is stale only when
+// all are.
 func (s *Store) Evaluate(window time.Duration) []Status {
 	now := s.o.Now()
 	if window <= 0 || window > s.o.Retention {
@@ -659,30 +662,77 @@ func (e *evaluator) partition(sr *series) (partition, bool) {
 		p.seconds, p.secondsOK = timeLag(pts, p.lag, p.newest, prod, ok)
 		return p, true
 	}
+	// A source read less often than the window needs (the kafkametrics
+	// receiver scrapes once a minute by default) leaves too few readings in
+	// it to judge: the last minRises+1 are judged instead.
+	if n := minRises + 1; len(w) < n {
+		w = pts[max(0, len(pts)-n):]
+	}
 	p.prod, p.prodOK, p.consume, p.consumeOK = rates(w)
 	p.seconds, p.secondsOK = timeLag(pts, p.lag, e.now, p.prod, p.prodOK)
-	p.state = e.judge(&p, w)
+	p.state = e.judge(&p, w, pts)
 	return p, true
 }
 
 // maxSubjects bounds the trace-side names kept per series and per status.
 const maxSubjects = 32
 
-// minRun is how many readings the trailing run needs before it is judged
-// behind.
-const minRun = 3
+// The rules' constants. A broker poller reads a group every 15 s or so, so
+// a one-minute window holds only four or five readings: too few for
+// Burrow's "lag never fell" alone, which iid jitter on a dozen partitions
+// satisfies on some partition at most polls. Growth must therefore also be
+// large against the partition's own noise.
+const (
+	// minRun is how many readings, spanning at least half the window, a
+	// partition must have shown no consumers, or an unmoving position
+	// with lag, before it is stopped or stalled. A rebalance that pauses
+	// the group for less than two polls is not judged.
+	minRun = 3
+	// minRises is how many rises in a row, each while the position moved,
+	// make a partition falling behind (with the growth conditions below).
+	minRises = 3
+	// bandFactor: the growth must exceed bandFactor times the partition's
+	// noise band before the rises (see band).
+	bandFactor = 2.0
+	// minBaseline is how long the readings before the rises must span to
+	// make a noise band on their own (see band). With less history (at
+	// start-up) the growth must also be at least minDeficitYoung of what
+	// was produced.
+	minBaseline = 5 * time.Minute
+	// minGrowth is the least growth, in messages, that is falling behind.
+	minGrowth = 10.0
+	// minDeficit is the least share of the messages produced during the
+	// rises that the growth must be: the group consumed under 90% of them.
+	minDeficit      = 0.1
+	minDeficitYoung = 0.25
+	// minDrainShare is the least net gain, as a share of the consume rate,
+	// for which a drain time is given: below it the net rate is measuring
+	// noise and lag / net rate is meaningless.
+	minDrainShare = 0.05
+)
 
-// judge applies the rules to a partition with readings w in the window.
+// judge applies the rules to a partition with readings w in the window and
+// hist within Retention (w is a suffix of hist).
 //
 // Only the trailing run is judged: the readings since the lag last stood at
-// zero (all of w when it did not). It must hold at least minRun readings
-// spanning half the window before the group is called stalled or falling
-// behind, which is Burrow's guard that a group that recently caught up is
-// not stopped, and keeps the saw-tooth of a consumer that commits in
-// batches (lag climbing between commits, back to zero at each) from ever
-// being judged, while a group that falls behind from a healthy state is
-// judged half a window later rather than a whole one.
-func (e *evaluator) judge(p *partition, w []point) State {
+// zero (all of w when it did not), so a group that caught up at any reading
+// is OK (Burrow's first rule). Then, in order:
+//   - stopped: no consumers, with lag, on the last minRun or more readings
+//     spanning at least half the window;
+//   - stalled: the position (committed offset, or consumed counter) the
+//     same, with lag, on the last minRun or more readings spanning at least
+//     half the window;
+//   - warning (falling behind): the lag rose at each of the last minRises
+//     or more readings, spanning at least half the window, while the
+//     position moved at each (a group that is consuming, just too slowly),
+//     and the growth is at least minGrowth messages, at least minDeficit of
+//     what was produced meanwhile, and, without its largest step, more than
+//     bandFactor times the partition's noise band (see band): steady
+//     growth, not one jump.
+//
+// A rebalance or a commit pause shorter than two polls, a burst that
+// drains, and lag jittering within its band are OK.
+func (e *evaluator) judge(p *partition, w, hist []point) State {
 	run := w
 	for i := len(w) - 1; i >= 0; i-- {
 		if w[i].v[fLag] == 0 {
@@ -694,55 +744,107 @@ func (e *evaluator) judge(p *partition, w []point) State {
 	if len(run) == 0 {
 		return StateOK // caught up at the newest reading
 	}
-	first, last := run[0], run[len(run)-1]
-	if len(run) < minRun || !known(run, fLag) || time.Duration(last.t-first.t) < e.window/2 {
-		return StateOK
+	newest := run[len(run)-1]
+	if newest.v[fLag] <= 0 {
+		return StateOK // lag unknown at the newest reading
 	}
-	if newestKnown(run, fConsumers) == 0 && p.lag > 0 {
+	if e.long(trailing(run, func(x *point) bool { return x.v[fConsumers] == 0 && x.v[fLag] > 0 })) {
 		p.behind = p.lag
 		return StateStopped
 	}
-	// Lag > 0 on all of run. The position is the committed offset when
-	// known throughout, else (a queue) the consumed counter.
+	// The position is the committed offset when known, else (a queue) the
+	// consumed counter.
 	f := fCommitted
-	if !known(run, f) {
+	if newest.v[f] < 0 {
 		f = fConsumed
 	}
-	if known(run, f) && constant(run, f) {
-		p.stuckAt, p.stuckOnCounter, p.behind = first.v[f], f == fConsumed, p.lag
+	if pos := newest.v[f]; pos >= 0 && e.long(trailing(run, func(x *point) bool { return x.v[f] == pos && x.v[fLag] > 0 })) {
+		p.stuckAt, p.stuckOnCounter, p.behind = pos, f == fConsumed, p.lag
 		return StateStalled
 	}
-	if last.v[fLag] > first.v[fLag] {
-		for i := 1; i < len(run); i++ {
-			if run[i].v[fLag] < run[i-1].v[fLag] {
+	n := 1
+	for i := len(run) - 1; i > 0; i-- {
+		a, b := &run[i-1], &run[i]
+		if !(a.v[fLag] >= 0 && b.v[fLag] > a.v[fLag]) || (a.v[f] >= 0 && b.v[f] >= 0 && !(b.v[f] > a.v[f])) {
+			break
+		}
+		n++
+	}
+	g := run[len(run)-n:]
+	first := g[0]
+	if n-1 < minRises || time.Duration(newest.t-first.t) < e.window/2 {
+		return StateOK
+	}
+	// The growth must be sustained: without its largest step (a burst, a
+	// pause) it must still clear the noise band.
+	growth, jump := newest.v[fLag]-first.v[fLag], 0.0
+	for i := 1; i < len(g); i++ {
+		jump = max(jump, g[i].v[fLag]-g[i-1].v[fLag])
+	}
+	noise, young := band(hist[:search(hist, first.t)], first)
+	if growth < minGrowth || growth-jump <= bandFactor*noise {
+		return StateOK
+	}
+	deficit := minDeficit
+	if young {
+		deficit = minDeficitYoung
+	}
+	for _, pf := range []int{fEnd, fProduced} {
+		if a, b := first.v[pf], newest.v[pf]; a >= 0 && b >= a {
+			if growth < deficit*(b-a) {
 				return StateOK
 			}
+			break
 		}
-		p.fromLag, p.toLag, p.growSpan = first.v[fLag], last.v[fLag], last.t-first.t
-		return StateWarning
 	}
-	return StateOK
+	p.fromLag, p.toLag, p.growSpan = first.v[fLag], newest.v[fLag], newest.t-first.t
+	return StateWarning
 }
 
-// known reports whether field f is known on all of w.
-func known(w []point, f int) bool {
-	for i := range w {
-		if w[i].v[f] < 0 {
-			return false
-		}
+// trailing returns the longest suffix of w whose points all satisfy ok.
+func trailing(w []point, ok func(*point) bool) []point {
+	i := len(w)
+	for i > 0 && ok(&w[i-1]) {
+		i--
 	}
-	return true
+	return w[i:]
 }
 
-// constant reports whether field f has the same value on all of w.
-func constant(w []point, f int) bool {
-	v := w[0].v[f]
-	for i := 1; i < len(w); i++ {
-		if w[i].v[f] != v {
-			return false
+// long reports whether w has at least minRun readings spanning at least
+// half the window.
+func (e *evaluator) long(w []point) bool {
+	return len(w) >= minRun && time.Duration(w[len(w)-1].t-w[0].t) >= e.window/2
+}
+
+// band returns the noise band of a partition's lag before the rise that
+// starts at the reading from: half the range of the steps between
+// consecutive known lags of before and from (a steady trend moves every
+// step alike and does not widen it, so a group already falling behind
+// stays judged so). While those readings span less than minBaseline
+// (young), the band is at least the oldest known lag: too few steps to
+// know the noise, it is taken to reach the level the lag started at.
+func band(before []point, from point) (noise float64, young bool) {
+	oldest, prev := from, -1.0
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, x := range append(before[:len(before):len(before)], from) {
+		v := x.v[fLag]
+		if v < 0 {
+			continue
 		}
+		if prev < 0 {
+			oldest = x
+		} else {
+			lo, hi = min(lo, v-prev), max(hi, v-prev)
+		}
+		prev = v
 	}
-	return true
+	if hi >= lo {
+		noise = (hi - lo) / 2
+	}
+	if young = time.Duration(from.t-oldest.t) < minBaseline; young {
+		noise = max(noise, oldest.v[fLag])
+	}
+	return noise, young
 }
 
 // group folds the partitions of gk into its Status.
@@ -750,6 +852,7 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 	st := Status{GroupKey: gk, Partitions: len(parts)}
 	var (
 		lagKnown                      bool
+		messages                      float64
 		prod, cons, secs, consumers   float64
 		prodOK, consOK, secsOK, consK bool
 		newest                        int64
@@ -761,7 +864,7 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 		newest = max(newest, p.newest)
 		if p.lag >= 0 {
 			lagKnown = true
-			st.Messages += p.lag
+			messages += p.lag
 		}
 		if p.cons >= 0 {
 			consumers, consK = max(consumers, p.cons), true
@@ -794,12 +897,15 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 	if secsOK {
 		st.Seconds = &secs
 	}
+	if lagKnown {
+		st.Messages = &messages
+	}
 	switch d := cons - prod; {
 	case !lagKnown:
-	case st.Messages == 0:
+	case messages == 0:
 		st.DrainSeconds = ptr(0.0)
-	case prodOK && consOK && d > 0:
-		st.DrainSeconds = ptr(st.Messages / d)
+	case prodOK && consOK && d > 0 && d >= minDrainShare*cons:
+		st.DrainSeconds = ptr(messages / d)
 	}
 	st.Sources = sources(series, e.cutoff)
 	for _, sr := range series {
@@ -832,7 +938,7 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 func (e *evaluator) staleReason(st *Status, lagKnown bool) string {
 	r := fmt.Sprintf("no reading since %s (%s ago)", ts(st.UpdatedAt.UnixNano()), dur(float64(e.now-st.UpdatedAt.UnixNano())/1e9))
 	if lagKnown {
-		r += fmt.Sprintf(", when the lag was %s messages", num(st.Messages))
+		r += fmt.Sprintf(", when the lag was %s messages", num(*st.Messages))
 	}
 	return r
 }
@@ -878,16 +984,28 @@ func (e *evaluator) reason(st *Status, parts []partition, lagKnown bool) string 
 		case len(in) == 1:
 			r += where
 		default:
-			r += fmt.Sprintf(" on %s and %d other partitions", partName(rep.key), len(in)-1)
+			r += fmt.Sprintf(" on %s and %s", partName(rep.key), others(len(in)-1))
 		}
 		return r
 	case StateWarning:
-		var from, to float64
-		var span int64
-		for _, p := range in {
-			from, to, span = from+p.fromLag, to+p.toLag, max(span, p.growSpan)
+		// One partition's numbers, the one that grew most: partitions'
+		// growths span different readings and do not add up.
+		rep := slices.MinFunc(in, func(a, b *partition) int {
+			return cmp.Or(cmp.Compare(b.toLag-b.fromLag, a.toLag-a.fromLag), cmp.Compare(a.key.Partition, b.key.Partition))
+		})
+		r := fmt.Sprintf("falling behind: lag grew from %s to %s messages in %s", num(rep.fromLag), num(rep.toLag), dur(float64(rep.growSpan)/1e9))
+		switch {
+		case len(parts) == 1:
+		case len(in) == 1:
+			r += " on " + partName(rep.key)
+		default:
+			r += fmt.Sprintf(" on %s (and on %s)", partName(rep.key), others(len(in)-1))
 		}
-		return fmt.Sprintf("falling behind: lag grew from %s to %s messages in %s%s", num(from), num(to), dur(float64(span)/1e9), where)
+		return r
+	}
+	var m float64
+	if st.Messages != nil {
+		m = *st.Messages
 	}
 	// OK.
 	var zeroAt int64
@@ -897,18 +1015,20 @@ func (e *evaluator) reason(st *Status, parts []partition, lagKnown bool) string 
 	switch {
 	case !lagKnown:
 		return "no lag reported"
-	case st.Messages == 0 && st.ProduceRate != nil && *st.ProduceRate == 0:
+	case m == 0 && st.ProduceRate != nil && *st.ProduceRate == 0:
 		return "idle: no lag and nothing produced"
-	case st.Messages == 0 && zeroAt > 0:
+	case m == 0 && zeroAt > 0:
 		return fmt.Sprintf("caught up at %s: no lag", ts(zeroAt))
-	case st.Messages == 0:
+	case m == 0:
 		return "no lag"
 	case zeroAt > 0:
-		return fmt.Sprintf("caught up at %s, %s messages behind now", ts(zeroAt), num(st.Messages))
+		return fmt.Sprintf("caught up at %s, %s messages behind now", ts(zeroAt), num(m))
 	case st.DrainSeconds != nil:
-		return fmt.Sprintf("behind by %s messages but catching up, drained in about %s at the current rates", num(st.Messages), dur(*st.DrainSeconds))
+		return fmt.Sprintf("behind by %s messages but catching up, drained in about %s at the current rates", num(m), dur(*st.DrainSeconds))
+	case st.ProduceRate != nil && st.ConsumeRate != nil && math.Abs(*st.ConsumeRate-*st.ProduceRate) < minDrainShare*max(*st.ConsumeRate, *st.ProduceRate):
+		return fmt.Sprintf("keeping pace, %s messages behind", num(m))
 	default:
-		return fmt.Sprintf("behind by %s messages, not growing steadily", num(st.Messages))
+		return fmt.Sprintf("behind by %s messages, not growing steadily", num(m))
 	}
 }
 
@@ -928,6 +1048,14 @@ func sources(series []*series, cutoff int64) []string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// others counts other partitions: "1 other partition", "2 other partitions".
+func others(n int) string {
+	if n == 1 {
+		return "1 other partition"
+	}
+	return strconv.Itoa(n) + " other partitions"
+}
 
 func partName(k Key) string {
 	if k.Partition < 0 {

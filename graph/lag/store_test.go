@@ -94,7 +94,7 @@ func TestEvaluateRules(t *testing.T) {
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateWarning, st.State)
 			require.Equal(t, "falling behind: lag grew from 100 to 400 messages in 1m0s", st.Reason)
-			require.Equal(t, 400.0, st.Messages)
+			require.Equal(t, 400.0, *st.Messages)
 			requireNear(t, 10, st.ProduceRate, "produce rate")
 			requireNear(t, 5, st.ConsumeRate, "consume rate")
 			require.Nil(t, st.DrainSeconds, "not draining")
@@ -107,7 +107,7 @@ func TestEvaluateRules(t *testing.T) {
 		}),
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateOK, st.State)
-			require.Equal(t, 400.0, st.Messages)
+			require.Equal(t, 400.0, *st.Messages)
 			requireNear(t, 10, st.ProduceRate, "produce rate")
 			requireNear(t, 20, st.ConsumeRate, "consume rate")
 			requireNear(t, 40, st.DrainSeconds, "400 messages at a net 10/s")
@@ -139,7 +139,7 @@ func TestEvaluateRules(t *testing.T) {
 		name: "no consumers with lag is stopped",
 		samples: every(7, func(i int, ago time.Duration) Sample {
 			s := kafka(0, ago, 1000, 900+10*float64(i))
-			if i == 6 {
+			if i >= 3 { // the last 30 s
 				s.Consumers = 0
 			}
 			return s
@@ -148,6 +148,21 @@ func TestEvaluateRules(t *testing.T) {
 			require.Equal(t, StateStopped, st.State)
 			require.Equal(t, "no consumers while lag is 40 messages", st.Reason)
 			requireNear(t, 0, st.Consumers, "consumers")
+		},
+	}, {
+		name: "no consumers at one reading, a rebalance, is not stopped",
+		samples: every(7, func(i int, ago time.Duration) Sample {
+			s := kafka(0, ago, 1000+100*float64(i), 900+100*float64(i))
+			if i >= 5 {
+				s.Committed = 1400 // paused since the reading 20 s ago
+			}
+			if i == 6 {
+				s.Consumers = 0
+			}
+			return s
+		}),
+		check: func(t *testing.T, st Status) {
+			require.Equal(t, StateOK, st.State)
 		},
 	}, {
 		name: "recently caught up is ok even if now stuck without consumers",
@@ -168,7 +183,7 @@ func TestEvaluateRules(t *testing.T) {
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateOK, st.State)
 			require.Equal(t, "idle: no lag and nothing produced", st.Reason)
-			require.Equal(t, 0.0, st.Messages)
+			require.Equal(t, 0.0, *st.Messages)
 			requireNear(t, 0, st.ProduceRate, "produce rate")
 			requireNear(t, 0, st.DrainSeconds, "drain")
 			requireNear(t, 0, st.Seconds, "time lag")
@@ -191,7 +206,7 @@ func TestEvaluateRules(t *testing.T) {
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateStale, st.State)
 			require.Equal(t, "no reading since 2026-07-01T11:55:00Z (5m0s ago), when the lag was 400 messages", st.Reason)
-			require.Equal(t, 400.0, st.Messages)
+			require.Equal(t, 400.0, *st.Messages)
 			require.Equal(t, t0.Add(-5*time.Minute), st.UpdatedAt)
 			requireNear(t, 1, st.Consumers, "consumers")
 			require.Nil(t, st.ProduceRate, "no reading in the window")
@@ -222,7 +237,7 @@ func TestEvaluateRules(t *testing.T) {
 			require.Equal(t, StateStalled, st.State)
 			require.Equal(t, "position stuck at 1700 while lag is 900 messages on partition 1", st.Reason)
 			require.Equal(t, 2, st.Partitions)
-			require.Equal(t, 920.0, st.Messages)
+			require.Equal(t, 920.0, *st.Messages)
 			requireNear(t, 20, st.ProduceRate, "sum over partitions")
 			requireNear(t, 10, st.ConsumeRate, "sum over partitions")
 		},
@@ -234,17 +249,18 @@ func TestEvaluateRules(t *testing.T) {
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateOK, st.State)
 			require.Equal(t, "caught up at 2026-07-01T12:00:00Z, 1000 messages behind now; partition 1 has had no reading since 2026-07-01T11:50:00Z", st.Reason)
-			require.Equal(t, 1000.0, st.Messages, "the stale partition's lag counts")
+			require.Equal(t, 1000.0, *st.Messages, "the stale partition's lag counts")
 			require.Equal(t, 2, st.Partitions)
 		},
 	}, {
 		name: "every partition falling behind",
 		samples: append(
-			every(7, func(i int, ago time.Duration) Sample { return kafka(0, ago, 1000+100*float64(i), 900+90*float64(i)) }),
-			every(7, func(i int, ago time.Duration) Sample { return kafka(1, ago, 1000+100*float64(i), 950+90*float64(i)) })...),
+			every(7, func(i int, ago time.Duration) Sample { return kafka(0, ago, 1000+100*float64(i), 900+50*float64(i)) }),
+			every(7, func(i int, ago time.Duration) Sample { return kafka(1, ago, 1000+100*float64(i), 960+50*float64(i)) })...),
 		check: func(t *testing.T, st Status) {
 			require.Equal(t, StateWarning, st.State)
-			require.Equal(t, "falling behind: lag grew from 150 to 270 messages in 1m0s on all 2 partitions", st.Reason)
+			require.Equal(t, "falling behind: lag grew from 100 to 400 messages in 1m0s on partition 0 (and on 1 other partition)", st.Reason,
+				"one partition's numbers, not two partitions' summed")
 		},
 	}, {
 		name: "all partitions stale",
@@ -377,7 +393,7 @@ func TestTimeLag(t *testing.T) {
 		require.Nil(t, st.ProduceRate, "one reading")
 		require.Nil(t, st.Consumers)
 		require.Nil(t, st.DrainSeconds)
-		require.Equal(t, 12.0, st.Messages)
+		require.Equal(t, 12.0, *st.Messages)
 		require.Equal(t, StateOK, st.State)
 	})
 }
@@ -398,7 +414,7 @@ func TestGroupsSortedAndSeparate(t *testing.T) {
 		got = append(got, x.GroupKey)
 	}
 	require.Equal(t, []GroupKey{{"kafka", "a", "g"}, {"kafka", "a", "h"}, {"kafka", "b", "g"}, {"nats", "b", "g"}}, got)
-	require.Equal(t, 9.0, st[0].Messages)
+	require.Equal(t, 9.0, *st[0].Messages)
 	require.Equal(t, 2, st[0].Partitions)
 	require.Equal(t, t0, st[0].UpdatedAt)
 }
@@ -578,7 +594,7 @@ func TestLagDerivedAndNegativesUnknown(t *testing.T) {
 	x.Consumers = -3
 	require.Zero(t, s.Add([]Sample{x}))
 	st := only(t, s.Evaluate(time.Minute))
-	require.Equal(t, 60.0, st.Messages)
+	require.Equal(t, 60.0, *st.Messages)
 	require.Nil(t, st.Consumers)
 }
 
