@@ -1,0 +1,207 @@
+package corpus_test
+
+import "fmt"
+
+// Shapes of the OpenTelemetry JavaScript instrumentations (opentelemetry-js
+// and opentelemetry-js-contrib, defaults: old HTTP semconv) and of the .NET
+// instrumentations (opentelemetry-dotnet / -contrib, stable HTTP semconv).
+//
+// Node.js:
+//   - @opentelemetry/instrumentation-http: test/utils/assertSpan.ts (client:
+//     http.url, http.method, http.target, net.peer.name, net.peer.port,
+//     http.host, http.flavor, http.status_code, http.status_text,
+//     net.peer.ip, net.transport; server: the same plus http.scheme,
+//     http.user_agent, net.host.name/ip/port, and http.route from express);
+//   - @opentelemetry/instrumentation-pg: span "pg.query:<OP> <db>" with
+//     db.system, db.name, db.connection_string, db.user, db.statement,
+//     net.peer.name, net.peer.port;
+//   - @opentelemetry/instrumentation-ioredis: span named by the command,
+//     db.system, db.statement, db.connection_string, net.peer.name/port;
+//   - @opentelemetry/instrumentation-amqplib: src/amqplib.ts: PRODUCER
+//     "publish <exchange or <default>>" and CONSUMER "<queue> process" (child
+//     of the publish), both with messaging.destination = the exchange (""
+//     for the default exchange), messaging.destination_kind = "topic",
+//     messaging.rabbitmq.routing_key, and the connection's messaging.system,
+//     messaging.protocol, messaging.protocol_version, messaging.url,
+//     net.peer.name, net.peer.port.
+//
+// .NET:
+//   - OpenTelemetry.Instrumentation.AspNetCore (server: http.request.method,
+//     url.scheme, url.path, http.route, http.response.status_code,
+//     server.address, server.port, network.protocol.version,
+//     user_agent.original; gRPC services add rpc.system, rpc.service,
+//     rpc.method, rpc.grpc.status_code to the same span);
+//   - OpenTelemetry.Instrumentation.Http (client "GET": http.request.method,
+//     url.full, server.address, server.port, network.protocol.version,
+//     http.response.status_code; a Grpc.Net.Client call is the same
+//     HttpClient span named "<service>/<method>" carrying rpc.system=grpc,
+//     rpc.service, rpc.method, rpc.grpc.status_code);
+//   - OpenTelemetry.Instrumentation.SqlClient 1.9 (span named by the
+//     database; db.system=mssql, db.name, server.address, db.statement);
+//   - OpenTelemetry.Instrumentation.StackExchangeRedis (span named by the
+//     command; db.system=redis, db.redis.flags, db.statement,
+//     db.redis.database_index, server.address, server.port).
+
+func nodeResource(instance string) attrs {
+	return attrs{
+		"service.instance.id":     instance,
+		"telemetry.sdk.language":  "nodejs",
+		"telemetry.sdk.name":      "opentelemetry",
+		"telemetry.sdk.version":   "1.30.1",
+		"process.runtime.name":    "nodejs",
+		"process.runtime.version": "22.14.0",
+	}
+}
+
+func nodeServer(host string, port int, target, route string, status int) attrs {
+	return attrs{
+		"http.url":         fmt.Sprintf("http://%s:%d%s", host, port, target),
+		"http.host":        fmt.Sprintf("%s:%d", host, port),
+		"net.host.name":    host,
+		"http.method":      "GET",
+		"http.scheme":      "http",
+		"http.target":      target,
+		"http.user_agent":  "node",
+		"http.flavor":      "1.1",
+		"net.transport":    "ip_tcp",
+		"net.host.ip":      "10.3.0.4",
+		"net.host.port":    port,
+		"net.peer.ip":      "10.3.0.9",
+		"net.peer.port":    39120,
+		"http.status_code": status,
+		"http.status_text": "OK",
+		"http.route":       route,
+	}
+}
+
+func nodeClient(host string, port int, target string, status int) attrs {
+	return attrs{
+		"http.url":         fmt.Sprintf("http://%s:%d%s", host, port, target),
+		"http.method":      "GET",
+		"http.target":      target,
+		"net.peer.name":    host,
+		"net.peer.port":    port,
+		"http.host":        fmt.Sprintf("%s:%d", host, port),
+		"http.flavor":      "1.1",
+		"http.status_code": status,
+		"http.status_text": "OK",
+		"net.peer.ip":      "10.3.0.4",
+		"net.transport":    "ip_tcp",
+	}
+}
+
+// amqplibConn is what instrumentation-amqplib copies from the connection
+// onto every span.
+func amqplibConn(a attrs) attrs {
+	a["messaging.system"] = "rabbitmq"
+	a["messaging.protocol"] = "AMQP"
+	a["messaging.protocol_version"] = "0.9.1"
+	a["messaging.url"] = "amqp://rabbitmq:5672"
+	a["net.peer.name"] = "rabbitmq"
+	a["net.peer.port"] = 5672
+	return a
+}
+
+func dotnetResource(instance string) attrs {
+	return attrs{
+		"service.instance.id":    instance,
+		"telemetry.sdk.language": "dotnet",
+		"telemetry.sdk.name":     "opentelemetry",
+		"telemetry.sdk.version":  "1.11.2",
+	}
+}
+
+var _ = register(
+	// gateway (express) calls orders (express); orders queries PostgreSQL
+	// (pg) and Redis (ioredis), publishes to the exchange "orders" with
+	// routing key order.created (read by shipping from its queue
+	// shipping-orders) and to the default exchange for the queue audit-log
+	// (read by auditor).
+	&fixture{
+		name:  "node",
+		scope: "@opentelemetry/instrumentation-http",
+		resource: map[string]attrs{
+			"gateway":  nodeResource("gateway-1"),
+			"orders":   nodeResource("orders-1"),
+			"shipping": nodeResource("shipping-1"),
+			"auditor":  nodeResource("auditor-1"),
+		},
+		requests: [][]fspan{
+			{
+				{svc: "shipping", trace: "t1", id: "s-proc", parent: "o-pub1", kind: consumer, name: "shipping-orders process", at: 30, ms: 4, scope: "@opentelemetry/instrumentation-amqplib",
+					a: amqplibConn(attrs{"messaging.destination": "orders", "messaging.destination_kind": "topic",
+						"messaging.rabbitmq.routing_key": "order.created", "messaging.operation": "process"})},
+				{svc: "auditor", trace: "t1", id: "au-proc", parent: "o-pub2", kind: consumer, name: "audit-log process", at: 31, ms: 2, scope: "@opentelemetry/instrumentation-amqplib",
+					a: amqplibConn(attrs{"messaging.destination": "", "messaging.destination_kind": "topic",
+						"messaging.rabbitmq.routing_key": "audit-log", "messaging.operation": "process"})},
+			},
+			{
+				{svc: "orders", trace: "t1", id: "o-pg", parent: "o-srv", kind: client, name: "pg.query:SELECT shop", at: 12, ms: 3, scope: "@opentelemetry/instrumentation-pg",
+					a: attrs{"db.system": "postgresql", "db.name": "shop", "db.connection_string": "postgresql://postgres:5432/shop",
+						"db.user": "app", "db.statement": "SELECT * FROM orders WHERE id = $1", "net.peer.name": "postgres", "net.peer.port": 5432}},
+				{svc: "orders", trace: "t1", id: "o-redis", parent: "o-srv", kind: client, name: "get", at: 16, ms: 1, scope: "@opentelemetry/instrumentation-ioredis",
+					a: attrs{"db.system": "redis", "db.statement": "get order:7", "db.connection_string": "redis://redis:6379",
+						"net.peer.name": "redis", "net.peer.port": 6379}},
+				{svc: "orders", trace: "t1", id: "o-pub1", parent: "o-srv", kind: producer, name: "publish orders", at: 18, ms: 1, scope: "@opentelemetry/instrumentation-amqplib",
+					a: amqplibConn(attrs{"messaging.destination": "orders", "messaging.destination_kind": "topic",
+						"messaging.rabbitmq.routing_key": "order.created"})},
+				{svc: "orders", trace: "t1", id: "o-pub2", parent: "o-srv", kind: producer, name: "publish <default>", at: 20, ms: 1, scope: "@opentelemetry/instrumentation-amqplib",
+					a: amqplibConn(attrs{"messaging.destination": "", "messaging.destination_kind": "topic",
+						"messaging.rabbitmq.routing_key": "audit-log"})},
+				{svc: "orders", trace: "t1", id: "o-srv", parent: "g-cli", kind: server, name: "GET /orders/:id", at: 10, ms: 14,
+					a: nodeServer("orders", 3000, "/orders/7", "/orders/:id", 200)},
+			},
+			{
+				{svc: "gateway", trace: "t1", id: "g-cli", parent: "g-srv", kind: client, name: "GET", at: 8, ms: 18,
+					a: nodeClient("orders", 3000, "/orders/7", 200)},
+				{svc: "gateway", trace: "t1", id: "g-srv", kind: server, name: "GET /api/orders/:id", at: 0, ms: 30,
+					a: nodeServer("gateway", 8080, "/api/orders/7", "/api/orders/:id", 200)},
+			},
+		},
+	},
+
+	// frontend (ASP.NET Core) calls catalog over HttpClient and payment over
+	// Grpc.Net.Client, and reads Redis through StackExchange.Redis; catalog
+	// queries SQL Server through SqlClient.
+	&fixture{
+		name:  "dotnet",
+		scope: "Microsoft.AspNetCore",
+		resource: map[string]attrs{
+			"frontend": dotnetResource("frontend-1"),
+			"catalog":  dotnetResource("catalog-1"),
+			"payment":  dotnetResource("payment-1"),
+		},
+		requests: [][]fspan{
+			{
+				{svc: "catalog", trace: "t1", id: "c-sql", parent: "c-srv", kind: client, name: "shop", at: 7, ms: 3, scope: "OpenTelemetry.Instrumentation.SqlClient",
+					a: attrs{"db.system": "mssql", "db.name": "shop", "server.address": "sqlserver", "db.statement": "GetProductsByCategory"}},
+				{svc: "catalog", trace: "t1", id: "c-srv", parent: "f-http", kind: server, name: "GET api/products/{id}", at: 5, ms: 8,
+					a: attrs{"http.request.method": "GET", "url.scheme": "http", "url.path": "/api/products/12", "http.route": "api/products/{id}",
+						"http.response.status_code": 200, "server.address": "catalog", "server.port": 8080, "network.protocol.version": "1.1",
+						"user_agent.original": ""}},
+				{svc: "payment", trace: "t1", id: "p-srv", parent: "f-grpc", kind: server, name: "payment.PaymentService/Charge", at: 16, ms: 6,
+					a: attrs{"rpc.system": "grpc", "rpc.service": "payment.PaymentService", "rpc.method": "Charge", "rpc.grpc.status_code": 0,
+						"http.request.method": "POST", "url.scheme": "http", "url.path": "/payment.PaymentService/Charge",
+						"http.response.status_code": 200, "server.address": "payment", "server.port": 8080, "network.protocol.version": "2"}},
+			},
+			{
+				{svc: "frontend", trace: "t1", id: "f-http", parent: "f-srv", kind: client, name: "GET", at: 4, ms: 10, scope: "System.Net.Http",
+					a: attrs{"http.request.method": "GET", "url.full": "http://catalog:8080/api/products/12", "server.address": "catalog", "server.port": 8080,
+						"network.protocol.version": "1.1", "http.response.status_code": 200}},
+				{svc: "frontend", trace: "t1", id: "f-grpc", parent: "f-srv", kind: client, name: "payment.PaymentService/Charge", at: 15, ms: 8, scope: "System.Net.Http",
+					a: attrs{"rpc.system": "grpc", "rpc.service": "payment.PaymentService", "rpc.method": "Charge", "rpc.grpc.status_code": 0,
+						"http.request.method": "POST", "url.full": "http://payment:8080/payment.PaymentService/Charge", "server.address": "payment", "server.port": 8080,
+						"network.protocol.version": "2", "http.response.status_code": 200}},
+				{svc: "frontend", trace: "t1", id: "f-redis", parent: "f-srv", kind: client, name: "GET", at: 25, ms: 1, scope: "OpenTelemetry.Instrumentation.StackExchangeRedis",
+					a: attrs{"db.system": "redis", "db.redis.flags": "DemandMaster", "db.statement": "GET", "db.redis.database_index": 0,
+						"server.address": "redis", "server.port": 6379}},
+			},
+			{
+				{svc: "frontend", trace: "t1", id: "f-srv", kind: server, name: "GET /", at: 0, ms: 30,
+					a: attrs{"http.request.method": "GET", "url.scheme": "http", "url.path": "/", "http.route": "/",
+						"http.response.status_code": 200, "server.address": "localhost", "server.port": 8080, "network.protocol.version": "1.1",
+						"user_agent.original": "Mozilla/5.0"}},
+			},
+		},
+	},
+)
