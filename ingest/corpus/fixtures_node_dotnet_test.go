@@ -40,7 +40,15 @@ import "fmt"
 //     database; db.system=mssql, db.name, server.address, db.statement);
 //   - OpenTelemetry.Instrumentation.StackExchangeRedis (span named by the
 //     command; db.system=redis, db.redis.flags, db.statement,
-//     db.redis.database_index, server.address, server.port).
+//     db.redis.database_index, server.address, server.port);
+//   - RabbitMQ.Client 7's own ActivitySources (RabbitMQActivitySource.cs,
+//     RabbitMQTracingOptions defaults UseRoutingKeyAsOperationName and
+//     UsePublisherAsParent): PRODUCER "publish <routing key>" and CONSUMER
+//     "deliver <routing key>" (parented to the publish and linked to it),
+//     messaging.destination.name = the exchange or "amq.default",
+//     messaging.rabbitmq.destination.routing_key, messaging.operation.type
+//     send / process, messaging.operation.name publish / deliver,
+//     network.protocol.name amqp, server.address, server.port.
 
 func nodeResource(instance string) attrs {
 	return attrs{
@@ -111,6 +119,27 @@ func dotnetResource(instance string) attrs {
 	}
 }
 
+// dotnetRabbit returns the tags RabbitMQ.Client 7 puts on a publish or
+// delivery activity (deliveryTag 0: not set, as on a publish).
+func dotnetRabbit(opType, opName, destination, routingKey string, deliveryTag int) attrs {
+	a := attrs{
+		"messaging.system":                           "rabbitmq",
+		"network.protocol.name":                      "amqp",
+		"network.protocol.version":                   "0.9.1",
+		"messaging.operation.type":                   opType,
+		"messaging.operation.name":                   opName,
+		"messaging.destination.name":                 destination,
+		"messaging.rabbitmq.destination.routing_key": routingKey,
+		"messaging.message.body.size":                128,
+		"server.address":                             "rabbitmq",
+		"server.port":                                5672,
+	}
+	if deliveryTag > 0 {
+		a["messaging.rabbitmq.delivery_tag"] = deliveryTag
+	}
+	return a
+}
+
 var _ = register(
 	// gateway (express) calls orders (express); orders queries PostgreSQL
 	// (pg) and Redis (ioredis), publishes to the exchange "orders" with
@@ -161,15 +190,20 @@ var _ = register(
 	},
 
 	// frontend (ASP.NET Core) calls catalog over HttpClient and payment over
-	// Grpc.Net.Client, and reads Redis through StackExchange.Redis; catalog
-	// queries SQL Server through SqlClient.
+	// Grpc.Net.Client, reads Redis through StackExchange.Redis, and publishes
+	// with RabbitMQ.Client 7 to the exchange "orders" (routing key
+	// order.created, read by fulfillment) and to the default exchange for
+	// the queue email-jobs (read by mailer); catalog queries SQL Server
+	// through SqlClient.
 	&fixture{
 		name:  "dotnet",
 		scope: "Microsoft.AspNetCore",
 		resource: map[string]attrs{
-			"frontend": dotnetResource("frontend-1"),
-			"catalog":  dotnetResource("catalog-1"),
-			"payment":  dotnetResource("payment-1"),
+			"frontend":    dotnetResource("frontend-1"),
+			"catalog":     dotnetResource("catalog-1"),
+			"payment":     dotnetResource("payment-1"),
+			"fulfillment": dotnetResource("fulfillment-1"),
+			"mailer":      dotnetResource("mailer-1"),
 		},
 		requests: [][]fspan{
 			{
@@ -179,6 +213,10 @@ var _ = register(
 					a: attrs{"http.request.method": "GET", "url.scheme": "http", "url.path": "/api/products/12", "http.route": "api/products/{id}",
 						"http.response.status_code": 200, "server.address": "catalog", "server.port": 8080, "network.protocol.version": "1.1",
 						"user_agent.original": ""}},
+				{svc: "fulfillment", trace: "t1", id: "ful-deliver", parent: "f-pub1", links: []string{"t1/f-pub1"}, kind: consumer, name: "deliver order.created", at: 40, ms: 5, scope: "RabbitMQ.Client.Subscriber",
+					a: dotnetRabbit("process", "deliver", "orders", "order.created", 1)},
+				{svc: "mailer", trace: "t1", id: "mail-deliver", parent: "f-pub2", links: []string{"t1/f-pub2"}, kind: consumer, name: "deliver email-jobs", at: 41, ms: 7, scope: "RabbitMQ.Client.Subscriber",
+					a: dotnetRabbit("process", "deliver", "amq.default", "email-jobs", 1)},
 				{svc: "payment", trace: "t1", id: "p-srv", parent: "f-grpc", kind: server, name: "payment.PaymentService/Charge", at: 16, ms: 6,
 					a: attrs{"rpc.system": "grpc", "rpc.service": "payment.PaymentService", "rpc.method": "Charge", "rpc.grpc.status_code": 0,
 						"http.request.method": "POST", "url.scheme": "http", "url.path": "/payment.PaymentService/Charge",
@@ -192,6 +230,10 @@ var _ = register(
 					a: attrs{"rpc.system": "grpc", "rpc.service": "payment.PaymentService", "rpc.method": "Charge", "rpc.grpc.status_code": 0,
 						"http.request.method": "POST", "url.full": "http://payment:8080/payment.PaymentService/Charge", "server.address": "payment", "server.port": 8080,
 						"network.protocol.version": "2", "http.response.status_code": 200}},
+				{svc: "frontend", trace: "t1", id: "f-pub1", parent: "f-srv", kind: producer, name: "publish order.created", at: 26, ms: 1, scope: "RabbitMQ.Client.Publisher",
+					a: dotnetRabbit("send", "publish", "orders", "order.created", 0)},
+				{svc: "frontend", trace: "t1", id: "f-pub2", parent: "f-srv", kind: producer, name: "publish email-jobs", at: 27, ms: 1, scope: "RabbitMQ.Client.Publisher",
+					a: dotnetRabbit("send", "publish", "amq.default", "email-jobs", 0)},
 				{svc: "frontend", trace: "t1", id: "f-redis", parent: "f-srv", kind: client, name: "GET", at: 25, ms: 1, scope: "OpenTelemetry.Instrumentation.StackExchangeRedis",
 					a: attrs{"db.system": "redis", "db.redis.flags": "DemandMaster", "db.statement": "GET", "db.redis.database_index": 0,
 						"server.address": "redis", "server.port": 6379}},
