@@ -23,7 +23,15 @@ import "fmt"
 //     for the default exchange), messaging.destination_kind = "topic",
 //     messaging.rabbitmq.routing_key, and the connection's messaging.system,
 //     messaging.protocol, messaging.protocol_version, messaging.url,
-//     net.peer.name, net.peer.port.
+//     net.peer.name, net.peer.port;
+//   - @opentelemetry/instrumentation-kafkajs: src/instrumentation.ts:
+//     PRODUCER "send <topic>" (messaging.system, messaging.destination.name,
+//     messaging.destination.partition.id, messaging.kafka.message.key,
+//     messaging.operation.type send, messaging.operation.name send); eachMessage:
+//     CONSUMER "process <topic>" child of the producer; eachBatch: a root
+//     CLIENT "poll <topic>" (operation type receive, messaging.batch.message_count)
+//     and under it a CONSUMER "process <topic>" per message linked to its
+//     producer. No consumer-group attribute on any span.
 //
 // .NET:
 //   - OpenTelemetry.Instrumentation.AspNetCore (server: http.request.method,
@@ -145,15 +153,18 @@ var _ = register(
 	// (pg) and Redis (ioredis), publishes to the exchange "orders" with
 	// routing key order.created (read by shipping from its queue
 	// shipping-orders) and to the default exchange for the queue audit-log
-	// (read by auditor).
+	// (read by auditor), and sends order-events to Kafka (kafkajs), read by
+	// notifier (eachMessage) and warehouse (eachBatch).
 	&fixture{
 		name:  "node",
 		scope: "@opentelemetry/instrumentation-http",
 		resource: map[string]attrs{
-			"gateway":  nodeResource("gateway-1"),
-			"orders":   nodeResource("orders-1"),
-			"shipping": nodeResource("shipping-1"),
-			"auditor":  nodeResource("auditor-1"),
+			"gateway":   nodeResource("gateway-1"),
+			"orders":    nodeResource("orders-1"),
+			"shipping":  nodeResource("shipping-1"),
+			"auditor":   nodeResource("auditor-1"),
+			"notifier":  nodeResource("notifier-1"),
+			"warehouse": nodeResource("warehouse-1"),
 		},
 		requests: [][]fspan{
 			{
@@ -165,6 +176,22 @@ var _ = register(
 						"messaging.rabbitmq.routing_key": "audit-log", "messaging.operation": "process"})},
 			},
 			{
+				{svc: "notifier", trace: "t1", id: "n-proc", parent: "o-kafka", kind: consumer, name: "process order-events", at: 33, ms: 2, scope: "@opentelemetry/instrumentation-kafkajs",
+					a: attrs{"messaging.system": "kafka", "messaging.destination.name": "order-events", "messaging.operation.type": "process",
+						"messaging.operation.name": "process", "messaging.destination.partition.id": "0", "messaging.kafka.message.key": "7",
+						"messaging.kafka.offset": "118"}},
+				{svc: "warehouse", trace: "t2", id: "wh-proc", parent: "wh-poll", links: []string{"t1/o-kafka"}, kind: consumer, name: "process order-events", at: 36, ms: 3, scope: "@opentelemetry/instrumentation-kafkajs",
+					a: attrs{"messaging.system": "kafka", "messaging.destination.name": "order-events", "messaging.operation.type": "process",
+						"messaging.operation.name": "process", "messaging.destination.partition.id": "0", "messaging.kafka.message.key": "7",
+						"messaging.kafka.offset": "118"}},
+				{svc: "warehouse", trace: "t2", id: "wh-poll", kind: client, name: "poll order-events", at: 35, ms: 5, scope: "@opentelemetry/instrumentation-kafkajs",
+					a: attrs{"messaging.system": "kafka", "messaging.destination.name": "order-events", "messaging.operation.type": "receive",
+						"messaging.operation.name": "poll", "messaging.batch.message_count": 1, "messaging.destination.partition.id": "0"}},
+			},
+			{
+				{svc: "orders", trace: "t1", id: "o-kafka", parent: "o-srv", kind: producer, name: "send order-events", at: 21, ms: 2, scope: "@opentelemetry/instrumentation-kafkajs",
+					a: attrs{"messaging.system": "kafka", "messaging.destination.name": "order-events", "messaging.destination.partition.id": "0",
+						"messaging.kafka.message.key": "7", "messaging.operation.name": "send", "messaging.operation.type": "send"}},
 				{svc: "orders", trace: "t1", id: "o-pg", parent: "o-srv", kind: client, name: "pg.query:SELECT shop", at: 12, ms: 3, scope: "@opentelemetry/instrumentation-pg",
 					a: attrs{"db.system": "postgresql", "db.name": "shop", "db.connection_string": "postgresql://postgres:5432/shop",
 						"db.user": "app", "db.statement": "SELECT * FROM orders WHERE id = $1", "net.peer.name": "postgres", "net.peer.port": 5432}},
