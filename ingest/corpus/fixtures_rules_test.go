@@ -2,7 +2,8 @@ package corpus_test
 
 // Fixtures for the pairing rules of issue #14 that no single language's
 // instrumentation shows by itself: hops without a CLIENT span (rule 1),
-// Zipkin shared spans (rule 3), messaging systems beyond Kafka and RabbitMQ
+// CLIENT spans a peer's own tracer makes (rule 2), Zipkin shared spans
+// (rule 3), messaging systems beyond Kafka and RabbitMQ
 // (rule 4) and sampled traffic (rule 5).
 
 // otelResource is a plain SDK resource of a service in language lang.
@@ -46,6 +47,36 @@ var _ = register(
 						"http.response.status_code": 200, "server.address": "checkout", "server.port": 8080,
 						"network.protocol.version": "1.1", "client.address": "10.5.0.1", "user_agent.original": "curl/8.5.0"}},
 				{svc: "scheduler", trace: "t2", id: "sch-job", kind: internal, name: "nightly reports", at: 0, ms: 50, scope: "scheduler"},
+			},
+		},
+	},
+
+	// Rule 2. Spans a peer's own tracer makes on the caller's behalf, the
+	// way HotROD simulates MySQL and older OpenTracing code simulated remote
+	// systems: a CLIENT span whose service.name is the peer it names. ledger
+	// is named by service.peer.name (semconv 1.3x), fraud by peer.service
+	// (through the collector's jaeger receiver, which keeps OpenTracing's
+	// peer.service tag), audit-store by server.address with HTTP attributes.
+	&fixture{
+		name:  "self-named-peer",
+		scope: "manual",
+		resource: map[string]attrs{
+			"payments": otelResource("payments-1", "go"),
+		},
+		requests: [][]fspan{
+			{
+				{svc: "ledger", trace: "t1", id: "ledger-call", parent: "pay-srv", kind: client, name: "post entry", at: 3, ms: 4,
+					a: attrs{"service.peer.name": "ledger", "ledger.account": "A-17"}},
+				{svc: "fraud", trace: "t1", id: "fraud-call", parent: "pay-srv", kind: client, name: "score", at: 8, ms: 6,
+					a: attrs{"peer.service": "fraud", "fraud.model": "v3"}},
+				{svc: "audit-store", trace: "t1", id: "audit-call", parent: "pay-srv", kind: client, name: "PUT", at: 15, ms: 3,
+					a: attrs{"http.request.method": "PUT", "url.full": "http://audit-store:9000/events/991", "server.address": "audit-store",
+						"server.port": 9000, "http.response.status_code": 204}},
+			},
+			{
+				{svc: "payments", trace: "t1", id: "pay-srv", kind: server, name: "POST /payments", at: 0, ms: 20, scope: "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp",
+					a: attrs{"http.request.method": "POST", "url.scheme": "http", "url.path": "/payments", "http.route": "/payments",
+						"http.response.status_code": 201, "server.address": "payments", "server.port": 8080, "network.protocol.version": "1.1"}},
 			},
 		},
 	},
