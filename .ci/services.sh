@@ -71,4 +71,20 @@ else
   fi
 fi
 wait_for http://guest:guest@127.0.0.1:15672/api/overview 60
-echo "services: rabbitmq management on 127.0.0.1:15672, nats-server $(nats-server --version 2>&1 | head -1)"
+
+# --- Redis and PostgreSQL: ingest/corpus drives redisotel and otelsql against
+# them (127.0.0.1:6379; 127.0.0.1:5432 as user postgres without a password).
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  apt_install redis-server
+  redis-server --bind 127.0.0.1 --port 6379 --save '' --appendonly no --daemonize yes
+  for _ in $(seq 1 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  apt_install postgresql
+  ver=$(ls /etc/postgresql | sort -V | tail -1)
+  hba=/etc/postgresql/$ver/main/pg_hba.conf
+  grep -q '^host all postgres 127.0.0.1/32 trust' "$hba" || sed -i '1i host all postgres 127.0.0.1/32 trust' "$hba"
+  pg_ctlcluster "$ver" main start || pg_ctlcluster "$ver" main reload
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.1; done
+fi
+echo "services: rabbitmq management on 127.0.0.1:15672, redis on :6379, postgresql on :5432, nats-server $(nats-server --version 2>&1 | head -1)"
