@@ -139,7 +139,7 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 	if a.msgSystem != "" {
 		s.Protocol = graph.MessagingProtocol(a.msgSystem)
 		s.Messaging = a.messagingOp(kind)
-		s.Destination = a.destination()
+		s.Destination = a.destination(s.Operation)
 		s.ConsumerGroup = firstOf(a.group[:])
 		return
 	}
@@ -258,6 +258,10 @@ type spanAttrs struct {
 	dest      [3]string // messaging.destination.name, messaging.destination, messaging.source.name
 	destKind  string    // legacy messaging.destination.kind and equivalents
 	temporary bool
+	// routingKey: rabbitmq.destination.routing_key,
+	// messaging.rabbitmq.destination.routing_key,
+	// messaging.rabbitmq.routing_key (amqplib)
+	routingKey [3]string
 	group     [7]string // consumer group, see set
 
 	rpcSystem   [2]string // rpc.system.name, rpc.system
@@ -312,6 +316,12 @@ func (a *spanAttrs) set(k string, v pcommon.Value) bool {
 	case "messaging.destination.temporary", "messaging.destination.anonymous",
 		"messaging.temp_destination", "messaging.source.temporary", "messaging.source.anonymous":
 		a.temporary = a.temporary || v.Bool()
+	case "rabbitmq.destination.routing_key":
+		a.routingKey[0] = v.Str()
+	case "messaging.rabbitmq.destination.routing_key":
+		a.routingKey[1] = v.Str()
+	case "messaging.rabbitmq.routing_key":
+		a.routingKey[2] = v.Str()
 	case "messaging.consumer.group.name":
 		a.group[0] = v.Str()
 	case "messaging.kafka.consumer.group":
@@ -535,8 +545,12 @@ func parseMessagingOp(s string) graph.MessagingOp {
 	return graph.MessagingNone
 }
 
-// destination returns the destination node of a messaging span.
-func (a *spanAttrs) destination() graph.NodeKey {
+// destination returns the destination node of a messaging span named
+// spanName.
+func (a *spanAttrs) destination(spanName string) graph.NodeKey {
+	if a.msgSystem == "rabbitmq" {
+		return a.rabbitDestination(spanName)
+	}
 	name := firstOf(a.dest[:])
 	if a.temporary {
 		name = temporaryDestination
@@ -551,6 +565,52 @@ func (a *spanAttrs) destination() graph.NodeKey {
 		kind = graph.DestinationKind(a.msgSystem)
 	}
 	return graph.NodeKey{Kind: kind, Group: a.msgSystem, Name: name}
+}
+
+// rabbitDestination returns the queue a RabbitMQ message goes to or comes
+// from. RabbitMQ's conventions name the exchange as the destination and
+// put the routing key beside it; the node is what a reader would call the
+// destination, the same on the publishing and the consuming side:
+//   - the default exchange ("", "<default>", "amq.default") routes by key
+//     to the queue of that name: the routing key;
+//   - a named exchange with a routing key: "<exchange>:<routing key>", the
+//     name the stable messaging conventions (and the Java agent under
+//     them) give it, kept as it is when it already has that form;
+//   - a named exchange without a key: the exchange.
+//
+// It is a queue whatever kind the instrumentation says (amqplib says
+// topic). pika marks every publish temporary ("(temporary)") and names the
+// real destination only in its span name ("<exchange or key> send"): the
+// span name's destination is taken then.
+func (a *spanAttrs) rabbitDestination(spanName string) graph.NodeKey {
+	name := firstOf(a.dest[:])
+	key := firstOf(a.routingKey[:])
+	if a.temporary {
+		if d, ok := strings.CutSuffix(spanName, " send"); ok && (name == "" || name == temporaryDestination) && d != "" && d != temporaryDestination {
+			name = d
+		} else {
+			name, key = temporaryDestination, ""
+		}
+	}
+	switch {
+	case isDefaultExchange(name):
+		if key != "" {
+			name = key
+		}
+	case key != "" && key != name && !strings.Contains(name, ":") && name != temporaryDestination:
+		name = name + ":" + key
+	}
+	return graph.NodeKey{Kind: graph.NodeQueue, Group: a.msgSystem, Name: name}
+}
+
+// isDefaultExchange reports whether name is RabbitMQ's default exchange as
+// instrumentations write it.
+func isDefaultExchange(name string) bool {
+	switch name {
+	case "", "<default>", "(default)", "amq.default", "default":
+		return true
+	}
+	return false
 }
 
 // peer returns the node a CLIENT span calls, the zero key when the span

@@ -496,9 +496,32 @@ func TestTranslateRules(t *testing.T) {
 			want:  derived{Protocol: graph.ProtocolKafka, Messaging: graph.MessagingPublish, Destination: queue("kafka", "x")},
 		},
 		{
+			// amqplib says topic for every exchange; a RabbitMQ
+			// destination is a queue whatever it says, so that publisher
+			// and consumer meet at one node.
 			name: "legacy destination_kind topic on rabbitmq", kind: producer,
 			attrs: map[string]any{"messaging.system": "rabbitmq", "messaging.destination": "amq.topic", "messaging.destination_kind": "topic"},
-			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingPublish, Destination: topic("rabbitmq", "amq.topic")},
+			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingPublish, Destination: queue("rabbitmq", "amq.topic")},
+		},
+		{
+			name: "rabbitmq named exchange and routing key", kind: consumer,
+			attrs: map[string]any{"messaging.system": "rabbitmq", "messaging.destination.name": "orders", "messaging.rabbitmq.destination.routing_key": "order.created"},
+			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingProcess, Destination: queue("rabbitmq", "orders:order.created")},
+		},
+		{
+			name: "rabbitmq default exchange routes by key", kind: producer,
+			attrs: map[string]any{"messaging.system": "rabbitmq", "messaging.destination.name": "amq.default", "rabbitmq.destination.routing_key": "email-jobs"},
+			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingPublish, Destination: queue("rabbitmq", "email-jobs")},
+		},
+		{
+			name: "rabbitmq stable name kept", kind: producer,
+			attrs: map[string]any{"messaging.system": "rabbitmq", "messaging.destination.name": "orders:order.created", "messaging.rabbitmq.destination.routing_key": "order.created"},
+			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingPublish, Destination: queue("rabbitmq", "orders:order.created")},
+		},
+		{
+			name: "rabbitmq reply queue stays temporary", kind: producer,
+			attrs: map[string]any{"messaging.system": "rabbitmq", "messaging.destination.name": "amq.gen-Xa2", "messaging.destination.temporary": true, "messaging.rabbitmq.destination.routing_key": "amq.gen-Xa2"},
+			want:  derived{Protocol: graph.ProtocolRabbitMQ, Messaging: graph.MessagingPublish, Destination: queue("rabbitmq", "(temporary)")},
 		},
 		{
 			name: "unknown legacy kind falls back to system", kind: producer,
