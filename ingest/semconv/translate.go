@@ -262,7 +262,7 @@ type spanAttrs struct {
 	// messaging.rabbitmq.destination.routing_key,
 	// messaging.rabbitmq.routing_key (amqplib)
 	routingKey [3]string
-	group     [7]string // consumer group, see set
+	group      [7]string // consumer group, see set
 
 	rpcSystem   [2]string // rpc.system.name, rpc.system
 	grpcCode    int64     // rpc.grpc.status_code
