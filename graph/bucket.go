@@ -83,11 +83,30 @@ type EdgeBucket struct {
 	Errors     uint64 `json:"errors"`
 	Retries    uint64 `json:"retries"`
 	Unanswered uint64 `json:"unanswered,omitempty"`
+	// Seen and Sampled are Stats.Seen and Stats.Sampled (0 in rows
+	// written before they were kept: not known to be sampled).
+	Seen    uint64 `json:"seen,omitempty"`
+	Sampled uint64 `json:"sampled,omitempty"`
 
 	Server            Bins `json:"server"`
 	Client            Bins `json:"client"`
 	Delay             Bins `json:"delay"`
 	UnansweredLatency Bins `json:"unanswered_latency"`
+}
+
+// addCounts adds b's counts into st. A row written before calls seen were
+// recorded (Seen 0) counts its requests as seen.
+func (b *EdgeBucket) addCounts(st *Stats) {
+	st.Requests += b.Requests
+	st.Errors += b.Errors
+	st.Retries += b.Retries
+	st.Unanswered += b.Unanswered
+	seen := b.Seen
+	if seen == 0 {
+		seen = b.Requests
+	}
+	st.Seen += seen
+	st.Sampled += b.Sampled
 }
 
 // ClosedBuckets returns the edge buckets that closed after `after` (a bucket
@@ -122,6 +141,7 @@ func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
 				Source: g.nodeIx[e.key.src].key, Target: g.nodeIx[e.key.dst].key,
 				Kind: e.kind, Protocol: e.key.proto, ConsumerGroup: e.key.group,
 				Requests: st.Requests, Errors: st.Errors, Retries: st.Retries, Unanswered: st.Unanswered,
+				Seen: st.Seen, Sampled: st.Sampled,
 				Server: BinsOf(st.Server), Client: BinsOf(st.Client), Delay: BinsOf(st.Delay), UnansweredLatency: BinsOf(st.UnansweredLatency),
 			})
 		}
@@ -196,10 +216,7 @@ func (g *Graph) Restore(buckets []EdgeBucket) int {
 			continue
 		}
 		st := e.ring.at(ep)
-		st.Requests += b.Requests
-		st.Errors += b.Errors
-		st.Retries += b.Retries
-		st.Unanswered += b.Unanswered
+		b.addCounts(st)
 		b.Server.addTo(&st.Server, g.mapping)
 		b.Client.addTo(&st.Client, g.mapping)
 		b.Delay.addTo(&st.Delay, g.mapping)
@@ -257,10 +274,7 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 			order = append(order, k)
 		}
 		st := &a.stats
-		st.Requests += b.Requests
-		st.Errors += b.Errors
-		st.Retries += b.Retries
-		st.Unanswered += b.Unanswered
+		b.addCounts(st)
 		b.Server.addTo(&st.Server, m)
 		b.Client.addTo(&st.Client, m)
 		b.Delay.addTo(&st.Delay, m)

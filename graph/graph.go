@@ -191,7 +191,7 @@ type Graph struct {
 	// service node that answered those calls (aliasAmbiguous when several
 	// did), so calls to it that go unanswered land on the edge to that
 	// service, not on a virtual node. Bounded by MaxEdges.
-	aliases map[aliasKey]int32
+	aliases map[aliasKey]alias
 	// peerNode caches the node of a peer candidate once it is one (-1:
 	// not yet); it may be shorter than peerIx.
 	peerNode []int32
@@ -245,7 +245,7 @@ func New(opts Options) (*Graph, error) {
 		nodes:   make(map[NodeKey]int32),
 		edges:   make(map[edgeKey]int32),
 		peers:   make(map[NodeKey]int32),
-		aliases: make(map[aliasKey]int32),
+		aliases: make(map[aliasKey]alias),
 		pend:    newPendStore(),
 		retries: make(map[retryKey]*retryGroup),
 	}

@@ -2,7 +2,9 @@ package graph
 
 import (
 	"cmp"
+	"encoding/binary"
 	"hash/maphash"
+	"math"
 	"strings"
 
 	"github.com/DataDog/sketches-go/ddsketch"
@@ -69,6 +71,7 @@ func (l *list[E]) remove(e E) {
 type half struct {
 	node       int32 // the span's service node
 	peer       int32 // client: peer candidate index (-1 none); producer: destination node (-1 none)
+	n          uint32 // calls of the real traffic the span stands for (callCount)
 	start, end int64
 	proto      Protocol
 	err, retry bool
@@ -513,7 +516,30 @@ func (g *Graph) consume(s *Span, r role, n spanNote, nowN, ep int64) refusal {
 }
 
 func halfOf(s *Span, node int32) half {
-	return half{node: node, peer: -1, start: s.Start, end: s.End, proto: s.Protocol, err: s.Error}
+	return half{node: node, peer: -1, n: callCount(s), start: s.Start, end: s.End, proto: s.Protocol, err: s.Error}
+}
+
+// maxWeight bounds the calls one span may stand for (a threshold of
+// 1 in 2^20), so a hostile weight cannot overflow a count.
+const maxWeight = 1 << 20
+
+// callCount returns the whole number of calls span s stands for: 1 when
+// not sampled, else its weight, rounded up or down at random so that the
+// counts stay unbiased. The coin is the span id, so a span re-sent or seen
+// by another collector counts the same.
+func callCount(s *Span) uint32 {
+	w := s.Weight
+	if !(w > 1) {
+		return 1
+	}
+	if w > maxWeight {
+		w = maxWeight
+	}
+	n := math.Floor(w)
+	if frac := w - n; frac > 0 && float64(mix64(binary.LittleEndian.Uint64(s.ID[:]))>>11)/(1<<53) < frac {
+		n++
+	}
+	return uint32(n)
 }
 
 func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
@@ -529,7 +555,7 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 	}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasClient != 0 {
-		g.learnAlias(en.h.node, en.h.peer, svc)
+		g.learnAlias(en.h.node, en.h.peer, svc, en.h.n > 1)
 		r := g.pairSync(&en.h, &sv, ep)
 		en.has &^= hasClient
 		g.releaseIfEmpty(en)
@@ -606,7 +632,7 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.ID}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasServer != 0 {
-		g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node)
+		g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n > 1)
 		r := g.pairWaiting(&c, en, ep)
 		g.childOf(s, svc, childPlaced, nowN, ep)
 		return r
@@ -616,7 +642,7 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 		// under the parent both share.
 		if !s.Parent.IsZero() {
 			if en := g.pend.get(pendKey{trace: s.Trace, span: s.Parent}); en != nil && en.has&hasServer != 0 && en.h.node != svc {
-				g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node)
+				g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n > 1)
 				return g.pairWaiting(&c, en, ep)
 			}
 		}
@@ -750,7 +776,7 @@ func (g *Graph) placeChild(h *half, pnode int32, pkind SpanKind, pk pendKey, fla
 		// server span: the child answers it, unless a server span did.
 		if en := g.pend.get(pk); en != nil && en.has&hasClient != 0 {
 			sv := *h
-			g.learnAlias(en.h.node, en.h.peer, h.node)
+			g.learnAlias(en.h.node, en.h.peer, h.node, en.h.n > 1)
 			g.pairSync(&en.h, &sv, ep)
 			en.has &^= hasClient
 			g.releaseIfEmpty(en)
@@ -772,10 +798,7 @@ func (g *Graph) consumeProducer(s *Span, svc int32, nowN, ep int64) refusal {
 			return refusedEdgeLimit
 		}
 		st := e.ring.at(ep)
-		st.Requests++
-		if p.err {
-			st.Errors++
-		}
+		st.call(p.n, p.err, false)
 		g.latency(&st.Client, p.duration())
 	}
 	k := pendKey{trace: s.Trace, span: s.ID}
@@ -821,9 +844,9 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 		}
 		ce = e.idx
 		st := e.ring.at(ep)
-		st.Requests += msgs
-		if s.Error {
-			st.Errors += msgs
+		n := callCount(s)
+		for range msgs {
+			st.call(n, s.Error, false)
 		}
 		g.latency(&st.Server, s.End-s.Start)
 	}
@@ -883,13 +906,7 @@ func (g *Graph) pairSync(c, sv *half, ep int64) refusal {
 	}
 	g.m.pairs.WithLabelValues("sync").Inc()
 	st := e.ring.at(ep)
-	st.Requests++
-	if c.err || sv.err {
-		st.Errors++
-	}
-	if c.retry {
-		st.Retries++
-	}
+	st.call(max(c.n, sv.n), c.err || sv.err, c.retry)
 	g.latency(&st.Server, sv.duration())
 	g.latency(&st.Client, c.duration())
 	return accepted
@@ -910,7 +927,7 @@ func (g *Graph) pairAsync(p *half, w *waiter, ep int64) {
 		if e = g.edge(p.peer, w.node, w.proto, w.group); e == nil {
 			return
 		}
-		e.ring.at(ep).Requests++
+		e.ring.at(ep).call(p.n, false, false)
 	}
 	if d := w.start - p.end; d >= 0 {
 		g.latency(&e.ring.at(ep).Delay, d)
@@ -927,13 +944,7 @@ func (g *Graph) observeUnpaired(c *half, n int32, ep int64) refusal {
 		return refusedEdgeLimit
 	}
 	st := e.ring.at(ep)
-	st.Requests++
-	if c.err {
-		st.Errors++
-	}
-	if c.retry {
-		st.Retries++
-	}
+	st.call(c.n, c.err, c.retry)
 	g.latency(&st.Client, c.duration())
 	return accepted
 }
@@ -965,10 +976,7 @@ func (g *Graph) observeHop(src int32, h *half, clientSide bool, ep int64) refusa
 		return refusedEdgeLimit
 	}
 	st := e.ring.at(ep)
-	st.Requests++
-	if h.err {
-		st.Errors++
-	}
+	st.call(h.n, h.err, false)
 	if clientSide {
 		g.latency(&st.Client, h.duration())
 	} else {
@@ -997,9 +1005,9 @@ func (g *Graph) addAttempts(src int32, sv *half, proto Protocol, n, errs uint8, 
 		return refusedEdgeLimit
 	}
 	st := e.ring.at(ep)
-	st.Requests += uint64(n)
-	st.Retries += uint64(n)
-	st.Errors += uint64(errs)
+	for i := range n {
+		st.call(sv.n, i < errs, true)
+	}
 	if n == 1 {
 		g.latency(&st.Server, sv.duration())
 	}
@@ -1071,18 +1079,21 @@ func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 			// The peer is a service this caller has seen answer: the call
 			// never reached it (refused, timed out, or failed fast by a
 			// breaker).
-			g.m.expired.WithLabelValues("client_unanswered").Inc()
 			if e := g.edge(c.node, callee, c.proto, ""); e != nil {
 				st := e.ring.at(ep)
-				st.Requests++
-				st.Unanswered++
-				if c.err {
-					st.Errors++
+				st.call(c.n, c.err, c.retry)
+				if c.n > 1 && !g.sampledAnswered(c.node, c.peer) {
+					// A sampled call whose callee never kept a sampled
+					// call from this caller: its server span was most
+					// likely sampled out (samplers that do not agree),
+					// not missing.
+					g.m.expired.WithLabelValues("client_sampled").Inc()
+					g.latency(&st.Client, c.duration())
+				} else {
+					g.m.expired.WithLabelValues("client_unanswered").Inc()
+					st.Unanswered += uint64(c.n)
+					g.latency(&st.UnansweredLatency, c.duration())
 				}
-				if c.retry {
-					st.Retries++
-				}
-				g.latency(&st.UnansweredLatency, c.duration())
 			}
 		} else {
 			g.m.expired.WithLabelValues("client").Inc()
@@ -1131,6 +1142,12 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 		}
 	}
 	proto := cmp.Or(sv.proto, ProtocolInternal)
+	if src < 0 && sv.n > 1 {
+		// A sampled server span called by a span that was not kept: its
+		// caller was sampled out, not uninstrumented.
+		g.unplaced.count(g.nodeIx[sv.node].key, reasonSampledOut, ep)
+		return
+	}
 	if src >= 0 {
 		g.observeHop(src, sv, false, ep)
 	} else {
@@ -1241,6 +1258,15 @@ func (g *Graph) peerNodeOf(p int32, ep int64) int32 {
 // aliasKey is a caller and a peer candidate it addresses.
 type aliasKey struct{ caller, peer int32 }
 
+// alias is what a caller's calls to a peer candidate were answered by.
+type alias struct {
+	callee int32 // the service node, or aliasAmbiguous
+	// sampled: a sampled call was answered, so the callee's spans are
+	// sampled as the caller's are (consistent sampling), and a sampled
+	// call without a server span is unanswered, not sampled out.
+	sampled bool
+}
+
 // aliasAmbiguous marks a caller's peer answered by more than one service
 // (a gateway routing by path, an address reused by another service).
 const aliasAmbiguous = -2
@@ -1254,22 +1280,28 @@ func (g *Graph) aliasOf(caller, p int32) int32 {
 		return -1
 	}
 	if a, ok := g.aliases[aliasKey{caller, p}]; ok {
-		return a
+		return a.callee
 	}
 	if a, ok := g.aliases[aliasKey{-1, p}]; ok {
-		return a
+		return a.callee
 	}
 	return -1
 }
 
+// sampledAnswered reports whether a sampled call from caller to peer
+// candidate p was ever answered by a server span. Caller holds mu.
+func (g *Graph) sampledAnswered(caller, p int32) bool {
+	return g.aliases[aliasKey{caller, p}].sampled
+}
+
 // learnAlias records that calls from node caller addressed to peer
 // candidate p were answered by service node svc, for that caller and for
-// every caller. Per caller first, because one address (localhost through a
-// sidecar, a gateway routing by path, a reused pod IP) leads different
-// callers to different services; an address that several services
-// answered is no alias for callers that have not seen it answered
-// themselves. Caller holds mu.
-func (g *Graph) learnAlias(caller, p, svc int32) {
+// every caller; sampled says the call answered was sampled. Per caller
+// first, because one address (localhost through a sidecar, a gateway
+// routing by path, a reused pod IP) leads different callers to different
+// services; an address that several services answered is no alias for
+// callers that have not seen it answered themselves. Caller holds mu.
+func (g *Graph) learnAlias(caller, p, svc int32, sampled bool) {
 	if p < 0 || caller == svc || g.peerIx[p].IsOverflow() { // the overflow peer stands for many
 		return
 	}
@@ -1281,9 +1313,11 @@ func (g *Graph) learnAlias(caller, p, svc int32) {
 				g.m.dropped.WithLabelValues("aliases_full").Inc()
 				return
 			}
-			g.aliases[k] = svc
-		case a != svc && a != aliasAmbiguous:
-			g.aliases[k] = aliasAmbiguous
+			a.callee = svc
+		case a.callee != svc && a.callee != aliasAmbiguous:
+			a.callee = aliasAmbiguous
 		}
+		a.sampled = a.sampled || sampled
+		g.aliases[k] = a
 	}
 }

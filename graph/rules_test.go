@@ -350,3 +350,65 @@ func TestRepeatRuleKnowsItsCalls(t *testing.T) {
 		})
 	}
 }
+
+// TestSampledTraffic: calls of sampled traces count as the calls they
+// stand for and say so; a sampled call whose other half was sampled out
+// is neither an unanswered call nor a call from an uninstrumented client.
+func TestSampledTraffic(t *testing.T) {
+	sampled := func(s Span) Span { s.Weight = 4; return s }
+	addr := NodeKey{Kind: NodeExternal, Name: "api:8080"}
+	call := func(tr TraceID) Span { c := sampled(client(tr, sid(1), SpanID{}, "web", 0, ms)); c.Peer = addr; return c }
+
+	t.Run("pairs count as estimates", func(t *testing.T) {
+		var spans []Span
+		for i := range 10 {
+			spans = append(spans, call(tid(byte(i))), sampled(server(tid(byte(i)), sid(2), sid(1), "api", 0, ms)))
+		}
+		g, _, _ := newTestGraph(t, Options{})
+		rej, why := g.ConsumeSpans(spans)
+		require.Zero(t, rej, why)
+		snap, err := g.Snapshot(0)
+		require.NoError(t, err)
+		e := edgeByID(t, snap, "service:web->service:api http")
+		require.EqualValues(t, 40, e.Requests)
+		require.True(t, e.Estimated)
+		require.InDelta(t, 0.25, *e.SampleRatio, 1e-9)
+	})
+	t.Run("server sampled out", func(t *testing.T) {
+		g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+		learn := client(tid(9), sid(1), SpanID{}, "web", 0, ms) // unsampled: its server answers
+		learn.Peer = addr
+		rej, why := g.ConsumeSpans([]Span{learn, server(tid(9), sid(2), sid(1), "api", 0, ms), call(tid(1))})
+		require.Zero(t, rej, why)
+		clk.advance(15 * time.Second)
+		g.Expire()
+		snap, err := g.Snapshot(0)
+		require.NoError(t, err)
+		e := edgeByID(t, snap, "service:web->service:api http")
+		require.EqualValues(t, 5, e.Requests)
+		require.Zero(t, e.Unanswered, "no sampled call was ever answered: its server was sampled out")
+	})
+	t.Run("consistent sampling keeps unanswered calls", func(t *testing.T) {
+		g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+		rej, why := g.ConsumeSpans([]Span{call(tid(9)), sampled(server(tid(9), sid(2), sid(1), "api", 0, ms)), call(tid(1))})
+		require.Zero(t, rej, why)
+		clk.advance(15 * time.Second)
+		g.Expire()
+		snap, err := g.Snapshot(0)
+		require.NoError(t, err)
+		require.EqualValues(t, 4, edgeByID(t, snap, "service:web->service:api http").Unanswered)
+	})
+	t.Run("caller sampled out", func(t *testing.T) {
+		g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+		rej, why := g.ConsumeSpans([]Span{sampled(server(tid(1), sid(2), sid(1), "api", 0, ms))})
+		require.Zero(t, rej, why)
+		clk.advance(15 * time.Second)
+		g.Expire()
+		snap, err := g.Snapshot(0)
+		require.NoError(t, err)
+		require.Empty(t, snap.Edges, "no invented uninstrumented client")
+		rep, err := g.Unplaced(0)
+		require.NoError(t, err)
+		require.Equal(t, []Unplaced{{Service: "api", Reason: ReasonSampledOut, Spans: 1}}, rep.Unplaced)
+	})
+}

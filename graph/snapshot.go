@@ -105,6 +105,12 @@ type Edge struct {
 	// Unanswered counts calls no server span answered (included in
 	// Requests): refused, timed out, or failed fast by a circuit breaker.
 	Unanswered uint64 `json:"unanswered,omitempty"`
+	// Estimated says the counts and rates are estimates of the real
+	// traffic, made from sampled traces (each sampled call counted as the
+	// calls it stands for); SampleRatio is the share of the calls that
+	// was seen (seen / estimated). Omitted when nothing was sampled.
+	Estimated   bool     `json:"estimated,omitempty"`
+	SampleRatio *float64 `json:"sample_ratio,omitempty"`
 
 	// Latency is the callee-side latency where a server or consumer span
 	// exists, else the caller side.
@@ -683,6 +689,11 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 		e.RetryRatio = ratio(st.Retries, st.Requests)
 	}
 	e.RetriesSeen = retriesSeen(kind, proto, &st)
+	if st.Sampled > 0 && st.Requests > 0 {
+		e.Estimated = true
+		r := ratio(st.Seen, st.Requests)
+		e.SampleRatio = &r
+	}
 	e.Latency = e.ServerLatency
 	if e.Latency == nil {
 		e.Latency = e.ClientLatency

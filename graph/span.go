@@ -96,6 +96,12 @@ type Span struct {
 	// Links are the span's links (a batch consumer links to each producer).
 	Links []SpanRef
 
+	// Weight is the span's adjusted count: how many spans of the real
+	// traffic it stands for when the trace was sampled (1/p of probability
+	// sampling, from the OpenTelemetry threshold in tracestate or the
+	// sampler's attributes). 0 or 1: not known to be sampled.
+	Weight float64
+
 	// ResendCount is http.request.resend_count (0 when absent).
 	ResendCount int64
 

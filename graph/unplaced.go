@@ -27,6 +27,9 @@ const (
 	// ReasonNoDestination: a consumer span naming no destination whose
 	// producer was not seen either.
 	ReasonNoDestination
+	// ReasonSampledOut: a sampled server span whose caller's span was not
+	// kept (samplers that do not agree along the trace).
+	ReasonSampledOut
 	numReasons
 )
 
@@ -34,9 +37,10 @@ const (
 	reasonClientNoPeer  = ReasonClientNoPeer
 	reasonParentNotSeen = ReasonParentNotSeen
 	reasonNoDestination = ReasonNoDestination
+	reasonSampledOut    = ReasonSampledOut
 )
 
-var reasonNames = [numReasons]string{"", "client_no_peer", "parent_not_seen", "no_destination"}
+var reasonNames = [numReasons]string{"", "client_no_peer", "parent_not_seen", "no_destination", "sampled_out"}
 
 // String returns the reason's name.
 func (r UnplacedReason) String() string {
@@ -99,7 +103,7 @@ func newUnplacedTable(maxRows, slots int, reg prometheus.Registerer) unplacedTab
 	m := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "cartograph_graph_unplaced_spans_total",
 		Help: "Spans that could not be placed on any edge, by service and reason (client_no_peer, parent_not_seen, " +
-			"no_destination): what the instrumentation sending them lacks. See GET /api/v1/graph/unplaced.",
+			"no_destination, sampled_out): what the instrumentation sending them lacks. See GET /api/v1/graph/unplaced.",
 	}, []string{"service", "reason"})
 	if reg != nil {
 		reg.MustRegister(m)

@@ -35,6 +35,12 @@ type Stats struct {
 	// span answered (refused, timed out, failed fast); they are included
 	// in Requests.
 	Unanswered uint64
+	// Seen is the calls actually seen (spans that arrived) and Sampled
+	// those of them whose traces were sampled: Requests, Errors, Retries
+	// and Unanswered count each sampled call as the calls it stands for,
+	// so they are estimates when Sampled > 0. Seen 0 with Requests above
+	// it means not recorded (history written before they were).
+	Seen, Sampled uint64
 
 	// Server is the callee-side latency (SERVER or CONSUMER span), Client the
 	// caller-side latency (CLIENT or PRODUCER span), Delay the
@@ -44,12 +50,30 @@ type Stats struct {
 	UnansweredLatency *ddsketch.DDSketch
 }
 
+// call counts one call seen that stands for n calls (n > 1: sampled),
+// failed or retried as said.
+func (s *Stats) call(n uint32, failed, retry bool) {
+	s.Requests += uint64(n)
+	s.Seen++
+	if n > 1 {
+		s.Sampled++
+	}
+	if failed {
+		s.Errors += uint64(n)
+	}
+	if retry {
+		s.Retries += uint64(n)
+	}
+}
+
 // Merge adds o into s, allocating sketches with m as needed.
 func (s *Stats) Merge(o *Stats, m mapping.IndexMapping) {
 	s.Requests += o.Requests
 	s.Errors += o.Errors
 	s.Retries += o.Retries
 	s.Unanswered += o.Unanswered
+	s.Seen += o.Seen
+	s.Sampled += o.Sampled
 	s.UnansweredLatency = mergeSketch(s.UnansweredLatency, o.UnansweredLatency, m)
 	s.Server = mergeSketch(s.Server, o.Server, m)
 	s.Client = mergeSketch(s.Client, o.Client, m)
@@ -68,7 +92,7 @@ func mergeSketch(dst, src *ddsketch.DDSketch, m mapping.IndexMapping) *ddsketch.
 }
 
 func (s *Stats) reset() {
-	s.Requests, s.Errors, s.Retries, s.Unanswered = 0, 0, 0, 0
+	s.Requests, s.Errors, s.Retries, s.Unanswered, s.Seen, s.Sampled = 0, 0, 0, 0, 0, 0
 	for _, sk := range []*ddsketch.DDSketch{s.Server, s.Client, s.Delay, s.UnansweredLatency} {
 		if sk != nil {
 			sk.Clear()

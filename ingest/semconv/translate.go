@@ -131,6 +131,11 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 
 	var a spanAttrs
 	sp.Attributes().Range(a.set)
+	if w := adjustedCount(sp.TraceState().AsRaw()); w > 1 {
+		s.Weight = w
+	} else if a.samplerType == "probabilistic" && a.samplerParam > 0 && a.samplerParam < 1 {
+		s.Weight = 1 / a.samplerParam // Jaeger's probabilistic sampler
+	}
 
 	s.Error = a.isError(sp.Status().Code())
 	s.Throttled = a.httpStatusCode() == 429
@@ -218,6 +223,52 @@ func (a *spanAttrs) namesService(svc string) bool {
 	return false
 }
 
+// adjustedCount returns how many spans a span with W3C tracestate ts
+// stands for under OpenTelemetry's consistent probability sampling: with
+// the rejection threshold th (OTEP 235, "ot=th:<1-14 hex digits>", the
+// digits the most significant of a 56-bit number) 2^56 / (2^56 - th); with
+// the older "ot=p:<n>" 2^n. It returns 0 when ts says neither.
+func adjustedCount(ts string) float64 {
+	if ts == "" {
+		return 0
+	}
+	ot := ""
+	for ts != "" {
+		var member string
+		member, ts, _ = strings.Cut(ts, ",")
+		member = strings.TrimSpace(member)
+		if v, ok := strings.CutPrefix(member, "ot="); ok {
+			ot = v
+			break
+		}
+	}
+	for ot != "" {
+		var kv string
+		kv, ot, _ = strings.Cut(ot, ";")
+		switch {
+		case strings.HasPrefix(kv, "th:"):
+			h := kv[3:]
+			if len(h) == 0 || len(h) > 14 {
+				return 0
+			}
+			th, err := strconv.ParseUint(h, 16, 64)
+			if err != nil {
+				return 0
+			}
+			th <<= 4 * (14 - len(h))
+			const max56 = 1 << 56
+			return max56 / float64(max56-th)
+		case strings.HasPrefix(kv, "p:"):
+			n, err := strconv.Atoi(kv[2:])
+			if err != nil || n < 0 || n > 62 {
+				return 0
+			}
+			return math.Ldexp(1, n)
+		}
+	}
+	return 0
+}
+
 // unixNanos converts an OTLP timestamp, clamping values int64 cannot hold.
 func unixNanos(ts pcommon.Timestamp) int64 {
 	if ts > math.MaxInt64 {
@@ -278,6 +329,9 @@ type spanAttrs struct {
 	path        [2]string // url.path, http.target
 	httpStatus  [2]int64  // http.response.status_code, http.status_code (0 = absent)
 	resendCount int64
+
+	samplerType  string  // sampler.type (Jaeger clients)
+	samplerParam float64 // sampler.param
 
 	peerName    [2]string // service.peer.name, peer.service
 	serverAddr  string
@@ -384,6 +438,17 @@ func (a *spanAttrs) set(k string, v pcommon.Value) bool {
 		a.httpStatus[1] = intValue(v)
 	case "http.request.resend_count":
 		a.resendCount = max(intValue(v), 0)
+
+	// Sampling, as Jaeger's clients record it on root spans.
+	case "sampler.type":
+		a.samplerType = v.Str()
+	case "sampler.param":
+		switch v.Type() {
+		case pcommon.ValueTypeDouble:
+			a.samplerParam = v.Double()
+		case pcommon.ValueTypeStr:
+			a.samplerParam, _ = strconv.ParseFloat(v.Str(), 64)
+		}
 
 	// Peers.
 	case "service.peer.name":

@@ -831,3 +831,24 @@ func TestTranslateCallIdentity(t *testing.T) {
 		})
 	}
 }
+
+func TestAdjustedCount(t *testing.T) {
+	for ts, want := range map[string]float64{
+		"":                        0,
+		"ot=th:0":                 1,
+		"ot=th:8":                 2,
+		"ot=th:c":                 4,
+		"ot=th:fd70a4":            100.00002,
+		"vendor=x,ot=rv:abc;th:c": 4,
+		"ot=p:3":                  8,
+		"ot=th:zz":                0,
+		"ot=th:123456789abcdef0":  0,
+		"other=th:c":              0,
+	} {
+		require.InDelta(t, want, adjustedCount(ts), 1e-3, ts)
+	}
+	td := buildTraces(t, resourceSpec{attrs: map[string]any{"service.name": "a"},
+		spans: []spanSpec{{name: "GET /", kind: server, attrs: map[string]any{"sampler.type": "probabilistic", "sampler.param": 0.1}, start: 1, end: 2}}})
+	spans, _ := Translate(nil, td)
+	require.InDelta(t, 10, spans[0].Weight, 1e-9, "Jaeger's sampler tags")
+}
