@@ -357,7 +357,11 @@ func TestRepeatRuleKnowsItsCalls(t *testing.T) {
 func TestSampledTraffic(t *testing.T) {
 	sampled := func(s Span) Span { s.Weight = 4; return s }
 	addr := NodeKey{Kind: NodeExternal, Name: "api:8080"}
-	call := func(tr TraceID) Span { c := sampled(client(tr, sid(1), SpanID{}, "web", 0, ms)); c.Peer = addr; return c }
+	call := func(tr TraceID) Span {
+		c := sampled(client(tr, sid(1), SpanID{}, "web", 0, ms))
+		c.Peer = addr
+		return c
+	}
 
 	t.Run("pairs count as estimates", func(t *testing.T) {
 		var spans []Span
