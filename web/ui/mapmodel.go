@@ -455,6 +455,8 @@ func mergeInto(a *graph.Edge, e graph.Edge) {
 	a.Errors += e.Errors
 	a.Retries += e.Retries
 	a.RatePerS += e.RatePerS
+	a.RetriesSeen = a.RetriesSeen || e.RetriesSeen
+	a.Estimated = a.Estimated || e.Estimated
 	if a.Requests > 0 {
 		a.ErrorRatio = float64(a.Errors) / float64(a.Requests)
 		a.RetryRatio = float64(a.Retries) / float64(a.Requests)
@@ -531,7 +533,11 @@ func health(e graph.Edge) string {
 }
 
 func edgeLabel(e graph.Edge) string {
-	parts := []string{fmtRate(e.RatePerS)}
+	rate := fmtRate(e.RatePerS)
+	if e.Estimated {
+		rate = "≈" + rate // estimated from sampled traces
+	}
+	parts := []string{rate}
 	if e.Requests > 0 {
 		parts = append(parts, fmtPercent(e.ErrorRatio)+" err")
 	}

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -49,4 +50,13 @@ func TestNamespacesOwnership(t *testing.T) {
 			require.Empty(t, ns[bare.ID])
 		})
 	}
+}
+
+// TestEdgeLabelSaysEstimated: an edge counted from sampled traces reads as
+// an estimate on the map.
+func TestEdgeLabelSaysEstimated(t *testing.T) {
+	e := graph.Edge{RatePerS: 12, Requests: 120}
+	require.NotContains(t, edgeLabel(e), "≈")
+	e.Estimated = true
+	require.True(t, strings.HasPrefix(edgeLabel(e), "≈"), edgeLabel(e))
 }

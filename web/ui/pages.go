@@ -191,7 +191,14 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 		p.Figures = []kv{
 			{"rate", fmtRate(e.RatePerS)}, {"requests", fmt.Sprint(e.Requests)},
 			{"errors", fmt.Sprintf("%d (%s)", e.Errors, fmtPercent(e.ErrorRatio))},
-			{"retries", fmt.Sprintf("%d (%s)", e.Retries, fmtPercent(e.RetryRatio))},
+		}
+		if e.RetriesSeen || e.Retries > 0 {
+			p.Figures = append(p.Figures, kv{"retries", fmt.Sprintf("%d (%s)", e.Retries, fmtPercent(e.RetryRatio))})
+		} else {
+			p.Figures = append(p.Figures, kv{"retries", "not visible on this edge (its calls carry no retry signal)"})
+		}
+		if e.Estimated && e.SampleRatio != nil {
+			p.Figures = append(p.Figures, kv{"sampled", "estimates from sampled traces: " + fmtPercent(*e.SampleRatio) + " of the calls seen"})
 		}
 		for _, q := range []struct {
 			name string
