@@ -387,7 +387,7 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			counts[refusedNodeLimit]++
 			continue
 		}
-		n := g.seen.remember(s, svc, nowN)
+		n := g.seen.remember(s, svc, roleOf(s) == roleProducer, nowN)
 		if n == noteDuplicate {
 			resent++
 			svc = -1
@@ -860,6 +860,19 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 			w.group = s.ConsumerGroup
 			g.pairAsync(&en.h, &w, ep)
 			return
+		}
+		if en == nil && ce >= 0 {
+			if end, ok := g.seen.producerEnd(&ref.Trace, ref.Span); ok {
+				// Its producer came and its half-edge expired: the
+				// message waited longer than the pair TTL. Its delay
+				// is what the trace-based lag judgement needs most.
+				paired = true
+				g.m.pairs.WithLabelValues("async_late").Inc()
+				if d := s.Start - end; d >= 0 {
+					g.latency(&g.edgeIx[ce].ring.at(ep).Delay, d)
+				}
+				return
+			}
 		}
 		if en == nil {
 			if en = g.alloc(k, nowN); en == nil {

@@ -416,3 +416,29 @@ func TestSampledTraffic(t *testing.T) {
 		require.Equal(t, []Unplaced{{Service: "api", Reason: ReasonSampledOut, Spans: 1}}, rep.Unplaced)
 	})
 }
+
+// TestLateConsumerKeepsItsDelay: a message consumed long after its
+// producer's half-edge expired (a consumer falling behind by more than the
+// pair TTL) still gives its producer-to-consumer delay.
+func TestLateConsumerKeepsItsDelay(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
+	start := clk.now().UnixNano()
+	p := Span{Trace: tid(1), ID: sid(1), Kind: SpanProducer, Service: "shop", Start: start, End: start + ms,
+		Protocol: ProtocolKafka, Messaging: MessagingPublish, Destination: orders}
+	rej, why := g.ConsumeSpans([]Span{p})
+	require.Zero(t, rej, why)
+	clk.advance(45 * time.Second)
+	g.Expire()
+	require.Zero(t, g.pend.len(), "the producer's half-edge expired")
+	c := Span{Trace: tid(1), ID: sid(2), Parent: sid(1), Kind: SpanConsumer, Service: "billing", Start: start + 40*int64(time.Second), End: start + 41*int64(time.Second),
+		Protocol: ProtocolKafka, Messaging: MessagingProcess, Destination: orders, ConsumerGroup: "billing"}
+	rej, why = g.ConsumeSpans([]Span{c})
+	require.Zero(t, rej, why)
+	require.Zero(t, g.pend.len(), "no waiter for a producer that already came")
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "topic:kafka/orders->service:billing kafka @billing")
+	require.NotNil(t, e.Delay)
+	require.InDelta(t, 40_000, e.Delay.P50, 400)
+}

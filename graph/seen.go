@@ -44,6 +44,8 @@ const (
 	// server span (it waited out the pair TTL, or it calls a database and
 	// was recorded at once); a server span arriving for it now is late.
 	seenExpired uint8 = 1 << iota
+	// seenProducer: a span that publishes a message; endMs is its end.
+	seenProducer
 )
 
 // seenSlot is one remembered span. at is 0 in an empty slot.
@@ -52,6 +54,10 @@ type seenSlot struct {
 	span  SpanID
 	node  int32
 	at    uint32 // seconds since seenSpans.base, plus one
+	// endMs is a producer span's end, milliseconds since base (0:
+	// unknown), so that a consumer arriving after the producer's
+	// half-edge expired still learns its producer-to-consumer delay.
+	endMs uint32
 	kind  SpanKind
 	flags uint8
 }
@@ -87,7 +93,9 @@ func (r *seenSpans) stamp(nowN int64) uint32 {
 }
 
 func (r *seenSpans) bucket(tr *TraceID, sp SpanID) []seenSlot {
-	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ mix64(binary.LittleEndian.Uint64(tr[8:])))
+	// Every byte counts: W3C ids are random in their low bytes, but
+	// some senders count, or pad 64-bit ids.
+	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ mix64(binary.LittleEndian.Uint64(tr[8:])^mix64(binary.LittleEndian.Uint64(tr[:8]))))
 	i := (h & r.mask) * seenWays
 	return r.slots[i : i+seenWays : i+seenWays]
 }
@@ -120,9 +128,30 @@ const (
 	noteLate
 )
 
+// endMs returns the slot time of a span end, 0 when out of range.
+func (r *seenSpans) endMs(end int64) uint32 {
+	d := (end - r.base) / 1e6
+	if d <= 0 || d >= 1<<32 {
+		return 0
+	}
+	return uint32(d)
+}
+
+// producerEnd returns the end (Unix ns) of producer span (tr, id) when it
+// is remembered.
+func (r *seenSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
+	b := r.bucket(tr, id)
+	for i := range b {
+		if sl := &b[i]; sl.at != 0 && sl.flags&seenProducer != 0 && sl.endMs != 0 && sl.span == id && sl.trace == *tr {
+			return r.base + int64(sl.endMs)*1e6, true
+		}
+	}
+	return 0, false
+}
+
 // remember records span s of service node and reports what was known of
-// its id before.
-func (r *seenSpans) remember(s *Span, node int32, nowN int64) seenNote {
+// its id before. producer says s publishes a message.
+func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) seenNote {
 	now := r.stamp(nowN)
 	b := r.bucket(&s.Trace, s.ID)
 	note := noteNew
@@ -148,15 +177,19 @@ func (r *seenSpans) remember(s *Span, node int32, nowN int64) seenNote {
 			victim = i
 		}
 	}
+	sl := seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
+	if producer {
+		sl.flags, sl.endMs = seenProducer, r.endMs(s.End)
+	}
 	if v := &b[victim]; v.at != 0 && now-v.at < r.horizon {
 		if len(r.slots) < r.maxSlots {
 			r.grow()
-			r.insert(seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind})
+			r.insert(sl)
 			return note
 		}
 		r.evictedYoung++
 	}
-	b[victim] = seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
+	b[victim] = sl
 	return note
 }
 
