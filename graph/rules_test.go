@@ -57,6 +57,7 @@ func runBatches(t *testing.T, batches [][]Span, order []int, gap time.Duration, 
 		if e.Source == e.Target && !allowSelf {
 			t.Errorf("self-edge %s", e.ID)
 		}
+		require.Equal(t, e.Source == e.Target, e.SelfCall, "a self-call is marked: %s", e.ID)
 	}
 	return got, g
 }

@@ -111,6 +111,10 @@ type Edge struct {
 	// was seen (seen / estimated). Omitted when nothing was sampled.
 	Estimated   bool     `json:"estimated,omitempty"`
 	SampleRatio *float64 `json:"sample_ratio,omitempty"`
+	// SelfCall marks a service calling itself over the network (a client
+	// span and a server span of the same service paired): no rule draws a
+	// self-edge otherwise.
+	SelfCall bool `json:"self_call,omitempty"`
 
 	// Latency is the callee-side latency where a server or consumer span
 	// exists, else the caller side.
@@ -689,6 +693,7 @@ func makeEdge(src, dst string, kind EdgeKind, proto Protocol, group string, st S
 		e.RetryRatio = ratio(st.Retries, st.Requests)
 	}
 	e.RetriesSeen = retriesSeen(kind, proto, &st)
+	e.SelfCall = src == dst
 	if st.Sampled > 0 && st.Requests > 0 {
 		e.Estimated = true
 		r := ratio(st.Seen, st.Requests)
