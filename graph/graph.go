@@ -209,6 +209,7 @@ type Graph struct {
 
 	// Sizes published for metrics without taking mu.
 	nPending, nNodes, nEdges atomic.Int64
+	nSeenSlots, nSeenEvicted atomic.Int64
 }
 
 type nodeState struct {
@@ -312,6 +313,8 @@ func (g *Graph) publishSizes() {
 	g.nPending.Store(int64(g.pend.len()))
 	g.nNodes.Store(int64(len(g.nodeIx)))
 	g.nEdges.Store(int64(len(g.edgeIx)))
+	g.nSeenSlots.Store(int64(len(g.seen.slots)))
+	g.nSeenEvicted.Store(int64(g.seen.evictedYoung))
 }
 
 // overflowNode returns the overflow node of kind, creating it beyond the

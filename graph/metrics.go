@@ -52,6 +52,14 @@ func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {
 			Help: "Half-edges waiting for their other half.",
 		}, func() float64 { return float64(g.nPending.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_graph_recent_span_slots",
+			Help: "Slots of the table of recently seen spans (grows up to --max-recent-spans, about 36 bytes each).",
+		}, func() float64 { return float64(g.nSeenSlots.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "cartograph_graph_recent_spans_forgotten_total",
+			Help: "Recently seen spans forgotten before twice the pair TTL (the table full or a bucket of it): a parent or a re-sent span arriving after may then be missed.",
+		}, func() float64 { return float64(g.nSeenEvicted.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cartograph_graph_nodes",
 			Help: "Nodes known to the graph (all time, bounded by the node limit).",
 		}, func() float64 { return float64(g.nNodes.Load()) }),

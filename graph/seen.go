@@ -13,18 +13,23 @@ import "encoding/binary"
 // It is a set-associative table: a key hashes to a bucket of seenWays
 // slots, and a new key takes an empty slot or the bucket's oldest. Slots
 // hold no pointers, so the garbage collector never scans the table. The
-// table starts small and doubles whenever it would evict a span younger
-// than its horizon, up to maxSlots; at that size younger spans are
-// forgotten early and counted (evictedYoung). Caller holds Graph.mu.
+// table starts small and doubles when, over the last table-size inserts,
+// more than 1 in 256 of them evicted a span younger than its horizon (a
+// 4-way table overflows single buckets long before it is full: growing
+// at the first such eviction would keep it three times larger than its
+// live spans), up to maxSlots. Spans forgotten before the horizon are
+// counted (evictedYoung). Caller holds Graph.mu.
 type seenSpans struct {
 	slots    []seenSlot
 	mask     uint64 // buckets - 1
 	maxSlots int
 	horizon  uint32 // seconds a span should be remembered
 	base     int64  // Unix ns that slot times count from
-	// evictedYoung counts spans forgotten before the horizon because the
-	// table was at maxSlots.
+	// evictedYoung counts spans forgotten before the horizon.
 	evictedYoung uint64
+	// inserts and young count the inserts and the young evictions of
+	// the current period of len(slots) inserts.
+	inserts, young int
 }
 
 // seenWays is the number of slots in a bucket.
@@ -181,9 +186,13 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 	if producer {
 		sl.flags, sl.endMs = seenProducer, r.endMs(s.End)
 	}
+	if r.inserts++; r.inserts >= len(r.slots) {
+		r.inserts, r.young = 0, 0
+	}
 	if v := &b[victim]; v.at != 0 && now-v.at < r.horizon {
-		if len(r.slots) < r.maxSlots {
+		if r.young++; r.young > len(r.slots)/256 && len(r.slots) < r.maxSlots {
 			r.grow()
+			r.inserts, r.young = 0, 0
 			r.insert(sl)
 			return note
 		}
