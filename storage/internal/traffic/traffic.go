@@ -50,9 +50,9 @@ func NewGraph(now time.Time) (*graph.Graph, error) {
 	return graph.New(graph.Options{Window: Window, Bucket: Bucket, PairTTL: 10 * time.Second, Now: func() time.Time { return now }})
 }
 
-// Sampled runs a live graph over d from start (rounded up to a bucket
-// boundary) on traffic shaped like production: web calls api over HTTP
-// with Poisson arrivals at 4 calls/s, of which only the traces the head
+// Sampled runs a live graph over d from start (truncated to a bucket
+// boundary; End is start + d rounded up to one) on traffic shaped like
+// production: web calls api over HTTP with Poisson arrivals at 4 calls/s, of which only the traces the head
 // sampler keeps (1 in OneIn, by trace id) arrive, each span weighted
 // OneIn; cron calls api at 1 call/s, unsampled. 0.5% of calls fail.
 // Spans arrive in export batches every second, client and server of a
