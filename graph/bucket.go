@@ -94,18 +94,23 @@ type EdgeBucket struct {
 	UnansweredLatency Bins `json:"unanswered_latency"`
 }
 
-// addCounts adds b's counts into st. A row written before calls seen were
-// recorded (Seen 0) counts its requests as seen.
+// SeenCalls is the calls b saw: Seen, or Requests for a row written before
+// calls seen were recorded (Seen 0). Storage adding rows up must add
+// SeenCalls, not Seen.
+func (b *EdgeBucket) SeenCalls() uint64 {
+	if b.Seen == 0 {
+		return b.Requests
+	}
+	return b.Seen
+}
+
+// addCounts adds b's counts into st.
 func (b *EdgeBucket) addCounts(st *Stats) {
 	st.Requests += b.Requests
 	st.Errors += b.Errors
 	st.Retries += b.Retries
 	st.Unanswered += b.Unanswered
-	seen := b.Seen
-	if seen == 0 {
-		seen = b.Requests
-	}
-	st.Seen += seen
+	st.Seen += b.SeenCalls()
 	st.Sampled += b.Sampled
 }
 

@@ -31,7 +31,7 @@ var (
 		"bucket_start", "width_ms", "collector",
 		"source_kind", "source_group", "source_name", "target_kind", "target_group", "target_name",
 		"edge_kind", "protocol", "consumer_group",
-		"requests", "errors", "retries", "unanswered",
+		"requests", "errors", "retries", "unanswered", "seen", "sampled",
 		"server_keys", "server_counts", "client_keys", "client_counts",
 		"delay_keys", "delay_counts", "unanswered_keys", "unanswered_counts",
 	}
@@ -343,7 +343,7 @@ func (a *appender) Commit(ctx context.Context) error {
 			e.Source.Kind.String(), e.Source.Group, e.Source.Name,
 			e.Target.Kind.String(), e.Target.Group, e.Target.Name,
 			e.Kind.String(), e.Protocol.String(), e.ConsumerGroup,
-			e.Requests, e.Errors, e.Retries, e.Unanswered,
+			e.Requests, e.Errors, e.Retries, e.Unanswered, e.Seen, e.Sampled,
 			keys(e.Server), counts(e.Server), keys(e.Client), counts(e.Client),
 			keys(e.Delay), counts(e.Delay), keys(e.UnansweredLatency), counts(e.UnansweredLatency))
 	})

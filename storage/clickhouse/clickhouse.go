@@ -7,7 +7,9 @@
 //   - edge_buckets: one row per collector, edge and time bucket, with the
 //     latency sketches as DDSketch bins (Array(Int32) keys, Array(UInt64)
 //     counts). Reads merge them in SQL: sum() of the counts, sumMap() of the
-//     bins, which is exact (graph.Bins).
+//     bins, which is exact (graph.Bins). seen and sampled count the calls
+//     seen of sampled traffic (graph.EdgeBucket.Seen, Sampled); in rows
+//     written before they existed, seen defaults to requests.
 //   - edge_buckets_1m: the same per edge and minute, all collectors
 //     together (SummingMergeTree filled by a materialized view), so that
 //     reading an hour merges 60 rows per edge instead of 720.

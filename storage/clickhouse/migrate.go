@@ -149,6 +149,12 @@ func migrate(ctx context.Context, conn driver.Conn, db string, o Options) ([]int
 	if err != nil {
 		return nil, err
 	}
+	return migrateTo(ctx, conn, db, o, ms)
+}
+
+// migrateTo is migrate with the migrations ms (tests make the schema of
+// an earlier release with the first few).
+func migrateTo(ctx context.Context, conn driver.Conn, db string, o Options, ms []migration) ([]int, error) {
 	q := quoteIdent(db)
 	exec := func(stmt string) error {
 		if err := conn.Exec(ctx, stmt); err != nil {

@@ -17,17 +17,23 @@ const edgeIdentity = "source_kind, source_group, source_name, target_kind, targe
 
 // edgeSums are the merged aggregates of an edge, over its rows in a
 // subquery with columns edge_kind, requests, ..., and the bins as sk/sc
-// (server), ck/cc (client), dk/dc (delay), uk/uc (unanswered).
+// (server), ck/cc (client), dk/dc (delay), uk/uc (unanswered). The rows'
+// seen must be graph.EdgeBucket.SeenCalls (never 0 where requests are
+// not), or the sum would lose the calls rows that did not record them saw.
 const edgeSums = `any(edge_kind) AS edge_kind,
-			sum(requests) AS requests, sum(errors) AS errors, sum(retries) AS retries, sum(unanswered) AS unanswered`
+			sum(requests) AS requests, sum(errors) AS errors, sum(retries) AS retries, sum(unanswered) AS unanswered,
+			sum(seen) AS seen, sum(sampled) AS sampled`
 
 // edgeOut leaves the bins empty: mergedBinsQuery fills them (sumMap is ten
 // times slower than ARRAY JOIN + GROUP BY on this engine).
-const edgeOut = `edge_kind, requests, errors, retries, unanswered,
+const edgeOut = `edge_kind, requests, errors, retries, unanswered, seen, sampled,
 		CAST([] AS Array(Int32)), CAST([] AS Array(UInt64)), CAST([] AS Array(Int32)), CAST([] AS Array(UInt64)),
 		CAST([] AS Array(Int32)), CAST([] AS Array(UInt64)), CAST([] AS Array(Int32)), CAST([] AS Array(UInt64))`
 
-const rawEdgeColumns = `edge_kind, requests, errors, retries, unanswered,
+// rawEdgeColumns are edge_buckets' columns as the merging queries read
+// them: seen is graph.EdgeBucket.SeenCalls. (The rollup's seen is already:
+// its view and its column default make it so.)
+const rawEdgeColumns = `edge_kind, requests, errors, retries, unanswered, if(seen = 0, requests, seen) AS seen, sampled,
 				server_keys AS sk, server_counts AS sc, client_keys AS ck, client_counts AS cc,
 				delay_keys AS dk, delay_counts AS dc, unanswered_keys AS uk, unanswered_counts AS uc`
 
@@ -43,7 +49,7 @@ func (s *Store) mergedEdgesQuery() string {
 			WHERE (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
 			   OR (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
 			UNION ALL
-			SELECT ` + edgeIdentity + `, CAST(edge_kind AS LowCardinality(String)) AS edge_kind, requests, errors, retries, unanswered,
+			SELECT ` + edgeIdentity + `, CAST(edge_kind AS LowCardinality(String)) AS edge_kind, requests, errors, retries, unanswered, seen, sampled,
 				` + "`serverMap.key`, `serverMap.count`, `clientMap.key`, `clientMap.count`, `delayMap.key`, `delayMap.count`, `unansweredMap.key`, `unansweredMap.count`" + `
 			FROM ` + s.q + `.edge_buckets_1m
 			WHERE minute >= toDateTime(intDiv(toInt64(?), 1000), 'UTC') AND minute < toDateTime(intDiv(toInt64(?), 1000), 'UTC')
@@ -60,7 +66,7 @@ func (s *Store) mergedSource() string {
 			WHERE (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
 			   OR (bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
 			UNION ALL
-			SELECT ` + edgeIdentity + `, CAST(edge_kind AS LowCardinality(String)) AS edge_kind, requests, errors, retries, unanswered,
+			SELECT ` + edgeIdentity + `, CAST(edge_kind AS LowCardinality(String)) AS edge_kind, requests, errors, retries, unanswered, seen, sampled,
 				` + "`serverMap.key` AS sk, `serverMap.count` AS sc, `clientMap.key` AS ck, `clientMap.count` AS cc, `delayMap.key` AS dk, `delayMap.count` AS dc, `unansweredMap.key` AS uk, `unansweredMap.count` AS uc" + `
 			FROM ` + s.q + `.edge_buckets_1m
 			WHERE minute >= toDateTime(intDiv(toInt64(?), 1000), 'UTC') AND minute < toDateTime(intDiv(toInt64(?), 1000), 'UTC'))`
@@ -90,7 +96,7 @@ const edgeHash = "cityHash64(" + edgeIdentity + ")"
 // bucketsQuery reads the rows of the buckets starting in [?1, ?2) as
 // stored.
 func (s *Store) bucketsQuery() string {
-	return `SELECT ` + edgeIdentity + `, bucket_start, width_ms, collector, edge_kind, requests, errors, retries, unanswered,
+	return `SELECT ` + edgeIdentity + `, bucket_start, width_ms, collector, edge_kind, requests, errors, retries, unanswered, seen, sampled,
 			server_keys, server_counts, client_keys, client_counts, delay_keys, delay_counts, unanswered_keys, unanswered_counts
 		FROM ` + s.q + `.edge_buckets
 		WHERE bucket_start >= fromUnixTimestamp64Milli(toInt64(?), 'UTC') AND bucket_start < fromUnixTimestamp64Milli(toInt64(?), 'UTC')`
@@ -123,11 +129,12 @@ func floorDiv(x, y int64) int64 {
 // Edges returns the edges of every collector with buckets starting in
 // [from, to), merged in ClickHouse: one graph.EdgeBucket per edge (source,
 // target, protocol, consumer group) with Start = from and Width = to-from,
-// its counts summed and its sketches merged exactly (sumMap). The whole
-// minutes of the range are read from the one-minute rollup, the rest from
-// edge_buckets. graph.SnapshotOf of the result equals graph.SnapshotOf of
-// the stored buckets; graph.Restore, which wants buckets of its own width,
-// needs Buckets instead.
+// its counts summed (Seen: the sum of graph.EdgeBucket.SeenCalls) and its
+// sketches merged exactly (sumMap). The whole minutes of the range are
+// read from the one-minute rollup, the rest from edge_buckets.
+// graph.SnapshotOf of the result equals graph.SnapshotOf of the stored
+// buckets; graph.Restore, which wants buckets of its own width, needs
+// Buckets instead.
 func (s *Store) Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error) {
 	return s.readEdges(ctx, "edges", false, from, to)
 }
@@ -174,7 +181,7 @@ func (s *Store) readEdges(ctx context.Context, name string, perBucket bool, from
 		if perBucket {
 			dest = append(dest, &bucketStart, &widthMs, &b.Collector)
 		}
-		dest = append(dest, &ek, &b.Requests, &b.Errors, &b.Retries, &b.Unanswered,
+		dest = append(dest, &ek, &b.Requests, &b.Errors, &b.Retries, &b.Unanswered, &b.Seen, &b.Sampled,
 			&b.Server.Index, &b.Server.Count, &b.Client.Index, &b.Client.Count,
 			&b.Delay.Index, &b.Delay.Count, &b.UnansweredLatency.Index, &b.UnansweredLatency.Count)
 		var h uint64

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,6 +37,9 @@ func TestMigrationFiles(t *testing.T) {
 		stmts, err := m.statements(migrationVars{DB: "`x`", EdgeTTL: "e", FindingsTTL: "f", LagTTL: "l", NodeTTL: "n"})
 		require.NoError(t, err)
 		for _, s := range stmts {
+			if strings.Contains(s, "MODIFY QUERY") {
+				continue // replacing a view's query twice is replacing it once
+			}
 			require.Contains(t, s, "IF NOT EXISTS", "%s: every statement is idempotent", m.file)
 		}
 	}
@@ -54,7 +58,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4, 5, 6}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -63,8 +67,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 6)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans"} {
+	require.Len(t, rows, 7)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -87,7 +91,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 6, n)
+	require.EqualValues(t, 7, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {
@@ -197,6 +201,13 @@ func randBuckets(r *rand.Rand, starts []time.Time, width time.Duration) []graph.
 					b.UnansweredLatency = randBins(r, 1+r.IntN(3))
 				}
 			}
+			switch r.IntN(3) {
+			case 0: // sampled 1 in 4
+				b.Seen = b.Requests/4 + 1
+				b.Sampled = b.Seen
+			case 1:
+				b.Seen = b.Requests
+			} // else: a row written before calls seen were kept
 			out = append(out, b)
 		}
 	}
@@ -271,6 +282,8 @@ func TestEdgesMergeCollectors(t *testing.T) {
 		w.Errors += rb.Errors
 		w.Retries += rb.Retries
 		w.Unanswered += rb.Unanswered
+		w.Seen += rb.SeenCalls()
+		w.Sampled += rb.Sampled
 		bs := bins[k]
 		for i, x := range []graph.Bins{rb.Server, rb.Client, rb.Delay, rb.UnansweredLatency} {
 			bs[i] = append(bs[i], x)

@@ -22,14 +22,20 @@ import (
 // or collectors never overwrite each other.
 //
 // Edge buckets and lag samples are stored in a compact binary form
-// (format byte 1, varints, bin indexes delta-encoded) rather than JSON. For
+// (format byte, varints, bin indexes delta-encoded) rather than JSON. For
 // a realistic edge bucket (server and client sketches of ~32 bins each,
-// BenchmarkEncoding) the value is 183 bytes against 712 for its JSON, and
+// BenchmarkEncoding) the value is 185 bytes against 712 for its JSON, and
 // encoding plus decoding it takes ~2-3µs against ~40µs; with key, bbolt's
 // per-element header and page fill, a row takes ~250 bytes of the file.
 // Size bounds the history kept under MaxBytes, and decoding the time to
 // read an hour of history (720k rows for 1,000 edges), so both matter. The
 // row's time is the key and is not repeated in the value.
+//
+// Edge values are written in format 2: format 1 followed, after the
+// unanswered count, by the calls seen and the sampled calls seen
+// (graph.EdgeBucket.Seen, Sampled). Values of format 1, written before
+// those were kept, still decode, with Seen and Sampled 0 (graph: not
+// sampled, every request seen).
 //
 // Nodes seen (one row per node and bucket it was recorded in) are stored
 // the same way: format byte, width varint, kind byte, group and name, and
@@ -40,10 +46,12 @@ import (
 // and retention filter on (so neither decodes JSON it does not return).
 
 const (
-	keyLen      = 16
-	formatV1    = 1
-	findingHdr  = 1 + 3*8
-	nanosNotSet = math.MaxInt64
+	keyLen   = 16
+	formatV1 = 1
+	// edgeFormatV2 is the edge value format with calls seen and sampled.
+	edgeFormatV2 = 2
+	findingHdr   = 1 + 3*8
+	nanosNotSet  = math.MaxInt64
 )
 
 var (
@@ -118,7 +126,7 @@ func appendBins(b []byte, bins graph.Bins) ([]byte, error) {
 // appendEdge appends the value of edge bucket e (all but Start, which is
 // the key) to dst.
 func appendEdge(dst []byte, e *graph.EdgeBucket) ([]byte, error) {
-	b := append(dst, formatV1)
+	b := append(dst, edgeFormatV2)
 	b = binary.AppendVarint(b, int64(e.Width))
 	b = appendNode(b, e.Source)
 	b = appendNode(b, e.Target)
@@ -128,6 +136,8 @@ func appendEdge(dst []byte, e *graph.EdgeBucket) ([]byte, error) {
 	b = binary.AppendUvarint(b, e.Errors)
 	b = binary.AppendUvarint(b, e.Retries)
 	b = binary.AppendUvarint(b, e.Unanswered)
+	b = binary.AppendUvarint(b, e.Seen)
+	b = binary.AppendUvarint(b, e.Sampled)
 	var err error
 	for _, bins := range [...]*graph.Bins{&e.Server, &e.Client, &e.Delay, &e.UnansweredLatency} {
 		if b, err = appendBins(b, *bins); err != nil {
@@ -369,10 +379,12 @@ func (r *reader) done() error {
 	return r.err
 }
 
-// decodeEdge decodes an edge value stored at Unix nanos start.
+// decodeEdge decodes an edge value stored at Unix nanos start, of format
+// 2 or 1 (Seen and Sampled 0).
 func decodeEdge(r *reader, start int64, v []byte) (graph.EdgeBucket, error) {
 	r.b, r.err = v, nil
-	if r.byte() != formatV1 {
+	format := r.byte()
+	if format != formatV1 && format != edgeFormatV2 {
 		return graph.EdgeBucket{}, fmt.Errorf("%w: unknown edge format", errCorrupt)
 	}
 	e := graph.EdgeBucket{Start: time.Unix(0, start).UTC()}
@@ -386,6 +398,10 @@ func decodeEdge(r *reader, start int64, v []byte) (graph.EdgeBucket, error) {
 	e.Errors = r.uvarint()
 	e.Retries = r.uvarint()
 	e.Unanswered = r.uvarint()
+	if format == edgeFormatV2 {
+		e.Seen = r.uvarint()
+		e.Sampled = r.uvarint()
+	}
 	e.Server = r.bins()
 	e.Client = r.bins()
 	e.Delay = r.bins()

@@ -161,12 +161,15 @@ var (
 	metaFormat = []byte("format")
 )
 
-// File formats (the meta "format" key): 1 had no rollup; 2 has it. A
-// format 1 file is upgraded when opened; older builds refuse format 2
-// (they would write rows the rollup would miss).
+// File formats (the meta "format" key): 1 had no rollup; 2 has it; 3
+// may hold edge values of format 2 (calls seen and sampled, codec.go). A
+// file of an older format is upgraded when opened; older builds refuse a
+// newer one (a build before 2 would write rows the rollup would miss, one
+// before 3 cannot read its edge rows).
 const (
 	fileFormatV1 = 1
 	fileFormatV2 = 2
+	fileFormatV3 = 3
 )
 
 // Row kinds, the kind label of the metrics.
@@ -284,8 +287,8 @@ func initFile(tx *bolt.Tx) error {
 	}
 	upgrade := false
 	if v := meta.Get(metaFormat); v != nil {
-		if len(v) != 1 || (v[0] != fileFormatV1 && v[0] != fileFormatV2) {
-			return fmt.Errorf("%w %v (want %d or %d)", ErrFormat, v, fileFormatV1, fileFormatV2)
+		if len(v) != 1 || v[0] < fileFormatV1 || v[0] > fileFormatV3 {
+			return fmt.Errorf("%w %v (want %d to %d; written by a newer version?)", ErrFormat, v, fileFormatV1, fileFormatV3)
 		}
 		upgrade = v[0] == fileFormatV1
 	}
@@ -306,7 +309,7 @@ func initFile(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	return meta.Put(metaFormat, []byte{fileFormatV2})
+	return meta.Put(metaFormat, []byte{fileFormatV3})
 }
 
 // allKinds are the row kinds and their buckets.

@@ -147,8 +147,13 @@ func mergeBins(a, b graph.Bins) graph.Bins {
 	return out
 }
 
-// addBucket adds b's counts and bins into acc (same edge).
+// addBucket adds b's counts and bins into acc (same edge). Either may be
+// a row written before calls seen were kept (Seen 0: every request seen):
+// acc gets the calls both saw (graph.EdgeBucket.SeenCalls), so that adding
+// such a row to a sampled one keeps the calls it saw.
 func addBucket(acc *graph.EdgeBucket, b *graph.EdgeBucket) {
+	acc.Seen = acc.SeenCalls() + b.SeenCalls()
+	acc.Sampled += b.Sampled
 	acc.Requests += b.Requests
 	acc.Errors += b.Errors
 	acc.Retries += b.Retries

@@ -268,7 +268,7 @@ func TestRollupUpgrade(t *testing.T) {
 	at := t0.Add(40 * time.Minute)
 	requireSameGraph(t, graph.SnapshotOfNodes(at, 40*time.Minute, raw, rawNodes, nil), graph.SnapshotOfNodes(at, 40*time.Minute, rolled, rolledNodes, nil))
 	require.NoError(t, s.view(func(tx *bolt.Tx) error {
-		require.Equal(t, []byte{fileFormatV2}, tx.Bucket(bucketMeta).Get(metaFormat))
+		require.Equal(t, []byte{fileFormatV3}, tx.Bucket(bucketMeta).Get(metaFormat))
 		return nil
 	}))
 }
