@@ -35,6 +35,11 @@ type Snapshot struct {
 	RetryRates []resilience.RetryRate `json:"-"`
 	// Paths are the critical-path breakdowns of entry operations.
 	Paths []EntryPath `json:"-"`
+	// RecentSeconds is the time Edge.Recent covers, ending at GeneratedAt:
+	// the newest RecentBuckets buckets of the window (from the graph's
+	// start when it is younger). 0 when the snapshot carries no recent
+	// figures (rebuilt from storage, or stated with NewSnapshot).
+	RecentSeconds float64 `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -90,6 +95,29 @@ type Edge struct {
 
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
+	// Recent are the edge's figures over the newest buckets of the window
+	// (Snapshot.RecentSeconds); nil when it carried no call in them.
+	Recent *Recent `json:"-"`
+}
+
+// RecentBuckets is how many of the newest time buckets Edge.Recent sums:
+// the current bucket and the two before it, 10-15s at the default 5s
+// buckets. Detectors judge them to see a change within a few evaluations
+// rather than once it fills the window.
+const RecentBuckets = 3
+
+// Recent are an edge's figures over the newest buckets of a window. Calls
+// are counted in the bucket in which the graph learnt of them: answered
+// calls when their spans paired, unanswered calls when their pair TTL ran
+// out, so unanswered calls show in Recent about a pair TTL after answered
+// calls made at the same time.
+type Recent struct {
+	Requests   uint64
+	Errors     uint64
+	Unanswered uint64
+	// UnansweredLatency is the caller-side latency of the unanswered calls;
+	// nil when none.
+	UnansweredLatency *Quantiles
 }
 
 // Lag is the consumer lag on a destination -> consumer edge, from broker
@@ -148,6 +176,12 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
+	recentFrom := cur - RecentBuckets + 1
+	coveredRecent := time.Unix(0, recentFrom*g.bucketN)
+	if coveredRecent.Before(g.started) {
+		coveredRecent = g.started
+	}
+
 	b := snapshotBuilder{byKey: map[NodeKey]int{}}
 	g.mu.Lock()
 	g.expireLocked(now.UnixNano(), cur)
@@ -159,6 +193,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		b.edges = append(b.edges, rawEdge{
 			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
 			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
+			recent: e.ring.recent(max(recentFrom, from), cur, g.mapping),
 		})
 	}
 	for i := range g.nodeIx {
@@ -184,6 +219,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		b.joinLag(g.opts.Lag.Evaluate(window))
 	}
 	s := b.build(now, window, covered)
+	s.RecentSeconds = max(now.Sub(coveredRecent).Seconds(), 0)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
 		s.RetryRates = g.opts.Circuits.RetryRates(window)
@@ -271,6 +307,7 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 		r := &b.edges[i]
 		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, coveredSeconds)
 		edges[i].Lag = r.lag
+		edges[i].Recent = r.recent
 	}
 	return NewSnapshot(at, window, nodes, edges)
 }
@@ -284,6 +321,7 @@ type rawEdge struct {
 	group    string
 	stats    Stats
 	lag      *Lag
+	recent   *Recent
 }
 
 // snapshotBuilder gathers a snapshot's nodes and edges.

@@ -161,3 +161,29 @@ func (r *ring) lastEpoch() int64 {
 	}
 	return last
 }
+
+// recent sums the calls of the buckets with epochs in [from, to] into a
+// Recent, or returns nil when they hold none. Only the unanswered calls'
+// latencies are merged (into a sketch of mapping m), so it costs little
+// on the edges that have none.
+func (r *ring) recent(from, to int64, m mapping.IndexMapping) *Recent {
+	var (
+		rc Recent
+		sk *ddsketch.DDSketch
+	)
+	for i, e := range r.epochs {
+		if e < from || e > to {
+			continue
+		}
+		s := &r.stats[i]
+		rc.Requests += s.Requests
+		rc.Errors += s.Errors
+		rc.Unanswered += s.Unanswered
+		sk = mergeSketch(sk, s.UnansweredLatency, m)
+	}
+	if rc.Requests == 0 {
+		return nil
+	}
+	rc.UnansweredLatency = quantilesOf(sk)
+	return &rc
+}

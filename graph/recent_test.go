@@ -1,0 +1,68 @@
+package graph
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestRecentCoversTheNewestBuckets: Edge.Recent sums the current bucket and
+// the two before it, unanswered calls counted when their pair TTL ran out;
+// the window keeps everything.
+func TestRecentCoversTheNewestBuckets(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{Window: time.Minute, Bucket: 5 * time.Second, PairTTL: 10 * time.Second})
+	peer := NodeKey{Kind: NodeExternal, Name: "stock:8080"}
+	call := func(tr byte, answered bool, dur int64) []Span {
+		c := client(tid(tr), sid(1), sid(9), "orders", 0, dur)
+		c.Peer = peer
+		if !answered {
+			c.Error = true
+			return []Span{c}
+		}
+		return []Span{c, server(tid(tr), sid(2), sid(1), "stock", ms, dur-ms)}
+	}
+	consume := func(spans []Span) {
+		t.Helper()
+		rej, why := g.ConsumeSpans(spans)
+		require.Zero(t, rej, why)
+	}
+	// 0s-15s: four answered calls, one every 5s.
+	for i := range 4 {
+		consume(call(byte(i+1), true, 20*ms))
+		clk.advance(5 * time.Second)
+	}
+	// 20s: the callee stops answering; three calls fail in 1ms.
+	for i := range 3 {
+		consume(call(byte(i+10), false, ms))
+	}
+	clk.advance(5 * time.Second) // 25s: the failures are still pending
+	s, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, s, "service:orders->service:stock http")
+	require.EqualValues(t, 4, e.Requests)
+	require.Equal(t, &Recent{Requests: 1}, e.Recent, "at 25s, buckets 15s-30s: the answered call of 15s")
+	require.InDelta(t, 10, s.RecentSeconds, 1e-9)
+
+	clk.advance(6 * time.Second) // 31s: they expired at 30s
+	s, err = g.Snapshot(0)
+	require.NoError(t, err)
+	e = edgeByID(t, s, "service:orders->service:stock http")
+	require.EqualValues(t, 7, e.Requests)
+	require.EqualValues(t, 3, e.Unanswered)
+	require.NotNil(t, e.Recent)
+	require.EqualValues(t, 3, e.Recent.Unanswered)
+	require.EqualValues(t, 3, e.Recent.Errors)
+	require.EqualValues(t, 3, e.Recent.Requests, "at 31s, buckets 20s-35s: the three failures, none answered")
+	require.InDelta(t, 1, e.Recent.UnansweredLatency.P50, 0.02)
+	require.InDelta(t, 11, s.RecentSeconds, 1e-9)
+
+	clk.advance(20 * time.Second) // 51s: nothing new in 40-55s
+	s, err = g.Snapshot(0)
+	require.NoError(t, err)
+	require.Nil(t, edgeByID(t, s, "service:orders->service:stock http").Recent)
+
+	// Snapshots rebuilt from storage carry no recent figures.
+	buckets, _ := g.ClosedBuckets(time.Time{})
+	require.Zero(t, SnapshotOf(clk.now(), time.Minute, buckets).RecentSeconds)
+}
