@@ -40,6 +40,7 @@ const (
 // Evidence values of "cause_basis": what the cause was told by.
 const (
 	basisBreakerMetric  = "breaker_metric"           // a breaker gauge reports open or half open
+	basisErrorType      = "error_type"               // the calls' errors say refused or rejected
 	basisProbesAnswered = "callee_answers_probes"    // the trickle that gets through is answered
 	basisCalleeSilent   = "callee_answers_nobody"    // no caller is answered, others fail too
 	basisAttempts       = "connection_attempts_fail" // failing in a connection attempt's time
@@ -248,12 +249,16 @@ type traceCircuit struct {
 	// caller, and the other callers whose calls to it fail unanswered.
 	calleeAnswered uint64
 	othersFailing  int
-	cause, basis   string
+	// The unanswered calls whose errors say they were refused connecting,
+	// or rejected by the caller without trying.
+	refused, rejected uint64
+	cause, basis      string
 }
 
 // callFigures are an edge's call counts over the span it is judged on.
 type callFigures struct {
 	requests, errors, unanswered uint64
+	refused, rejected            uint64
 	unansweredP50                float64 // ms; 0 when none
 }
 
@@ -261,7 +266,7 @@ type callFigures struct {
 // the window.
 func figures(e *graph.Edge, recent bool) callFigures {
 	if !recent {
-		f := callFigures{requests: e.Requests, errors: e.Errors, unanswered: min(e.Unanswered, e.Requests)}
+		f := callFigures{requests: e.Requests, errors: e.Errors, unanswered: min(e.Unanswered, e.Requests), refused: e.Stats.Refused, rejected: e.Stats.Rejected}
 		if e.UnansweredLatency != nil {
 			f.unansweredP50 = e.UnansweredLatency.P50
 		}
@@ -271,7 +276,7 @@ func figures(e *graph.Edge, recent bool) callFigures {
 	if r == nil {
 		return callFigures{}
 	}
-	f := callFigures{requests: r.Requests, errors: r.Errors, unanswered: min(r.Unanswered, r.Requests)}
+	f := callFigures{requests: r.Requests, errors: r.Errors, unanswered: min(r.Unanswered, r.Requests), refused: r.Refused, rejected: r.Rejected}
 	if r.UnansweredLatency != nil {
 		f.unansweredP50 = r.UnansweredLatency.P50
 	}
@@ -298,7 +303,10 @@ func (f callFigures) failingUnanswered() bool { return f.unanswered > 0 && f.err
 //
 // The cause is breaker_open (the caller fails its calls without trying)
 // or callee_unreachable (it tries and cannot reach the callee), told by the
-// first of: a breaker reporting for the edge (breaker_open); the trickle
+// first of: a breaker reporting for the edge (breaker_open); the calls'
+// errors, when at least half of the unanswered ones say why
+// (graph.Stats.Refused: callee_unreachable, Rejected: breaker_open, the
+// more of the two); the trickle
 // of calls that gets through being answered (breaker_open: the callee is
 // up); the callee answering no caller over the span while other callers'
 // calls to it fail too (callee_unreachable); the unanswered p50 at or above
@@ -313,8 +321,9 @@ func (f callFigures) failingUnanswered() bool { return f.unanswered > 0 && f.err
 // "unanswered", "requests", "answered", "unanswered_ratio",
 // "unanswered_p50_ms" over the span judged, "span_seconds",
 // "callee_answered" and "other_callers_failing" over the same span,
-// "normal_p50_ms" (omitted when unknown), "normal_from" (window, history,
-// absolute) and "fast_bound_ms"; from metrics "breaker" (name, state,
+// "refused" and "rejected" (when errors say so), "normal_p50_ms"
+// (omitted when unknown), "normal_from" (window, history, absolute) and
+// "fast_bound_ms"; from metrics "breaker" (name, state,
 // source "metrics", updated_at), with the edge's window "requests",
 // "unanswered" and "answered" when an edge matched and traces do not
 // speak.
@@ -495,7 +504,8 @@ func (d *OpenCircuit) judgeOver(e *graph.Edge, f callFigures, spanSeconds, remem
 		return nil // unanswered but not failing: not refused calls
 	}
 	tc := &traceCircuit{state: circuitStateHalfOpen, spanSeconds: spanSeconds, requests: f.requests, unanswered: f.unanswered,
-		answered: answered, unansweredP50: f.unansweredP50, ratio: round4(ratio), calleeAnswered: callee.answered, othersFailing: callee.failing}
+		answered: answered, unansweredP50: f.unansweredP50, ratio: round4(ratio), calleeAnswered: callee.answered, othersFailing: callee.failing,
+		refused: f.refused, rejected: f.rejected}
 	if f.failingUnanswered() {
 		tc.othersFailing-- // this edge
 	}
@@ -526,6 +536,10 @@ func (d *OpenCircuit) judgeOver(e *graph.Edge, f callFigures, spanSeconds, remem
 // reporting for the edge overrides it.
 func (d *OpenCircuit) cause(tc *traceCircuit) (string, string) {
 	switch {
+	case 2*(tc.refused+tc.rejected) >= tc.unanswered && tc.refused > tc.rejected:
+		return causeCalleeUnreachable, basisErrorType
+	case 2*(tc.refused+tc.rejected) >= tc.unanswered && tc.rejected > 0:
+		return causeBreakerOpen, basisErrorType
 	case tc.answered > 0:
 		return causeBreakerOpen, basisProbesAnswered
 	case tc.calleeAnswered == 0 && tc.othersFailing > 0:
@@ -659,6 +673,9 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 		ev["span_seconds"] = round4(tc.spanSeconds)
 		ev["callee_answered"] = tc.calleeAnswered
 		ev["other_callers_failing"] = tc.othersFailing
+		if tc.refused+tc.rejected > 0 {
+			ev["refused"], ev["rejected"] = tc.refused, tc.rejected
+		}
 		ev["normal_from"] = tc.from
 		ev["fast_bound_ms"] = round4(tc.bound)
 		if tc.from != normalFromAbsolute {
@@ -711,6 +728,11 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 // callee.
 func (d *OpenCircuit) causeReason(tc *traceCircuit, callee string) string {
 	switch tc.basis {
+	case basisErrorType:
+		if tc.cause == causeCalleeUnreachable {
+			return strconv.FormatUint(tc.refused, 10) + " of the " + strconv.FormatUint(tc.unanswered, 10) + " failures are refused or unreachable connections"
+		}
+		return strconv.FormatUint(tc.rejected, 10) + " of the " + strconv.FormatUint(tc.unanswered, 10) + " failures were rejected by the caller without trying"
 	case basisProbesAnswered:
 		return "the trickle of calls it lets through is answered, so " + callee + " is up"
 	case basisCalleeSilent:

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -342,6 +343,62 @@ func TestOpenCircuitEvidence(t *testing.T) {
 	require.Len(t, obs, 1)
 	require.Equal(t, "cart's calls to stock fail fast without reaching it; cause: cart's circuit breaker open (failing in under 0.5 ms, too fast to have tried connecting, while stock answers other callers): "+
 		"10 of 10 calls in the last 6s never reached stock, failing in 0.4 ms, with no normal latency known to compare (fast below 10 ms)", obs[0].Summary)
+}
+
+// TestOpenCircuitErrorTypes: when the calls' errors say why they failed
+// (graph.Stats.Refused, Rejected), they tell the cause, whatever the
+// latency: a gRPC channel fails fast without trying while its callee is
+// down, a breaker behind a sidecar takes a round trip to reject.
+func TestOpenCircuitErrorTypes(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
+	nodes := []graph.Node{
+		{ID: "service:orders", Kind: graph.NodeService, Name: "orders"},
+		{ID: "service:stock", Kind: graph.NodeService, Name: "stock"},
+	}
+	edge := func(p50 float64) graph.Edge {
+		return graph.Edge{ID: edgeID("orders", "stock"), Source: "service:orders", Target: "service:stock", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP,
+			Requests: 60, Unanswered: 10, Errors: 10, RatePerS: 1,
+			ClientLatency: &graph.Quantiles{P50: 20, P95: 30, P99: 40}, UnansweredLatency: &graph.Quantiles{P50: p50, P95: p50, P99: p50}}
+	}
+	for _, tc := range []struct {
+		name              string
+		recent            bool
+		p50               float64
+		refused, rejected uint64
+		cause, basis      string
+		reason            string
+	}{
+		{"window: refused though fast", false, 0.1, 8, 0, "callee_unreachable", "error_type", "8 of the 10 failures are refused or unreachable connections"},
+		{"window: rejected though slow", false, 1.5, 1, 9, "breaker_open", "error_type", "9 of the 10 failures were rejected by the caller without trying"},
+		{"window: too few say", false, 0.1, 4, 0, "breaker_open", "no_connection_attempt", "failing in under 0.5 ms"},
+		{"recent: refused though fast", true, 0.1, 6, 0, "callee_unreachable", "error_type", "6 of the 10 failures"},
+		{"recent: rejected though slow", true, 1.5, 0, 5, "breaker_open", "error_type", "5 of the 10 failures were rejected"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := edge(tc.p50)
+			if tc.recent {
+				e.Recent = &graph.Recent{Requests: 10, Errors: 10, Unanswered: 10, Refused: tc.refused, Rejected: tc.rejected,
+					UnansweredLatency: e.UnansweredLatency}
+			} else {
+				e.Requests = 10
+				e.Stats.Refused, e.Stats.Rejected = tc.refused, tc.rejected
+			}
+			s := graph.NewSnapshot(at, time.Minute, slices.Clone(nodes), []graph.Edge{e})
+			if tc.recent {
+				s.RecentSeconds = 10
+			}
+			obs := detect.NewOpenCircuit(detect.OpenCircuitOptions{}).Detect(context.Background(), s)
+			require.Len(t, obs, 1)
+			o := obs[0]
+			require.Equal(t, tc.cause, o.Evidence["cause"])
+			require.Equal(t, tc.basis, o.Evidence["cause_basis"])
+			require.Contains(t, o.Summary, tc.reason)
+			if tc.refused+tc.rejected > 0 {
+				require.Equal(t, tc.refused, o.Evidence["refused"])
+				require.Equal(t, tc.rejected, o.Evidence["rejected"])
+			}
+		})
+	}
 }
 
 // TestOpenCircuitCause: what tells the callee being unreachable from the

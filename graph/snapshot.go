@@ -115,6 +115,9 @@ type Recent struct {
 	Requests   uint64
 	Errors     uint64
 	Unanswered uint64
+	// Refused and Rejected are the unanswered calls whose error tells why
+	// (see Stats).
+	Refused, Rejected uint64
 	// UnansweredLatency is the caller-side latency of the unanswered calls;
 	// nil when none.
 	UnansweredLatency *Quantiles

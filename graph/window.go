@@ -35,6 +35,16 @@ type Stats struct {
 	// span answered (refused, timed out, failed fast); they are included
 	// in Requests.
 	Unanswered uint64
+	// Refused counts the unanswered calls whose error says the caller tried
+	// and could not connect (connection refused or reset, host or network
+	// unreachable, gRPC UNAVAILABLE with no server span); Rejected those
+	// whose error says the caller's own breaker or bulkhead turned them
+	// away without trying (resilience4j CallNotPermittedException, Polly
+	// BrokenCircuitException, gobreaker ErrOpenState, Envoy overflow).
+	// Both are included in Unanswered; calls whose error says neither, or
+	// names none, are in neither. Live only: storage buckets do not keep
+	// them.
+	Refused, Rejected uint64
 
 	// Server is the callee-side latency (SERVER or CONSUMER span), Client the
 	// caller-side latency (CLIENT or PRODUCER span), Delay the
@@ -50,6 +60,8 @@ func (s *Stats) Merge(o *Stats, m mapping.IndexMapping) {
 	s.Errors += o.Errors
 	s.Retries += o.Retries
 	s.Unanswered += o.Unanswered
+	s.Refused += o.Refused
+	s.Rejected += o.Rejected
 	s.UnansweredLatency = mergeSketch(s.UnansweredLatency, o.UnansweredLatency, m)
 	s.Server = mergeSketch(s.Server, o.Server, m)
 	s.Client = mergeSketch(s.Client, o.Client, m)
@@ -68,7 +80,7 @@ func mergeSketch(dst, src *ddsketch.DDSketch, m mapping.IndexMapping) *ddsketch.
 }
 
 func (s *Stats) reset() {
-	s.Requests, s.Errors, s.Retries, s.Unanswered = 0, 0, 0, 0
+	s.Requests, s.Errors, s.Retries, s.Unanswered, s.Refused, s.Rejected = 0, 0, 0, 0, 0, 0
 	for _, sk := range []*ddsketch.DDSketch{s.Server, s.Client, s.Delay, s.UnansweredLatency} {
 		if sk != nil {
 			sk.Clear()
@@ -179,6 +191,8 @@ func (r *ring) recent(from, to int64, m mapping.IndexMapping) *Recent {
 		rc.Requests += s.Requests
 		rc.Errors += s.Errors
 		rc.Unanswered += s.Unanswered
+		rc.Refused += s.Refused
+		rc.Rejected += s.Rejected
 		sk = mergeSketch(sk, s.UnansweredLatency, m)
 	}
 	if rc.Requests == 0 {
