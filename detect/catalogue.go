@@ -27,8 +27,8 @@ var thresholdDocs = map[string]map[string][2]string{
 		"critical_amplification": {"factor", "amplification (attempts reaching the callee per request at the root) from which a storm is critical"},
 	},
 	"open_circuit": {
-		"min_calls":              {"calls", "unanswered calls an edge judged over the window needs before it opens; an open edge stays open on one"},
-		"min_recent_calls":       {"calls", "calls an edge makes at its rate in the recent buckets (10-15s by default) for it to be judged on them, where one unanswered call with none answered suffices and it fires within the pair TTL and a few intervals; slower edges are judged over the window"},
+		"min_calls":              {"calls", "unanswered calls an edge needs before it opens: over the window, or over the recent buckets among all the callee's callers when the calls try to connect; an open edge stays open on one"},
+		"min_recent_calls":       {"calls", "calls an edge makes at its rate in the recent buckets (10-15s by default) for it to be judged on them, where one call failing without trying, none answered, suffices and it fires within the pair TTL and a few intervals; slower edges are judged over the window"},
 		"min_unanswered_ratio":   {"ratio", "share of calls that must go unanswered"},
 		"fast_ratio":             {"ratio", "unanswered calls count as failing fast when their p50 is at most this share of the edge's normal p50"},
 		"fast_absolute":          {"duration", "the fail-fast bound used when no normal latency is known"},

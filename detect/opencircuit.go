@@ -64,14 +64,20 @@ const (
 // OpenCircuitOptions configure an OpenCircuit detector. Zero (or negative)
 // fields take the defaults.
 type OpenCircuitOptions struct {
-	// MinCalls is how many unanswered calls an edge judged over the window
-	// needs before it opens (default 5); an open edge stays open on one.
+	// MinCalls is how many unanswered calls an edge needs before it opens
+	// (default 5): over the window, or over the recent buckets among all
+	// the callee's callers when the calls try to connect and the callee
+	// answers nobody. Calls failing without trying on an edge judged on
+	// its recent buckets need one (see MinRecentCalls). An open edge stays
+	// open on one.
 	MinCalls uint64 `yaml:"min_calls"`
 	// MinRecentCalls is how many calls an edge must make, at its rate over
 	// the window, in the snapshot's recent buckets (graph.Recent, 10-15s at
 	// the default 5s buckets) to be judged on them (default 5). There one
-	// unanswered call with none answered suffices: so busy an edge answered
-	// nothing for the whole span only by chance of e^-5 or less. An open
+	// unanswered call failing without trying, with none answered, suffices:
+	// so busy an edge answered nothing for the whole span only by a chance
+	// of e^-5 or less, and a healthy edge does not fail calls faster than a
+	// connection attempt. An open
 	// circuit then fires within the pair TTL and a few evaluations. Edges
 	// calling less often are judged over the whole window, and fire about
 	// a window after the circuit opens.
@@ -174,9 +180,10 @@ func (o OpenCircuitOptions) withDefaults() OpenCircuitOptions {
 //     (no server span answered them) and fail, much faster than the edge
 //     normally answers. Calls that time out slowly against a dead callee
 //     are an outage, not an open circuit, and do not count. The normal
-//     latency is the edge's answered client-side p50 in the window, else
-//     the last one remembered from an earlier snapshot, else unknown
-//     (FastAbsolute bounds the failures instead).
+//     latency is the edge's answered client-side p50 in the window when
+//     MinCalls answered calls make it, else the last such one remembered
+//     from an earlier snapshot, else that of the few answered calls in the
+//     window, else unknown (FastAbsolute bounds the failures instead).
 //   - metrics: a circuit breaker (graph.Snapshot.Circuits) reported open,
 //     forced open or half open and not stale, joined to the edge from its
 //     service to the callee it names (see matchesBreaker). A breaker no edge
@@ -286,8 +293,9 @@ func figures(e *graph.Edge, recent bool) callFigures {
 // calleeFigures are what a callee did over a span: the calls it answered,
 // from any caller, and the edges into it whose calls failed unanswered.
 type calleeFigures struct {
-	answered uint64
-	failing  int
+	answered   uint64
+	unanswered uint64 // of the failing edges
+	failing    int
 }
 
 // failingUnanswered reports whether f holds failed calls no server span
@@ -312,9 +320,12 @@ func (f callFigures) failingUnanswered() bool { return f.unanswered > 0 && f.err
 // calls to it fail too (callee_unreachable); the unanswered p50 at or above
 // AttemptMin, the time a refused connection takes (callee_unreachable);
 // else the calls fail faster than any attempt would (breaker_open). Calls
-// that try and fail while the callee answers other callers over the recent
-// buckets (a replica restarting) are judged over the window instead, so a
-// partial outage does not fire. Severity is critical when open and a
+// that try and fail while the callee answers some calls (a replica
+// restarting) are a partial outage, not an open circuit: over the recent
+// buckets they need MinCalls among all the callee's callers with none
+// answered, else the window judges, where they do not open an edge some
+// of whose calls are answered; an edge they opened closes once the callee
+// answers a call. Severity is critical when open and a
 // warning when half open.
 //
 // Evidence: "state" (open, half_open), "cause", "cause_basis"; from traces
@@ -357,6 +368,7 @@ func (d *OpenCircuit) Detect(ctx context.Context, s *graph.Snapshot) []Observati
 			c[k].answered += fig.requests - fig.unanswered
 			if fig.failingUnanswered() {
 				c[k].failing++
+				c[k].unanswered += fig.unanswered
 			}
 		}
 	}
@@ -429,10 +441,20 @@ func (d *OpenCircuit) remember(e *graph.Edge) (*edgeMemory, float64) {
 	}
 	prev := m.p50
 	m.seen = d.tick
-	if e.ClientLatency != nil && e.ClientLatency.P50 > 0 {
-		m.p50 = e.ClientLatency.P50
+	if p50, ok := d.windowNormal(e); ok {
+		m.p50 = p50
 	}
 	return m, prev
+}
+
+// windowNormal returns e's answered client-side p50 over the window, when
+// at least MinCalls answered calls make it: the last few of an edge whose
+// calls stopped reaching the callee are too few to say what is normal.
+func (d *OpenCircuit) windowNormal(e *graph.Edge) (float64, bool) {
+	if e.ClientLatency == nil || !(e.ClientLatency.P50 > 0) || e.Requests-min(e.Unanswered, e.Requests) < d.opts.MinCalls {
+		return 0, false
+	}
+	return e.ClientLatency.P50, true
 }
 
 // evict forgets the edges seen least recently (ties by id) until at most
@@ -474,18 +496,33 @@ func (d *OpenCircuit) judge(s *graph.Snapshot, e *graph.Edge, remembered float64
 			return prev // no call lately (a slow edge): nothing has changed
 		}
 		tc := d.judgeOver(e, f, s.RecentSeconds, remembered, 1, callee[0])
-		if tc == nil || prev != nil || tc.unansweredP50 < float64(o.AttemptMin)/float64(time.Millisecond) || callee[0].answered <= tc.answered {
+		if tc == nil || !d.attempted(tc) {
 			return tc
 		}
-		// The calls try to connect and fail while the callee answers other
-		// callers: a replica restarting, say. Only the window can tell a
-		// lasting failure from that.
+		// The calls try to connect and fail. A replica restarting does that
+		// too, for some of the calls: it takes MinCalls of them, over all
+		// the callers, with none answered.
+		c := &callee[0]
+		switch {
+		case c.answered > 0 && prev != nil:
+			return nil // the callee answers again: calls reach it
+		case c.answered == 0 && (prev != nil || c.unanswered >= o.MinCalls):
+			return tc
+		}
+		// Some calls are answered (a partial outage) or too few failed
+		// yet: the window judges.
 	}
 	minCalls := o.MinCalls
 	if prev != nil {
 		minCalls = 1
 	}
-	return d.judgeOver(e, figures(e, false), s.WindowSeconds, remembered, minCalls, callee[1])
+	tc := d.judgeOver(e, figures(e, false), s.WindowSeconds, remembered, minCalls, callee[1])
+	if tc != nil && prev == nil && d.attempted(tc) && tc.answered > 0 {
+		// The calls try to connect and some get through: a partial
+		// outage, not an open circuit.
+		return nil
+	}
+	return tc
 }
 
 // judgeOver judges e's calls f over a span of spanSeconds, needing at
@@ -512,11 +549,15 @@ func (d *OpenCircuit) judgeOver(e *graph.Edge, f callFigures, spanSeconds, remem
 	if answered == 0 {
 		tc.state = circuitStateOpen
 	}
+	if p50, ok := d.windowNormal(e); ok {
+		tc.normal, tc.from = p50, normalFromWindow
+	}
 	switch {
-	case e.ClientLatency != nil && e.ClientLatency.P50 > 0:
-		tc.normal, tc.from = e.ClientLatency.P50, normalFromWindow
+	case tc.from != "":
 	case remembered > 0:
 		tc.normal, tc.from = remembered, normalFromHistory
+	case e.ClientLatency != nil && e.ClientLatency.P50 > 0:
+		tc.normal, tc.from = e.ClientLatency.P50, normalFromWindow // few, but all there is
 	default:
 		tc.from = normalFromAbsolute
 	}
@@ -530,6 +571,16 @@ func (d *OpenCircuit) judgeOver(e *graph.Edge, f callFigures, spanSeconds, remem
 	}
 	tc.cause, tc.basis = d.cause(tc)
 	return tc
+}
+
+// attempted reports whether tc's unanswered calls tried to reach the
+// callee: their errors say refused rather than rejected, when at least
+// half of them say; else they took a connection attempt's time.
+func (d *OpenCircuit) attempted(tc *traceCircuit) bool {
+	if said := tc.refused + tc.rejected; said > 0 && 2*said >= tc.unanswered {
+		return tc.refused > tc.rejected
+	}
+	return tc.unansweredP50 >= float64(d.opts.AttemptMin)/float64(time.Millisecond)
 }
 
 // cause tells from traces why tc's calls fail (see Detect); a breaker
