@@ -74,13 +74,13 @@ type OpenCircuitOptions struct {
 	// MinRecentCalls is how many calls an edge must make, at its rate over
 	// the window, in the snapshot's recent buckets (graph.Recent, 10-15s at
 	// the default 5s buckets) to be judged on them (default 5). There one
-	// unanswered call failing without trying, with none answered, suffices:
-	// so busy an edge answered nothing for the whole span only by a chance
-	// of e^-5 or less, and a healthy edge does not fail calls faster than a
-	// connection attempt. An open
-	// circuit then fires within the pair TTL and a few evaluations. Edges
-	// calling less often are judged over the whole window, and fire about
-	// a window after the circuit opens.
+	// unanswered call failing without trying suffices when (almost) none is
+	// answered: so busy an edge answers nothing for the whole span only by
+	// a chance of e^-5 or less, and a healthy edge does not fail calls
+	// faster than a connection attempt. An open circuit then fires within
+	// the pair TTL and a few evaluations. Edges calling less often are
+	// judged over the whole window, and fire about a window after the
+	// circuit opens.
 	MinRecentCalls float64 `yaml:"min_recent_calls"`
 	// MinUnansweredRatio is the least share of an edge's calls that must go
 	// unanswered (default 0.5). With the default HalfOpenMaxAnswered the
@@ -314,19 +314,20 @@ func (f callFigures) failingUnanswered() bool { return f.unanswered > 0 && f.err
 // first of: a breaker reporting for the edge (breaker_open); the calls'
 // errors, when at least half of the unanswered ones say why
 // (graph.Stats.Refused: callee_unreachable, Rejected: breaker_open, the
-// more of the two); the trickle
-// of calls that gets through being answered (breaker_open: the callee is
-// up); the callee answering no caller over the span while other callers'
-// calls to it fail too (callee_unreachable); the unanswered p50 at or above
-// AttemptMin, the time a refused connection takes (callee_unreachable);
-// else the calls fail faster than any attempt would (breaker_open). Calls
-// that try and fail while the callee answers some calls (a replica
-// restarting) are a partial outage, not an open circuit: over the recent
-// buckets they need MinCalls among all the callee's callers with none
-// answered, else the window judges, where they do not open an edge some
-// of whose calls are answered; an edge they opened closes once the callee
-// answers a call. Severity is critical when open and a
-// warning when half open.
+// more of the two); the trickle of calls that gets through being answered
+// (breaker_open: the callee is up); the callee answering no caller over
+// the span while other callers' calls to it fail too (callee_unreachable);
+// the unanswered p50 at or above AttemptMin, the time a refused connection
+// takes (callee_unreachable); else the calls fail faster than any attempt
+// would (breaker_open).
+//
+// Calls that try to connect and fail while the callee answers some calls
+// (a replica restarting) are a partial outage, not an open circuit: over
+// the recent buckets they need MinCalls among all the callee's callers
+// with none answered, else the window judges, where they do not open an
+// edge some of whose calls are answered; an edge they opened closes once
+// the callee answers a call. Severity is critical when open and a warning
+// when half open.
 //
 // Evidence: "state" (open, half_open), "cause", "cause_basis"; from traces
 // "unanswered", "requests", "answered", "unanswered_ratio",
@@ -334,10 +335,9 @@ func (f callFigures) failingUnanswered() bool { return f.unanswered > 0 && f.err
 // "callee_answered" and "other_callers_failing" over the same span,
 // "refused" and "rejected" (when errors say so), "normal_p50_ms"
 // (omitted when unknown), "normal_from" (window, history, absolute) and
-// "fast_bound_ms"; from metrics "breaker" (name, state,
-// source "metrics", updated_at), with the edge's window "requests",
-// "unanswered" and "answered" when an edge matched and traces do not
-// speak.
+// "fast_bound_ms"; from metrics "breaker" (name, state, source "metrics",
+// updated_at), with the edge's window "requests", "unanswered" and
+// "answered" when an edge matched and traces do not speak.
 //
 // Detect does not modify s; it remembers each edge's answered latency and
 // whether it is open for later snapshots. When ctx is done it stops and

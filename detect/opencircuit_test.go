@@ -985,7 +985,14 @@ func TestOpenCircuitDefaultSettings(t *testing.T) {
 		for _, r := range circuitRates {
 			var worst, worstResolve time.Duration
 			inBudget, fired := 0, 0
-			for seed := range r.seeds {
+			seeds := r.seeds
+			if testing.Short() {
+				if r.rate > 10 {
+					continue
+				}
+				seeds = min(seeds, 3)
+			}
+			for seed := range seeds {
 				t.Run(tc.name+"/"+strconv.FormatFloat(r.rate, 'f', -1, 64)+"rps/"+strconv.Itoa(seed), func(t *testing.T) {
 					s := newCircuitSim(t, uint64(seed)+1, map[string]int{"web": 2, "orders": 3, "stock": 3})
 					for _, caller := range tc.callers {
