@@ -36,8 +36,8 @@ type Snapshot struct {
 	// Paths are the critical-path breakdowns of entry operations.
 	Paths []EntryPath `json:"-"`
 	// RecentSeconds is the time Edge.Recent covers, ending at GeneratedAt:
-	// the newest RecentBuckets buckets of the window (from the graph's
-	// start when it is younger). 0 when the snapshot carries no recent
+	// the newest RecentBuckets buckets of the window (fewer in a shorter
+	// window; from the graph's start when it is younger). 0 when the snapshot carries no recent
 	// figures (rebuilt from storage, or stated with NewSnapshot).
 	RecentSeconds float64 `json:"-"`
 
@@ -179,7 +179,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
-	recentFrom := cur - RecentBuckets + 1
+	recentFrom := max(cur-RecentBuckets+1, from)
 	coveredRecent := time.Unix(0, recentFrom*g.bucketN)
 	if coveredRecent.Before(g.started) {
 		coveredRecent = g.started
@@ -196,7 +196,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		b.edges = append(b.edges, rawEdge{
 			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
 			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
-			recent: e.ring.recent(max(recentFrom, from), cur, g.mapping),
+			recent: e.ring.recent(recentFrom, cur, g.mapping),
 		})
 	}
 	for i := range g.nodeIx {
