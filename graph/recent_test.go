@@ -62,7 +62,17 @@ func TestRecentCoversTheNewestBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.Nil(t, edgeByID(t, s, "service:orders->service:stock http").Recent)
 
-	// Snapshots rebuilt from storage carry no recent figures.
+	// Snapshots rebuilt from stored buckets carry them too, over the
+	// newest three bucket widths before their instant.
 	buckets, _ := g.ClosedBuckets(time.Time{})
-	require.Zero(t, SnapshotOf(clk.now(), time.Minute, buckets).RecentSeconds)
+	at := clk.now().Add(-16 * time.Second) // 35s
+	s = SnapshotOf(at, time.Minute, buckets)
+	require.InDelta(t, 10, s.RecentSeconds, 1e-9)
+	e = edgeByID(t, s, "service:orders->service:stock http")
+	require.EqualValues(t, 7, e.Requests)
+	require.NotNil(t, e.Recent)
+	require.Equal(t, Recent{Requests: 3, Errors: 3, Unanswered: 3}, Recent{Requests: e.Recent.Requests, Errors: e.Recent.Errors, Unanswered: e.Recent.Unanswered})
+	require.InDelta(t, 1, e.Recent.UnansweredLatency.P50, 0.02)
+	require.Nil(t, edgeByID(t, SnapshotOf(clk.now(), time.Minute, buckets), "service:orders->service:stock http").Recent, "nothing in 40s-51s")
+	require.Zero(t, SnapshotOf(clk.now(), time.Minute, nil).RecentSeconds, "no bucket, no width: no recent figures")
 }

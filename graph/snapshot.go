@@ -37,8 +37,10 @@ type Snapshot struct {
 	Paths []EntryPath `json:"-"`
 	// RecentSeconds is the time Edge.Recent covers, ending at GeneratedAt:
 	// the newest RecentBuckets buckets of the window (fewer in a shorter
-	// window; from the graph's start when it is younger). 0 when the snapshot carries no recent
-	// figures (rebuilt from storage, or stated with NewSnapshot).
+	// window; from the graph's start when it is younger). 0 when the
+	// snapshot carries no recent figures (stated with NewSnapshot, or
+	// rebuilt from no stored bucket; stored buckets do not keep Refused
+	// and Rejected).
 	RecentSeconds float64 `json:"-"`
 
 	nodeIndex map[string]int
