@@ -27,11 +27,13 @@ var thresholdDocs = map[string]map[string][2]string{
 		"critical_amplification": {"factor", "amplification (attempts reaching the callee per request at the root) from which a storm is critical"},
 	},
 	"open_circuit": {
-		"min_calls":              {"calls", "unanswered calls in the window before an edge is judged"},
+		"min_calls":              {"calls", "unanswered calls an edge needs before it opens: over the window, or over the recent buckets among all the callee's callers when the calls try to connect; an open edge stays open on one"},
+		"min_recent_calls":       {"calls", "calls an edge makes at its rate in the recent buckets (10-15s by default) for it to be judged on them, where one call failing without trying, none answered, suffices and it fires within the pair TTL and a few intervals; slower edges are judged over the window"},
 		"min_unanswered_ratio":   {"ratio", "share of calls that must go unanswered"},
 		"fast_ratio":             {"ratio", "unanswered calls count as failing fast when their p50 is at most this share of the edge's normal p50"},
 		"fast_absolute":          {"duration", "the fail-fast bound used when no normal latency is known"},
 		"half_open_max_answered": {"ratio", "share of answered calls below which the circuit is half-open (above it: partial failure, not a breaker)"},
+		"attempt_min":            {"duration", "unanswered p50 from which the calls tried to connect (a refused connection takes a round trip): cause callee_unreachable rather than breaker_open, when nothing else tells"},
 		"max_remembered":         {"edges", "edges whose normal latency is remembered across evaluations"},
 	},
 	"bottleneck": {
@@ -69,12 +71,11 @@ var messageTemplates = map[Kind]string{
 		`{{if .Metric}}{{num .Metric.Retries}} retries in {{num .Metric.Seconds}} s, reported as metrics by {{.Metric.Name}})` +
 		`{{else}}{{num .RetriesPerMin}} retries/min); each request entering at the root reaches {{.Target}} {{num .Amplification}} times{{end}}`,
 	KindOpenCircuit: `{{if .FromTraces}}` +
-		`{{possessive .Source}} calls to {{.Target}} fail fast without reaching it: ` +
-		`{{.Unanswered}} of {{.Requests}} calls in the last {{.Window}} never reached {{.Target}}, failing in {{ms .UnansweredP50Ms}} ms` +
+		`{{possessive .Source}} calls to {{.Target}} fail fast without reaching it; cause: ` +
+		`{{if eq .Cause "callee_unreachable"}}{{.Target}} unreachable{{else}}{{possessive .Source}} circuit breaker open{{end}} ({{.CauseReason}}): ` +
+		`{{.Unanswered}} of {{.Requests}} calls in the last {{.Span}} never reached {{.Target}}, failing in {{ms .UnansweredP50Ms}} ms` +
 		`{{if eq .NormalFrom "absolute"}}, with no normal latency known to compare (fast below {{ms .FastBoundMs}} ms)` +
 		`{{else}} against {{ms .NormalP50Ms}} ms normally{{end}}` +
-		` (circuit {{if eq .State "open"}}open{{else}}half-open{{end}}` +
-		`{{if .Breaker}}; breaker {{printf "%q" .Breaker.Name}} reports {{.Breaker.State}}{{end}})` +
 		`{{else}}` +
 		`{{possessive .Source}} circuit breaker {{if ne .Breaker.Name .Target}}{{printf "%q" .Breaker.Name}} {{end}}` +
 		`for {{.Target}} reports {{.Breaker.State}} (metrics), so its calls fail fast without reaching {{.Target}}` +

@@ -49,7 +49,7 @@ type RetryStormOptions struct {
 	Budget float64 `yaml:"budget"`
 	// MinRetries is how many retries an edge needs in the window before it
 	// is judged (default 10); the recent part of the window
-	// (graph.RecentWindow) is judged from half as many.
+	// (graph.Edge.Recent) is judged from half as many.
 	MinRetries uint64 `yaml:"min_retries"`
 	// CriticalAmplification is the amplification factor at or above which a
 	// storm is critical rather than a warning (default 4).
@@ -166,7 +166,7 @@ func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, 
 	if r := e.Recent; r != nil && r.Requests > 0 {
 		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget); rl > lvl {
 			lvl = rl
-			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: r.Seconds, recent: true}
+			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: s.RecentSeconds, recent: true}
 		}
 	}
 	return lvl, c
@@ -182,7 +182,8 @@ func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, 
 // The observations are ordered by edge id.
 //
 // Traces are judged over the whole window and over its recent part
-// (graph.Edge.Recent, graph.RecentWindow), which needs half of MinRetries:
+// (graph.Edge.Recent, the newest graph.RecentBuckets buckets), which needs
+// half of MinRetries:
 // a storm that began seconds ago is still diluted in the window's minute.
 //
 // Evidence: "retry_ratio", "retries", "requests", "retries_per_s" of the

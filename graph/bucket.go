@@ -248,7 +248,8 @@ func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket,
 // SnapshotOfNodes is SnapshotOfWithLag that also includes the stored nodes
 // seen in [at-window, at), whether or not an edge of the window touches
 // them (a service with only internal spans). Nodes outside the window are
-// ignored.
+// ignored. Edges carry their Recent figures over the newest RecentBuckets
+// bucket widths before at (the buckets' own width).
 func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, nodes []NodeSeen, statuses []lag.Status) *Snapshot {
 	m := newLatencyMapping()
 	type key struct {
@@ -257,19 +258,25 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 		group    string
 	}
 	type acc struct {
-		kind   EdgeKind
-		stats  Stats
-		recent Counts
+		kind     EdgeKind
+		stats    Stats
+		recent   Recent
+		unanswer *ddsketch.DDSketch // of the recent buckets
 	}
 	edges := map[key]*acc{}
 	var order []key
 	from := at.Add(-window)
-	recentFrom := at.Add(-RecentWindow)
-	recentStart := at
+	var recentFrom time.Time // zero: no bucket width known yet
 	for i := range buckets {
 		b := &buckets[i]
 		if b.Start.Before(from) || !b.Start.Before(at) {
 			continue
+		}
+		if recentFrom.IsZero() && b.Width > 0 {
+			recentFrom = at.Truncate(b.Width).Add(-(RecentBuckets - 1) * b.Width)
+			if recentFrom.Before(from) {
+				recentFrom = from
+			}
 		}
 		k := key{b.Source, b.Target, b.Protocol, b.ConsumerGroup}
 		a := edges[k]
@@ -284,26 +291,24 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 		b.Client.addTo(&st.Client, m)
 		b.Delay.addTo(&st.Delay, m)
 		b.UnansweredLatency.addTo(&st.UnansweredLatency, m)
-		// A bucket ending less than RecentWindow before at is recent.
-		if b.Start.Add(b.Width).After(recentFrom) {
+		if !recentFrom.IsZero() && !b.Start.Before(recentFrom) {
 			a.recent.Requests += b.Requests
 			a.recent.Errors += b.Errors
 			a.recent.Retries += b.Retries
-			if b.Start.Before(recentStart) {
-				recentStart = b.Start
-			}
+			a.recent.Unanswered += b.Unanswered
+			b.UnansweredLatency.addTo(&a.unanswer, m)
 		}
 	}
-	if recentStart.Before(from) {
-		recentStart = from
-	}
-	recentSeconds := max(at.Sub(recentStart).Seconds(), 1)
 	sb := snapshotBuilder{byKey: map[NodeKey]int{}}
 	for _, k := range order {
 		a := edges[k]
-		rc := a.recent
-		rc.Seconds = recentSeconds
-		sb.edges = append(sb.edges, rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats, recent: &rc})
+		r := rawEdge{src: sb.node(k.src), dst: sb.node(k.dst), kind: a.kind, proto: k.proto, group: k.group, stats: a.stats}
+		if a.recent.Requests > 0 {
+			rc := a.recent
+			rc.UnansweredLatency = quantilesOf(a.unanswer)
+			r.recent = &rc
+		}
+		sb.edges = append(sb.edges, r)
 	}
 	for i := range nodes {
 		n := &nodes[i]
@@ -315,5 +320,9 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 	if len(statuses) > 0 {
 		sb.joinLag(statuses)
 	}
-	return sb.build(at, window, max(window.Seconds(), 1))
+	s := sb.build(at, window, max(window.Seconds(), 1))
+	if !recentFrom.IsZero() {
+		s.RecentSeconds = at.Sub(recentFrom).Seconds()
+	}
+	return s
 }

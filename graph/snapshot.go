@@ -41,6 +41,13 @@ type Snapshot struct {
 	// (more nodes than coupling.DefaultMaxBetweennessNodes); every node's
 	// Betweenness is then 0 and not a measurement.
 	BetweennessSkipped bool `json:"-"`
+	// RecentSeconds is the time Edge.Recent covers, ending at GeneratedAt:
+	// the newest RecentBuckets buckets of the window (fewer in a shorter
+	// window; from the graph's start when it is younger). 0 when the
+	// snapshot carries no recent figures (stated with NewSnapshot, or
+	// rebuilt from no stored bucket; stored buckets do not keep Refused
+	// and Rejected).
+	RecentSeconds float64 `json:"-"`
 
 	nodeIndex map[string]int
 }
@@ -131,44 +138,35 @@ type Edge struct {
 	// metrics).
 	Lag *Lag `json:"lag,omitempty"`
 
-	// Recent counts the calls of the last RecentWindow of the window
-	// (nil when the snapshot has no bucket history, as NewSnapshot's):
-	// detectors that must react within seconds judge it beside the whole
-	// window, in which a fresh change is diluted. Not part of the API.
-	Recent *Counts `json:"-"`
-
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
+	// Recent are the edge's figures over the newest buckets of the window
+	// (Snapshot.RecentSeconds); nil when it carried no call in them.
+	Recent *Recent `json:"-"`
 }
 
-// RecentWindow is the span Edge.Recent covers: the newest buckets of the
-// window, reaching back at least this far (with the default 5s buckets and
-// aligned evaluations, the three closed buckets before the one just begun).
-const RecentWindow = 15 * time.Second
+// RecentBuckets is how many of the newest time buckets Edge.Recent sums:
+// the current bucket and the two before it, 10-15s at the default 5s
+// buckets. Detectors judge them to see a change within a few evaluations
+// rather than once it fills the window.
+const RecentBuckets = 3
 
-// Counts are an edge's call counts over some span of time.
-type Counts struct {
-	Requests, Errors, Retries uint64
-	// Seconds is the time the counts cover.
-	Seconds float64
-}
-
-// add adds the counts of st.
-func (c *Counts) add(st *Stats) {
-	c.Requests += st.Requests
-	c.Errors += st.Errors
-	c.Retries += st.Retries
-}
-
-// recentCounts adds the counts of r's buckets with epochs in [from, to].
-func recentCounts(r *ring, from, to int64) Counts {
-	var c Counts
-	for i, ep := range r.epochs {
-		if ep >= from && ep <= to {
-			c.add(&r.stats[i])
-		}
-	}
-	return c
+// Recent are an edge's figures over the newest buckets of a window. Calls
+// are counted in the bucket in which the graph learnt of them: answered
+// calls when their spans paired, unanswered calls when their pair TTL ran
+// out, so unanswered calls show in Recent about a pair TTL after answered
+// calls made at the same time.
+type Recent struct {
+	Requests   uint64
+	Errors     uint64
+	Retries    uint64
+	Unanswered uint64
+	// Refused and Rejected are the unanswered calls whose error tells why
+	// (see Stats).
+	Refused, Rejected uint64
+	// UnansweredLatency is the caller-side latency of the unanswered calls;
+	// nil when none.
+	UnansweredLatency *Quantiles
 }
 
 // edgeJSON is Edge's JSON form when retries cannot be seen: the retry
@@ -290,12 +288,11 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 	}
 	covered := max(now.Sub(coveredFrom).Seconds(), 1)
 
-	recentFrom := max(g.epoch(now.Add(-RecentWindow)), from)
-	recentStart := time.Unix(0, recentFrom*g.bucketN)
-	if recentStart.Before(g.started) {
-		recentStart = g.started
+	recentFrom := max(cur-RecentBuckets+1, from)
+	coveredRecent := time.Unix(0, recentFrom*g.bucketN)
+	if coveredRecent.Before(g.started) {
+		coveredRecent = g.started
 	}
-	recentSeconds := max(now.Sub(recentStart).Seconds(), 1)
 
 	b := snapshotBuilder{byKey: map[NodeKey]int{}}
 	g.mu.Lock()
@@ -305,11 +302,10 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		if e.ring.lastEpoch() < from || !e.ring.sum(&st, from, cur, g.mapping) {
 			continue
 		}
-		rc := recentCounts(&e.ring, recentFrom, cur)
-		rc.Seconds = recentSeconds
 		b.edges = append(b.edges, rawEdge{
 			src: b.node(g.nodeIx[e.key.src].key), dst: b.node(g.nodeIx[e.key.dst].key),
-			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st, recent: &rc,
+			kind: e.kind, proto: e.key.proto, group: e.key.group, stats: st,
+			recent: e.ring.recent(recentFrom, cur, g.mapping),
 		})
 	}
 	for i := range g.nodeIx {
@@ -335,6 +331,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		b.joinLag(g.opts.Lag.Evaluate(window))
 	}
 	s := b.build(now, window, covered)
+	s.RecentSeconds = max(now.Sub(coveredRecent).Seconds(), 0)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
 		s.RetryRates = g.opts.Circuits.RetryRates(window)
@@ -423,8 +420,8 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 	for i := range b.edges {
 		r := &b.edges[i]
 		edges[i] = makeEdge(nodes[r.src].ID, nodes[r.dst].ID, r.kind, r.proto, r.group, r.stats, coveredSeconds)
-		edges[i].Recent = r.recent
 		edges[i].Lag = r.lag
+		edges[i].Recent = r.recent
 	}
 	return NewSnapshot(at, window, nodes, edges)
 }
@@ -437,8 +434,8 @@ type rawEdge struct {
 	proto    Protocol
 	group    string
 	stats    Stats
-	recent   *Counts
 	lag      *Lag
+	recent   *Recent
 }
 
 // snapshotBuilder gathers a snapshot's nodes and edges.

@@ -41,6 +41,16 @@ type Stats struct {
 	// so they are estimates when Sampled > 0. Seen 0 with Requests above
 	// it means not recorded (history written before they were).
 	Seen, Sampled uint64
+	// Refused counts the unanswered calls whose error says the caller tried
+	// and could not connect (connection refused or reset, host or network
+	// unreachable, gRPC UNAVAILABLE with no server span); Rejected those
+	// whose error says the caller's own breaker or bulkhead turned them
+	// away without trying (resilience4j CallNotPermittedException, Polly
+	// BrokenCircuitException, gobreaker ErrOpenState, Envoy overflow).
+	// Both are included in Unanswered; calls whose error says neither, or
+	// names none, are in neither. Live only: storage buckets do not keep
+	// them.
+	Refused, Rejected uint64
 
 	// Server is the callee-side latency (SERVER or CONSUMER span), Client the
 	// caller-side latency (CLIENT or PRODUCER span), Delay the
@@ -74,6 +84,8 @@ func (s *Stats) Merge(o *Stats, m mapping.IndexMapping) {
 	s.Unanswered += o.Unanswered
 	s.Seen += o.Seen
 	s.Sampled += o.Sampled
+	s.Refused += o.Refused
+	s.Rejected += o.Rejected
 	s.UnansweredLatency = mergeSketch(s.UnansweredLatency, o.UnansweredLatency, m)
 	s.Server = mergeSketch(s.Server, o.Server, m)
 	s.Client = mergeSketch(s.Client, o.Client, m)
@@ -93,6 +105,7 @@ func mergeSketch(dst, src *ddsketch.DDSketch, m mapping.IndexMapping) *ddsketch.
 
 func (s *Stats) reset() {
 	s.Requests, s.Errors, s.Retries, s.Unanswered, s.Seen, s.Sampled = 0, 0, 0, 0, 0, 0
+	s.Refused, s.Rejected = 0, 0
 	for _, sk := range []*ddsketch.DDSketch{s.Server, s.Client, s.Delay, s.UnansweredLatency} {
 		if sk != nil {
 			sk.Clear()
@@ -184,4 +197,33 @@ func (r *ring) lastEpoch() int64 {
 		}
 	}
 	return last
+}
+
+// recent sums the calls of the buckets with epochs in [from, to] into a
+// Recent, or returns nil when they hold none. Only the unanswered calls'
+// latencies are merged (into a sketch of mapping m), so it costs little
+// on the edges that have none.
+func (r *ring) recent(from, to int64, m mapping.IndexMapping) *Recent {
+	var (
+		rc Recent
+		sk *ddsketch.DDSketch
+	)
+	for i, e := range r.epochs {
+		if e < from || e > to {
+			continue
+		}
+		s := &r.stats[i]
+		rc.Requests += s.Requests
+		rc.Errors += s.Errors
+		rc.Retries += s.Retries
+		rc.Unanswered += s.Unanswered
+		rc.Refused += s.Refused
+		rc.Rejected += s.Rejected
+		sk = mergeSketch(sk, s.UnansweredLatency, m)
+	}
+	if rc.Requests == 0 {
+		return nil
+	}
+	rc.UnansweredLatency = quantilesOf(sk)
+	return &rc
 }
