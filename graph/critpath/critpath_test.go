@@ -36,7 +36,8 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // newSampler returns a sampler that keeps every trace and completes it
-// after a second of silence, on a test clock, with metrics in reg.
+// after a second of silence (with or without its root), on a test clock,
+// with metrics in reg.
 func newSampler(t testing.TB, o critpath.Options) (*critpath.Sampler, *clock, *prometheus.Registry) {
 	t.Helper()
 	c := &clock{t: t0}
@@ -46,6 +47,9 @@ func newSampler(t testing.TB, o critpath.Options) (*critpath.Sampler, *clock, *p
 	}
 	if o.TraceIdle == 0 {
 		o.TraceIdle = time.Second
+	}
+	if o.RootWait == 0 {
+		o.RootWait = time.Second
 	}
 	o.Now, o.Registerer = c.now, reg
 	s, err := critpath.New(o)
@@ -120,12 +124,13 @@ func requireSumsToOne(t *testing.T, p graph.EntryPath) {
 	require.InDelta(t, 1, sum, 0.002, "shares %+v", p.Shares)
 }
 
-// chain: frontend -> checkout -> payment, payment doing the work.
+// chain: frontend -> checkout -> payment, payment doing the work; each
+// answer takes a millisecond to travel back.
 func chain(n uint64) *tr {
 	b := newTr(n)
 	b.span(1, 0, graph.SpanServer, "frontend", 0, 100).Operation = "GET /checkout"
-	b.call(2, 1, "frontend", "checkout", 5, 95, 6, 94)
-	b.call(4, 3, "checkout", "payment", 10, 90, 11, 89)
+	b.call(2, 1, "frontend", "checkout", 5, 95, 5, 94)
+	b.call(4, 3, "checkout", "payment", 10, 90, 10, 89)
 	return b
 }
 
@@ -193,14 +198,17 @@ func TestSlowDatabase(t *testing.T) {
 	require.Equal(t, db.ID(), paths[0].Shares[0].Node)
 }
 
-func TestClientServerGapToCallee(t *testing.T) {
+// TestClientServerGaps: of a call's time outside the callee's SERVER span,
+// what comes before it (the request not sent yet) is the caller's, what
+// comes after it (the answer travelling back) the callee's.
+func TestClientServerGaps(t *testing.T) {
 	s, c, _ := newSampler(t, critpath.Options{})
 	b := newTr(1)
 	b.span(1, 0, graph.SpanServer, "web", 0, 100)
-	b.call(2, 1, "web", "search", 10, 100, 40, 70) // 60 ms queued before search answered
+	b.call(2, 1, "web", "search", 10, 100, 40, 70) // 30 ms before search started, 30 ms after it ended
 	paths := complete(s, c, b)
 	require.Len(t, paths, 1)
-	require.Equal(t, map[string]float64{svc("search"): 0.9, svc("web"): 0.1}, shares(paths[0]))
+	require.Equal(t, map[string]float64{svc("search"): 0.6, svc("web"): 0.4}, shares(paths[0]))
 }
 
 func TestAsyncChildrenIgnored(t *testing.T) {
@@ -325,7 +333,9 @@ func TestBoundsCounted(t *testing.T) {
 		paths := s.Paths(0)
 		require.Len(t, paths, 1)
 		require.Equal(t, 2, paths[0].Traces)
-		require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans_ignored_total", ""))
+		// The limit also halved the share of traces taken: x's later spans
+		// were ignored, or left out by the level.
+		require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_sampling_level", ""))
 	})
 	t.Run("spans per trace", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{MaxSpansPerTrace: 3})
@@ -403,7 +413,8 @@ func TestHostileTraces(t *testing.T) {
 		paths := complete(s, c, b)
 		require.Len(t, paths, 1)
 		requireSumsToOne(t, paths[0])
-		require.Equal(t, map[string]float64{svc("b"): 0.5, svc("a"): 0.4, svc("c"): 0.1}, shares(paths[0]))
+		// b's server span starts 10 ms after a's client span: that is a's.
+		require.Equal(t, map[string]float64{svc("b"): 0.4, svc("a"): 0.5, svc("c"): 0.1}, shares(paths[0]))
 	})
 	t.Run("overflowing timestamps", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{})
@@ -459,8 +470,9 @@ func TestOptions(t *testing.T) {
 	s, err := critpath.New(critpath.Options{})
 	require.NoError(t, err)
 	o := s.Options()
-	require.Equal(t, 10, o.SampleOneIn)
+	require.Equal(t, 1, o.SampleOneIn)
 	require.Equal(t, 5*time.Second, o.TraceIdle)
+	require.Equal(t, 30*time.Second, o.RootWait)
 	require.Equal(t, 10_000, o.MaxTraces)
 	require.Equal(t, 1_000, o.MaxSpansPerTrace)
 	require.Equal(t, time.Minute, o.Window)
