@@ -287,48 +287,62 @@ func TestUnsampledSpansDoNotAllocate(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(100, func() { s.ObserveSpans(batch) }))
 }
 
+// TestIdleCompletion: a trace whose root has arrived but that still has a
+// call nobody answered (the callee's batch may be on its way) is complete
+// after TraceIdle without a new span; once whole, at once.
 func TestIdleCompletion(t *testing.T) {
 	s, c, reg := newSampler(t, critpath.Options{TraceIdle: 5 * time.Second})
 	b := chain(1)
-	s.ObserveSpans(b.spans[:1])
+	s.ObserveSpans(b.spans[:2]) // the root, and its call to checkout
 	c.advance(3 * time.Second)
 	require.Empty(t, s.Paths(0))
-	s.ObserveSpans(b.spans[1:]) // the trace is fed again: idle restarts
+	s.ObserveSpans(b.spans[2:4]) // the trace is fed again: idle restarts; payment has not answered
 	c.advance(3 * time.Second)
 	require.Empty(t, s.Paths(0))
-	require.Equal(t, 5.0, metric(t, reg, "cartograph_critpath_spans", ""))
+	require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans", ""))
 	c.advance(2 * time.Second)
 	paths := s.Paths(0)
 	require.Len(t, paths, 1)
 	require.Equal(t, 1, paths[0].Traces)
-	require.InDelta(t, 0.8, shares(paths[0])[svc("payment")], 1e-9, "all five spans were analysed together")
+	require.InDelta(t, 0.9, shares(paths[0])[svc("checkout")], 1e-9, "its unanswered call is its own")
 	require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_spans", ""))
-	require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
+
+	b = chain(3)
+	s.ObserveSpans(b.spans[1:])
+	require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans", ""))
+	s.ObserveSpans(b.spans[:1])
+	require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_spans", ""), "whole: complete at once")
+	require.Equal(t, 2, s.Paths(0)[0].Traces)
+	require.InDelta(t, 0.4, shares(s.Paths(0)[0])[svc("payment")], 1e-9, "80 ms of the two traces' 200")
+	require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
 
 	// A late span of the completed trace does not start a new one.
 	late := b.spans[0]
 	late.ID = sid(77)
 	s.ObserveSpans([]graph.Span{late})
 	c.advance(10 * time.Second)
-	require.Equal(t, 1, s.Paths(0)[0].Traces)
+	require.Equal(t, 2, s.Paths(0)[0].Traces)
 	require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_spans_ignored_total", ""))
 
 	// Idle traces also complete on ingest, when Paths is not called.
-	s.ObserveSpans(chain(2).spans)
+	s.ObserveSpans(chain(2).spans[:2])
 	c.advance(6 * time.Second)
 	s.ObserveSpans(nil)
-	require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
+	require.Equal(t, 3.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
 }
 
 func TestBoundsCounted(t *testing.T) {
 	t.Run("traces", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{MaxTraces: 2})
 		a, b, x := chain(1), chain(2), chain(3)
-		s.ObserveSpans(append(append(append([]graph.Span{}, a.spans...), b.spans...), x.spans[0]))
+		// Roots come last.
+		s.ObserveSpans(append(append(append([]graph.Span{}, a.spans[1:]...), b.spans[1:]...), x.spans[1]))
 		require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_traces_dropped_total", "trace_limit"))
 		require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces", ""))
-		c.advance(2 * time.Second)
-		s.ObserveSpans(x.spans[1:]) // room again, but the trace was refused: not partially taken
+		s.ObserveSpans([]graph.Span{a.spans[0], b.spans[0]})
+		require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_traces", ""), "whole: complete at once")
+		s.ObserveSpans(x.spans[2:]) // room again, but the trace was refused: not partially taken
+		s.ObserveSpans(x.spans[:1])
 		c.advance(2 * time.Second)
 		paths := s.Paths(0)
 		require.Len(t, paths, 1)
@@ -519,7 +533,7 @@ func TestNamesTableFills(t *testing.T) {
 	s, c, _ := newSampler(t, critpath.Options{MaxSpansPerTrace: 100_000})
 	db := graph.NodeKey{Kind: graph.NodeDatabase, Group: "postgresql", Name: "orders"}
 	a := newTr(1)
-	a.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
+	a.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
 	s.ObserveSpans(a.spans)
 	// 70,000 names (more than a table holds) from another trace.
 	flood := newTr(2)
@@ -531,7 +545,7 @@ func TestNamesTableFills(t *testing.T) {
 	// Then the rest of the first trace, and a new trace, both after the
 	// switch to a new table.
 	later := newTr(1)
-	later.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
+	later.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
 	b := newTr(3)
 	b.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
 	b.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db

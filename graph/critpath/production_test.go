@@ -37,14 +37,30 @@ func TestRootArrivesLast(t *testing.T) {
 			c.advance(after)
 			require.Empty(t, s.Paths(0), "no root yet: not complete")
 			s.ObserveSpans(b.spans[:1])
-			c.advance(s.Options().TraceIdle)
-			paths := s.Paths(0)
+			paths := s.Paths(0) // whole: complete at once
+
 			require.Len(t, paths, 1)
 			require.Equal(t, svc("frontend"), paths[0].Node)
 			require.Equal(t, "GET /checkout", paths[0].Operation)
 			require.InDelta(t, 0.8, shares(paths[0])[svc("payment")], 1e-9)
 		})
 	}
+}
+
+// TestCalleeBatchAfterRoot: the root's batch can also come before a
+// callee's (each replica exports on its own schedule): a trace with a call
+// nobody answered yet waits TraceIdle for it rather than charging the call
+// to the caller.
+func TestCalleeBatchAfterRoot(t *testing.T) {
+	s, c := defaults(t, critpath.Options{})
+	b := chain(1)
+	s.ObserveSpans(b.spans[:4]) // frontend's and checkout's spans
+	c.advance(4 * time.Second)
+	require.Empty(t, s.Paths(0))
+	s.ObserveSpans(b.spans[4:]) // payment's answer
+	paths := s.Paths(0)
+	require.Len(t, paths, 1)
+	require.InDelta(t, 0.8, shares(paths[0])[svc("payment")], 1e-9)
 }
 
 // TestRootlessTrace: a trace whose root never arrives (its parent is an

@@ -42,11 +42,13 @@ type Sampler struct {
 	mu     sync.Mutex
 	traces map[graph.TraceID]*trace
 	// lists hold the traces being assembled, least recently fed first:
-	// those whose root has arrived (complete after TraceIdle), and those
-	// still waiting for it (RootWait).
-	lists  [2]traceList
-	free   []*trace
-	recent []uint64 // hashes of traces completed or dropped, direct-mapped
+	// those whose root has arrived (complete after TraceIdle), those still
+	// waiting for it (RootWait), and those whole (complete at once).
+	lists [3]traceList
+	// ids and answered are wholeLocked's scratch space.
+	ids, answered map[graph.SpanID]struct{}
+	free          []*trace
+	recent        []uint64 // hashes of traces completed or dropped, direct-mapped
 	// refused are the traces refused at MaxTraces, exactly (the direct-
 	// mapped recent forgets), for RootWait: their roots come last, seconds
 	// later, and must not start a trace of their own. At most MaxTraces;
@@ -86,7 +88,12 @@ type traceList struct{ head, tail *trace }
 const (
 	listRooted   = 0
 	listRootless = 1
+	listWhole    = 2
 )
+
+// maxWholeCheck bounds the spans of a trace checked for being whole; larger
+// traces wait TraceIdle.
+const maxWholeCheck = 256
 
 // trace is a trace being assembled.
 type trace struct {
@@ -94,6 +101,7 @@ type trace struct {
 	hash       uint64
 	lz         uint8 // leading zero bits of hash
 	root       bool  // a span without parent has arrived
+	whole      bool  // root arrived, and every span's parent and every call's answer
 	first      int64 // Unix ns of the first batch that fed it
 	last       int64 // Unix ns of the last batch that fed it
 	start      int64 // earliest start of its spans, Unix ns
@@ -181,6 +189,8 @@ func New(o Options) (*Sampler, error) {
 		m:        newMetrics(o.Registerer),
 		traces:   make(map[graph.TraceID]*trace),
 		refused:  make(map[uint64]struct{}),
+		ids:      make(map[graph.SpanID]struct{}),
+		answered: make(map[graph.SpanID]struct{}),
 		recent:   make([]uint64, 1<<bits.Len(uint(max(4*o.MaxTraces, 4096)-1))),
 		names:    newNameTable(),
 	}
@@ -289,7 +299,7 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 			return
 		}
 		t = s.newTrace()
-		t.id, t.hash, t.lz, t.root, t.start, t.first = sp.Trace, h, uint8(lz), false, sp.Start, now
+		t.id, t.hash, t.lz, t.root, t.whole, t.start, t.first = sp.Trace, h, uint8(lz), false, false, sp.Start, now
 		s.traces[sp.Trace] = t
 		s.held[lz]++
 		s.started++
@@ -321,7 +331,46 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 	t.spans = append(t.spans, r)
 	s.m.spans.Add(1)
 	t.last = now
+	t.whole = t.root && len(t.spans) <= maxWholeCheck && s.wholeLocked(t)
 	s.pushBack(t)
+}
+
+// wholeLocked reports whether t needs no more spans to be analysed
+// rightly: every span's parent is in it (but the root's), and every
+// synchronous CLIENT span is answered by a SERVER span or calls a
+// database or a messaging destination (which never answer with one). A
+// call to another service whose batch has not arrived yet, or to an
+// external peer, leaves it waiting TraceIdle. Caller holds mu.
+func (s *Sampler) wholeLocked(t *trace) bool {
+	clear(s.ids)
+	clear(s.answered)
+	for i := range t.spans {
+		sp := &t.spans[i]
+		s.ids[sp.id] = struct{}{}
+		if sp.kind == graph.SpanServer {
+			s.answered[sp.parent] = struct{}{}
+		}
+	}
+	for i := range t.spans {
+		sp := &t.spans[i]
+		if !sp.parent.IsZero() {
+			if _, ok := s.ids[sp.parent]; !ok {
+				return false
+			}
+		}
+		if sp.kind != graph.SpanClient {
+			continue
+		}
+		if _, ok := s.answered[sp.id]; ok {
+			continue
+		}
+		switch sp.calleeKind {
+		case graph.NodeDatabase, graph.NodeTopic, graph.NodeQueue:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // intern returns the name of v for a span of t, keeping an owned copy of v
@@ -384,13 +433,17 @@ func (s *Sampler) release(t *trace) {
 
 // list returns the list t belongs in.
 func (s *Sampler) list(t *trace) *traceList {
-	if t.root {
+	switch {
+	case t.whole:
+		return &s.lists[listWhole]
+	case t.root:
 		return &s.lists[listRooted]
 	}
 	return &s.lists[listRootless]
 }
 
-// pushBack appends t to its list; t.root must not change while it is there.
+// pushBack appends t to its list; t.root and t.whole must not change while
+// it is there.
 func (s *Sampler) pushBack(t *trace) {
 	l := s.list(t)
 	t.prev, t.next = l.tail, nil
@@ -426,14 +479,14 @@ func (s *Sampler) forget(t *trace) {
 	s.m.traces.Add(-1)
 }
 
-// expireLocked detaches the traces complete at now (their root arrived and
-// they went idle, or they waited RootWait for it), oldest first, and
+// expireLocked detaches the traces complete at now (whole, or their root
+// arrived and they went idle, or they waited RootWait for it), oldest first, and
 // returns them with how many of them are rootless. It releases the traces
 // that started before their share of traces was taken (their first spans
 // were not looked at), counting them in partial. It adjusts the sampling
 // level and updates due. Caller holds mu.
 func (s *Sampler) expireLocked(now int64, partial *int) (done []*trace, rootless int) {
-	for i, wait := range [2]int64{s.idle, s.rootWait} {
+	for i, wait := range [3]int64{s.idle, s.rootWait, 0} {
 		l := &s.lists[i]
 		for t := l.head; t != nil && now-t.last >= wait; t = l.head {
 			s.unlink(t)
@@ -464,6 +517,9 @@ func (s *Sampler) expireLocked(now int64, partial *int) (done []*trace, rootless
 	}
 	if t := s.lists[listRootless].head; t != nil {
 		due = min(due, t.last+s.rootWait)
+	}
+	if t := s.lists[listWhole].head; t != nil {
+		due = min(due, t.last)
 	}
 	s.due.Store(due)
 	return done, rootless
