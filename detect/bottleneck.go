@@ -26,10 +26,9 @@ const (
 	DefaultBottleneckUsualMinutes  = 60
 )
 
-// usualWarmup is how much evidence (seconds of windows holding at least
-// MinTraces traces) an entry's usual latency needs before it is judged
-// against it.
-const usualWarmup = 10 * time.Second
+// usualMinTraces is how many traces a window that taught an entry's usual
+// latency must have held before the entry is judged against it, at least.
+const usualMinTraces = 5
 
 // maxUsualStep bounds the time one evaluation teaches the usual latency:
 // an entry back after a pause does not jump to its new value.
@@ -100,9 +99,8 @@ type BottleneckOptions struct {
 	// UsualMinutes is the horizon of an entry's usual latency and of each
 	// node's usual self time on its path (default 60): exponential
 	// averages over about that long of evaluations, learnt from the first
-	// traces seen (an entry is judged once it has about 10 s of windows
-	// holding MinTraces traces behind it) and bounded by MaxTracked
-	// entries. Evaluations where the entry is slow teach it four times
+	// traces seen (an entry is judged once a window of at least 5 traces
+	// taught it) and bounded by MaxTracked entries. Evaluations where the entry is slow teach it four times
 	// more slowly, so an outage is not learnt as usual while it lasts, but
 	// a permanent shift stops paging after a few hours (a doubling after
 	// about 1.6 x UsualMinutes). A gradual drift within DegradedRatio over
@@ -201,6 +199,7 @@ const DefaultBottleneckDegradedRatio = 1.5
 type usual struct {
 	at      time.Time // the last evaluation that taught it
 	learnt  float64   // seconds of evidence, at most the horizon
+	seen    int       // most traces in a window that taught it at full speed
 	meanMs  float64   // end-to-end mean
 	p95Ms   float64   // end-to-end p95
 	selfMs  map[string]float64
@@ -211,14 +210,19 @@ type usual struct {
 type judged struct {
 	slow   bool    // mean or p95 at least DegradedRatio x usual
 	meanMs float64 // this window's end-to-end mean
-	u      *usual  // nil: none learnt enough yet
+	u      *usual  // the usual before this window; nil: none yet
+	mature bool    // u learnt from enough traces to judge against
+	found  bool    // a node's rise makes it the bottleneck (see regression)
+	e      entryFinding
 }
 
 // judge compares an entry's window with its usual, then teaches the usual
-// the window: fully (a running average) until it has UsualMinutes of
-// evidence, then as an exponential average over that horizon; four times
-// more slowly while the entry is slow. It returns the usual as it was
-// before this window (nil when not learnt enough to judge against).
+// the window: fully (a running average weighing windows of fewer than
+// MinTraces traces less) until it has UsualMinutes of evidence, then as an
+// exponential average over that horizon; four times more slowly while the
+// entry is slow (or, before its usual is learnt from usualMinTraces
+// traces, while a node's rise would make it the bottleneck), so that a
+// fault is not learnt as usual.
 func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged {
 	var mean float64
 	for _, sh := range p.Shares {
@@ -238,12 +242,13 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 		d.usual[key] = u
 		return j
 	}
-	if u.learnt >= usualWarmup.Seconds() && u.meanMs > 0 {
-		j.slow = mean >= d.opts.DegradedRatio*u.meanMs || u.p95Ms > 0 && p.P95Ms >= d.opts.DegradedRatio*u.p95Ms
-		snap := *u
-		snap.selfMs = u.selfMs // read-only until taught below
-		j.u = &snap
-	}
+	snap := *u
+	snap.selfMs = u.selfMs // read-only until taught below
+	j.u = &snap
+	j.mature = u.seen >= usualMinTraces && u.meanMs > 0
+	j.slow = mean >= d.opts.DegradedRatio*u.meanMs || u.p95Ms > 0 && p.P95Ms >= d.opts.DegradedRatio*u.p95Ms
+	j.e, j.found = d.regression(p, j)
+	slowTeach := j.slow && j.mature || j.found && !j.mature
 	dt := min(at.Sub(u.at), maxUsualStep).Seconds()
 	if dt <= 0 {
 		return j
@@ -252,18 +257,17 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 	horizon := d.opts.UsualMinutes * 60
 	weight := min(1, float64(p.Traces)/float64(d.opts.MinTraces)) // windows of a few traces teach little
 	var alpha float64
-	if j.slow {
+	if slowTeach {
 		alpha = dt / (4 * horizon)
 	} else {
 		u.learnt = min(u.learnt+dt*weight, horizon)
+		u.seen = max(u.seen, p.Traces)
 		alpha = min(1, dt*weight/max(u.learnt, 1e-9))
 	}
 	if alpha <= 0 {
 		return j
 	}
-	if j.u != nil { // keep the judged copy's nodes as they were
-		j.u.selfMs = maps(u.selfMs)
-	}
+	j.u.selfMs = maps(u.selfMs) // keep the judged copy's nodes as they were
 	u.meanMs += alpha * (mean - u.meanMs)
 	u.p95Ms += alpha * (p.P95Ms - u.p95Ms)
 	seen := map[string]bool{}
@@ -446,35 +450,44 @@ type entryFinding struct {
 // objective, the node doing the largest share of the work, when at least
 // MinShare.
 func (d *Bottleneck) entryBottleneck(p *graph.EntryPath, j judged) (entryFinding, bool) {
-	if j.slow {
-		u := j.u
-		var best graph.PathShare
-		var rise float64
-		for _, sh := range p.Shares {
-			if r := sh.SelfMs - u.selfMs[sh.Node]; r > rise {
-				best, rise = sh, r
-			}
-		}
-		slowdown := j.meanMs - u.meanMs
-		if rise > 0 && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
-			best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node] {
-			return entryFinding{node: best.Node, BottleneckEntry: BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,
-				Share: best.Share, SelfMs: best.SelfMs, P95Ms: p.P95Ms, UsualP95Ms: round4(u.p95Ms),
-				MeanMs: round4(j.meanMs), UsualMeanMs: round4(u.meanMs), UsualSelfMs: round4(u.selfMs[best.Node]),
-				Explained: round4(min(rise/slowdown, 1)), Traces: p.Traces}}, true
-		}
+	if j.found && j.slow && j.mature {
+		return j.e, true
 	}
 	if d.opts.LatencyObjectiveMs > 0 && p.P95Ms > d.opts.LatencyObjectiveMs {
 		if top, ok := topShare(p.Shares); ok && top.Share >= d.opts.MinShare {
 			e := BottleneckEntry{EntryNode: p.Node, Operation: p.Operation, Share: top.Share, SelfMs: top.SelfMs,
 				P95Ms: p.P95Ms, Traces: p.Traces}
-			if j.u != nil {
+			if j.mature {
 				e.UsualP95Ms = round4(j.u.p95Ms)
 			}
 			return entryFinding{node: top.Node, BottleneckEntry: e}, true
 		}
 	}
 	return entryFinding{}, false
+}
+
+// regression returns the node whose own time rose the most on p's path
+// compared with the usual j.u, when that rise accounts for at least MinShare
+// of the slowdown (counted as at least DegradedRatio-1 of the usual mean)
+// and the node's own time is at least DegradedRatio times its usual.
+func (d *Bottleneck) regression(p *graph.EntryPath, j judged) (entryFinding, bool) {
+	u := j.u
+	var best graph.PathShare
+	var rise float64
+	for _, sh := range p.Shares {
+		if r := sh.SelfMs - u.selfMs[sh.Node]; r > rise {
+			best, rise = sh, r
+		}
+	}
+	slowdown := j.meanMs - u.meanMs
+	if !(rise > 0 && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
+		best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node]) {
+		return entryFinding{}, false
+	}
+	return entryFinding{node: best.Node, BottleneckEntry: BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,
+		Share: best.Share, SelfMs: best.SelfMs, P95Ms: p.P95Ms, UsualP95Ms: round4(u.p95Ms),
+		MeanMs: round4(j.meanMs), UsualMeanMs: round4(u.meanMs), UsualSelfMs: round4(u.selfMs[best.Node]),
+		Explained: round4(min(rise/max(slowdown, 1e-9), 1)), Traces: p.Traces}}, true
 }
 
 // topShare returns the largest share (the first on ties).

@@ -1,10 +1,14 @@
 // Package critpath finds where the end-to-end latency of requests goes. It
-// samples whole traces (the same traces on every collector), assembles them
-// until they go idle, walks each one's critical path the way Uber's CRISP
-// does, and charges every stretch of the path to the node whose own work it
-// is: a service's self time, or the callee of a call (network, queueing, a
-// database). Results are kept per entry operation (the root span's service
-// and name) in time buckets over a sliding window, in mergeable form.
+// samples whole traces (every trace while they fit, else a share chosen by
+// trace id, so collectors under the same load take the same traces),
+// assembles each until its root has arrived and nothing more is awaited,
+// walks its critical path the way Uber's CRISP does, and charges every
+// stretch of the path to the node whose own work it is: a service's self
+// time (including, for a call, the wait before its request left), or the
+// callee of a call (its answer travelling back, an uninstrumented callee's
+// work, a database). Results are kept per entry operation (the root span's
+// service and name) in time buckets over a sliding window, in mergeable
+// form.
 //
 // A Sampler is a graph.PathSource: the graph hands it every span it takes
 // and asks it for the breakdowns when it builds a snapshot.
