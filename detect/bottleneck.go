@@ -3,7 +3,6 @@ package detect
 import (
 	"cmp"
 	"context"
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -197,13 +196,12 @@ const DefaultBottleneckDegradedRatio = 1.5
 
 // usual is what an entry operation's critical path usually looks like.
 type usual struct {
-	at      time.Time // the last evaluation that taught it
-	learnt  float64   // seconds of evidence, at most the horizon
-	seen    int       // most traces in a window that taught it at full speed
-	meanMs  float64   // end-to-end mean
-	p95Ms   float64   // end-to-end p95
-	selfMs  map[string]float64
-	entered int // insertion order, for eviction
+	at     time.Time // the last evaluation that taught it
+	learnt float64   // seconds of evidence, at most the horizon
+	seen   int       // most traces in a window that taught it at full speed
+	meanMs float64   // end-to-end mean
+	p95Ms  float64   // end-to-end p95
+	selfMs map[string]float64
 }
 
 // judged is what an evaluation makes of one entry operation.
@@ -234,8 +232,8 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 		if len(d.usual) >= d.opts.MaxTracked {
 			d.evictUsual()
 		}
-		d.entered++
-		u = &usual{at: at, meanMs: mean, p95Ms: p.P95Ms, selfMs: map[string]float64{}, entered: d.entered}
+		d.usualOrder = append(d.usualOrder, key)
+		u = &usual{at: at, meanMs: mean, p95Ms: p.P95Ms, selfMs: map[string]float64{}}
 		for _, sh := range p.Shares {
 			u.selfMs[sh.Node] = sh.SelfMs
 		}
@@ -298,14 +296,11 @@ func maps(m map[string]float64) map[string]float64 {
 
 // evictUsual forgets the entry learnt first.
 func (d *Bottleneck) evictUsual() {
-	var oldest string
-	first := math.MaxInt
-	for k, u := range d.usual {
-		if u.entered < first {
-			oldest, first = k, u.entered
-		}
+	if len(d.usualOrder) == 0 {
+		return
 	}
-	delete(d.usual, oldest)
+	delete(d.usual, d.usualOrder[0])
+	d.usualOrder = d.usualOrder[1:]
 }
 
 // BottleneckEntry is one entry operation whose critical path a bottleneck
@@ -332,22 +327,25 @@ type BottleneckEntry struct {
 }
 
 // Bottleneck detects bottlenecks (SPEC.md "bottleneck"): nodes whose own
-// work makes up most of the end-to-end latency of the requests entering
-// through some operation (critical-path self time from
-// graph.Snapshot.Paths), or that are saturated (throughput flat while
-// latency and in-flight concurrency rise). Callers that are slow only
-// because they wait on such a node are not bottlenecks: self time excludes
-// waiting, and a node whose outgoing calls slowed down with it is not
-// judged saturated. It keeps a bounded history per node across evaluations;
-// Detect is called from one goroutine at a time.
+// work makes the requests entering through some operation slow
+// (critical-path self time from graph.Snapshot.Paths: the node whose own
+// time rose to make them slower than usual, or, over a latency objective,
+// the node doing most of their work), or that are saturated (throughput
+// flat while latency and in-flight concurrency rise). A node that always
+// does most of the work is the path's normal, not a bottleneck. Callers
+// that are slow only because they wait on such a node are not bottlenecks:
+// self time excludes waiting, and a node whose outgoing calls slowed down
+// with it is not judged saturated. It keeps a bounded history per node and
+// per entry operation across evaluations (timed by the snapshots'
+// GeneratedAt); Detect is called from one goroutine at a time.
 type Bottleneck struct {
 	opts  BottleneckOptions
 	msg   summaryTemplate
 	hist  map[string][]loadPoint // node id -> recent points, newest last
 	order []string               // insertion order of hist, for eviction
 
-	usual   map[string]*usual // entry -> its usual critical path
-	entered int               // entries learnt so far
+	usual      map[string]*usual // entry -> its usual critical path
+	usualOrder []string          // keys of usual, oldest first, for eviction
 }
 
 // loadPoint is a node's load at one evaluation.
