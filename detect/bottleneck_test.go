@@ -484,3 +484,24 @@ func TestBottleneckUsualHorizon(t *testing.T) {
 		require.Less(t, last, 5*hour, "the new usual after a few hours")
 	})
 }
+
+// TestBottleneckUsualBounded: at most MaxTracked entry operations keep a
+// usual; the oldest is forgotten, and an entry without one is not judged.
+func TestBottleneckUsualBounded(t *testing.T) {
+	fe, pay := svcNode("frontend"), svcNode("payment")
+	d := detect.NewBottleneck(detect.BottleneckOptions{MaxTracked: 2})
+	op := func(name string, payMs float64) graph.EntryPath {
+		return entry(fe, name, 100, payMs+100, share(pay, payMs/(payMs+100), payMs), share(fe, 100/(payMs+100), 100))
+	}
+	eval := func(i int, ps ...graph.EntryPath) []detect.Observation {
+		s := checkoutSnapshot(ps...)
+		s.GeneratedAt = bnNow.Add(time.Duration(i) * 5 * time.Second)
+		return d.Detect(context.Background(), s)
+	}
+	for i := range 3 {
+		require.Empty(t, eval(i, op("GET /a", 10), op("GET /b", 10)))
+	}
+	require.Empty(t, eval(3, op("GET /c", 10)), "c evicts a")
+	require.Len(t, eval(4, op("GET /b", 300)), 1, "b still knows its usual")
+	require.Empty(t, eval(5, op("GET /a", 300)), "a is new again (evicting c): nothing to compare with")
+}
