@@ -173,6 +173,32 @@ func TestSamplingAdaptsToLoad(t *testing.T) {
 	require.InDelta(t, 0.8, shares(paths[0])[svc("payment")], 1e-6, "no partial trace analysed")
 	require.LessOrEqual(t, held, 400.0)
 	require.Greater(t, paths[0].Traces, 100, "still a useful sample")
+	level := metric(t, reg, "cartograph_critpath_sampling_level", "")
+	require.Positive(t, level)
+
+	// The load drops to 2 traces/s, whole ones: every trace is taken again
+	// within a few minutes.
+	fresh := func() []graph.Span { // a trace that started just now
+		n++
+		b := chain(n)
+		off := c.now().Sub(t0).Nanoseconds()
+		for k := range b.spans {
+			b.spans[k].Start += off
+			b.spans[k].End += off
+		}
+		return b.spans
+	}
+	for range 300 {
+		s.ObserveSpans(fresh())
+		c.advance(500 * time.Millisecond)
+		s.Paths(0)
+	}
+	require.Zero(t, metric(t, reg, "cartograph_critpath_sampling_level", ""), "was %v", level)
+	before := s.Paths(0)[0].Traces
+	for range 10 {
+		s.ObserveSpans(fresh())
+	}
+	require.Equal(t, before+10, s.Paths(0)[0].Traces)
 	t.Logf("%d traces in the window; at most %v held; dropped at the limit: %v, as partial: %v; level %v", paths[0].Traces, held,
 		metric(t, reg, "cartograph_critpath_traces_dropped_total", "trace_limit"), metric(t, reg, "cartograph_critpath_traces_dropped_total", "partial"),
 		metric(t, reg, "cartograph_critpath_sampling_level", ""))
