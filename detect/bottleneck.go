@@ -3,6 +3,8 @@ package detect
 import (
 	"cmp"
 	"context"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -83,17 +85,18 @@ type BottleneckOptions struct {
 	SaturationMinRequests uint64 `yaml:"saturation_min_requests"`
 	// MaxTracked bounds the nodes whose history is kept (default 50,000).
 	MaxTracked int `yaml:"max_tracked"`
-	// DegradedRatio: an entry operation is slow while its mean or its p95
-	// end-to-end latency over the window is at least this many times its
-	// usual (default 1.5), and a node is its bottleneck only when its own
-	// time on the path is also at least this many times its usual. Every
-	// path has a node doing most of its work, and a node that always takes
-	// 300 ms is that path's normal, not a fault: only a node whose own
-	// time rose enough to make the requests slower than usual is paged
-	// (and, with LatencyObjectiveMs, one that dominates the path of an
-	// entry over the objective). The slowdown of the mean, unlike that of
-	// a percentile, adds up exactly from the nodes' self times, so it is
-	// what is attributed node by node.
+	// DegradedRatio: an entry operation is slow while its p95 end-to-end
+	// latency over the window is at least this many times its usual
+	// (default 1.5; the tail, which a single outlying request does not
+	// move), and a node is its bottleneck only when its own time on the
+	// path is also at least this many times its usual. Every path has a
+	// node doing most of its work, and a node that always takes 300 ms is
+	// that path's normal, not a fault: only a node whose own time rose
+	// enough to make the requests slower than usual is paged (and, with
+	// LatencyObjectiveMs, one that dominates the path of an entry over the
+	// objective). The slowdown of the mean, unlike that of a percentile,
+	// adds up exactly from the nodes' self times, so it is what is
+	// attributed node by node.
 	DegradedRatio float64 `yaml:"degraded_ratio"`
 	// UsualMinutes is the horizon of an entry's usual latency and of each
 	// node's usual self time on its path (default 60): exponential
@@ -202,11 +205,18 @@ type usual struct {
 	meanMs float64   // end-to-end mean
 	p95Ms  float64   // end-to-end p95
 	selfMs map[string]float64
+	// riseMs is, by node, the rise of its self time over selfMs at the
+	// last evaluation; jumpMs the largest growth of that rise from one
+	// evaluation to the next that raised nothing, decaying by half every
+	// four horizons: how far one outlying request (a pause now and then,
+	// seen in a window of few traces) moves it. A gradual drift grows it
+	// by little at a time and is not mistaken for noise.
+	riseMs, jumpMs map[string]float64
 }
 
 // judged is what an evaluation makes of one entry operation.
 type judged struct {
-	slow   bool    // mean or p95 at least DegradedRatio x usual
+	slow   bool    // p95 at least DegradedRatio x usual
 	meanMs float64 // this window's end-to-end mean
 	u      *usual  // the usual before this window; nil: none yet
 	mature bool    // u learnt from enough traces to judge against
@@ -233,7 +243,7 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 			d.evictUsual()
 		}
 		d.usualOrder = append(d.usualOrder, key)
-		u = &usual{at: at, meanMs: mean, p95Ms: p.P95Ms, selfMs: map[string]float64{}}
+		u = &usual{at: at, meanMs: mean, p95Ms: p.P95Ms, selfMs: map[string]float64{}, riseMs: map[string]float64{}, jumpMs: map[string]float64{}}
 		for _, sh := range p.Shares {
 			u.selfMs[sh.Node] = sh.SelfMs
 		}
@@ -241,10 +251,10 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 		return j
 	}
 	snap := *u
-	snap.selfMs = u.selfMs // read-only until taught below
-	j.u = &snap
+	snap.riseMs = maps.Clone(u.riseMs)
+	j.u = &snap // as before this window
 	j.mature = u.seen >= usualMinTraces && u.meanMs > 0
-	j.slow = mean >= d.opts.DegradedRatio*u.meanMs || u.p95Ms > 0 && p.P95Ms >= d.opts.DegradedRatio*u.p95Ms
+	j.slow = u.p95Ms > 0 && p.P95Ms >= d.opts.DegradedRatio*u.p95Ms
 	j.e, j.found = d.regression(p, j)
 	slowTeach := j.slow && j.mature || j.found && !j.mature
 	dt := min(at.Sub(u.at), maxUsualStep).Seconds()
@@ -253,6 +263,19 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 	}
 	u.at = at
 	horizon := d.opts.UsualMinutes * 60
+	raised := j.found && j.slow && j.mature
+	decay := math.Exp2(-dt / (4 * horizon))
+	for n, ms := range u.jumpMs {
+		u.jumpMs[n] = ms * decay
+	}
+	clear(u.riseMs)
+	for _, sh := range p.Shares {
+		r := sh.SelfMs - u.selfMs[sh.Node]
+		if jump := r - snap.riseMs[sh.Node]; !raised && jump > u.jumpMs[sh.Node] { // raised nothing: noise
+			u.jumpMs[sh.Node] = jump
+		}
+		u.riseMs[sh.Node] = r
+	}
 	weight := min(1, float64(p.Traces)/float64(d.opts.MinTraces)) // windows of a few traces teach little
 	var alpha float64
 	if slowTeach {
@@ -265,7 +288,6 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 	if alpha <= 0 {
 		return j
 	}
-	j.u.selfMs = maps(u.selfMs) // keep the judged copy's nodes as they were
 	u.meanMs += alpha * (mean - u.meanMs)
 	u.p95Ms += alpha * (p.P95Ms - u.p95Ms)
 	seen := map[string]bool{}
@@ -277,21 +299,13 @@ func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged 
 		if !seen[n] {
 			if ms *= 1 - alpha; ms < 1e-3 {
 				delete(u.selfMs, n)
+				delete(u.jumpMs, n)
 			} else {
 				u.selfMs[n] = ms
 			}
 		}
 	}
 	return j
-}
-
-// maps returns a copy of m.
-func maps(m map[string]float64) map[string]float64 {
-	c := make(map[string]float64, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
 }
 
 // evictUsual forgets the entry learnt first.
@@ -464,10 +478,18 @@ func (d *Bottleneck) entryBottleneck(p *graph.EntryPath, j judged) (entryFinding
 	return entryFinding{}, false
 }
 
+// noiseFactor is how many times the largest jump of its self time a node
+// showed from one evaluation to the next without raising anything (its
+// noise) a rise must be.
+const noiseFactor = 2
+
 // regression returns the node whose own time rose the most on p's path
 // compared with the usual j.u, when that rise accounts for at least MinShare
-// of the slowdown (counted as at least DegradedRatio-1 of the usual mean)
-// and the node's own time is at least DegradedRatio times its usual.
+// of the slowdown (counted as at least DegradedRatio-1 of the usual mean),
+// the node's own time is at least DegradedRatio times its usual, and the
+// rise is at least noiseFactor times the largest jump the node showed
+// while nothing was raised (a node whose own time jumps now and then, seen
+// through few traces, needs more to be judged).
 func (d *Bottleneck) regression(p *graph.EntryPath, j judged) (entryFinding, bool) {
 	u := j.u
 	var best graph.PathShare
@@ -479,7 +501,7 @@ func (d *Bottleneck) regression(p *graph.EntryPath, j judged) (entryFinding, boo
 	}
 	slowdown := j.meanMs - u.meanMs
 	if !(rise > 0 && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
-		best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node]) {
+		best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node] && rise >= noiseFactor*u.jumpMs[best.Node]) {
 		return entryFinding{}, false
 	}
 	return entryFinding{node: best.Node, BottleneckEntry: BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,

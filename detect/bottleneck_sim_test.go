@@ -58,6 +58,9 @@ type simWorld struct {
 	// cron, when set, says whether at is inside a cron burst (ten times
 	// the rate, and a POST /reindex entry of its own).
 	cron func(at time.Time) bool
+	// stalls is the share of requests on which a service pauses 500 ms
+	// (a garbage collection, a page fault): healthy noise.
+	stalls float64
 	// poolWait, when set, is how long (ms) checkout waits for a connection
 	// from its own pool before its request to payment leaves, at a time.
 	poolWait func(at time.Time) float64
@@ -110,6 +113,9 @@ func (b *simTrace) serve(parent graph.SpanID, svc, op string, start int64, calls
 	self := b.w.self(svc, replica, time.Unix(0, start))
 	if svc == "payment" && self > 10*simNormalSelf["payment"] {
 		b.slow = true
+	}
+	if b.w.stalls > 0 && b.r.Float64() < b.w.stalls {
+		self += 500
 	}
 	self = b.jitter(self)
 	id := b.spanID()
@@ -584,6 +590,7 @@ func TestBottleneckProductionHealthy(t *testing.T) {
 	}{
 		{"sync chain 1/s", 1, 3 * time.Hour, simWorld{}, false},
 		{"fan-out, roots in any order", 20, time.Hour, simWorld{fanOut: true}, true},
+		{"500 ms pauses on 0.2% of each service's requests, 3/s", 3, 2 * time.Hour, simWorld{stalls: 0.002}, false},
 		{"sync chain 10/s", 10, 2 * time.Hour, simWorld{}, false},
 		{"sync chain 200/s", 200, 20 * minute, simWorld{}, false},
 		{"fan-out", 10, 2 * time.Hour, simWorld{fanOut: true}, false},

@@ -414,6 +414,7 @@ func TestBottleneckNeedsSlowRequests(t *testing.T) {
 		{"a new node doing the work", append(healthy(4), func() graph.EntryPath {
 			p := at(300)
 			p.Shares = append(p.Shares, share(svcNode("fraud"), 0.5, 400))
+			p.P95Ms *= 2
 			return p
 		}()), []bool{false, false, false, false, true}},
 	} {

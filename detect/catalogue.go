@@ -43,7 +43,7 @@ var thresholdDocs = map[string]map[string][2]string{
 		"saturation_ticks":        {"evaluations", "saturation: evaluations the trend is judged over"},
 		"saturation_min_requests": {"requests", "saturation: requests in the window before a node is judged"},
 		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
-		"degraded_ratio":          {"factor", "an entry operation is slow when its mean or p95 latency over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
+		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
 		"usual_minutes":           {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
 		"latency_objective_ms":    {"ms", "also a bottleneck: the node doing at least min_share of the work of an entry whose p95 exceeds this, usual or not (0: off)"},
 	},
