@@ -506,3 +506,47 @@ func TestBottleneckUsualBounded(t *testing.T) {
 	require.Len(t, eval(4, op("GET /b", 300)), 1, "b still knows its usual")
 	require.Empty(t, eval(5, op("GET /a", 300)), "a is new again (evicting c): nothing to compare with")
 }
+
+// TestBottleneckNodeNoise: a node whose own time jumps now and then (one
+// request's pause, seen through a window of few traces) is judged against
+// those jumps: a jump like them is noise, a rise well beyond them is not.
+func TestBottleneckNodeNoise(t *testing.T) {
+	fe, pay := svcNode("frontend"), svcNode("payment")
+	at := func(payMs, p95 float64) graph.EntryPath {
+		mean := payMs + 100
+		return entry(fe, "GET /checkout", 60, p95, share(pay, payMs/mean, payMs), share(fe, 100/mean, 100))
+	}
+	var evals []graph.EntryPath
+	for range 3 { // a pause in payment every few minutes: 20 ms more in the window for a minute
+		for range 24 {
+			evals = append(evals, at(10, 130))
+		}
+		for range 12 {
+			evals = append(evals, at(30, 140))
+		}
+	}
+	for range 24 {
+		evals = append(evals, at(10, 130))
+	}
+	pause := len(evals)
+	evals = append(evals, at(50, 260), at(50, 260)) // two pauses at once, the tail slow
+	for range 12 {
+		evals = append(evals, at(10, 130))
+	}
+	fault := len(evals)
+	evals = append(evals, at(200, 400), at(200, 400))
+
+	d := detect.NewBottleneck(detect.BottleneckOptions{})
+	for i, p := range evals {
+		s := checkoutSnapshot(p)
+		s.GeneratedAt = bnNow.Add(time.Duration(i) * 5 * time.Second)
+		obs := d.Detect(context.Background(), s)
+		switch {
+		case i < fault:
+			require.Empty(t, obs, "evaluation %d (the double pause at %d)", i, pause)
+		default:
+			require.Len(t, obs, 1, "evaluation %d", i)
+			require.Equal(t, pay.ID, obs[0].Subject.NodeID)
+		}
+	}
+}
