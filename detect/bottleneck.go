@@ -102,11 +102,13 @@ type BottleneckOptions struct {
 	// node's usual self time on its path (default 60): exponential
 	// averages over about that long of evaluations, learnt from the first
 	// traces seen (an entry is judged once a window of at least 5 traces
-	// taught it) and bounded by MaxTracked entries. Evaluations where the entry is slow teach it four times
-	// more slowly, so an outage is not learnt as usual while it lasts, but
-	// a permanent shift stops paging after a few hours (a doubling after
-	// about 1.6 x UsualMinutes). A gradual drift within DegradedRatio over
-	// about UsualMinutes is followed and never paged.
+	// taught it) and bounded by MaxTracked entries. Evaluations where the
+	// entry is slow teach it four times more slowly, so an outage is not
+	// learnt as usual while it lasts, but a permanent shift stops paging
+	// after a few horizons (a 2.5x one after about 2.4). A gradual drift
+	// within DegradedRatio over about UsualMinutes is followed and never
+	// paged; a steeper one is (a tripling over an hour, after about 20
+	// minutes).
 	UsualMinutes float64 `yaml:"usual_minutes"`
 	// LatencyObjectiveMs, when set, also makes the node doing at least
 	// MinShare of the work on the critical path of an entry whose p95
