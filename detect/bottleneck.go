@@ -3,8 +3,11 @@ package detect
 import (
 	"cmp"
 	"context"
+	"maps"
+	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/DataDog/sketches-go/ddsketch"
 
@@ -21,7 +24,16 @@ const (
 	DefaultSaturationTicks         = 4
 	DefaultSaturationMinRequests   = 20
 	DefaultBottleneckMaxTracked    = 50_000
+	DefaultBottleneckUsualMinutes  = 60
 )
+
+// usualMinTraces is how many traces a window that taught an entry's usual
+// latency must have held before the entry is judged against it, at least.
+const usualMinTraces = 5
+
+// maxUsualStep bounds the time one evaluation teaches the usual latency:
+// an entry back after a pause does not jump to its new value.
+const maxUsualStep = time.Minute
 
 // Evidence values of "kind": which rule made a node a bottleneck. A node
 // both rules hold for is one observation of kind critical_path that also
@@ -38,15 +50,22 @@ const saturationExplained = 0.5
 // BottleneckOptions configure a Bottleneck detector. Zero (or negative)
 // fields take the defaults.
 type BottleneckOptions struct {
-	// MinShare is the self-time share of an entry operation's critical path
-	// at or above which the node doing that work is its bottleneck
-	// (default 0.5).
+	// MinShare (default 0.5) is the part of an entry operation's slowdown
+	// (its mean end-to-end latency over its usual) that the rise of one
+	// node's own time on its critical path must account for, that node
+	// then being its bottleneck; the slowdown counts as at least
+	// DegradedRatio-1 of the usual, so that a node must add at least
+	// MinShare x (DegradedRatio-1) of the usual latency by itself. With
+	// LatencyObjectiveMs, it is also the self-time share of the critical
+	// path at or above which the node doing that work is the bottleneck of
+	// an entry over the objective.
 	MinShare float64 `yaml:"min_share"`
 	// MinTraces is how many complete traces an entry operation needs in the
 	// window before its critical path is judged (default 20).
 	MinTraces int `yaml:"min_traces"`
-	// CriticalShare is the share at or above which the finding is critical
-	// rather than a warning (default 0.8).
+	// CriticalShare is the node's self-time share of the critical path at
+	// or above which the finding is critical rather than a warning
+	// (default 0.8).
 	CriticalShare float64 `yaml:"critical_share"`
 
 	// Saturation, judged per node with incoming sync calls (a service by
@@ -66,16 +85,34 @@ type BottleneckOptions struct {
 	SaturationMinRequests uint64 `yaml:"saturation_min_requests"`
 	// MaxTracked bounds the nodes whose history is kept (default 50,000).
 	MaxTracked int `yaml:"max_tracked"`
-	// DegradedRatio: a dominant node is a bottleneck only while its entry
-	// operation is slow: its p95 at least this many times its usual p95
-	// (default 1.5). Every path has a node doing most of its work; only
-	// when the requests are slower than usual is that node a problem. The
-	// usual p95 is learnt per entry from evaluations where it was not
-	// degraded (an exponential average, bounded by MaxTracked entries); an
-	// entry seen for the first time is not judged.
+	// DegradedRatio: an entry operation is slow while its p95 end-to-end
+	// latency over the window is at least this many times its usual
+	// (default 1.5; the tail, which a single outlying request does not
+	// move), and a node is its bottleneck only when its own time on the
+	// path is also at least this many times its usual. Every path has a
+	// node doing most of its work, and a node that always takes 300 ms is
+	// that path's normal, not a fault: only a node whose own time rose
+	// enough to make the requests slower than usual is paged (and, with
+	// LatencyObjectiveMs, one that dominates the path of an entry over the
+	// objective). The slowdown of the mean, unlike that of a percentile,
+	// adds up exactly from the nodes' self times, so it is what is
+	// attributed node by node.
 	DegradedRatio float64 `yaml:"degraded_ratio"`
-	// LatencyObjectiveMs, when set, also counts an entry as slow whenever
-	// its p95 exceeds it, baseline or not (default 0: off).
+	// UsualMinutes is the horizon of an entry's usual latency and of each
+	// node's usual self time on its path (default 60): exponential
+	// averages over about that long of evaluations, learnt from the first
+	// traces seen (an entry is judged once a window of at least 5 traces
+	// taught it) and bounded by MaxTracked entries. Evaluations where the
+	// entry is slow teach it four times more slowly, so an outage is not
+	// learnt as usual while it lasts, but a permanent shift stops paging
+	// after a few horizons (a 2.5x one after about 2.4). A gradual drift
+	// within DegradedRatio over about UsualMinutes is followed and never
+	// paged; a steeper one is (a tripling over an hour, after about 20
+	// minutes).
+	UsualMinutes float64 `yaml:"usual_minutes"`
+	// LatencyObjectiveMs, when set, also makes the node doing at least
+	// MinShare of the work on the critical path of an entry whose p95
+	// exceeds it a bottleneck, usual latency or not (default 0: off).
 	LatencyObjectiveMs float64 `yaml:"latency_objective_ms"`
 	// Message is the template of the observations' summaries (text/template
 	// syntax, see Messages; default "": the catalogue's).
@@ -97,14 +134,18 @@ type bottleneckMessage struct {
 
 // bottleneckEntryMessage is an entry operation in a bottleneckMessage.
 type bottleneckEntryMessage struct {
-	Entry      string  `doc:"the entry node's name"`
-	Operation  string  `doc:"the entry operation"`
-	Share      float64 `doc:"the node's self-time share of the critical path, 0 to 1"`
-	SelfMs     float64 `doc:"the node's mean self time per trace, ms"`
-	P95Ms      float64 `doc:"the entry's end-to-end p95, ms"`
-	UsualP95Ms float64 `doc:"the entry's usual p95, ms (0: none learnt yet)"`
-	Slowdown   float64 `doc:"P95Ms / UsualP95Ms when at least degraded_ratio, else 0"`
-	Traces     int     `doc:"complete traces of the entry in the window"`
+	Entry       string  `doc:"the entry node's name"`
+	Operation   string  `doc:"the entry operation"`
+	Share       float64 `doc:"the node's self-time share of the critical path, 0 to 1"`
+	SelfMs      float64 `doc:"the node's mean self time per trace, ms"`
+	UsualSelfMs float64 `doc:"the node's usual self time per trace, ms"`
+	Explained   float64 `doc:"the part of the entry's slowdown the rise of the node's self time accounts for, 0 to 1 (0: fired on the latency objective alone)"`
+	MeanMs      float64 `doc:"the entry's end-to-end mean, ms"`
+	UsualMeanMs float64 `doc:"the entry's usual mean, ms (0: fired on the latency objective alone)"`
+	P95Ms       float64 `doc:"the entry's end-to-end p95, ms"`
+	UsualP95Ms  float64 `doc:"the entry's usual p95, ms (0: none learnt yet)"`
+	Slowdown    float64 `doc:"MeanMs / UsualMeanMs when the entry is slow, else 0"`
+	Traces      int     `doc:"complete traces of the entry in the window"`
 }
 
 // saturationMessage is the saturation in a bottleneckMessage.
@@ -145,6 +186,9 @@ func (o BottleneckOptions) withDefaults() BottleneckOptions {
 	if !(o.DegradedRatio > 1) {
 		o.DegradedRatio = DefaultBottleneckDegradedRatio
 	}
+	if !(o.UsualMinutes > 0) {
+		o.UsualMinutes = DefaultBottleneckUsualMinutes
+	}
 	if o.LatencyObjectiveMs < 0 {
 		o.LatencyObjectiveMs = 0
 	}
@@ -155,24 +199,124 @@ func (o BottleneckOptions) withDefaults() BottleneckOptions {
 // BottleneckOptions.DegradedRatio.
 const DefaultBottleneckDegradedRatio = 1.5
 
-// slow reports whether an entry's p95 is degraded, learning its usual p95
-// from evaluations where it is not, and returns that baseline (0: none yet).
-func (d *Bottleneck) slow(key string, p95 float64) (bool, float64) {
-	base, known := d.baseline[key]
-	if !known {
-		if len(d.baseOrder) >= d.opts.MaxTracked {
-			delete(d.baseline, d.baseOrder[0])
-			d.baseOrder = d.baseOrder[1:]
+// usual is what an entry operation's critical path usually looks like.
+type usual struct {
+	at     time.Time // the last evaluation that taught it
+	learnt float64   // seconds of evidence, at most the horizon
+	seen   int       // most traces in a window that taught it at full speed
+	meanMs float64   // end-to-end mean
+	p95Ms  float64   // end-to-end p95
+	selfMs map[string]float64
+	// riseMs is, by node, the rise of its self time over selfMs at the
+	// last evaluation; jumpMs the largest growth of that rise from one
+	// evaluation to the next that raised nothing, decaying by half every
+	// four horizons: how far one outlying request (a pause now and then,
+	// seen in a window of few traces) moves it. A gradual drift grows it
+	// by little at a time and is not mistaken for noise.
+	riseMs, jumpMs map[string]float64
+}
+
+// judged is what an evaluation makes of one entry operation.
+type judged struct {
+	slow   bool    // p95 at least DegradedRatio x usual
+	meanMs float64 // this window's end-to-end mean
+	u      *usual  // the usual before this window; nil: none yet
+	mature bool    // u learnt from enough traces to judge against
+	found  bool    // a node's rise makes it the bottleneck (see regression)
+	e      entryFinding
+}
+
+// judge compares an entry's window with its usual, then teaches the usual
+// the window: fully (a running average weighing windows of fewer than
+// MinTraces traces less) until it has UsualMinutes of evidence, then as an
+// exponential average over that horizon; four times more slowly while the
+// entry is slow (or, before its usual is learnt from usualMinTraces
+// traces, while a node's rise would make it the bottleneck), so that a
+// fault is not learnt as usual.
+func (d *Bottleneck) judge(key string, p *graph.EntryPath, at time.Time) judged {
+	var mean float64
+	for _, sh := range p.Shares {
+		mean += sh.SelfMs
+	}
+	j := judged{meanMs: mean}
+	u := d.usual[key]
+	if u == nil {
+		if len(d.usual) >= d.opts.MaxTracked {
+			d.evictUsual()
 		}
-		d.baseOrder = append(d.baseOrder, key)
-		d.baseline[key] = p95
-		return d.opts.LatencyObjectiveMs > 0 && p95 > d.opts.LatencyObjectiveMs, 0
+		d.usualOrder = append(d.usualOrder, key)
+		u = &usual{at: at, meanMs: mean, p95Ms: p.P95Ms, selfMs: map[string]float64{}, riseMs: map[string]float64{}, jumpMs: map[string]float64{}}
+		for _, sh := range p.Shares {
+			u.selfMs[sh.Node] = sh.SelfMs
+		}
+		d.usual[key] = u
+		return j
 	}
-	degraded := p95 >= d.opts.DegradedRatio*base
-	if !degraded {
-		d.baseline[key] = 0.8*base + 0.2*p95
+	snap := *u
+	snap.riseMs = maps.Clone(u.riseMs)
+	j.u = &snap // as before this window
+	j.mature = u.seen >= usualMinTraces && u.meanMs > 0
+	j.slow = u.p95Ms > 0 && p.P95Ms >= d.opts.DegradedRatio*u.p95Ms
+	j.e, j.found = d.regression(p, j)
+	slowTeach := j.slow && j.mature || j.found && !j.mature
+	dt := min(at.Sub(u.at), maxUsualStep).Seconds()
+	if dt <= 0 {
+		return j
 	}
-	return degraded || (d.opts.LatencyObjectiveMs > 0 && p95 > d.opts.LatencyObjectiveMs), base
+	u.at = at
+	horizon := d.opts.UsualMinutes * 60
+	raised := j.found && j.slow && j.mature
+	decay := math.Exp2(-dt / (4 * horizon))
+	for n, ms := range u.jumpMs {
+		u.jumpMs[n] = ms * decay
+	}
+	clear(u.riseMs)
+	for _, sh := range p.Shares {
+		r := sh.SelfMs - u.selfMs[sh.Node]
+		if jump := r - snap.riseMs[sh.Node]; !raised && jump > u.jumpMs[sh.Node] { // raised nothing: noise
+			u.jumpMs[sh.Node] = jump
+		}
+		u.riseMs[sh.Node] = r
+	}
+	weight := min(1, float64(p.Traces)/float64(d.opts.MinTraces)) // windows of a few traces teach little
+	var alpha float64
+	if slowTeach {
+		alpha = dt / (4 * horizon)
+	} else {
+		u.learnt = min(u.learnt+dt*weight, horizon)
+		u.seen = max(u.seen, p.Traces)
+		alpha = min(1, dt*weight/max(u.learnt, 1e-9))
+	}
+	if alpha <= 0 {
+		return j
+	}
+	u.meanMs += alpha * (mean - u.meanMs)
+	u.p95Ms += alpha * (p.P95Ms - u.p95Ms)
+	seen := map[string]bool{}
+	for _, sh := range p.Shares {
+		seen[sh.Node] = true
+		u.selfMs[sh.Node] += alpha * (sh.SelfMs - u.selfMs[sh.Node])
+	}
+	for n, ms := range u.selfMs {
+		if !seen[n] {
+			if ms *= 1 - alpha; ms < 1e-3 {
+				delete(u.selfMs, n)
+				delete(u.jumpMs, n)
+			} else {
+				u.selfMs[n] = ms
+			}
+		}
+	}
+	return j
+}
+
+// evictUsual forgets the entry learnt first.
+func (d *Bottleneck) evictUsual() {
+	if len(d.usualOrder) == 0 {
+		return
+	}
+	delete(d.usual, d.usualOrder[0])
+	d.usualOrder = d.usualOrder[1:]
 }
 
 // BottleneckEntry is one entry operation whose critical path a bottleneck
@@ -186,26 +330,38 @@ type BottleneckEntry struct {
 	// UsualP95Ms is the entry's learnt usual p95 (0: none, judged against
 	// the latency objective).
 	UsualP95Ms float64 `json:"usual_p95_ms,omitempty"`
-	Traces     int     `json:"traces"`
+	// MeanMs and UsualMeanMs are the entry's end-to-end mean latency and
+	// its usual; UsualSelfMs the node's usual self time; Explained the part
+	// of the slowdown (MeanMs - UsualMeanMs) the rise of the node's self
+	// time accounts for. Zero when the node fired on the latency objective
+	// alone.
+	MeanMs      float64 `json:"mean_ms,omitempty"`
+	UsualMeanMs float64 `json:"usual_mean_ms,omitempty"`
+	UsualSelfMs float64 `json:"usual_self_ms,omitempty"`
+	Explained   float64 `json:"explained,omitempty"`
+	Traces      int     `json:"traces"`
 }
 
 // Bottleneck detects bottlenecks (SPEC.md "bottleneck"): nodes whose own
-// work makes up most of the end-to-end latency of the requests entering
-// through some operation (critical-path self time from
-// graph.Snapshot.Paths), or that are saturated (throughput flat while
-// latency and in-flight concurrency rise). Callers that are slow only
-// because they wait on such a node are not bottlenecks: self time excludes
-// waiting, and a node whose outgoing calls slowed down with it is not
-// judged saturated. It keeps a bounded history per node across evaluations;
-// Detect is called from one goroutine at a time.
+// work makes the requests entering through some operation slow
+// (critical-path self time from graph.Snapshot.Paths: the node whose own
+// time rose to make them slower than usual, or, over a latency objective,
+// the node doing most of their work), or that are saturated (throughput
+// flat while latency and in-flight concurrency rise). A node that always
+// does most of the work is the path's normal, not a bottleneck. Callers
+// that are slow only because they wait on such a node are not bottlenecks:
+// self time excludes waiting, and a node whose outgoing calls slowed down
+// with it is not judged saturated. It keeps a bounded history per node and
+// per entry operation across evaluations (timed by the snapshots'
+// GeneratedAt); Detect is called from one goroutine at a time.
 type Bottleneck struct {
 	opts  BottleneckOptions
 	msg   summaryTemplate
 	hist  map[string][]loadPoint // node id -> recent points, newest last
 	order []string               // insertion order of hist, for eviction
 
-	baseline  map[string]float64 // entry -> usual p95 ms
-	baseOrder []string           // insertion order of baseline, for eviction
+	usual      map[string]*usual // entry -> its usual critical path
+	usualOrder []string          // keys of usual, oldest first, for eviction
 }
 
 // loadPoint is a node's load at one evaluation.
@@ -222,7 +378,7 @@ type loadPoint struct {
 // Validate) the summaries are the default's, marked as failed.
 func NewBottleneck(o BottleneckOptions) *Bottleneck {
 	return &Bottleneck{opts: o.withDefaults(), msg: newSummaryTemplate(KindBottleneck, o.Message),
-		hist: map[string][]loadPoint{}, baseline: map[string]float64{}}
+		hist: map[string][]loadPoint{}, usual: map[string]*usual{}}
 }
 
 // Options returns the options in force, defaults filled in.
@@ -260,17 +416,14 @@ func (d *Bottleneck) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 			return nil
 		}
 		p := &s.Paths[i]
+		j := d.judge(p.Node+"\x00"+p.Operation, p, s.GeneratedAt) // learns from every window
 		if p.Traces < d.opts.MinTraces {
 			continue
 		}
-		degraded, usual := d.slow(p.Node+"\x00"+p.Operation, p.P95Ms)
-		top, ok := topShare(p.Shares)
-		if !degraded || !ok || top.Share < d.opts.MinShare {
-			continue
+		if e, ok := d.entryBottleneck(p, j); ok {
+			h := hit(e.node)
+			h.entries = append(h.entries, e.BottleneckEntry)
 		}
-		h := hit(top.Node)
-		h.entries = append(h.entries, BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,
-			Share: top.Share, SelfMs: top.SelfMs, P95Ms: p.P95Ms, UsualP95Ms: round4(usual), Traces: p.Traces})
 	}
 	loads, ok := nodeLoads(ctx, s)
 	if !ok {
@@ -294,6 +447,69 @@ func (d *Bottleneck) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		out = append(out, d.observe(s, id, hits[id], p95))
 	}
 	return out
+}
+
+// entryFinding is the bottleneck of one entry operation.
+type entryFinding struct {
+	node string
+	BottleneckEntry
+}
+
+// entryBottleneck returns the bottleneck of entry p, if any: the node
+// whose own time rose the most, when the entry is slow, that rise accounts
+// for at least MinShare of the slowdown (counted as at least
+// DegradedRatio-1 of the usual mean) and the node's own time is at least
+// DegradedRatio times its usual (a node that always dominates and is
+// somewhat slower for a while, as during a rolling restart, is not); else, when p's p95 exceeds the latency
+// objective, the node doing the largest share of the work, when at least
+// MinShare.
+func (d *Bottleneck) entryBottleneck(p *graph.EntryPath, j judged) (entryFinding, bool) {
+	if j.found && j.slow && j.mature {
+		return j.e, true
+	}
+	if d.opts.LatencyObjectiveMs > 0 && p.P95Ms > d.opts.LatencyObjectiveMs {
+		if top, ok := topShare(p.Shares); ok && top.Share >= d.opts.MinShare {
+			e := BottleneckEntry{EntryNode: p.Node, Operation: p.Operation, Share: top.Share, SelfMs: top.SelfMs,
+				P95Ms: p.P95Ms, Traces: p.Traces}
+			if j.mature {
+				e.UsualP95Ms = round4(j.u.p95Ms)
+			}
+			return entryFinding{node: top.Node, BottleneckEntry: e}, true
+		}
+	}
+	return entryFinding{}, false
+}
+
+// noiseFactor is how many times the largest jump of its self time a node
+// showed from one evaluation to the next without raising anything (its
+// noise) a rise must be.
+const noiseFactor = 2
+
+// regression returns the node whose own time rose the most on p's path
+// compared with the usual j.u, when that rise accounts for at least MinShare
+// of the slowdown (counted as at least DegradedRatio-1 of the usual mean),
+// the node's own time is at least DegradedRatio times its usual, and the
+// rise is at least noiseFactor times the largest jump the node showed
+// while nothing was raised (a node whose own time jumps now and then, seen
+// through few traces, needs more to be judged).
+func (d *Bottleneck) regression(p *graph.EntryPath, j judged) (entryFinding, bool) {
+	u := j.u
+	var best graph.PathShare
+	var rise float64
+	for _, sh := range p.Shares {
+		if r := sh.SelfMs - u.selfMs[sh.Node]; r > rise {
+			best, rise = sh, r
+		}
+	}
+	slowdown := j.meanMs - u.meanMs
+	if !(rise > 0 && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
+		best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node] && rise >= noiseFactor*u.jumpMs[best.Node]) {
+		return entryFinding{}, false
+	}
+	return entryFinding{node: best.Node, BottleneckEntry: BottleneckEntry{EntryNode: p.Node, Operation: p.Operation,
+		Share: best.Share, SelfMs: best.SelfMs, P95Ms: p.P95Ms, UsualP95Ms: round4(u.p95Ms),
+		MeanMs: round4(j.meanMs), UsualMeanMs: round4(u.meanMs), UsualSelfMs: round4(u.selfMs[best.Node]),
+		Explained: round4(min(rise/max(slowdown, 1e-9), 1)), Traces: p.Traces}}, true
 }
 
 // topShare returns the largest share (the first on ties).
@@ -334,9 +550,10 @@ func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95
 		o.Evidence["self_time_share"] = top.Share
 		o.Evidence["entries"] = h.entries
 		msg.Top = &bottleneckEntryMessage{Entry: nodeLabel(s, top.EntryNode), Operation: top.Operation, Share: top.Share,
-			SelfMs: top.SelfMs, P95Ms: top.P95Ms, UsualP95Ms: top.UsualP95Ms, Traces: top.Traces}
-		if top.UsualP95Ms > 0 && top.P95Ms >= d.opts.DegradedRatio*top.UsualP95Ms {
-			msg.Top.Slowdown = top.P95Ms / top.UsualP95Ms
+			SelfMs: top.SelfMs, UsualSelfMs: top.UsualSelfMs, Explained: top.Explained, MeanMs: top.MeanMs,
+			UsualMeanMs: top.UsualMeanMs, P95Ms: top.P95Ms, UsualP95Ms: top.UsualP95Ms, Traces: top.Traces}
+		if top.UsualMeanMs > 0 {
+			msg.Top.Slowdown = top.MeanMs / top.UsualMeanMs
 		}
 		msg.OtherEntries = len(h.entries) - 1
 	} else {

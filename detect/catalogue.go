@@ -37,16 +37,17 @@ var thresholdDocs = map[string]map[string][2]string{
 		"max_remembered":         {"edges", "edges whose normal latency is remembered across evaluations"},
 	},
 	"bottleneck": {
-		"min_share":               {"ratio", "self-time share of an entry operation's critical path from which a node is its bottleneck"},
+		"min_share":               {"ratio", "part of an entry operation's slowdown (mean latency over its usual, counted as at least degraded_ratio-1 of the usual) that the rise of one node's own time must account for to make it the bottleneck; with latency_objective_ms, also the self-time share of the critical path from which a node is the bottleneck of an entry over the objective"},
 		"min_traces":              {"traces", "complete traces of the entry operation in the window before it is judged"},
-		"critical_share":          {"ratio", "self-time share from which a bottleneck is critical"},
+		"critical_share":          {"ratio", "self-time share of the critical path from which a bottleneck is critical"},
 		"saturation_flat":         {"ratio", "saturation: throughput counts as flat within this share of its mean"},
 		"saturation_rise":         {"ratio", "saturation: latency and in-flight concurrency must both rise by this share"},
 		"saturation_ticks":        {"evaluations", "saturation: evaluations the trend is judged over"},
 		"saturation_min_requests": {"requests", "saturation: requests in the window before a node is judged"},
 		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
-		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 is this many times its usual p95; only then is its dominant node a bottleneck"},
-		"latency_objective_ms":    {"ms", "also slow whenever an entry's p95 exceeds this (0: off)"},
+		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
+		"usual_minutes":           {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
+		"latency_objective_ms":    {"ms", "also a bottleneck: the node doing at least min_share of the work of an entry whose p95 exceeds this, usual or not (0: off)"},
 	},
 	"consumer_lag": {
 		"max_seconds":          {"seconds", "time lag above which a group is behind even when its lag is steady"},
@@ -91,9 +92,12 @@ var messageTemplates = map[Kind]string{
 		`{{else}}needs more than {{printf "%.0f" .MaxDrainSeconds}}s to drain its backlog{{end}}` +
 		`{{if .LagMessages}} ({{count .LagMessages}} messages behind{{if .LagSeconds}}, {{secs .LagSeconds}}{{end}}){{end}}` +
 		`{{if .Reason}}: {{.Reason}}{{end}}`,
-	KindBottleneck: `{{if .Top}}{{.Node}} does {{pct .Top.Share}} of the work on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
-		`(p95 {{num .Top.P95Ms}} ms{{if .Top.Slowdown}}, {{printf "%.1f" .Top.Slowdown}}x its usual {{num .Top.UsualP95Ms}} ms,{{end}} ` +
-		`over {{.Top.Traces}} traces)` +
+	KindBottleneck: `{{if .Top}}{{if .Top.Slowdown}}{{possessive .Node}} own time on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
+		`rose from {{ms .Top.UsualSelfMs}} to {{ms .Top.SelfMs}} ms a request, {{pct .Top.Explained}} of its slowdown ` +
+		`(mean {{ms .Top.MeanMs}} ms, {{printf "%.1f" .Top.Slowdown}}x its usual {{ms .Top.UsualMeanMs}} ms; ` +
+		`p95 {{num .Top.P95Ms}} ms; {{pct .Top.Share}} of the path over {{.Top.Traces}} traces)` +
+		`{{else}}{{.Node}} does {{pct .Top.Share}} of the work on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
+		`(p95 {{num .Top.P95Ms}} ms over {{.Top.Traces}} traces){{end}}` +
 		`{{if eq .OtherEntries 1}}, and of 1 other entry operation{{else if gt .OtherEntries 1}}, and of {{.OtherEntries}} other entry operations{{end}}` +
 		`{{end}}` +
 		`{{if .Saturation}}{{if .Top}}; it is also saturated: {{else}}{{.Node}} is saturated: {{end}}` +

@@ -114,9 +114,17 @@ func summaryCases(opts detectorOptions) []summaryCase {
 			Shares: []graph.PathShare{{Node: "service:" + node, Share: sh, SelfMs: sh * p95}}}
 	}
 	withPaths := func(ps ...graph.EntryPath) *graph.Snapshot { s := sumSnap(bn); s.Paths = ps; return s }
+	// Three evaluations 5 s apart teach the usual; the fourth is slow.
+	usualThen := func(sec int, p graph.EntryPath) *graph.Snapshot {
+		s := withPaths(p)
+		s.GeneratedAt = s.GeneratedAt.Add(time.Duration(sec) * time.Second)
+		return s
+	}
 	add("bottleneck usual", NewBottleneck(opts.bottleneck),
-		withPaths(path("web", "GET /", 50, 400, "db", 0.3)),
-		withPaths(path("web", "GET /", 50, 1234.5, "db", 0.64)))
+		usualThen(0, path("web", "GET /", 50, 400, "db", 0.3)),
+		usualThen(5, path("web", "GET /", 50, 400, "db", 0.3)),
+		usualThen(10, path("web", "GET /", 50, 400, "db", 0.3)),
+		usualThen(15, path("web", "GET /", 50, 1234.5, "db", 0.64)))
 	add("bottleneck others", NewBottleneck(withObjective(opts.bottleneck)),
 		withPaths(path("web", "GET /", 50, 400, "db", 0.91), path("web", "POST /", 50, 80, "db", 0.6), path("api", "GET /x", 30, 99.5, "db", 0.7)))
 	return cases
@@ -173,7 +181,7 @@ func TestDefaultSummaries(t *testing.T) {
 		"lag max seconds":                  {"consumer group billing on orders is more than 300s behind (10 messages behind, 1.0h)"},
 		"lag max drain":                    {"consumer group billing on orders needs more than 900s to drain its backlog: slow"},
 		"lag traces":                       {"consumer group billing on orders is falling behind (from traces): it consumes 61.2/s of the 100/s produced, and the producer-to-consumer delay p95 grew to 1.0min"},
-		"bottleneck usual":                 {"db does 64% of the work on the critical path of GET / at web (p95 1234 ms, 3.1x its usual 400 ms, over 50 traces)"},
+		"bottleneck usual":                 {"db's own time on the critical path of GET / at web rose from 120 to 790 ms a request, 100% of its slowdown (mean 790 ms, 6.6x its usual 120 ms; p95 1234 ms; 64% of the path over 50 traces)"},
 		"bottleneck others":                {"db does 91% of the work on the critical path of GET / at web (p95 400 ms over 50 traces), and of 2 other entry operations"},
 	}, runSummaries(t, detectorOptions{}))
 }

@@ -147,7 +147,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.RabbitMQVHost, "rabbitmq-vhost", "", "poll only this RabbitMQ vhost (default all)")
 	fs.StringVar(&c.NATSMonitorURL, "nats-monitor-url", "", "poll JetStream consumers from this NATS monitoring endpoint, e.g. http://127.0.0.1:8222")
 	fs.DurationVar(&c.BrokerPollInterval, "broker-poll-interval", 15*time.Second, "default interval of broker polls")
-	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 10, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
+	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 1, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
 	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace is complete when no span of it arrived for this long")
 	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; beyond, traces are not sampled, and counted")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")

@@ -33,6 +33,7 @@ type analyzer struct {
 	kids    []int32
 	fill    []int32 // children placed so far, while laying them out
 	self    []int64
+	lead    []int64 // of self: the stretch before the first child on the path
 	visited []bool
 	stack   []frame
 	nodes   map[graph.NodeKey]int64
@@ -123,6 +124,7 @@ func (a *analyzer) reset(n int) {
 	a.parent = resize(a.parent, n)
 	a.off = resize(a.off, n+1)
 	a.self = resize(a.self, n)
+	a.lead = resize(a.lead, n)
 	a.visited = resize(a.visited, n)
 	a.stack = a.stack[:0]
 	a.out = a.out[:0]
@@ -208,6 +210,9 @@ func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 		}
 		if child < 0 {
 			a.self[f.i] += f.t - f.lo
+			if f.t < f.hi { // a child is on the path: this stretch came before it
+				a.lead[f.i] = f.t - f.lo
+			}
 			a.stack = a.stack[:len(a.stack)-1]
 			continue
 		}
@@ -222,20 +227,38 @@ func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 // call's network and queueing, or an uninstrumented callee's work) to the
 // service of the SERVER span answering it, else to the peer it names (a
 // database, an external service, a messaging destination), else to the
-// caller; every other span's to its own service.
+// caller; every other span's to its own service. The exception is the
+// stretch of a CLIENT span before the first of its children on the path
+// when a SERVER span answers it: the request had not reached the callee
+// yet (the caller waiting for a connection from its own pool, resolving,
+// connecting), so it is the caller's. A callee that queues requests
+// before its instrumentation starts the SERVER span shows that queueing as
+// its caller's too; a clock skew between the two hosts moves time between
+// them.
 func (a *analyzer) attribute(spans []span) {
 	for i := range spans {
 		if a.self[i] <= 0 {
 			continue
 		}
-		a.nodes[a.nodeOf(spans, i)] += a.self[i]
+		node, answered := a.nodeOf(spans, i)
+		self := a.self[i]
+		if answered && a.lead[i] > 0 {
+			sp := &spans[i]
+			a.nodes[graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(sp.namespace), Name: a.t.str(sp.service)}] += a.lead[i]
+			self -= a.lead[i]
+		}
+		if self > 0 {
+			a.nodes[node] += self
+		}
 	}
 	for k, ns := range a.nodes {
 		a.out = append(a.out, nodeSelf{key: k, ns: ns})
 	}
 }
 
-func (a *analyzer) nodeOf(spans []span, i int) graph.NodeKey {
+// nodeOf returns the node span i's self time is charged to, and whether
+// it is a CLIENT span a SERVER span answers.
+func (a *analyzer) nodeOf(spans []span, i int) (graph.NodeKey, bool) {
 	sp := &spans[i]
 	if sp.kind == graph.SpanClient {
 		server := int32(-1)
@@ -252,11 +275,11 @@ func (a *analyzer) nodeOf(spans []span, i int) graph.NodeKey {
 			}
 		}
 		if server >= 0 {
-			return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(spans[server].namespace), Name: a.t.str(spans[server].service)}
+			return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(spans[server].namespace), Name: a.t.str(spans[server].service)}, true
 		}
 		if sp.calleeKind != 0 {
-			return graph.NodeKey{Kind: sp.calleeKind, Group: a.t.str(sp.calleeGroup), Name: a.t.str(sp.calleeName)}
+			return graph.NodeKey{Kind: sp.calleeKind, Group: a.t.str(sp.calleeGroup), Name: a.t.str(sp.calleeName)}, false
 		}
 	}
-	return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(sp.namespace), Name: a.t.str(sp.service)}
+	return graph.NodeKey{Kind: graph.NodeService, Group: a.t.str(sp.namespace), Name: a.t.str(sp.service)}, false
 }

@@ -64,3 +64,26 @@ func BenchmarkPaths(b *testing.B) {
 		s.Paths(0)
 	}
 }
+
+// BenchmarkObserveUnsampledSpans feeds batches of 500 spans of traces that
+// are not sampled while traces are being assembled: what every span of an
+// unsampled trace costs (a hash, and a look at the sampling level).
+func BenchmarkObserveUnsampledSpans(b *testing.B) {
+	s, _, _ := newSampler(b, critpath.Options{SampleOneIn: 1 << 62})
+	var batch []graph.Span
+	for i := range 1000 {
+		t := chain(uint64(i + 1))
+		if critpath.TraceHash(t.id)%(1<<62) == 0 {
+			continue
+		}
+		batch = append(batch, t.spans...)
+		if len(batch) >= 500 {
+			break
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.ObserveSpans(batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(batch)), "ns/span")
+}

@@ -36,7 +36,8 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // newSampler returns a sampler that keeps every trace and completes it
-// after a second of silence, on a test clock, with metrics in reg.
+// after a second of silence (with or without its root), on a test clock,
+// with metrics in reg.
 func newSampler(t testing.TB, o critpath.Options) (*critpath.Sampler, *clock, *prometheus.Registry) {
 	t.Helper()
 	c := &clock{t: t0}
@@ -46,6 +47,9 @@ func newSampler(t testing.TB, o critpath.Options) (*critpath.Sampler, *clock, *p
 	}
 	if o.TraceIdle == 0 {
 		o.TraceIdle = time.Second
+	}
+	if o.RootWait == 0 {
+		o.RootWait = time.Second
 	}
 	o.Now, o.Registerer = c.now, reg
 	s, err := critpath.New(o)
@@ -120,12 +124,13 @@ func requireSumsToOne(t *testing.T, p graph.EntryPath) {
 	require.InDelta(t, 1, sum, 0.002, "shares %+v", p.Shares)
 }
 
-// chain: frontend -> checkout -> payment, payment doing the work.
+// chain: frontend -> checkout -> payment, payment doing the work; each
+// answer takes a millisecond to travel back.
 func chain(n uint64) *tr {
 	b := newTr(n)
 	b.span(1, 0, graph.SpanServer, "frontend", 0, 100).Operation = "GET /checkout"
-	b.call(2, 1, "frontend", "checkout", 5, 95, 6, 94)
-	b.call(4, 3, "checkout", "payment", 10, 90, 11, 89)
+	b.call(2, 1, "frontend", "checkout", 5, 95, 5, 94)
+	b.call(4, 3, "checkout", "payment", 10, 90, 10, 89)
 	return b
 }
 
@@ -193,14 +198,17 @@ func TestSlowDatabase(t *testing.T) {
 	require.Equal(t, db.ID(), paths[0].Shares[0].Node)
 }
 
-func TestClientServerGapToCallee(t *testing.T) {
+// TestClientServerGaps: of a call's time outside the callee's SERVER span,
+// what comes before it (the request not sent yet) is the caller's, what
+// comes after it (the answer travelling back) the callee's.
+func TestClientServerGaps(t *testing.T) {
 	s, c, _ := newSampler(t, critpath.Options{})
 	b := newTr(1)
 	b.span(1, 0, graph.SpanServer, "web", 0, 100)
-	b.call(2, 1, "web", "search", 10, 100, 40, 70) // 60 ms queued before search answered
+	b.call(2, 1, "web", "search", 10, 100, 40, 70) // 30 ms before search started, 30 ms after it ended
 	paths := complete(s, c, b)
 	require.Len(t, paths, 1)
-	require.Equal(t, map[string]float64{svc("search"): 0.9, svc("web"): 0.1}, shares(paths[0]))
+	require.Equal(t, map[string]float64{svc("search"): 0.6, svc("web"): 0.4}, shares(paths[0]))
 }
 
 func TestAsyncChildrenIgnored(t *testing.T) {
@@ -279,53 +287,69 @@ func TestUnsampledSpansDoNotAllocate(t *testing.T) {
 	require.Zero(t, testing.AllocsPerRun(100, func() { s.ObserveSpans(batch) }))
 }
 
+// TestIdleCompletion: a trace whose root has arrived but that still has a
+// call nobody answered (the callee's batch may be on its way) is complete
+// after TraceIdle without a new span; once whole, at once.
 func TestIdleCompletion(t *testing.T) {
 	s, c, reg := newSampler(t, critpath.Options{TraceIdle: 5 * time.Second})
 	b := chain(1)
-	s.ObserveSpans(b.spans[:1])
+	s.ObserveSpans(b.spans[:2]) // the root, and its call to checkout
 	c.advance(3 * time.Second)
 	require.Empty(t, s.Paths(0))
-	s.ObserveSpans(b.spans[1:]) // the trace is fed again: idle restarts
+	s.ObserveSpans(b.spans[2:4]) // the trace is fed again: idle restarts; payment has not answered
 	c.advance(3 * time.Second)
 	require.Empty(t, s.Paths(0))
-	require.Equal(t, 5.0, metric(t, reg, "cartograph_critpath_spans", ""))
+	require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans", ""))
 	c.advance(2 * time.Second)
 	paths := s.Paths(0)
 	require.Len(t, paths, 1)
 	require.Equal(t, 1, paths[0].Traces)
-	require.InDelta(t, 0.8, shares(paths[0])[svc("payment")], 1e-9, "all five spans were analysed together")
+	require.InDelta(t, 0.9, shares(paths[0])[svc("checkout")], 1e-9, "its unanswered call is its own")
 	require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_spans", ""))
-	require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
+
+	b = chain(3)
+	s.ObserveSpans(b.spans[1:])
+	require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans", ""))
+	s.ObserveSpans(b.spans[:1])
+	require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_spans", ""), "whole: complete at once")
+	require.Equal(t, 2, s.Paths(0)[0].Traces)
+	require.InDelta(t, 0.4, shares(s.Paths(0)[0])[svc("payment")], 1e-9, "80 ms of the two traces' 200")
+	require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
 
 	// A late span of the completed trace does not start a new one.
 	late := b.spans[0]
 	late.ID = sid(77)
 	s.ObserveSpans([]graph.Span{late})
 	c.advance(10 * time.Second)
-	require.Equal(t, 1, s.Paths(0)[0].Traces)
+	require.Equal(t, 2, s.Paths(0)[0].Traces)
 	require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_spans_ignored_total", ""))
 
 	// Idle traces also complete on ingest, when Paths is not called.
-	s.ObserveSpans(chain(2).spans)
+	s.ObserveSpans(chain(2).spans[:2])
 	c.advance(6 * time.Second)
 	s.ObserveSpans(nil)
-	require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
+	require.Equal(t, 3.0, metric(t, reg, "cartograph_critpath_traces_completed_total", ""))
 }
 
 func TestBoundsCounted(t *testing.T) {
 	t.Run("traces", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{MaxTraces: 2})
 		a, b, x := chain(1), chain(2), chain(3)
-		s.ObserveSpans(append(append(append([]graph.Span{}, a.spans...), b.spans...), x.spans[0]))
+		// Roots come last.
+		s.ObserveSpans(append(append(append([]graph.Span{}, a.spans[1:]...), b.spans[1:]...), x.spans[1]))
 		require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_traces_dropped_total", "trace_limit"))
 		require.Equal(t, 2.0, metric(t, reg, "cartograph_critpath_traces", ""))
-		c.advance(2 * time.Second)
-		s.ObserveSpans(x.spans[1:]) // room again, but the trace was refused: not partially taken
+		s.ObserveSpans([]graph.Span{a.spans[0], b.spans[0]})
+		require.Equal(t, 0.0, metric(t, reg, "cartograph_critpath_traces", ""), "whole: complete at once")
+		s.ObserveSpans(x.spans[2:]) // room again, but the trace was refused: not partially taken
+		s.ObserveSpans(x.spans[:1])
 		c.advance(2 * time.Second)
 		paths := s.Paths(0)
 		require.Len(t, paths, 1)
 		require.Equal(t, 2, paths[0].Traces)
-		require.Equal(t, 4.0, metric(t, reg, "cartograph_critpath_spans_ignored_total", ""))
+		// The limit also halved the share of traces taken: x's later spans
+		// were ignored, or left out by the level.
+		require.Equal(t, 1.0, metric(t, reg, "cartograph_critpath_sampling_level", ""))
 	})
 	t.Run("spans per trace", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{MaxSpansPerTrace: 3})
@@ -403,7 +427,8 @@ func TestHostileTraces(t *testing.T) {
 		paths := complete(s, c, b)
 		require.Len(t, paths, 1)
 		requireSumsToOne(t, paths[0])
-		require.Equal(t, map[string]float64{svc("b"): 0.5, svc("a"): 0.4, svc("c"): 0.1}, shares(paths[0]))
+		// b's server span starts 10 ms after a's client span: that is a's.
+		require.Equal(t, map[string]float64{svc("b"): 0.4, svc("a"): 0.5, svc("c"): 0.1}, shares(paths[0]))
 	})
 	t.Run("overflowing timestamps", func(t *testing.T) {
 		s, c, reg := newSampler(t, critpath.Options{})
@@ -459,8 +484,9 @@ func TestOptions(t *testing.T) {
 	s, err := critpath.New(critpath.Options{})
 	require.NoError(t, err)
 	o := s.Options()
-	require.Equal(t, 10, o.SampleOneIn)
+	require.Equal(t, 1, o.SampleOneIn)
 	require.Equal(t, 5*time.Second, o.TraceIdle)
+	require.Equal(t, 30*time.Second, o.RootWait)
 	require.Equal(t, 10_000, o.MaxTraces)
 	require.Equal(t, 1_000, o.MaxSpansPerTrace)
 	require.Equal(t, time.Minute, o.Window)
@@ -507,7 +533,7 @@ func TestNamesTableFills(t *testing.T) {
 	s, c, _ := newSampler(t, critpath.Options{MaxSpansPerTrace: 100_000})
 	db := graph.NodeKey{Kind: graph.NodeDatabase, Group: "postgresql", Name: "orders"}
 	a := newTr(1)
-	a.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
+	a.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
 	s.ObserveSpans(a.spans)
 	// 70,000 names (more than a table holds) from another trace.
 	flood := newTr(2)
@@ -519,7 +545,7 @@ func TestNamesTableFills(t *testing.T) {
 	// Then the rest of the first trace, and a new trace, both after the
 	// switch to a new table.
 	later := newTr(1)
-	later.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db
+	later.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
 	b := newTr(3)
 	b.span(1, 0, graph.SpanServer, "orders", 0, 100).Operation = "GET /orders"
 	b.span(2, 1, graph.SpanClient, "orders", 5, 85).Peer = db

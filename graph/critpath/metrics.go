@@ -13,6 +13,7 @@ const (
 	dropSpanLimit  = "span_limit"  // the trace outgrew MaxSpansPerTrace
 	dropEntryLimit = "entry_limit" // MaxEntries entry operations were kept
 	dropInvalid    = "invalid"     // no usable root interval (overflowing timestamps)
+	dropPartial    = "partial"     // started before the sampler took its share of traces again
 )
 
 // metrics are the sampler's own health figures.
@@ -22,9 +23,21 @@ type metrics struct {
 	dropped      *prometheus.CounterVec
 	ignored      prometheus.Counter
 	nodesDropped prometheus.Counter
+	rootless     prometheus.Counter
 
 	spans  atomic.Int64 // spans held
 	traces atomic.Int64 // traces being assembled
+	level  atomic.Int64 // sampling level
+}
+
+// countDropped counts traces dropped at the trace limit, the span limit and
+// as partial.
+func (m *metrics) countDropped(n [3]int) {
+	for i, reason := range [3]string{dropTraceLimit, dropSpanLimit, dropPartial} {
+		if n[i] > 0 {
+			m.dropped.WithLabelValues(reason).Add(float64(n[i]))
+		}
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,8 +52,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_critpath_traces_dropped_total",
-			Help: "Sampled traces not analysed, by reason (trace_limit, span_limit, entry_limit, invalid).",
+			Help: "Sampled traces not analysed, by reason (trace_limit, span_limit, entry_limit, invalid, partial).",
 		}, []string{"reason"}),
+		rootless: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_traces_rootless_total",
+			Help: "Sampled traces analysed without their root span, which had not arrived after the root wait.",
+		}),
 		ignored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cartograph_critpath_spans_ignored_total",
 			Help: "Spans of sampled traces that arrived after their trace was completed or dropped.",
@@ -50,13 +67,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Per-trace node self times not kept because an entry already kept the most nodes it may.",
 		}),
 	}
-	for _, r := range []string{dropTraceLimit, dropSpanLimit, dropEntryLimit, dropInvalid} {
+	for _, r := range []string{dropTraceLimit, dropSpanLimit, dropEntryLimit, dropInvalid, dropPartial} {
 		m.dropped.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.sampled, m.completed, m.dropped, m.ignored, m.nodesDropped,
+	reg.MustRegister(m.sampled, m.completed, m.dropped, m.ignored, m.nodesDropped, m.rootless,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cartograph_critpath_sampling_level",
+			Help: "Halvings of the share of traces sampled forced by load: 0 takes every trace SampleOneIn lets through.",
+		}, func() float64 { return float64(m.level.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cartograph_critpath_spans",
 			Help: "Spans held in traces being assembled.",

@@ -1,10 +1,14 @@
 // Package critpath finds where the end-to-end latency of requests goes. It
-// samples whole traces (the same traces on every collector), assembles them
-// until they go idle, walks each one's critical path the way Uber's CRISP
-// does, and charges every stretch of the path to the node whose own work it
-// is: a service's self time, or the callee of a call (network, queueing, a
-// database). Results are kept per entry operation (the root span's service
-// and name) in time buckets over a sliding window, in mergeable form.
+// samples whole traces (every trace while they fit, else a share chosen by
+// trace id, so collectors under the same load take the same traces),
+// assembles each until its root has arrived and nothing more is awaited,
+// walks its critical path the way Uber's CRISP does, and charges every
+// stretch of the path to the node whose own work it is: a service's self
+// time (including, for a call, the wait before its request left), or the
+// callee of a call (its answer travelling back, an uninstrumented callee's
+// work, a database). Results are kept per entry operation (the root span's
+// service and name) in time buckets over a sliding window, in mergeable
+// form.
 //
 // A Sampler is a graph.PathSource: the graph hands it every span it takes
 // and asks it for the breakdowns when it builds a snapshot.
@@ -20,8 +24,9 @@ import (
 
 // Defaults of Options.
 const (
-	DefaultSampleOneIn      = 10
+	DefaultSampleOneIn      = 1
 	DefaultTraceIdle        = 5 * time.Second
+	DefaultRootWait         = 30 * time.Second
 	DefaultMaxTraces        = 10_000
 	DefaultMaxSpansPerTrace = 1_000
 	DefaultWindow           = time.Minute
@@ -34,15 +39,29 @@ const maxNodesPerEntry = 1_000
 
 // Options configure a Sampler. Zero fields take the documented defaults.
 type Options struct {
-	// SampleOneIn keeps the traces whose trace id hash is a multiple of it
-	// (default 10; 1 keeps every trace). The hash is fixed, so collectors
-	// that share the work sample the same traces.
+	// SampleOneIn keeps at most the traces whose trace id hash is a
+	// multiple of it (default 1: every trace). The hash is fixed, so
+	// collectors that share the work sample the same traces. Under load
+	// the sampler takes fewer (see MaxTraces).
 	SampleOneIn int
-	// TraceIdle is how long a trace must go without a new span to be
-	// complete (default 5s). Spans arriving later are ignored and counted.
+	// TraceIdle is how long a trace whose root span has arrived must go
+	// without a new span to be complete (default 5s, the OpenTelemetry SDK
+	// batch processor's export delay: the batches of other services may
+	// come after the root's). Spans arriving later are ignored and counted.
 	TraceIdle time.Duration
-	// MaxTraces bounds the traces being assembled (default 10,000); new
-	// traces beyond it are not sampled, and counted.
+	// RootWait is how long a trace whose root span (the one without a
+	// parent) has not arrived must go without a new span before it is
+	// analysed anyway, from its earliest span whose parent is not in the
+	// trace, and counted as rootless (default 30s). A root is exported at
+	// most one export delay after it ends, after every span of its trace
+	// ended: a trace still without one is one whose root is never sent (an
+	// uninstrumented proxy's, a browser's).
+	RootWait time.Duration
+	// MaxTraces bounds the traces being assembled (default 10,000). The
+	// sampler keeps them under half of it by taking a smaller share of
+	// traces (halving it, by trace id hash, each time they exceed half;
+	// doubling it back when they fall under an eighth); new traces beyond
+	// the bound are not sampled, and counted.
 	MaxTraces int
 	// MaxSpansPerTrace bounds one trace (default 1,000); a trace that grows
 	// beyond it is dropped whole, and counted.
@@ -73,6 +92,9 @@ func (o Options) Validate() error {
 	if o.TraceIdle <= 0 {
 		errs = append(errs, fmt.Errorf("trace idle %v: must be positive", o.TraceIdle))
 	}
+	if o.RootWait <= 0 {
+		errs = append(errs, fmt.Errorf("root wait %v: must be positive", o.RootWait))
+	}
 	if o.MaxTraces < 1 || o.MaxSpansPerTrace < 1 || o.MaxEntries < 1 {
 		errs = append(errs, errors.New("max traces, spans per trace and entries must be positive"))
 	}
@@ -92,6 +114,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.TraceIdle == 0 {
 		o.TraceIdle = DefaultTraceIdle
+	}
+	if o.RootWait == 0 {
+		o.RootWait = DefaultRootWait
 	}
 	if o.MaxTraces == 0 {
 		o.MaxTraces = DefaultMaxTraces

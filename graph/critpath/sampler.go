@@ -15,43 +15,96 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph"
 )
 
-// Sampler samples whole traces, assembles them until they go idle and keeps
-// the critical-path breakdown of each entry operation over a sliding window.
-// It implements graph.PathSource. All methods are safe for concurrent use:
-// one mutex guards the traces being assembled, another the results, and a
-// trace's analysis runs under neither.
+// Sampler samples whole traces, assembles them until their root has
+// arrived and they go idle, and keeps the critical-path breakdown of each
+// entry operation over a sliding window. It implements graph.PathSource.
+// All methods are safe for concurrent use: one mutex guards the traces being
+// assembled, another the results, and a trace's analysis runs under neither.
 type Sampler struct {
-	o       Options
-	idle    int64 // TraceIdle in ns
-	bucketN int64 // Bucket in ns
-	slots   int   // buckets kept per entry
-	mapping mapping.IndexMapping
-	m       *metrics
-	pool    sync.Pool // *analyzer
+	o        Options
+	idle     int64 // TraceIdle in ns
+	rootWait int64 // RootWait in ns
+	bucketN  int64 // Bucket in ns
+	slots    int   // buckets kept per entry
+	mapping  mapping.IndexMapping
+	m        *metrics
+	pool     sync.Pool // *analyzer
 
 	// due is when the oldest trace being assembled goes idle (Unix ns;
 	// MaxInt64 when none is), read without mu so that batches of unsampled
 	// spans do not take the lock.
 	due atomic.Int64
+	// accept is how many leading zero bits a trace id hash needs for its
+	// spans to be looked at (read without mu): level, or less while traces
+	// taken at a lower level are still being assembled.
+	accept atomic.Int32
 
 	mu     sync.Mutex
 	traces map[graph.TraceID]*trace
-	head   *trace // least recently fed first
-	tail   *trace
-	free   []*trace
-	recent []uint64   // hashes of traces completed or dropped, direct-mapped
-	names  *nameTable // where new traces intern their names
+	// lists hold the traces being assembled, least recently fed first:
+	// those whose root has arrived (complete after TraceIdle), those still
+	// waiting for it (RootWait), and those whole (complete at once).
+	lists [3]traceList
+	// ids and answered are wholeLocked's scratch space.
+	ids, answered map[graph.SpanID]struct{}
+	free          []*trace
+	recent        []uint64 // hashes of traces completed or dropped, direct-mapped
+	// refused are the traces refused at MaxTraces, exactly (the direct-
+	// mapped recent forgets), for RootWait: their roots come last, seconds
+	// later, and must not start a trace of their own. At most MaxTraces;
+	// refusedQ holds them oldest first.
+	refused  map[uint64]struct{}
+	refusedQ []refusal
+	names    *nameTable // where new traces intern their names
+	// level is how many leading zero bits a new trace's id hash needs to
+	// be sampled: each level halves the share of traces taken.
+	level int
+	// held counts the traces being assembled by their hash's leading zero
+	// bits; admitted is since when (Unix ns) traces with that many have
+	// been taken again after a raise of level left them out (0: always).
+	held     [65]int
+	admitted [65]int64
+	adjusted int64   // when level last changed, Unix ns (0: never)
+	period   int64   // start of the current rate period, Unix ns
+	started  int     // traces started in it
+	demand   float64 // traces a second that level 0 would take (moving average)
+	life     float64 // how long a trace is assembled, ns (moving average)
 
 	res results
 }
 
 var _ graph.PathSource = (*Sampler)(nil)
 
+// refusal is a trace refused at MaxTraces.
+type refusal struct {
+	hash uint64
+	at   int64 // Unix ns
+}
+
+// traceList is a doubly linked list of traces.
+type traceList struct{ head, tail *trace }
+
+// Indices of Sampler.lists.
+const (
+	listRooted   = 0
+	listRootless = 1
+	listWhole    = 2
+)
+
+// maxWholeCheck bounds the spans of a trace checked for being whole; larger
+// traces wait TraceIdle.
+const maxWholeCheck = 256
+
 // trace is a trace being assembled.
 type trace struct {
 	id         graph.TraceID
 	hash       uint64
+	lz         uint8 // leading zero bits of hash
+	root       bool  // a span without parent has arrived
+	whole      bool  // root arrived, and every span's parent and every call's answer
+	first      int64 // Unix ns of the first batch that fed it
 	last       int64 // Unix ns of the last batch that fed it
+	start      int64 // earliest start of its spans, Unix ns
 	spans      []span
 	prev, next *trace
 	// tab holds the names of spans, but those in local: the names that
@@ -127,15 +180,19 @@ func New(o Options) (*Sampler, error) {
 		return nil, fmt.Errorf("critpath: %w", err)
 	}
 	s := &Sampler{
-		o:       o,
-		idle:    int64(o.TraceIdle),
-		bucketN: int64(o.Bucket),
-		slots:   int(o.Window/o.Bucket) + 1,
-		mapping: m,
-		m:       newMetrics(o.Registerer),
-		traces:  make(map[graph.TraceID]*trace),
-		recent:  make([]uint64, 1<<bits.Len(uint(max(2*o.MaxTraces, 1024)-1))),
-		names:   newNameTable(),
+		o:        o,
+		idle:     int64(o.TraceIdle),
+		rootWait: int64(o.RootWait),
+		bucketN:  int64(o.Bucket),
+		slots:    int(o.Window/o.Bucket) + 1,
+		mapping:  m,
+		m:        newMetrics(o.Registerer),
+		traces:   make(map[graph.TraceID]*trace),
+		refused:  make(map[uint64]struct{}),
+		ids:      make(map[graph.SpanID]struct{}),
+		answered: make(map[graph.SpanID]struct{}),
+		recent:   make([]uint64, 1<<bits.Len(uint(max(4*o.MaxTraces, 4096)-1))),
+		names:    newNameTable(),
 	}
 	s.res.init(s)
 	s.due.Store(math.MaxInt64)
@@ -147,8 +204,10 @@ func New(o Options) (*Sampler, error) {
 func (s *Sampler) Options() Options { return s.o }
 
 // TraceHash is the hash sampling decides on: a trace is sampled when
-// TraceHash(id) % SampleOneIn == 0. It is fixed (a SplitMix64 finaliser over
-// both halves of the id), so every collector samples the same traces.
+// TraceHash(id) % SampleOneIn == 0 and the hash has at least as many leading
+// zero bits as the sampler's level (0 unless load forced it up). It is
+// fixed (a SplitMix64 finaliser over both halves of the id), so every
+// collector under the same load samples the same traces.
 func TraceHash(id graph.TraceID) uint64 {
 	hi := binary.BigEndian.Uint64(id[:8])
 	lo := binary.BigEndian.Uint64(id[8:])
@@ -165,7 +224,8 @@ func mix64(x uint64) uint64 {
 }
 
 func (s *Sampler) sampled(id *graph.TraceID) bool {
-	return s.o.SampleOneIn == 1 || TraceHash(*id)%uint64(s.o.SampleOneIn) == 0
+	h := TraceHash(*id)
+	return (s.o.SampleOneIn == 1 || h%uint64(s.o.SampleOneIn) == 0) && bits.LeadingZeros64(h) >= int(s.accept.Load())
 }
 
 // ObserveSpans takes the spans of sampled traces into the traces being
@@ -188,7 +248,7 @@ func (s *Sampler) ObserveSpans(spans []graph.Span) {
 		return // nothing sampled, nothing idle yet
 	}
 	var sampled, ignored int
-	var dropped [2]int // trace limit, span limit
+	var dropped [3]int // trace limit, span limit, partial
 	s.mu.Lock()
 	if first >= 0 {
 		for i := first; i < len(spans); i++ {
@@ -197,50 +257,65 @@ func (s *Sampler) ObserveSpans(spans []graph.Span) {
 			}
 		}
 	}
-	done := s.expireLocked(now)
+	done, rootless := s.expireLocked(now, &dropped[2])
 	s.mu.Unlock()
 
 	s.m.sampled.Add(float64(sampled))
 	s.m.ignored.Add(float64(ignored))
-	if dropped[0] > 0 {
-		s.m.dropped.WithLabelValues(dropTraceLimit).Add(float64(dropped[0]))
-	}
-	if dropped[1] > 0 {
-		s.m.dropped.WithLabelValues(dropSpanLimit).Add(float64(dropped[1]))
-	}
-	s.finish(done, now)
+	s.m.countDropped(dropped)
+	s.finish(done, rootless, now)
 }
 
 // addLocked adds sp to its trace. Caller holds mu.
-func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dropped *[2]int) {
+func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dropped *[3]int) {
 	t, ok := s.traces[sp.Trace]
 	if !ok {
 		h := TraceHash(sp.Trace)
-		if s.recentHas(h) {
+		if _, no := s.refused[h]; no || s.recentHas(h) {
 			*ignored++
 			return
 		}
+		lz := bits.LeadingZeros64(h)
+		if lz < s.level {
+			return // left out since the level rose; looked at only for traces taken before
+		}
 		if len(s.traces) >= s.o.MaxTraces {
-			s.recentAdd(h) // so that its later spans do not start a partial trace
+			// Take fewer right away (at most once a second): a trace the
+			// level leaves out is left out whole, its root too, where the
+			// memory of refused traces is bounded and forgets.
+			if s.level < 64 && now-s.adjusted >= int64(time.Second) {
+				s.level++
+				s.adjusted = now
+			}
 			dropped[0]++
+			if lz >= s.level { // its later spans must not start a partial trace
+				if len(s.refused) < s.o.MaxTraces {
+					s.refused[h] = struct{}{}
+					s.refusedQ = append(s.refusedQ, refusal{h, now})
+				} else {
+					s.recentAdd(h)
+				}
+			}
 			return
 		}
 		t = s.newTrace()
-		t.id, t.hash = sp.Trace, h
+		t.id, t.hash, t.lz, t.root, t.whole, t.start, t.first = sp.Trace, h, uint8(lz), false, false, sp.Start, now
 		s.traces[sp.Trace] = t
+		s.held[lz]++
+		s.started++
 		s.m.traces.Add(1)
 		*sampled++
 	} else {
 		s.unlink(t)
 	}
 	if len(t.spans) >= s.o.MaxSpansPerTrace {
-		delete(s.traces, t.id)
-		s.recentAdd(t.hash)
-		s.m.traces.Add(-1)
+		s.forget(t)
 		s.release(t)
 		dropped[1]++
 		return
 	}
+	t.root = t.root || sp.Parent.IsZero()
+	t.start = min(t.start, sp.Start)
 	r := span{
 		id: sp.ID, parent: sp.Parent, kind: sp.Kind, start: sp.Start, end: sp.End,
 		service: s.intern(t, sp.Service), namespace: s.intern(t, sp.Namespace), op: s.intern(t, sp.Operation),
@@ -256,7 +331,46 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 	t.spans = append(t.spans, r)
 	s.m.spans.Add(1)
 	t.last = now
+	t.whole = t.root && len(t.spans) <= maxWholeCheck && s.wholeLocked(t)
 	s.pushBack(t)
+}
+
+// wholeLocked reports whether t needs no more spans to be analysed
+// rightly: every span's parent is in it (but the root's), and every
+// synchronous CLIENT span is answered by a SERVER span or calls a
+// database or a messaging destination (which never answer with one). A
+// call to another service whose batch has not arrived yet, or to an
+// external peer, leaves it waiting TraceIdle. Caller holds mu.
+func (s *Sampler) wholeLocked(t *trace) bool {
+	clear(s.ids)
+	clear(s.answered)
+	for i := range t.spans {
+		sp := &t.spans[i]
+		s.ids[sp.id] = struct{}{}
+		if sp.kind == graph.SpanServer {
+			s.answered[sp.parent] = struct{}{}
+		}
+	}
+	for i := range t.spans {
+		sp := &t.spans[i]
+		if !sp.parent.IsZero() {
+			if _, ok := s.ids[sp.parent]; !ok {
+				return false
+			}
+		}
+		if sp.kind != graph.SpanClient {
+			continue
+		}
+		if _, ok := s.answered[sp.id]; ok {
+			continue
+		}
+		switch sp.calleeKind {
+		case graph.NodeDatabase, graph.NodeTopic, graph.NodeQueue:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // intern returns the name of v for a span of t, keeping an owned copy of v
@@ -317,64 +431,158 @@ func (s *Sampler) release(t *trace) {
 	s.free = append(s.free, t)
 }
 
-func (s *Sampler) pushBack(t *trace) {
-	t.prev, t.next = s.tail, nil
-	if s.tail != nil {
-		s.tail.next = t
-	} else {
-		s.head = t
+// list returns the list t belongs in.
+func (s *Sampler) list(t *trace) *traceList {
+	switch {
+	case t.whole:
+		return &s.lists[listWhole]
+	case t.root:
+		return &s.lists[listRooted]
 	}
-	s.tail = t
+	return &s.lists[listRootless]
+}
+
+// pushBack appends t to its list; t.root and t.whole must not change while
+// it is there.
+func (s *Sampler) pushBack(t *trace) {
+	l := s.list(t)
+	t.prev, t.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = t
+	} else {
+		l.head = t
+	}
+	l.tail = t
 }
 
 func (s *Sampler) unlink(t *trace) {
+	l := s.list(t)
 	if t.prev != nil {
 		t.prev.next = t.next
 	} else {
-		s.head = t.next
+		l.head = t.next
 	}
 	if t.next != nil {
 		t.next.prev = t.prev
 	} else {
-		s.tail = t.prev
+		l.tail = t.prev
 	}
 	t.prev, t.next = nil, nil
 }
 
-// expireLocked detaches the traces idle at now, oldest first, and updates
-// due. Caller holds mu.
-func (s *Sampler) expireLocked(now int64) []*trace {
-	var done []*trace
-	for t := s.head; t != nil && now-t.last >= s.idle; t = s.head {
-		s.unlink(t)
-		delete(s.traces, t.id)
-		s.recentAdd(t.hash) // late spans must not start a partial trace
-		done = append(done, t)
-	}
-	if len(done) > 0 {
-		s.m.traces.Add(-int64(len(done)))
-	}
-	if s.head != nil {
-		s.due.Store(s.head.last + s.idle)
-	} else {
-		s.due.Store(math.MaxInt64)
-	}
-	return done
+// forget removes t, unlinked, from the traces being assembled; its later
+// spans are ignored. Caller holds mu.
+func (s *Sampler) forget(t *trace) {
+	delete(s.traces, t.id)
+	s.recentAdd(t.hash) // late spans must not start a partial trace
+	s.held[t.lz]--
+	s.m.traces.Add(-1)
 }
 
-// complete analyses the traces idle at now.
+// expireLocked detaches the traces complete at now (whole, or their root
+// arrived and they went idle, or they waited RootWait for it), oldest first, and
+// returns them with how many of them are rootless. It releases the traces
+// that started before their share of traces was taken (their first spans
+// were not looked at), counting them in partial. It adjusts the sampling
+// level and updates due. Caller holds mu.
+func (s *Sampler) expireLocked(now int64, partial *int) (done []*trace, rootless int) {
+	for i, wait := range [3]int64{s.idle, s.rootWait, 0} {
+		l := &s.lists[i]
+		for t := l.head; t != nil && now-t.last >= wait; t = l.head {
+			s.unlink(t)
+			s.forget(t)
+			if a := s.admitted[t.lz]; a != 0 && t.start <= a {
+				*partial++
+				s.release(t)
+				continue
+			}
+			if i == listRootless {
+				rootless++
+			}
+			s.life += 0.05 * (float64(now-t.first) - s.life)
+			done = append(done, t)
+		}
+	}
+	n := 0
+	for ; n < len(s.refusedQ) && now-s.refusedQ[n].at >= s.rootWait; n++ {
+		delete(s.refused, s.refusedQ[n].hash)
+	}
+	if n > 0 {
+		s.refusedQ = append(s.refusedQ[:0], s.refusedQ[n:]...)
+	}
+	s.adjustLocked(now)
+	due := int64(math.MaxInt64)
+	if t := s.lists[listRooted].head; t != nil {
+		due = t.last + s.idle
+	}
+	if t := s.lists[listRootless].head; t != nil {
+		due = min(due, t.last+s.rootWait)
+	}
+	if t := s.lists[listWhole].head; t != nil {
+		due = min(due, t.last)
+	}
+	s.due.Store(due)
+	return done, rootless
+}
+
+// adjustLocked keeps the traces being assembled under half of MaxTraces.
+// Once a second it estimates how many traces a second level 0 would take
+// (those started, times 2^level; a moving average) and how long a trace is
+// assembled, and sets the level (each halving the share of new traces
+// taken) to the lowest that keeps their product under half of MaxTraces;
+// it lowers the level only once that product would stay under a quarter,
+// one level per four TraceIdle. addLocked raises it at once, at most once
+// a second, when MaxTraces are held. Traces already being assembled are
+// completed whatever the level. Caller holds mu.
+func (s *Sampler) adjustLocked(now int64) {
+	const second = int64(time.Second)
+	if s.period == 0 {
+		s.period, s.life = now, 2*float64(s.idle)
+	}
+	if p := now - s.period; p >= second {
+		rate := float64(s.started) / (float64(p) / 1e9) * math.Ldexp(1, s.level)
+		s.demand += 0.3 * (rate - s.demand)
+		s.period, s.started = now, 0
+		held := s.demand * max(s.life, float64(s.idle)) / 1e9 // at level 0
+		target := float64(s.o.MaxTraces) / 2
+		switch {
+		case held > target*math.Ldexp(1, s.level) && s.level < 64:
+			s.level = min(int(math.Ceil(math.Log2(held/target))), 64)
+			s.adjusted = now
+		case s.level > 0 && held < target/2*math.Ldexp(1, s.level-1) && now-s.adjusted >= 4*s.idle:
+			s.level--
+			s.admitted[s.level] = now
+			s.adjusted = now
+		}
+	}
+	accept := s.level
+	for k := range accept {
+		if s.held[k] > 0 {
+			accept = k
+			break
+		}
+	}
+	s.accept.Store(int32(accept))
+	s.m.level.Store(int64(s.level))
+}
+
+// complete analyses the traces complete at now.
 func (s *Sampler) complete(now int64) {
+	var partial [3]int
 	s.mu.Lock()
-	done := s.expireLocked(now)
+	done, rootless := s.expireLocked(now, &partial[2])
 	s.mu.Unlock()
-	s.finish(done, now)
+	s.m.countDropped(partial)
+	s.finish(done, rootless, now)
 }
 
-// finish analyses detached traces, records them at now and releases them.
-func (s *Sampler) finish(done []*trace, now int64) {
+// finish analyses detached traces (rootless of them without a root), records
+// them at now and releases them.
+func (s *Sampler) finish(done []*trace, rootless int, now int64) {
 	if len(done) == 0 {
 		return
 	}
+	s.m.rootless.Add(float64(rootless))
 	a := s.pool.Get().(*analyzer)
 	epoch := s.epoch(now)
 	var invalid int
