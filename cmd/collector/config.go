@@ -148,8 +148,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.NATSMonitorURL, "nats-monitor-url", "", "poll JetStream consumers from this NATS monitoring endpoint, e.g. http://127.0.0.1:8222")
 	fs.DurationVar(&c.BrokerPollInterval, "broker-poll-interval", 15*time.Second, "default interval of broker polls")
 	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 1, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
-	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace is complete when no span of it arrived for this long")
-	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; beyond, traces are not sampled, and counted")
+	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace whose root has arrived but that still awaits a callee's spans is complete when no span of it arrived for this long (a trace whose root never arrives is analysed after 30s and counted)")
+	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; above half of it the share of traces sampled halves, by trace id; beyond, traces are not sampled, and counted")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	fs.Func("alertmanager-url", "push findings to these comma-separated Alertmanager base URLs (API v2), e.g. http://127.0.0.1:9093", func(v string) error {
 		c.AlertmanagerURLs = splitList(v)
