@@ -19,6 +19,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 )
 
@@ -211,7 +212,11 @@ func newSim(t testing.TB, smp sampler, rate float64, seed uint64) *sim {
 		est: map[string]*graph.EdgeBucket{}, estMinute: map[string]map[int]*graph.EdgeBucket{},
 		firing: map[string]firedFinding{}, pendingSeen: map[string]detect.Finding{}}
 	clock := func() time.Time { return s.now }
-	g, err := graph.New(graph.Options{Now: clock, Registerer: s.reg})
+	// As cmd/collector wires them at default settings: the critical paths
+	// of one complete trace in 10 feed the bottleneck detector.
+	paths, err := critpath.New(critpath.Options{SampleOneIn: 10, TraceIdle: 5 * time.Second, MaxTraces: 10_000, Now: clock, Registerer: s.reg})
+	require.NoError(t, err)
+	g, err := graph.New(graph.Options{Paths: paths, Now: clock, Registerer: s.reg})
 	require.NoError(t, err)
 	pipe, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: s.reg})
 	require.NoError(t, err)

@@ -182,11 +182,12 @@ func healthy(t testing.TB, c studyCase, seed uint64) result {
 		}
 	}
 	for _, f := range s.firing {
-		r.fired = append(r.fired, f.f.Kind.String()+" "+f.f.Subject.EdgeID)
+		r.fired = append(r.fired, subject(f.f))
+		t.Logf("%s: fired at +%v: %s", c.name, f.at.Sub(s.t0), f.f.Summary)
 	}
 	for id, f := range s.pendingSeen {
 		if _, ok := s.firing[id]; !ok {
-			r.pending = append(r.pending, f.Kind.String()+" "+f.Subject.EdgeID)
+			r.pending = append(r.pending, subject(f))
 		}
 	}
 	slices.Sort(r.fired)
@@ -222,7 +223,7 @@ func faulty(t testing.TB, c studyCase, f fault, seed uint64) faultResult {
 	r := faultResult{name: c.name, fault: f, latency: -1}
 	for _, ff := range s.firing {
 		if ff.at.Before(s.faultFrom) {
-			r.other = append(r.other, ff.f.Kind.String()+" "+ff.f.Subject.EdgeID+" (before the fault)")
+			r.other = append(r.other, subject(ff.f)+" (before the fault)")
 			continue
 		}
 		if ff.f.Kind == want && ff.f.Subject.EdgeID == edgeAB {
@@ -231,7 +232,8 @@ func faulty(t testing.TB, c studyCase, f fault, seed uint64) faultResult {
 			}
 			continue
 		}
-		r.other = append(r.other, ff.f.Kind.String()+" "+ff.f.Subject.EdgeID)
+		r.other = append(r.other, subject(ff.f))
+		t.Logf("%s, %s: also fired at +%v: %s", c.name, f, ff.at.Sub(s.faultFrom), ff.f.Summary)
 	}
 	slices.Sort(r.other)
 	return r
@@ -244,6 +246,7 @@ func faulty(t testing.TB, c studyCase, f fault, seed uint64) faultResult {
 func TestSamplingStudy(t *testing.T) {
 	var healthyRes []result
 	var faultRes []faultResult
+	o := outcomes{}
 	for _, c := range cases {
 		for _, seed := range seeds() {
 			r := healthy(t, c, seed)
@@ -251,16 +254,17 @@ func TestSamplingStudy(t *testing.T) {
 				r.name = fmt.Sprintf("%s seed %d", c.name, seed)
 			}
 			healthyRes = append(healthyRes, r)
-			t.Run("healthy/"+r.name, func(t *testing.T) { checkHealthy(t, c, r) })
+			checkHealthy(o, c, r)
 		}
 	}
 	for _, f := range []fault{faultOpenCircuit, faultRetryStorm} {
 		for _, c := range cases {
 			fr := faulty(t, c, f, 7)
 			faultRes = append(faultRes, fr)
-			t.Run(fmt.Sprintf("%s/%s", f, c.name), func(t *testing.T) { checkFault(t, c, fr) })
+			checkFault(o, c, fr)
 		}
 	}
+	o.check(t)
 	table := render(healthyRes, faultRes)
 	t.Log("\n" + table)
 	if *write {
@@ -269,15 +273,18 @@ func TestSamplingStudy(t *testing.T) {
 }
 
 // knownDefects are properties the current code breaks for a case, with
-// what is wrong. The study asserts each still fails (and says so when it
-// no longer does, so the entry can go).
+// what is wrong. The study asserts each still fails in at least one run
+// (and says so when it no longer does, so the entry can go), except those
+// marked "sometimes: ", which depend on the seed and the length of the
+// run.
 var knownDefects = map[string]map[string]string{
 	"independent 10%": {
 		"no unanswered calls": "one coincidental pair of kept client and server spans marks the caller->callee alias sampledAnswered, after which every kept client span whose server was sampled out counts as unanswered",
 	},
 	"independent 1%": {
-		"no unanswered calls": "as at 10%: once a kept client and server coincide, client spans whose server was sampled out count as unanswered",
-		"no false edge":       "until a kept client and server coincide (one call in 10,000 at 1%), no alias tells that a's peer b:8080 is service b: the kept client spans expire onto virtual external nodes (gateway->external:a:8080, a->external:b:8080)",
+		"no unanswered calls":    "as at 10%: once a kept client and server coincide, client spans whose server was sampled out count as unanswered",
+		"estimates within bound": "sometimes: the calls counted on the false external edges are missing from the true edges (beyond the bound in 2 of the 3 seeds of -sampling.full)",
+		"no false edge":          "until a kept client and server coincide (one call in 10,000 at 1%), no alias tells that a's peer b:8080 is service b: the kept client spans expire onto virtual external nodes (gateway->external:a:8080, a->external:b:8080)",
 	},
 	"per-service 10%/1%": {
 		"estimates within bound": "a paired call counts max(client, server) weight: a (10%) -> b (1%) pairs count 100 each while a's unpaired client spans count 10, so a->b is overestimated about 1.9x",
@@ -289,33 +296,58 @@ var knownDefects = map[string]map[string]string{
 	},
 }
 
-// expect asserts property prop of case c: ok must hold, unless the
-// property is a known defect of the case, then it must not (yet).
-func expect(t *testing.T, c studyCase, prop string, ok bool, detail string) {
-	t.Helper()
-	if why, known := knownDefects[c.name][prop]; known {
-		if ok {
-			t.Errorf("%q now holds for %s: the known defect (%s) is fixed, remove it from knownDefects", prop, c.name, why)
-		} else {
-			t.Logf("known defect, %s: %s (%s)", prop, why, detail)
-		}
-		return
+// outcomes collects, per case and property, the runs where the property
+// did not hold.
+type outcomes map[string]map[string][]string
+
+// expect records whether property prop of case c held in one run.
+func (o outcomes) expect(c studyCase, prop string, ok bool, detail string) {
+	if o[c.name] == nil {
+		o[c.name] = map[string][]string{}
 	}
+	fails := o[c.name][prop]
 	if !ok {
-		t.Errorf("%s: %s", prop, detail)
+		fails = append(fails, detail)
+	}
+	o[c.name][prop] = fails
+}
+
+// check asserts the properties recorded: each must hold in every run,
+// unless it is a known defect of the case, which must fail in at least
+// one run (else it was fixed and the entry must go).
+func (o outcomes) check(t *testing.T) {
+	for _, c := range cases {
+		for prop, fails := range o[c.name] {
+			why, known := knownDefects[c.name][prop]
+			switch {
+			case known && len(fails) == 0 && strings.HasPrefix(why, "sometimes: "):
+				t.Logf("%s: known defect, %s, not seen in these runs: %s", c.name, prop, why)
+			case known && len(fails) == 0:
+				t.Errorf("%s: %q now holds: the known defect (%s) is fixed, remove it from knownDefects", c.name, prop, why)
+			case known:
+				t.Logf("%s: known defect, %s: %s (%s)", c.name, prop, why, strings.Join(fails, "; "))
+			case len(fails) > 0:
+				t.Errorf("%s: %s: %s", c.name, prop, strings.Join(fails, "; "))
+			}
+		}
+		for prop := range knownDefects[c.name] {
+			if _, ok := o[c.name][prop]; !ok {
+				t.Errorf("%s: known defect %q is not checked", c.name, prop)
+			}
+		}
 	}
 }
 
-func checkHealthy(t *testing.T, c studyCase, r result) {
-	expect(t, c, "every true edge seen", r.recall == len(trueEdges), strings.Join(r.errOut, "; "))
-	expect(t, c, "no false edge", len(r.falseEdges) == 0, strings.Join(r.falseEdges, "; "))
-	expect(t, c, "estimates within bound", len(r.outOfBound) == 0, strings.Join(r.outOfBound, "; "))
-	expect(t, c, "no unanswered calls", r.unanswered == 0, fmt.Sprintf("%d unanswered", r.unanswered))
-	expect(t, c, "no finding fires on a healthy system", len(r.fired) == 0, strings.Join(r.fired, "; "))
+func checkHealthy(o outcomes, c studyCase, r result) {
+	o.expect(c, "every true edge seen", r.recall == len(trueEdges), strings.Join(r.errOut, "; "))
+	o.expect(c, "no false edge", len(r.falseEdges) == 0, strings.Join(r.falseEdges, "; "))
+	o.expect(c, "estimates within bound", len(r.outOfBound) == 0, strings.Join(r.outOfBound, "; "))
+	o.expect(c, "no unanswered calls", r.unanswered == 0, fmt.Sprintf("%d unanswered", r.unanswered))
+	o.expect(c, "no finding fires on a healthy system", len(r.fired) == 0, strings.Join(r.fired, "; "))
 	sampled := c.smp.kind != "all"
-	expect(t, c, "sampled edges say they are estimates", !sampled || r.estimated == len(trueEdges),
+	o.expect(c, "sampled edges say they are estimates", !sampled || r.estimated == len(trueEdges),
 		fmt.Sprintf("%d of %d edges estimated", r.estimated, len(trueEdges)))
-	expect(t, c, "unsampled edges are not estimates", sampled || r.estimated == 0, fmt.Sprintf("%d edges estimated", r.estimated))
+	o.expect(c, "unsampled edges are not estimates", sampled || r.estimated == 0, fmt.Sprintf("%d edges estimated", r.estimated))
 }
 
 // maxLatency is the detection latency the faulty runs must meet where
@@ -326,17 +358,25 @@ func checkHealthy(t *testing.T, c studyCase, r result) {
 // of it) before the hold: about a minute at default settings.
 var maxLatency = map[fault]time.Duration{faultOpenCircuit: 75 * time.Second, faultRetryStorm: 30 * time.Second}
 
-func checkFault(t *testing.T, c studyCase, r faultResult) {
+func checkFault(o outcomes, c studyCase, r faultResult) {
 	// Consistent sampling keeps whole traces: the fault must be found.
 	// Elsewhere the study reports what happens.
 	if c.smp.kind == "all" || c.smp.kind == "consistent" {
-		expect(t, c, "fault detected", r.latency >= 0 && r.latency <= maxLatency[r.fault], fmt.Sprintf("%s: latency %v", r.fault, r.latency))
+		o.expect(c, "fault detected", r.latency >= 0 && r.latency <= maxLatency[r.fault], fmt.Sprintf("%s: latency %v", r.fault, r.latency))
 	}
-	for _, o := range r.other {
-		if strings.HasSuffix(o, "(before the fault)") {
-			expect(t, c, "no finding fires on a healthy system", false, o)
+	for _, f := range r.other {
+		if strings.HasSuffix(f, "(before the fault)") {
+			o.expect(c, "no finding fires on a healthy system", false, f)
 		}
 	}
+}
+
+// subject names a finding's kind and subject.
+func subject(f detect.Finding) string {
+	if f.Subject.EdgeID != "" {
+		return f.Kind.String() + " " + f.Subject.EdgeID
+	}
+	return f.Kind.String() + " " + f.Subject.Node
 }
 
 func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
@@ -373,6 +413,9 @@ func render(hs []result, fs []faultResult) string {
 		fired := fmt.Sprintf("%d (%d)", len(r.fired), len(r.pending))
 		if len(r.fired) > 0 {
 			fired += ": " + strings.Join(r.fired, ", ")
+		}
+		if len(r.pending) > 0 {
+			fired += "; pending: " + strings.Join(r.pending, ", ")
 		}
 		fmt.Fprintf(&b, "| %s | %d / %d | %d / %d | %s | %s / %s | %s | %s | %s | %d | %s | %.0f / %.0f | %.0f |\n",
 			r.name, r.kept, r.spans, r.recall, len(trueEdges), fe, pct(r.reqErrMean), pct(r.reqErrMax), pct(r.minErrMean),
