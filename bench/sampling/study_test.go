@@ -33,18 +33,23 @@ var (
 type studyCase struct {
 	name string
 	smp  sampler
+	// rate is the requests/s entering the gateway (0: defaultRate).
+	// Low-rate cases run healthy only.
+	rate float64
 }
 
 var perServiceRatios = map[string]float64{"gateway": 0.1, "a": 0.1, "b": 0.01, "c": 0.1, "worker": 0.01}
 
 var cases = []studyCase{
-	{"100% (unsampled)", sampler{kind: "all", p: 1}},
-	{"consistent 10%", sampler{kind: "consistent", p: 0.1}},
-	{"consistent 1%", sampler{kind: "consistent", p: 0.01}},
-	{"independent 10%", sampler{kind: "independent", p: 0.1}},
-	{"independent 1%", sampler{kind: "independent", p: 0.01}},
-	{"per-service 10%/1%", sampler{kind: "per-service", perSv: perServiceRatios}},
-	{"jaeger 10% (root tags)", sampler{kind: "jaeger", p: 0.1}},
+	{"100% (unsampled)", sampler{kind: "all", p: 1}, 0},
+	{"consistent 10%", sampler{kind: "consistent", p: 0.1}, 0},
+	{"consistent 1%", sampler{kind: "consistent", p: 0.01}, 0},
+	{"independent 10%", sampler{kind: "independent", p: 0.1}, 0},
+	{"independent 1%", sampler{kind: "independent", p: 0.01}, 0},
+	{"per-service 10%/1%", sampler{kind: "per-service", perSv: perServiceRatios}, 0},
+	{"jaeger 10% (root tags)", sampler{kind: "jaeger", p: 0.1}, 0},
+	{"consistent 10% at 3 req/s", sampler{kind: "consistent", p: 0.1}, 3},
+	{"consistent 1% at 10 req/s", sampler{kind: "consistent", p: 0.01}, 10},
 }
 
 // trueEdges are the edges of the system, with the service whose spans
@@ -109,7 +114,11 @@ func bound(n uint64, p float64) float64 {
 }
 
 func healthy(t testing.TB, c studyCase, seed uint64) result {
-	s := newSim(t, c.smp, defaultRate, seed)
+	rate := c.rate
+	if rate == 0 {
+		rate = defaultRate
+	}
+	s := newSim(t, c.smp, rate, seed)
 	d := healthyFor()
 	s.run(d)
 	s.maxPending = gauge(s.reg, "cartograph_graph_half_edges")
@@ -259,6 +268,9 @@ func TestSamplingStudy(t *testing.T) {
 	}
 	for _, f := range []fault{faultOpenCircuit, faultRetryStorm} {
 		for _, c := range cases {
+			if c.rate != 0 {
+				continue
+			}
 			fr := faulty(t, c, f, 7)
 			faultRes = append(faultRes, fr)
 			checkFault(o, c, fr)
@@ -289,6 +301,12 @@ var knownDefects = map[string]map[string]string{
 	"per-service 10%/1%": {
 		"estimates within bound": "a paired call counts max(client, server) weight: a (10%) -> b (1%) pairs count 100 each while a's unpaired client spans count 10, so a->b is overestimated about 1.9x",
 		"no unanswered calls":    "a's calls kept at 10% whose b server was not kept (1%) count as unanswered, since kept pairs exist",
+	},
+	"consistent 10% at 3 req/s": {
+		"no finding fires on a healthy system": "sometimes: retry_storm on a->b: one sampled background retry counts as 10 retries (min_retries 10) and, among the few sampled calls of the window, is above the 20% budget (fired in 2 of 3 seeds of -sampling.full)",
+	},
+	"consistent 1% at 10 req/s": {
+		"no finding fires on a healthy system": "sometimes: retry_storm on a->b: one sampled background retry counts as 100 retries (min_retries 10) and above the 20% budget among the few sampled calls (fired in each seed of -sampling.full, up to twice in 30 minutes)",
 	},
 	"jaeger 10% (root tags)": {
 		"estimates within bound":               "sampler.type/sampler.param are on the root span only: every span below it counts 1, so all edges but client->gateway are underestimated 10x and not marked estimated",
@@ -391,7 +409,7 @@ func render(hs []result, fs []faultResult) string {
 	fmt.Fprintf(&b, "# Sampling study (%s)\n\n", mode)
 	fmt.Fprintf(&b, "Produced by: `go test -count=1 -run TestSamplingStudy ./bench/sampling/ -sampling.write%s`\n\n", map[bool]string{true: " -sampling.full"}[*full])
 	fmt.Fprintf(&b, "System: client -> gateway(2 replicas) -HTTP-> a(3) -HTTP-> b(3) -SQL-> postgres; a -gRPC-> c(2) on every request; "+
-		"a -> kafka orders -> worker(2) on one request in two. Poisson arrivals, %d req/s at the gateway; background errors 0.75%% (b, re-sent once by a), 0.5%% (c), 0.2%% (database). "+
+		"a -> kafka orders -> worker(2) on one request in two. Poisson arrivals, %d req/s at the gateway (unless the case says otherwise); background errors 0.75%% (b, re-sent once by a), 0.5%% (c), 0.2%% (database). "+
 		"Spans exported per replica every 5 s (batch processor delay, own phase, roots last), through OTLP -> semconv.Pipeline -> graph.Graph (defaults: 1m window, 10s pair TTL) -> snapshot every 5 s -> "+
 		"detect.Engine with retry_storm, consumer_lag, open_circuit, bottleneck at default settings. Healthy runs: %v of traffic, then drained; seeds %v.\n\n", defaultRate, healthyFor(), seeds())
 	b.WriteString("Sampling: consistent = parent-based, root decides by trace id randomness, every span carries `ot=th:` of the root; " +
@@ -454,7 +472,10 @@ func render(hs []result, fs []faultResult) string {
 		byCase[f.name] = x
 	}
 	for _, c := range cases {
-		x := byCase[c.name]
+		x, ok := byCase[c.name]
+		if !ok {
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", c.name, lat(x[0].latency), others(x[0].other), lat(x[1].latency), others(x[1].other))
 	}
 	return b.String()
