@@ -102,6 +102,16 @@ func seeds() []uint64 {
 	return []uint64{1}
 }
 
+// seeds returns the seeds c runs with: seeds(), but in the short study
+// seed 2 for the low-rate cases, whose healthy run fires the known false
+// retry storm within its 6 minutes (at +1m).
+func (c studyCase) seeds() []uint64 {
+	if c.rate != 0 && !*full {
+		return []uint64{2}
+	}
+	return seeds()
+}
+
 // bound is how far an estimate of n real calls counted by a sampler of
 // probability p may be from n: four standard deviations of the
 // Horvitz-Thompson estimate (each kept call counting 1/p), plus the
@@ -257,9 +267,9 @@ func TestSamplingStudy(t *testing.T) {
 	var faultRes []faultResult
 	o := outcomes{}
 	for _, c := range cases {
-		for _, seed := range seeds() {
+		for _, seed := range c.seeds() {
 			r := healthy(t, c, seed)
-			if len(seeds()) > 1 {
+			if len(seeds()) > 1 || seed != seeds()[0] {
 				r.name = fmt.Sprintf("%s seed %d", c.name, seed)
 			}
 			healthyRes = append(healthyRes, r)
@@ -306,7 +316,7 @@ var knownDefects = map[string]map[string]string{
 		"no finding fires on a healthy system": "sometimes: retry_storm on a->b: one sampled background retry counts as 10 retries (min_retries 10) and, among the few sampled calls of the window, is above the 20% budget (fired in 2 of 3 seeds of -sampling.full)",
 	},
 	"consistent 1% at 10 req/s": {
-		"no finding fires on a healthy system": "sometimes: retry_storm on a->b: one sampled background retry counts as 100 retries (min_retries 10) and above the 20% budget among the few sampled calls (fired in each seed of -sampling.full, up to twice in 30 minutes)",
+		"no finding fires on a healthy system": "retry_storm on a->b: one sampled background retry counts as 100 retries (min_retries 10) and above the 20% budget among the few sampled calls (fired in each seed of -sampling.full, up to twice in 30 minutes)",
 	},
 	"jaeger 10% (root tags)": {
 		"estimates within bound":               "sampler.type/sampler.param are on the root span only: every span below it counts 1, so all edges but client->gateway are underestimated 10x and not marked estimated",
