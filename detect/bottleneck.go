@@ -368,6 +368,7 @@ type Bottleneck struct {
 type loadPoint struct {
 	rate     float64 // incoming requests per second
 	requests uint64  // incoming requests in the window
+	samples  uint64  // latencies behind p50 and p95
 	p50, p95 float64 // latency of the node's own answers, ms
 	conc     float64 // in-flight requests: rate x p50
 	down     float64 // largest p95 of the calls the node makes, ms
@@ -603,7 +604,11 @@ var idUnescaper = strings.NewReplacer("%2F", "/", "%25", "%")
 type nodeLoad struct {
 	rate     float64
 	requests uint64
-	down     float64 // largest p95 of the node's outgoing sync calls
+	// samples is how many latencies the node's latency is made of (its
+	// requests when no sketch says): a p95 of a handful of calls (the
+	// pairs two independent samplers both kept) is no trend.
+	samples uint64
+	down    float64 // largest p95 of the node's outgoing sync calls
 
 	// The latencies of the node's answers on its incoming sync edges:
 	// server side, or client side for uninstrumented nodes.
@@ -651,8 +656,14 @@ func nodeLoads(ctx context.Context, s *graph.Snapshot) (map[string]*nodeLoad, bo
 		}
 		l := get(e.Target)
 		l.rate += e.RatePerS
-		l.requests += e.Requests
+		// The minimum guards the sample size: calls seen, not estimated.
+		l.requests += seenCalls(e)
 		if q, sk := edgeLatency(e); q != nil {
+			if sk != nil {
+				l.samples += uint64(math.Round(sk.GetCount()))
+			} else {
+				l.samples += seenCalls(e)
+			}
 			if l.n++; l.n == 1 {
 				l.one = q
 			} else {
@@ -701,6 +712,15 @@ func nodeLoads(ctx context.Context, s *graph.Snapshot) (map[string]*nodeLoad, bo
 	return loads, true
 }
 
+// seenCalls returns the calls of e actually seen: its requests, or on an
+// edge estimated from sampled traces the share of them that was seen.
+func seenCalls(e *graph.Edge) uint64 {
+	if e.Estimated && e.SampleRatio != nil {
+		return uint64(math.Round(float64(e.Requests) * *e.SampleRatio))
+	}
+	return e.Requests
+}
+
 func (l *nodeLoad) finish() {
 	switch {
 	case l.n == 0:
@@ -740,7 +760,7 @@ func (d *Bottleneck) track(loads map[string]*nodeLoad) map[string][]loadPoint {
 			}
 			d.order = append(d.order, id)
 		}
-		h = append(h, loadPoint{rate: l.rate, requests: l.requests, p50: *l.p50, p95: *l.p95,
+		h = append(h, loadPoint{rate: l.rate, requests: l.requests, samples: l.samples, p50: *l.p50, p95: *l.p95,
 			conc: l.rate * *l.p50 / 1000, down: l.down})
 		if len(h) > n {
 			h = append(h[:0], h[len(h)-n:]...)
@@ -769,7 +789,7 @@ func (d *Bottleneck) saturated(h []loadPoint) bool {
 	}
 	var mean float64
 	for _, p := range h {
-		if p.requests < d.opts.SaturationMinRequests {
+		if p.requests < d.opts.SaturationMinRequests || p.samples < d.opts.SaturationMinRequests {
 			return false
 		}
 		mean += p.rate / float64(len(h))

@@ -129,15 +129,20 @@ const (
 
 // level judges retries out of calls against the enter and exit thresholds:
 // minRetries and budget enter, RetryExitFraction of both keeps a storm.
-func (d *RetryStorm) level(retries, calls, minRetries, budget float64) stormLevel {
+// seen is the share of the calls actually seen (1, or an edge's sample
+// ratio when its counts are estimates from sampled traces): the minimum
+// guards the sample size, so it counts retries seen, not estimated (at 1%
+// sampling one sampled retry stands for 100).
+func (d *RetryStorm) level(retries, calls, minRetries, budget, seen float64) stormLevel {
 	if !(calls > 0) {
 		return levelNone
 	}
 	r := retries / calls
+	n := retries * seen
 	switch {
-	case retries >= minRetries && r > budget:
+	case n >= minRetries && r > budget:
 		return levelEnter
-	case retries >= math.Ceil(RetryExitFraction*minRetries) && r > RetryExitFraction*budget:
+	case n >= math.Ceil(RetryExitFraction*minRetries) && r > RetryExitFraction*budget:
 		return levelSustain
 	}
 	return levelNone
@@ -162,9 +167,13 @@ type retryCounts struct {
 // budget (recentBudgetFactor), so that a short burst does not.
 func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, retryCounts) {
 	c := retryCounts{retries: e.Retries, calls: e.Requests, ratio: e.RetryRatio, seconds: s.WindowSeconds}
-	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget)
+	seen := 1.0
+	if e.Estimated && e.SampleRatio != nil && *e.SampleRatio > 0 {
+		seen = *e.SampleRatio
+	}
+	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget, seen)
 	if r := e.Recent; r != nil && r.Requests > 0 {
-		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget); rl > lvl {
+		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget, seen); rl > lvl {
 			lvl = rl
 			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: s.RecentSeconds, recent: true}
 		}
@@ -219,7 +228,7 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 		verdict[i].counts = tc
 		var ml stormLevel
 		if r := metric[i]; r != nil {
-			ml = d.level(r.Retries, r.Calls, float64(d.opts.MinRetries), d.opts.Budget)
+			ml = d.level(r.Retries, r.Calls, float64(d.opts.MinRetries), d.opts.Budget, 1)
 		}
 		if ml == levelNone {
 			metric[i] = nil // below its own thresholds: not evidence

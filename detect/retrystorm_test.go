@@ -494,3 +494,19 @@ func consumeAll(tb testing.TB, g *graph.Graph, spans []graph.Span) {
 		spans = spans[k:]
 	}
 }
+
+// TestRetryStormCountsRetriesSeen: on an edge estimated from sampled
+// traces, the minimum count guards the retries actually seen: one sampled
+// retry standing for 100 is no storm, many are.
+func TestRetryStormCountsRetriesSeen(t *testing.T) {
+	ratio := 0.01
+	mk := func(retries uint64) *graph.Snapshot {
+		nodes := []graph.Node{{ID: "service:a", Kind: graph.NodeService, Name: "a"}, {ID: "service:b", Kind: graph.NodeService, Name: "b"}}
+		return graph.NewSnapshot(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Minute, nodes, []graph.Edge{{
+			ID: "service:a->service:b http", Source: "service:a", Target: "service:b", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP,
+			Requests: 300, Retries: retries, RetryRatio: float64(retries) / 300, RetriesSeen: true, Estimated: true, SampleRatio: &ratio}})
+	}
+	d := detect.NewRetryStorm(detect.RetryStormOptions{})
+	require.Empty(t, d.Detect(context.Background(), mk(100)), "one retry seen, standing for 100")
+	require.Len(t, d.Detect(context.Background(), mk(1200)), 1, "twelve seen")
+}

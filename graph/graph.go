@@ -192,6 +192,10 @@ type Graph struct {
 	// did), so calls to it that go unanswered land on the edge to that
 	// service, not on a virtual node. Bounded by MaxEdges.
 	aliases map[aliasKey]alias
+	// orphaned marks the service nodes that had a sampled server span
+	// whose caller's span was not kept (see samplersDisagree); bounded by
+	// MaxNodes.
+	orphaned map[int32]bool
 	// peerNode caches the node of a peer candidate once it is one (-1:
 	// not yet); it may be shorter than peerIx.
 	peerNode []int32
@@ -237,18 +241,19 @@ func New(opts Options) (*Graph, error) {
 	}
 	opts = opts.withDefaults()
 	g := &Graph{
-		opts:    opts,
-		bucketN: int64(opts.Bucket),
-		slots:   int(opts.Window/opts.Bucket) + 1,
-		mapping: newLatencyMapping(),
-		seed:    maphash.MakeSeed(),
-		started: opts.Now(),
-		nodes:   make(map[NodeKey]int32),
-		edges:   make(map[edgeKey]int32),
-		peers:   make(map[NodeKey]int32),
-		aliases: make(map[aliasKey]alias),
-		pend:    newPendStore(),
-		retries: make(map[retryKey]*retryGroup),
+		opts:     opts,
+		bucketN:  int64(opts.Bucket),
+		slots:    int(opts.Window/opts.Bucket) + 1,
+		mapping:  newLatencyMapping(),
+		seed:     maphash.MakeSeed(),
+		started:  opts.Now(),
+		nodes:    make(map[NodeKey]int32),
+		edges:    make(map[edgeKey]int32),
+		peers:    make(map[NodeKey]int32),
+		aliases:  make(map[aliasKey]alias),
+		orphaned: make(map[int32]bool),
+		pend:     newPendStore(),
+		retries:  make(map[retryKey]*retryGroup),
 	}
 	g.seen = newSeenSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
 	g.m = newMetrics(opts.Registerer, g)

@@ -555,7 +555,7 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 	}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasClient != 0 {
-		g.learnAlias(en.h.node, en.h.peer, svc, en.h.n > 1)
+		g.learnAlias(en.h.node, en.h.peer, svc, en.h.n != sv.n)
 		r := g.pairSync(&en.h, &sv, ep)
 		en.has &^= hasClient
 		g.releaseIfEmpty(en)
@@ -632,7 +632,7 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 	k := pendKey{trace: s.Trace, span: s.ID}
 	en := g.pend.get(k)
 	if en != nil && en.has&hasServer != 0 {
-		g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n > 1)
+		g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n != en.h.n)
 		r := g.pairWaiting(&c, en, ep)
 		g.childOf(s, svc, childPlaced, nowN, ep)
 		return r
@@ -642,7 +642,7 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 		// under the parent both share.
 		if !s.Parent.IsZero() {
 			if en := g.pend.get(pendKey{trace: s.Trace, span: s.Parent}); en != nil && en.has&hasServer != 0 && en.h.node != svc {
-				g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n > 1)
+				g.learnAlias(svc, g.peerCandidate(s.Peer), en.h.node, c.n != en.h.n)
 				return g.pairWaiting(&c, en, ep)
 			}
 		}
@@ -776,7 +776,7 @@ func (g *Graph) placeChild(h *half, pnode int32, pkind SpanKind, pk pendKey, fla
 		// server span: the child answers it, unless a server span did.
 		if en := g.pend.get(pk); en != nil && en.has&hasClient != 0 {
 			sv := *h
-			g.learnAlias(en.h.node, en.h.peer, h.node, en.h.n > 1)
+			g.learnAlias(en.h.node, en.h.peer, h.node, en.h.n != h.n)
 			g.pairSync(&en.h, &sv, ep)
 			en.has &^= hasClient
 			g.releaseIfEmpty(en)
@@ -919,7 +919,9 @@ func (g *Graph) pairSync(c, sv *half, ep int64) refusal {
 	}
 	g.m.pairs.WithLabelValues("sync").Inc()
 	st := e.ring.at(ep)
-	st.call(max(c.n, sv.n), c.err || sv.err, c.retry)
+	// The caller's weight: kept client spans, paired or not, then sum to
+	// an unbiased estimate of the calls whatever the callee's sampler.
+	st.call(c.n, c.err || sv.err, c.retry)
 	g.latency(&st.Server, sv.duration())
 	g.latency(&st.Client, c.duration())
 	return accepted
@@ -1095,11 +1097,10 @@ func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 			if e := g.edge(c.node, callee, c.proto, ""); e != nil {
 				st := e.ring.at(ep)
 				st.call(c.n, c.err, c.retry)
-				if c.n > 1 && !g.sampledAnswered(c.node, c.peer) {
-					// A sampled call whose callee never kept a sampled
-					// call from this caller: its server span was most
-					// likely sampled out (samplers that do not agree),
-					// not missing.
+				if c.n > 1 && g.samplersDisagree(c.node, c.peer, callee) {
+					// A sampled call whose server span was most likely
+					// sampled out, not missing: the samplers along this
+					// hop do not agree.
 					g.m.expired.WithLabelValues("client_sampled").Inc()
 					g.latency(&st.Client, c.duration())
 				} else {
@@ -1157,8 +1158,12 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 	proto := cmp.Or(sv.proto, ProtocolInternal)
 	if src < 0 && sv.n > 1 {
 		// A sampled server span called by a span that was not kept: its
-		// caller was sampled out, not uninstrumented.
+		// caller was sampled out, not uninstrumented, and the samplers
+		// along the hop do not agree.
 		g.unplaced.count(g.nodeIx[sv.node].key, reasonSampledOut, ep)
+		if len(g.orphaned) < g.opts.MaxNodes {
+			g.orphaned[sv.node] = true
+		}
 		return
 	}
 	if src >= 0 {
@@ -1274,10 +1279,11 @@ type aliasKey struct{ caller, peer int32 }
 // alias is what a caller's calls to a peer candidate were answered by.
 type alias struct {
 	callee int32 // the service node, or aliasAmbiguous
-	// sampled: a sampled call was answered, so the callee's spans are
-	// sampled as the caller's are (consistent sampling), and a sampled
-	// call without a server span is unanswered, not sampled out.
-	sampled bool
+	// disagree: a call was answered by a server span kept at another
+	// sampling weight than its client span: the samplers of caller and
+	// callee decide independently, so a kept client span may lose its
+	// server span to sampling.
+	disagree bool
 }
 
 // aliasAmbiguous marks a caller's peer answered by more than one service
@@ -1301,20 +1307,25 @@ func (g *Graph) aliasOf(caller, p int32) int32 {
 	return -1
 }
 
-// sampledAnswered reports whether a sampled call from caller to peer
-// candidate p was ever answered by a server span. Caller holds mu.
-func (g *Graph) sampledAnswered(caller, p int32) bool {
-	return g.aliases[aliasKey{caller, p}].sampled
+// samplersDisagree reports whether the samplers of caller and callee are
+// known not to agree (consistent, parent-based sampling keeps or drops a
+// trace's spans together): a pair kept at two weights, or a sampled
+// server span of callee whose caller's span was not kept. Then a kept
+// client span without its server span is most likely one whose server
+// span was sampled out. Caller holds mu.
+func (g *Graph) samplersDisagree(caller, p, callee int32) bool {
+	return g.aliases[aliasKey{caller, p}].disagree || g.orphaned[callee]
 }
 
 // learnAlias records that calls from node caller addressed to peer
 // candidate p were answered by service node svc, for that caller and for
-// every caller; sampled says the call answered was sampled. Per caller
+// every caller; disagree says the pair was kept at two sampling weights.
+// Per caller
 // first, because one address (localhost through a sidecar, a gateway
 // routing by path, a reused pod IP) leads different callers to different
 // services; an address that several services answered is no alias for
 // callers that have not seen it answered themselves. Caller holds mu.
-func (g *Graph) learnAlias(caller, p, svc int32, sampled bool) {
+func (g *Graph) learnAlias(caller, p, svc int32, disagree bool) {
 	if p < 0 || caller == svc || g.peerIx[p].IsOverflow() { // the overflow peer stands for many
 		return
 	}
@@ -1330,7 +1341,7 @@ func (g *Graph) learnAlias(caller, p, svc int32, sampled bool) {
 		case a.callee != svc && a.callee != aliasAmbiguous:
 			a.callee = aliasAmbiguous
 		}
-		a.sampled = a.sampled || sampled
+		a.disagree = a.disagree || disagree
 		g.aliases[k] = a
 	}
 }

@@ -379,20 +379,34 @@ func TestSampledTraffic(t *testing.T) {
 		require.True(t, e.Estimated)
 		require.InDelta(t, 0.25, *e.SampleRatio, 1e-9)
 	})
-	t.Run("server sampled out", func(t *testing.T) {
-		g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
-		learn := client(tid(9), sid(1), SpanID{}, "web", 0, ms) // unsampled: its server answers
-		learn.Peer = addr
-		rej, why := g.ConsumeSpans([]Span{learn, server(tid(9), sid(2), sid(1), "api", 0, ms), call(tid(1))})
-		require.Zero(t, rej, why)
-		clk.advance(15 * time.Second)
-		g.Expire()
-		snap, err := g.Snapshot(0)
-		require.NoError(t, err)
-		e := edgeByID(t, snap, "service:web->service:api http")
-		require.EqualValues(t, 5, e.Requests)
-		require.Zero(t, e.Unanswered, "no sampled call was ever answered: its server was sampled out")
-	})
+	for _, disagree := range []string{"a pair kept at two weights", "a server span whose caller was not kept"} {
+		t.Run("server sampled out, known by "+disagree, func(t *testing.T) {
+			g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
+			learn := client(tid(9), sid(1), SpanID{}, "web", 0, ms)
+			learn.Peer = addr
+			// web samples everything, api one call in four: the pair says
+			// the samplers disagree.
+			spans := []Span{learn, sampled(server(tid(9), sid(2), sid(1), "api", 0, ms))}
+			if disagree != "a pair kept at two weights" {
+				// Samplers at one weight: only an orphan server says so.
+				learn = call(tid(9))
+				spans = []Span{learn, sampled(server(tid(9), sid(2), sid(1), "api", 0, ms)), sampled(server(tid(8), sid(2), sid(7), "api", 0, ms))}
+			}
+			rej, why := g.ConsumeSpans(spans)
+			require.Zero(t, rej, why)
+			clk.advance(15 * time.Second)
+			g.Expire()
+			rej, why = g.ConsumeSpans([]Span{call(tid(1))})
+			require.Zero(t, rej, why)
+			clk.advance(15 * time.Second)
+			g.Expire()
+			snap, err := g.Snapshot(0)
+			require.NoError(t, err)
+			e := edgeByID(t, snap, "service:web->service:api http")
+			require.Zero(t, e.Unanswered, "its server was sampled out")
+			require.EqualValues(t, max(learn.Weight, 1)+4, float64(e.Requests), "each kept client span counts its own weight")
+		})
+	}
 	t.Run("consistent sampling keeps unanswered calls", func(t *testing.T) {
 		g, clk, _ := newTestGraph(t, Options{PairTTL: 10 * time.Second})
 		rej, why := g.ConsumeSpans([]Span{call(tid(9)), sampled(server(tid(9), sid(2), sid(1), "api", 0, ms)), call(tid(1))})

@@ -301,22 +301,11 @@ func TestSamplingStudy(t *testing.T) {
 // run.
 var knownDefects = map[string]map[string]string{
 	"independent 10%": {
-		"no unanswered calls": "one coincidental pair of kept client and server spans marks the caller->callee alias sampledAnswered, after which every kept client span whose server was sampled out counts as unanswered",
+		"no unanswered calls": "sometimes: until the first sampled server span whose caller was not kept has waited out the pair TTL (or a pair kept at two weights is seen), nothing says the samplers disagree, and kept client spans whose server was sampled out count as unanswered (about 10 in the first seconds)",
 	},
 	"independent 1%": {
-		"no unanswered calls":    "as at 10%: once a kept client and server coincide, client spans whose server was sampled out count as unanswered",
 		"estimates within bound": "sometimes: the calls counted on the false external edges are missing from the true edges (beyond the bound in 2 of the 3 seeds of -sampling.full)",
 		"no false edge":          "until a kept client and server coincide (one call in 10,000 at 1%), no alias tells that a's peer b:8080 is service b: the kept client spans expire onto virtual external nodes (gateway->external:a:8080, a->external:b:8080)",
-	},
-	"per-service 10%/1%": {
-		"estimates within bound": "a paired call counts max(client, server) weight: a (10%) -> b (1%) pairs count 100 each while a's unpaired client spans count 10, so a->b is overestimated about 1.9x",
-		"no unanswered calls":    "a's calls kept at 10% whose b server was not kept (1%) count as unanswered, since kept pairs exist",
-	},
-	"consistent 10% at 3 req/s": {
-		"no finding fires on a healthy system": "sometimes: retry_storm on a->b: one sampled background retry counts as 10 retries (min_retries 10) and, among the few sampled calls of the window, is above the 20% budget (fired in 2 of 3 seeds of -sampling.full)",
-	},
-	"consistent 1% at 10 req/s": {
-		"no finding fires on a healthy system": "retry_storm on a->b: one sampled background retry counts as 100 retries (min_retries 10) and above the 20% budget among the few sampled calls (fired in each seed of -sampling.full, up to twice in 30 minutes)",
 	},
 	"jaeger 10% (root tags)": {
 		"estimates within bound":               "sampler.type/sampler.param are on the root span only: every span below it counts 1, so all edges but client->gateway are underestimated 10x and not marked estimated",
