@@ -64,6 +64,9 @@ type Case struct {
 	Duration time.Duration
 	// Seed makes the run reproducible; 0 derives one from the name.
 	Seed uint64
+	// Modify, when set, changes the system before the run: tests plant
+	// faults on a healthy shape with it.
+	Modify func(*System)
 }
 
 // Start is the simulated time every run starts at: 09:00 UTC, on the rising
@@ -263,6 +266,9 @@ func (c Case) system() (System, *Expected) {
 		sys.Entries = []string{"orders-api"}
 	default:
 		sys.Entries = []string{"gateway"}
+	}
+	if c.Modify != nil {
+		c.Modify(&sys)
 	}
 	return sys, c.Expect()
 }

@@ -124,6 +124,9 @@ func (s *sim) brokerPoll(t time.Time) {
 		}
 	}
 	s.stats.LagSamples += len(samples)
+	if s.onLag != nil {
+		s.onLag(samples)
+	}
 	s.lags.Add(samples)
 }
 

@@ -38,6 +38,7 @@ type Stats struct {
 	FullExports int // of which sent because 512 spans were queued
 	Requests    int // export requests delivered, re-sent ones included
 	Resent      int
+	Refused     int // spans the collector refused (duplicates of re-sent batches)
 	Dropped     int // spans the SDK queues dropped (full)
 	Messages    int
 	LagSamples  int
@@ -45,15 +46,26 @@ type Stats struct {
 	Restarts    int
 }
 
-// Fired is a finding a run raised: a condition (kind and subject) and when
-// it was first pending and first firing.
+// Fired is a condition (kind and subject) a run's engine reported: when
+// it was first pending and each time it went firing.
 type Fired struct {
 	Kind     detect.Kind
 	Subject  detect.Subject
 	Severity detect.Severity
-	Summary  string
+	Summary  string    // the latest summary
 	Pending  time.Time // first evaluation it was pending (or firing) at
-	FiredAt  time.Time // first evaluation it was firing at; zero if it never fired
+	LastSeen time.Time // last evaluation it was pending or firing at
+	// Firings are the evaluations at which it went firing (a condition
+	// that resolves and comes back fires again); empty if it never fired.
+	Firings []time.Time
+}
+
+// FiredAt is the first firing, zero if none.
+func (f Fired) FiredAt() time.Time {
+	if len(f.Firings) == 0 {
+		return time.Time{}
+	}
+	return f.Firings[0]
 }
 
 // String renders f for reports: "retry_storm checkout -> payments at +31m20s".
@@ -89,9 +101,9 @@ func (o *observer) after(t time.Time) {
 			o.fired[k] = r
 			o.order = append(o.order, k)
 		}
-		r.Severity, r.Summary = f.Severity, f.Summary
-		if f.State == detect.StateFiring && r.FiredAt.IsZero() {
-			r.FiredAt = t
+		r.Severity, r.Summary, r.LastSeen = f.Severity, f.Summary, t
+		if f.State == detect.StateFiring && f.FiredAt != nil && (len(r.Firings) == 0 || !r.Firings[len(r.Firings)-1].Equal(*f.FiredAt)) {
+			r.Firings = append(r.Firings, *f.FiredAt)
 		}
 	}
 }
@@ -146,27 +158,54 @@ func Run(ctx context.Context, c Case) (Result, error) {
 		return Result{}, err
 	}
 	r := Result{Case: c, Settings: s.opts, Visible: s.faultVisible, Stats: s.stats, Wall: time.Since(t0)}
-	budget := c.Budget(s.opts)
-	for _, f := range s.obs.list() {
-		f := f
-		if f.FiredAt.IsZero() {
+	r.score(s.obs.list(), exp)
+	return r, nil
+}
+
+// score sorts what fired: the expected condition's first firing at or
+// after Visible is the detection; the expected condition firing before the
+// fault was visible is a false positive (it fired on healthy data), as is
+// every other condition that fired.
+func (r *Result) score(fired []Fired, exp *Expected) {
+	budget := r.Case.Budget(r.Settings)
+	for _, f := range fired {
+		if len(f.Firings) == 0 {
 			r.PendingOnly = append(r.PendingOnly, f)
 			continue
 		}
-		if exp != nil && f.Kind == exp.Kind && sameSubject(f.Subject, exp.Subject) && r.Detected == nil {
-			r.Detected = &f
-			if !r.Visible.IsZero() {
-				r.Latency = f.FiredAt.Sub(r.Visible)
-			}
+		if exp == nil || f.Kind != exp.Kind || !sameSubject(f.Subject, exp.Subject) {
+			r.FalsePositives = append(r.FalsePositives, f)
 			continue
 		}
-		r.FalsePositives = append(r.FalsePositives, f)
+		if r.Visible.IsZero() || f.Firings[0].Before(r.Visible) {
+			r.FalsePositives = append(r.FalsePositives, f)
+		}
+		if r.Visible.IsZero() {
+			continue
+		}
+		for _, at := range f.Firings {
+			if !at.Before(r.Visible) {
+				d := f
+				r.Detected, r.Latency = &d, at.Sub(r.Visible)
+				break
+			}
+		}
 	}
 	if exp != nil {
-		r.TruePositive = r.Detected != nil && !r.Visible.IsZero() && r.Latency <= budget
+		r.TruePositive = r.Detected != nil && r.Latency <= budget
 		r.FalseNegative = !r.TruePositive
 	}
-	return r, nil
+}
+
+// expectedNoise reports whether the expected condition fired before the
+// fault was visible.
+func (r Result) expectedNoise(exp *Expected) bool {
+	for _, f := range r.FalsePositives {
+		if f.Kind == exp.Kind && sameSubject(f.Subject, exp.Subject) {
+			return true
+		}
+	}
+	return false
 }
 
 func sameSubject(a, b detect.Subject) bool {
@@ -184,12 +223,12 @@ func (r Result) Verdict() string {
 		switch {
 		case r.TruePositive:
 			fmt.Fprintf(&b, " detected %s in %v", exp, r.Latency.Round(time.Millisecond))
-		case r.Detected != nil && !r.Visible.IsZero():
-			fmt.Fprintf(&b, " LATE %s after %v (budget %v)", exp, r.Latency.Round(time.Millisecond), r.Case.Budget(r.Settings))
 		case r.Detected != nil:
-			fmt.Fprintf(&b, " fired %s but the fault never became visible", exp)
+			fmt.Fprintf(&b, " LATE %s after %v (budget %v)", exp, r.Latency.Round(time.Millisecond), r.Case.Budget(r.Settings))
 		case r.Visible.IsZero():
 			fmt.Fprintf(&b, " MISSED %s (never visible)", exp)
+		case r.expectedNoise(exp):
+			fmt.Fprintf(&b, " MISSED %s (visible at +%v; it was already firing on healthy data and never fired anew)", exp, r.Visible.Sub(r.Case.start()).Round(time.Second))
 		default:
 			fmt.Fprintf(&b, " MISSED %s (visible at +%v)", exp, r.Visible.Sub(r.Case.start()).Round(time.Second))
 		}
@@ -199,7 +238,8 @@ func (r Result) Verdict() string {
 	if len(r.FalsePositives) > 0 {
 		fps := make([]string, 0, len(r.FalsePositives))
 		for _, f := range r.FalsePositives {
-			fps = append(fps, fmt.Sprintf("%s at +%v", f, f.FiredAt.Sub(r.Case.start()).Round(time.Second)))
+			fps = append(fps, fmt.Sprintf("%s fired %dx from +%v, last seen +%v", f, len(f.Firings),
+				f.FiredAt().Sub(r.Case.start()).Round(time.Second), f.LastSeen.Sub(r.Case.start()).Round(time.Second)))
 		}
 		slices.Sort(fps)
 		fmt.Fprintf(&b, "; %d FALSE POSITIVE(S): %s", len(fps), strings.Join(fps, ", "))

@@ -3,6 +3,7 @@ package realism
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -17,6 +18,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 )
 
@@ -160,6 +162,11 @@ type sim struct {
 	faultVisible time.Time
 	stats        Stats
 	obs          *observer
+	// onDeliver, when set, sees every export request as it reaches the
+	// collector (tests of the traffic model).
+	onDeliver func(x *Export, t time.Time)
+	// onLag, when set, sees every broker poll's samples.
+	onLag func([]lag.Sample)
 }
 
 // Settings are the collector settings a run uses: the defaults of each
@@ -448,6 +455,9 @@ func (s *sim) topicAt(i int) *topic {
 func (s *sim) deliver(ctx context.Context, x *Export, t time.Time) error {
 	s.stats.Requests++
 	s.stats.Spans += len(x.Spans)
+	if s.onDeliver != nil {
+		s.onDeliver(x, t)
+	}
 	if s.faultVisible.IsZero() {
 		for _, sp := range x.Spans {
 			if sp.Fault {
@@ -456,7 +466,14 @@ func (s *sim) deliver(ctx context.Context, x *Export, t time.Time) error {
 			}
 		}
 	}
-	if err := s.pipe.ConsumeTraces(ctx, x.Traces()); err != nil {
+	err := s.pipe.ConsumeTraces(ctx, x.Traces())
+	var partial *ingest.PartialError
+	switch {
+	case errors.As(err, &partial):
+		// The collector answers a re-sent batch with a partial success:
+		// its spans are refused as duplicates.
+		s.stats.Refused += int(partial.Rejected)
+	case err != nil:
 		return fmt.Errorf("realism: consume traces: %w", err)
 	}
 	return nil
