@@ -39,7 +39,7 @@ func TestScore(t *testing.T) {
 			fired: []Fired{fired(detect.KindRetryStorm, storm, 16*time.Second)}, latency: 16 * time.Second},
 		{name: "a planted false positive is one, however often it fires", c: fault, visible: visible,
 			fired: []Fired{fired(detect.KindRetryStorm, storm, 5*time.Second), fired(detect.KindBottleneck, detect.Subject{Node: "payments"}, 10*time.Second, 50*time.Second, 90*time.Second)},
-			tp: true, fps: 1, latency: 5 * time.Second},
+			tp:    true, fps: 1, latency: 5 * time.Second},
 		{name: "right kind, wrong subject", c: fault, visible: visible,
 			fired: []Fired{fired(detect.KindRetryStorm, detect.Subject{Source: "gateway", Target: "checkout"}, 5*time.Second)}, fps: 1},
 		{name: "the expected condition firing before it was visible is a false positive; its firing after it is the detection", c: fault, visible: visible,
