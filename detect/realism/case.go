@@ -19,8 +19,8 @@ const (
 	BatchConsumer                    // producer -> Kafka topic (12 partitions) -> batch consumer group tied by span links
 	CronBurst                        // a job every 10 min firing 500 calls in 20 s on top of steady traffic
 	SlowSteady                       // a dependency that always takes ~800 ms
-	RollingRestart                   // replicas replaced one by one (slower and a few errors while warming up)
-	GradualSlowdown                  // a service's own time growing by 20% over an hour
+	RollingRestart                   // replicas replaced one by one (slower and a few errors while warming up), every hour
+	GradualSlowdown                  // a service's own time growing by 20% over an hour (over half the run when shorter than 2h)
 
 	// Faults.
 	RetryStormFault  // a callee starts failing 50%; its caller re-sends every failed call 3 times
@@ -202,8 +202,14 @@ func (c Case) system() (System, *Expected) {
 			{Name: "legacy-erp", Replicas: 2, Serve: HTTP, Route: "/erp/report", Self: 800 * time.Millisecond, ErrRate: 0.004, Language: "java"},
 		}
 	case RollingRestart:
+		// Every hour from 10 min in; a run shorter than 40 min restarts
+		// once, a quarter in.
+		first := 10 * time.Minute
+		if c.Duration < 40*time.Minute {
+			first = c.Duration / 4
+		}
 		var restarts []time.Duration
-		for off := 10 * time.Minute; off < c.Duration; off += time.Hour {
+		for off := first; off < c.Duration; off += time.Hour {
 			restarts = append(restarts, off)
 		}
 		sys.Services = []Service{gateway("catalog", HTTP, "/v1/products/{id}"),
@@ -215,12 +221,17 @@ func (c Case) system() (System, *Expected) {
 			{Name: "search", Replicas: 3, Serve: HTTP, Route: "/v1/search", Self: 20 * time.Millisecond, ErrRate: 0.005,
 				Calls: []Call{{To: "index", Proto: DB, Op: "SELECT documents", Latency: 5 * time.Millisecond}}},
 		}
-		from := c.start().Add(10 * time.Minute)
+		// 20% over an hour from 10 min in; a run shorter than 2h
+		// compresses the ramp into its middle half.
+		from, ramp := c.start().Add(10*time.Minute), time.Hour
+		if c.Duration < 2*time.Hour {
+			from, ramp = c.start().Add(c.Duration/4), c.Duration/2
+		}
 		sys.Dynamics.SelfFactor = func(svc string, t time.Time) (float64, bool) {
 			if svc != "search" || t.Before(from) {
 				return 1, false
 			}
-			return 1 + 0.2*min(t.Sub(from).Hours(), 1), false
+			return 1 + 0.2*min(float64(t.Sub(from))/float64(ramp), 1), false
 		}
 	case RetryStormFault:
 		sys.Services = []Service{gateway("checkout", HTTP, "/v1/checkout"),

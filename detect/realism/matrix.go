@@ -20,8 +20,9 @@ type Matrix struct {
 	// Tail is how long a fault case runs after its onset (enough to see a
 	// late detection and collateral findings).
 	Tail time.Duration
-	// Healthy is how long a healthy case runs.
-	Healthy time.Duration
+	// Healthy is how long a healthy case runs; HealthyFast, when set, how
+	// long those at 1,000 req/s or more run (they cost the most).
+	Healthy, HealthyFast time.Duration
 	Faults  []Shape
 	Shapes  []Shape
 }
@@ -56,7 +57,11 @@ func (m Matrix) Cases() []Case {
 	}
 	for _, sh := range m.Shapes {
 		for _, r := range m.Rates {
-			out = append(out, Case{Shape: sh, Rate: r, Duration: m.Healthy})
+			d := m.Healthy
+			if r >= 1000 && m.HealthyFast > 0 {
+				d = m.HealthyFast
+			}
+			out = append(out, Case{Shape: sh, Rate: r, Duration: d})
 		}
 	}
 	return out

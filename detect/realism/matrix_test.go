@@ -13,20 +13,28 @@ import (
 var (
 	fullFlag     = flag.Bool("realism.full", os.Getenv("CARTOGRAPH_REALISM_FULL") != "", "run the full realism matrix (rates 1-1000 req/s, hours of simulated time; also env CARTOGRAPH_REALISM_FULL=1)")
 	markdownFlag = flag.Bool("realism.markdown", false, "print the matrix as Markdown (for BENCHMARKS.md) on stdout")
+	outFlag      = flag.String("realism.out", "", "write the matrix as Markdown to this file")
+	healthyFlag  = flag.Duration("realism.healthy", 0, "with -realism.full: how long healthy cases run (default 3h)")
+	fastFlag     = flag.Duration("realism.healthy-fast", 0, "with -realism.full: how long healthy cases at 1,000 req/s run (default: as -realism.healthy)")
 )
 
 // matrix is the matrix the test runs: the full one on request, else the
 // reduced one, shorter still under -race or -short.
 func matrix() Matrix {
 	if *fullFlag {
-		return FullMatrix()
-	}
-	if raceEnabled || testing.Short() {
-		m := ReducedMatrix(20 * time.Minute)
-		m.Onsets = []time.Duration{20 * time.Second, 12 * time.Minute}
+		m := FullMatrix()
+		if *healthyFlag > 0 {
+			m.Healthy = *healthyFlag
+		}
+		m.HealthyFast = *fastFlag
 		return m
 	}
-	return ReducedMatrix(75 * time.Minute)
+	if raceEnabled || testing.Short() {
+		m := ReducedMatrix(12 * time.Minute)
+		m.Onsets = []time.Duration{20 * time.Second, 5 * time.Minute}
+		return m
+	}
+	return ReducedMatrix(45 * time.Minute)
 }
 
 // TestMatrix runs the realism matrix and asserts issue #15's targets:
@@ -62,5 +70,10 @@ func TestMatrix(t *testing.T) {
 	}
 	if *markdownFlag {
 		fmt.Fprintf(os.Stdout, "\n%s\n", sum.Markdown())
+	}
+	if *outFlag != "" {
+		if err := os.WriteFile(*outFlag, []byte(sum.Markdown()), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func TestPoisson(t *testing.T) {
 	}
 	t.Run("diurnal", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(2, 2))
-		const rate = 50.0
+		const rate = 5.0
 		p := NewPoisson(rng, t0, rate*(1+DiurnalAmplitude), func(at time.Time) float64 { return rate * diurnal(at) })
 		// Count per hour from 09:00 to 21:00 against the integral of the
 		// rate over the hour.

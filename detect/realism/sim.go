@@ -167,6 +167,8 @@ type sim struct {
 	onDeliver func(x *Export, t time.Time)
 	// onLag, when set, sees every broker poll's samples.
 	onLag func([]lag.Sample)
+	// resendShare is ResendShare unless a test changes it.
+	resendShare float64
 }
 
 // Settings are the collector settings a run uses: the defaults of each
@@ -187,6 +189,7 @@ func newSim(c Case, sys System) (*sim, error) {
 	s := &sim{c: c, sys: sys, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15)),
 		start: c.start(), services: map[string]*service{}, topics: map[string]*topic{}}
 	s.end = s.start.Add(c.Duration)
+	s.resendShare = ResendShare
 	s.clock = NewClock(s.start)
 	now := s.clock.Now
 	var err error
@@ -374,7 +377,7 @@ func (s *sim) export(x Export) {
 	e := s.at(arrive, evDeliver)
 	e.exp = &x
 	s.push(e)
-	if s.rng.Float64() < ResendShare {
+	if s.rng.Float64() < s.resendShare {
 		s.stats.Resent++
 		e := s.at(arrive.Add(ResendAfter+time.Duration(s.rng.Int64N(int64(time.Second)))), evDeliver)
 		e.exp = &x

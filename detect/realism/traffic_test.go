@@ -44,7 +44,8 @@ func TestTrafficExportShape(t *testing.T) {
 	var gaps []time.Duration
 	maxDelay := time.Duration(0)
 	resent := 0
-	s := simulate(t, Case{Shape: SyncChain, Rate: 10, Duration: 15 * time.Minute}, func(s *sim) {
+	s := simulate(t, Case{Shape: SyncChain, Rate: 10, Duration: 6 * time.Minute}, func(s *sim) {
+		s.resendShare = 0.02 // more than production's, to see some in a short run
 		s.onDeliver = func(x *Export, at time.Time) {
 			if at.Sub(x.At) > time.Second {
 				resent++
@@ -109,8 +110,8 @@ func TestTrafficExportShape(t *testing.T) {
 	n := len(roots)
 	t.Logf("%d traces: %d split across requests, root after a descendant in %d, in the last request in %d; %d requests re-sent, %d spans refused as duplicates",
 		n, split, rootNotFirst, rootLast, s.stats.Resent, s.stats.Refused)
-	require.Greater(t, n, 8000)
-	require.Equal(t, n, split, "every trace crosses replicas, so requests")
+	require.Greater(t, n, 3000)
+	require.GreaterOrEqual(t, split, n*99/100, "every trace crosses replicas, so requests (but those cut by the end of the run)")
 	require.Greater(t, float64(rootNotFirst)/float64(n), 0.3, "roots often arrive after their descendants")
 	require.Greater(t, float64(rootLast)/float64(n), 0.1, "and last of all")
 	require.Less(t, float64(rootLast)/float64(n), 1.0, "but not always: exporters tick at their own phases")
@@ -122,7 +123,7 @@ func TestTrafficExportShape(t *testing.T) {
 // spans, before the timer.
 func TestTrafficFullBatches(t *testing.T) {
 	biggest := 0
-	s := simulate(t, Case{Shape: SyncChain, Rate: 1000, Duration: 20 * time.Second}, func(s *sim) {
+	s := simulate(t, Case{Shape: SyncChain, Rate: 1000, Duration: 4 * time.Second}, func(s *sim) {
 		s.onDeliver = func(x *Export, _ time.Time) { biggest = max(biggest, len(x.Spans)) }
 	})
 	require.Positive(t, s.stats.FullExports)
@@ -165,7 +166,7 @@ func TestTrafficKafka(t *testing.T) {
 	t.Run("throttled to half", func(t *testing.T) {
 		type reading struct{ end, committed float64 }
 		var at []reading
-		c := Case{Shape: ConsumerLagFault, Rate: 100, Onset: 2 * time.Minute, Duration: 6 * time.Minute}
+		c := Case{Shape: ConsumerLagFault, Rate: 30, Onset: 2 * time.Minute, Duration: 6 * time.Minute}
 		simulate(t, c, func(s *sim) {
 			s.onLag = func(ss []lag.Sample) {
 				var r reading
