@@ -23,8 +23,8 @@ type Matrix struct {
 	// Healthy is how long a healthy case runs; HealthyFast, when set, how
 	// long those at 1,000 req/s or more run (they cost the most).
 	Healthy, HealthyFast time.Duration
-	Faults  []Shape
-	Shapes  []Shape
+	Faults               []Shape
+	Shapes               []Shape
 }
 
 // FullMatrix is issue #15's matrix: rates 1, 10, 100 and 1,000 requests/s
