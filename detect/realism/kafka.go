@@ -46,18 +46,33 @@ func (s *sim) consumerPoll(m *member, t time.Time) {
 			limit = min(limit, int(math.Floor(m.budget)))
 		}
 	}
+	// Fetch round-robin over the member's partitions, one message at a
+	// time from a rotating start, as a fetch session spreads over them:
+	// a throttled member falls behind on all its partitions alike.
 	n := 0
 	var links []SpanRef
-	for _, pi := range m.parts {
-		p := tp.parts[pi]
-		for n < limit && p.fetched < p.end {
+	m.rr++
+	for more := true; more && n < limit; {
+		more = false
+		for j := range m.parts {
+			if n >= limit {
+				break
+			}
+			p := tp.parts[m.parts[(j+m.rr)%len(m.parts)]]
+			if p.fetched >= p.end {
+				continue
+			}
 			msg := p.msgs[p.fetched-p.base]
 			if msg.traced && len(links) < LinkLimit {
 				links = append(links, msg.ref)
 			}
 			p.fetched++
 			n++
+			more = true
 		}
+	}
+	for _, pi := range m.parts {
+		p := tp.parts[pi]
 		m.inflight[pi] = p.fetched
 		if d := p.fetched - p.base; d > 4096 {
 			p.msgs = append(p.msgs[:0], p.msgs[d:]...)

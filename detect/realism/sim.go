@@ -122,6 +122,7 @@ type member struct {
 	rep        *replica
 	parts      []int
 	budget     float64
+	rr         int   // rotates the partition a fetch starts at
 	seenEnd    int64 // sum of its partitions' end offsets at the last poll
 	lastCommit time.Time
 	// inflight holds the offsets a batch being processed reaches.
@@ -167,6 +168,8 @@ type sim struct {
 	onDeliver func(x *Export, t time.Time)
 	// onLag, when set, sees every broker poll's samples.
 	onLag func([]lag.Sample)
+	// onEval, when set, sees every snapshot after the engine judged it.
+	onEval func(t time.Time, snap *graph.Snapshot)
 	// resendShare is ResendShare unless a test changes it.
 	resendShare float64
 }
@@ -489,6 +492,9 @@ func (s *sim) eval(ctx context.Context, t time.Time) error {
 	}
 	s.engine.Eval(ctx, snap)
 	s.stats.Evaluations++
+	if s.onEval != nil {
+		s.onEval(t, snap)
+	}
 	s.obs.after(t)
 	return nil
 }
