@@ -68,8 +68,9 @@ func (m Matrix) Cases() []Case {
 }
 
 // RunMatrix runs cases on parallel workers and returns their results in
-// the order of cases.
-func RunMatrix(ctx context.Context, cases []Case, parallel int) ([]Result, error) {
+// the order of cases. done, when not nil, is called with each result as it
+// comes (from the workers' goroutines).
+func RunMatrix(ctx context.Context, cases []Case, parallel int, done func(Result)) ([]Result, error) {
 	parallel = max(parallel, 1)
 	out := make([]Result, len(cases))
 	errs := make([]error, len(cases))
@@ -86,6 +87,9 @@ func RunMatrix(ctx context.Context, cases []Case, parallel int) ([]Result, error
 		wg.Go(func() {
 			for i := range next {
 				out[i], errs[i] = Run(ctx, cases[i])
+				if done != nil && errs[i] == nil {
+					done(out[i])
+				}
 			}
 		})
 	}

@@ -45,7 +45,11 @@ func TestMatrix(t *testing.T) {
 	m := matrix()
 	cases := m.Cases()
 	start := time.Now()
-	results, err := RunMatrix(context.Background(), cases, runtime.GOMAXPROCS(0))
+	results, err := RunMatrix(context.Background(), cases, runtime.GOMAXPROCS(0), func(r Result) {
+		if *fullFlag {
+			t.Logf("done: %s (wall %v)", r.Verdict(), r.Wall.Round(time.Millisecond))
+		}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
