@@ -14,8 +14,20 @@
 // whose lag never returns to 0 (auto-commit every 5s), broker polls every
 // 15s.
 //
-// Run runs one Case; RunMatrix runs many and scores them: precision and
-// recall per finding kind and the detection latency distribution.
+// Run runs one Case; RunMatrix runs many and Summarize scores them:
+// precision and recall per finding kind and the detection latency
+// distribution per kind and rate.
+//
+// Running it:
+//
+//	go test ./detect/realism                 # the reduced matrix (rates 1 and 10; smaller under -race or -short)
+//	go test -timeout 0 ./detect/realism -args -realism.full -realism.out=matrix.md
+//	                                         # the full matrix (rates 1 to 1,000, 3 simulated hours per healthy shape)
+//	go test -run TestMatrix ./detect/realism -args -realism.markdown   # print the tables for BENCHMARKS.md
+//
+// -realism.healthy and -realism.healthy-fast shorten the full matrix's
+// healthy cases (all of them, and those at 1,000 req/s). The environment
+// variable CARTOGRAPH_REALISM_FULL=1 is the same as -realism.full.
 package realism
 
 import (

@@ -229,13 +229,15 @@ func newSim(c Case, sys System) (*sim, error) {
 	return s, nil
 }
 
+// EvalInterval is the collector's default --eval-interval, which is also
+// detect.EngineOptions' default Interval (the engine does not export the
+// options in force, so this one value is mirrored here); the engine's
+// default hold (one interval) and keep-firing time (two) follow from it.
+const EvalInterval = 5 * time.Second
+
 // settingsOf reads the settings in force from the components.
 func settingsOf(g *graph.Graph, p *critpath.Sampler) Settings {
-	eo := detect.EngineOptions{}
-	interval := eo.Interval
-	if interval == 0 {
-		interval = 5 * time.Second // detect.EngineOptions' documented default
-	}
+	interval := EvalInterval
 	o := g.Options()
 	return Settings{Window: o.Window, Bucket: o.Bucket, PairTTL: o.PairTTL, EvalInterval: interval,
 		Hold: interval, KeepFiring: 2 * interval, TraceIdle: p.Options().TraceIdle, SampleOneIn: p.Options().SampleOneIn,

@@ -183,3 +183,16 @@ func TestTrafficKafka(t *testing.T) {
 		require.InDelta(t, 0.5, ratio, 0.05, "consumed / produced after the onset")
 	})
 }
+
+// TestSettingsAreTheCollectorDefaults pins the settings a run reads from
+// the components to the collector's documented defaults (README
+// "Configuration"): the matrix judges what ships.
+func TestSettingsAreTheCollectorDefaults(t *testing.T) {
+	c := Case{Shape: SyncChain, Rate: 1, Duration: time.Second}
+	c.Seed = c.seed()
+	sys, _ := c.system()
+	s, err := newSim(c, sys)
+	require.NoError(t, err)
+	require.Equal(t, Settings{Window: time.Minute, Bucket: 5 * time.Second, PairTTL: 10 * time.Second, EvalInterval: 5 * time.Second,
+		Hold: 5 * time.Second, KeepFiring: 10 * time.Second, TraceIdle: 5 * time.Second, SampleOneIn: 10, BrokerPoll: 15 * time.Second}, s.opts)
+}
