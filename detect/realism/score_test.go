@@ -114,3 +114,25 @@ func TestScorePlanted(t *testing.T) {
 	require.True(t, strings.Contains(r.Verdict(), "open_circuit api -> orders"), r.Verdict())
 	require.Equal(t, 1, Summarize([]Result{r}).Kinds[2].FP)
 }
+
+// TestReducedMatrixCoversEverything: however small the test's matrix
+// gets, it keeps every fault at the low rates and both onsets, and every
+// healthy shape.
+func TestReducedMatrixCoversEverything(t *testing.T) {
+	m := matrix()
+	seen := map[string]bool{}
+	for _, c := range m.Cases() {
+		seen[c.Shape.String()+"@"+time.Duration(c.Rate*float64(time.Second)).String()] = true
+		if c.Shape.Fault() {
+			require.Equal(t, c.Onset+m.Tail, c.Duration)
+		}
+	}
+	for _, sh := range append(append([]Shape{}, FaultShapes...), HealthyShapes...) {
+		for _, rate := range []time.Duration{time.Second, 10 * time.Second} {
+			require.True(t, seen[sh.String()+"@"+rate.String()], "%s at %v req/s missing", sh, rate.Seconds())
+		}
+	}
+	require.Len(t, m.Onsets, 2)
+	require.LessOrEqual(t, m.Onsets[0], 30*time.Second, "an onset shortly after start-up")
+	require.GreaterOrEqual(t, m.Onsets[1], 5*time.Minute, "an onset long after start-up")
+}
