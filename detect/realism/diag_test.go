@@ -10,6 +10,10 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph"
 )
 
+// TestDiag is a diagnosis aid, skipped unless DIAG names a fault (retry,
+// circuit, bottleneck, lag): it logs, evaluation by evaluation around the
+// onset, the numbers that fault's detector judges and the engine's
+// findings, e.g. DIAG=retry go test -run TestDiag -v ./detect/realism.
 func TestDiag(t *testing.T) {
 	kind := os.Getenv("DIAG")
 	if kind == "" {
