@@ -1,0 +1,83 @@
+package realism
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"testing"
+	"time"
+)
+
+var (
+	fullFlag     = flag.Bool("realism.full", os.Getenv("CARTOGRAPH_REALISM_FULL") != "", "run the full realism matrix (rates 1-1000 req/s, hours of simulated time; also env CARTOGRAPH_REALISM_FULL=1)")
+	markdownFlag = flag.Bool("realism.markdown", false, "print the matrix as Markdown (for BENCHMARKS.md) on stdout")
+	outFlag      = flag.String("realism.out", "", "write the matrix as Markdown to this file")
+	healthyFlag  = flag.Duration("realism.healthy", 0, "with -realism.full: how long healthy cases run (default 3h)")
+	fastFlag     = flag.Duration("realism.healthy-fast", 0, "with -realism.full: how long healthy cases at 1,000 req/s run (default: as -realism.healthy)")
+)
+
+// matrix is the matrix the test runs: the full one on request, else the
+// reduced one, shorter still under -race or -short.
+func matrix() Matrix {
+	if *fullFlag {
+		m := FullMatrix()
+		if *healthyFlag > 0 {
+			m.Healthy = *healthyFlag
+		}
+		m.HealthyFast = *fastFlag
+		return m
+	}
+	if raceEnabled || testing.Short() {
+		m := ReducedMatrix(12 * time.Minute)
+		m.Onsets = []time.Duration{20 * time.Second, 5 * time.Minute}
+		return m
+	}
+	return ReducedMatrix(45 * time.Minute)
+}
+
+// TestMatrix runs the realism matrix and asserts issue #15's targets:
+// precision 1.0 and recall 1.0 for every finding kind, each fault detected
+// within its budget and no finding on a healthy system. Each case is a
+// subtest that fails with its verdict.
+func TestMatrix(t *testing.T) {
+	m := matrix()
+	cases := m.Cases()
+	start := time.Now()
+	results, err := RunMatrix(context.Background(), cases, runtime.GOMAXPROCS(0), func(r Result) {
+		if *fullFlag {
+			t.Logf("done: %s (wall %v)", r.Verdict(), r.Wall.Round(time.Millisecond))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d cases in %v", len(cases), time.Since(start).Round(time.Millisecond))
+	for _, r := range results {
+		t.Run(r.Case.Name(), func(t *testing.T) {
+			t.Logf("%s (simulated %v: %d traces, %d spans in %d export requests, %d re-sent; wall %v)", r.Verdict(), r.Case.Duration,
+				r.Stats.Traces, r.Stats.Spans, r.Stats.Requests, r.Stats.Resent, r.Wall.Round(time.Millisecond))
+			if r.Case.Shape.Fault() && !r.TruePositive {
+				t.Errorf("fault not found within %v: %s", r.Case.Budget(r.Settings), r.Verdict())
+			}
+			for _, f := range r.FalsePositives {
+				t.Errorf("false positive: %s fired at +%v: %s", f, f.FiredAt().Sub(Start).Round(time.Second), f.Summary)
+			}
+		})
+	}
+	sum := Summarize(results)
+	for _, k := range sum.Kinds {
+		if k.Precision() != 1 || k.Recall() != 1 {
+			t.Errorf("%s: precision %.2f (TP %d, FP %d), recall %.2f (TP %d, FN %d); want 1.0 and 1.0", k.Kind, k.Precision(), k.TP, k.FP, k.Recall(), k.TP, k.FN)
+		}
+	}
+	if *markdownFlag {
+		fmt.Fprintf(os.Stdout, "\n%s\n", sum.Markdown())
+	}
+	if *outFlag != "" {
+		if err := os.WriteFile(*outFlag, []byte(sum.Markdown()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package realism
+
+const raceEnabled = false
