@@ -194,5 +194,5 @@ func TestSettingsAreTheCollectorDefaults(t *testing.T) {
 	s, err := newSim(c, sys)
 	require.NoError(t, err)
 	require.Equal(t, Settings{Window: time.Minute, Bucket: 5 * time.Second, PairTTL: 10 * time.Second, EvalInterval: 5 * time.Second,
-		Hold: 5 * time.Second, KeepFiring: 10 * time.Second, TraceIdle: 5 * time.Second, SampleOneIn: 10, BrokerPoll: 15 * time.Second}, s.opts)
+		Hold: 5 * time.Second, KeepFiring: 10 * time.Second, TraceIdle: 5 * time.Second, SampleOneIn: 1, BrokerPoll: 15 * time.Second}, s.opts)
 }

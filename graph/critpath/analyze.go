@@ -21,6 +21,7 @@ type frame struct {
 	lo, hi int64
 	t      int64
 	next   int32
+	last   int32 // the child whose start t is, -1 before the first
 }
 
 // analyzer walks one trace's critical path. Its buffers are reused from
@@ -34,6 +35,11 @@ type analyzer struct {
 	fill    []int32 // children placed so far, while laying them out
 	self    []int64
 	lead    []int64 // of self: the stretch before the first child on the path
+	// wait is, for a failed CLIENT span on the path, the stretch after it
+	// until its retry (the next call to the same callee operation on the
+	// path): the caller waits out the callee's failure, so it is the
+	// callee's time, not the caller's work.
+	wait []int64
 	visited []bool
 	stack   []frame
 	nodes   map[graph.NodeKey]int64
@@ -125,6 +131,7 @@ func (a *analyzer) reset(n int) {
 	a.off = resize(a.off, n+1)
 	a.self = resize(a.self, n)
 	a.lead = resize(a.lead, n)
+	a.wait = resize(a.wait, n)
 	a.visited = resize(a.visited, n)
 	a.stack = a.stack[:0]
 	a.out = a.out[:0]
@@ -189,7 +196,7 @@ func (a *analyzer) children(spans []span) {
 // the goroutine stack.
 func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 	a.visited[root] = true
-	a.stack = append(a.stack, frame{i: root, lo: lo, hi: hi, t: hi, next: a.off[root]})
+	a.stack = append(a.stack, frame{i: root, lo: lo, hi: hi, t: hi, next: a.off[root], last: -1})
 	for len(a.stack) > 0 {
 		f := &a.stack[len(a.stack)-1]
 		child := int32(-1)
@@ -216,14 +223,28 @@ func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 			a.stack = a.stack[:len(a.stack)-1]
 			continue
 		}
-		a.self[f.i] += f.t - ce
-		f.t = cs
+		if f.last >= 0 && retryOf(spans, f.last, child) {
+			a.wait[child] += f.t - ce
+		} else {
+			a.self[f.i] += f.t - ce
+		}
+		f.t, f.last = cs, child
 		a.visited[child] = true
-		a.stack = append(a.stack, frame{i: child, lo: cs, hi: ce, t: ce, next: a.off[child]})
+		a.stack = append(a.stack, frame{i: child, lo: cs, hi: ce, t: ce, next: a.off[child], last: -1})
 	}
 }
 
-// attribute charges each span's self time to a node: a CLIENT span's (the
+// retryOf reports whether span later repeats span earlier, a failed CLIENT
+// span: the same operation to the same callee.
+func retryOf(spans []span, later, earlier int32) bool {
+	e, l := &spans[earlier], &spans[later]
+	return e.failed && e.kind == graph.SpanClient && l.kind == graph.SpanClient && e.op == l.op &&
+		e.calleeKind == l.calleeKind && e.calleeGroup == l.calleeGroup && e.calleeName == l.calleeName
+}
+
+// attribute charges each span's self time to a node, and the wait after a
+// failed call until its retry to the node the failed call is charged to:
+// a CLIENT span's (the
 // call's network and queueing, or an uninstrumented callee's work) to the
 // service of the SERVER span answering it, else to the peer it names (a
 // database, an external service, a messaging destination), else to the
@@ -237,10 +258,16 @@ func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 // them.
 func (a *analyzer) attribute(spans []span) {
 	for i := range spans {
-		if a.self[i] <= 0 {
+		if a.self[i] <= 0 && a.wait[i] <= 0 {
 			continue
 		}
 		node, answered := a.nodeOf(spans, i)
+		if a.wait[i] > 0 {
+			a.nodes[node] += a.wait[i] // waiting out its failure before the retry
+		}
+		if a.self[i] <= 0 {
+			continue
+		}
 		self := a.self[i]
 		if answered && a.lead[i] > 0 {
 			sp := &spans[i]

@@ -203,3 +203,23 @@ func TestSamplingAdaptsToLoad(t *testing.T) {
 		metric(t, reg, "cartograph_critpath_traces_dropped_total", "trace_limit"), metric(t, reg, "cartograph_critpath_traces_dropped_total", "partial"),
 		metric(t, reg, "cartograph_critpath_sampling_level", ""))
 }
+
+// TestRetryBackoffIsTheCallee: the time a caller spends between a failed
+// call and its retry is waiting out the callee's failure, not the caller's
+// own work: a retry storm does not make its caller a bottleneck.
+func TestRetryBackoffIsTheCallee(t *testing.T) {
+	s, c, _ := newSampler(t, critpath.Options{})
+	b := newTr(1)
+	b.span(1, 0, graph.SpanServer, "checkout", 0, 320)
+	b.call(2, 1, "checkout", "payments", 10, 20, 11, 19) // fails
+	b.spans[len(b.spans)-2].Error = true
+	b.call(4, 1, "checkout", "payments", 220, 310, 221, 309) // retried after 200 ms
+	paths := complete(s, c, b)
+	require.Len(t, paths, 1)
+	requireSumsToOne(t, paths[0])
+	got := shares(paths[0])
+	// checkout: 10 + 10 ms of its own; payments: 10 + 90 ms answering and
+	// 200 ms that checkout waited out its failure.
+	require.InDelta(t, 20.0/320, got[svc("checkout")], 0.01, "%v", got)
+	require.InDelta(t, 300.0/320, got[svc("payments")], 0.01, "%v", got)
+}

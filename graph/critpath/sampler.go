@@ -128,6 +128,9 @@ type span struct {
 	calleeGroup, calleeName name
 	calleeKind              graph.NodeKind
 	kind                    graph.SpanKind
+	// failed: the call failed or was throttled, so a repeat of it from
+	// the same parent is a retry and the time between is waiting.
+	failed bool
 }
 
 // name is a name of a span being assembled: an index into its trace's
@@ -317,7 +320,7 @@ func (s *Sampler) addLocked(sp *graph.Span, now int64, sampled, ignored *int, dr
 	t.root = t.root || sp.Parent.IsZero()
 	t.start = min(t.start, sp.Start)
 	r := span{
-		id: sp.ID, parent: sp.Parent, kind: sp.Kind, start: sp.Start, end: sp.End,
+		id: sp.ID, parent: sp.Parent, kind: sp.Kind, start: sp.Start, end: sp.End, failed: sp.Error || sp.Throttled,
 		service: s.intern(t, sp.Service), namespace: s.intern(t, sp.Namespace), op: s.intern(t, sp.Operation),
 	}
 	if sp.Kind == graph.SpanClient {
