@@ -28,18 +28,18 @@ type frame struct {
 // trace to trace; it is used by one goroutine at a time. After analyze
 // returns true, entry, op, dur and out describe the trace.
 type analyzer struct {
-	index   map[graph.SpanID]int32
-	parent  []int32 // parent span index, -1 when not in the trace
-	off     []int32 // children of i: kids[off[i]:off[i+1]]
-	kids    []int32
-	fill    []int32 // children placed so far, while laying them out
-	self    []int64
-	lead    []int64 // of self: the stretch before the first child on the path
+	index  map[graph.SpanID]int32
+	parent []int32 // parent span index, -1 when not in the trace
+	off    []int32 // children of i: kids[off[i]:off[i+1]]
+	kids   []int32
+	fill   []int32 // children placed so far, while laying them out
+	self   []int64
+	lead   []int64 // of self: the stretch before the first child on the path
 	// wait is, for a failed CLIENT span on the path, the stretch after it
 	// until its retry (the next call to the same callee operation on the
 	// path): the caller waits out the callee's failure, so it is the
 	// callee's time, not the caller's work.
-	wait []int64
+	wait    []int64
 	visited []bool
 	stack   []frame
 	nodes   map[graph.NodeKey]int64
