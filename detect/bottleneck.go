@@ -25,6 +25,7 @@ const (
 	DefaultSaturationMinRequests   = 20
 	DefaultBottleneckMaxTracked    = 50_000
 	DefaultBottleneckUsualMinutes  = 60
+	DefaultBottleneckMinRiseMs     = 5
 )
 
 // usualMinTraces is how many traces a window that taught an entry's usual
@@ -110,6 +111,10 @@ type BottleneckOptions struct {
 	// paged; a steeper one is (a tripling over an hour, after about 20
 	// minutes).
 	UsualMinutes float64 `yaml:"usual_minutes"`
+	// MinRiseMs is the least rise of a node's own time per request that
+	// makes it a bottleneck (default 5 ms): a fast path a millisecond
+	// slower is no page, however large the ratio.
+	MinRiseMs float64 `yaml:"min_rise_ms"`
 	// LatencyObjectiveMs, when set, also makes the node doing at least
 	// MinShare of the work on the critical path of an entry whose p95
 	// exceeds it a bottleneck, usual latency or not (default 0: off).
@@ -188,6 +193,9 @@ func (o BottleneckOptions) withDefaults() BottleneckOptions {
 	}
 	if !(o.UsualMinutes > 0) {
 		o.UsualMinutes = DefaultBottleneckUsualMinutes
+	}
+	if !(o.MinRiseMs > 0) {
+		o.MinRiseMs = DefaultBottleneckMinRiseMs
 	}
 	if o.LatencyObjectiveMs < 0 {
 		o.LatencyObjectiveMs = 0
@@ -487,7 +495,8 @@ func (d *Bottleneck) entryBottleneck(p *graph.EntryPath, j judged) (entryFinding
 const noiseFactor = 2
 
 // regression returns the node whose own time rose the most on p's path
-// compared with the usual j.u, when that rise accounts for at least MinShare
+// compared with the usual j.u, when that rise is at least MinRiseMs,
+// accounts for at least MinShare
 // of the slowdown (counted as at least DegradedRatio-1 of the usual mean),
 // the node's own time is at least DegradedRatio times its usual, and the
 // rise is at least noiseFactor times the largest jump the node showed
@@ -503,7 +512,7 @@ func (d *Bottleneck) regression(p *graph.EntryPath, j judged) (entryFinding, boo
 		}
 	}
 	slowdown := j.meanMs - u.meanMs
-	if !(rise > 0 && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
+	if !(rise > 0 && rise >= d.opts.MinRiseMs && rise >= d.opts.MinShare*max(slowdown, (d.opts.DegradedRatio-1)*u.meanMs) &&
 		best.SelfMs >= d.opts.DegradedRatio*u.selfMs[best.Node] && rise >= noiseFactor*u.jumpMs[best.Node]) {
 		return entryFinding{}, false
 	}

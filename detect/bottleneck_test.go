@@ -159,7 +159,7 @@ func TestBottleneckOptions(t *testing.T) {
 
 	o := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1}).Options()
 	require.Equal(t, detect.BottleneckOptions{MinShare: 0.5, MinTraces: 20, CriticalShare: 0.8, SaturationFlat: 0.1,
-		SaturationRise: 0.5, SaturationTicks: 4, SaturationMinRequests: 20, MaxTracked: 50_000, DegradedRatio: 1.5, UsualMinutes: 60, LatencyObjectiveMs: 1}, o)
+		SaturationRise: 0.5, SaturationTicks: 4, SaturationMinRequests: 20, MaxTracked: 50_000, DegradedRatio: 1.5, UsualMinutes: 60, MinRiseMs: 5, LatencyObjectiveMs: 1}, o)
 }
 
 func TestBottleneckCancelled(t *testing.T) {

@@ -47,6 +47,7 @@ var thresholdDocs = map[string]map[string][2]string{
 		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
 		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
 		"usual_minutes":           {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
+		"min_rise_ms":             {"ms", "least rise of a node's own time per request that makes it a bottleneck: a fast path a millisecond slower is no page"},
 		"latency_objective_ms":    {"ms", "also a bottleneck: the node doing at least min_share of the work of an entry whose p95 exceeds this, usual or not (0: off)"},
 	},
 	"consumer_lag": {

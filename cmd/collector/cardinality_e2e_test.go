@@ -77,10 +77,10 @@ func TestE2ECardinalityAttack(t *testing.T) {
 	// is live, so RSS follows the state kept rather than the garbage.
 	const memoryLimit = 256 << 20
 	// The table of recent spans remembers every span of the last two pair
-	// TTLs whatever its names (150k spans/s here); it is bounded by its
-	// own flag, set to fit this memory limit (about 9 MiB).
+	// TTLs whatever its names (150k spans/s here), up to a tenth of the
+	// memory limit.
 	p := startProcess(t, bin, fmt.Sprintf("--max-nodes=%d", maxNodes), fmt.Sprintf("--max-edges=%d", maxEdges),
-		fmt.Sprintf("--memory-limit=%d", memoryLimit), "--max-recent-spans=262144",
+		fmt.Sprintf("--memory-limit=%d", memoryLimit),
 		"--pair-ttl=1s", "--window=1m", "--data-dir="+t.TempDir())
 	url := "http://" + p.OTLPHTTP.String() + "/v1/traces"
 	send := func(from, n int) {

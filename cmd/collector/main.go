@@ -103,7 +103,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
-		MaxRecentSpans: cfg.MaxRecentSpans, MaxUnplaced: cfg.MaxUnplaced,
+		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced,
 		Lag: lags, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
@@ -359,4 +359,14 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// recentSpansBound is --max-recent-spans, capped under --memory-limit at a
+// tenth of the limit (about 36 bytes a span): the table is sized by the
+// traffic, not by the heap bound that admission control watches.
+func recentSpansBound(cfg config) int {
+	if cfg.MemoryLimit > 0 {
+		return int(min(int64(cfg.MaxRecentSpans), max(cfg.MemoryLimit/10/36, 1)))
+	}
+	return cfg.MaxRecentSpans
 }
