@@ -44,7 +44,7 @@ type Options struct {
 	MaxEdges int
 	// MaxRecentSpans bounds the spans remembered to find a span's parent
 	// whichever arrives first, to recognise re-sent spans and to tell late
-	// ones (default 2,097,152, about 75 MB at that size). The table starts
+	// ones (default 1,048,576, about 38 MB at that size). The table starts
 	// small and grows while it would forget spans younger than twice the
 	// pair TTL; at the bound it forgets them early, and counts them.
 	MaxRecentSpans int
@@ -109,7 +109,7 @@ func (o Options) withDefaults() Options {
 		o.MaxEdges = 50_000
 	}
 	if o.MaxRecentSpans == 0 {
-		o.MaxRecentSpans = 1 << 21
+		o.MaxRecentSpans = 1 << 20
 	}
 	if o.MaxUnplaced == 0 {
 		o.MaxUnplaced = 1_000

@@ -119,7 +119,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxPending, "max-pending", 1_000_000, "half-edges held at most; spans beyond are refused (partial success) and counted")
 	fs.IntVar(&c.MaxNodes, "max-nodes", 10_000, "graph nodes at most; beyond, observations are dropped and counted")
 	fs.IntVar(&c.MaxEdges, "max-edges", 50_000, "graph edges at most; beyond, observations are dropped and counted")
-	fs.IntVar(&c.MaxRecentSpans, "max-recent-spans", 1<<21, "recent spans remembered to find each span's parent whichever arrives first, recognise re-sent spans and tell late ones (the table grows to this while it would forget spans younger than twice --pair-ttl; about 36 bytes each; with --memory-limit at most a tenth of it); beyond, spans are forgotten early and counted")
+	fs.IntVar(&c.MaxRecentSpans, "max-recent-spans", 1<<20, "recent spans remembered to find each span's parent whichever arrives first, recognise re-sent spans and tell late ones (the table grows to this while it would forget spans younger than twice --pair-ttl; about 36 bytes each; with --memory-limit at most a tenth of it); beyond, spans are forgotten early and counted")
 	fs.IntVar(&c.MaxUnplaced, "max-unplaced", 1_000, "(service, reason) rows of spans no rule could place on an edge (GET /api/v1/graph/unplaced); beyond, counted under the service (other)")
 	fs.IntVar(&c.MaxRetryGroups, "max-retry-groups", 100_000, "failed-call groups kept to recognise retries; beyond, counted and not tracked")
 	fs.IntVar(&c.MaxLagSeries, "max-lag-series", 100_000, "consumer-lag series (group x destination x partition) kept; readings of more are refused and counted")
