@@ -192,6 +192,9 @@ type Graph struct {
 	// did), so calls to it that go unanswered land on the edge to that
 	// service, not on a virtual node. Bounded by MaxEdges.
 	aliases map[aliasKey]alias
+	// answered says, by peer candidate, whether any service answered
+	// calls to it (a key of aliases exists); it may be shorter than peerIx.
+	answered []bool
 	// orphaned marks the service nodes that had a sampled server span
 	// whose caller's span was not kept (see samplersDisagree); bounded by
 	// MaxNodes.

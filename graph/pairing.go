@@ -378,6 +378,9 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	// batch is remembered before any span looks for its parent, so that a
 	// parent later in the same request is found.
 	notes := g.notesFor(len(spans))
+	for i := range spans {
+		g.seen.touched += g.seen.touch(&spans[i])
+	}
 	var last svcMemo
 	for i := range spans {
 		s := &spans[i]
@@ -1295,8 +1298,8 @@ const aliasAmbiguous = -2
 // every caller saw answer there; a negative value when none or more than
 // one did. Caller holds mu.
 func (g *Graph) aliasOf(caller, p int32) int32 {
-	if p < 0 {
-		return -1
+	if p < 0 || int(p) >= len(g.answered) || !g.answered[p] {
+		return -1 // nobody answered there: no map lookup on the hot path
 	}
 	if a, ok := g.aliases[aliasKey{caller, p}]; ok {
 		return a.callee
@@ -1329,6 +1332,10 @@ func (g *Graph) learnAlias(caller, p, svc int32, disagree bool) {
 	if p < 0 || caller == svc || g.peerIx[p].IsOverflow() { // the overflow peer stands for many
 		return
 	}
+	for len(g.answered) <= int(p) {
+		g.answered = append(g.answered, false)
+	}
+	g.answered[p] = true
 	for _, k := range [2]aliasKey{{caller, p}, {-1, p}} {
 		a, ok := g.aliases[k]
 		switch {

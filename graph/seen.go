@@ -30,6 +30,8 @@ type seenSpans struct {
 	// inserts and young count the inserts and the young evictions of
 	// the current period of len(slots) inserts.
 	inserts, young int
+	// touched keeps what touch read.
+	touched uint32
 }
 
 // seenWays is the number of slots in a bucket.
@@ -53,12 +55,15 @@ const (
 	seenProducer
 )
 
-// seenSlot is one remembered span. at is 0 in an empty slot.
+// seenSlot is one remembered span, 32 bytes: a bucket of four is two
+// cache lines. at is 0 in an empty slot.
 type seenSlot struct {
-	trace TraceID
-	span  SpanID
-	node  int32
-	at    uint32 // seconds since seenSpans.base, plus one
+	// th is the trace id's 64-bit hash (traceHash): with the span id, a
+	// false match needs two ids colliding in 128 random bits.
+	th   uint64
+	span SpanID
+	node int32
+	at   uint32 // seconds since seenSpans.base, plus one
 	// endMs is a producer span's end, milliseconds since base (0:
 	// unknown), so that a consumer arriving after the producer's
 	// half-edge expired still learns its producer-to-consumer delay.
@@ -97,10 +102,14 @@ func (r *seenSpans) stamp(nowN int64) uint32 {
 	return uint32(d) + 1
 }
 
-func (r *seenSpans) bucket(tr *TraceID, sp SpanID) []seenSlot {
-	// Every byte counts: W3C ids are random in their low bytes, but
-	// some senders count, or pad 64-bit ids.
-	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ mix64(binary.LittleEndian.Uint64(tr[8:])^mix64(binary.LittleEndian.Uint64(tr[:8]))))
+// traceHash hashes a trace id to 64 bits. Every byte counts: W3C ids are
+// random in their low bytes, but some senders count, or pad 64-bit ids.
+func traceHash(tr *TraceID) uint64 {
+	return mix64(binary.LittleEndian.Uint64(tr[8:]) ^ mix64(binary.LittleEndian.Uint64(tr[:8])))
+}
+
+func (r *seenSpans) bucket(th uint64, sp SpanID) []seenSlot {
+	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ th)
 	i := (h & r.mask) * seenWays
 	return r.slots[i : i+seenWays : i+seenWays]
 }
@@ -133,6 +142,16 @@ const (
 	noteLate
 )
 
+// touch reads the bucket of span s without waiting on it, so that calls
+// for a whole batch, one after the other, have the CPU fetch their
+// buckets from memory at once rather than one at a time (a bucket is most
+// often a cache miss: the table is tens of megabytes). It returns a value
+// the caller must keep, so the loads are not optimised away.
+func (r *seenSpans) touch(s *Span) uint32 {
+	b := r.bucket(traceHash(&s.Trace), s.ID)
+	return b[0].at + b[seenWays-1].at
+}
+
 // endMs returns the slot time of a span end, 0 when out of range.
 func (r *seenSpans) endMs(end int64) uint32 {
 	d := (end - r.base) / 1e6
@@ -145,9 +164,10 @@ func (r *seenSpans) endMs(end int64) uint32 {
 // producerEnd returns the end (Unix ns) of producer span (tr, id) when it
 // is remembered.
 func (r *seenSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
-	b := r.bucket(tr, id)
+	th := traceHash(tr)
+	b := r.bucket(th, id)
 	for i := range b {
-		if sl := &b[i]; sl.at != 0 && sl.flags&seenProducer != 0 && sl.endMs != 0 && sl.span == id && sl.trace == *tr {
+		if sl := &b[i]; sl.at != 0 && sl.flags&seenProducer != 0 && sl.endMs != 0 && sl.span == id && sl.th == th {
 			return r.base + int64(sl.endMs)*1e6, true
 		}
 	}
@@ -158,7 +178,8 @@ func (r *seenSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
 // its id before. producer says s publishes a message.
 func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) seenNote {
 	now := r.stamp(nowN)
-	b := r.bucket(&s.Trace, s.ID)
+	th := traceHash(&s.Trace)
+	b := r.bucket(th, s.ID)
 	note := noteNew
 	victim := 0
 	for i := range b {
@@ -167,7 +188,7 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 			victim = i
 			continue
 		}
-		if sl.span == s.ID && sl.trace == s.Trace {
+		if sl.span == s.ID && sl.th == th {
 			switch {
 			case sl.kind == s.Kind && sl.node == node:
 				sl.at = now
@@ -182,7 +203,7 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 			victim = i
 		}
 	}
-	sl := seenSlot{trace: s.Trace, span: s.ID, node: node, at: now, kind: s.Kind}
+	sl := seenSlot{th: th, span: s.ID, node: node, at: now, kind: s.Kind}
 	if producer {
 		sl.flags, sl.endMs = seenProducer, r.endMs(s.End)
 	}
@@ -204,7 +225,7 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 
 // insert puts sl in its bucket's empty or oldest slot.
 func (r *seenSpans) insert(sl seenSlot) {
-	b := r.bucket(&sl.trace, sl.span)
+	b := r.bucket(sl.th, sl.span)
 	victim := 0
 	for i := range b {
 		if b[i].at == 0 {
@@ -232,7 +253,8 @@ func (r *seenSpans) grow() {
 // markAnswered records that the server span of node, child of (tr, parent),
 // was recorded without its client.
 func (r *seenSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
-	b := r.bucket(tr, parent)
+	th := traceHash(tr)
+	b := r.bucket(th, parent)
 	victim := 0
 	for i := range b {
 		if b[i].at == 0 {
@@ -243,18 +265,19 @@ func (r *seenSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN in
 			victim = i
 		}
 	}
-	b[victim] = seenSlot{trace: *tr, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
+	b[victim] = seenSlot{th: th, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
 }
 
 // find returns the slot of span (tr, id), or nil. When two spans share the
 // id (a Zipkin shared span), it prefers one of service node other than
 // self, then any that is not of kind skip.
 func (r *seenSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
-	b := r.bucket(tr, id)
+	th := traceHash(tr)
+	b := r.bucket(th, id)
 	var found *seenSlot
 	for i := range b {
 		sl := &b[i]
-		if sl.at == 0 || sl.span != id || sl.trace != *tr || sl.kind == kindAnswered {
+		if sl.at == 0 || sl.span != id || sl.th != th || sl.kind == kindAnswered {
 			continue
 		}
 		if found == nil || found.node == self && sl.node != self {
@@ -266,9 +289,10 @@ func (r *seenSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
 
 // findKind returns the slot of span (tr, id) of the given kind, or nil.
 func (r *seenSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *seenSlot {
-	b := r.bucket(tr, id)
+	th := traceHash(tr)
+	b := r.bucket(th, id)
 	for i := range b {
-		if sl := &b[i]; sl.at != 0 && sl.span == id && sl.trace == *tr && sl.kind == kind {
+		if sl := &b[i]; sl.at != 0 && sl.span == id && sl.th == th && sl.kind == kind {
 			return sl
 		}
 	}
