@@ -69,10 +69,10 @@ func (l *list[E]) remove(e E) {
 
 // half is one side of an edge waiting for the other.
 type half struct {
-	node       int32  // the span's service node
-	peer       int32  // client: peer candidate index (-1 none); producer: destination node (-1 none)
-	n          uint32 // calls of the real traffic the span stands for (callCount)
+	node       int32 // the span's service node
+	peer       int32 // client: peer candidate index (-1 none); producer: destination node (-1 none)
 	start, end int64
+	n          uint32 // calls of the real traffic the span stands for (callCount)
 	proto      Protocol
 	err, retry bool
 }
