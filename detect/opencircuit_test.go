@@ -662,7 +662,7 @@ func TestOpenCircuitCancelled(t *testing.T) {
 }
 
 func TestOpenCircuitLargeGraph(t *testing.T) {
-	if testing.Short() {
+	if (testing.Short() || detect.RaceEnabled) {
 		t.Skip("large graph")
 	}
 	s := largeCircuitSnapshot(t)
@@ -990,7 +990,7 @@ func TestOpenCircuitDefaultSettings(t *testing.T) {
 			var worst, worstResolve time.Duration
 			inBudget, fired := 0, 0
 			seeds := r.seeds
-			if testing.Short() {
+			if (testing.Short() || detect.RaceEnabled) {
 				if r.rate > 10 {
 					continue
 				}
@@ -1080,7 +1080,7 @@ func TestOpenCircuitHealthyQuiet(t *testing.T) {
 	}{{1, 6 * time.Hour, 3}, {10, 2 * time.Hour, 2}, {100, 30 * time.Minute, 1}, {1000, 6 * time.Minute, 1}} {
 		for seed := range tc.seeds {
 			t.Run(strconv.FormatFloat(tc.rate, 'f', -1, 64)+"rps/"+strconv.Itoa(seed), func(t *testing.T) {
-				if testing.Short() && (tc.rate > 10 || seed > 0) {
+				if (testing.Short() || detect.RaceEnabled) && (tc.rate > 10 || seed > 0) {
 					t.Skip("long simulation")
 				}
 				s := newCircuitSim(t, uint64(tc.rate)*100+uint64(seed)+11, map[string]int{
@@ -1127,7 +1127,7 @@ func TestOpenCircuitRestartsQuiet(t *testing.T) {
 			s.route("billing", "ledger", rate)                                    // its only caller
 			s.route("billing", "users", rate*0.7).route("web", "users", rate*0.3) // two callers
 			restarts := 240
-			if testing.Short() {
+			if (testing.Short() || detect.RaceEnabled) {
 				restarts = 30
 			}
 			var pending int

@@ -216,7 +216,7 @@ func TestRetryStormAtDefaultSettings(t *testing.T) {
 	for _, rate := range []float64{1, 10, 100, 1000} {
 		t.Run(fmt.Sprintf("%g/s", rate), func(t *testing.T) {
 			seeds := uint64(12) // the phases of the replicas' exports vary with the seed
-			if rate >= 1000 || testing.Short() {
+			if rate >= 1000 || (testing.Short() || detect.RaceEnabled) {
 				seeds = 4
 			}
 			for seed := range seeds {
@@ -256,7 +256,7 @@ func TestRetryStormHealthyForHours(t *testing.T) {
 		d    time.Duration
 	}{{1, 12 * time.Hour}, {10, 6 * time.Hour}, {100, 3 * time.Hour}, {1000, 30 * time.Minute}} {
 		t.Run(fmt.Sprintf("%g/s", tc.rate), func(t *testing.T) {
-			if testing.Short() {
+			if (testing.Short() || detect.RaceEnabled) {
 				tc.d = min(tc.d, 10*time.Minute)
 			}
 			sim := newStormSim(t, tc.rate, 99)
