@@ -662,7 +662,7 @@ func TestOpenCircuitCancelled(t *testing.T) {
 }
 
 func TestOpenCircuitLargeGraph(t *testing.T) {
-	if (testing.Short() || detect.RaceEnabled) {
+	if testing.Short() || detect.RaceEnabled {
 		t.Skip("large graph")
 	}
 	s := largeCircuitSnapshot(t)
@@ -990,7 +990,7 @@ func TestOpenCircuitDefaultSettings(t *testing.T) {
 			var worst, worstResolve time.Duration
 			inBudget, fired := 0, 0
 			seeds := r.seeds
-			if (testing.Short() || detect.RaceEnabled) {
+			if testing.Short() || detect.RaceEnabled {
 				if r.rate > 10 {
 					continue
 				}
@@ -1127,7 +1127,7 @@ func TestOpenCircuitRestartsQuiet(t *testing.T) {
 			s.route("billing", "ledger", rate)                                    // its only caller
 			s.route("billing", "users", rate*0.7).route("web", "users", rate*0.3) // two callers
 			restarts := 240
-			if (testing.Short() || detect.RaceEnabled) {
+			if testing.Short() || detect.RaceEnabled {
 				restarts = 30
 			}
 			var pending int

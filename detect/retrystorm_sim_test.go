@@ -256,7 +256,7 @@ func TestRetryStormHealthyForHours(t *testing.T) {
 		d    time.Duration
 	}{{1, 12 * time.Hour}, {10, 6 * time.Hour}, {100, 3 * time.Hour}, {1000, 30 * time.Minute}} {
 		t.Run(fmt.Sprintf("%g/s", tc.rate), func(t *testing.T) {
-			if (testing.Short() || detect.RaceEnabled) {
+			if testing.Short() || detect.RaceEnabled {
 				tc.d = min(tc.d, 10*time.Minute)
 			}
 			sim := newStormSim(t, tc.rate, 99)
