@@ -333,7 +333,7 @@ var jitter = simGroup{parts: 12, rate: 20, capacity: 40, pipeline: 2, commitEver
 var simSeed uint64 = 15
 
 func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		t.Skip("hours of simulated time")
 	}
 	const hours = 3
@@ -415,7 +415,7 @@ func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
 // shows the fault, that nothing was raised before it, and that it keeps firing as
 // long as the fault lasts.
 func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
-	if testing.Short() || raceEnabled {
+	if testing.Short() {
 		t.Skip("simulated time")
 	}
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)

@@ -662,7 +662,7 @@ func TestOpenCircuitCancelled(t *testing.T) {
 }
 
 func TestOpenCircuitLargeGraph(t *testing.T) {
-	if testing.Short() || detect.RaceEnabled {
+	if testing.Short() {
 		t.Skip("large graph")
 	}
 	s := largeCircuitSnapshot(t)

@@ -308,7 +308,7 @@ func TestRetryStormCancelled(t *testing.T) {
 }
 
 func TestRetryStormLargeGraph(t *testing.T) {
-	if testing.Short() || detect.RaceEnabled {
+	if testing.Short() {
 		t.Skip("large graph")
 	}
 	s := largeSnapshot(t)
