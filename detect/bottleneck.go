@@ -721,13 +721,19 @@ func nodeLoads(ctx context.Context, s *graph.Snapshot) (map[string]*nodeLoad, bo
 	return loads, true
 }
 
-// seenCalls returns the calls of e actually seen: its requests, or on an
-// edge estimated from sampled traces the share of them that was seen.
-func seenCalls(e *graph.Edge) uint64 {
-	if e.Estimated && e.SampleRatio != nil {
-		return uint64(math.Round(float64(e.Requests) * *e.SampleRatio))
+// seenShare returns the share of e's calls actually seen: 1, or on an
+// edge estimated from sampled traces its sample ratio. Minimum counts
+// guard the sample size, so they count calls seen, not estimated.
+func seenShare(e *graph.Edge) float64 {
+	if e.Estimated && e.SampleRatio != nil && *e.SampleRatio > 0 {
+		return *e.SampleRatio
 	}
-	return e.Requests
+	return 1
+}
+
+// seenCalls returns the calls of e actually seen.
+func seenCalls(e *graph.Edge) uint64 {
+	return uint64(math.Round(float64(e.Requests) * seenShare(e)))
 }
 
 func (l *nodeLoad) finish() {

@@ -167,10 +167,7 @@ type retryCounts struct {
 // budget (recentBudgetFactor), so that a short burst does not.
 func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, retryCounts) {
 	c := retryCounts{retries: e.Retries, calls: e.Requests, ratio: e.RetryRatio, seconds: s.WindowSeconds}
-	seen := 1.0
-	if e.Estimated && e.SampleRatio != nil && *e.SampleRatio > 0 {
-		seen = *e.SampleRatio
-	}
+	seen := seenShare(e)
 	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget, seen)
 	if r := e.Recent; r != nil && r.Requests > 0 {
 		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget, seen); rl > lvl {

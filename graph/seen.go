@@ -253,19 +253,7 @@ func (r *seenSpans) grow() {
 // markAnswered records that the server span of node, child of (tr, parent),
 // was recorded without its client.
 func (r *seenSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
-	th := traceHash(tr)
-	b := r.bucket(th, parent)
-	victim := 0
-	for i := range b {
-		if b[i].at == 0 {
-			victim = i
-			break
-		}
-		if b[i].at < b[victim].at {
-			victim = i
-		}
-	}
-	b[victim] = seenSlot{th: th, span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered}
+	r.insert(seenSlot{th: traceHash(tr), span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered})
 }
 
 // find returns the slot of span (tr, id), or nil. When two spans share the
