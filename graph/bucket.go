@@ -209,6 +209,7 @@ func (g *Graph) Restore(buckets []EdgeBucket) int {
 	n := 0
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.ep = max(g.ep, cur) // what Restore touches counts as seen now
 	for i := range buckets {
 		b := &buckets[i]
 		ep := b.Start.UnixNano() / g.bucketN

@@ -48,6 +48,12 @@ type Options struct {
 	// small and grows while it would forget spans younger than twice the
 	// pair TTL; at the bound it forgets them early, and counts them.
 	MaxRecentSpans int
+	// IdleExpiry is how long a node, an edge or a peer address may go
+	// unseen before it leaves memory (default 15m, or the least allowed
+	// when more: Window plus two buckets, so nothing of the window is
+	// lost, and three pair TTLs).
+	// Its history stays in storage; see retire.go.
+	IdleExpiry time.Duration
 	// MaxUnplaced bounds the (service, reason) rows of spans that could
 	// not be placed on any edge (default 1,000); beyond it they are
 	// counted under the service "(other)".
@@ -79,6 +85,9 @@ func (o Options) Validate() error {
 	}
 	if o.PairTTL <= 0 {
 		errs = append(errs, fmt.Errorf("pair TTL %v: must be positive", o.PairTTL))
+	}
+	if lo := max(o.Window+2*o.Bucket, 3*o.PairTTL); o.IdleExpiry < lo {
+		errs = append(errs, fmt.Errorf("idle expiry %v: must be at least %v (the window plus two buckets, and three pair TTLs)", o.IdleExpiry, lo))
 	}
 	if o.MaxPending < 1 || o.MaxRetryGroups < 1 || o.MaxNodes < 1 || o.MaxEdges < 1 || o.MaxRecentSpans < 1 || o.MaxUnplaced < 1 {
 		errs = append(errs, errors.New("max pending, retry groups, nodes, edges, recent spans and unplaced rows must be positive"))
@@ -113,6 +122,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxUnplaced == 0 {
 		o.MaxUnplaced = 1_000
+	}
+	if o.IdleExpiry == 0 {
+		o.IdleExpiry = max(15*time.Minute, o.Window+2*o.Bucket, 3*o.PairTTL)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -187,6 +199,18 @@ type Graph struct {
 	edgeIx []*edgeState
 	peers  map[NodeKey]int32
 	peerIx []NodeKey
+	// peerSeen is the epoch each peer candidate was last addressed in.
+	peerSeen []int64
+	// ep is the epoch of the batch, expiry or snapshot in progress: what
+	// edge and peerCandidate mark as seen.
+	ep int64
+	// retireAt is the epoch of the next look for idle nodes, edges and
+	// peers (retire.go).
+	retireAt int64
+	retired  retired
+	// dormant are destination -> consumer edges retired from memory,
+	// with the epoch they were last seen in (rememberDormant).
+	dormant map[dormantEdge]int64
 	// aliases map a caller and a peer candidate it addresses to the
 	// service node that answered those calls (aliasAmbiguous when several
 	// did), so calls to it that go unanswered land on the edge to that
@@ -231,10 +255,11 @@ type edgeKey struct {
 }
 
 type edgeState struct {
-	idx  int32
-	key  edgeKey
-	kind EdgeKind
-	ring ring
+	idx      int32
+	key      edgeKey
+	kind     EdgeKind
+	lastSeen int64 // epoch the edge was last looked up in
+	ring     ring
 }
 
 // New returns a Graph configured by opts.
@@ -255,6 +280,7 @@ func New(opts Options) (*Graph, error) {
 		peers:    make(map[NodeKey]int32),
 		aliases:  make(map[aliasKey]alias),
 		orphaned: make(map[int32]bool),
+		dormant:  make(map[dormantEdge]int64),
 		pend:     newPendStore(),
 		retries:  make(map[retryKey]*retryGroup),
 	}
@@ -262,6 +288,7 @@ func New(opts Options) (*Graph, error) {
 	g.m = newMetrics(opts.Registerer, g)
 	g.unplaced = newUnplacedTable(opts.MaxUnplaced, g.slots, opts.Registerer)
 	g.overflow = newOverflowMetrics(opts.Registerer, g)
+	g.retired = newRetiredMetrics(opts.Registerer)
 	return g, nil
 }
 
@@ -295,7 +322,9 @@ func (g *Graph) edge(src, dst int32, proto Protocol, group string) *edgeState {
 	}
 	k := edgeKey{src: src, dst: dst, proto: proto, group: group}
 	if i, ok := g.edges[k]; ok {
-		return g.edgeIx[i]
+		e := g.edgeIx[i]
+		e.lastSeen = g.ep
+		return e
 	}
 	if len(g.edgeIx) >= g.opts.MaxEdges && !g.isOverflowEdge(k) {
 		return g.overflowEdge(k)
@@ -305,7 +334,10 @@ func (g *Graph) edge(src, dst int32, proto Protocol, group string) *edgeState {
 	if sk, dk := g.nodeIx[src].key.Kind, g.nodeIx[dst].key.Kind; sk == NodeTopic || sk == NodeQueue || dk == NodeTopic || dk == NodeQueue {
 		kind = EdgeAsync
 	}
-	e := &edgeState{idx: int32(len(g.edgeIx)), key: k, kind: kind, ring: newRing(g.slots)}
+	if kind == EdgeAsync && len(g.dormant) > 0 {
+		delete(g.dormant, dormantEdge{dest: g.nodeIx[src].key, consumer: g.nodeIx[dst].key, proto: proto, group: group})
+	}
+	e := &edgeState{idx: int32(len(g.edgeIx)), key: k, kind: kind, lastSeen: g.ep, ring: newRing(g.slots)}
 	g.edges[k] = int32(len(g.edgeIx))
 	g.edgeIx = append(g.edgeIx, e)
 	return e
@@ -378,10 +410,12 @@ func (g *Graph) overflowPeer(kind NodeKind) int32 {
 	g.overflow.WithLabelValues("peer").Inc()
 	k := NodeKey{Kind: kind, Name: OverflowName}
 	if i, ok := g.peers[k]; ok {
+		g.peerSeen[i] = g.ep
 		return i
 	}
 	i := int32(len(g.peerIx))
 	g.peerIx = append(g.peerIx, k)
+	g.peerSeen = append(g.peerSeen, g.ep)
 	g.peers[k] = i
 	return i
 }

@@ -1045,6 +1045,7 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 		return -1
 	}
 	if i, ok := g.peers[k]; ok {
+		g.peerSeen[i] = g.ep
 		return i
 	}
 	if len(g.peerIx) >= g.opts.MaxNodes {
@@ -1054,6 +1055,7 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 	k.Name = strings.Clone(k.Name)
 	i := int32(len(g.peerIx))
 	g.peerIx = append(g.peerIx, k)
+	g.peerSeen = append(g.peerSeen, g.ep)
 	g.peers[k] = i
 	return i
 }
@@ -1072,8 +1074,10 @@ func (g *Graph) releaseIfEmpty(en *entry) {
 	g.pend.remove(en)
 }
 
-// expireLocked ages out half-edges and retry groups. Caller holds mu.
+// expireLocked ages out half-edges and retry groups, then retires idle
+// nodes, edges and peers (retire.go). Caller holds mu.
 func (g *Graph) expireLocked(nowN, ep int64) {
+	g.ep = ep
 	for en := g.pend.oldest(); en != nil && en.expireAt <= nowN; en = g.pend.oldest() {
 		g.expireEntry(en, nowN, ep)
 		g.pend.remove(en)
@@ -1082,6 +1086,7 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 		g.retryL.remove(r)
 		delete(g.retries, r.key)
 	}
+	g.retireLocked(ep)
 }
 
 func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
@@ -1255,7 +1260,7 @@ func (g *Graph) isRetry(s *Span) bool {
 
 // peerNodeOf returns the node of peer candidate p, marked seen in epoch ep,
 // remembering it so that the next call skips the string-keyed node map
-// (nodes are never removed, so the index stays valid). Overflow nodes are
+// (retiring a node rewrites the cache). Overflow nodes are
 // not remembered: each observation folded into one is counted by node.
 func (g *Graph) peerNodeOf(p int32, ep int64) int32 {
 	if int(p) < len(g.peerNode) {

@@ -286,3 +286,20 @@ func (r *seenSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *seenSlot {
 	}
 	return nil
 }
+
+// remapNodes rewrites the node of every remembered span through remap
+// (old index -> new, -1: retired) and forgets the spans of retired nodes:
+// their spans are older than the idle horizon, far past their own.
+func (r *seenSpans) remapNodes(remap []int32) {
+	for i := range r.slots {
+		sl := &r.slots[i]
+		if sl.at == 0 {
+			continue
+		}
+		if n := remapIndex(remap, sl.node); n >= 0 {
+			sl.node = n
+		} else {
+			*sl = seenSlot{}
+		}
+	}
+}

@@ -324,6 +324,11 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 				b.dormant = append(b.dormant, dormantEdge{dest: k, consumer: g.nodeIx[e.key.dst].key, proto: e.key.proto, group: e.key.group})
 			}
 		}
+		// and those retired from memory (retire.go), so that a consumer
+		// stalled for longer than the idle horizon keeps its own edge.
+		for d := range g.dormant {
+			b.dormant = append(b.dormant, d)
+		}
 	}
 	g.mu.Unlock()
 

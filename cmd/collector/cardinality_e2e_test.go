@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -133,4 +134,73 @@ func TestE2ECardinalityAttack(t *testing.T) {
 	require.EqualValues(t, 3*2*half, total, "every span still counts")
 	require.Greater(t, onOverflow, uint64(2*3*half*9/10), "most of it on edges of overflow nodes")
 	require.LessOrEqual(t, len(g.Nodes), maxNodes+6)
+}
+
+// TestE2EIdleExpiry: names that keep changing (a new service, peer and
+// topic for every span) no longer fill --max-nodes for good: what went
+// unseen for --idle-expiry leaves memory, counted on /metrics, and a
+// service that arrives after thousands of invented names gets its own
+// node instead of folding into the overflow node.
+func TestE2EIdleExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test")
+	}
+	const maxNodes = 400
+	bin := buildCollector(t)
+	p := startProcess(t, bin, fmt.Sprintf("--max-nodes=%d", maxNodes), "--pair-ttl=1s", "--window=3s", "--bucket=1s",
+		"--idle-expiry=6s", "--flush-interval=1s", "--data-dir="+t.TempDir())
+	url := "http://" + p.OTLPHTTP.String() + "/v1/traces"
+	send := func(body []byte) {
+		resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader(body))
+		require.NoError(t, err)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	const waves, names = 12, 20 // about 4 nodes per name: 960 in all
+	firstWave := time.Now()
+	for w := range waves {
+		send(inventedNames(t, w*names, names))
+		time.Sleep(2 * time.Second)
+	}
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "newcomer")
+	sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+	sp.SetTraceID(pcommon.TraceID{0xfe, 1})
+	sp.SetSpanID(pcommon.SpanID{0xfe, 1})
+	sp.SetKind(ptrace.SpanKindServer)
+	sp.SetName("GET /")
+	sp.SetStartTimestamp(pcommon.NewTimestampFromTime(time.Now()))
+	sp.SetEndTimestamp(pcommon.NewTimestampFromTime(time.Now().Add(time.Millisecond)))
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	send(b)
+
+	require.Eventually(t, func() bool { return getGraph(t, p.started).node("service:newcomer") != nil }, 10*time.Second, 200*time.Millisecond,
+		"the newcomer has its own node")
+	m := metricsText(t, p.started)
+	v, ok := metricValue(m, `cartograph_graph_retired_total{kind="node"}`)
+	require.True(t, ok)
+	n, err := strconv.ParseFloat(v, 64)
+	require.NoError(t, err)
+	require.Greater(t, n, float64(waves*names), "invented names left memory")
+	v, _ = metricValue(m, "cartograph_graph_nodes")
+	live, err := strconv.ParseFloat(v, 64)
+	require.NoError(t, err)
+	require.LessOrEqual(t, live, float64(maxNodes))
+
+	// What left memory is still in storage: the graph at the first wave
+	// holds its names.
+	at := firstWave.Add(4 * time.Second).UTC().Format(time.RFC3339Nano)
+	code, _, body := httpGet(t, apiURL(p.started, "/api/v1/graph?window=6s&at="+at))
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	var past wireGraph
+	require.NoError(t, json.Unmarshal(body, &past))
+	ids := []string{}
+	for _, n := range past.Nodes {
+		ids = append(ids, n.ID)
+	}
+	t.Logf("nodes at %s: %v", at, ids)
+	require.NotNil(t, past.node("service:svc-0"), "a retired node is still in storage")
 }

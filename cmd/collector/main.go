@@ -103,7 +103,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	g, err := graph.New(graph.Options{
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
-		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced,
+		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced, IdleExpiry: cfg.IdleExpiry,
 		Lag: lags, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
