@@ -332,6 +332,64 @@ var jitter = simGroup{parts: 12, rate: 20, capacity: 40, pipeline: 2, commitEver
 
 var simSeed uint64 = 15
 
+// slowParts is a healthy group whose partitions each see a message every
+// 2 s (6/s over the group), consumed a second after production by a
+// consumer that could take four times as many and commits every 5 s: the
+// lag of each partition is 0 to a few messages, the group's 5 to 20.
+var slowParts = simGroup{parts: 12, rate: 0.5, capacity: 2, pipeline: 1, commitEvery: 5, at: normal}
+
+// TestConsumerLagSlowPartitionsWithinThreePolls: a group whose partitions
+// each get a message every 2 s starts consuming at half the produce rate
+// after an hour: each partition's lag grows by about 4 messages a poll,
+// within its own jitter for a few polls, while the group's grows by about
+// 45. It fires within three polls (45 s) of the first poll showing it.
+// (Before, it took the three rises a partition needs, and fired about a
+// poll late.)
+func TestConsumerLagSlowPartitionsWithinThreePolls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated time")
+	}
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, at := range []int{3600 + 8, 3600 + 15, 3600 + 21} {
+		for seed := uint64(1); seed <= 4; seed++ {
+			t.Run(fmt.Sprintf("at %ds seed %d", at, seed), func(t *testing.T) {
+				g := slowParts
+				g.at = func(sec int, rng *rand.Rand) simAt {
+					w := normal(sec, rng)
+					if sec > at {
+						w.capMul = 0.5 * slowParts.rate / slowParts.capacity
+					}
+					return w
+				}
+				poll := at + 1
+				for poll%15 != 7 {
+					poll++
+				}
+				visible := start.Add(time.Duration(poll) * time.Second)
+				var fired *Finding
+				simRun(t, g, seed, at+120, func(now time.Time, e *Engine, _ []lag.Sample) bool {
+					fs := e.Findings(0)
+					if now.Before(visible) {
+						require.Empty(t, fs, "raised before the fault")
+						return true
+					}
+					for i := range fs {
+						if fs[i].State == StateFiring && fired == nil {
+							fired = &fs[i]
+						}
+					}
+					return fired == nil
+				})
+				require.NotNil(t, fired, "never fired")
+				latency := fired.FiredAt.Sub(visible)
+				t.Logf("fired %v after the first poll showing it: %s", latency, fired.Summary)
+				require.LessOrEqual(t, latency, 45*time.Second, "three polls")
+				require.Equal(t, "warning", fired.Evidence["status"])
+			})
+		}
+	}
+}
+
 func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("hours of simulated time")
@@ -358,6 +416,7 @@ func TestConsumerLagHealthyGroupsRaiseNothing(t *testing.T) {
 		// Low rates (0.3/s a partition, 3.6/s over the group): the lag is
 		// 0 to 3, committed every 5 s.
 		{name: "low rate", g: simGroup{parts: 12, rate: 0.3, capacity: 5, pipeline: 1, commitEvery: 5, at: normal}},
+		{name: "slow partitions, the group's lag jittering", g: slowParts},
 		// Issue #15 1b.
 		{name: "lag jittering on 12 partitions, never zero", g: jitter},
 		// Bursts of 2-8 s at 3x the rate, 5-20 s apart, over a consumer

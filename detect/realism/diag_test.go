@@ -13,7 +13,8 @@ import (
 // TestDiag is a diagnosis aid, skipped unless DIAG names a fault (retry,
 // circuit, bottleneck, lag): it logs, evaluation by evaluation around the
 // onset, the numbers that fault's detector judges and the engine's
-// findings, e.g. DIAG=retry go test -run TestDiag -v ./detect/realism.
+// findings, e.g. DIAG=retry go test -run TestDiag -v ./detect/realism
+// (DIAG_RATE and DIAG_ONSET change the rate and the onset).
 func TestDiag(t *testing.T) {
 	kind := os.Getenv("DIAG")
 	if kind == "" {
@@ -30,6 +31,19 @@ func TestDiag(t *testing.T) {
 	case "lag":
 		c = Case{Shape: ConsumerLagFault, Rate: 10, Onset: 10 * time.Minute, Duration: 12 * time.Minute}
 	}
+	if r := os.Getenv("DIAG_RATE"); r != "" {
+		if _, err := fmt.Sscan(r, &c.Rate); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if o := os.Getenv("DIAG_ONSET"); o != "" {
+		d, err := time.ParseDuration(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Duration += d - c.Onset
+		c.Onset = d
+	}
 	onset := Start.Add(c.Onset)
 	simulate(t, c, func(x *sim) {
 		x.onEval = func(at time.Time, snap *graph.Snapshot) {
@@ -43,6 +57,9 @@ func TestDiag(t *testing.T) {
 				switch {
 				case kind == "retry" && src.Name == "checkout" && dst.Name == "payments":
 					line += fmt.Sprintf(" req=%d retries=%d ratio=%.3f", e.Requests, e.Retries, e.RetryRatio)
+					if r := e.Recent; r != nil {
+						line += fmt.Sprintf(" recent req=%d retries=%d", r.Requests, r.Retries)
+					}
 				case kind == "circuit" && src.Name == "orders":
 					line += fmt.Sprintf(" %s req=%d unans=%d", dst.Name, e.Requests, e.Unanswered)
 				case kind == "lag" && e.Lag != nil:

@@ -35,11 +35,10 @@ type analyzer struct {
 	fill   []int32 // children placed so far, while laying them out
 	self   []int64
 	lead   []int64 // of self: the stretch before the first child on the path
-	// wait is, for a failed CLIENT span on the path, the stretch after it
-	// until its retry (the next call to the same callee operation on the
-	// path): the caller waits out the callee's failure, so it is the
-	// callee's time, not the caller's work.
-	wait    []int64
+	// retried marks the spans of an attempt that failed and was retried
+	// (see retryOf), and everything below them on the path: their self
+	// time is retry overhead, no node's own work.
+	retried []bool
 	visited []bool
 	stack   []frame
 	nodes   map[graph.NodeKey]int64
@@ -68,8 +67,11 @@ func (sp *span) endAt() int64 { return max(sp.end, sp.start) }
 // the root's end backwards, each span's path goes through the child that
 // ends last before the point reached so far (children clamped into the
 // span's interval, so clock skew cannot push time outside it), then from that
-// child's start on; what no such child covers is the span's self time. The
-// self times on the path add up to the root's duration exactly. A span
+// child's start on; what no such child covers is the span's self time. An
+// attempt on the path that failed and was retried (see retryOf), with
+// everything below it and the wait until its retry, is retry overhead
+// rather than anyone's self time. The self times on the path and the
+// retry overhead add up to the root's duration exactly. A span
 // naming itself as parent has none; spans in a cycle of parent links or
 // sharing an id are walked at most once. It reports false when the trace
 // has no usable root interval.
@@ -131,7 +133,7 @@ func (a *analyzer) reset(n int) {
 	a.off = resize(a.off, n+1)
 	a.self = resize(a.self, n)
 	a.lead = resize(a.lead, n)
-	a.wait = resize(a.wait, n)
+	a.retried = resize(a.retried, n)
 	a.visited = resize(a.visited, n)
 	a.stack = a.stack[:0]
 	a.out = a.out[:0]
@@ -223,29 +225,61 @@ func (a *analyzer) walk(spans []span, root int32, lo, hi int64) {
 			a.stack = a.stack[:len(a.stack)-1]
 			continue
 		}
-		if f.last >= 0 && retryOf(spans, f.last, child) {
-			a.wait[child] += f.t - ce
-		} else {
+		retried := a.retried[f.i] || f.last >= 0 && a.retryOf(spans, f.i, f.last, child)
+		if !retried || a.retried[f.i] { // else waiting before the retry: overhead
 			a.self[f.i] += f.t - ce
 		}
 		f.t, f.last = cs, child
 		a.visited[child] = true
+		a.retried[child] = retried
 		a.stack = append(a.stack, frame{i: child, lo: cs, hi: ce, t: ce, next: a.off[child], last: -1})
 	}
 }
 
-// retryOf reports whether span later repeats span earlier, a failed CLIENT
-// span: the same operation to the same callee.
-func retryOf(spans []span, later, earlier int32) bool {
+// retryOf reports whether child later of parent repeats its earlier
+// sibling, which failed: a CLIENT span repeating the same operation to the
+// same callee (the peer it names and, when SERVER spans answer both, their
+// service: HTTP client spans are often named by the method alone), a
+// client retrying a call; or a SERVER span answering the same CLIENT span
+// again (gRPC retry attempts: one CLIENT span answered by several SERVER
+// spans).
+func (a *analyzer) retryOf(spans []span, parent, later, earlier int32) bool {
 	e, l := &spans[earlier], &spans[later]
-	return e.failed && e.kind == graph.SpanClient && l.kind == graph.SpanClient && e.op == l.op &&
-		e.calleeKind == l.calleeKind && e.calleeGroup == l.calleeGroup && e.calleeName == l.calleeName
+	if !e.failed || e.kind != l.kind {
+		return false
+	}
+	switch e.kind {
+	case graph.SpanClient:
+		if a.t.str(e.op) != a.t.str(l.op) || e.calleeKind != l.calleeKind || a.t.str(e.calleeGroup) != a.t.str(l.calleeGroup) ||
+			a.t.str(e.calleeName) != a.t.str(l.calleeName) {
+			return false
+		}
+		es, ls := a.server(spans, earlier), a.server(spans, later)
+		return es < 0 || ls < 0 || a.t.str(spans[es].service) == a.t.str(spans[ls].service) &&
+			a.t.str(spans[es].namespace) == a.t.str(spans[ls].namespace)
+	case graph.SpanServer:
+		return spans[parent].kind == graph.SpanClient
+	}
+	return false
 }
 
-// attribute charges each span's self time to a node, and the wait after a
-// failed call until its retry to the node the failed call is charged to:
-// a CLIENT span's (the
-// call's network and queueing, or an uninstrumented callee's work) to the
+// server returns the first SERVER span answering CLIENT span i, -1 when
+// none does.
+func (a *analyzer) server(spans []span, i int32) int32 {
+	for _, c := range a.kids[a.off[i]:a.off[i+1]] {
+		if spans[c].kind == graph.SpanServer {
+			return c
+		}
+	}
+	return -1
+}
+
+// attribute charges each span's self time to a node, except the retry
+// overhead (the attempts that failed and were retried, see analyze),
+// which is no node's own work and is left out of the node shares: a callee
+// slow only because it fails and is called again is a retry storm's
+// subject, not a bottleneck. It charges a CLIENT span's (the call's
+// network and queueing, or an uninstrumented callee's work) to the
 // service of the SERVER span answering it, else to the peer it names (a
 // database, an external service, a messaging destination), else to the
 // caller; every other span's to its own service. The exception is the
@@ -258,16 +292,10 @@ func retryOf(spans []span, later, earlier int32) bool {
 // them.
 func (a *analyzer) attribute(spans []span) {
 	for i := range spans {
-		if a.self[i] <= 0 && a.wait[i] <= 0 {
+		if a.self[i] <= 0 || a.retried[i] {
 			continue
 		}
 		node, answered := a.nodeOf(spans, i)
-		if a.wait[i] > 0 {
-			a.nodes[node] += a.wait[i] // waiting out its failure before the retry
-		}
-		if a.self[i] <= 0 {
-			continue
-		}
 		self := a.self[i]
 		if answered && a.lead[i] > 0 {
 			sp := &spans[i]

@@ -6,7 +6,10 @@
 // stretch of the path to the node whose own work it is: a service's self
 // time (including, for a call, the wait before its request left), or the
 // callee of a call (its answer travelling back, an uninstrumented callee's
-// work, a database). Results are kept per entry operation (the root span's
+// work, a database). Time lost to retries (an attempt that failed and was
+// retried, and the wait before its retry) is no node's own work and is
+// charged to none, so the nodes' shares of such a path add up to less
+// than 1. Results are kept per entry operation (the root span's
 // service and name) in time buckets over a sliding window, in mergeable
 // form.
 //

@@ -670,7 +670,7 @@ func (e *evaluator) partition(sr *series) (partition, bool) {
 	}
 	p.prod, p.prodOK, p.consume, p.consumeOK = rates(w)
 	p.seconds, p.secondsOK = timeLag(pts, p.lag, e.now, p.prod, p.prodOK)
-	p.state = e.judge(&p, w, pts)
+	p.state = e.judge(&p, w, pts, minRises)
 	return p, true
 }
 
@@ -691,6 +691,13 @@ const (
 	// minRises is how many rises in a row, each while the position moved,
 	// make a partition falling behind (with the growth conditions below).
 	minRises = 3
+	// minGroupRises is how many rises in a row of the group's lag, summed
+	// over its partitions, make the group falling behind (with the same
+	// growth conditions, against the sum's own noise): a sum over n
+	// partitions grows n times faster than one of them while its iid
+	// jitter grows only about sqrt(n) times, so it shows a slow group
+	// (a few messages a poll on each partition) a poll sooner.
+	minGroupRises = 2
 	// bandFactor: the growth must exceed bandFactor times the partition's
 	// noise band before the rises (see band).
 	bandFactor = 2.0
@@ -712,7 +719,8 @@ const (
 )
 
 // judge applies the rules to a partition with readings w in the window and
-// hist within Retention (w is a suffix of hist).
+// hist within Retention (w is a suffix of hist), rises being the rises in a
+// row that make it falling behind (minRises for a partition).
 //
 // Only the trailing run is judged: the readings since the lag last stood at
 // zero (all of w when it did not), so a group that caught up at any reading
@@ -722,7 +730,7 @@ const (
 //   - stalled: the position (committed offset, or consumed counter) the
 //     same, with lag, on the last minRun or more readings spanning at least
 //     half the window;
-//   - warning (falling behind): the lag rose at each of the last minRises
+//   - warning (falling behind): the lag rose at each of the last rises
 //     or more readings, spanning at least half the window, while the
 //     position moved at each (a group that is consuming, just too slowly),
 //     and the growth is at least minGrowth messages, at least minDeficit of
@@ -732,7 +740,7 @@ const (
 //
 // A rebalance or a commit pause shorter than two polls, a burst that
 // drains, and lag jittering within its band are OK.
-func (e *evaluator) judge(p *partition, w, hist []point) State {
+func (e *evaluator) judge(p *partition, w, hist []point, rises int) State {
 	run := w
 	for i := len(w) - 1; i >= 0; i-- {
 		if w[i].v[fLag] == 0 {
@@ -772,7 +780,7 @@ func (e *evaluator) judge(p *partition, w, hist []point) State {
 	}
 	g := run[len(run)-n:]
 	first := g[0]
-	if n-1 < minRises || time.Duration(newest.t-first.t) < e.window/2 {
+	if n-1 < rises || time.Duration(newest.t-first.t) < e.window/2 {
 		return StateOK
 	}
 	// The growth must be sustained: without its largest step (a burst, a
@@ -923,7 +931,16 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 		return st
 	}
 	st.State = worst
-	st.Reason = e.reason(&st, parts, lagKnown)
+	if worst == StateOK && len(parts)-len(stale) > 1 {
+		if gp, ok := e.whole(parts, series); ok {
+			st.State = StateWarning
+			st.Reason = fmt.Sprintf("falling behind: the group's lag grew from %s to %s messages in %s over its %d partitions",
+				num(gp.fromLag), num(gp.toLag), dur(float64(gp.growSpan)/1e9), len(parts)-len(stale))
+		}
+	}
+	if st.Reason == "" {
+		st.Reason = e.reason(&st, parts, lagKnown)
+	}
 	if len(stale) > 0 {
 		if len(stale) == 1 {
 			st.Reason += fmt.Sprintf("; %s has had no reading since %s", partName(stale[0].key), ts(stale[0].newest))
@@ -933,6 +950,68 @@ func (e *evaluator) group(gk GroupKey, parts []partition, series []*series) Stat
 		}
 	}
 	return st
+}
+
+// whole judges the group as one partition whose readings are the sums of
+// its live (not stale) partitions' readings taken at the same time (one
+// broker poll): falling behind when the summed lag rose on each of the
+// last minGroupRises readings, by the rules judge applies to a partition
+// (the summed position moving at each, the growth clear of minGrowth, the
+// deficit and the sum's own noise band). It returns the group's growth,
+// and false when the sum is not falling behind or there are fewer than
+// minGroupRises+1 readings of every live partition at the same times.
+func (e *evaluator) whole(parts []partition, series []*series) (partition, bool) {
+	live := make(map[Key]bool, len(parts))
+	for i := range parts {
+		if parts[i].state != StateStale {
+			live[parts[i].key] = true
+		}
+	}
+	type acc struct {
+		n   int
+		sum point
+	}
+	at := map[int64]*acc{}
+	for _, sr := range series {
+		if !live[sr.key] {
+			continue
+		}
+		pts := sr.pts()
+		for _, x := range pts[search(pts, e.cutoff):] {
+			a := at[x.t]
+			if a == nil {
+				a = &acc{sum: point{t: x.t}}
+				at[x.t] = a
+			}
+			a.n++
+			for f := range nFields {
+				switch {
+				case f == fConsumers:
+					a.sum.v[f] = Unknown // members are not partitions' to add up
+				case x.v[f] < 0 || a.n > 1 && a.sum.v[f] < 0:
+					a.sum.v[f] = Unknown
+				default:
+					a.sum.v[f] += x.v[f]
+				}
+			}
+		}
+	}
+	sum := make([]point, 0, len(at))
+	for _, a := range at {
+		if a.n == len(live) && a.sum.v[fLag] >= 0 {
+			sum = append(sum, a.sum)
+		}
+	}
+	slices.SortFunc(sum, func(a, b point) int { return cmp.Compare(a.t, b.t) })
+	w := sum[search(sum, e.start):]
+	if n := minGroupRises + 1; len(w) < n {
+		w = sum[max(0, len(sum)-n):]
+	}
+	if len(w) < minGroupRises+1 || e.now-w[len(w)-1].t > e.staleAfter {
+		return partition{}, false
+	}
+	var gp partition
+	return gp, e.judge(&gp, w, sum, minGroupRises) == StateWarning
 }
 
 func (e *evaluator) staleReason(st *Status, lagKnown bool) string {

@@ -739,3 +739,44 @@ func BenchmarkStore(b *testing.B) {
 		}
 	})
 }
+
+// TestGroupSumFallsBehind: twelve partitions with ten minutes of history
+// whose lags jitter by a few messages (each reading 15 s apart) start
+// falling behind by about 4 messages a poll each: no partition has risen
+// three times clear of its own jitter after two polls, the group's summed
+// lag (about 45 a poll) has, and the group is falling behind then. The
+// same partitions without the trend stay OK.
+func TestGroupSumFallsBehind(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		trend float64
+		want  State
+	}{{"falling behind", 4, StateWarning}, {"jitter only", 0, StateOK}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := newStore(t, Options{})
+			rng := rand.New(rand.NewPCG(3, 4))
+			const n = 42 // readings: 10 min of history, then two rises
+			for part := range int32(12) {
+				end, committed := 1e6, 1e6
+				for i := range n {
+					ago := time.Duration(n-1-i) * 15 * time.Second
+					end += 7.5
+					lag := 3 + float64(rng.IntN(4)) // jitter 3..6
+					if i >= n-2 {
+						lag += tc.trend * float64(i-(n-3)) // +4, +8
+					}
+					committed = end - lag
+					x := kafka(part, ago, end, committed)
+					x.Key = kafkaKey(part)
+					require.Zero(t, s.Add([]Sample{x}))
+				}
+			}
+			st := only(t, s.Evaluate(time.Minute))
+			require.Equal(t, tc.want, st.State, st.Reason)
+			if tc.want == StateWarning {
+				require.Contains(t, st.Reason, "the group's lag grew from")
+				require.Contains(t, st.Reason, "over its 12 partitions")
+			}
+		})
+	}
+}
