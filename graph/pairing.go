@@ -75,6 +75,7 @@ type half struct {
 	n          uint32 // calls of the real traffic the span stands for (callCount)
 	proto      Protocol
 	err, retry bool
+	fail       Failure // why a failed client call failed, when its error says
 }
 
 func (h *half) duration() int64 { return h.end - h.start }
@@ -519,7 +520,7 @@ func (g *Graph) consume(s *Span, r role, n spanNote, nowN, ep int64) refusal {
 }
 
 func halfOf(s *Span, node int32) half {
-	return half{node: node, peer: -1, n: callCount(s), start: s.Start, end: s.End, proto: s.Protocol, err: s.Error}
+	return half{node: node, peer: -1, n: callCount(s), start: s.Start, end: s.End, proto: s.Protocol, err: s.Error, fail: s.Failure}
 }
 
 // maxWeight bounds the calls one span may stand for (a threshold of
@@ -1114,6 +1115,12 @@ func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 				} else {
 					g.m.expired.WithLabelValues("client_unanswered").Inc()
 					st.Unanswered += uint64(c.n)
+					switch c.fail {
+					case FailureUnreachable:
+						st.Refused += uint64(c.n)
+					case FailureRejected:
+						st.Rejected += uint64(c.n)
+					}
 					g.latency(&st.UnansweredLatency, c.duration())
 				}
 			}

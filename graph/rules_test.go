@@ -457,3 +457,35 @@ func TestLateConsumerKeepsItsDelay(t *testing.T) {
 	require.NotNil(t, e.Delay)
 	require.InDelta(t, 40_000, e.Delay.P50, 400)
 }
+
+// TestUnansweredFailureKinds: an unanswered call to a service the caller
+// has seen answer counts as refused or rejected when its error says the
+// caller could not connect or its breaker turned the call away, so that
+// open_circuit can tell a callee that is down from a breaker that is open.
+func TestUnansweredFailureKinds(t *testing.T) {
+	g, clk, _ := newTestGraph(t, Options{PairTTL: time.Second})
+	peer := NodeKey{Kind: NodeExternal, Name: "stock:8080"}
+	c := client(tid(1), sid(1), SpanID{}, "orders", 0, 20*ms)
+	c.Peer = peer
+	rej, why := g.ConsumeSpans([]Span{c, server(tid(1), sid(2), sid(1), "stock", ms, 18*ms)})
+	require.Zero(t, rej, why)
+	var failed []Span
+	for i, f := range []Failure{FailureUnreachable, FailureUnreachable, FailureRejected, FailureUnknown} {
+		c := client(tid(byte(10+i)), sid(1), SpanID{}, "orders", 0, ms/2)
+		c.Peer, c.Error, c.Failure = peer, true, f
+		failed = append(failed, c)
+	}
+	rej, why = g.ConsumeSpans(failed)
+	require.Zero(t, rej, why)
+	clk.advance(2 * time.Second)
+	g.Expire()
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	e := edgeByID(t, snap, "service:orders->service:stock http")
+	require.EqualValues(t, 4, e.Unanswered)
+	require.EqualValues(t, 2, e.Stats.Refused)
+	require.EqualValues(t, 1, e.Stats.Rejected)
+	require.NotNil(t, e.Recent)
+	require.EqualValues(t, 2, e.Recent.Refused)
+	require.EqualValues(t, 1, e.Recent.Rejected)
+}

@@ -69,6 +69,11 @@ type Span struct {
 	// (HTTP 429): not the callee's error, but a failure callers retry, so
 	// a repeat of the call after it is a retry.
 	Throttled bool
+	// Failure is what a failed call's error says of why it failed, when
+	// it says: the caller could not reach the callee, or its own circuit
+	// breaker or bulkhead turned the call away without trying. Counted on
+	// unanswered calls as Stats.Refused and Stats.Rejected.
+	Failure Failure
 
 	Protocol Protocol
 
@@ -116,3 +121,20 @@ type Span struct {
 	// paths is not.
 	Target string
 }
+
+// Failure is why a failed call failed, as far as its error tells.
+type Failure uint8
+
+const (
+	// FailureUnknown: the error says nothing of a connection or a breaker.
+	FailureUnknown Failure = iota
+	// FailureUnreachable: the caller tried and could not connect
+	// (connection refused or reset, host or network unreachable, name not
+	// resolved, connect timeout, gRPC UNAVAILABLE).
+	FailureUnreachable
+	// FailureRejected: the caller's own breaker or bulkhead turned the
+	// call away without trying (resilience4j CallNotPermittedException,
+	// Polly BrokenCircuitException, gobreaker's "circuit breaker is open",
+	// hystrix "circuit open", Envoy overflow).
+	FailureRejected
+)

@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -99,4 +104,68 @@ func TestE2EOpenCircuit(t *testing.T) {
 		r := circuit("resolved")
 		return r != nil && r.ID == id
 	}, 15*time.Second, 300*time.Millisecond, "open_circuit never resolved")
+}
+
+// TestE2ECalleeUnreachable is issue #15 5b through real instrumentation:
+// an otelhttp client calls an otelhttp server, then the server goes down
+// and its port refuses connections within a fraction of a millisecond, as
+// fast as an open breaker would fail. open_circuit must fire on the edge
+// and say the callee is unreachable, told by the errors' own words (Go's
+// "connect: connection refused"), not page the caller's breaker.
+func TestE2ECalleeUnreachable(t *testing.T) {
+	col := startCollector(t, "--eval-interval=1s", "--window=3s", "--bucket=500ms", "--pair-ttl=1s")
+	prop := propagation.TraceContext{}
+	orders := newTracerProvider(t, grpcExporter(t, col.OTLPGRPC), "orders", "")
+	stock := newTracerProvider(t, grpcExporter(t, col.OTLPGRPC), "stock", "")
+	srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		_, _ = io.WriteString(w, "ok")
+	}), "stock", otelhttp.WithTracerProvider(stock), otelhttp.WithPropagators(prop)))
+	t.Cleanup(srv.Close)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true
+	cl := &http.Client{Transport: otelhttp.NewTransport(tr, otelhttp.WithTracerProvider(orders), otelhttp.WithPropagators(prop)), Timeout: 2 * time.Second}
+	ctx := context.Background()
+	call := func() error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/stock", nil)
+		require.NoError(t, err)
+		resp, err := cl.Do(req)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		return err
+	}
+	flush := func() {
+		require.NoError(t, orders.ForceFlush(ctx))
+		require.NoError(t, stock.ForceFlush(ctx))
+	}
+	for range 10 {
+		require.NoError(t, call())
+	}
+	flush()
+	time.Sleep(1500 * time.Millisecond)
+
+	srv.Close() // the port refuses connections from now on
+	onset := time.Now()
+	var f *wireFinding
+	for f == nil && time.Since(onset) < 15*time.Second {
+		for range 10 {
+			err := call()
+			require.ErrorContains(t, err, "connection refused")
+		}
+		flush()
+		time.Sleep(200 * time.Millisecond)
+		for _, g := range getFindings(t, col, "firing") {
+			if g.Kind == "open_circuit" {
+				f = &g
+			}
+		}
+	}
+	require.NotNil(t, f, "open_circuit did not fire")
+	t.Logf("fired %v after the callee went down: %s (evidence %v)", time.Since(onset).Round(time.Millisecond), f.Summary, f.Evidence)
+	require.Equal(t, "service:orders->service:stock http", f.Subject["edge_id"])
+	require.Equal(t, "callee_unreachable", f.Evidence["cause"])
+	require.Equal(t, "error_type", f.Evidence["cause_basis"])
+	require.Contains(t, f.Summary, "unreachable")
 }

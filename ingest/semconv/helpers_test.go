@@ -20,7 +20,9 @@ type spanSpec struct {
 	name    string
 	kind    ptrace.SpanKind
 	status  ptrace.StatusCode
+	message string // status message
 	attrs   map[string]any
+	events  []map[string]any // attributes of "exception" events
 	traceID pcommon.TraceID // testTraceID when zero and !zeroIDs
 	spanID  pcommon.SpanID  // testSpanID when zero and !zeroIDs
 	zeroIDs bool            // keep zero ids as they are
@@ -63,6 +65,14 @@ func buildTraces(tb testing.TB, resources ...resourceSpec) ptrace.Traces {
 			sp.SetName(s.name)
 			sp.SetKind(s.kind)
 			sp.Status().SetCode(s.status)
+			sp.Status().SetMessage(s.message)
+			for _, ev := range s.events {
+				e := sp.Events().AppendEmpty()
+				e.SetName("exception")
+				if err := e.Attributes().FromRaw(ev); err != nil {
+					tb.Fatalf("event attributes: %v", err)
+				}
+			}
 			sp.SetStartTimestamp(s.start)
 			sp.SetEndTimestamp(s.end)
 			if err := sp.Attributes().FromRaw(s.attrs); err != nil {

@@ -139,6 +139,10 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 
 	s.Error = a.isError(sp.Status().Code())
 	s.Throttled = a.httpStatusCode() == 429
+	if s.Error && kind == graph.SpanClient {
+		code, ok := a.grpcStatus()
+		s.Failure = failureOf(a.errorType, sp.Status(), sp.Events(), code, ok)
+	}
 	s.ResendCount = a.resendCount
 
 	if a.msgSystem != "" {
@@ -329,6 +333,7 @@ type spanAttrs struct {
 	path        [2]string // url.path, http.target
 	httpStatus  [2]int64  // http.response.status_code, http.status_code (0 = absent)
 	resendCount int64
+	errorType   string // error.type
 
 	samplerType  string  // sampler.type (Jaeger clients)
 	samplerParam float64 // sampler.param
@@ -348,6 +353,8 @@ type spanAttrs struct {
 // false for non-bools; integers are checked explicitly.
 func (a *spanAttrs) set(k string, v pcommon.Value) bool {
 	switch k {
+	case "error.type":
+		a.errorType = v.Str()
 	// Messaging.
 	case "messaging.system":
 		a.msgSystem = v.Str()
