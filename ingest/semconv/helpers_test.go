@@ -23,9 +23,9 @@ type spanSpec struct {
 	message string // status message
 	attrs   map[string]any
 	events  []map[string]any // attributes of "exception" events
-	traceID pcommon.TraceID // testTraceID when zero and !zeroIDs
-	spanID  pcommon.SpanID  // testSpanID when zero and !zeroIDs
-	zeroIDs bool            // keep zero ids as they are
+	traceID pcommon.TraceID  // testTraceID when zero and !zeroIDs
+	spanID  pcommon.SpanID   // testSpanID when zero and !zeroIDs
+	zeroIDs bool             // keep zero ids as they are
 	links   []ptrace.SpanLink
 	start   pcommon.Timestamp
 	end     pcommon.Timestamp
