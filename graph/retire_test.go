@@ -120,8 +120,8 @@ func (c *churnTraffic) second(sec int, startN int64) [][]Span {
 	return [][]Span{callers, callees}
 }
 
-// snapshotJSON is what a reader of the window sees: nodes and edges.
-func snapshotJSON(t *testing.T, g *Graph) string {
+// windowJSON is what a reader of the window sees: nodes and edges.
+func windowJSON(t *testing.T, g *Graph) string {
 	t.Helper()
 	s, err := g.Snapshot(0)
 	require.NoError(t, err)
@@ -160,7 +160,7 @@ func TestRetireKeepsTheWindowExact(t *testing.T) {
 		clk.advance(200 * time.Millisecond)
 		clk2.advance(200 * time.Millisecond)
 		if sec%37 == 0 {
-			require.Equal(t, snapshotJSON(t, keeping), snapshotJSON(t, retiring), "second %d", sec)
+			require.Equal(t, windowJSON(t, keeping), windowJSON(t, retiring), "second %d", sec)
 			compared++
 		}
 	}

@@ -49,7 +49,75 @@ type Snapshot struct {
 	// and Rejected).
 	RecentSeconds float64 `json:"-"`
 
+	// IdleNodes and IdleEdges carried traffic lately but none in the
+	// window: the graph still holds them (see Options.IdleExpiry), so a
+	// service behind a broken call stays on the map, marked idle with the
+	// time it was last seen, rather than vanishing when it matters most.
+	// They take no part in coupling figures or detection. JSON lists them
+	// among nodes and edges with "idle": true and "last_seen"; decoding
+	// puts them back here. Live snapshots only: graphs rebuilt from
+	// storage have none.
+	IdleNodes []Node `json:"-"`
+	IdleEdges []Edge `json:"-"`
+
 	nodeIndex map[string]int
+}
+
+// snapshotJSON is Snapshot's JSON form: idle nodes and edges listed with
+// the others.
+type snapshotJSON struct {
+	GeneratedAt   time.Time `json:"generated_at"`
+	WindowSeconds float64   `json:"window_seconds"`
+	Nodes         []Node    `json:"nodes"`
+	Edges         []Edge    `json:"edges"`
+}
+
+// MarshalJSON encodes s with its idle nodes and edges after the others.
+func (s *Snapshot) MarshalJSON() ([]byte, error) {
+	j := snapshotJSON{GeneratedAt: s.GeneratedAt, WindowSeconds: s.WindowSeconds, Nodes: s.Nodes, Edges: s.Edges}
+	if len(s.IdleNodes) > 0 {
+		j.Nodes = append(slices.Clip(s.Nodes), s.IdleNodes...)
+	}
+	if len(s.IdleEdges) > 0 {
+		j.Edges = append(slices.Clip(s.Edges), s.IdleEdges...)
+	}
+	if j.Nodes == nil {
+		j.Nodes = []Node{}
+	}
+	if j.Edges == nil {
+		j.Edges = []Edge{}
+	}
+	return marshalPlain(j)
+}
+
+// UnmarshalJSON decodes a snapshot encoded by MarshalJSON: idle nodes and
+// edges go back to IdleNodes and IdleEdges, and the node index is rebuilt,
+// so a decoded snapshot answers Node as a built one does.
+func (s *Snapshot) UnmarshalJSON(b []byte) error {
+	var j snapshotJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Snapshot{GeneratedAt: j.GeneratedAt, WindowSeconds: j.WindowSeconds, Nodes: []Node{}, Edges: []Edge{}}
+	for _, n := range j.Nodes {
+		if n.Idle {
+			s.IdleNodes = append(s.IdleNodes, n)
+		} else {
+			s.Nodes = append(s.Nodes, n)
+		}
+	}
+	for _, e := range j.Edges {
+		if e.Idle {
+			s.IdleEdges = append(s.IdleEdges, e)
+		} else {
+			s.Edges = append(s.Edges, e)
+		}
+	}
+	s.nodeIndex = make(map[string]int, len(s.Nodes))
+	for i, n := range s.Nodes {
+		s.nodeIndex[n.ID] = i
+	}
+	return nil
 }
 
 // Node is a node of a Snapshot with its coupling figures.
@@ -69,6 +137,11 @@ type Node struct {
 	// BetweennessSkipped says betweenness was not computed for this graph
 	// (too many nodes), so Betweenness means nothing.
 	BetweennessSkipped bool `json:"betweenness_skipped,omitempty"`
+	// Idle marks a node seen lately but not in the window
+	// (Snapshot.IdleNodes); LastSeen is the end of the last time bucket
+	// it was seen in (idle nodes only).
+	Idle     bool       `json:"idle,omitempty"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 }
 
 // MarshalJSON encodes n, leaving "betweenness" out when it was skipped.
@@ -137,6 +210,12 @@ type Edge struct {
 	// Lag is the consumer lag (destination -> consumer edges with broker
 	// metrics).
 	Lag *Lag `json:"lag,omitempty"`
+
+	// Idle marks an edge that carried traffic lately but none in the
+	// window (Snapshot.IdleEdges; its figures are all 0); LastSeen is the
+	// end of the last time bucket it carried a call in (idle edges only).
+	Idle     bool       `json:"idle,omitempty"`
+	LastSeen *time.Time `json:"last_seen,omitempty"`
 
 	// Stats are the merged aggregates; read-only.
 	Stats Stats `json:"-"`
@@ -313,6 +392,18 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 			b.node(g.nodeIx[i].key)
 		}
 	}
+	// What carried traffic lately but not in the window stays, idle.
+	for _, e := range g.edgeIx {
+		if last := e.ring.lastEpoch(); last < from && last != math.MinInt64 {
+			b.idleEdges = append(b.idleEdges, idleEdge{src: g.nodeIx[e.key.src].key, dst: g.nodeIx[e.key.dst].key,
+				kind: e.kind, proto: e.key.proto, group: e.key.group, last: last})
+		}
+	}
+	for i := range g.nodeIx {
+		if n := &g.nodeIx[i]; n.lastSeen < from {
+			b.idleNodes = append(b.idleNodes, idleNode{key: n.key, last: n.lastSeen})
+		}
+	}
 	if g.opts.Lag != nil {
 		// Consumer edges seen at any time: a consumer that stalls stops
 		// emitting spans, and its lag must still land on its own edge.
@@ -336,6 +427,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		b.joinLag(g.opts.Lag.Evaluate(window))
 	}
 	s := b.build(now, window, covered)
+	b.addIdle(s, g.bucketN)
 	s.RecentSeconds = max(now.Sub(coveredRecent).Seconds(), 0)
 	if g.opts.Circuits != nil {
 		s.Circuits = g.opts.Circuits.Circuits()
@@ -413,13 +505,7 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSeconds float64) *Snapshot {
 	nodes := make([]Node, len(b.nodes))
 	for i, k := range b.nodes {
-		nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.DisplayName()}
-		if k.Kind == NodeService {
-			nd.Namespace = k.Group
-		} else {
-			nd.System = k.Group
-		}
-		nodes[i] = nd
+		nodes[i] = nodeOf(k)
 	}
 	edges := make([]Edge, len(b.edges))
 	for i := range b.edges {
@@ -445,10 +531,80 @@ type rawEdge struct {
 
 // snapshotBuilder gathers a snapshot's nodes and edges.
 type snapshotBuilder struct {
-	nodes   []NodeKey
-	byKey   map[NodeKey]int
-	edges   []rawEdge
-	dormant []dormantEdge
+	nodes     []NodeKey
+	byKey     map[NodeKey]int
+	edges     []rawEdge
+	dormant   []dormantEdge
+	idleEdges []idleEdge
+	idleNodes []idleNode
+}
+
+// idleEdge is an edge whose last call came before the window, in the
+// bucket of epoch last.
+type idleEdge struct {
+	src, dst NodeKey
+	kind     EdgeKind
+	proto    Protocol
+	group    string
+	last     int64
+}
+
+// idleNode is a node last seen before the window, in the bucket of epoch
+// last.
+type idleNode struct {
+	key  NodeKey
+	last int64
+}
+
+// addIdle puts the idle nodes and edges gathered into s: those not among
+// its nodes and edges already (consumer lag can bring a quiet consumer's
+// edge into the window), each with the end of its last bucket.
+func (b *snapshotBuilder) addIdle(s *Snapshot, bucketN int64) {
+	end := func(ep int64) *time.Time {
+		t := time.Unix(0, (ep+1)*bucketN).UTC()
+		return &t
+	}
+	idle := map[string]bool{}
+	for _, in := range b.idleNodes {
+		nd := nodeOf(in.key)
+		if _, ok := s.Node(nd.ID); ok {
+			continue
+		}
+		nd.Idle, nd.LastSeen = true, end(in.last)
+		s.IdleNodes = append(s.IdleNodes, nd)
+		idle[nd.ID] = true
+	}
+	have := make(map[string]bool, len(s.Edges))
+	for _, e := range s.Edges {
+		have[e.ID] = true
+	}
+	for _, ie := range b.idleEdges {
+		src, dst := nodeOf(ie.src).ID, nodeOf(ie.dst).ID
+		e := makeEdge(src, dst, ie.kind, ie.proto, ie.group, Stats{}, 1)
+		if have[e.ID] {
+			continue
+		}
+		_, srcLive := s.Node(src)
+		_, dstLive := s.Node(dst)
+		if !srcLive && !idle[src] || !dstLive && !idle[dst] {
+			continue // an endpoint the graph no longer holds
+		}
+		e.Idle, e.LastSeen = true, end(ie.last)
+		s.IdleEdges = append(s.IdleEdges, e)
+	}
+	slices.SortFunc(s.IdleNodes, func(a, b Node) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(s.IdleEdges, func(a, b Edge) int { return strings.Compare(a.ID, b.ID) })
+}
+
+// nodeOf is the snapshot node of key k, without coupling figures.
+func nodeOf(k NodeKey) Node {
+	nd := Node{ID: k.ID(), Kind: k.Kind, Name: k.DisplayName()}
+	if k.Kind == NodeService {
+		nd.Namespace = k.Group
+	} else {
+		nd.System = k.Group
+	}
+	return nd
 }
 
 // dormantEdge is a destination -> consumer edge the graph knows, whether or

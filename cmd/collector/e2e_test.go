@@ -48,10 +48,12 @@ type wireGraph struct {
 }
 
 type wireNode struct {
-	ID        string `json:"id"`
-	Kind      string `json:"kind"`
-	Name      string `json:"name"`
-	Namespace string `json:"namespace"`
+	ID        string     `json:"id"`
+	Kind      string     `json:"kind"`
+	Name      string     `json:"name"`
+	Namespace string     `json:"namespace"`
+	Idle      bool       `json:"idle"`
+	LastSeen  *time.Time `json:"last_seen"`
 }
 
 type wireEdge struct {

@@ -63,6 +63,9 @@ type mapNode struct {
 	Hidden   bool
 	FocusURL string
 	HideURL  string
+	// IdleFor says how long an idle node has seen no traffic ("" when
+	// it is not idle).
+	IdleFor string
 }
 
 type mapEdge struct {
@@ -124,7 +127,15 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	for _, n := range s.Nodes {
 		nodes[n.ID] = n
 	}
-	edges := slices.Clone(s.Edges)
+	// Idle nodes and edges (traffic lately, none in the window) stay
+	// drawn, greyed: the services behind a broken call matter most when
+	// they stop hearing from it.
+	for _, n := range s.IdleNodes {
+		if _, ok := nodes[n.ID]; !ok {
+			nodes[n.ID] = n
+		}
+	}
+	edges := slices.Concat(s.Edges, s.IdleEdges)
 	diffOf := map[string]string{}
 	if in.Diff != nil {
 		for _, n := range in.Diff.AddedNodes {
@@ -318,6 +329,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		mn := mapNode{ID: id, DOMID: domID("n-", id), X: p.X, Y: p.Y, Badges: sortBadges(nodeBadges[id]), Diff: diffOf[id]}
 		if ok {
 			mn.Name, mn.Kind, mn.Namespace, mn.System = n.Name, n.Kind.String(), n.Namespace, n.System
+			if n.Idle {
+				mn.IdleFor = idleFor(n.LastSeen, s.GeneratedAt)
+			}
 			mn.Href = detailHref("/node", v, id)
 			mn.FocusURL = v.With(func(w *View) { w.Focus = id }).Href(in.Base)
 			mn.HideURL = v.With(func(w *View) { w.Hide = append(w.Hide, id); w.Focus = "" }).Href(in.Base)
@@ -364,6 +378,10 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			me.Href = detailHref("/edge", v, a.ids[0])
 		}
 		me.Title = edgeTitle(a, nodes)
+		if a.Idle {
+			d := idleFor(a.LastSeen, s.GeneratedAt)
+			me.Label, me.Title = "idle · "+d, me.Title+"\nno traffic for "+d
+		}
 		model.Edges = append(model.Edges, me)
 	}
 	return model, nil
@@ -451,6 +469,10 @@ func neighbourhood(focus string, hops int, edges []graph.Edge, hidden map[string
 // mergeInto adds e's counts to a (edges merged by a collapsed namespace):
 // counts and rates add up, quantiles take the worst.
 func mergeInto(a *graph.Edge, e graph.Edge) {
+	if a.Idle && e.Idle && e.LastSeen != nil && (a.LastSeen == nil || e.LastSeen.After(*a.LastSeen)) {
+		a.LastSeen = e.LastSeen
+	}
+	a.Idle = a.Idle && e.Idle
 	a.Requests += e.Requests
 	a.Errors += e.Errors
 	a.Retries += e.Retries
@@ -517,6 +539,14 @@ func arrowHead(from, tip layout.Point) string {
 func edgeWidth(rate float64) float64 {
 	w := 1.2 + 1.4*math.Log10(1+rate)
 	return math.Round(min(w, 9)*10) / 10
+}
+
+// idleFor says how long ago last was, at now: "40 s", "3 min".
+func idleFor(last *time.Time, now time.Time) string {
+	if last == nil {
+		return "a while"
+	}
+	return fmtSeconds(max(now.Sub(*last).Seconds(), 0))
 }
 
 func health(e graph.Edge) string {

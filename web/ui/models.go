@@ -201,6 +201,9 @@ func kindTag(n mapNode) string {
 	if n.Members > 0 {
 		t += fmt.Sprintf(" · %d nodes", n.Members)
 	}
+	if n.IdleFor != "" {
+		t += " · idle " + n.IdleFor
+	}
 	return t
 }
 
@@ -208,6 +211,9 @@ func nodeTitle(n mapNode) string {
 	t := n.Kind + " " + n.Name
 	if n.Namespace != "" && n.Kind != "namespace" {
 		t += " (namespace " + n.Namespace + ")"
+	}
+	if n.IdleFor != "" {
+		t += "\nidle: no traffic for " + n.IdleFor
 	}
 	for _, b := range n.Badges {
 		t += "\n" + b.Title
