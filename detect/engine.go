@@ -138,7 +138,10 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 // to the engine clock's now. An observation marked Sustain keeps a firing
 // finding firing and is otherwise ignored, so a detector with separate enter
 // and exit thresholds gets hysteresis: it fires above one, resolves (after
-// KeepFiring) below the other.
+// KeepFiring) below the other. An observation marked PendingOnly starts or
+// keeps a pending finding and keeps a firing one, but does not fire it: a
+// finding fires only on an unmarked observation, at least Hold after it
+// went pending.
 func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 	t0 := time.Now()
 	now := e.o.Now()
@@ -174,6 +177,9 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 			continue // past the exit threshold only: keeps firing, starts nothing
 		}
 		seen[k] = true
+		if f == nil && o.PendingOnly && e.resolvedWithinLocked(k, now) >= 0 {
+			continue // a resolved finding comes back firing, or not at all
+		}
 		if f == nil {
 			if len(e.active) >= e.o.MaxFindings {
 				e.dropped.Inc()
@@ -186,7 +192,7 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 		}
 		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
 		f.BlastRadius = radii[i]
-		if f.State == StatePending && now.Sub(f.StartedAt) >= e.o.Hold {
+		if f.State == StatePending && !o.PendingOnly && now.Sub(f.StartedAt) >= e.o.Hold {
 			f.State = StateFiring
 			f.FiredAt = ptr(now)
 		}
@@ -220,20 +226,30 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 // it pages as one finding (Prometheus's keep_firing_for, applied on both
 // sides of the resolution). e.mu must be held.
 func (e *Engine) reviveLocked(k string, now time.Time) *Finding {
+	i := e.resolvedWithinLocked(k, now)
+	if i < 0 {
+		return nil
+	}
+	f := e.resolved[i]
+	e.resolved = slices.Delete(e.resolved, i, i+1)
+	f.State, f.ResolvedAt = StateFiring, nil
+	return &f
+}
+
+// resolvedWithinLocked returns the index in e.resolved of the finding of
+// condition key k that resolved no longer than KeepFiring before now, -1
+// when there is none. e.mu must be held.
+func (e *Engine) resolvedWithinLocked(k string, now time.Time) int {
 	for i := len(e.resolved) - 1; i >= 0; i-- {
 		r := &e.resolved[i]
 		if now.Sub(*r.ResolvedAt) > e.o.KeepFiring {
-			return nil // older ones resolved earlier still
+			return -1 // older ones resolved earlier still
 		}
-		if r.key() != k {
-			continue
+		if r.key() == k {
+			return i
 		}
-		f := *r
-		e.resolved = slices.Delete(e.resolved, i, i+1)
-		f.State, f.ResolvedAt = StateFiring, nil
-		return &f
 	}
-	return nil
+	return -1
 }
 
 // detect runs one detector, turning a panic into a logged, counted loss.

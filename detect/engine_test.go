@@ -101,6 +101,7 @@ func TestLifecycle(t *testing.T) {
 func TestHysteresis(t *testing.T) {
 	const (
 		enter   = 'E' // above the enter threshold
+		early   = 'p' // past the pending-only threshold, below the enter one
 		sustain = 's' // between exit and enter thresholds
 		absent  = '.' // below the exit threshold
 	)
@@ -120,6 +121,13 @@ func TestHysteresis(t *testing.T) {
 		{"resolves below the exit threshold", "EEs...", 1, "PFFFRR"},
 		{"fires again within keep-firing: same id", "EE...E.E", 1, "PFFRRFFF"},
 		{"fires again after keep-firing: new id", "EE.....EE", 2, "PFFRRRRPF"},
+		{"pending-only starts a pending finding, never fires it", "pppp", 1, "PPPP"},
+		{"pending-only then enter fires after the hold", "pE", 1, "PF"},
+		{"enter then pending-only stays pending", "EppE", 1, "PPPF"},
+		{"pending-only keeps a firing finding firing", "EEpppp", 1, "PFFFFF"},
+		{"sustain does not keep a pending-only finding", "ps", 1, "P-"},
+		{"pending-only that stops leaves nothing", "p.E", 2, "P-P"},
+		{"pending-only does not revive a resolved finding, enter does", "EE..pE", 1, "PFFRRF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := &scripted{kind: KindRetryStorm}
@@ -133,6 +141,10 @@ func TestHysteresis(t *testing.T) {
 				case sustain:
 					o := storm("a->b", SeverityWarning)
 					o.Sustain = true
+					d.obs = []Observation{o}
+				case early:
+					o := storm("a->b", SeverityWarning)
+					o.PendingOnly = true
 					d.obs = []Observation{o}
 				default:
 					d.obs = nil

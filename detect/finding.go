@@ -132,6 +132,14 @@ type Observation struct {
 	// it so that a number hovering at its threshold does not resolve and
 	// re-fire the finding at every crossing.
 	Sustain bool
+	// PendingOnly marks a condition past an early threshold, below its
+	// enter threshold (a storm's first seconds, its ratio already past the
+	// budget but not yet past the bar a page needs): it starts a pending
+	// finding, or keeps one pending, so that the hold runs from the first
+	// sign, and keeps a firing finding firing; but it never promotes a
+	// pending finding to firing. Only an observation past the enter
+	// threshold does that, once the finding has been pending for the hold.
+	PendingOnly bool
 }
 
 // key identifies the condition across ticks: the same problem on the same

@@ -124,6 +124,7 @@ type stormLevel uint8
 const (
 	levelNone    stormLevel = iota
 	levelSustain            // past the exit thresholds only
+	levelPending            // the recent part past the budget, not yet past the recent bar
 	levelEnter              // past the enter thresholds
 )
 
@@ -164,13 +165,22 @@ type retryCounts struct {
 // diluted by the window's healthy minute. It needs half of MinRetries
 // (rounded up), so that a storm at 1 request/s can fire within seconds
 // while a single retry on a quiet edge never does, and half again the
-// budget (recentBudgetFactor), so that a short burst does not.
+// budget (recentBudgetFactor), so that a short burst does not. Past the
+// budget alone it is levelPending: the hold starts there, so that a storm
+// whose first seconds are still diluted by the calls made before it fires
+// as soon as it passes the recent bar, while a burst that never passes
+// that bar pages nobody.
 func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, retryCounts) {
 	c := retryCounts{retries: e.Retries, calls: e.Requests, ratio: e.RetryRatio, seconds: s.WindowSeconds}
 	seen := seenShare(e)
 	lvl := d.level(float64(e.Retries), float64(e.Requests), float64(d.opts.MinRetries), d.opts.Budget, seen)
 	if r := e.Recent; r != nil && r.Requests > 0 {
-		if rl := d.level(float64(r.Retries), float64(r.Requests), math.Ceil(float64(d.opts.MinRetries)/2), recentBudgetFactor*d.opts.Budget, seen); rl > lvl {
+		minRecent := math.Ceil(float64(d.opts.MinRetries) / 2)
+		rl := d.level(float64(r.Retries), float64(r.Requests), minRecent, recentBudgetFactor*d.opts.Budget, seen)
+		if rl < levelEnter && d.level(float64(r.Retries), float64(r.Requests), minRecent, d.opts.Budget, seen) == levelEnter {
+			rl = levelPending
+		}
+		if rl > lvl {
 			lvl = rl
 			c = retryCounts{retries: r.Retries, calls: r.Requests, ratio: round4(float64(r.Retries) / float64(r.Requests)), seconds: s.RecentSeconds, recent: true}
 		}
@@ -185,7 +195,11 @@ func (d *RetryStorm) traceCounts(s *graph.Snapshot, e *graph.Edge) (stormLevel, 
 // service to the callee the series names, as breakers are. An edge past
 // only the exit thresholds (RetryExitFraction of both) is reported with
 // Observation.Sustain set: it keeps a firing storm firing but starts none.
-// The observations are ordered by edge id.
+// An edge whose recent part is past the budget but not past the bar the
+// recent part needs to fire is reported with Observation.PendingOnly set:
+// its storm is pending from then on, and fires at the first evaluation
+// past the bar once the hold has run. The observations are ordered by
+// edge id.
 //
 // Traces are judged over the whole window and over its recent part
 // (graph.Edge.Recent, the newest graph.RecentBuckets buckets), which needs
@@ -251,7 +265,7 @@ func (d *RetryStorm) Detect(ctx context.Context, s *graph.Snapshot) []Observatio
 			continue
 		}
 		o := d.observe(s, &s.Edges[i], &v.counts, amp.amp[i], amp.chain(s.Edges, i), metric[i], v.fromMetric)
-		o.Sustain = v.lvl == levelSustain
+		o.Sustain, o.PendingOnly = v.lvl == levelSustain, v.lvl == levelPending
 		out = append(out, o)
 	}
 	return out

@@ -510,3 +510,52 @@ func TestRetryStormCountsRetriesSeen(t *testing.T) {
 	require.Empty(t, d.Detect(context.Background(), mk(100)), "one retry seen, standing for 100")
 	require.Len(t, d.Detect(context.Background(), mk(1200)), 1, "twelve seen")
 }
+
+// recentSnapshot is ratioSnapshot with the edge's recent part (the newest
+// three buckets, 10 s of them at an evaluation instant): recentCalls calls,
+// recentRetries of them retries.
+func recentSnapshot(now time.Time, requests, retries, recentCalls, recentRetries uint64) *graph.Snapshot {
+	s := ratioSnapshot(now, requests, retries)
+	s.Edges[0].Recent = &graph.Recent{Requests: recentCalls, Retries: recentRetries}
+	s.RecentSeconds = 10
+	return s
+}
+
+// TestRetryStormFiresOnItsSecondEvaluation: a storm's first evaluation
+// sees its recent part diluted by the calls made before its onset (their
+// spans arrive up to an export delay later), just under the recent bar; it
+// starts the hold there, so the storm fires at the next evaluation, past
+// the bar, not one later. The numbers are the realism matrix's at 10
+// requests/s, the onset 5 min after start-up: 10 s after the onset 52
+// retries among 178 recent calls (29%), 15 s after 102 among 221 (46%); it
+// fired at +20 s, 18.3 s after the first failing span arrived (budget
+// 15 s). Bursts that pass the budget without passing the bar, or pass the
+// bar at one evaluation alone, still page nobody.
+func TestRetryStormFiresOnItsSecondEvaluation(t *testing.T) {
+	type eval struct{ req, ret, recReq, recRet uint64 }
+	for _, tc := range []struct {
+		name  string
+		evals []eval
+		fires int // the evaluation it fires at (0-based), -1 never
+	}{
+		{"a storm diluted at its first evaluation", []eval{{629, 2, 106, 0}, {665, 15, 131, 13}, {717, 54, 178, 52}, {771, 117, 221, 102}, {819, 165, 217, 111}}, 3},
+		{"a burst past the budget, never past the bar", []eval{{600, 2, 100, 0}, {610, 30, 110, 27}, {615, 40, 105, 29}, {620, 42, 100, 12}, {600, 42, 100, 1}}, -1},
+		{"a burst past the bar at one evaluation", []eval{{600, 2, 100, 0}, {610, 20, 110, 17}, {615, 45, 105, 40}, {620, 46, 100, 12}, {600, 46, 100, 1}}, -1},
+		{"too few retries to judge", []eval{{60, 0, 10, 0}, {62, 4, 12, 4}, {63, 8, 12, 8}}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			e, err := detect.NewEngine(detect.EngineOptions{Detectors: []detect.Detector{detect.NewRetryStorm(detect.RetryStormOptions{})}, Now: func() time.Time { return clk }})
+			require.NoError(t, err)
+			fired := -1
+			for i, ev := range tc.evals {
+				e.Eval(context.Background(), recentSnapshot(clk, ev.req, ev.ret, ev.recReq, ev.recRet))
+				if fs := e.Findings(detect.StateFiring); len(fs) > 0 && fired < 0 {
+					fired = i
+				}
+				clk = clk.Add(5 * time.Second)
+			}
+			require.Equal(t, tc.fires, fired)
+		})
+	}
+}

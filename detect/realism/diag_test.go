@@ -56,9 +56,9 @@ func TestDiag(t *testing.T) {
 				dst, _ := snap.Node(e.Target)
 				switch {
 				case kind == "retry" && src.Name == "checkout" && dst.Name == "payments":
-					line += fmt.Sprintf(" req=%d retries=%d ratio=%.3f", e.Requests, e.Retries, e.RetryRatio)
+					line += fmt.Sprintf(" req=%d err=%d retries=%d ratio=%.3f", e.Requests, e.Errors, e.Retries, e.RetryRatio)
 					if r := e.Recent; r != nil {
-						line += fmt.Sprintf(" recent req=%d retries=%d", r.Requests, r.Retries)
+						line += fmt.Sprintf(" recent req=%d err=%d retries=%d", r.Requests, r.Errors, r.Retries)
 					}
 				case kind == "circuit" && src.Name == "orders":
 					line += fmt.Sprintf(" %s req=%d unans=%d", dst.Name, e.Requests, e.Unanswered)

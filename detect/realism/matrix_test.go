@@ -43,12 +43,11 @@ func matrix() Matrix {
 // failing, and says when one starts meeting its targets so that it can go.
 // Every other case must meet them.
 var knownMisses = map[string]string{
-	"retry-storm/1rps/onset=30m0s": retryFirstSeconds + ": at 1 req/s, 15 s after the onset the collector holds 3 retries among 13 calls; a healthy edge with 1% background errors and a retry policy shows as many about once in 3,900 evaluations (5 h), too often to page on; with 11 retries at +20 s it is pending and fires at +25 s, about 21 s after the first fault span arrives",
-	"retry-storm/10rps/onset=5m0s": retryFirstSeconds + ": at 10 req/s, 10 s after the onset the newest three buckets hold 52 retries among 178 calls (29%, just under the 30% the recent rule asks, diluted by the calls before the onset), so it is pending at +15 s and fires at +20 s, 18 s after the first fault span arrives (a case of the short matrix only, run under -race)",
+	"retry-storm/1rps/onset=30m0s": "at 1 req/s the first failing span arrives 3.6 s after the onset, so the storm must fire by the evaluation at +15 s; " +
+		"then the collector holds 3 retries among the 13 calls of the newest buckets (1 among 15 at +10 s), as the retries pair only when their caller's next export (every 5 s) arrives. " +
+		"Firing on 3 of 13 would page on a healthy edge with 1% background errors and a retry policy once in 3,800 evaluations (5 h; 0.5% errors: once in 40 h), " +
+		"and holding from one retry at +10 s would start the hold on 14% of healthy evaluations; it is pending at +20 s (11 retries among 22) and fires at +25 s, 21.4 s after the first failing span",
 }
-
-// retryFirstSeconds is why a retry storm can fire after its budget.
-const retryFirstSeconds = "the budget counts from the first export request carrying a span of the failing callee, before any retry has arrived"
 
 // TestMatrix runs the realism matrix and asserts issue #15's targets:
 // precision 1.0 and recall 1.0 for every finding kind, each fault detected

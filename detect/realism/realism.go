@@ -134,10 +134,12 @@ type Result struct {
 	// Settings are the collector settings the run used (its defaults).
 	Settings Settings
 	// Visible is when the fault could first be seen by the collector: the
-	// arrival of the first export request carrying a span the fault shaped
-	// (a failing or slow server span, a fast-failing client span), or for
-	// consumer lag the first broker poll at or after the onset. Zero for
-	// healthy cases, and when the fault never became visible.
+	// arrival of the first export request carrying a span the fault shaped:
+	// a server span it failed or slowed, a client span that failed because
+	// of it (fast, for an open circuit); a call to the faulty service that
+	// succeeded shows nothing and does not count. For consumer lag, the
+	// first broker poll at or after the onset. Zero for healthy cases, and
+	// when the fault never became visible.
 	Visible time.Time
 	// Detected is the firing of the expected finding (right kind and
 	// subject), if it fired; Latency its delay after Visible.

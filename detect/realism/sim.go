@@ -580,10 +580,10 @@ func (s *sim) serve(name string, t time.Time, tr [16]byte, parent [8]byte, root 
 		fault = fault || fl
 	}
 	errRate := svc.ErrRate
+	errFault := false // the error rate is the fault's: a failure it causes is its span
 	if f := s.sys.Dynamics.ErrRate; f != nil {
 		if v, ok, fl := f(name, t); ok {
-			errRate = v
-			fault = fault || fl
+			errRate, errFault = v, fl
 		}
 	}
 	if r.restart && t.Sub(r.started) < WarmUp {
@@ -613,6 +613,9 @@ func (s *sim) serve(name string, t time.Time, tr [16]byte, parent [8]byte, root 
 	cur = cur.Add(self - self*3/10)
 	own := s.rng.Float64() < errRate
 	failed = failed || own
+	// An error fault shapes the spans it fails, not the calls that still
+	// succeed: those show nothing wrong.
+	fault = fault || (own && errFault)
 	sp := &Span{Trace: tr, ID: id, Parent: parent, Kind: ptrace.SpanKindServer, Start: start, End: cur, Error: failed, Fault: fault, replica: r}
 	switch svc.Serve {
 	case GRPC:

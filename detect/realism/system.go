@@ -88,7 +88,8 @@ type Cron struct {
 type Dynamics struct {
 	// SelfFactor multiplies a service's own time at t.
 	SelfFactor func(service string, t time.Time) (float64, bool)
-	// ErrRate replaces a service's error rate at t when ok.
+	// ErrRate replaces a service's error rate at t when ok; when fault,
+	// the spans it fails are the fault's (those that succeed are not).
 	ErrRate func(service string, t time.Time) (rate float64, ok, fault bool)
 	// FailFast makes a call from a service fail in ~1ms without reaching
 	// the callee (an open circuit breaker).

@@ -196,3 +196,44 @@ func TestSettingsAreTheCollectorDefaults(t *testing.T) {
 	require.Equal(t, Settings{Window: time.Minute, Bucket: 5 * time.Second, PairTTL: 10 * time.Second, EvalInterval: 5 * time.Second,
 		Hold: 5 * time.Second, KeepFiring: 10 * time.Second, TraceIdle: 5 * time.Second, SampleOneIn: 1, BrokerPoll: 15 * time.Second}, s.opts)
 }
+
+// TestFaultVisibleIsAFaultShapedSpan: a fault becomes visible with the
+// first export request carrying a span it shaped, as Result.Visible says: a
+// failing span for an error fault (the callee's failing server span, or
+// its caller's failing client span), never a call to the faulty service
+// that succeeded; a slow server span for a slowdown.
+func TestFaultVisibleIsAFaultShapedSpan(t *testing.T) {
+	for _, tc := range []struct {
+		shape  Shape
+		rate   float64
+		shaped func(sp *Span) bool // what a span the fault shaped looks like
+	}{
+		{RetryStormFault, 1, func(sp *Span) bool { return sp.Error }},
+		{RetryStormFault, 10, func(sp *Span) bool { return sp.Error }},
+		{BottleneckFault, 1, func(sp *Span) bool { return sp.End.Sub(sp.Start) > 100*time.Millisecond }},
+	} {
+		c := Case{Shape: tc.shape, Rate: tc.rate, Onset: 30 * time.Second, Duration: 90 * time.Second}
+		t.Run(c.Name(), func(t *testing.T) {
+			onset := Start.Add(c.Onset)
+			var first time.Time // first delivery of a span the fault shaped
+			marked := 0
+			s := simulate(t, c, func(s *sim) {
+				s.onDeliver = func(x *Export, at time.Time) {
+					for _, sp := range x.Spans {
+						if !sp.Fault {
+							continue
+						}
+						marked++
+						require.True(t, tc.shaped(sp), "%s span %s of %s at +%v marked as the fault's", sp.Kind, sp.Name, x.Resource.Service, sp.Start.Sub(onset))
+						require.False(t, sp.Start.Before(onset.Add(-time.Second)), "a span of before the onset marked as the fault's")
+						if first.IsZero() {
+							first = at
+						}
+					}
+				}
+			})
+			require.Positive(t, marked)
+			require.Equal(t, first, s.faultVisible)
+		})
+	}
+}
