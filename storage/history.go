@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -16,14 +17,19 @@ type History struct {
 	MaxWindow time.Duration
 }
 
-// GraphAt returns the graph of the window ending at `at`.
+// DefaultMaxHistoryWindow is History's MaxWindow when none is set.
+const DefaultMaxHistoryWindow = 7 * 24 * time.Hour
+
+// GraphAt returns the graph of the window ending at `at`. A window outside
+// (0, MaxWindow] is refused with an error wrapping graph.ErrWindowTooLong
+// (a client's mistake, not the storage's failure).
 func (h History) GraphAt(ctx context.Context, at time.Time, window time.Duration) (*graph.Snapshot, error) {
 	maxWindow := h.MaxWindow
 	if maxWindow <= 0 {
-		maxWindow = 7 * 24 * time.Hour
+		maxWindow = DefaultMaxHistoryWindow
 	}
 	if window <= 0 || window > maxWindow {
-		return nil, fmt.Errorf("storage: window %v: must be in (0, %v]", window, maxWindow)
+		return nil, fmt.Errorf("storage: window %v: must be in (0, %v]: %w", window, maxWindow, graph.ErrWindowTooLong)
 	}
 	buckets, err := h.Storage.Edges(ctx, at.Add(-window), at)
 	if err != nil {
@@ -34,4 +40,21 @@ func (h History) GraphAt(ctx context.Context, at time.Time, window time.Duration
 		return nil, err
 	}
 	return graph.SnapshotOfNodes(at, window, buckets, nodes, nil), nil
+}
+
+// beginner is a Storage that can tell where its history begins (both
+// backends are).
+type beginner interface {
+	Begins(ctx context.Context) (time.Time, bool, error)
+}
+
+// Begins returns when the oldest edge or node row stored starts: no graph
+// before it can be read. ok is false when nothing is stored. A backend that
+// cannot tell answers errors.ErrUnsupported.
+func (h History) Begins(ctx context.Context) (begins time.Time, ok bool, err error) {
+	b, can := h.Storage.(beginner)
+	if !can {
+		return time.Time{}, false, fmt.Errorf("storage: where history begins: %w", errors.ErrUnsupported)
+	}
+	return b.Begins(ctx)
 }

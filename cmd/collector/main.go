@@ -201,6 +201,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
 		History: storage.History{Storage: st},
+		Bucket:  g.Options().Bucket, // a diff needs two of them
 		Traces:  tracesFor(cfg, st),
 		Ready: func() error {
 			if !ready.Load() {

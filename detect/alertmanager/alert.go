@@ -28,14 +28,20 @@ const maxAnnotation = 4096
 
 // build turns f into an alert ending at endsAt. startsAt is when the
 // condition began (pending included), as Prometheus does with ActiveAt.
+//
+// The labels are the alert's identity in Alertmanager (its fingerprint), so
+// they hold only what a finding keeps for its whole life: its kind, id and
+// subject, and the static labels. What changes while it fires (severity,
+// summary, evidence) goes in annotations, so that a re-sent alert updates
+// the one series rather than starting a second one and leaving the first
+// firing until its endsAt.
 func (p *Pusher) build(f *detect.Finding, endsAt time.Time) alert {
-	l := make(map[string]string, 8+len(p.o.Labels))
+	l := make(map[string]string, 7+len(p.o.Labels))
 	for k, v := range p.o.Labels {
 		l[k] = v
 	}
 	l["alertname"] = AlertName(f.Kind)
 	l["kind"] = f.Kind.String()
-	l["severity"] = f.Severity.String()
 	l["finding_id"] = f.ID
 	set := func(k, v string) {
 		if v != "" {
@@ -52,6 +58,7 @@ func (p *Pusher) build(f *detect.Finding, endsAt time.Time) alert {
 	}
 
 	ann := map[string]string{
+		"severity":    f.Severity.String(),
 		"summary":     truncate(f.Summary),
 		"description": truncate(description(f)),
 	}

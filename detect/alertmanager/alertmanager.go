@@ -96,7 +96,9 @@ type Options struct {
 	Rand func() float64
 }
 
-// reservedLabels are set from the finding and cannot be given as static labels.
+// reservedLabels are set from the finding and cannot be given as static
+// labels. severity is an annotation, not a label (see build), but is
+// reserved too: a static severity label would read as the finding's.
 var reservedLabels = map[string]bool{
 	"alertname": true, "kind": true, "severity": true, "finding_id": true,
 	"node": true, "source": true, "target": true, "service": true,

@@ -257,10 +257,11 @@ func TestFiringResentThenResolved(t *testing.T) {
 	require.Len(t, reqs[0].alerts, 1)
 	a := reqs[0].alerts[0]
 	require.Equal(t, map[string]string{
-		"alertname": "CartographRetryStorm", "kind": "retry_storm", "severity": "warning",
+		"alertname": "CartographRetryStorm", "kind": "retry_storm",
 		"finding_id": id, "source": "a", "target": "b", "service": "a", "cluster": "prod",
 	}, a.Labels)
 	require.Equal(t, "a retries 40% of its calls to b", a.Annotations["summary"])
+	require.Equal(t, "warning", a.Annotations["severity"])
 	require.Equal(t, "a retries 40% of its calls to b\n"+
 		`Evidence: amplification=1.4 chain=["a","b"] requests=1500 retry_ratio=0.4`+"\n"+
 		"Entry points affected: a (100%)", a.Annotations["description"])
@@ -303,6 +304,44 @@ func TestFiringResentThenResolved(t *testing.T) {
 	require.InDelta(t, 5, testutil.ToFloat64(p.pushes.WithLabelValues("0", "success")), 0)
 	require.InDelta(t, 5, testutil.ToFloat64(p.sent.WithLabelValues("0")), 0)
 	require.InDelta(t, float64(f.clk.Now().Add(-90*time.Second).Unix()), testutil.ToFloat64(p.lastOK.WithLabelValues("0")), 0)
+}
+
+// TestSeverityChangeKeepsOneSeries: a finding that escalates from warning
+// to critical and back is one alert for its whole life. Alertmanager
+// identifies an alert by its label set, so every push must carry the same
+// labels; the new severity arrives as an annotation of that alert.
+func TestSeverityChangeKeepsOneSeries(t *testing.T) {
+	f := newFixture(t)
+	rcv := newReceiver(t, nil)
+	p := newPusher(t, Options{URLs: []string{rcv.srv.URL}, Source: f.eng, Now: f.clk.Now})
+	ctx := context.Background()
+	critical := storm("a", "b")
+	critical.Severity = detect.SeverityCritical
+	critical.Summary = "a retries 90% of its calls to b"
+
+	f.fire(t, storm("a", "b"))
+	require.NoError(t, p.PushOnce(ctx))
+	for _, obs := range []detect.Observation{critical, storm("a", "b")} {
+		f.det.set(obs)
+		f.tick()
+		require.NoError(t, p.PushOnce(ctx))
+	}
+	f.resolve(t)
+	require.NoError(t, p.PushOnce(ctx))
+
+	reqs := rcv.requests()
+	require.Len(t, reqs, 4)
+	var severities []string
+	for i, r := range reqs {
+		require.Len(t, r.alerts, 1, "push %d carries the finding's one alert, nothing retired beside it", i)
+		require.Equal(t, reqs[0].alerts[0].Labels, r.alerts[0].Labels, "push %d: the same series", i)
+		severities = append(severities, r.alerts[0].Annotations["severity"])
+	}
+	require.Equal(t, []string{"warning", "critical", "warning", "warning"}, severities)
+	require.Equal(t, "a retries 90% of its calls to b", reqs[1].alerts[0].Annotations["summary"])
+	require.NotContains(t, reqs[0].alerts[0].Labels, "severity")
+	require.Equal(t, *f.eng.Findings(detect.StateResolved)[0].ResolvedAt, mustTime(t, reqs[3].alerts[0].EndsAt),
+		"the one series resolves")
 }
 
 func TestFiredAndResolvedBetweenPushes(t *testing.T) {
@@ -538,8 +577,9 @@ func TestNodeSubjectLabels(t *testing.T) {
 		StartedAt: time.Unix(100, 0)}}
 	p := newPusher(t, Options{URLs: []string{"http://127.0.0.1:1"}, Source: src, Now: func() time.Time { return time.Unix(200, 0) }})
 	a := p.build(&src[0], time.Unix(320, 0))
-	require.Equal(t, map[string]string{"alertname": "CartographBottleneck", "kind": "bottleneck", "severity": "critical",
+	require.Equal(t, map[string]string{"alertname": "CartographBottleneck", "kind": "bottleneck",
 		"finding_id": "x1", "node": "payment", "service": "payment"}, a.Labels)
+	require.Equal(t, "critical", a.Annotations["severity"])
 	require.Equal(t, "payment spends 80% of the time in itself", a.Annotations["description"])
 	require.NotContains(t, a.Annotations, "evidence")
 }

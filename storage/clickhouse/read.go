@@ -447,3 +447,41 @@ func (s *Store) Lag(ctx context.Context, from, to time.Time) (out []lag.Sample, 
 	}
 	return out, nil
 }
+
+// Begins returns when the oldest edge or node row stored starts, of every
+// collector, raw or rolled up (a rollup row starts at its minute, so
+// history begins on the minute of the oldest edge): no graph before it can
+// be read. ok is false when the store holds none. Each table is read in
+// its sort order, LIMIT 1, so the cost does not grow with the history kept.
+func (s *Store) Begins(ctx context.Context) (begins time.Time, ok bool, err error) {
+	ctx, cancel := s.queryCtx(ctx)
+	defer cancel()
+	start := time.Now()
+	defer func() { s.m.observeQuery("begins", start, err) }()
+	for _, q := range []string{
+		`SELECT toUnixTimestamp64Milli(bucket_start) FROM ` + s.q + `.edge_buckets ORDER BY bucket_start LIMIT 1`,
+		`SELECT toUnixTimestamp64Milli(toDateTime64(minute, 3, 'UTC')) FROM ` + s.q + `.edge_buckets_1m ORDER BY minute LIMIT 1`,
+		`SELECT toUnixTimestamp64Milli(time) FROM ` + s.q + `.nodes ORDER BY time LIMIT 1`,
+	} {
+		rows, err := s.conn.Query(ctx, q)
+		if err != nil {
+			return time.Time{}, false, classify(fmt.Errorf("clickhouse: read where history begins: %w", err))
+		}
+		for rows.Next() {
+			var ms int64
+			if err := rows.Scan(&ms); err != nil {
+				rows.Close()
+				return time.Time{}, false, fmt.Errorf("clickhouse: read where history begins: %w", err)
+			}
+			if t := time.UnixMilli(ms).UTC(); !ok || t.Before(begins) {
+				begins, ok = t, true
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return time.Time{}, false, classify(fmt.Errorf("clickhouse: read where history begins: %w", err))
+		}
+	}
+	return begins, ok, nil
+}

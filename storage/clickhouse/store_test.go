@@ -731,3 +731,31 @@ func stripCollector(t *testing.T, bs []graph.EdgeBucket) []graph.EdgeBucket {
 	}
 	return bs
 }
+
+// TestBegins: where history begins is the oldest edge or node row, whichever
+// table holds it; nothing stored says so.
+func TestBegins(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, freshDB(t), "c")
+	_, ok, err := s.Begins(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "an empty store has no history")
+
+	e := testEdges[1]
+	at := recent()
+	commit(t, s, []graph.EdgeBucket{
+		{Start: at.Add(time.Minute), Width: time.Second, Source: e.src, Target: e.dst, Kind: e.kind, Protocol: e.proto, Requests: 1},
+		{Start: at.Add(30 * time.Second), Width: time.Second, Source: e.src, Target: e.dst, Kind: e.kind, Protocol: e.proto, Requests: 1},
+	}, nil, nil)
+	begins, ok, err := s.Begins(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, at, begins, "the oldest edge row is in the one-minute rollup too, whose row starts at its minute")
+
+	app := s.Appender()
+	require.NoError(t, app.AppendNodes([]graph.NodeSeen{{Start: at.Add(-5 * time.Second), Width: 5 * time.Second, Key: e.src}}))
+	require.NoError(t, app.Commit(ctx))
+	begins, _, err = s.Begins(ctx)
+	require.NoError(t, err)
+	require.Equal(t, at.Add(-5*time.Second), begins, "a node row older than every edge")
+}

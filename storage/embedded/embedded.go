@@ -699,3 +699,38 @@ func newMetrics() metrics {
 func (m metrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.written, m.deleted, m.rows, m.liveBytes, m.fileBytes, m.commit}
 }
+
+// Begins returns when the oldest edge or node row stored starts, raw or
+// rolled up (a rollup row starts at its minute, so history begins on the
+// minute of the oldest row): no graph before it can be read. ok is false
+// when the store holds none. It reads one key of each table.
+func (s *Store) Begins(ctx context.Context) (begins time.Time, ok bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, false, err
+	}
+	oldest, found := int64(0), false
+	err = s.view(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketEdges, bucketEdges1m, bucketNodes, bucketNodes1m} {
+			b := tx.Bucket(name)
+			if b == nil {
+				continue
+			}
+			k, _ := b.Cursor().First()
+			if k == nil {
+				continue
+			}
+			n, err := keyNanos(k)
+			if err != nil {
+				return err
+			}
+			if !found || n < oldest {
+				oldest, found = n, true
+			}
+		}
+		return nil
+	})
+	if err != nil || !found {
+		return time.Time{}, false, err
+	}
+	return time.Unix(0, oldest).UTC(), true, nil
+}

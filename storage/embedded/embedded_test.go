@@ -492,3 +492,33 @@ func TestConcurrentUse(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, s.Ping(ctx))
 }
+
+// TestBegins: where history begins is the oldest edge or node row, whichever
+// table holds it; nothing stored says so.
+func TestBegins(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t, Options{})
+	_, ok, err := s.Begins(ctx)
+	require.NoError(t, err)
+	require.False(t, ok, "an empty store has no history")
+
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	src, dst := graph.NodeKey{Kind: graph.NodeService, Name: "a"}, graph.NodeKey{Kind: graph.NodeService, Name: "b"}
+	app := s.Appender()
+	require.NoError(t, app.AppendEdges([]graph.EdgeBucket{
+		{Start: at.Add(time.Minute), Width: 5 * time.Second, Source: src, Target: dst, Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, Requests: 1},
+		{Start: at.Add(30 * time.Second), Width: 5 * time.Second, Source: src, Target: dst, Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, Requests: 1},
+	}))
+	require.NoError(t, app.Commit(ctx))
+	begins, ok, err := s.Begins(ctx)
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.Equal(t, at, begins, "the oldest edge row is in the one-minute rollup too, whose row starts at its minute")
+
+	app = s.Appender()
+	require.NoError(t, app.AppendNodes([]graph.NodeSeen{{Start: at.Add(-5 * time.Second), Width: 5 * time.Second, Key: src}}))
+	require.NoError(t, app.Commit(ctx))
+	begins, _, err = s.Begins(ctx)
+	require.NoError(t, err)
+	require.Equal(t, at.Add(-time.Minute), begins, "a node row older than every edge; nodes are rolled up by the minute too")
+}

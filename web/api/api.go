@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/pprof"
 	"strconv"
@@ -30,9 +31,25 @@ type GraphSource interface {
 	Snapshot(window time.Duration) (*graph.Snapshot, error)
 }
 
-// HistorySource returns the graph of a past window, from storage.
+// HistorySource returns the graph of a past window, from storage. It
+// returns an error wrapping graph.ErrWindowTooLong for a window longer
+// than one query may read (a client's mistake, answered 400).
+//
+// A HistorySource that also has a method
+//
+//	Begins(ctx context.Context) (begins time.Time, ok bool, err error)
+//
+// (storage.History does) tells where stored history begins (ok false:
+// nothing stored); the API then refuses a past time before it rather than
+// answer an empty graph.
 type HistorySource interface {
 	GraphAt(ctx context.Context, at time.Time, window time.Duration) (*graph.Snapshot, error)
+}
+
+// historyBeginner is the optional method of a HistorySource described
+// there.
+type historyBeginner interface {
+	Begins(ctx context.Context) (begins time.Time, ok bool, err error)
 }
 
 // UnplacedSource counts the spans no rule could place on an edge over a
@@ -69,10 +86,16 @@ type Options struct {
 	// Ready reports whether the process is ready to receive traffic
 	// (nil: always ready).
 	Ready func() error
+	// Bucket is the width of the stored time buckets: a diff window must
+	// span at least two of them (0: any positive window).
+	Bucket time.Duration
 	// Gatherer is served on /metrics (nil: /metrics is not served).
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Now is the clock that says which times are in the future (default
+	// time.Now).
+	Now func() time.Time
 }
 
 // API is the HTTP handler set. It is safe for concurrent use.
@@ -89,6 +112,9 @@ func New(o Options) (*API, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	a := &API{o: o, mux: http.NewServeMux()}
 	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -140,14 +166,51 @@ func New(o Options) (*API, error) {
 
 // ServeHTTP implements http.Handler.
 // Every response carries headers that keep browsers from sniffing,
-// framing or running anything from the API.
+// framing or running anything from the API. A request under /api/ that no
+// route serves is answered in JSON like every other API error: 404 for an
+// unknown path, 405 (with Allow) for a known path and another method.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	h.Set("Referrer-Policy", "no-referrer")
+	handler, pattern := a.mux.Handler(r)
+	if pattern == "" && strings.HasPrefix(r.URL.Path, "/api/") {
+		// The mux's own 404 or 405 (which sets Allow): keep its status
+		// and headers, give the body in JSON.
+		cw := &codeWriter{header: h}
+		handler.ServeHTTP(cw, r)
+		h.Del("Content-Length")
+		switch cw.code {
+		case http.StatusMethodNotAllowed:
+			writeError(w, cw.code, fmt.Errorf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, h.Get("Allow")))
+		case http.StatusNotFound, 0:
+			writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s (see the README's API section)", r.URL.Path))
+		default:
+			writeError(w, cw.code, errors.New(http.StatusText(cw.code)))
+		}
+		return
+	}
 	a.mux.ServeHTTP(w, r)
+}
+
+// codeWriter records the status a handler answers and discards its body;
+// headers go to the real response's header map.
+type codeWriter struct {
+	header http.Header
+	code   int
+}
+
+func (c *codeWriter) Header() http.Header { return c.header }
+func (c *codeWriter) WriteHeader(code int) {
+	if c.code == 0 {
+		c.code = code
+	}
+}
+func (c *codeWriter) Write(b []byte) (int, error) {
+	c.WriteHeader(http.StatusOK)
+	return len(b), nil
 }
 
 func (a *API) handle(pattern string, h http.HandlerFunc) {
@@ -182,7 +245,7 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	if q := r.URL.Query(); q.Has("at") {
-		at, err := parseTime("at", q.Get("at"))
+		at, err := a.parsePast("at", q.Get("at"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
@@ -190,6 +253,9 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		window, err := parseWindow(q.Get("window"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if !a.covered(w, r, "at", at) {
 			return
 		}
 		s, ok := a.past(w, r, at, window)
@@ -225,6 +291,62 @@ func (a *API) unplaced(w http.ResponseWriter, r *http.Request) {
 // defaultHistoryWindow is the window of history queries that name none.
 const defaultHistoryWindow = 5 * time.Minute
 
+// maxClockSkew is how far past the server's clock a requested time may be
+// and still count as now: a client's clock a little ahead is not a
+// mistake.
+const maxClockSkew = 5 * time.Second
+
+// parsePast parses the RFC 3339 time parameter name and refuses a time in
+// the future: history cannot answer it, and an empty graph would say
+// nothing happened.
+func (a *API) parsePast(name, v string) (time.Time, error) {
+	t, err := parseTime(name, v)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if now := a.o.Now(); t.After(now.Add(maxClockSkew)) {
+		return time.Time{}, fmt.Errorf("%s %s is in the future (the server's time is %s): history covers only the past",
+			name, t.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// errNotCovered is the body of a 404 for a time before stored history
+// begins: the error, and where history begins (absent: nothing stored).
+type errNotCovered struct {
+	Error         string     `json:"error"`
+	HistoryBegins *time.Time `json:"history_begins,omitempty"`
+}
+
+// covered reports whether stored history reaches back to the window ending
+// at `at` (named name in the request); when it does not, it answers 404
+// with where history begins. A HistorySource that cannot tell where its
+// history begins covers every time.
+func (a *API) covered(w http.ResponseWriter, r *http.Request, name string, at time.Time) bool {
+	hb, ok := a.o.History.(historyBeginner)
+	if !ok {
+		return true
+	}
+	begins, stored, err := hb.Begins(r.Context())
+	switch {
+	case errors.Is(err, errors.ErrUnsupported):
+		return true
+	case err != nil:
+		a.historyFailed(w, r, err)
+		return false
+	case !stored:
+		writeJSON(w, http.StatusNotFound, errNotCovered{
+			Error: fmt.Sprintf("%s %s: no history is stored yet", name, at.UTC().Format(time.RFC3339))})
+		return false
+	case !at.After(begins):
+		b := begins.UTC()
+		writeJSON(w, http.StatusNotFound, errNotCovered{HistoryBegins: &b,
+			Error: fmt.Sprintf("%s %s is before stored history begins (%s)", name, at.UTC().Format(time.RFC3339), b.Format(time.RFC3339))})
+		return false
+	}
+	return true
+}
+
 // past returns the graph of the window ending at `at`, answering the
 // request itself on failure.
 func (a *API) past(w http.ResponseWriter, r *http.Request, at time.Time, window time.Duration) (*graph.Snapshot, bool) {
@@ -236,12 +358,27 @@ func (a *API) past(w http.ResponseWriter, r *http.Request, at time.Time, window 
 		window = defaultHistoryWindow
 	}
 	s, err := a.o.History.GraphAt(r.Context(), at, window)
+	if errors.Is(err, graph.ErrWindowTooLong) {
+		writeError(w, http.StatusBadRequest, err)
+		return nil, false
+	}
 	if err != nil {
-		a.o.Logger.Error("history", "err", err)
-		writeError(w, http.StatusServiceUnavailable, fmt.Errorf("reading history: %w", err))
+		a.historyFailed(w, r, err)
 		return nil, false
 	}
 	return s, true
+}
+
+// historyFailed answers a failed read of storage: 503, logged at ERROR,
+// unless the client went away (then nobody is listening and nothing
+// failed on our side).
+func (a *API) historyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		a.o.Logger.Debug("history: client went away", "err", err)
+		return
+	}
+	a.o.Logger.Error("history", "err", err)
+	writeError(w, http.StatusServiceUnavailable, fmt.Errorf("reading history: %w", err))
 }
 
 // diff serves GET /api/v1/graph/diff?from=&to=&window=: what changed
@@ -249,14 +386,19 @@ func (a *API) past(w http.ResponseWriter, r *http.Request, at time.Time, window 
 // thresholds: rate_ratio, error_ratio_delta, p95_ratio, min_requests.
 func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	from, err := parseTime("from", q.Get("from"))
+	from, err := a.parsePast("from", q.Get("from"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	to, err := parseTime("to", q.Get("to"))
+	to, err := a.parsePast("to", q.Get("to"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if to.Before(from) {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("from %s is after to %s: from is the earlier time",
+			from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339)))
 		return
 	}
 	window, err := parseWindow(q.Get("window"))
@@ -264,10 +406,17 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
+	if window == 0 {
+		window = defaultHistoryWindow
+	}
+	if b := a.o.Bucket; b > 0 && window < 2*b {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("window %v: a diff needs at least two buckets (%v here)", window, 2*b))
+		return
+	}
 	var o graph.DiffOptions
 	for name, dst := range map[string]*float64{"rate_ratio": &o.RateRatio, "error_ratio_delta": &o.ErrorRatioDelta, "p95_ratio": &o.P95Ratio} {
 		if v := q.Get(name); v != "" {
-			if *dst, err = strconv.ParseFloat(v, 64); err != nil || *dst < 0 {
+			if *dst, err = strconv.ParseFloat(v, 64); err != nil || !(*dst >= 0) || math.IsInf(*dst, 1) {
 				writeError(w, http.StatusBadRequest, fmt.Errorf("%s %q: want a non-negative number", name, v))
 				return
 			}
@@ -278,6 +427,13 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Errorf("min_requests %q: want a whole number", v))
 			return
 		}
+	}
+	if a.o.History == nil {
+		writeError(w, http.StatusNotImplemented, errors.New("graph history needs storage (--storage embedded or clickhouse)"))
+		return
+	}
+	if !a.covered(w, r, "from", from) {
+		return
 	}
 	before, ok := a.past(w, r, from, window)
 	if !ok {
@@ -422,7 +578,7 @@ func parseWindow(v string) (time.Duration, error) {
 		return 0, nil
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 1e9 {
+		if !(secs > 0 && secs <= 1e9) { // NaN too
 			return 0, fmt.Errorf("window %q: must be a positive number of seconds", v)
 		}
 		return time.Duration(secs * float64(time.Second)), nil

@@ -129,7 +129,8 @@ type archPage struct {
 	Cycles                   []string
 	Chain                    string
 	From, To                 string
-	DiffWindows              []option
+	DiffWindows              []option // suggested windows
+	DWindow                  string   // the diff window as asked for
 	DiffErr                  string
 	Diff                     *mapModel
 	AddedNodes, RemovedNodes int

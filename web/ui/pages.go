@@ -3,6 +3,7 @@ package ui
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -341,15 +342,22 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 	}
 	p.Chain = nameList(c.LongestSyncChain)
 
-	// The diff, when asked for.
+	// The diff, when asked for. Its window is any duration the collector
+	// accepts (at least two of its buckets): a window the UI cannot read
+	// is refused with a message, never replaced by another.
 	dwin := 5 * time.Minute
-	if s := q.Get("dwindow"); s != "" {
-		if d, err := parseDuration(s); err == nil && d >= time.Minute && d <= 7*24*time.Hour {
+	p.DWindow = fmtDuration(dwin)
+	var dwinErr error
+	if s := strings.TrimSpace(q.Get("dwindow")); s != "" {
+		p.DWindow = s
+		if d, err := parseDuration(s); err != nil || d <= 0 {
+			dwinErr = fmt.Errorf("window %q: want a positive duration like 10s, 5m or 1h", s)
+		} else {
 			dwin = d
 		}
 	}
 	for _, d := range []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour} {
-		p.DiffWindows = append(p.DiffWindows, option{Value: fmtDuration(d), Text: fmtDuration(d), Selected: d == dwin})
+		p.DiffWindows = append(p.DiffWindows, option{Value: fmtDuration(d), Text: fmtDuration(d)})
 	}
 	now := u.o.Clock().UTC()
 	from, to := now.Add(-time.Hour), now
@@ -357,12 +365,14 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 	if q.Get("from") != "" || q.Get("to") != "" {
 		from, err1 := parseAt(q.Get("from"))
 		to, err2 := parseAt(q.Get("to"))
-		if err := cmp.Or(err1, err2); err != nil {
+		if err := cmp.Or(err1, err2, dwinErr); err != nil {
 			p.DiffErr = err.Error()
 		} else {
 			p.From, p.To = from.Format("2006-01-02T15:04"), to.Format("2006-01-02T15:04")
 			u.addDiff(ctx, &p, from, to, dwin, v)
 		}
+	} else if dwinErr != nil {
+		p.DiffErr = dwinErr.Error()
 	}
 	return archBody(p), "Architecture", nil
 }
@@ -378,6 +388,11 @@ func parseAt(s string) (time.Time, error) {
 
 func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, window time.Duration, v View) {
 	d, err := u.o.Source.Diff(ctx, from, to, window)
+	var refused *client.StatusError
+	if errors.As(err, &refused) && refused.Code/100 == 4 {
+		p.DiffErr = "The collector refused this diff: " + refused.Message
+		return
+	}
 	if err != nil {
 		p.DiffErr = "The diff cannot be read: " + err.Error()
 		return

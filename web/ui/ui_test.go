@@ -39,6 +39,10 @@ type fixedSource struct {
 	findings []detect.Finding
 	diff     *graph.Diff
 	err      error
+	// diffWindows records the windows Diff was asked for; diffErr is its
+	// answer when set.
+	diffWindows []time.Duration
+	diffErr     error
 }
 
 func (s *fixedSource) Graph(context.Context, time.Duration, time.Time) (*graph.Snapshot, error) {
@@ -63,7 +67,13 @@ func (s *fixedSource) Findings(context.Context, detect.State) ([]detect.Finding,
 	return s.findings, s.err
 }
 
-func (s *fixedSource) Diff(context.Context, time.Time, time.Time, time.Duration) (*graph.Diff, error) {
+func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Duration) (*graph.Diff, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.diffWindows = append(s.diffWindows, window)
+	if s.diffErr != nil {
+		return nil, s.diffErr
+	}
 	return s.diff, nil
 }
 
@@ -412,6 +422,53 @@ func TestClipMiddle(t *testing.T) {
 			got := clipMiddle(tc.in, tc.n)
 			require.Equal(t, tc.want, got)
 			require.LessOrEqual(t, utf8.RuneCountInString(got), tc.n)
+		})
+	}
+}
+
+// TestDiffWindow: the architecture page's diff takes any window the
+// collector accepts (10s is two of its default buckets), refuses one it
+// cannot read with a message, and never swaps in another window; the
+// collector's own refusal is shown as its message.
+func TestDiffWindow(t *testing.T) {
+	const fromTo = "/architecture?from=2026-11-22T09:00&to=2026-11-22T10:00"
+	for _, tc := range []struct {
+		name, dwindow string
+		apiErr        error
+		asked         []time.Duration // windows the collector was asked for
+		says          string          // in the page's problem banner ("" none)
+	}{
+		{"ten seconds", "10s", nil, []time.Duration{10 * time.Second}, ""},
+		{"plain seconds", "30", nil, []time.Duration{30 * time.Second}, ""},
+		{"ninety minutes", "90m", nil, []time.Duration{90 * time.Minute}, ""},
+		{"default", "", nil, []time.Duration{5 * time.Minute}, ""},
+		{"not a duration", "banana", nil, nil, `window &#34;banana&#34;: want a positive duration like 10s, 5m or 1h`},
+		{"zero", "0s", nil, nil, `window &#34;0s&#34;: want a positive duration`},
+		{"negative", "-5m", nil, nil, `window &#34;-5m&#34;: want a positive duration`},
+		{"below two buckets", "5s", &client.StatusError{Code: 400, Message: "window 5s: a diff needs at least two buckets (10s here)"},
+			[]time.Duration{5 * time.Second}, "The collector refused this diff: window 5s: a diff needs at least two buckets (10s here)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := fixture()
+			src.diffErr = tc.apiErr
+			u := newTestUI(t, src)
+			target := fromTo
+			if tc.dwindow != "" {
+				target += "&dwindow=" + urlEscape(tc.dwindow)
+			}
+			code, _, body := get(t, u, target)
+			require.Equal(t, http.StatusOK, code, body)
+			require.Equal(t, tc.asked, src.diffWindows)
+			banner := section(body, `<p class="banner problem">`, "</p>")
+			if tc.says == "" {
+				require.NotContains(t, body, `<p class="banner problem">`)
+				require.Contains(t, body, "added</span>", "the diff is drawn")
+			} else {
+				require.Contains(t, banner, tc.says)
+			}
+			if tc.dwindow != "" {
+				require.Contains(t, body, `name="dwindow" list="diff-windows" value="`+tc.dwindow+`"`, "the window stays as typed")
+			}
 		})
 	}
 }
