@@ -126,3 +126,11 @@ func fmtEvidence(v any) string {
 		return fmt.Sprint(x)
 	}
 }
+
+// fmtTimes formats a multiplier: 1.25 -> "1.25×".
+func fmtTimes(x float64) string {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return "–"
+	}
+	return strconv.FormatFloat(x, 'f', 2, 64) + "×"
+}

@@ -16,6 +16,11 @@ type point struct {
 	OutRate             float64 // nodes: calls made
 	LagMessages, LagSec float64
 	DrainSec            float64
+	// Edges only: the share of calls that were retries and the attempts
+	// per original request (NaN where retries cannot be seen), and the
+	// producer-to-consumer delay (NaN where there is none).
+	RetryRatio, Attempts float64
+	DelayP50, DelayP95   float64
 }
 
 // history keeps the recent figures of every node and edge, one point per
@@ -48,7 +53,8 @@ func (h *history) record(s *graph.Snapshot) {
 	nodePoint := func(id string) *point {
 		p, ok := byNode[id]
 		if !ok {
-			p = &point{T: s.GeneratedAt, P50: nan, P95: nan, P99: nan, LagMessages: nan, LagSec: nan, DrainSec: nan}
+			p = &point{T: s.GeneratedAt, P50: nan, P95: nan, P99: nan, LagMessages: nan, LagSec: nan, DrainSec: nan,
+				RetryRatio: nan, Attempts: nan, DelayP50: nan, DelayP95: nan}
 			byNode[id] = p
 		}
 		return p
@@ -61,9 +67,19 @@ func (h *history) record(s *graph.Snapshot) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, e := range s.Edges {
-		p := point{T: s.GeneratedAt, Rate: e.RatePerS, ErrorRatio: e.ErrorRatio, P50: nan, P95: nan, P99: nan, LagMessages: nan, LagSec: nan, DrainSec: nan}
+		p := point{T: s.GeneratedAt, Rate: e.RatePerS, ErrorRatio: e.ErrorRatio, P50: nan, P95: nan, P99: nan, LagMessages: nan, LagSec: nan, DrainSec: nan,
+			RetryRatio: nan, Attempts: nan, DelayP50: nan, DelayP95: nan}
 		if q := e.Latency; q != nil {
 			p.P50, p.P95, p.P99 = q.P50, q.P95, q.P99
+		}
+		if e.RetriesSeen {
+			p.RetryRatio = e.RetryRatio
+			if e.Requests > e.Retries {
+				p.Attempts = float64(e.Requests) / float64(e.Requests-e.Retries)
+			}
+		}
+		if q := e.Delay; q != nil {
+			p.DelayP50, p.DelayP95 = q.P50, q.P95
 		}
 		if l := e.Lag; l != nil {
 			p.LagMessages, p.LagSec, p.DrainSec = orNaN(l.Messages), orNaN(l.Seconds), orNaN(l.DrainSeconds)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/a-h/templ"
 
+	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 )
@@ -96,12 +97,12 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 		lineChart("Errors in (% of requests)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
 		lineChart("Latency of its callers' slowest edge (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
 	}
-	for _, f := range cur.findings {
+	for _, f := range newestFirst(cur.findings) {
 		if f.Subject.NodeID == id || (f.Subject.EdgeID != "" && (strings.HasPrefix(f.Subject.EdgeID, id+"->") || strings.HasPrefix(f.Subject.EdgeID, id+"→"))) {
 			p.Findings = append(p.Findings, findingRowOf(f, v, now))
 		}
 	}
-	for _, f := range cur.findings {
+	for _, f := range newestFirst(cur.findings) {
 		if f.Subject.EdgeID == "" || f.Subject.NodeID == id {
 			continue
 		}
@@ -243,17 +244,34 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 		lineChart("Errors (% of calls)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
 		lineChart("Latency (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
 	}
+	if ok && e.RetriesSeen {
+		p.Charts = append(p.Charts,
+			lineChart("Retries (% of calls that repeat a failed call)", "%", from, now, []namedSeries{{Name: "retries", Class: "s3", Points: pick(pts, func(p point) float64 { return p.RetryRatio })}}, fmtPercent),
+			lineChart("Attempts per request (retry amplification on this edge)", "×", from, now, []namedSeries{{Name: "attempts", Class: "s2", Points: pick(pts, func(p point) float64 { return p.Attempts })}}, fmtTimes))
+	}
+	if ok && e.Delay != nil {
+		p.Charts = append(p.Charts,
+			lineChart("Producer→consumer delay (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.DelayP50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.DelayP95 })}}, fmtMs))
+	}
 	if ok && e.Kind == graph.EdgeAsync {
 		p.Charts = append(p.Charts,
 			lineChart("Consumer lag (messages)", "", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagMessages })}}, fmtCount),
 			lineChart("Lag and drain time (s)", "s", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagSec })}, {Name: "drain", Class: "s3", Points: pick(pts, func(p point) float64 { return p.DrainSec })}}, fmtSeconds))
 	}
-	for _, f := range cur.findings {
+	for _, f := range newestFirst(cur.findings) {
 		if f.Subject.EdgeID == id {
 			p.Findings = append(p.Findings, findingRowOf(f, v, now))
 		}
 	}
 	return p, nil
+}
+
+// newestFirst returns findings ordered by when they started, newest
+// first: the one a person opening the page is after.
+func newestFirst(fs []detect.Finding) []detect.Finding {
+	fs = slices.Clone(fs)
+	slices.SortStableFunc(fs, func(a, b detect.Finding) int { return b.StartedAt.Compare(a.StartedAt) })
+	return fs
 }
 
 var couplingColumns = []struct{ key, text string }{

@@ -107,10 +107,10 @@ func fixture() *fixedSource {
 		},
 		Edges: []graph.Edge{
 			{ID: "client:web->service:shop/frontend http", Source: "client:web", Target: "service:shop/frontend", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, Requests: 6000, RatePerS: 100, Errors: 12, ErrorRatio: 0.002, Latency: &graph.Quantiles{P50: 20, P95: 80, P99: 120}},
-			{ID: "service:shop/frontend->service:shop/" + hostile + " grpc", Source: "service:shop/frontend", Target: "service:shop/" + hostile, Kind: graph.EdgeSync, Protocol: graph.ProtocolGRPC, Requests: 9000, RatePerS: 150, Errors: 1800, ErrorRatio: 0.2, Retries: 3000, RetryRatio: 0.33, Latency: &graph.Quantiles{P50: 5, P95: 30, P99: 45}},
+			{ID: "service:shop/frontend->service:shop/" + hostile + " grpc", Source: "service:shop/frontend", Target: "service:shop/" + hostile, Kind: graph.EdgeSync, Protocol: graph.ProtocolGRPC, Requests: 9000, RatePerS: 150, Errors: 1800, ErrorRatio: 0.2, Retries: 3000, RetryRatio: 0.33, RetriesSeen: true, Latency: &graph.Quantiles{P50: 5, P95: 30, P99: 45}},
 			{ID: "service:shop/" + hostile + "->database:postgresql/orders db", Source: "service:shop/" + hostile, Target: "database:postgresql/orders", Kind: graph.EdgeSync, Protocol: graph.ProtocolDB, Requests: 3000, RatePerS: 50, Errors: 60, ErrorRatio: 0.02, Latency: &graph.Quantiles{P50: 2, P95: 9, P99: 14}},
 			{ID: "service:shop/" + hostile + "->topic:kafka/orders kafka", Source: "service:shop/" + hostile, Target: "topic:kafka/orders", Kind: graph.EdgeAsync, Protocol: graph.ProtocolKafka, Requests: 600, RatePerS: 10},
-			{ID: "topic:kafka/orders->service:billing/invoicer kafka billing", Source: "topic:kafka/orders", Target: "service:billing/invoicer", Kind: graph.EdgeAsync, Protocol: graph.ProtocolKafka, ConsumerGroup: "billing", Requests: 300, RatePerS: 5,
+			{ID: "topic:kafka/orders->service:billing/invoicer kafka billing", Source: "topic:kafka/orders", Target: "service:billing/invoicer", Kind: graph.EdgeAsync, Protocol: graph.ProtocolKafka, ConsumerGroup: "billing", Requests: 300, RatePerS: 5, Delay: &graph.Quantiles{P50: 120, P95: 900, P99: 1500},
 				Lag: &graph.Lag{Messages: f64(12500), Seconds: f64(340), DrainSeconds: f64(2500), Status: lag.StateStalled, UpdatedAt: now}},
 		},
 	}
@@ -122,6 +122,10 @@ func fixture() *fixedSource {
 			Summary: "frontend retries " + hostile + ": 33% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.33, "amplification": 2.4},
 			StartedAt: now.Add(-4 * time.Minute), FiredAt: &fired,
 			BlastRadius: &detect.BlastRadius{Upstream: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 1, Hops: 1}}, EntryPoints: []detect.Affected{{Node: "web", NodeID: "client:web", Share: 1, Hops: 2}}}},
+		{ID: "rs0", Kind: detect.KindRetryStorm, State: detect.StateResolved, Severity: detect.SeverityWarning,
+			Subject: detect.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
+			Summary: "an earlier storm on the same edge", Evidence: map[string]any{"retry_ratio": 0.25},
+			StartedAt: now.Add(-50 * time.Minute), ResolvedAt: &resolved},
 		{ID: "cl1", Kind: detect.KindConsumerLag, State: detect.StatePending, Severity: detect.SeverityWarning,
 			Subject: detect.Subject{Source: "orders", Target: "invoicer", EdgeID: snap.Edges[4].ID},
 			Summary: "billing falls behind orders: 12500 messages, 340 s", Evidence: map[string]any{"lag_messages": 12500.0, "lag_seconds": 340.0},
@@ -232,6 +236,18 @@ func TestPagesGolden(t *testing.T) {
 		code, _, body := get(t, u, "/node?id=service:nope")
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, body, "not in the graph of this window")
+	})
+	t.Run("edge pages chart retries and delay, newest finding first", func(t *testing.T) {
+		_, _, body := get(t, u, "/edge?id="+urlEscape(edgeID))
+		require.Contains(t, body, "Retries (% of calls that repeat a failed call)")
+		require.Contains(t, body, "Attempts per request (retry amplification on this edge)")
+		require.NotContains(t, body, "Producer→consumer delay")
+		newer, older := strings.Index(body, `id="`+domID("f-", "rs1")+`"`), strings.Index(body, `id="`+domID("f-", "rs0")+`"`)
+		require.True(t, newer >= 0 && older >= 0, "both storms listed")
+		require.Less(t, newer, older, "the newest finding first")
+		_, _, body = get(t, u, "/edge?id="+urlEscape(src.snap.Edges[4].ID))
+		require.Contains(t, body, "Producer→consumer delay (ms)")
+		require.NotContains(t, body, "Retries (%", "no retries chart where retries cannot be seen")
 	})
 	t.Run("broker down is on the banner", func(t *testing.T) {
 		_, _, body := get(t, u, "/")
