@@ -196,6 +196,8 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 			f.State = StateFiring
 			f.FiredAt = ptr(now)
 		}
+		f.record(now)
+		f.notePeak(now)
 	}
 	for k, f := range e.active {
 		if seen[k] {
@@ -208,6 +210,7 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 			delete(e.active, k)
 			r := *f
 			r.State, r.ResolvedAt = StateResolved, ptr(now)
+			r.record(now)
 			e.resolved = append(e.resolved, r)
 		}
 	}
@@ -233,6 +236,7 @@ func (e *Engine) reviveLocked(k string, now time.Time) *Finding {
 	f := e.resolved[i]
 	e.resolved = slices.Delete(e.resolved, i, i+1)
 	f.State, f.ResolvedAt = StateFiring, nil
+	f.Timeline = slices.Clone(f.Timeline) // readers may hold the resolved one's
 	return &f
 }
 
@@ -266,13 +270,16 @@ func (e *Engine) detect(ctx context.Context, d Detector, s *graph.Snapshot) (obs
 
 // Findings returns copies of the findings in state (0: all), firing first,
 // then pending, then resolved; within a state by severity (critical
-// first), then oldest first. Evidence maps are shared and read-only.
+// first), then oldest first. Evidence maps are shared and read-only;
+// timelines are the caller's.
 func (e *Engine) Findings(state State) []Finding {
 	e.mu.RLock()
 	out := make([]Finding, 0, len(e.active))
 	for _, f := range e.active {
 		if state == 0 || f.State == state {
-			out = append(out, *f)
+			c := *f
+			c.Timeline = slices.Clone(f.Timeline) // the engine goes on changing its own
+			out = append(out, c)
 		}
 	}
 	if state == 0 || state == StateResolved {

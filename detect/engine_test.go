@@ -237,3 +237,42 @@ func TestRestore(t *testing.T) {
 	require.Equal(t, saved[0].ID, f[0].ID, "the same problem keeps its id across the restart")
 	require.Equal(t, saved[0].StartedAt, f[0].StartedAt)
 }
+
+// TestFindingKeepsItsPeakAndTimeline is issue #17 3: a finding that went
+// from warning to critical and back to warning before resolving still
+// tells, once resolved, how bad it got (its peak: the last critical
+// evaluation, with that evaluation's summary and evidence), and the steps
+// of its life in order.
+func TestFindingKeepsItsPeakAndTimeline(t *testing.T) {
+	d := &scripted{kind: KindOpenCircuit}
+	e, clk, _ := newTestEngine(t, d)
+	steps := []struct {
+		sev  Severity
+		text string
+	}{{SeverityWarning, "half-open: 40 of 100"}, {SeverityWarning, "half-open: 60 of 100"}, {SeverityCritical, "open: 386 of 386"},
+		{SeverityCritical, "open: 390 of 390"}, {SeverityWarning, "half-open: 389 of 480"}}
+	for i := range len(steps) + 30 {
+		d.obs = nil
+		if i < len(steps) {
+			st := steps[i]
+			d.obs = []Observation{{Kind: KindOpenCircuit, Severity: st.sev, Subject: Subject{Source: "a", Target: "b", EdgeID: "a->b"},
+				Summary: st.text, Evidence: map[string]any{"text": st.text}}}
+		}
+		e.Eval(context.Background(), &graph.Snapshot{})
+		clk.t = clk.t.Add(5 * time.Second)
+	}
+	fs := e.Findings(StateResolved)
+	require.Len(t, fs, 1)
+	f := fs[0]
+	require.Equal(t, SeverityWarning, f.Severity, "its last evaluation")
+	require.NotNil(t, f.Peak)
+	require.Equal(t, SeverityCritical, f.Peak.Severity)
+	require.Equal(t, "open: 390 of 390", f.Peak.Summary, "the last evaluation at its worst")
+	require.Equal(t, "open: 390 of 390", f.Peak.Evidence["text"])
+	var got []string
+	for _, c := range f.Timeline {
+		got = append(got, c.State.String()+"/"+c.Severity.String())
+	}
+	require.Equal(t, []string{"pending/warning", "firing/warning", "firing/critical", "firing/warning", "resolved/warning"}, got)
+	require.True(t, f.Timeline[len(f.Timeline)-1].At.Equal(*f.ResolvedAt))
+}

@@ -11,6 +11,7 @@ package detect
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
@@ -181,4 +182,53 @@ type Finding struct {
 	LastSeen time.Time `json:"last_seen"`
 	// BlastRadius is what the problem takes down, as of LastSeen.
 	BlastRadius *BlastRadius `json:"blast_radius,omitempty"`
+	// Peak is the finding at its worst: the last evaluation at its
+	// highest severity, so that a resolved finding still tells how bad it
+	// got, not how it looked on its way out. Nil until it fires.
+	Peak *Peak `json:"peak,omitempty"`
+	// Timeline is the finding's life, oldest first: when it went pending,
+	// fired, changed severity, resolved, fired again. At most
+	// maxTimeline steps: the first, and the newest.
+	Timeline []Change `json:"timeline,omitempty"`
+}
+
+// Peak is a finding's worst evaluation.
+type Peak struct {
+	At       time.Time      `json:"at"`
+	Severity Severity       `json:"severity"`
+	Summary  string         `json:"summary"`
+	Evidence map[string]any `json:"evidence"`
+}
+
+// Change is one step of a finding's life: the state and severity it took
+// at a time.
+type Change struct {
+	At       time.Time `json:"at"`
+	State    State     `json:"state"`
+	Severity Severity  `json:"severity"`
+}
+
+// maxTimeline bounds a finding's timeline (a finding flapping for days
+// keeps its first step and its newest).
+const maxTimeline = 32
+
+// record appends a step to f's timeline when it changes the state or the
+// severity, keeping it within maxTimeline.
+func (f *Finding) record(at time.Time) {
+	if n := len(f.Timeline); n > 0 && f.Timeline[n-1].State == f.State && f.Timeline[n-1].Severity == f.Severity {
+		return
+	}
+	if len(f.Timeline) >= maxTimeline {
+		f.Timeline = slices.Delete(f.Timeline, 1, 2)
+	}
+	f.Timeline = append(f.Timeline, Change{At: at, State: f.State, Severity: f.Severity})
+}
+
+// notePeak makes the current evaluation f's peak when it fires at least
+// as severely as the peak so far.
+func (f *Finding) notePeak(at time.Time) {
+	if f.State != StateFiring || f.Peak != nil && f.Severity < f.Peak.Severity {
+		return
+	}
+	f.Peak = &Peak{At: at, Severity: f.Severity, Summary: f.Summary, Evidence: f.Evidence}
 }

@@ -38,7 +38,7 @@ var (
 	findingColumns = []string{
 		"id", "version", "collector", "kind", "state", "severity",
 		"subject_node", "subject_source", "subject_target", "subject_node_id", "subject_edge_id",
-		"summary", "evidence", "started_at", "fired_at", "resolved_at", "last_seen", "blast_radius",
+		"summary", "evidence", "started_at", "fired_at", "resolved_at", "last_seen", "blast_radius", "peak", "timeline",
 	}
 	nodeColumns = []string{"time", "width_ms", "collector", "kind", "`group`", "name"}
 	lagColumns  = []string{
@@ -75,6 +75,7 @@ type findingRow struct {
 	f                   *detect.Finding
 	version             uint64
 	evidence, blast     string
+	peak, timeline      string
 	kind, state, sev    string
 	firedAt, resolvedAt *time.Time
 }
@@ -199,6 +200,14 @@ func (a *appender) findingRow(f *detect.Finding) (findingRow, error) {
 	if f.BlastRadius != nil {
 		r.blast = a.toJSON(f.ID, "blast radius", f.BlastRadius, "")
 	}
+	if f.Peak != nil {
+		p := *f.Peak
+		p.Evidence, _ = finite(p.Evidence).(map[string]any)
+		r.peak = a.toJSON(f.ID, "peak", p, "")
+	}
+	if len(f.Timeline) > 0 {
+		r.timeline = a.toJSON(f.ID, "timeline", f.Timeline, "")
+	}
 	return r, nil
 }
 
@@ -311,7 +320,7 @@ func (a *appender) Commit(ctx context.Context) error {
 		f := r.f
 		return b.Append(f.ID, r.version, s.o.Collector, r.kind, r.state, r.sev,
 			f.Subject.Node, f.Subject.Source, f.Subject.Target, f.Subject.NodeID, f.Subject.EdgeID,
-			f.Summary, r.evidence, f.StartedAt.UTC(), r.firedAt, r.resolvedAt, f.LastSeen.UTC(), r.blast)
+			f.Summary, r.evidence, f.StartedAt.UTC(), r.firedAt, r.resolvedAt, f.LastSeen.UTC(), r.blast, r.peak, r.timeline)
 	}); err != nil {
 		return err
 	}

@@ -305,7 +305,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.
 	// FINAL: the newest version of each id, before the filter.
 	rows, err := s.conn.Query(ctx, `SELECT id, kind, state, severity,
 			subject_node, subject_source, subject_target, subject_node_id, subject_edge_id,
-			summary, evidence, started_at, fired_at, resolved_at, last_seen, blast_radius
+			summary, evidence, started_at, fired_at, resolved_at, last_seen, blast_radius, peak, timeline
 		FROM `+s.q+`.findings FINAL
 		WHERE started_at < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
 		  AND (resolved_at IS NULL OR resolved_at >= fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
@@ -320,16 +320,17 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.
 			f                   detect.Finding
 			kind, state, sev    string
 			evidence, blast     string
+			peak, timeline      string
 			firedAt, resolvedAt *time.Time
 			startedAt, lastSeen time.Time
 		)
 		if err := rows.Scan(&f.ID, &kind, &state, &sev,
 			&f.Subject.Node, &f.Subject.Source, &f.Subject.Target, &f.Subject.NodeID, &f.Subject.EdgeID,
-			&f.Summary, &evidence, &startedAt, &firedAt, &resolvedAt, &lastSeen, &blast); err != nil {
+			&f.Summary, &evidence, &startedAt, &firedAt, &resolvedAt, &lastSeen, &blast, &peak, &timeline); err != nil {
 			return nil, fmt.Errorf("clickhouse: read findings: %w", err)
 		}
 		f.StartedAt, f.LastSeen, f.FiredAt, f.ResolvedAt = startedAt.UTC(), lastSeen.UTC(), utcPtr(firedAt), utcPtr(resolvedAt)
-		err := decodeFinding(&f, kind, state, sev, evidence, blast)
+		err := decodeFinding(&f, kind, state, sev, evidence, blast, peak, timeline)
 		if err != nil {
 			if bad == 0 {
 				s.o.Logger.Warn("clickhouse: skipping a stored finding this build cannot read", "id", f.ID, "err", err)
@@ -345,7 +346,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.
 	return out, nil
 }
 
-func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast string) error {
+func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast, peak, timeline string) error {
 	if err := f.Kind.UnmarshalText([]byte(kind)); err != nil {
 		return err
 	}
@@ -364,6 +365,17 @@ func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast string) 
 		f.BlastRadius = new(detect.BlastRadius)
 		if err := json.Unmarshal([]byte(blast), f.BlastRadius); err != nil {
 			return fmt.Errorf("blast radius: %w", err)
+		}
+	}
+	if peak != "" {
+		f.Peak = new(detect.Peak)
+		if err := json.Unmarshal([]byte(peak), f.Peak); err != nil {
+			return fmt.Errorf("peak: %w", err)
+		}
+	}
+	if timeline != "" {
+		if err := json.Unmarshal([]byte(timeline), &f.Timeline); err != nil {
+			return fmt.Errorf("timeline: %w", err)
 		}
 	}
 	return nil

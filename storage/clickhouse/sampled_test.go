@@ -201,7 +201,11 @@ func TestMigrateExistingDeployment(t *testing.T) {
 
 	applied, err = migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{ms[i].version}, applied)
+	var rest []int
+	for _, m := range ms[i:] {
+		rest = append(rest, m.version)
+	}
+	require.Equal(t, rest, applied, "this migration and those after it")
 	for _, table := range []string{"edge_buckets", "edge_buckets_1m"} {
 		for _, col := range []string{"seen", "sampled"} {
 			require.EqualValues(t, 1, scalar[uint64](t, old, "SELECT count() FROM system.columns WHERE database = ? AND table = ? AND name = ?", db, table, col), "%s.%s", table, col)

@@ -58,7 +58,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -67,8 +67,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 7)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts"} {
+	require.Len(t, rows, 8)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts", "finding_history"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -91,7 +91,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 7, n)
+	require.EqualValues(t, 8, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {
@@ -391,11 +391,13 @@ func TestFindingsLatestWins(t *testing.T) {
 	commit(t, s, nil, []detect.Finding{f}, nil)
 	f.State, f.Severity, f.FiredAt, f.LastSeen = detect.StateFiring, detect.SeverityCritical, ptr(t0.Add(30*time.Second)), t0.Add(time.Minute)
 	f.BlastRadius = &detect.BlastRadius{Upstream: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}, EntryPoints: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}}
+	f.Peak = &detect.Peak{At: t0.Add(45 * time.Second), Severity: detect.SeverityCritical, Summary: "frontend retries 80% of its calls to cart", Evidence: map[string]any{"retry_ratio": 0.8}}
+	f.Timeline = []detect.Change{{At: t0, State: detect.StatePending, Severity: detect.SeverityWarning}, {At: t0.Add(30 * time.Second), State: detect.StateFiring, Severity: detect.SeverityCritical}}
 	commit(t, s, nil, []detect.Finding{f}, nil)
 	got, err := s.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, got, 1)
-	require.Equal(t, f, got[0], "the firing state, all fields")
+	require.Equal(t, f, got[0], "the firing state, all fields, its peak and timeline included")
 
 	// Resolved, with the same last_seen: still the latest write wins.
 	f.State, f.ResolvedAt = detect.StateResolved, ptr(t0.Add(5*time.Minute))

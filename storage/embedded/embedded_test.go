@@ -170,6 +170,8 @@ func TestRoundTrip(t *testing.T) {
 	f := finding("retry_storm|e1", detect.StateFiring, t0, nil, t0.Add(time.Minute))
 	f.FiredAt = ptr(t0.Add(30 * time.Second))
 	f.BlastRadius = &detect.BlastRadius{Upstream: []detect.Affected{{Node: "web", NodeID: "service:web", Share: 0.5, Hops: 1}}}
+	f.Peak = &detect.Peak{At: t0.Add(40 * time.Second), Severity: detect.SeverityCritical, Summary: "at its worst", Evidence: map[string]any{"retry_ratio": 0.8}}
+	f.Timeline = []detect.Change{{At: t0, State: detect.StatePending, Severity: detect.SeverityWarning}, {At: t0.Add(30 * time.Second), State: detect.StateFiring, Severity: detect.SeverityCritical}}
 	commit(t, s, edges, []detect.Finding{f}, samples)
 
 	// Edges come back in time order, rows of equal time in write order.

@@ -67,6 +67,10 @@ type findingRow struct {
 	Summary, SubjectText, SubjectHref          string
 	Evidence                                   []kv
 	Blast, Age, Since                          string
+	// PeakNote says how bad the finding got when that is not what it
+	// shows (a resolved one shows its peak; Last is then its last
+	// evaluation); Timeline lists the steps of its life.
+	PeakNote, Last, Timeline string
 }
 
 type findingsModel struct {
@@ -340,18 +344,49 @@ func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
 	if r.SubjectHref == "" {
 		r.SubjectHref = "/"
 	}
+	evidence := f.Evidence
 	switch f.State {
 	case detect.StateResolved:
 		if f.ResolvedAt != nil {
 			r.Age = "resolved " + fmtAge(now, *f.ResolvedAt)
 			r.Since = "resolved at " + fmtTime(*f.ResolvedAt) + ", started " + fmtTime(f.StartedAt)
+			if f.FiredAt != nil {
+				r.Age += ", lasted " + fmtSeconds(f.ResolvedAt.Sub(*f.FiredAt).Seconds())
+			}
 		}
-	default:
+		// A resolved finding is read for how bad it got, not for how it
+		// looked on its way out.
+		if pk := f.Peak; pk != nil {
+			r.Severity, r.Summary, evidence = pk.Severity.String(), pk.Summary, pk.Evidence
+			r.PeakNote = "at its worst, " + fmtTime(pk.At)
+			if f.Summary != pk.Summary {
+				r.Last = f.Summary
+			}
+		}
+	default: // the age is set below
+		if pk := f.Peak; pk != nil && pk.Severity > f.Severity {
+			r.PeakNote = "was " + pk.Severity.String() + " at " + fmtTime(pk.At) + ": " + pk.Summary
+		}
+	}
+	if len(f.Timeline) > 1 {
+		steps := make([]string, 0, len(f.Timeline))
+		for i, c := range f.Timeline {
+			st := c.State.String()
+			if i > 0 && c.State == f.Timeline[i-1].State {
+				st = c.Severity.String() // a change of severity
+			} else if c.State != detect.StateResolved {
+				st += " (" + c.Severity.String() + ")"
+			}
+			steps = append(steps, fmtTime(c.At)+" "+st)
+		}
+		r.Timeline = strings.Join(steps, " → ")
+	}
+	if f.State != detect.StateResolved {
 		r.Age = "since " + strings.TrimSuffix(fmtAge(now, f.StartedAt), " ago")
 		r.Since = "started at " + fmtTime(f.StartedAt)
 	}
-	keys := make([]string, 0, len(f.Evidence))
-	for k := range f.Evidence {
+	keys := make([]string, 0, len(evidence))
+	for k := range evidence {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
@@ -359,11 +394,11 @@ func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
 		if len(r.Evidence) == 8 {
 			break
 		}
-		switch f.Evidence[k].(type) {
+		switch evidence[k].(type) {
 		case map[string]any, []any:
 			continue // nested structures are for the API, not the panel
 		}
-		r.Evidence = append(r.Evidence, kv{Key: strings.ReplaceAll(k, "_", " "), Value: fmtEvidence(f.Evidence[k])})
+		r.Evidence = append(r.Evidence, kv{Key: strings.ReplaceAll(k, "_", " "), Value: fmtEvidence(evidence[k])})
 	}
 	if b := f.BlastRadius; b != nil && len(b.EntryPoints)+len(b.Upstream) > 0 {
 		var parts []string

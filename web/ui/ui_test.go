@@ -125,7 +125,13 @@ func fixture() *fixedSource {
 		{ID: "rs0", Kind: detect.KindRetryStorm, State: detect.StateResolved, Severity: detect.SeverityWarning,
 			Subject: detect.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
 			Summary: "an earlier storm on the same edge", Evidence: map[string]any{"retry_ratio": 0.25},
-			StartedAt: now.Add(-50 * time.Minute), ResolvedAt: &resolved},
+			StartedAt: now.Add(-50 * time.Minute), FiredAt: ptrTime(now.Add(-49 * time.Minute)), ResolvedAt: &resolved,
+			Peak: &detect.Peak{At: now.Add(-30 * time.Minute), Severity: detect.SeverityCritical, Summary: "the storm at its worst: 80% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.8}},
+			Timeline: []detect.Change{{At: now.Add(-50 * time.Minute), State: detect.StatePending, Severity: detect.SeverityWarning},
+				{At: now.Add(-49 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityWarning},
+				{At: now.Add(-31 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityCritical},
+				{At: now.Add(-20 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityWarning},
+				{At: resolved, State: detect.StateResolved, Severity: detect.SeverityWarning}}},
 		{ID: "cl1", Kind: detect.KindConsumerLag, State: detect.StatePending, Severity: detect.SeverityWarning,
 			Subject: detect.Subject{Source: "orders", Target: "invoicer", EdgeID: snap.Edges[4].ID},
 			Summary: "billing falls behind orders: 12500 messages, 340 s", Evidence: map[string]any{"lag_messages": 12500.0, "lag_seconds": 340.0},
@@ -248,6 +254,18 @@ func TestPagesGolden(t *testing.T) {
 		_, _, body = get(t, u, "/edge?id="+urlEscape(src.snap.Edges[4].ID))
 		require.Contains(t, body, "Producer→consumer delay (ms)")
 		require.NotContains(t, body, "Retries (%", "no retries chart where retries cannot be seen")
+	})
+	t.Run("a resolved finding reads at its worst, with its life", func(t *testing.T) {
+		_, _, body := get(t, u, "/findings")
+		item := section(body, `id="`+domID("f-", "rs0")+`"`, "</li>")
+		require.Contains(t, item, "sev-critical", "its peak severity")
+		require.Contains(t, item, "the storm at its worst: 80% of calls are retries")
+		require.Contains(t, item, "80%", "the peak's evidence")
+		require.Contains(t, item, "Last before it resolved: an earlier storm on the same edge")
+		require.Contains(t, item, "lasted 39m00s")
+		require.Contains(t, item, "firing (warning) → ")
+		require.Contains(t, item, "critical →")
+		require.Contains(t, item, "resolved")
 	})
 	t.Run("broker down is on the banner", func(t *testing.T) {
 		_, _, body := get(t, u, "/")
@@ -488,3 +506,5 @@ func TestDiffWindow(t *testing.T) {
 		})
 	}
 }
+
+func ptrTime(t time.Time) *time.Time { return &t }
