@@ -21,7 +21,8 @@ type Visitor interface {
 	// SpanLink for each of its links, before Span is called for it.
 	SpanAttr(key string, v Value)
 	SpanLink(trace [16]byte, span [8]byte)
-	// Span is called once per span, after its attributes and links.
+	// Span is called once per span, after its attributes and links. s is
+	// reused for the next span.
 	Span(s *Span)
 }
 
@@ -75,6 +76,9 @@ func (rs ResourceSpans) AppendResource(dst []byte) []byte {
 // strings and slices it hands to v share body's memory, valid only as
 // long as the caller keeps body unchanged.
 func ReadTraces(body []byte, v Visitor) error {
+	// The Span handed to v is reused for every span: one allocation per
+	// request (a pointer handed to an interface method escapes).
+	sp := new(Span)
 	for pos := 0; pos < len(body); {
 		num, typ, p, err := tag(body, pos)
 		if err != nil {
@@ -94,7 +98,7 @@ func ReadTraces(body []byte, v Visitor) error {
 		if f, pos, err = field(body, pos); err != nil {
 			return err
 		}
-		if err := resourceSpans(f, v); err != nil {
+		if err := resourceSpans(f, v, sp); err != nil {
 			return err
 		}
 	}
@@ -114,7 +118,7 @@ const (
 // the visitor knows the resource before the spans whatever the order on
 // the wire. As pdata does, it reads the deprecated field 1000 only when
 // field 2 is absent (and checks it either way).
-func resourceSpans(b []byte, v Visitor) error {
+func resourceSpans(b []byte, v Visitor, sp *Span) error {
 	const depth = 1
 	hasScopes := false
 	for pos := 0; pos < len(b); {
@@ -161,7 +165,7 @@ func resourceSpans(b []byte, v Visitor) error {
 		if num == rsDeprecatedScopeSpans && hasScopes {
 			sv = nil // checked, not read
 		}
-		if err := scopeSpans(f, depth+1, sv); err != nil {
+		if err := scopeSpans(f, depth+1, sv, sp); err != nil {
 			return err
 		}
 	}
@@ -265,8 +269,9 @@ func entityRef(b []byte) error {
 	return nil
 }
 
-// scopeSpans reads a ScopeSpans, handing its spans to v when not nil.
-func scopeSpans(b []byte, depth int, v Visitor) error {
+// scopeSpans reads a ScopeSpans, handing its spans to v when not nil, read
+// into sp.
+func scopeSpans(b []byte, depth int, v Visitor, sp *Span) error {
 	if depth >= MaxNesting {
 		return ErrTooDeep
 	}
@@ -286,7 +291,7 @@ func scopeSpans(b []byte, depth int, v Visitor) error {
 			case 1:
 				err = scope(f, depth+1)
 			case 2:
-				err = span(f, depth+1, v)
+				err = span(f, depth+1, v, sp)
 			}
 			if err != nil {
 				return err
@@ -367,14 +372,14 @@ func readID(f []byte, id []byte) error {
 	return nil
 }
 
-// span reads a Span at depth and hands it to v when v is not nil. A
-// repeated singular field takes its last value, and repeated statuses
+// span reads a Span at depth into s and hands it to v when v is not nil.
+// A repeated singular field takes its last value, and repeated statuses
 // merge, as in pdata.
-func span(b []byte, depth int, v Visitor) error {
+func span(b []byte, depth int, v Visitor, s *Span) error {
 	if depth >= MaxNesting {
 		return ErrTooDeep
 	}
-	s := Span{Raw: b}
+	*s = Span{Raw: b}
 	for pos := 0; pos < len(b); {
 		num, typ, p, err := tag(b, pos)
 		if err != nil {
@@ -405,7 +410,7 @@ func span(b []byte, depth int, v Visitor) error {
 			case spLinks:
 				err = link(f, depth+1, v)
 			case spStatus:
-				err = status(f, &s)
+				err = status(f, s)
 			}
 			if err != nil {
 				return err
@@ -451,7 +456,7 @@ func span(b []byte, depth int, v Visitor) error {
 		}
 	}
 	if v != nil {
-		v.Span(&s)
+		v.Span(s)
 	}
 	return nil
 }
