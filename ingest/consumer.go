@@ -20,6 +20,34 @@ type TracesConsumer interface {
 	ConsumeTraces(ctx context.Context, td ptrace.Traces) error
 }
 
+// TracesProtoDecoder is a TracesConsumer that reads OTLP/protobuf trace
+// export requests itself, from their bytes, instead of taking pdata's
+// objects: receivers hand it the protobuf requests (gRPC, and HTTP with
+// Content-Type application/x-protobuf) and keep ConsumeTraces for the
+// rest (OTLP/JSON). It may be called from many goroutines at once.
+type TracesProtoDecoder interface {
+	TracesConsumer
+	// DecodeTracesProto reads body, an ExportTraceServiceRequest. It
+	// fails for a request pdata's decoder would refuse (the receiver
+	// answers it as malformed) and for one nested too deep. Otherwise the
+	// result may alias body: the caller must keep body unchanged until it
+	// calls Release on the result.
+	DecodeTracesProto(body []byte) (DecodedTraces, error)
+}
+
+// DecodedTraces is a trace request read by a TracesProtoDecoder.
+type DecodedTraces interface {
+	// SpanCount is the number of spans in the request, as
+	// ptrace.Traces.SpanCount counts them.
+	SpanCount() int
+	// Consume hands the request on, as ConsumeTraces does, with the same
+	// errors. It may be called once, and not after Release.
+	Consume(ctx context.Context) error
+	// Release ends the caller's use of the request, consumed or not; the
+	// decoder may reuse what it holds, and the caller may reuse the body.
+	Release()
+}
+
 // MetricsConsumer consumes decoded metrics. The consumer must not keep md, or
 // anything reachable from it, after ConsumeMetrics returns. It may be called
 // from many goroutines at once.

@@ -375,7 +375,12 @@ func newNestingCodec() nestingCodec {
 	}
 }
 
-func (c nestingCodec) Marshal(v any) (mem.BufferSlice, error) { return c.delegate.Marshal(v) }
+func (c nestingCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if m, ok := v.(encodedMessage); ok {
+		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
+	}
+	return c.delegate.Marshal(v)
+}
 
 // protoUnmarshaler is a pdata request message (the type pdata's gRPC
 // services decode into): its own decoder, which keeps nothing of the bytes.
@@ -387,8 +392,21 @@ type protoUnmarshaler interface {
 // is decoded here, from the bytes the check read, as pdata's codec would
 // decode it: one copy of a request that arrived in several buffers, not
 // two.
+//
+// A wireTraceRequest is read by its consumer instead, from the same
+// bytes, which bound their nesting themselves; the buffer then goes to
+// the request, whose spans alias it.
 func (c nestingCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	buf := data.MaterializeToBuffer(c.pool)
+	if w, ok := v.(*wireTraceRequest); ok {
+		d, err := w.decoder.DecodeTracesProto(buf.ReadOnlyData())
+		if err != nil {
+			buf.Free()
+			return err
+		}
+		w.decoded, w.buf = d, buf
+		return nil
+	}
 	defer buf.Free()
 	b := buf.ReadOnlyData()
 	if protoTooDeep(b, requestKind(v)) {

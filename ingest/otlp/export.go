@@ -18,6 +18,9 @@ import (
 type batch struct {
 	items   int64
 	consume func(context.Context) error
+	// release, when set, ends the request's use of what it decoded, after
+	// consume (called or not).
+	release func()
 }
 
 // verdict is what became of an export request that reached the limiter.

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/seed-a49a8342/cartograph/ingest"
 )
 
 // OTLP/HTTP paths and content types.
@@ -126,6 +128,13 @@ func (r *Receiver) httpHandler() http.Handler {
 			r:      r,
 			signal: signalTraces,
 			decode: func(body []byte, f format) (batch, error) {
+				if pd, ok := c.(ingest.TracesProtoDecoder); ok && f == formatProto {
+					d, err := pd.DecodeTracesProto(body)
+					if err != nil {
+						return batch{}, err
+					}
+					return batch{items: int64(d.SpanCount()), consume: d.Consume, release: d.Release}, nil
+				}
 				req := ptraceotlp.NewExportRequest()
 				if err := unmarshal(req, body, f, msgTraceRequest); err != nil {
 					return batch{}, err
@@ -262,6 +271,9 @@ func (e *httpEndpoint) process(w http.ResponseWriter, req *http.Request, f forma
 		}
 		return result{}, &requestError{http.StatusBadRequest, outcomeBadRequest, reasonMalformed,
 			fmt.Sprintf("malformed OTLP %s %s request: %v", what, e.signal, err)}, nil
+	}
+	if b.release != nil {
+		defer b.release()
 	}
 	return e.r.export(req.Context(), transportHTTP, e.signal, b), nil, nil
 }

@@ -83,7 +83,9 @@ type Options struct {
 	// at least 1). Default DefaultRetryAfter (1s).
 	RetryAfter time.Duration
 	// Traces receives decoded traces. Nil disables the traces signal: the gRPC
-	// TraceService is not registered and POST /v1/traces answers 404.
+	// TraceService is not registered and POST /v1/traces answers 404. When
+	// it is an ingest.TracesProtoDecoder, it reads protobuf requests (gRPC,
+	// and HTTP protobuf) from their bytes itself; pdata decodes the rest.
 	Traces ingest.TracesConsumer
 	// Metrics receives decoded metrics. Nil disables the metrics signal, as
 	// for Traces.
@@ -214,7 +216,9 @@ func New(opts Options) (*Receiver, error) {
 			serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Clone())))
 		}
 		r.grpcServer = grpc.NewServer(serverOpts...)
-		if opts.Traces != nil {
+		if d, ok := opts.Traces.(ingest.TracesProtoDecoder); ok {
+			r.grpcServer.RegisterService(&wireTracesDesc, &grpcWireTraces{r: r, decoder: d})
+		} else if opts.Traces != nil {
 			ptraceotlp.RegisterGRPCServer(r.grpcServer, &grpcTraces{r: r, consumer: opts.Traces})
 		}
 		if opts.Metrics != nil {

@@ -79,3 +79,33 @@ func BenchmarkDecodeAndTranslate(b *testing.B) {
 	b.ReportMetric(float64(n), "spans/op")
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
 }
+
+// BenchmarkDecodeWire is BenchmarkDecodeAndTranslate with the request read
+// from its bytes by DecodeTracesProto instead of pdata.
+func BenchmarkDecodeWire(b *testing.B) {
+	td := realisticRequest(b, 100)
+	n := td.SpanCount()
+	var m ptrace.ProtoMarshaler
+	buf, err := m.MarshalTraces(td)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := NewPipeline(Options{Sink: discardSink{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d, err := p.DecodeTracesProto(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := d.Consume(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		d.Release()
+	}
+	b.ReportMetric(float64(n), "spans/op")
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "spans/s")
+}

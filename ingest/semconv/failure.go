@@ -53,26 +53,48 @@ var unreachableTexts = []string{
 	"connecttimeout", "connect timed out", "dial tcp", "dial udp", "dial unix", "while dialing",
 }
 
-// failureOf tells why a failed span's call failed from its error texts;
-// grpcCode is its gRPC status code when it has one (UNAVAILABLE, 14,
-// means unreachable when no text says the breaker refused it).
-func failureOf(errorType string, status ptrace.Status, events ptrace.SpanEventSlice, grpcCode int64, hasGRPC bool) graph.Failure {
-	texts := make([]string, 0, 4)
-	texts = append(texts, errorType, status.Message())
+// failure tells why the failed call of a span with these attributes
+// failed, from its status message and the texts of its exception events
+// (exceptionTexts, wireExceptionTexts).
+func (a *spanAttrs) failure(statusMessage string, exceptions []string) graph.Failure {
+	code, ok := a.grpcStatus()
+	return failureOf(a.errorType, statusMessage, exceptions, code, ok)
+}
+
+// exceptionTexts appends to dst the exception.type and exception.message
+// of the exception events among the first failureEventsMax events.
+func exceptionTexts(dst []string, events ptrace.SpanEventSlice) []string {
 	for i := 0; i < events.Len() && i < failureEventsMax; i++ {
 		ev := events.At(i)
 		if ev.Name() != "exception" {
 			continue
 		}
 		if v, ok := ev.Attributes().Get("exception.type"); ok {
-			texts = append(texts, v.Str())
+			dst = append(dst, v.Str())
 		}
 		if v, ok := ev.Attributes().Get("exception.message"); ok {
-			texts = append(texts, v.Str())
+			dst = append(dst, v.Str())
 		}
 	}
+	return dst
+}
+
+// failureOf tells why a failed span's call failed from its error texts
+// (error.type, status message, exception texts); grpcCode is its gRPC
+// status code when it has one (UNAVAILABLE, 14, means unreachable when no
+// text says the breaker refused it).
+func failureOf(errorType, statusMessage string, exceptions []string, grpcCode int64, hasGRPC bool) graph.Failure {
 	unreachable := hasGRPC && grpcCode == 14
-	for _, t := range texts {
+	for i := -2; i < len(exceptions); i++ {
+		var t string
+		switch i {
+		case -2:
+			t = errorType
+		case -1:
+			t = statusMessage
+		default:
+			t = exceptions[i]
+		}
 		if t == "" {
 			continue
 		}

@@ -11,9 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/ingest"
+	"github.com/seed-a49a8342/cartograph/ingest/otlpwire"
 )
 
 // SpanSink receives translated spans. It must not keep spans, or the backing
@@ -31,6 +33,16 @@ type SpanSink interface {
 // It may be called from many goroutines at once.
 type TracesObserver interface {
 	ObserveTraces(td ptrace.Traces)
+}
+
+// TraceSampler is implemented by a TracesObserver that keeps only the
+// spans of some traces. For a protobuf request read from the wire
+// (DecodeTracesProto) the observer is then handed only the spans of
+// the traces it samples, picked while the request is read, with their
+// resources (each span and resource exactly as sent; scopes left out),
+// instead of the whole request decoded a second time.
+type TraceSampler interface {
+	Sampled(id graph.TraceID) bool
 }
 
 // Options configure a Pipeline.
@@ -94,12 +106,16 @@ type Pipeline struct {
 	invalidUTF8    prometheus.Counter
 }
 
-var _ ingest.TracesConsumer = (*Pipeline)(nil)
+var _ ingest.TracesProtoDecoder = (*Pipeline)(nil)
 
-// batch is the per-request scratch space a Pipeline pools.
+// batch is the per-request scratch space a Pipeline pools, and the
+// ingest.DecodedTraces of a request read from the wire.
 type batch struct {
 	spans []graph.Span
 	t     translator
+	w     wireReader
+	p     *Pipeline
+	body  []byte // the request read by DecodeTracesProto, until Release
 }
 
 // NewPipeline returns a Pipeline built from o. It fails when o has no sink,
@@ -161,38 +177,123 @@ func NewPipeline(o Options) (*Pipeline, error) {
 // MaxSpansPerRequest spans is refused whole with a permanent error wrapping
 // ErrTooManySpans. Nothing reachable from td is kept after it returns.
 func (p *Pipeline) ConsumeTraces(ctx context.Context, td ptrace.Traces) error {
+	if err := p.admitSpans(td.SpanCount()); err != nil {
+		return err
+	}
+	b := p.pool.Get().(*batch)
+	spans, invalid := b.t.translate(b.spans[:0], td)
+	rejected, reason := p.toSink(&b.t, spans)
+	p.release(b, spans)
+	if p.observer != nil {
+		p.observer.ObserveTraces(td)
+	}
+	return p.finish(ctx, len(spans), invalid, rejected, reason)
+}
+
+// DecodeTracesProto reads body, an OTLP/protobuf ExportTraceServiceRequest,
+// straight into graph spans with otlpwire.ReadTraces and the same
+// translation as ConsumeTraces: no pdata objects, no copy of a string.
+// It fails, wrapping an otlpwire error, for the requests pdata's decoder
+// refuses and for those nested otlpwire.MaxNesting deep. The result's
+// spans alias body, which the caller keeps unchanged until Release; its
+// Consume behaves as ConsumeTraces of the same request.
+func (p *Pipeline) DecodeTracesProto(body []byte) (ingest.DecodedTraces, error) {
+	b := p.pool.Get().(*batch)
+	b.p = p
+	b.w.t = &b.t
+	b.w.spans = b.spans[:0]
+	if s, ok := p.observer.(TraceSampler); ok {
+		b.w.sampler = s
+	}
+	if err := otlpwire.ReadTraces(body, &b.w); err != nil {
+		b.Release()
+		return nil, fmt.Errorf("semconv: reading OTLP protobuf traces: %w", err)
+	}
+	b.w.flushObserved()
+	b.body = body
+	return b, nil
+}
+
+// SpanCount is the number of spans of the request, empty ids included.
+func (b *batch) SpanCount() int { return b.w.total }
+
+// Consume hands the spans of the request to the sink and the observer, as
+// ConsumeTraces does.
+func (b *batch) Consume(ctx context.Context) error {
+	p := b.p
+	if err := p.admitSpans(b.w.total); err != nil {
+		return err
+	}
+	rejected, reason := p.toSink(&b.t, b.w.spans)
+	if p.observer != nil {
+		p.observeWire(b)
+	}
+	return p.finish(ctx, len(b.w.spans), b.w.invalid, rejected, reason)
+}
+
+// Release returns the batch to its pipeline's pool.
+func (b *batch) Release() {
+	b.body = nil
+	spans := b.w.spans
+	b.w.reset()
+	b.p.release(b, spans)
+}
+
+// observeWire hands the observer what it takes of a request read from the
+// wire: the spans of its sampled traces, or, for an observer that samples
+// nothing by trace, the whole request, decoded by pdata.
+func (p *Pipeline) observeWire(b *batch) {
+	body := b.body
+	if b.w.sampler != nil {
+		if body = b.w.observed; len(body) == 0 {
+			return
+		}
+	}
+	req := ptraceotlp.NewExportRequest()
+	if err := req.UnmarshalProto(body); err != nil {
+		// Cannot happen: the bytes were read and checked, or re-encoded
+		// from checked bytes.
+		p.logger.Error("raw span sample: decoding the sampled spans", "err", err)
+		return
+	}
+	p.observer.ObserveTraces(req.Traces())
+}
+
+// admitSpans asks Options.Admit, then refuses a request of n spans above
+// MaxSpansPerRequest.
+func (p *Pipeline) admitSpans(n int) error {
 	if p.admit != nil {
 		if err := p.admit(); err != nil {
 			return err
 		}
 	}
-	if p.maxSpans > 0 {
-		if n := td.SpanCount(); n > p.maxSpans {
-			p.invalidTooMany.Add(float64(n))
-			return ingest.NewPermanent(fmt.Errorf("%w: %d spans, limit %d", ErrTooManySpans, n, p.maxSpans))
-		}
+	if p.maxSpans > 0 && n > p.maxSpans {
+		p.invalidTooMany.Add(float64(n))
+		return ingest.NewPermanent(fmt.Errorf("%w: %d spans, limit %d", ErrTooManySpans, n, p.maxSpans))
 	}
+	return nil
+}
 
-	b := p.pool.Get().(*batch)
-	spans, invalid := b.t.translate(b.spans[:0], td)
-	if b.t.tooLong > 0 {
-		p.tooLong.Add(float64(b.t.tooLong))
+// toSink counts the names t sanitized and hands spans to the sink, returning
+// how many it refused and why.
+func (p *Pipeline) toSink(t *translator, spans []graph.Span) (rejected int, reason string) {
+	if t.tooLong > 0 {
+		p.tooLong.Add(float64(t.tooLong))
 	}
-	if b.t.invalidUTF8 > 0 {
-		p.invalidUTF8.Add(float64(b.t.invalidUTF8))
+	if t.invalidUTF8 > 0 {
+		p.invalidUTF8.Add(float64(t.invalidUTF8))
 	}
-	rejected, reason := 0, ""
 	if len(spans) > 0 {
 		rejected, reason = p.sink.ConsumeSpans(spans)
 		rejected = min(max(rejected, 0), len(spans))
 	}
-	p.release(b, spans)
-	if p.observer != nil {
-		p.observer.ObserveTraces(td)
-	}
+	return rejected, reason
+}
 
-	if len(spans) > 0 {
-		p.translated.Add(float64(len(spans)))
+// finish counts a request's spans and returns its partial error, if any.
+func (p *Pipeline) finish(ctx context.Context, translated, invalid, rejected int, reason string) error {
+	if translated > 0 {
+		p.translated.Add(float64(translated))
 	}
 	if invalid > 0 {
 		p.invalidEmptyID.Add(float64(invalid))

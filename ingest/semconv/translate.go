@@ -18,6 +18,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/ingest/otlpwire"
 )
 
 const (
@@ -87,11 +88,18 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 				s := &dst[len(dst)-1]
 				s.Trace = graph.TraceID(tid)
 				s.ID = graph.SpanID(sid)
-				s.Service = names.service
-				s.Namespace = names.namespace
-				t.tooLong += names.tooLong
-				t.invalidUTF8 += names.invalidUTF8
-				t.fill(s, sp)
+				t.setResource(s, &names)
+				s.Links = t.spanLinks(sp.Links())
+				in := spanInput(sp)
+				var a spanAttrs
+				sp.Attributes().Range(func(k string, v pcommon.Value) bool {
+					a.set(k, valueOf(v))
+					return true
+				})
+				if t.fill(s, &in, &a) {
+					var texts [2 * failureEventsMax]string
+					s.Failure = a.failure(in.StatusMessage, exceptionTexts(texts[:0], sp.Events()))
+				}
 				t.sanitize(s)
 			}
 		}
@@ -99,50 +107,104 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 	return dst, invalid
 }
 
-// resourceService reads service.name and service.namespace from a resource.
-func resourceService(attrs pcommon.Map) (service, namespace string) {
-	attrs.Range(func(k string, v pcommon.Value) bool {
-		switch k {
-		case "service.name":
-			service = v.Str()
-		case "service.namespace":
-			namespace = v.Str()
-		}
-		return true
-	})
-	if service == "" {
-		service = unknownService
-	}
-	return service, namespace
+// setResource gives s its resource's names, counting what sanitizing them
+// changed as if it were done for each span.
+func (t *translator) setResource(s *graph.Span, names *resourceNames) {
+	s.Service = names.service
+	s.Namespace = names.namespace
+	t.tooLong += names.tooLong
+	t.invalidUTF8 += names.invalidUTF8
 }
 
-// fill sets everything but the ids, service and namespace of s from sp.
-func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
-	s.Parent = graph.SpanID(sp.ParentSpanID())
+// spanInput returns what translation reads of sp besides its attributes,
+// links and events, its strings aliasing sp.
+func spanInput(sp ptrace.Span) otlpwire.Span {
+	st := sp.Status()
+	return otlpwire.Span{
+		Parent:        sp.ParentSpanID(),
+		TraceState:    sp.TraceState().AsRaw(),
+		Name:          sp.Name(),
+		Kind:          int32(sp.Kind()),
+		Start:         uint64(sp.StartTimestamp()),
+		End:           uint64(sp.EndTimestamp()),
+		StatusCode:    int32(st.Code()),
+		StatusMessage: st.Message(),
+	}
+}
+
+// valueOf reduces a pdata attribute value to what translation reads of it.
+func valueOf(v pcommon.Value) otlpwire.Value {
+	switch v.Type() {
+	case pcommon.ValueTypeStr:
+		return otlpwire.Value{Type: otlpwire.ValueStr, Str: v.Str()}
+	case pcommon.ValueTypeBool:
+		return otlpwire.Value{Type: otlpwire.ValueBool, Bool: v.Bool()}
+	case pcommon.ValueTypeInt:
+		return otlpwire.Value{Type: otlpwire.ValueInt, Int: v.Int()}
+	case pcommon.ValueTypeDouble:
+		return otlpwire.Value{Type: otlpwire.ValueDouble, Double: v.Double()}
+	case pcommon.ValueTypeEmpty:
+		return otlpwire.Value{}
+	}
+	return otlpwire.Value{Type: otlpwire.ValueOther}
+}
+
+// resourceService reads service.name and service.namespace from a resource.
+func resourceService(attrs pcommon.Map) (service, namespace string) {
+	var r resourceAttrs
+	attrs.Range(func(k string, v pcommon.Value) bool {
+		r.set(k, valueOf(v))
+		return true
+	})
+	return r.names()
+}
+
+// resourceAttrs collects what translation reads of a resource, for both
+// readers of OTLP.
+type resourceAttrs struct{ service, namespace string }
+
+// set records one resource attribute (the last of a name counts).
+func (r *resourceAttrs) set(k string, v otlpwire.Value) {
+	switch k {
+	case "service.name":
+		r.service = v.Str
+	case "service.namespace":
+		r.namespace = v.Str
+	}
+}
+
+// names returns the service (unknownService when unnamed) and namespace.
+func (r *resourceAttrs) names() (service, namespace string) {
+	if r.service == "" {
+		return unknownService, r.namespace
+	}
+	return r.service, r.namespace
+}
+
+// fill sets everything but the ids, service, namespace, links and
+// failure of s from in and the span's attributes a. Both readers of OTLP,
+// pdata's objects and the wire (wire.go), end here. It reports whether
+// s.Failure is to be told from the span's error texts (a.failure).
+func (t *translator) fill(s *graph.Span, in *otlpwire.Span, a *spanAttrs) (needFailure bool) {
+	s.Parent = graph.SpanID(in.Parent)
 	kind := graph.SpanUnspecified
-	if k := sp.Kind(); k >= ptrace.SpanKindUnspecified && k <= ptrace.SpanKindConsumer {
+	if k := in.Kind; k >= int32(graph.SpanUnspecified) && k <= int32(graph.SpanConsumer) {
 		kind = graph.SpanKind(k)
 	}
 	s.Kind = kind
-	s.Start = unixNanos(sp.StartTimestamp())
-	s.End = unixNanos(sp.EndTimestamp())
-	s.Operation = sp.Name()
-	s.Links = t.spanLinks(sp.Links())
+	s.Start = unixNanos(in.Start)
+	s.End = unixNanos(in.End)
+	s.Operation = in.Name
 
-	var a spanAttrs
-	sp.Attributes().Range(a.set)
-	if w := adjustedCount(sp.TraceState().AsRaw()); w > 1 {
+	if w := adjustedCount(in.TraceState); w > 1 {
 		s.Weight = w
 	} else if a.samplerType == "probabilistic" && a.samplerParam > 0 && a.samplerParam < 1 {
 		s.Weight = 1 / a.samplerParam // Jaeger's probabilistic sampler
 	}
 
-	s.Error = a.isError(sp.Status().Code())
+	s.Error = a.isError(in.StatusCode)
 	s.Throttled = a.httpStatusCode() == 429
-	if s.Error && kind == graph.SpanClient {
-		code, ok := a.grpcStatus()
-		s.Failure = failureOf(a.errorType, sp.Status(), sp.Events(), code, ok)
-	}
+	needFailure = s.Error && kind == graph.SpanClient
 	s.ResendCount = a.resendCount
 
 	if a.msgSystem != "" {
@@ -150,7 +212,7 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 		s.Messaging = a.messagingOp(kind)
 		s.Destination = a.destination(s.Operation)
 		s.ConsumerGroup = firstOf(a.group[:])
-		return
+		return needFailure
 	}
 
 	rpc := firstOf(a.rpcSystem[:])
@@ -166,12 +228,13 @@ func (t *translator) fill(s *graph.Span, sp ptrace.Span) {
 		s.Protocol = graph.ProtocolHTTP
 	}
 	if kind == graph.SpanClient {
-		s.Peer = t.peer(&a, db)
+		s.Peer = t.peer(a, db)
 		s.SelfPeer = a.namesService(s.Service)
 		if s.Protocol == graph.ProtocolHTTP {
 			s.Target = a.target()
 		}
 	}
+	return needFailure
 }
 
 // target returns what an HTTP call asks for beyond its method: the route
@@ -274,7 +337,7 @@ func adjustedCount(ts string) float64 {
 }
 
 // unixNanos converts an OTLP timestamp, clamping values int64 cannot hold.
-func unixNanos(ts pcommon.Timestamp) int64 {
+func unixNanos(ts uint64) int64 {
 	if ts > math.MaxInt64 {
 		return math.MaxInt64
 	}
@@ -296,6 +359,12 @@ func (t *translator) spanLinks(links ptrace.SpanLinkSlice) []graph.SpanRef {
 		}
 		t.links = append(t.links, graph.SpanRef{Trace: graph.TraceID(tid), Span: graph.SpanID(sid)})
 	}
+	return t.cutLinks(start)
+}
+
+// cutLinks returns the links appended to t's arena since start, nil when
+// none.
+func (t *translator) cutLinks(start int) []graph.SpanRef {
 	end := len(t.links)
 	if end == start {
 		return nil
@@ -348,97 +417,97 @@ type spanAttrs struct {
 	sockPort    [3]int64  // network.peer.port, net.sock.peer.port, net.peer.port
 }
 
-// set records one attribute; it is the callback of pcommon.Map.Range. Values
-// of unexpected types read as absent: Str returns "" for non-strings and Bool
-// false for non-bools; integers are checked explicitly.
-func (a *spanAttrs) set(k string, v pcommon.Value) bool {
+// set records one attribute, for both readers of OTLP. Values of unexpected
+// types read as absent: Str is "" for non-strings and Bool false for
+// non-bools; integers and doubles are checked explicitly.
+func (a *spanAttrs) set(k string, v otlpwire.Value) {
 	switch k {
 	case "error.type":
-		a.errorType = v.Str()
+		a.errorType = v.Str
 	// Messaging.
 	case "messaging.system":
-		a.msgSystem = v.Str()
+		a.msgSystem = v.Str
 	case "messaging.operation.type":
-		a.msgOp[0] = v.Str()
+		a.msgOp[0] = v.Str
 	case "messaging.operation": // before semconv 1.26
-		a.msgOp[1] = v.Str()
+		a.msgOp[1] = v.Str
 	case "messaging.operation.name":
-		a.msgOp[2] = v.Str()
+		a.msgOp[2] = v.Str
 	case "messaging.destination.name":
-		a.dest[0] = v.Str()
+		a.dest[0] = v.Str
 	case "messaging.destination": // a string before semconv 1.17
-		a.dest[1] = v.Str()
+		a.dest[1] = v.Str
 	case "messaging.source.name": // consumer side, semconv 1.17-1.23
-		a.dest[2] = v.Str()
+		a.dest[2] = v.Str
 	case "messaging.destination.kind", "messaging.destination_kind", "messaging.source.kind":
-		if s := v.Str(); s != "" {
+		if s := v.Str; s != "" {
 			a.destKind = s
 		}
 	case "messaging.destination.temporary", "messaging.destination.anonymous",
 		"messaging.temp_destination", "messaging.source.temporary", "messaging.source.anonymous":
-		a.temporary = a.temporary || v.Bool()
+		a.temporary = a.temporary || v.Bool
 	case "rabbitmq.destination.routing_key":
-		a.routingKey[0] = v.Str()
+		a.routingKey[0] = v.Str
 	case "messaging.rabbitmq.destination.routing_key":
-		a.routingKey[1] = v.Str()
+		a.routingKey[1] = v.Str
 	case "messaging.rabbitmq.routing_key":
-		a.routingKey[2] = v.Str()
+		a.routingKey[2] = v.Str
 	case "messaging.consumer.group.name":
-		a.group[0] = v.Str()
+		a.group[0] = v.Str
 	case "messaging.kafka.consumer.group":
-		a.group[1] = v.Str()
+		a.group[1] = v.Str
 	case "messaging.kafka.consumer_group":
-		a.group[2] = v.Str()
+		a.group[2] = v.Str
 	case "messaging.destination.subscription.name":
-		a.group[3] = v.Str()
+		a.group[3] = v.Str
 	case "messaging.servicebus.destination.subscription_name":
-		a.group[4] = v.Str()
+		a.group[4] = v.Str
 	case "messaging.eventhubs.consumer.group":
-		a.group[5] = v.Str()
+		a.group[5] = v.Str
 	case "messaging.rocketmq.client_group":
-		a.group[6] = v.Str()
+		a.group[6] = v.Str
 
 	// RPC.
 	case "rpc.system.name":
-		a.rpcSystem[0] = v.Str()
+		a.rpcSystem[0] = v.Str
 	case "rpc.system":
-		a.rpcSystem[1] = v.Str()
+		a.rpcSystem[1] = v.Str
 	case "rpc.grpc.status_code":
-		if v.Type() == pcommon.ValueTypeInt {
-			a.grpcCode, a.hasGRPCCode = v.Int(), true
+		if v.Type == otlpwire.ValueInt {
+			a.grpcCode, a.hasGRPCCode = v.Int, true
 		}
 	case "rpc.response.status_code":
-		a.rpcStatus = v.Str()
+		a.rpcStatus = v.Str
 
 	// Databases.
 	case "db.system.name":
-		a.dbSystem[0] = v.Str()
+		a.dbSystem[0] = v.Str
 	case "db.system":
-		a.dbSystem[1] = v.Str()
+		a.dbSystem[1] = v.Str
 	case "db.namespace":
-		a.dbNamespace[0] = v.Str()
+		a.dbNamespace[0] = v.Str
 	case "db.name":
-		a.dbNamespace[1] = v.Str()
+		a.dbNamespace[1] = v.Str
 
 	// HTTP.
 	case "http.request.method", "http.method":
-		a.httpSeen = a.httpSeen || v.Str() != ""
+		a.httpSeen = a.httpSeen || v.Str != ""
 	case "url.template":
-		a.route[0] = v.Str()
+		a.route[0] = v.Str
 		a.httpSeen = a.httpSeen || a.route[0] != ""
 	case "http.route":
-		a.route[1] = v.Str()
+		a.route[1] = v.Str
 		a.httpSeen = a.httpSeen || a.route[1] != ""
 	case "url.path":
-		a.path[0] = v.Str()
+		a.path[0] = v.Str
 		a.httpSeen = a.httpSeen || a.path[0] != ""
 	case "http.target":
-		a.path[1] = v.Str()
+		a.path[1] = v.Str
 		a.httpSeen = a.httpSeen || a.path[1] != ""
 	case "url.full":
-		a.url[0] = v.Str()
+		a.url[0] = v.Str
 	case "http.url":
-		a.url[1] = v.Str()
+		a.url[1] = v.Str
 	case "http.response.status_code":
 		a.httpStatus[0] = intValue(v)
 	case "http.status_code":
@@ -448,52 +517,51 @@ func (a *spanAttrs) set(k string, v pcommon.Value) bool {
 
 	// Sampling, as Jaeger's clients record it on root spans.
 	case "sampler.type":
-		a.samplerType = v.Str()
+		a.samplerType = v.Str
 	case "sampler.param":
-		switch v.Type() {
-		case pcommon.ValueTypeDouble:
-			a.samplerParam = v.Double()
-		case pcommon.ValueTypeStr:
-			a.samplerParam, _ = strconv.ParseFloat(v.Str(), 64)
+		switch v.Type {
+		case otlpwire.ValueDouble:
+			a.samplerParam = v.Double
+		case otlpwire.ValueStr:
+			a.samplerParam, _ = strconv.ParseFloat(v.Str, 64)
 		}
 
 	// Peers.
 	case "service.peer.name":
-		a.peerName[0] = v.Str()
+		a.peerName[0] = v.Str
 	case "peer.service":
-		a.peerName[1] = v.Str()
+		a.peerName[1] = v.Str
 	case "server.address":
-		a.serverAddr = v.Str()
+		a.serverAddr = v.Str
 	case "server.port":
 		a.serverPort = intValue(v)
 	case "net.peer.name":
-		a.netPeerName = v.Str()
+		a.netPeerName = v.Str
 	case "net.peer.port": // pairs with net.peer.name and net.peer.ip
 		a.netPeerPort = intValue(v)
 		a.sockPort[2] = a.netPeerPort
 	case "http.host":
-		a.httpHost = v.Str()
+		a.httpHost = v.Str
 		a.httpSeen = a.httpSeen || a.httpHost != ""
 	case "network.peer.address":
-		a.sockAddr[0] = v.Str()
+		a.sockAddr[0] = v.Str
 	case "net.sock.peer.addr": // semconv 1.17-1.20
-		a.sockAddr[1] = v.Str()
+		a.sockAddr[1] = v.Str
 	case "net.peer.ip": // before semconv 1.17
-		a.sockAddr[2] = v.Str()
+		a.sockAddr[2] = v.Str
 	case "network.peer.port":
 		a.sockPort[0] = intValue(v)
 	case "net.sock.peer.port":
 		a.sockPort[1] = intValue(v)
 	}
-	return true
 }
 
 // intValue returns v's integer, or 0 when v is not an integer.
-func intValue(v pcommon.Value) int64 {
-	if v.Type() != pcommon.ValueTypeInt {
+func intValue(v otlpwire.Value) int64 {
+	if v.Type != otlpwire.ValueInt {
 		return 0
 	}
-	return v.Int()
+	return v.Int
 }
 
 // firstOf returns the first non-empty string of ss.
@@ -521,12 +589,12 @@ func (a *spanAttrs) isHTTP() bool {
 // isError reports whether the call failed on the callee's account: an HTTP
 // 5xx, or status ERROR unless an HTTP 4xx or a caller-side gRPC code says
 // the caller was at fault.
-func (a *spanAttrs) isError(status ptrace.StatusCode) bool {
+func (a *spanAttrs) isError(status int32) bool {
 	code := a.httpStatusCode()
 	if code >= 500 {
 		return true
 	}
-	if status != ptrace.StatusCodeError {
+	if status != int32(ptrace.StatusCodeError) {
 		return false
 	}
 	if code >= 400 {
