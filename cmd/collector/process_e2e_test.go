@@ -67,9 +67,16 @@ type proc struct {
 // process is killed when the test ends if it still runs.
 func startProcess(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
+	return startProcessEnv(t, bin, nil, args...)
+}
+
+// startProcessEnv is startProcess with env added to the process's
+// environment.
+func startProcessEnv(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	args = append([]string{"--otlp-grpc-addr=127.0.0.1:0", "--otlp-http-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0", "--log-level=info"}, args...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "GOTRACEBACK=all")
+	cmd.Env = append(append(os.Environ(), "GOTRACEBACK=all"), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	require.NoError(t, cmd.Start())

@@ -127,8 +127,9 @@ func main() {
 	rate := flag.Float64("rate", 0, "open loop: spans per second offered")
 	d := flag.Duration("d", 4*time.Second, "how long")
 	maxOutstanding := flag.Int64("cap", 2048, "open loop: requests outstanding at most")
+	traces := flag.Int("traces", 50, "traces per request")
 	flag.Parse()
-	s := newLoadSender(*url, 64, 50)
+	s := newLoadSender(*url, 64, *traces)
 	out := map[string]float64{}
 	switch *mode {
 	case "closed":
