@@ -21,7 +21,8 @@ import "encoding/binary"
 // counted (evictedYoung). Caller holds Graph.mu.
 type seenSpans struct {
 	slots    []seenSlot
-	mask     uint64 // buckets - 1
+	mapping  *slotMapping // owns slots when they live outside the heap
+	mask     uint64       // buckets - 1
 	maxSlots int
 	horizon  uint32 // seconds a span should be remembered
 	base     int64  // Unix ns that slot times count from
@@ -85,8 +86,10 @@ func newSeenSpans(maxSlots int, horizonSec uint32, base int64) seenSpans {
 	return r
 }
 
+// alloc gives r a new empty table of n slots. The old one, if any, stays
+// readable until r.mapping is freed.
 func (r *seenSpans) alloc(n int) {
-	r.slots = make([]seenSlot, n)
+	r.slots, r.mapping = mapSlots(n)
 	r.mask = uint64(n/seenWays - 1)
 }
 
@@ -142,14 +145,15 @@ const (
 	noteLate
 )
 
-// touch reads the bucket of span s without waiting on it, so that calls
-// for a whole batch, one after the other, have the CPU fetch their
-// buckets from memory at once rather than one at a time (a bucket is most
-// often a cache miss: the table is tens of megabytes). It returns a value
-// the caller must keep, so the loads are not optimised away.
+// touch starts fetching the bucket of span s without waiting on it, so
+// that calls for a whole batch, one after the other, have the CPU fetch
+// their buckets from memory at once rather than one at a time (a bucket
+// is most often a cache miss: the table is tens of megabytes). On amd64
+// and arm64 it issues prefetch instructions, which let the loop run ahead
+// of memory; elsewhere it reads the bucket. It returns a value the caller
+// must keep, so that reads are not optimised away.
 func (r *seenSpans) touch(s *Span) uint32 {
-	b := r.bucket(traceHash(&s.Trace), s.ID)
-	return b[0].at + b[seenWays-1].at
+	return prefetchBucket(r.bucket(traceHash(&s.Trace), s.ID))
 }
 
 // endMs returns the slot time of a span end, 0 when out of range.
@@ -241,13 +245,14 @@ func (r *seenSpans) insert(sl seenSlot) {
 
 // grow doubles the table, keeping every slot.
 func (r *seenSpans) grow() {
-	old := r.slots
+	old, oldMapping := r.slots, r.mapping
 	r.alloc(len(old) * 2)
 	for i := range old {
 		if old[i].at != 0 {
 			r.insert(old[i])
 		}
 	}
+	oldMapping.free()
 }
 
 // markAnswered records that the server span of node, child of (tr, parent),
