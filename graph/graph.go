@@ -145,8 +145,9 @@ type CircuitSource interface {
 }
 
 // PathSource analyses the critical paths of sampled complete traces
-// (graph/critpath). ObserveSpans must not keep spans or their strings past
-// the call; it is called from many goroutines at once.
+// (graph/critpath). ObserveSpans sees each span once (the graph leaves out
+// spans it has seen lately: a re-sent batch's); it must not keep spans or
+// their strings past the call, and is called from many goroutines at once.
 type PathSource interface {
 	ObserveSpans(spans []Span)
 	Paths(window time.Duration) []EntryPath

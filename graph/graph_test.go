@@ -400,3 +400,33 @@ func TestLagJoinsByNATSSubject(t *testing.T) {
 		require.Equal(t, tc.ok, subjectMatch(tc.p, tc.s), "%s ~ %s", tc.p, tc.s)
 	}
 }
+
+// recordingPaths is a PathSource that counts the spans it is handed by id.
+type recordingPaths struct{ seen map[SpanID]int }
+
+func (r *recordingPaths) ObserveSpans(spans []Span) {
+	for i := range spans {
+		r.seen[spans[i].ID]++
+	}
+}
+func (*recordingPaths) Paths(time.Duration) []EntryPath { return nil }
+
+// TestResentSpansReachPathsOnce: the path source sees a re-sent span once.
+// The critical-path sampler forgets the traces it completed (a bounded,
+// direct-mapped memory): a batch re-sent 5 s later, at 1,000 requests/s,
+// found one trace in twenty forgotten and started a partial trace of it,
+// whose entry was a mid-trace span and whose unanswered calls were charged
+// to a peer name, and a bottleneck fired on "pricing:8080" and on a
+// replica warming up in a rolling restart (issue #15's full matrix).
+func TestResentSpansReachPathsOnce(t *testing.T) {
+	rec := &recordingPaths{seen: map[SpanID]int{}}
+	g, _, _ := newTestGraph(t, Options{Paths: rec})
+	c := client(tid(1), sid(1), SpanID{}, "a", 0, ms)
+	sv := server(tid(1), sid(2), sid(1), "b", 0, ms)
+	other := server(tid(2), sid(3), SpanID{}, "c", 0, ms)
+	rej, why := g.ConsumeSpans([]Span{c, c, sv})
+	require.Zero(t, rej, why)
+	rej, why = g.ConsumeSpans([]Span{sv, other, c})
+	require.Zero(t, rej, why)
+	require.Equal(t, map[SpanID]int{sid(1): 1, sid(2): 1, sid(3): 1}, rec.seen, "each span once, the new one in a re-sent batch too")
+}

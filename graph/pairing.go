@@ -364,8 +364,8 @@ type spanNote struct {
 // refused and why (half-edge store full, node or edge limit, duplicate span
 // id); refused spans are also counted in metrics. A span seen before (the
 // same id, kind and service: an exporter re-sending a batch) is counted
-// once and not refused. It copies what it keeps and does not retain spans.
-// Safe for concurrent use.
+// once and not refused, and is not handed to the PathSource again. It
+// copies what it keeps and does not retain spans. Safe for concurrent use.
 func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	now := g.opts.Now()
 	nowN := now.UnixNano()
@@ -424,6 +424,17 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			}
 		}
 	}
+	// The path source sees each span once: a re-sent span arriving after
+	// its trace was analysed would start a partial trace of its own there.
+	paths := spans
+	if resent > 0 && g.opts.Paths != nil {
+		paths = make([]Span, 0, len(spans)-resent)
+		for i := range spans {
+			if notes[i].note != noteDuplicate {
+				paths = append(paths, spans[i])
+			}
+		}
+	}
 	g.publishSizes()
 	g.mu.Unlock()
 
@@ -432,7 +443,7 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 		g.m.dropped.WithLabelValues("resent_span").Add(float64(resent))
 	}
 	if g.opts.Paths != nil {
-		g.opts.Paths.ObserveSpans(spans)
+		g.opts.Paths.ObserveSpans(paths)
 	}
 	var b strings.Builder
 	for r := refusal(1); r < numRefusals; r++ {
