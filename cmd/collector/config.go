@@ -121,7 +121,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.MaxNodes, "max-nodes", 10_000, "graph nodes at most; beyond, observations are dropped and counted")
 	fs.IntVar(&c.MaxEdges, "max-edges", 50_000, "graph edges at most; beyond, observations are dropped and counted")
 	fs.IntVar(&c.MaxRecentSpans, "max-recent-spans", 1<<20, "recent spans remembered to find each span's parent whichever arrives first, recognise re-sent spans and tell late ones (the table grows to this while it would forget spans younger than twice --pair-ttl; about 36 bytes each; with --memory-limit at most a tenth of it); beyond, spans are forgotten early and counted")
-	fs.DurationVar(&c.IdleExpiry, "idle-expiry", 15*time.Minute, "nodes, edges and peer addresses unseen for this long leave memory, so addresses that keep changing (ip:port peers) cannot fill --max-nodes for good; their history stays in storage, and a quiet consumer's edge is remembered for its lag; at least --window plus two buckets and 3x --pair-ttl")
+	fs.DurationVar(&c.IdleExpiry, "idle-expiry", 15*time.Minute, "nodes, edges and peer addresses unseen for this long leave memory, so addresses that keep changing (ip:port peers) cannot fill --max-nodes for good; their history stays in storage, and a quiet consumer's edge is remembered for its lag; at least --window plus two buckets and 3x --pair-ttl (unset, it grows to that with a longer --window)")
 	fs.IntVar(&c.MaxUnplaced, "max-unplaced", 1_000, "(service, reason) rows of spans no rule could place on an edge (GET /api/v1/graph/unplaced); beyond, counted under the service (other)")
 	fs.IntVar(&c.MaxRetryGroups, "max-retry-groups", 100_000, "failed-call groups kept to recognise retries; beyond, counted and not tracked")
 	fs.IntVar(&c.MaxLagSeries, "max-lag-series", 100_000, "consumer-lag series (group x destination x partition) kept; readings of more are refused and counted")
@@ -211,6 +211,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			return c, err
 		}
 	}
+	if !set["idle-expiry"] {
+		// The default follows a long window: nothing of the window may
+		// leave memory. Set explicitly, it is checked instead.
+		c.IdleExpiry = max(c.IdleExpiry, minIdleExpiry(c))
+	}
 	if err := c.Validate(); err != nil {
 		return c, err
 	}
@@ -218,6 +223,16 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	var err error
 	c.file, err = loadFileConfig(c.ConfigFile)
 	return c, err
+}
+
+// minIdleExpiry is the shortest --idle-expiry c allows: the window plus
+// two buckets, and three pair TTLs.
+func minIdleExpiry(c config) time.Duration {
+	bucket := c.Bucket
+	if bucket == 0 {
+		bucket = max(c.Window/12, time.Second)
+	}
+	return max(c.Window+2*bucket, 3*c.PairTTL)
 }
 
 func envName(flagName string) string {
@@ -250,11 +265,7 @@ func (c config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
 		}
 	}
-	bucket := c.Bucket
-	if bucket == 0 {
-		bucket = max(c.Window/12, time.Second)
-	}
-	if lo := max(c.Window+2*bucket, 3*c.PairTTL); c.IdleExpiry < lo {
+	if lo := minIdleExpiry(c); c.IdleExpiry < lo {
 		errs = append(errs, fmt.Errorf("--idle-expiry %v must be at least %v (--window plus two buckets, and 3x --pair-ttl)", c.IdleExpiry, lo))
 	}
 	if c.TraceSampleOneIn < 1 {
