@@ -74,7 +74,7 @@ func startProcess(t *testing.T, bin string, args ...string) *proc {
 // environment.
 func startProcessEnv(t *testing.T, bin string, env []string, args ...string) *proc {
 	t.Helper()
-	args = append([]string{"--otlp-grpc-addr=127.0.0.1:0", "--otlp-http-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0", "--log-level=info"}, args...)
+	args = append([]string{"--otlp-grpc-addr=127.0.0.1:0", "--otlp-http-addr=127.0.0.1:0", "--api-addr=127.0.0.1:0", "--ui-addr=127.0.0.1:0", "--log-level=info"}, args...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append(os.Environ(), "GOTRACEBACK=all"), env...)
 	stderr, err := cmd.StderrPipe()
