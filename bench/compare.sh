@@ -10,7 +10,7 @@
 #
 #  1. throughput, ROUNDS rounds alternating cartograph and peer, each run on a
 #     fresh process on free 127.0.0.1 ports: loadgen replays the generated
-#     system (ingest/scenario, SERVICES services, no faults) over OTLP/gRPC as
+#     system (simulate/scenario, SERVICES services, no faults) over OTLP/gRPC as
 #     fast as the receiver takes it, for DUR seconds. Per run: accepted
 #     spans/s, refusals (backpressure) and drops, receiver CPU seconds per
 #     million spans (utime+stime from /proc/PID/stat, until TAIL seconds after
@@ -75,7 +75,7 @@ CLK_TCK=$(getconf CLK_TCK)
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), go $(go env GOVERSION), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# peer: $($PEER --version 2>/dev/null | head -n1)"
-echo "# load: ingest/scenario, $SERVICES services, $TPR traces per request, $WORKERS loadgen workers over OTLP/gRPC; DUR=${DUR}s, TAIL=${TAIL}s, ROUNDS=$ROUNDS"
+echo "# load: simulate/scenario, $SERVICES services, $TPR traces per request, $WORKERS loadgen workers over OTLP/gRPC; DUR=${DUR}s, TAIL=${TAIL}s, ROUNDS=$ROUNDS"
 echo
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CPU and heap profiles of cartograph under the load of bench/compare.sh:
 # a fresh collector (--pprof) on loopback, cmd/loadgen replaying the
-# generated system (ingest/scenario) over OTLP/gRPC as fast as it takes
+# generated system (simulate/scenario) over OTLP/gRPC as fast as it takes
 # it, and a CPU profile of PROFILE seconds taken WARMUP seconds in.
 #
 # Usage: bench/profile.sh OUTDIR   (SERVICES=24 WORKERS=2 TPR=50 DUR=30 WARMUP=7 PROFILE=20;

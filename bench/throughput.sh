@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Throughput of the collector under OTLP trace load, on loopback only.
 #
-# loadgen sends the fixed 8-span shop trace of ingest/synth (--services 0),
+# loadgen sends the fixed 8-span shop trace of simulate/synth (--services 0),
 # so figures stay comparable with earlier runs; bench/compare.sh uses the
-# generated system of ingest/scenario instead.
+# generated system of simulate/scenario instead.
 #
 # Builds ./cmd/collector and ./cmd/loadgen into a temp dir, and for every run
 # starts a fresh collector on free 127.0.0.1 ports (--max-pending 2000000),

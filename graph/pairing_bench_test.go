@@ -12,8 +12,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
 	"github.com/seed-a49a8342/cartograph/graph"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 // scenarioPool is a pool of encoded OTLP requests of the generated system,
@@ -76,7 +76,7 @@ func gcCPU() float64 {
 
 // BenchmarkScenarioIngest measures the collector's per-span path after the
 // network (decode, translate, pair, aggregate) on the generated system of
-// ingest/scenario, at steady state: the simulated clock advances as if
+// simulate/scenario, at steady state: the simulated clock advances as if
 // spans arrived at 300k/s, so the half-edges that wait for the pair TTL
 // (producers, calls to databases and external peers) build up as they do
 // under that load. Each op is one request of 50 traces. It reports the

@@ -16,7 +16,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/seed-a49a8342/cartograph/ingest/synth"
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 const chHTTP, chTCP = "127.0.0.1:18123", "127.0.0.1:19000"

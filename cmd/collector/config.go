@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario/demo"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
 
 // config is every collector flag, parsed once in main.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/otlp"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario/demo"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
 
 // demoDefaults are the flags --demo changes when neither the command line
@@ -116,7 +116,7 @@ func demoTargetOf(recv *otlp.Receiver, sec security, traces ingest.TracesConsume
 	return t
 }
 
-// runDemo runs --demo until ctx is done: the ingest/scenario system
+// runDemo runs --demo until ctx is done: the simulate/scenario system
 // (scenario.DefaultServices services) at --demo-rate traces/s with its
 // broker metrics, cycling the faults every --demo-phase. It owns the gRPC
 // connection it opens and closes it before returning.

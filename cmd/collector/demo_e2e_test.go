@@ -8,8 +8,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario/demo"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
 
 // TestE2EDemo runs `collector --demo` with its timings compressed (a 3 s

@@ -35,7 +35,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 var screenshotDir = flag.String("screenshots", "", "directory the browser tests write their screenshots to (default: a temporary one)")

@@ -1,7 +1,7 @@
 // Command loadgen is an OTLP load generator for the collector. It
 // pre-encodes a pool of export requests before the clock starts, from the
-// generated system of ingest/scenario (--services services, with optional
-// --fault faults) or the fixed 8-span shop trace of ingest/synth
+// generated system of simulate/scenario (--services services, with optional
+// --fault faults) or the fixed 8-span shop trace of simulate/synth
 // (--services 0), then replays them over OTLP/gRPC or OTLP/HTTP (protobuf)
 // from several workers, at a target rate or as fast as the receiver takes
 // them, rewriting the trace ids on every pass over the pool so that no trace
@@ -38,7 +38,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 type config struct {
@@ -77,7 +77,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.Conns, "conns", 1, "connections (gRPC: ClientConns shared round-robin by workers; HTTP: idle connections kept)")
 	fs.IntVar(&c.TracesPerRequest, "traces-per-request", 100, "traces per export request")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated traces (each worker has its own stream of it)")
-	fs.IntVar(&c.Services, "services", scenario.DefaultServices, fmt.Sprintf("services in the generated system (%d-%d), or 0 for the fixed 8-span shop trace of ingest/synth", scenario.MinServices, scenario.MaxServices))
+	fs.IntVar(&c.Services, "services", scenario.DefaultServices, fmt.Sprintf("services in the generated system (%d-%d), or 0 for the fixed 8-span shop trace of simulate/synth", scenario.MinServices, scenario.MaxServices))
 	faults := fs.String("fault", "", "comma-separated faults to switch on: retry_storm, open_circuit, consumer_lag, bottleneck")
 	fs.DurationVar(&c.MetricsInterval, "metrics-interval", time.Second, "how often to send the scenario's broker metrics (0: never; never with --services 0)")
 	fs.Uint64Var(&c.TraceIDSalt, "trace-id-salt", 0, "mixed into the high half of every trace id so that runs do not reuse each other's ids (0: from the clock)")
@@ -263,7 +263,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*counters, error) {
 	if cfg.Rate > 0 {
 		rate = fmt.Sprintf("%.0f spans/s", cfg.Rate)
 	}
-	system := "the 8-span shop trace (ingest/synth)"
+	system := "the 8-span shop trace (simulate/synth)"
 	var mgen *scenario.Generator
 	if cfg.Services > 0 {
 		var err error

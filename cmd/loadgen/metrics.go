@@ -10,7 +10,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 // metricsSender sends one metrics export request.

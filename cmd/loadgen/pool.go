@@ -9,8 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
-	"github.com/seed-a49a8342/cartograph/ingest/synth"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 // entry is one pre-encoded export request.
@@ -45,9 +45,9 @@ type traceSource struct {
 }
 
 // newTraceSource returns worker w's source: the generated system of
-// ingest/scenario (all workers share its topology, each has its own
+// simulate/scenario (all workers share its topology, each has its own
 // stream), or with cfg.Services 0 the fixed 8-span shop trace of
-// ingest/synth.
+// simulate/synth.
 func newTraceSource(cfg config, w int) (traceSource, error) {
 	if cfg.Services == 0 {
 		base := cfg.Seed + uint64(w)

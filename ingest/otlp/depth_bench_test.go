@@ -7,11 +7,11 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc/mem"
 
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 // scenarioRequest is one encoded ExportTraceServiceRequest of the generated
-// system of ingest/scenario (24 services, 50 traces, about 1,300 spans):
+// system of simulate/scenario (24 services, 50 traces, about 1,300 spans):
 // what cmd/loadgen and bench/compare.sh send.
 func scenarioRequest(b *testing.B) (body []byte, spans int) {
 	b.Helper()

@@ -28,9 +28,9 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
-	"github.com/seed-a49a8342/cartograph/ingest/synth"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 // spanCopier is a semconv.SpanSink keeping owned copies of every span, and

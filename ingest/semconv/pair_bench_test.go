@@ -11,7 +11,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
-	"github.com/seed-a49a8342/cartograph/ingest/synth"
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 // atomicClock is a clock benchmarks advance from several goroutines.

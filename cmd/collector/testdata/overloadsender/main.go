@@ -17,7 +17,7 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
-	"github.com/seed-a49a8342/cartograph/ingest/synth"
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 // loadSender posts pre-encoded OTLP/HTTP protobuf requests and counts the

@@ -15,8 +15,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/seed-a49a8342/cartograph/ingest"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario/demo"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
 
 func TestScheduleAt(t *testing.T) {

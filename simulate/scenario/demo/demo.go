@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/ingest"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 // Defaults of Options.

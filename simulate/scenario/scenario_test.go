@@ -15,8 +15,8 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
-	"github.com/seed-a49a8342/cartograph/ingest/scenario"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
+	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 // world is the collector's pipeline in one process, on a simulated clock:
