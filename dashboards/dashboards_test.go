@@ -22,8 +22,8 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/store"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage/clickhouse"
 )
@@ -444,15 +444,15 @@ func storeFixture(t *testing.T, db string) fixture {
 	fx.lastLag *= 2 // two partitions
 
 	ptr := func(t time.Time) *time.Time { return &t }
-	findings := []detect.Finding{
-		{ID: "storm-1", Kind: detect.KindRetryStorm, State: detect.StateFiring, Severity: detect.SeverityCritical,
-			Subject: detect.Subject{Source: "checkout", Target: "payment"}, Summary: "checkout retries payment",
+	findings := []finding.Finding{
+		{ID: "storm-1", Kind: finding.KindRetryStorm, State: finding.StateFiring, Severity: finding.SeverityCritical,
+			Subject: finding.Subject{Source: "checkout", Target: "payment"}, Summary: "checkout retries payment",
 			Evidence: map[string]any{"retry_ratio": 0.25}, StartedAt: now.Add(-11 * time.Minute), FiredAt: ptr(now.Add(-10 * time.Minute)), LastSeen: now.Add(-time.Minute)},
-		{ID: "lag-1", Kind: detect.KindConsumerLag, State: detect.StateResolved, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{Source: "orders", Target: "billing"}, Summary: "billing falls behind orders",
+		{ID: "lag-1", Kind: finding.KindConsumerLag, State: finding.StateResolved, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{Source: "orders", Target: "billing"}, Summary: "billing falls behind orders",
 			StartedAt: now.Add(-20 * time.Minute), FiredAt: ptr(now.Add(-19 * time.Minute)), ResolvedAt: ptr(now.Add(-12 * time.Minute)), LastSeen: now.Add(-13 * time.Minute)},
-		{ID: "slow-1", Kind: detect.KindBottleneck, State: detect.StatePending, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{Node: "payment"}, Summary: "payment is slow", StartedAt: now.Add(-3 * time.Minute), LastSeen: now.Add(-time.Minute)},
+		{ID: "slow-1", Kind: finding.KindBottleneck, State: finding.StatePending, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{Node: "payment"}, Summary: "payment is slow", StartedAt: now.Add(-3 * time.Minute), LastSeen: now.Add(-time.Minute)},
 	}
 
 	s, err := clickhouse.Open(ctx, clickhouse.Options{DSN: "clickhouse://" + chAddr + "/" + db, Collector: "test"})

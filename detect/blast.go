@@ -7,25 +7,8 @@ import (
 	"slices"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
-
-// BlastRadius says what a finding takes down: the nodes upstream of its
-// subject whose traffic passes through it, with the share of their requests
-// that do, and among them the entry points (nodes the outside world calls).
-type BlastRadius struct {
-	Upstream    []Affected `json:"upstream"`
-	EntryPoints []Affected `json:"entry_points"`
-	// Truncated is set when more upstream nodes were affected than listed.
-	Truncated bool `json:"truncated,omitempty"`
-}
-
-// Affected is one node in a blast radius.
-type Affected struct {
-	Node   string  `json:"node"` // node name
-	NodeID string  `json:"node_id"`
-	Share  float64 `json:"share"` // estimated share of its requests that pass through the subject, in (0,1]
-	Hops   int     `json:"hops"`
-}
 
 // maxAffected bounds the nodes listed in a blast radius.
 const maxAffected = 25
@@ -103,7 +86,7 @@ func (b *blaster) fraction(e int32) float64 {
 // is affected in proportion to how much of its traffic takes that edge; from
 // a node, all of it. Shares compound along the way; a node's share is the
 // best over its paths.
-func (b *blaster) radius(subj Subject) *BlastRadius {
+func (b *blaster) radius(subj finding.Subject) *finding.BlastRadius {
 	var (
 		start int32
 		scale = 1.0
@@ -125,13 +108,13 @@ func (b *blaster) radius(subj Subject) *BlastRadius {
 		return nil
 	}
 	res := b.upstream(start)
-	r := &BlastRadius{Upstream: []Affected{}, EntryPoints: []Affected{}, Truncated: res.truncated}
+	r := &finding.BlastRadius{Upstream: []finding.Affected{}, EntryPoints: []finding.Affected{}, Truncated: res.truncated}
 	for _, u := range res.list {
 		if u.node == start && subj.NodeID != "" {
 			continue // the subject itself
 		}
 		nd := &b.s.Nodes[u.node]
-		a := Affected{Node: nd.Name, NodeID: nd.ID, Share: math.Round(u.share*scale*1e4) / 1e4, Hops: int(u.hops)}
+		a := finding.Affected{Node: nd.Name, NodeID: nd.ID, Share: math.Round(u.share*scale*1e4) / 1e4, Hops: int(u.hops)}
 		if len(r.Upstream) < maxAffected {
 			r.Upstream = append(r.Upstream, a)
 		} else {

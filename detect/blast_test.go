@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 func blastSnapshot() *graph.Snapshot {
@@ -29,22 +30,22 @@ func blastSnapshot() *graph.Snapshot {
 func TestBlastRadius(t *testing.T) {
 	b := newBlaster(blastSnapshot())
 	t.Run("edge", func(t *testing.T) {
-		r := b.radius(Subject{EdgeID: "service:checkout->service:payment"})
+		r := b.radius(finding.Subject{EdgeID: "service:checkout->service:payment"})
 		// checkout takes 55/s (50 from gateway, 5 back from payment) and
 		// sends 50/s to payment; half of gateway's traffic goes to checkout.
-		require.Equal(t, []Affected{
+		require.Equal(t, []finding.Affected{
 			{Node: "checkout", NodeID: "service:checkout", Share: 0.9091, Hops: 0},
 			{Node: "gateway", NodeID: "service:gateway", Share: 0.4545, Hops: 1},
 			{Node: "payment", NodeID: "service:payment", Share: 0.0891, Hops: 1},
 			{Node: "admin", NodeID: "service:admin", Share: 0.0891, Hops: 2},
 		}, r.Upstream)
-		require.Equal(t, []Affected{
+		require.Equal(t, []finding.Affected{
 			{Node: "gateway", NodeID: "service:gateway", Share: 0.4545, Hops: 1},
 			{Node: "admin", NodeID: "service:admin", Share: 0.0891, Hops: 2},
 		}, r.EntryPoints)
 	})
 	t.Run("node", func(t *testing.T) {
-		r := b.radius(Subject{NodeID: "service:payment"})
+		r := b.radius(finding.Subject{NodeID: "service:payment"})
 		ids := []string{}
 		for _, a := range r.Upstream {
 			ids = append(ids, a.NodeID)
@@ -53,6 +54,6 @@ func TestBlastRadius(t *testing.T) {
 		require.Len(t, r.EntryPoints, 2, "gateway (called by clients) and admin (called by nobody)")
 	})
 	t.Run("unknown subject", func(t *testing.T) {
-		require.Nil(t, b.radius(Subject{EdgeID: "nope"}))
+		require.Nil(t, b.radius(finding.Subject{EdgeID: "nope"}))
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // Defaults of BottleneckOptions.
@@ -126,7 +127,9 @@ type BottleneckOptions struct {
 
 // Validate reports an error wrapping ErrInvalidMessage when Message does
 // not parse.
-func (o BottleneckOptions) Validate() error { return validateMessage(KindBottleneck, o.Message) }
+func (o BottleneckOptions) Validate() error {
+	return validateMessage(finding.KindBottleneck, o.Message)
+}
 
 // bottleneckMessage is the data of a bottleneck summary template.
 type bottleneckMessage struct {
@@ -386,7 +389,7 @@ type loadPoint struct {
 // take the defaults. o.Message is parsed here: when it does not (see
 // Validate) the summaries are the default's, marked as failed.
 func NewBottleneck(o BottleneckOptions) *Bottleneck {
-	return &Bottleneck{opts: o.withDefaults(), msg: newSummaryTemplate(KindBottleneck, o.Message),
+	return &Bottleneck{opts: o.withDefaults(), msg: newSummaryTemplate(finding.KindBottleneck, o.Message),
 		hist: map[string][]loadPoint{}, usual: map[string]*usual{}}
 }
 
@@ -394,7 +397,7 @@ func NewBottleneck(o BottleneckOptions) *Bottleneck {
 func (d *Bottleneck) Options() BottleneckOptions { return d.opts }
 
 // Kind returns KindBottleneck.
-func (d *Bottleneck) Kind() Kind { return KindBottleneck }
+func (d *Bottleneck) Kind() finding.Kind { return finding.KindBottleneck }
 
 // bottleneckHit gathers what makes one node a bottleneck.
 type bottleneckHit struct {
@@ -539,9 +542,9 @@ func topShare(shares []graph.PathShare) (graph.PathShare, bool) {
 func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95 *float64) Observation {
 	name := nodeLabel(s, id)
 	o := Observation{
-		Kind:     KindBottleneck,
-		Subject:  Subject{Node: name, NodeID: id},
-		Severity: SeverityWarning,
+		Kind:     finding.KindBottleneck,
+		Subject:  finding.Subject{Node: name, NodeID: id},
+		Severity: finding.SeverityWarning,
 		Evidence: map[string]any{},
 	}
 	if p95 != nil {
@@ -554,7 +557,7 @@ func (d *Bottleneck) observe(s *graph.Snapshot, id string, h *bottleneckHit, p95
 		})
 		top := h.entries[0]
 		if top.Share >= d.opts.CriticalShare {
-			o.Severity = SeverityCritical
+			o.Severity = finding.SeverityCritical
 		}
 		o.Evidence["kind"] = bottleneckCriticalPath
 		o.Evidence["self_time_share"] = top.Share

@@ -17,6 +17,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // This file simulates production-shaped traffic for the bottleneck tests:
@@ -372,7 +373,7 @@ type simResult struct {
 	visible   time.Time // delivery of the root of the first slow trace
 	visible3  time.Time // ... of the third
 	firedAt   time.Time // first evaluation with a firing bottleneck
-	fired     detect.Finding
+	fired     finding.Finding
 	raised    []detect.Observation // every bottleneck observation, in order
 	raisedAt  []time.Time
 	evals     int
@@ -505,7 +506,7 @@ func (sr simRun) run(stopOnFire bool) (*simResult, error) {
 			s.Paths = sampler.Paths(time.Minute)
 			eng.Eval(context.Background(), s)
 			res.evals++
-			if f := eng.Findings(detect.StateFiring); len(f) > 0 && res.firedAt.IsZero() {
+			if f := eng.Findings(finding.StateFiring); len(f) > 0 && res.firedAt.IsZero() {
 				res.firedAt, res.fired = clock.now(), f[0]
 				if stopOnFire {
 					return res, nil

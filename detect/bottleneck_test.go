@@ -13,6 +13,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 var bnNow = time.Date(2026, 1, 1, 0, 10, 0, 0, time.UTC)
@@ -68,13 +69,13 @@ func TestBottleneckCriticalPath(t *testing.T) {
 	fe, co, pay := svcNode("frontend"), svcNode("checkout"), svcNode("payment")
 	s := checkoutSnapshot(entry(fe, "GET /checkout", 120, 840, share(pay, 0.72, 605), share(co, 0.15, 126), share(fe, 0.13, 109)))
 	d := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1})
-	require.Equal(t, detect.KindBottleneck, d.Kind())
+	require.Equal(t, finding.KindBottleneck, d.Kind())
 	obs := d.Detect(context.Background(), s)
 	require.Len(t, obs, 1, "the callers only wait: only payment fires")
 	o := obs[0]
-	require.Equal(t, detect.KindBottleneck, o.Kind)
-	require.Equal(t, detect.Subject{Node: "payment", NodeID: pay.ID}, o.Subject)
-	require.Equal(t, detect.SeverityWarning, o.Severity)
+	require.Equal(t, finding.KindBottleneck, o.Kind)
+	require.Equal(t, finding.Subject{Node: "payment", NodeID: pay.ID}, o.Subject)
+	require.Equal(t, finding.SeverityWarning, o.Severity)
 	require.Equal(t, "payment does 72% of the work on the critical path of GET /checkout at frontend (p95 840 ms over 120 traces)", o.Summary)
 	require.Equal(t, map[string]any{
 		"kind":            "critical_path",
@@ -100,7 +101,7 @@ func TestBottleneckSeveralEntries(t *testing.T) {
 	obs := byNode(detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1}).Detect(context.Background(), s))
 	require.Len(t, obs, 2)
 	o := obs["payment"]
-	require.Equal(t, detect.SeverityCritical, o.Severity, "one share is at least 0.8")
+	require.Equal(t, finding.SeverityCritical, o.Severity, "one share is at least 0.8")
 	require.Equal(t, 0.85, o.Evidence["self_time_share"])
 	require.Equal(t, []detect.BottleneckEntry{
 		{EntryNode: fe.ID, Operation: "POST /pay", Share: 0.85, SelfMs: 765, P95Ms: 900, Traces: 50},
@@ -110,7 +111,7 @@ func TestBottleneckSeveralEntries(t *testing.T) {
 
 	// An entry whose own service does the work: it is the bottleneck.
 	o = obs["checkout"]
-	require.Equal(t, detect.SeverityCritical, o.Severity)
+	require.Equal(t, finding.SeverityCritical, o.Severity)
 	require.Equal(t, []detect.BottleneckEntry{{EntryNode: co.ID, Operation: "GET /cart", Share: 0.9, SelfMs: 90, P95Ms: 100, Traces: 30}}, o.Evidence["entries"])
 }
 
@@ -136,7 +137,7 @@ func TestBottleneckDatabase(t *testing.T) {
 	s := checkoutSnapshot(entry(fe, "GET /orders", 40, 20, graph.PathShare{Node: db, SelfMs: 15, Share: 0.75}))
 	obs := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1}).Detect(context.Background(), s)
 	require.Len(t, obs, 1)
-	require.Equal(t, detect.Subject{Node: "orders", NodeID: db}, obs[0].Subject)
+	require.Equal(t, finding.Subject{Node: "orders", NodeID: db}, obs[0].Subject)
 	require.Equal(t, 9.0, obs[0].Evidence["p95_ms"], "client-side latency for an uninstrumented node")
 
 	// A node the snapshot lacks is named from its id.
@@ -155,7 +156,7 @@ func TestBottleneckOptions(t *testing.T) {
 	obs := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1, MinShare: 0.3, MinTraces: 10, CriticalShare: 0.4}).Detect(context.Background(), s)
 	require.Len(t, obs, 1, "only the top share fires")
 	require.Equal(t, "payment", obs[0].Subject.Node)
-	require.Equal(t, detect.SeverityCritical, obs[0].Severity)
+	require.Equal(t, finding.SeverityCritical, obs[0].Severity)
 
 	o := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1}).Options()
 	require.Equal(t, detect.BottleneckOptions{MinShare: 0.5, MinTraces: 20, CriticalShare: 0.8, SaturationFlat: 0.1,
@@ -220,8 +221,8 @@ func TestBottleneckSaturation(t *testing.T) {
 			}
 			require.Len(t, obs, 1, "api only waits on store: it does not fire")
 			o := obs[0]
-			require.Equal(t, detect.Subject{Node: "store", NodeID: svcNode("store").ID}, o.Subject)
-			require.Equal(t, detect.SeverityWarning, o.Severity)
+			require.Equal(t, finding.Subject{Node: "store", NodeID: svcNode("store").ID}, o.Subject)
+			require.Equal(t, finding.SeverityWarning, o.Severity)
 			require.Equal(t, "saturation", o.Evidence["kind"])
 			require.Equal(t, 200.0, o.Evidence["p95_ms"])
 			require.Equal(t, map[string]any{
@@ -267,7 +268,7 @@ func TestBottleneckBothRules(t *testing.T) {
 	require.Len(t, obs, 1)
 	o := obs[0]
 	require.Equal(t, "store", o.Subject.Node)
-	require.Equal(t, detect.SeverityCritical, o.Severity)
+	require.Equal(t, finding.SeverityCritical, o.Severity)
 	require.Equal(t, "critical_path", o.Evidence["kind"])
 	require.Contains(t, o.Evidence, "saturation")
 	require.Contains(t, o.Evidence, "entries")
@@ -318,8 +319,8 @@ func TestBottleneckEndToEnd(t *testing.T) {
 	obs := detect.NewBottleneck(detect.BottleneckOptions{LatencyObjectiveMs: 1}).Detect(context.Background(), s)
 	require.Len(t, obs, 1, "web and checkout only wait: they do not fire")
 	o := obs[0]
-	require.Equal(t, detect.Subject{Node: "payment", NodeID: svcNode("payment").ID}, o.Subject)
-	require.Equal(t, detect.SeverityCritical, o.Severity)
+	require.Equal(t, finding.Subject{Node: "payment", NodeID: svcNode("payment").ID}, o.Subject)
+	require.Equal(t, finding.SeverityCritical, o.Severity)
 	require.InDelta(t, 258.0/300, o.Evidence["self_time_share"], 1e-3) // 256 ms own work + 2 ms for its answer to travel back
 	require.InEpsilon(t, 256, o.Evidence["p95_ms"], 0.011)
 	entries := o.Evidence["entries"].([]detect.BottleneckEntry)

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // Threshold documents one tunable of a detector: its key in the config
@@ -68,11 +70,11 @@ const messageKey = "message"
 // the one-sentence Observation.Summary from the detector's message data;
 // the data types and their doc tags tell which fields there are.
 // TestDefaultSummaries pins what they render.
-var messageTemplates = map[Kind]string{
-	KindRetryStorm: `{{.Source}} retries {{pct .RetryRatio}} of its calls to {{.Target}} (` +
+var messageTemplates = map[finding.Kind]string{
+	finding.KindRetryStorm: `{{.Source}} retries {{pct .RetryRatio}} of its calls to {{.Target}} (` +
 		`{{if .Metric}}{{num .Metric.Retries}} retries in {{num .Metric.Seconds}} s, reported as metrics by {{.Metric.Name}})` +
 		`{{else}}{{num .RetriesPerMin}} retries/min); each request entering at the root reaches {{.Target}} {{num .Amplification}} times{{end}}`,
-	KindOpenCircuit: `{{if .FromTraces}}` +
+	finding.KindOpenCircuit: `{{if .FromTraces}}` +
 		`{{possessive .Source}} calls to {{.Target}} fail fast without reaching it; cause: ` +
 		`{{if eq .Cause "callee_unreachable"}}{{.Target}} unreachable{{else}}{{possessive .Source}} circuit breaker open{{end}} ({{.CauseReason}}): ` +
 		`{{.Unanswered}} of {{.Requests}} calls in the last {{.Span}} never reached {{.Target}}, failing in {{ms .UnansweredP50Ms}} ms` +
@@ -83,7 +85,7 @@ var messageTemplates = map[Kind]string{
 		`for {{.Target}} reports {{.Breaker.State}} (metrics), so its calls fail fast without reaching {{.Target}}` +
 		`{{if .Requests}}; {{.Answered}} of {{.Requests}} calls in the last {{.Window}} reached it{{end}}` +
 		`{{end}}`,
-	KindConsumerLag: `consumer group {{.Group}} on {{.Destination}} ` +
+	finding.KindConsumerLag: `consumer group {{.Group}} on {{.Destination}} ` +
 		`{{if eq .Source "traces"}}is falling behind (from traces): it consumes {{printf "%.3g" .ConsumeRatePerS}}/s ` +
 		`of the {{printf "%.3g" .ProduceRatePerS}}/s produced, and the producer-to-consumer delay p95 grew to {{secs .DelayP95Seconds}}` +
 		`{{else if eq .Status "stopped"}}has stopped consuming` +
@@ -93,7 +95,7 @@ var messageTemplates = map[Kind]string{
 		`{{else}}needs more than {{printf "%.0f" .MaxDrainSeconds}}s to drain its backlog{{end}}` +
 		`{{if .LagMessages}} ({{count .LagMessages}} messages behind{{if .LagSeconds}}, {{secs .LagSeconds}}{{end}}){{end}}` +
 		`{{if .Reason}}: {{.Reason}}{{end}}`,
-	KindBottleneck: `{{if .Top}}{{if .Top.Slowdown}}{{possessive .Node}} own time on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
+	finding.KindBottleneck: `{{if .Top}}{{if .Top.Slowdown}}{{possessive .Node}} own time on the critical path of {{.Top.Operation}} at {{.Top.Entry}} ` +
 		`rose from {{ms .Top.UsualSelfMs}} to {{ms .Top.SelfMs}} ms a request, {{pct .Top.Explained}} of its slowdown ` +
 		`(mean {{ms .Top.MeanMs}} ms, {{printf "%.1f" .Top.Slowdown}}x its usual {{ms .Top.UsualMeanMs}} ms; ` +
 		`p95 {{num .Top.P95Ms}} ms; {{pct .Top.Share}} of the path over {{.Top.Traces}} traces)` +
@@ -109,11 +111,11 @@ var messageTemplates = map[Kind]string{
 
 // messageData is the type of the data each detector's template is
 // executed on.
-var messageData = map[Kind]reflect.Type{
-	KindRetryStorm:  reflect.TypeFor[retryStormMessage](),
-	KindOpenCircuit: reflect.TypeFor[openCircuitMessage](),
-	KindConsumerLag: reflect.TypeFor[consumerLagMessage](),
-	KindBottleneck:  reflect.TypeFor[bottleneckMessage](),
+var messageData = map[finding.Kind]reflect.Type{
+	finding.KindRetryStorm:  reflect.TypeFor[retryStormMessage](),
+	finding.KindOpenCircuit: reflect.TypeFor[openCircuitMessage](),
+	finding.KindConsumerLag: reflect.TypeFor[consumerLagMessage](),
+	finding.KindBottleneck:  reflect.TypeFor[bottleneckMessage](),
 }
 
 // Message documents the summary template of one detector: its key in the
@@ -138,7 +140,7 @@ type MessageField struct {
 // "message" option replaces the default.
 func Messages() []Message {
 	out := make([]Message, 0, len(messageTemplates))
-	for _, k := range []Kind{KindRetryStorm, KindOpenCircuit, KindConsumerLag, KindBottleneck} {
+	for _, k := range []finding.Kind{finding.KindRetryStorm, finding.KindOpenCircuit, finding.KindConsumerLag, finding.KindBottleneck} {
 		out = append(out, Message{Detector: k.String(), Key: messageKey, Template: messageTemplates[k], Fields: messageFields(messageData[k], "")})
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/stretchr/testify/require"
 )
 
@@ -56,7 +57,7 @@ func TestMessagesDocumented(t *testing.T) {
 	field := regexp.MustCompile(`\.[A-Z][A-Za-z0-9]*(\.[A-Z][A-Za-z0-9]*)*`)
 	for _, m := range Messages() {
 		require.NotEmpty(t, m.Template, m.Detector)
-		var k Kind
+		var k finding.Kind
 		require.NoError(t, k.UnmarshalText([]byte(m.Detector)))
 		require.NoError(t, validateMessage(k, m.Template))
 		names := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -45,7 +46,9 @@ type ConsumerLagOptions struct {
 
 // Validate reports an error wrapping ErrInvalidMessage when Message does
 // not parse.
-func (o ConsumerLagOptions) Validate() error { return validateMessage(KindConsumerLag, o.Message) }
+func (o ConsumerLagOptions) Validate() error {
+	return validateMessage(finding.KindConsumerLag, o.Message)
+}
 
 // Values of consumerLagMessage.Over.
 const (
@@ -115,11 +118,11 @@ type ConsumerLag struct {
 // is parsed here: when it does not (see Validate) the summaries are the
 // default's, marked as failed.
 func NewConsumerLag(o ConsumerLagOptions) *ConsumerLag {
-	return &ConsumerLag{opts: o.withDefaults(), msg: newSummaryTemplate(KindConsumerLag, o.Message), delay: map[string][]float64{}}
+	return &ConsumerLag{opts: o.withDefaults(), msg: newSummaryTemplate(finding.KindConsumerLag, o.Message), delay: map[string][]float64{}}
 }
 
 // Kind returns KindConsumerLag.
-func (d *ConsumerLag) Kind() Kind { return KindConsumerLag }
+func (d *ConsumerLag) Kind() finding.Kind { return finding.KindConsumerLag }
 
 // Detect returns one observation per destination -> consumer edge that is
 // behind, ordered by edge id (the snapshot's order).
@@ -146,7 +149,7 @@ func (d *ConsumerLag) Detect(ctx context.Context, s *graph.Snapshot) []Observati
 		}
 		src, _ := s.Node(e.Source)
 		dst, _ := s.Node(e.Target)
-		subject := Subject{Source: src.Name, Target: dst.Name, EdgeID: e.ID}
+		subject := finding.Subject{Source: src.Name, Target: dst.Name, EdgeID: e.ID}
 		if e.Lag != nil && e.Lag.Status != lag.StateStale {
 			if o, ok := d.fromMetrics(e, src, dst, subject); ok {
 				out = append(out, o)
@@ -169,7 +172,7 @@ func isDestination(s *graph.Snapshot, id string) bool {
 	return ok && (n.Kind == graph.NodeTopic || n.Kind == graph.NodeQueue)
 }
 
-func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Subject) (Observation, bool) {
+func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject finding.Subject) (Observation, bool) {
 	l := e.Lag
 	group := e.ConsumerGroup
 	if group == "" {
@@ -192,11 +195,11 @@ func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Su
 	if l.Reason != "" {
 		ev["reason"] = l.Reason
 	}
-	sev := SeverityWarning
+	sev := finding.SeverityWarning
 	var over string
 	switch {
 	case l.Status == lag.StateStopped, l.Status == lag.StateStalled:
-		sev = SeverityCritical
+		sev = finding.SeverityCritical
 	case l.Status == lag.StateWarning:
 	case l.Seconds != nil && *l.Seconds > d.opts.MaxSeconds:
 		over = lagOverMaxSeconds
@@ -217,10 +220,10 @@ func (d *ConsumerLag) fromMetrics(e *graph.Edge, src, dst graph.Node, subject Su
 	if l.ConsumeRate != nil {
 		msg.ConsumeRatePerS = *l.ConsumeRate
 	}
-	return Observation{Kind: KindConsumerLag, Subject: subject, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}, true
+	return Observation{Kind: finding.KindConsumerLag, Subject: subject, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}, true
 }
 
-func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject Subject, produceRate float64) (Observation, bool) {
+func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject finding.Subject, produceRate float64) (Observation, bool) {
 	h, ok := d.delay[e.ID]
 	if !ok {
 		if len(d.order) >= d.opts.MaxTracked {
@@ -251,11 +254,11 @@ func (d *ConsumerLag) fromTraces(e *graph.Edge, src, dst graph.Node, subject Sub
 	}
 	hist := slicesClone(h)
 	msg := consumerLagMessage{Group: group, Destination: src.Name, Consumer: dst.Name, Source: "traces",
-		Status: lag.StateWarning.String(), Severity: SeverityWarning.String(),
+		Status: lag.StateWarning.String(), Severity: finding.SeverityWarning.String(),
 		MaxSeconds: d.opts.MaxSeconds, MaxDrainSeconds: d.opts.MaxDrainSeconds,
 		ProduceRatePerS: produceRate, ConsumeRatePerS: e.RatePerS, DelayP95Seconds: h[len(h)-1] / 1000}
 	return Observation{
-		Kind: KindConsumerLag, Subject: subject, Severity: SeverityWarning,
+		Kind: finding.KindConsumerLag, Subject: subject, Severity: finding.SeverityWarning,
 		Summary: d.msg.render(msg),
 		Evidence: map[string]any{
 			"source": "traces", "status": "warning",

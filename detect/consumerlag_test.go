@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -52,12 +53,12 @@ func TestConsumerLagFromBrokerMetrics(t *testing.T) {
 		committed []float64
 		consumers float64
 		age       time.Duration
-		want      Severity // 0: no finding
+		want      finding.Severity // 0: no finding
 		status    string
 	}{
-		{name: "falling behind", lags: []float64{100, 200, 300, 400, 500, 600, 700}, committed: []float64{1000, 1100, 1200, 1300, 1400, 1500, 1600}, consumers: 1, want: SeverityWarning, status: "warning"},
-		{name: "stalled", lags: []float64{100, 150, 200, 250, 300, 350, 400}, committed: []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000}, consumers: 1, want: SeverityCritical, status: "stalled"},
-		{name: "stopped", lags: []float64{100, 150, 200, 250, 300, 350, 400}, committed: []float64{1000, 1010, 1020, 1030, 1040, 1050, 1060}, consumers: 0, want: SeverityCritical, status: "stopped"},
+		{name: "falling behind", lags: []float64{100, 200, 300, 400, 500, 600, 700}, committed: []float64{1000, 1100, 1200, 1300, 1400, 1500, 1600}, consumers: 1, want: finding.SeverityWarning, status: "warning"},
+		{name: "stalled", lags: []float64{100, 150, 200, 250, 300, 350, 400}, committed: []float64{1000, 1000, 1000, 1000, 1000, 1000, 1000}, consumers: 1, want: finding.SeverityCritical, status: "stalled"},
+		{name: "stopped", lags: []float64{100, 150, 200, 250, 300, 350, 400}, committed: []float64{1000, 1010, 1020, 1030, 1040, 1050, 1060}, consumers: 0, want: finding.SeverityCritical, status: "stopped"},
 		{name: "behind but catching up", lags: []float64{700, 600, 500, 400, 300, 200, 100}, committed: []float64{1000, 1200, 1400, 1600, 1800, 2000, 2200}, consumers: 1},
 		{name: "idle topic", lags: []float64{0, 0, 0, 0, 0, 0, 0}, committed: []float64{50, 50, 50, 50, 50, 50, 50}, consumers: 1},
 		{name: "recently caught up", lags: []float64{10, 0, 20, 0, 0, 10, 20}, committed: []float64{40, 50, 50, 70, 70, 70, 70}, consumers: 1},
@@ -73,9 +74,9 @@ func TestConsumerLagFromBrokerMetrics(t *testing.T) {
 			}
 			require.Len(t, obs, 1)
 			o := obs[0]
-			require.Equal(t, KindConsumerLag, o.Kind)
+			require.Equal(t, finding.KindConsumerLag, o.Kind)
 			require.Equal(t, tc.want, o.Severity)
-			require.Equal(t, Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka @billing"}, o.Subject)
+			require.Equal(t, finding.Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka @billing"}, o.Subject)
 			require.Equal(t, tc.status, o.Evidence["status"])
 			require.Equal(t, tc.lags[len(tc.lags)-1], o.Evidence["lag_messages"])
 			require.Contains(t, o.Summary, "billing")
@@ -136,7 +137,7 @@ func TestConsumerLagNamesTheBrokersGroup(t *testing.T) {
 			Lag: &graph.Lag{Status: lag.StateStalled, Messages: &msgs, Group: "payments-prod"}})
 	obs := NewConsumerLag(ConsumerLagOptions{}).Detect(context.Background(), s)
 	require.Len(t, obs, 1)
-	require.Equal(t, Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka"}, obs[0].Subject)
+	require.Equal(t, finding.Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka"}, obs[0].Subject)
 	require.Contains(t, obs[0].Summary, "consumer group payments-prod on orders")
 	require.Equal(t, "payments-prod", obs[0].Evidence["group"])
 }
@@ -187,7 +188,7 @@ func TestConsumerLagFromTraces(t *testing.T) {
 	require.Len(t, obs, 1)
 	require.Equal(t, "traces", obs[0].Evidence["source"])
 	require.Equal(t, 60_000.0, obs[0].Evidence["delay_p95_ms"])
-	require.Equal(t, SeverityWarning, obs[0].Severity)
+	require.Equal(t, finding.SeverityWarning, obs[0].Severity)
 }
 
 // simGroup is a Kafka consumer group simulated second by second, the way
@@ -366,7 +367,7 @@ func TestConsumerLagSlowPartitionsWithinThreePolls(t *testing.T) {
 					poll++
 				}
 				visible := start.Add(time.Duration(poll) * time.Second)
-				var fired *Finding
+				var fired *finding.Finding
 				simRun(t, g, seed, at+120, func(now time.Time, e *Engine, _ []lag.Sample) bool {
 					fs := e.Findings(0)
 					if now.Before(visible) {
@@ -374,7 +375,7 @@ func TestConsumerLagSlowPartitionsWithinThreePolls(t *testing.T) {
 						return true
 					}
 					for i := range fs {
-						if fs[i].State == StateFiring && fired == nil {
+						if fs[i].State == finding.StateFiring && fired == nil {
 							fired = &fs[i]
 						}
 					}
@@ -478,22 +479,22 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 		t.Skip("simulated time")
 	}
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	subject := Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka @billing"}
+	subject := finding.Subject{Source: "orders", Target: "billing", EdgeID: "topic:kafka/orders->service:billing kafka @billing"}
 	for _, fault := range []struct {
 		name     string
 		apply    func(w *simAt)
-		severity Severity
+		severity finding.Severity
 		status   string
 	}{
 		// The consumer slows to 60% of the produce rate. (The fault
 		// begins 12 s or 2 s before a poll.)
-		{name: "falling behind", apply: func(w *simAt) { w.capMul = 0.6 * 20 / 40 }, severity: SeverityWarning, status: "warning"},
+		{name: "falling behind", apply: func(w *simAt) { w.capMul = 0.6 * 20 / 40 }, severity: finding.SeverityWarning, status: "warning"},
 		// Stuck on a poison message: members stay, the position stops.
-		{name: "stalled", apply: func(w *simAt) { w.frozen = 12 }, severity: SeverityCritical, status: "stalled"},
+		{name: "stalled", apply: func(w *simAt) { w.frozen = 12 }, severity: finding.SeverityCritical, status: "stalled"},
 		// One partition stuck (a poison message), eleven healthy.
-		{name: "one partition stalled", apply: func(w *simAt) { w.frozen = 1 }, severity: SeverityCritical, status: "stalled"},
+		{name: "one partition stalled", apply: func(w *simAt) { w.frozen = 1 }, severity: finding.SeverityCritical, status: "stalled"},
 		// Every member gone.
-		{name: "stopped", apply: func(w *simAt) { w.capMul, w.consumers = 0, 0 }, severity: SeverityCritical, status: "stopped"},
+		{name: "stopped", apply: func(w *simAt) { w.capMul, w.consumers = 0, 0 }, severity: finding.SeverityCritical, status: "stopped"},
 	} {
 		for _, run := range []struct{ every, at int }{{15, 10}, {15, 20}, {15, 3600 + 10}, {15, 3600 + 20}, {60, 10}, {60, 3600 + 10}} {
 			at, every := run.at, run.every
@@ -514,7 +515,7 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 						poll++
 					}
 					visible := start.Add(time.Duration(poll) * time.Second)
-					var fired *Finding
+					var fired *finding.Finding
 					simRun(t, g, seed, at+900, func(now time.Time, e *Engine, _ []lag.Sample) bool {
 						fs := e.Findings(0)
 						if now.Before(visible) {
@@ -525,12 +526,12 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 							// The fault goes on: so does the page, for
 							// 15 minutes, without resolving and refiring.
 							require.Len(t, fs, 1, "at %v", now)
-							require.Equal(t, StateFiring, fs[0].State, "at %v", now)
+							require.Equal(t, finding.StateFiring, fs[0].State, "at %v", now)
 							require.Equal(t, fired.ID, fs[0].ID)
 							return true
 						}
 						for i := range fs {
-							if fs[i].State == StateFiring {
+							if fs[i].State == finding.StateFiring {
 								fired = &fs[i]
 							}
 						}
@@ -540,7 +541,7 @@ func TestConsumerLagFaultsFireWithinThreePolls(t *testing.T) {
 					latency := fired.FiredAt.Sub(visible)
 					t.Logf("%s, polls every %ds: fired %v after the first poll showing it: %s", fault.name, every, latency, fired.Summary)
 					require.LessOrEqual(t, latency, 3*time.Duration(every)*time.Second, "three polls")
-					require.Equal(t, KindConsumerLag, fired.Kind)
+					require.Equal(t, finding.KindConsumerLag, fired.Kind)
 					require.Equal(t, subject, fired.Subject)
 					require.Equal(t, fault.severity, fired.Severity)
 					require.Equal(t, fault.status, fired.Evidence["status"])

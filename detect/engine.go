@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // EngineOptions configure an Engine. Zero fields take the documented defaults.
@@ -97,8 +98,8 @@ type Engine struct {
 	panics       *prometheus.CounterVec
 
 	mu       sync.RWMutex
-	active   map[string]*Finding // pending and firing, by condition key
-	resolved []Finding           // oldest first
+	active   map[string]*finding.Finding // pending and firing, by condition key
+	resolved []finding.Finding           // oldest first
 }
 
 // NewEngine returns an Engine for o.
@@ -109,7 +110,7 @@ func NewEngine(o EngineOptions) (*Engine, error) {
 	o = o.withDefaults()
 	e := &Engine{
 		o:      o,
-		active: map[string]*Finding{},
+		active: map[string]*finding.Finding{},
 		evalDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "cartograph_detect_eval_seconds",
 			Help:    "Time to run every detector on one snapshot.",
@@ -155,7 +156,7 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 		return
 	}
 
-	radii := make([]*BlastRadius, len(obs))
+	radii := make([]*finding.BlastRadius, len(obs))
 	if len(obs) > 0 && s != nil {
 		b := newBlaster(s)
 		for i := range obs {
@@ -173,7 +174,7 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 			continue
 		}
 		f := e.active[k]
-		if o.Sustain && (f == nil || f.State != StateFiring) {
+		if o.Sustain && (f == nil || f.State != finding.StateFiring) {
 			continue // past the exit threshold only: keeps firing, starts nothing
 		}
 		seen[k] = true
@@ -186,31 +187,31 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 				continue
 			}
 			if f = e.reviveLocked(k, now); f == nil {
-				f = &Finding{ID: findingID(k, now), Kind: o.Kind, State: StatePending, StartedAt: now}
+				f = &finding.Finding{ID: findingID(k, now), Kind: o.Kind, State: finding.StatePending, StartedAt: now}
 			}
 			e.active[k] = f
 		}
 		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
 		f.BlastRadius = radii[i]
-		if f.State == StatePending && !o.PendingOnly && now.Sub(f.StartedAt) >= e.o.Hold {
-			f.State = StateFiring
+		if f.State == finding.StatePending && !o.PendingOnly && now.Sub(f.StartedAt) >= e.o.Hold {
+			f.State = finding.StateFiring
 			f.FiredAt = ptr(now)
 		}
-		f.record(now)
-		f.notePeak(now)
+		record(f, now)
+		notePeak(f, now)
 	}
 	for k, f := range e.active {
 		if seen[k] {
 			continue
 		}
 		switch {
-		case f.State == StatePending:
+		case f.State == finding.StatePending:
 			delete(e.active, k) // it never fired: back to inactive, unlisted
 		case now.Sub(f.LastSeen) >= e.o.KeepFiring:
 			delete(e.active, k)
 			r := *f
-			r.State, r.ResolvedAt = StateResolved, ptr(now)
-			r.record(now)
+			r.State, r.ResolvedAt = finding.StateResolved, ptr(now)
+			record(&r, now)
 			e.resolved = append(e.resolved, r)
 		}
 	}
@@ -228,14 +229,14 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 // condition that comes back that soon is the same problem, not a new one:
 // it pages as one finding (Prometheus's keep_firing_for, applied on both
 // sides of the resolution). e.mu must be held.
-func (e *Engine) reviveLocked(k string, now time.Time) *Finding {
+func (e *Engine) reviveLocked(k string, now time.Time) *finding.Finding {
 	i := e.resolvedWithinLocked(k, now)
 	if i < 0 {
 		return nil
 	}
 	f := e.resolved[i]
 	e.resolved = slices.Delete(e.resolved, i, i+1)
-	f.State, f.ResolvedAt = StateFiring, nil
+	f.State, f.ResolvedAt = finding.StateFiring, nil
 	f.Timeline = slices.Clone(f.Timeline) // readers may hold the resolved one's
 	return &f
 }
@@ -249,7 +250,7 @@ func (e *Engine) resolvedWithinLocked(k string, now time.Time) int {
 		if now.Sub(*r.ResolvedAt) > e.o.KeepFiring {
 			return -1 // older ones resolved earlier still
 		}
-		if r.key() == k {
+		if finding.Key(r.Kind, r.Subject) == k {
 			return i
 		}
 	}
@@ -272,9 +273,9 @@ func (e *Engine) detect(ctx context.Context, d Detector, s *graph.Snapshot) (obs
 // then pending, then resolved; within a state by severity (critical
 // first), then oldest first. Evidence maps are shared and read-only;
 // timelines are the caller's.
-func (e *Engine) Findings(state State) []Finding {
+func (e *Engine) Findings(state finding.State) []finding.Finding {
 	e.mu.RLock()
-	out := make([]Finding, 0, len(e.active))
+	out := make([]finding.Finding, 0, len(e.active))
 	for _, f := range e.active {
 		if state == 0 || f.State == state {
 			c := *f
@@ -282,12 +283,12 @@ func (e *Engine) Findings(state State) []Finding {
 			out = append(out, c)
 		}
 	}
-	if state == 0 || state == StateResolved {
+	if state == 0 || state == finding.StateResolved {
 		out = append(out, e.resolved...)
 	}
 	e.mu.RUnlock()
-	rank := map[State]int{StateFiring: 0, StatePending: 1, StateResolved: 2}
-	slices.SortFunc(out, func(a, b Finding) int {
+	rank := map[finding.State]int{finding.StateFiring: 0, finding.StatePending: 1, finding.StateResolved: 2}
+	slices.SortFunc(out, func(a, b finding.Finding) int {
 		if c := rank[a.State] - rank[b.State]; c != 0 {
 			return c
 		}
@@ -306,7 +307,7 @@ func (e *Engine) Findings(state State) []Finding {
 // firing ones become active again (and resolve on their own if their
 // condition no longer holds), resolved ones are listed again. Findings
 // already known are left alone. Call it before Run.
-func (e *Engine) Restore(findings []Finding) {
+func (e *Engine) Restore(findings []finding.Finding) {
 	now := e.o.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -324,19 +325,19 @@ func (e *Engine) Restore(findings []Finding) {
 		known[f.ID] = true
 		o := Observation{Kind: f.Kind, Subject: f.Subject}
 		switch f.State {
-		case StatePending, StateFiring:
+		case finding.StatePending, finding.StateFiring:
 			if _, taken := e.active[o.key()]; taken || len(e.active) >= e.o.MaxFindings {
 				continue
 			}
 			f := f
 			e.active[o.key()] = &f
-		case StateResolved:
+		case finding.StateResolved:
 			if f.ResolvedAt != nil && now.Sub(*f.ResolvedAt) <= e.o.ResolvedRetention {
 				e.resolved = append(e.resolved, f)
 			}
 		}
 	}
-	slices.SortFunc(e.resolved, func(a, b Finding) int { return a.ResolvedAt.Compare(*b.ResolvedAt) })
+	slices.SortFunc(e.resolved, func(a, b finding.Finding) int { return a.ResolvedAt.Compare(*b.ResolvedAt) })
 	if n := len(e.resolved) - e.o.MaxFindings; n > 0 {
 		e.resolved = slices.Delete(e.resolved, 0, n)
 	}
@@ -392,7 +393,7 @@ var findingDesc = prometheus.NewDesc("cartograph_finding_firing",
 func (c findingsCollector) Describe(ch chan<- *prometheus.Desc) { ch <- findingDesc }
 
 func (c findingsCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, f := range c.e.Findings(StateFiring) {
+	for _, f := range c.e.Findings(finding.StateFiring) {
 		ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1,
 			f.Kind.String(), f.Severity.String(), f.Subject.Node, f.Subject.Source, f.Subject.Target, f.ID)
 	}

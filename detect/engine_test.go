@@ -11,16 +11,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // scripted is a Detector whose observations the test sets before each Eval.
 type scripted struct {
-	kind  Kind
+	kind  finding.Kind
 	obs   []Observation
 	panic bool
 }
 
-func (d *scripted) Kind() Kind { return d.kind }
+func (d *scripted) Kind() finding.Kind { return d.kind }
 func (d *scripted) Detect(context.Context, *graph.Snapshot) []Observation {
 	if d.panic {
 		panic("boom")
@@ -28,8 +29,8 @@ func (d *scripted) Detect(context.Context, *graph.Snapshot) []Observation {
 	return d.obs
 }
 
-func storm(edge string, sev Severity) Observation {
-	return Observation{Kind: KindRetryStorm, Subject: Subject{Source: "a", Target: "b", EdgeID: edge}, Severity: sev,
+func storm(edge string, sev finding.Severity) Observation {
+	return Observation{Kind: finding.KindRetryStorm, Subject: finding.Subject{Source: "a", Target: "b", EdgeID: edge}, Severity: sev,
 		Summary: "a retries b", Evidence: map[string]any{"retry_ratio": 0.4}}
 }
 
@@ -47,36 +48,36 @@ func newTestEngine(t *testing.T, d ...Detector) (*Engine, *engineClock, *prometh
 }
 
 func TestLifecycle(t *testing.T) {
-	d := &scripted{kind: KindRetryStorm}
+	d := &scripted{kind: finding.KindRetryStorm}
 	e, clk, reg := newTestEngine(t, d)
 	ctx, snap := context.Background(), &graph.Snapshot{}
 	tick := func() { clk.t = clk.t.Add(5 * time.Second); e.Eval(ctx, snap) }
 
-	d.obs = []Observation{storm("a->b", SeverityWarning)}
+	d.obs = []Observation{storm("a->b", finding.SeverityWarning)}
 	e.Eval(ctx, snap)
 	f := e.Findings(0)
 	require.Len(t, f, 1)
-	require.Equal(t, StatePending, f[0].State, "held for less than the hold time")
-	require.Empty(t, e.Findings(StateFiring))
+	require.Equal(t, finding.StatePending, f[0].State, "held for less than the hold time")
+	require.Empty(t, e.Findings(finding.StateFiring))
 	id := f[0].ID
 
 	tick()
-	f = e.Findings(StateFiring)
+	f = e.Findings(finding.StateFiring)
 	require.Len(t, f, 1)
 	require.Equal(t, id, f[0].ID, "the same problem keeps its id")
 	require.NotNil(t, f[0].FiredAt)
 	require.Equal(t, 1.0, testutil.ToFloat64(findingsCollector{e}))
 
-	d.obs = []Observation{storm("a->b", SeverityCritical)}
+	d.obs = []Observation{storm("a->b", finding.SeverityCritical)}
 	tick()
-	require.Equal(t, SeverityCritical, e.Findings(StateFiring)[0].Severity, "evidence and severity follow the condition")
+	require.Equal(t, finding.SeverityCritical, e.Findings(finding.StateFiring)[0].Severity, "evidence and severity follow the condition")
 
 	d.obs = nil
 	tick() // 5s without the condition: still within keep-firing (10s)
-	require.Len(t, e.Findings(StateFiring), 1)
+	require.Len(t, e.Findings(finding.StateFiring), 1)
 	tick()
-	require.Empty(t, e.Findings(StateFiring))
-	r := e.Findings(StateResolved)
+	require.Empty(t, e.Findings(finding.StateFiring))
+	r := e.Findings(finding.StateResolved)
 	require.Len(t, r, 1)
 	require.Equal(t, id, r[0].ID)
 	require.NotNil(t, r[0].ResolvedAt)
@@ -86,10 +87,10 @@ func TestLifecycle(t *testing.T) {
 
 	tick() // 5s, and
 	tick() // 10s after resolving: a recurrence from now on is a new problem
-	d.obs = []Observation{storm("a->b", SeverityWarning)}
+	d.obs = []Observation{storm("a->b", finding.SeverityWarning)}
 	tick()
 	tick()
-	f = e.Findings(StateFiring)
+	f = e.Findings(finding.StateFiring)
 	require.Len(t, f, 1)
 	require.NotEqual(t, id, f[0].ID, "a recurrence after keep-firing is a new finding")
 	require.Len(t, e.Findings(0), 2)
@@ -130,20 +131,20 @@ func TestHysteresis(t *testing.T) {
 		{"pending-only does not revive a resolved finding, enter does", "EE..pE", 1, "PFFRRF"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := &scripted{kind: KindRetryStorm}
+			d := &scripted{kind: finding.KindRetryStorm}
 			e, clk, _ := newTestEngine(t, d)
 			ctx := context.Background()
 			ids := map[string]bool{}
 			for i, c := range tc.seq {
 				switch c {
 				case enter:
-					d.obs = []Observation{storm("a->b", SeverityWarning)}
+					d.obs = []Observation{storm("a->b", finding.SeverityWarning)}
 				case sustain:
-					o := storm("a->b", SeverityWarning)
+					o := storm("a->b", finding.SeverityWarning)
 					o.Sustain = true
 					d.obs = []Observation{o}
 				case early:
-					o := storm("a->b", SeverityWarning)
+					o := storm("a->b", finding.SeverityWarning)
 					o.PendingOnly = true
 					d.obs = []Observation{o}
 				default:
@@ -167,7 +168,7 @@ func TestHysteresis(t *testing.T) {
 }
 
 func TestPendingThatStopsNeverSurfaces(t *testing.T) {
-	d := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	d := &scripted{kind: finding.KindRetryStorm, obs: []Observation{storm("a->b", finding.SeverityWarning)}}
 	e, clk, _ := newTestEngine(t, d)
 	e.Eval(context.Background(), &graph.Snapshot{})
 	d.obs = nil
@@ -177,8 +178,8 @@ func TestPendingThatStopsNeverSurfaces(t *testing.T) {
 }
 
 func TestPanickingDetectorIsContained(t *testing.T) {
-	bad := &scripted{kind: KindBottleneck, panic: true}
-	good := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	bad := &scripted{kind: finding.KindBottleneck, panic: true}
+	good := &scripted{kind: finding.KindRetryStorm, obs: []Observation{storm("a->b", finding.SeverityWarning)}}
 	e, _, _ := newTestEngine(t, bad, good)
 	e.Eval(context.Background(), &graph.Snapshot{})
 	require.Len(t, e.Findings(0), 1)
@@ -186,11 +187,11 @@ func TestPanickingDetectorIsContained(t *testing.T) {
 }
 
 func TestFindingsBoundedAndOrdered(t *testing.T) {
-	d := &scripted{kind: KindRetryStorm}
+	d := &scripted{kind: finding.KindRetryStorm}
 	clk := &engineClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	e, err := NewEngine(EngineOptions{Detectors: []Detector{d}, MaxFindings: 3, Now: clk.now})
 	require.NoError(t, err)
-	for i, sev := range []Severity{SeverityWarning, SeverityCritical, SeverityWarning, SeverityCritical} {
+	for i, sev := range []finding.Severity{finding.SeverityWarning, finding.SeverityCritical, finding.SeverityWarning, finding.SeverityCritical} {
 		d.obs = append(d.obs, storm(strings.Repeat("x", i+1), sev))
 	}
 	e.Eval(context.Background(), &graph.Snapshot{})
@@ -199,23 +200,23 @@ func TestFindingsBoundedAndOrdered(t *testing.T) {
 	clk.t = clk.t.Add(5 * time.Second)
 	e.Eval(context.Background(), &graph.Snapshot{})
 	f := e.Findings(0)
-	require.Equal(t, SeverityCritical, f[0].Severity, "critical first")
-	require.Equal(t, StateFiring, f[0].State)
+	require.Equal(t, finding.SeverityCritical, f[0].Severity, "critical first")
+	require.Equal(t, finding.StateFiring, f[0].State)
 }
 
 func TestTextRejectsUnknown(t *testing.T) {
-	var k Kind
+	var k finding.Kind
 	require.NoError(t, k.UnmarshalText([]byte("consumer_lag")))
-	require.Equal(t, KindConsumerLag, k)
+	require.Equal(t, finding.KindConsumerLag, k)
 	require.Error(t, k.UnmarshalText([]byte("gremlins")))
-	var s State
+	var s finding.State
 	require.Error(t, s.UnmarshalText([]byte("sleepy")))
-	var v Severity
+	var v finding.Severity
 	require.Error(t, v.UnmarshalText([]byte("meh")))
 }
 
 func TestRestore(t *testing.T) {
-	d := &scripted{kind: KindRetryStorm, obs: []Observation{storm("a->b", SeverityWarning)}}
+	d := &scripted{kind: finding.KindRetryStorm, obs: []Observation{storm("a->b", finding.SeverityWarning)}}
 	e, clk, _ := newTestEngine(t, d)
 	ctx := context.Background()
 	e.Eval(ctx, &graph.Snapshot{})
@@ -223,7 +224,7 @@ func TestRestore(t *testing.T) {
 	e.Eval(ctx, &graph.Snapshot{})
 	saved := e.Findings(0)
 	require.Len(t, saved, 1)
-	require.Equal(t, StateFiring, saved[0].State)
+	require.Equal(t, finding.StateFiring, saved[0].State)
 
 	// A restart: a new engine gets the stored findings back.
 	e2, clk2, _ := newTestEngine(t, d)
@@ -232,7 +233,7 @@ func TestRestore(t *testing.T) {
 	e2.Restore(saved) // twice is harmless
 	require.Equal(t, saved, e2.Findings(0))
 	e2.Eval(ctx, &graph.Snapshot{})
-	f := e2.Findings(StateFiring)
+	f := e2.Findings(finding.StateFiring)
 	require.Len(t, f, 1)
 	require.Equal(t, saved[0].ID, f[0].ID, "the same problem keeps its id across the restart")
 	require.Equal(t, saved[0].StartedAt, f[0].StartedAt)
@@ -244,29 +245,29 @@ func TestRestore(t *testing.T) {
 // evaluation, with that evaluation's summary and evidence), and the steps
 // of its life in order.
 func TestFindingKeepsItsPeakAndTimeline(t *testing.T) {
-	d := &scripted{kind: KindOpenCircuit}
+	d := &scripted{kind: finding.KindOpenCircuit}
 	e, clk, _ := newTestEngine(t, d)
 	steps := []struct {
-		sev  Severity
+		sev  finding.Severity
 		text string
-	}{{SeverityWarning, "half-open: 40 of 100"}, {SeverityWarning, "half-open: 60 of 100"}, {SeverityCritical, "open: 386 of 386"},
-		{SeverityCritical, "open: 390 of 390"}, {SeverityWarning, "half-open: 389 of 480"}}
+	}{{finding.SeverityWarning, "half-open: 40 of 100"}, {finding.SeverityWarning, "half-open: 60 of 100"}, {finding.SeverityCritical, "open: 386 of 386"},
+		{finding.SeverityCritical, "open: 390 of 390"}, {finding.SeverityWarning, "half-open: 389 of 480"}}
 	for i := range len(steps) + 30 {
 		d.obs = nil
 		if i < len(steps) {
 			st := steps[i]
-			d.obs = []Observation{{Kind: KindOpenCircuit, Severity: st.sev, Subject: Subject{Source: "a", Target: "b", EdgeID: "a->b"},
+			d.obs = []Observation{{Kind: finding.KindOpenCircuit, Severity: st.sev, Subject: finding.Subject{Source: "a", Target: "b", EdgeID: "a->b"},
 				Summary: st.text, Evidence: map[string]any{"text": st.text}}}
 		}
 		e.Eval(context.Background(), &graph.Snapshot{})
 		clk.t = clk.t.Add(5 * time.Second)
 	}
-	fs := e.Findings(StateResolved)
+	fs := e.Findings(finding.StateResolved)
 	require.Len(t, fs, 1)
 	f := fs[0]
-	require.Equal(t, SeverityWarning, f.Severity, "its last evaluation")
+	require.Equal(t, finding.SeverityWarning, f.Severity, "its last evaluation")
 	require.NotNil(t, f.Peak)
-	require.Equal(t, SeverityCritical, f.Peak.Severity)
+	require.Equal(t, finding.SeverityCritical, f.Peak.Severity)
 	require.Equal(t, "open: 390 of 390", f.Peak.Summary, "the last evaluation at its worst")
 	require.Equal(t, "open: 390 of 390", f.Peak.Evidence["text"])
 	var got []string

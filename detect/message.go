@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"text/template"
+
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // ErrInvalidMessage is wrapped by the errors of a message template that
@@ -37,7 +39,7 @@ var messageFuncDocs = []MessageField{
 func pct(x float64) string { return fmt.Sprintf("%.0f%%", x*100) }
 
 // parseMessage parses text as the summary template of detector k.
-func parseMessage(k Kind, text string) (*template.Template, error) {
+func parseMessage(k finding.Kind, text string) (*template.Template, error) {
 	t, err := template.New(k.String()).Funcs(messageFuncs()).Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s.%s: %w", ErrInvalidMessage, k, messageKey, err)
@@ -47,7 +49,7 @@ func parseMessage(k Kind, text string) (*template.Template, error) {
 
 // validateMessage reports whether text ("" for the default) parses as the
 // summary template of detector k.
-func validateMessage(k Kind, text string) error {
+func validateMessage(k finding.Kind, text string) error {
 	if text == "" {
 		return nil
 	}
@@ -66,7 +68,7 @@ type summaryTemplate struct {
 // ("" or the default: the default). A template that does not parse is
 // not an error here (Validate reports it): every summary is then the
 // default's, marked as render marks failures.
-func newSummaryTemplate(k Kind, text string) summaryTemplate {
+func newSummaryTemplate(k finding.Kind, text string) summaryTemplate {
 	def, err := parseMessage(k, messageTemplates[k])
 	if err != nil {
 		panic(err) // the defaults are tested

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
@@ -264,6 +265,6 @@ func TestMessageFallback(t *testing.T) {
 			require.Contains(t, got, tc.failure)
 		})
 	}
-	obs := NewRetryStorm(RetryStormOptions{Message: messageTemplates[KindRetryStorm]}).Detect(context.Background(), s)
+	obs := NewRetryStorm(RetryStormOptions{Message: messageTemplates[finding.KindRetryStorm]}).Detect(context.Background(), s)
 	require.Equal(t, def, obs[0].Summary, "the default, given explicitly")
 }

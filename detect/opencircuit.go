@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -115,7 +116,9 @@ type OpenCircuitOptions struct {
 
 // Validate reports an error wrapping ErrInvalidMessage when Message does
 // not parse.
-func (o OpenCircuitOptions) Validate() error { return validateMessage(KindOpenCircuit, o.Message) }
+func (o OpenCircuitOptions) Validate() error {
+	return validateMessage(finding.KindOpenCircuit, o.Message)
+}
 
 // openCircuitMessage is the data of an open_circuit summary template.
 type openCircuitMessage struct {
@@ -223,14 +226,14 @@ type edgeMemory struct {
 // fields take the defaults. o.Message is parsed here: when it does not (see
 // Validate) the summaries are the default's, marked as failed.
 func NewOpenCircuit(o OpenCircuitOptions) *OpenCircuit {
-	return &OpenCircuit{opts: o.withDefaults(), msg: newSummaryTemplate(KindOpenCircuit, o.Message), mem: map[string]*edgeMemory{}}
+	return &OpenCircuit{opts: o.withDefaults(), msg: newSummaryTemplate(finding.KindOpenCircuit, o.Message), mem: map[string]*edgeMemory{}}
 }
 
 // Options returns the options in force, defaults filled in.
 func (d *OpenCircuit) Options() OpenCircuitOptions { return d.opts }
 
 // Kind returns KindOpenCircuit.
-func (d *OpenCircuit) Kind() Kind { return KindOpenCircuit }
+func (d *OpenCircuit) Kind() finding.Kind { return finding.KindOpenCircuit }
 
 // circuitHit is what holds for one edge (edge < 0: a breaker no edge
 // matched).
@@ -709,14 +712,14 @@ func circuitEdgeID(c *resilience.Circuit) string {
 func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 	var (
 		e    *graph.Edge
-		subj Subject
+		subj finding.Subject
 		ev   = map[string]any{}
 	)
 	if h.edge >= 0 {
 		e = &s.Edges[h.edge]
-		subj = Subject{Source: nodeName(s, e.Source), Target: nodeName(s, e.Target), EdgeID: e.ID}
+		subj = finding.Subject{Source: nodeName(s, e.Source), Target: nodeName(s, e.Target), EdgeID: e.ID}
 	} else {
-		subj = Subject{Source: h.breaker.Service, Target: h.breaker.Name, EdgeID: circuitEdgeID(h.breaker)}
+		subj = finding.Subject{Source: h.breaker.Service, Target: h.breaker.Name, EdgeID: circuitEdgeID(h.breaker)}
 	}
 	msg := openCircuitMessage{Source: subj.Source, Target: subj.Target, Window: windowText(s.WindowSeconds)}
 
@@ -779,12 +782,12 @@ func (d *OpenCircuit) observe(s *graph.Snapshot, h *circuitHit) Observation {
 	ev["state"] = msg.State
 	ev["cause"] = msg.Cause
 
-	sev := SeverityWarning
+	sev := finding.SeverityWarning
 	if msg.State == circuitStateOpen {
-		sev = SeverityCritical
+		sev = finding.SeverityCritical
 	}
 	msg.Severity = sev.String()
-	return Observation{Kind: KindOpenCircuit, Subject: subj, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}
+	return Observation{Kind: finding.KindOpenCircuit, Subject: subj, Severity: sev, Summary: d.msg.render(msg), Evidence: ev}
 }
 
 // causeReason says in words what tells tc's cause; callee names the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -117,7 +118,7 @@ func (w *circuitWorld) later() { w.now = w.now.Add(2 * time.Minute) }
 
 func TestOpenCircuit(t *testing.T) {
 	type want struct {
-		severity   detect.Severity
+		severity   finding.Severity
 		state      string
 		from       string // normal_from; "" when the condition is seen only in metrics
 		requests   uint64
@@ -139,7 +140,7 @@ func TestOpenCircuit(t *testing.T) {
 				w.unanswered("orders", "stock", 48, 0.4, true)
 				return w.snapshot(t)
 			},
-			want: map[string]want{oc: {detect.SeverityCritical, "open", "absolute", 48, 48, 0.4, 0, nil}},
+			want: map[string]want{oc: {finding.SeverityCritical, "open", "absolute", 48, 48, 0.4, 0, nil}},
 		},
 		{
 			name: "half-open trickle",
@@ -148,7 +149,7 @@ func TestOpenCircuit(t *testing.T) {
 				w.unanswered("orders", "stock", 40, 0.4, true)
 				return w.snapshot(t)
 			},
-			want: map[string]want{oc: {detect.SeverityWarning, "half_open", "window", 42, 40, 0.4, 21, nil}},
+			want: map[string]want{oc: {finding.SeverityWarning, "half_open", "window", 42, 40, 0.4, 21, nil}},
 		},
 		{
 			name: "normal latency remembered from an earlier snapshot",
@@ -158,7 +159,7 @@ func TestOpenCircuit(t *testing.T) {
 				// 12ms is slow for the absolute bound, fast against 100ms.
 				return w.unanswered("orders", "stock", 30, 12, true).snapshot(t)
 			},
-			want: map[string]want{oc: {detect.SeverityCritical, "open", "history", 30, 30, 12, 100, nil}},
+			want: map[string]want{oc: {finding.SeverityCritical, "open", "history", 30, 30, 12, 100, nil}},
 		},
 		{
 			name: "remembered latency says the failures are not fast",
@@ -199,7 +200,7 @@ func TestOpenCircuit(t *testing.T) {
 				w.breaker(t, "orders", "payment", resilience.CircuitClosed, 0)
 				return w.snapshot(t)
 			},
-			want: map[string]want{oc: {severity: detect.SeverityCritical, state: "open", requests: 30,
+			want: map[string]want{oc: {severity: finding.SeverityCritical, state: "open", requests: 30,
 				breaker: map[string]any{"name": "stock", "state": "open", "source": "metrics"}}},
 		},
 		{
@@ -209,7 +210,7 @@ func TestOpenCircuit(t *testing.T) {
 				w.breaker(t, "orders", "stock", resilience.CircuitHalfOpen, 0)
 				return w.snapshot(t)
 			},
-			want: map[string]want{oc: {severity: detect.SeverityWarning, state: "half_open", requests: 3,
+			want: map[string]want{oc: {severity: finding.SeverityWarning, state: "half_open", requests: 3,
 				breaker: map[string]any{"name": "stock", "state": "half_open", "source": "metrics"}}},
 		},
 		{
@@ -222,7 +223,7 @@ func TestOpenCircuit(t *testing.T) {
 				w.breaker(t, "orders", "outbound|9090||stock.default.svc.cluster.local", resilience.CircuitForcedOpen, 0)
 				return w.snapshot(t)
 			},
-			want: map[string]want{oc: {severity: detect.SeverityCritical, state: "open", requests: 5,
+			want: map[string]want{oc: {severity: finding.SeverityCritical, state: "open", requests: 5,
 				breaker: map[string]any{"name": "outbound|9090||stock.default.svc.cluster.local", "state": "forced_open", "source": "metrics"}}},
 		},
 		{
@@ -246,7 +247,7 @@ func TestOpenCircuit(t *testing.T) {
 				return w.snapshot(t)
 			},
 			// The breaker's open outranks the trickle of the window.
-			want: map[string]want{oc: {detect.SeverityCritical, "open", "window", 21, 20, 0.4, 20,
+			want: map[string]want{oc: {finding.SeverityCritical, "open", "window", 21, 20, 0.4, 20,
 				map[string]any{"name": "stock", "state": "open", "source": "metrics"}}},
 		},
 	}
@@ -254,7 +255,7 @@ func TestOpenCircuit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newCircuitWorld(t)
 			d := detect.NewOpenCircuit(detect.OpenCircuitOptions{})
-			require.Equal(t, detect.KindOpenCircuit, d.Kind())
+			require.Equal(t, finding.KindOpenCircuit, d.Kind())
 			s := tc.build(t, w, d)
 			obs := d.Detect(context.Background(), s)
 
@@ -272,8 +273,8 @@ func TestOpenCircuit(t *testing.T) {
 				e := findEdge(t, s, id)
 				src, _ := s.Node(e.Source)
 				dst, _ := s.Node(e.Target)
-				require.Equal(t, detect.KindOpenCircuit, o.Kind)
-				require.Equal(t, detect.Subject{Source: src.Name, Target: dst.Name, EdgeID: id}, o.Subject)
+				require.Equal(t, finding.KindOpenCircuit, o.Kind)
+				require.Equal(t, finding.Subject{Source: src.Name, Target: dst.Name, EdgeID: id}, o.Subject)
 				require.Equal(t, wt.severity, o.Severity)
 				require.NotEmpty(t, o.Summary)
 				ev := o.Evidence
@@ -338,7 +339,7 @@ func TestOpenCircuitEvidence(t *testing.T) {
 		"cause":                 "breaker_open",
 		"cause_basis":           "callee_answers_probes",
 	}, o.Evidence)
-	require.Equal(t, detect.SeverityWarning, o.Severity)
+	require.Equal(t, finding.SeverityWarning, o.Severity)
 	require.Equal(t, "orders' calls to stock fail fast without reaching it; cause: orders' circuit breaker open (the trickle of calls it lets through is answered, so stock is up): "+
 		"48 of 50 calls in the last 6s never reached stock, failing in 0.4 ms against 21 ms normally", o.Summary)
 
@@ -476,7 +477,7 @@ func TestOpenCircuitCause(t *testing.T) {
 			require.True(t, ok, "%s does not fire: %v", tc.edge, got)
 			require.Equal(t, tc.cause, o.Evidence["cause"])
 			require.Equal(t, tc.basis, o.Evidence["cause_basis"])
-			require.Equal(t, detect.SeverityCritical, o.Severity)
+			require.Equal(t, finding.SeverityCritical, o.Severity)
 			require.Equal(t, tc.summary, o.Summary)
 		})
 	}
@@ -546,10 +547,10 @@ func TestOpenCircuitBreakerWithoutEdge(t *testing.T) {
 	w.breaker(t, "orders", "a/b%c", resilience.CircuitHalfOpen, 0)
 	obs := detect.NewOpenCircuit(detect.OpenCircuitOptions{}).Detect(context.Background(), w.snapshot(t))
 	require.Len(t, obs, 2)
-	require.Equal(t, detect.Subject{Source: "orders", Target: "a/b%c", EdgeID: "circuit:orders/a%2Fb%25c"}, obs[0].Subject)
-	require.Equal(t, detect.SeverityWarning, obs[0].Severity)
-	require.Equal(t, detect.Subject{Source: "orders", Target: "stock", EdgeID: "circuit:orders/stock"}, obs[1].Subject)
-	require.Equal(t, detect.SeverityCritical, obs[1].Severity)
+	require.Equal(t, finding.Subject{Source: "orders", Target: "a/b%c", EdgeID: "circuit:orders/a%2Fb%25c"}, obs[0].Subject)
+	require.Equal(t, finding.SeverityWarning, obs[0].Severity)
+	require.Equal(t, finding.Subject{Source: "orders", Target: "stock", EdgeID: "circuit:orders/stock"}, obs[1].Subject)
+	require.Equal(t, finding.SeverityCritical, obs[1].Severity)
 	require.Equal(t, "open", obs[1].Evidence["state"])
 	require.NotContains(t, obs[1].Evidence, "requests", "no edge, no call counts")
 }
@@ -568,10 +569,10 @@ func TestOpenCircuitResolves(t *testing.T) {
 	e.Eval(ctx, open)
 	clock = clock.Add(5 * time.Second)
 	e.Eval(ctx, open)
-	f := e.Findings(detect.StateFiring)
+	f := e.Findings(finding.StateFiring)
 	require.Len(t, f, 1)
 	require.Equal(t, edgeID("orders", "stock"), f[0].Subject.EdgeID)
-	require.Equal(t, detect.SeverityCritical, f[0].Severity)
+	require.Equal(t, finding.SeverityCritical, f[0].Severity)
 
 	// Calls reach stock again.
 	w.later()
@@ -581,8 +582,8 @@ func TestOpenCircuitResolves(t *testing.T) {
 		clock = clock.Add(5 * time.Second)
 		e.Eval(ctx, healed)
 	}
-	require.Empty(t, e.Findings(detect.StateFiring))
-	r := e.Findings(detect.StateResolved)
+	require.Empty(t, e.Findings(finding.StateFiring))
+	r := e.Findings(finding.StateResolved)
 	require.Len(t, r, 1)
 	require.Equal(t, f[0].ID, r[0].ID)
 }
@@ -761,7 +762,7 @@ type circuitSim struct {
 	lastTick  time.Time
 	ctx       context.Context
 	firstFire map[string]time.Time // edge id -> first evaluation it fired at
-	fired     []detect.Finding     // findings seen firing, at the evaluation they first fired
+	fired     []finding.Finding    // findings seen firing, at the evaluation they first fired
 
 	// Faults. fastFail maps "caller>callee" to the onset of an open
 	// breaker: the caller fails its calls in 0.05-0.3ms without trying.
@@ -910,7 +911,7 @@ func (s *circuitSim) run(d time.Duration) {
 			snap, err := s.g.Snapshot(0)
 			require.NoError(s.tb, err)
 			s.e.Eval(s.ctx, snap)
-			for _, f := range s.e.Findings(detect.StateFiring) {
+			for _, f := range s.e.Findings(finding.StateFiring) {
 				if f.FiredAt != nil && f.FiredAt.Equal(s.now) {
 					s.fired = append(s.fired, f)
 				}
@@ -935,7 +936,7 @@ func (s *circuitSim) rollingRestart(callee string, at time.Time) {
 // firing returns the ids of the edges firing now.
 func (s *circuitSim) firing() []string {
 	var ids []string
-	for _, f := range s.e.Findings(detect.StateFiring) {
+	for _, f := range s.e.Findings(finding.StateFiring) {
 		ids = append(ids, f.Subject.EdgeID)
 	}
 	return ids
@@ -1023,7 +1024,7 @@ func TestOpenCircuitDefaultSettings(t *testing.T) {
 							slack = 0
 						}
 						require.LessOrEqual(t, took, budget+slack, "%s fired late", id)
-						var f *detect.Finding
+						var f *finding.Finding
 						for i := range s.fired {
 							if s.fired[i].Subject.EdgeID == id {
 								f = &s.fired[i]
@@ -1033,7 +1034,7 @@ func TestOpenCircuitDefaultSettings(t *testing.T) {
 						require.NotNil(t, f)
 						require.Equal(t, cause, f.Evidence["cause"], "cause of %s when it fired: %v", id, f.Evidence)
 						require.Contains(t, f.Summary, map[string]string{"breaker_open": "circuit breaker", "callee_unreachable": "unreachable"}[cause])
-						require.Equal(t, detect.SeverityCritical, f.Severity)
+						require.Equal(t, finding.SeverityCritical, f.Severity)
 					}
 					require.ElementsMatch(t, keys(tc.want), s.firing(), "firing during the fault")
 					require.Len(t, s.fired, len(tc.want), "fired once each, no flapping: %v", s.fired)
@@ -1101,7 +1102,7 @@ func TestOpenCircuitHealthyQuiet(t *testing.T) {
 					}
 					for range 60 {
 						s.run(5 * time.Second)
-						pending += len(s.e.Findings(detect.StatePending))
+						pending += len(s.e.Findings(finding.StatePending))
 					}
 				}
 				var summaries []string
@@ -1136,7 +1137,7 @@ func TestOpenCircuitRestartsQuiet(t *testing.T) {
 				s.rollingRestart("users", s.now.Add(time.Duration(s.rng.Int64N(int64(10*time.Second)))))
 				for range 24 { // two minutes
 					s.run(5 * time.Second)
-					pending += len(s.e.Findings(detect.StatePending))
+					pending += len(s.e.Findings(finding.StatePending))
 				}
 			}
 			var summaries []string

@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -61,7 +62,9 @@ type RetryStormOptions struct {
 
 // Validate reports an error wrapping ErrInvalidMessage when Message does
 // not parse.
-func (o RetryStormOptions) Validate() error { return validateMessage(KindRetryStorm, o.Message) }
+func (o RetryStormOptions) Validate() error {
+	return validateMessage(finding.KindRetryStorm, o.Message)
+}
 
 // retryStormMessage is the data of a retry_storm summary template.
 type retryStormMessage struct {
@@ -109,14 +112,14 @@ type RetryStorm struct {
 // take the defaults. o.Message is parsed here: when it does not (see
 // Validate) the summaries are the default's, marked as failed.
 func NewRetryStorm(o RetryStormOptions) *RetryStorm {
-	return &RetryStorm{opts: o.withDefaults(), msg: newSummaryTemplate(KindRetryStorm, o.Message)}
+	return &RetryStorm{opts: o.withDefaults(), msg: newSummaryTemplate(finding.KindRetryStorm, o.Message)}
 }
 
 // Options returns the options in force, defaults filled in.
 func (d *RetryStorm) Options() RetryStormOptions { return d.opts }
 
 // Kind returns KindRetryStorm.
-func (d *RetryStorm) Kind() Kind { return KindRetryStorm }
+func (d *RetryStorm) Kind() finding.Kind { return finding.KindRetryStorm }
 
 // stormLevel is how far a retry ratio is past the thresholds.
 type stormLevel uint8
@@ -331,13 +334,13 @@ func (d *RetryStorm) observe(s *graph.Snapshot, e *graph.Edge, c *retryCounts, a
 	if c.seconds > 0 {
 		perS = float64(c.retries) / c.seconds
 	}
-	sev := SeverityWarning
+	sev := finding.SeverityWarning
 	if amp >= d.opts.CriticalAmplification {
-		sev = SeverityCritical
+		sev = finding.SeverityCritical
 	}
 	o := Observation{
-		Kind:     KindRetryStorm,
-		Subject:  Subject{Source: src, Target: dst, EdgeID: e.ID},
+		Kind:     finding.KindRetryStorm,
+		Subject:  finding.Subject{Source: src, Target: dst, EdgeID: e.ID},
 		Severity: sev,
 		Evidence: map[string]any{
 			"retry_ratio":   c.ratio,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // stormSim simulates, on an injected clock, traffic shaped like production
@@ -228,8 +229,8 @@ func TestRetryStormAtDefaultSettings(t *testing.T) {
 				sim.stormFrom, sim.stormFail = sim.now, 0.9
 				var fired time.Time
 				sim.run(time.Minute, func(now time.Time) {
-					for _, f := range sim.e.Findings(detect.StateFiring) {
-						require.Equal(t, detect.Subject{Source: "web", Target: "api", EdgeID: "service:web->service:api http"}, f.Subject,
+					for _, f := range sim.e.Findings(finding.StateFiring) {
+						require.Equal(t, finding.Subject{Source: "web", Target: "api", EdgeID: "service:web->service:api http"}, f.Subject,
 							"the storm's subject is the edge whose callee gets the re-sent calls")
 						if fired.IsZero() {
 							fired = now
@@ -264,7 +265,7 @@ func TestRetryStormHealthyForHours(t *testing.T) {
 			pending := map[string]bool{}
 			sim.run(tc.d, func(now time.Time) {
 				for _, f := range sim.e.Findings(0) {
-					require.Equalf(t, detect.StatePending, f.State, "at %v: healthy traffic fired %+v", now, f)
+					require.Equalf(t, finding.StatePending, f.State, "at %v: healthy traffic fired %+v", now, f)
 					if !pending[f.ID] {
 						t.Logf("at %v: pending, never fired: %s", now, f.Summary)
 					}

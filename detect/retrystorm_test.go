@@ -14,6 +14,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -101,7 +102,7 @@ func byEdge(obs []detect.Observation) map[string]detect.Observation {
 
 func TestRetryStorm(t *testing.T) {
 	type want struct {
-		severity detect.Severity
+		severity finding.Severity
 		amp      float64
 		chain    []string
 	}
@@ -114,7 +115,7 @@ func TestRetryStorm(t *testing.T) {
 			name:  "storm",
 			build: func(tr *traffic) { tr.call("a", "b", 100, 40) },
 			want: map[string]want{
-				edgeID("a", "b"): {detect.SeverityWarning, 100.0 / 60, []string{edgeID("a", "b")}},
+				edgeID("a", "b"): {finding.SeverityWarning, 100.0 / 60, []string{edgeID("a", "b")}},
 			},
 		},
 		{
@@ -135,9 +136,9 @@ func TestRetryStorm(t *testing.T) {
 				tr.call("b", "c", 400, 300)
 			},
 			want: map[string]want{
-				edgeID("web", "a"): {detect.SeverityCritical, 4, []string{edgeID("web", "a")}},
-				edgeID("a", "b"):   {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
-				edgeID("b", "c"):   {detect.SeverityCritical, 64, []string{edgeID("web", "a"), edgeID("a", "b"), edgeID("b", "c")}},
+				edgeID("web", "a"): {finding.SeverityCritical, 4, []string{edgeID("web", "a")}},
+				edgeID("a", "b"):   {finding.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
+				edgeID("b", "c"):   {finding.SeverityCritical, 64, []string{edgeID("web", "a"), edgeID("a", "b"), edgeID("b", "c")}},
 			},
 		},
 		{
@@ -150,9 +151,9 @@ func TestRetryStorm(t *testing.T) {
 				tr.call("c", "d", 100, 50)   // x2: best chain via b
 			},
 			want: map[string]want{
-				edgeID("web", "a"): {detect.SeverityWarning, 2, []string{edgeID("web", "a")}},
-				edgeID("b", "c"):   {detect.SeverityCritical, 4, []string{edgeID("web", "b"), edgeID("b", "c")}},
-				edgeID("c", "d"):   {detect.SeverityCritical, 8, []string{edgeID("web", "b"), edgeID("b", "c"), edgeID("c", "d")}},
+				edgeID("web", "a"): {finding.SeverityWarning, 2, []string{edgeID("web", "a")}},
+				edgeID("b", "c"):   {finding.SeverityCritical, 4, []string{edgeID("web", "b"), edgeID("b", "c")}},
+				edgeID("c", "d"):   {finding.SeverityCritical, 8, []string{edgeID("web", "b"), edgeID("b", "c"), edgeID("c", "d")}},
 			},
 		},
 		{
@@ -166,14 +167,14 @@ func TestRetryStorm(t *testing.T) {
 				tr.call("c", "d", 100, 75)
 			},
 			want: map[string]want{
-				edgeID("web", "a"): {detect.SeverityCritical, 4, []string{edgeID("web", "a")}},
+				edgeID("web", "a"): {finding.SeverityCritical, 4, []string{edgeID("web", "a")}},
 				// Cycle edges take what reaches their source, and pass
 				// nothing on.
-				edgeID("a", "b"): {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
-				edgeID("a", "a"): {detect.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "a")}},
-				edgeID("b", "c"): {detect.SeverityCritical, 4, []string{edgeID("b", "c")}},
-				edgeID("c", "a"): {detect.SeverityCritical, 4, []string{edgeID("c", "a")}},
-				edgeID("c", "d"): {detect.SeverityCritical, 4, []string{edgeID("c", "d")}},
+				edgeID("a", "b"): {finding.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "b")}},
+				edgeID("a", "a"): {finding.SeverityCritical, 16, []string{edgeID("web", "a"), edgeID("a", "a")}},
+				edgeID("b", "c"): {finding.SeverityCritical, 4, []string{edgeID("b", "c")}},
+				edgeID("c", "a"): {finding.SeverityCritical, 4, []string{edgeID("c", "a")}},
+				edgeID("c", "d"): {finding.SeverityCritical, 4, []string{edgeID("c", "d")}},
 			},
 		},
 		{
@@ -184,9 +185,9 @@ func TestRetryStorm(t *testing.T) {
 				tr.call("worker", "ledger", 100, 50)
 			},
 			want: map[string]want{
-				edgeID("web", "shop"): {detect.SeverityCritical, 4, []string{edgeID("web", "shop")}},
+				edgeID("web", "shop"): {finding.SeverityCritical, 4, []string{edgeID("web", "shop")}},
 				// worker is only called asynchronously: an entry.
-				edgeID("worker", "ledger"): {detect.SeverityWarning, 2, []string{edgeID("worker", "ledger")}},
+				edgeID("worker", "ledger"): {finding.SeverityWarning, 2, []string{edgeID("worker", "ledger")}},
 			},
 		},
 	}
@@ -196,7 +197,7 @@ func TestRetryStorm(t *testing.T) {
 			tc.build(tr)
 			s := tr.snapshot(t)
 			d := detect.NewRetryStorm(detect.RetryStormOptions{})
-			require.Equal(t, detect.KindRetryStorm, d.Kind())
+			require.Equal(t, finding.KindRetryStorm, d.Kind())
 			obs := d.Detect(context.Background(), s)
 
 			got := byEdge(obs)
@@ -214,10 +215,10 @@ func TestRetryStorm(t *testing.T) {
 			for id, w := range tc.want {
 				o := got[id]
 				e := findEdge(t, s, id)
-				require.Equal(t, detect.KindRetryStorm, o.Kind)
+				require.Equal(t, finding.KindRetryStorm, o.Kind)
 				src, _ := s.Node(e.Source)
 				dst, _ := s.Node(e.Target)
-				require.Equal(t, detect.Subject{Source: src.Name, Target: dst.Name, EdgeID: id}, o.Subject)
+				require.Equal(t, finding.Subject{Source: src.Name, Target: dst.Name, EdgeID: id}, o.Subject)
 				require.Equal(t, w.severity, o.Severity, id)
 				require.InDelta(t, w.amp, o.Evidence["amplification"], 1e-4, id)
 				require.Equal(t, w.chain, o.Evidence["chain"], id)
@@ -247,7 +248,7 @@ func TestRetryStormEvidence(t *testing.T) {
 		"amplification": 1.6667,
 		"chain":         []string{"service:a->service:b http"},
 	}, o.Evidence)
-	require.Equal(t, detect.SeverityWarning, o.Severity)
+	require.Equal(t, finding.SeverityWarning, o.Severity)
 	require.Equal(t, "a retries 40% of its calls to b (40.0 retries/min); each request entering at the root reaches b 1.7 times", o.Summary)
 }
 
@@ -257,7 +258,7 @@ func TestRetryStormCompoundingExact(t *testing.T) {
 	o, ok := obs[edgeID("b", "c")]
 	require.True(t, ok)
 	require.InDelta(t, 64, o.Evidence["amplification"], 1e-6)
-	require.Equal(t, detect.SeverityCritical, o.Severity)
+	require.Equal(t, finding.SeverityCritical, o.Severity)
 	require.Len(t, o.Evidence["chain"], 3)
 }
 
@@ -288,7 +289,7 @@ func TestRetryStormOptions(t *testing.T) {
 	require.Len(t, o, 2)
 	require.True(t, o[1].Sustain, "a->c: 50% but 4 retries: enough to keep a storm, not to start one")
 	o = o[:1]
-	require.Equal(t, detect.SeverityCritical, o[0].Severity)
+	require.Equal(t, finding.SeverityCritical, o[0].Severity)
 }
 
 func TestRetryStormAllRetries(t *testing.T) {
@@ -388,10 +389,10 @@ func TestRetryStormFromMetrics(t *testing.T) {
 		retries  float64 // of 100 upstream requests (attempts) in the window
 		ratio    float64
 		amp      float64
-		severity detect.Severity
+		severity finding.Severity
 	}{
-		{"warning", 60, 0.6, 2.5, detect.SeverityWarning},
-		{"critical", 80, 0.8, 5, detect.SeverityCritical},
+		{"warning", 60, 0.6, 2.5, finding.SeverityWarning},
+		{"critical", 80, 0.8, 5, finding.SeverityCritical},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
@@ -459,7 +460,7 @@ func TestRetryStormHysteresis(t *testing.T) {
 			ids[f.ID] = true
 		}
 		if i > 60 {
-			require.Len(t, e.Findings(detect.StateFiring), 1, "evaluation %d: still storming at the budget", i)
+			require.Len(t, e.Findings(finding.StateFiring), 1, "evaluation %d: still storming at the budget", i)
 		}
 		clk = clk.Add(5 * time.Second)
 	}
@@ -470,8 +471,8 @@ func TestRetryStormHysteresis(t *testing.T) {
 		e.Eval(context.Background(), snap(0.1))
 		clk = clk.Add(5 * time.Second)
 	}
-	require.Empty(t, e.Findings(detect.StateFiring), "below the exit threshold it resolves after keep-firing")
-	require.Len(t, e.Findings(detect.StateResolved), 1)
+	require.Empty(t, e.Findings(finding.StateFiring), "below the exit threshold it resolves after keep-firing")
+	require.Len(t, e.Findings(finding.StateResolved), 1)
 }
 
 // ratioSnapshot is a one-edge snapshot (a -> b over HTTP) over the default
@@ -550,7 +551,7 @@ func TestRetryStormFiresOnItsSecondEvaluation(t *testing.T) {
 			fired := -1
 			for i, ev := range tc.evals {
 				e.Eval(context.Background(), recentSnapshot(clk, ev.req, ev.ret, ev.recReq, ev.recRet))
-				if fs := e.Findings(detect.StateFiring); len(fs) > 0 && fired < 0 {
+				if fs := e.Findings(finding.StateFiring); len(fs) > 0 && fired < 0 {
 					fired = i
 				}
 				clk = clk.Add(5 * time.Second)

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -29,7 +29,7 @@ type NodeSource interface {
 
 // FindingSource lists findings in every state (detect.Engine).
 type FindingSource interface {
-	Findings(state detect.State) []detect.Finding
+	Findings(state finding.State) []finding.Finding
 }
 
 // LagSink receives lag samples (graph/lag.Store); the Persister's Tee sits
@@ -77,7 +77,7 @@ type Persister struct {
 	mu        sync.Mutex
 	edges     []graph.EdgeBucket
 	nodes     []graph.NodeSeen
-	findings  map[string]detect.Finding // pending, by id
+	findings  map[string]finding.Finding // pending, by id
 	lags      []lag.Sample
 	spans     []Span
 	lastEdges time.Time
@@ -87,9 +87,9 @@ type Persister struct {
 }
 
 type findingMark struct {
-	state    detect.State
+	state    finding.State
 	lastSeen time.Time
-	severity detect.Severity
+	severity finding.Severity
 }
 
 // NewPersister returns a Persister for o.
@@ -113,7 +113,7 @@ func NewPersister(o PersisterOptions) (*Persister, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Persister{
-		o: o, findings: map[string]detect.Finding{}, written: map[string]findingMark{},
+		o: o, findings: map[string]finding.Finding{}, written: map[string]findingMark{},
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_storage_rows_total",
 			Help: "Rows handed to storage, by kind (edge, node, finding, lag, span) and outcome (written, dropped).",
@@ -234,7 +234,7 @@ func (p *Persister) Flush(ctx context.Context) error {
 	p.mu.Lock()
 	edges, nodes, lags, spans := p.edges, p.nodes, p.lags, p.spans
 	p.edges, p.nodes, p.lags, p.spans = nil, nil, nil, nil
-	fl := make([]detect.Finding, 0, len(p.findings))
+	fl := make([]finding.Finding, 0, len(p.findings))
 	for _, f := range p.findings {
 		fl = append(fl, f)
 	}
@@ -284,7 +284,7 @@ func (p *Persister) Flush(ctx context.Context) error {
 // write writes one batch. Raw spans go only to a backend that stores
 // them (SpanAppender); elsewhere they are dropped (spansDropped) rather
 // than failing the batch forever.
-func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, nodes []graph.NodeSeen, findings []detect.Finding, lags []lag.Sample, spans []Span) (spansDropped bool, err error) {
+func (p *Persister) write(ctx context.Context, edges []graph.EdgeBucket, nodes []graph.NodeSeen, findings []finding.Finding, lags []lag.Sample, spans []Span) (spansDropped bool, err error) {
 	app := p.o.Storage.Appender()
 	err = errors.Join(app.AppendEdges(edges), app.AppendNodes(nodes), app.AppendFindings(findings), app.AppendLag(lags))
 	if len(spans) > 0 {
@@ -307,7 +307,7 @@ func (p *Persister) collect() {
 		edges []graph.EdgeBucket
 		nodes []graph.NodeSeen
 		upTo  time.Time
-		fs    []detect.Finding
+		fs    []finding.Finding
 	)
 	p.mu.Lock()
 	after := p.lastEdges

@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage"
 	"github.com/seed-a49a8342/cartograph/storage/embedded"
@@ -88,12 +88,12 @@ func (failing) Appender() storage.Appender { return failingAppender{} }
 
 type failingAppender struct{}
 
-func (failingAppender) AppendEdges([]graph.EdgeBucket) error  { return nil }
-func (failingAppender) AppendNodes([]graph.NodeSeen) error    { return nil }
-func (failingAppender) AppendFindings([]detect.Finding) error { return nil }
-func (failingAppender) AppendLag([]lag.Sample) error          { return nil }
-func (failingAppender) Commit(context.Context) error          { return errors.New("down") }
-func (failingAppender) Rollback() error                       { return nil }
+func (failingAppender) AppendEdges([]graph.EdgeBucket) error   { return nil }
+func (failingAppender) AppendNodes([]graph.NodeSeen) error     { return nil }
+func (failingAppender) AppendFindings([]finding.Finding) error { return nil }
+func (failingAppender) AppendLag([]lag.Sample) error           { return nil }
+func (failingAppender) Commit(context.Context) error           { return errors.New("down") }
+func (failingAppender) Rollback() error                        { return nil }
 
 func TestPersisterBuffersAndDropsNodes(t *testing.T) {
 	g, clk := liveGraph(t)

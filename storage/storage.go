@@ -12,8 +12,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -24,7 +24,7 @@ type Appender interface {
 	AppendEdges(buckets []graph.EdgeBucket) error
 	// AppendFindings records findings' current state; for each id the
 	// latest state written wins.
-	AppendFindings(findings []detect.Finding) error
+	AppendFindings(findings []finding.Finding) error
 	AppendLag(samples []lag.Sample) error
 	// AppendNodes records nodes seen per bucket (graph.Graph.ClosedNodes),
 	// so that history keeps nodes no edge of a window touches.
@@ -42,7 +42,7 @@ type Storage interface {
 	Edges(ctx context.Context, from, to time.Time) ([]graph.EdgeBucket, error)
 	// Findings returns the latest state of the findings active in
 	// [from, to): started before to and not resolved before from.
-	Findings(ctx context.Context, from, to time.Time) ([]detect.Finding, error)
+	Findings(ctx context.Context, from, to time.Time) ([]finding.Finding, error)
 	// Lag returns the lag samples taken in [from, to).
 	Lag(ctx context.Context, from, to time.Time) ([]lag.Sample, error)
 	// Nodes returns the nodes seen in buckets starting in [from, to), of

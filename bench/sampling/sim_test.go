@@ -20,6 +20,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 )
 
@@ -192,14 +193,14 @@ type sim struct {
 	after     time.Time
 	// firing is every finding that fired, by id, with when it first did.
 	firing      map[string]firedFinding
-	pendingSeen map[string]detect.Finding
+	pendingSeen map[string]finding.Finding
 	maxPending  float64
 	lastSnap    *graph.Snapshot
 	spans, kept int
 }
 
 type firedFinding struct {
-	f  detect.Finding
+	f  finding.Finding
 	at time.Time
 }
 
@@ -210,7 +211,7 @@ func newSim(t testing.TB, smp sampler, rate float64, seed uint64) *sim {
 		reg: prometheus.NewRegistry(), replicas: map[string][]*replica{},
 		truth: map[string]*truth{}, truthMinute: map[string]map[int]*truth{},
 		est: map[string]*graph.EdgeBucket{}, estMinute: map[string]map[int]*graph.EdgeBucket{},
-		firing: map[string]firedFinding{}, pendingSeen: map[string]detect.Finding{}}
+		firing: map[string]firedFinding{}, pendingSeen: map[string]finding.Finding{}}
 	clock := func() time.Time { return s.now }
 	// As cmd/collector wires them at default settings: the critical paths
 	// of one complete trace in 10 feed the bottleneck detector.
@@ -627,7 +628,7 @@ func (s *sim) evaluate() {
 			if _, ok := s.firing[f.ID]; !ok {
 				s.firing[f.ID] = firedFinding{f: f, at: s.now}
 			}
-		} else if f.State == detect.StatePending {
+		} else if f.State == finding.StatePending {
 			s.pendingSeen[f.ID] = f
 		}
 	}

@@ -19,9 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/stretchr/testify/require"
-
-	"github.com/seed-a49a8342/cartograph/detect"
 )
 
 var (
@@ -234,9 +233,9 @@ func faulty(t testing.TB, c studyCase, f fault, seed uint64) faultResult {
 	s := newSim(t, c.smp, defaultRate, seed)
 	s.run(warmUp + time.Duration(s.rng.Int64N(int64(5*time.Second))))
 	s.fault, s.faultFrom = f, s.now
-	want := detect.KindOpenCircuit
+	want := finding.KindOpenCircuit
 	if f == faultRetryStorm {
-		want = detect.KindRetryStorm
+		want = finding.KindRetryStorm
 	}
 	s.run(faultFor)
 	r := faultResult{name: c.name, fault: f, latency: -1}
@@ -389,7 +388,7 @@ func checkFault(o outcomes, c studyCase, r faultResult) {
 }
 
 // subject names a finding's kind and subject.
-func subject(f detect.Finding) string {
+func subject(f finding.Finding) string {
 	if f.Subject.EdgeID != "" {
 		return f.Kind.String() + " " + f.Subject.EdgeID
 	}

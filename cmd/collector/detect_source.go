@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/storage"
@@ -50,7 +50,7 @@ func (m mergedSource) Snapshot(window time.Duration) (*graph.Snapshot, error) {
 // does not run the detectors itself (--detect off).
 type storedFindings struct{ st storage.Storage }
 
-func (f storedFindings) Findings(state detect.State) []detect.Finding {
+func (f storedFindings) Findings(state finding.State) []finding.Finding {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	now := time.Now()

@@ -26,6 +26,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect/alertmanager"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest"
@@ -116,7 +117,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var engine *detect.Engine // built below; the persister reads it only once running
 	persist, err := storage.NewPersister(storage.PersisterOptions{
-		Storage: st, Edges: g, Findings: findingsFunc(func(s detect.State) []detect.Finding { return engine.Findings(s) }),
+		Storage: st, Edges: g, Findings: findingsFunc(func(s finding.State) []finding.Finding { return engine.Findings(s) }),
 		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, MaxBufferedSpans: cfg.RawSpansBuffer, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -320,9 +321,9 @@ func brokerStatus(in []brokers.Status) []api.BrokerStatus {
 }
 
 // findingsFunc adapts a function to storage.FindingSource.
-type findingsFunc func(detect.State) []detect.Finding
+type findingsFunc func(finding.State) []finding.Finding
 
-func (f findingsFunc) Findings(s detect.State) []detect.Finding { return f(s) }
+func (f findingsFunc) Findings(s finding.State) []finding.Finding { return f(s) }
 
 // migrate runs `collector migrate --clickhouse-dsn ...`: the ClickHouse
 // schema migrations, without starting anything else.

@@ -11,7 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // alert is one postableAlert of Alertmanager's API v2.
@@ -35,7 +35,7 @@ const maxAnnotation = 4096
 // summary, evidence) goes in annotations, so that a re-sent alert updates
 // the one series rather than starting a second one and leaving the first
 // firing until its endsAt.
-func (p *Pusher) build(f *detect.Finding, endsAt time.Time) alert {
+func (p *Pusher) build(f *finding.Finding, endsAt time.Time) alert {
 	l := make(map[string]string, 7+len(p.o.Labels))
 	for k, v := range p.o.Labels {
 		l[k] = v
@@ -81,7 +81,7 @@ func (p *Pusher) build(f *detect.Finding, endsAt time.Time) alert {
 
 // AlertName is the alertname label of a finding kind: "Cartograph" and the
 // kind in CamelCase, e.g. CartographRetryStorm.
-func AlertName(k detect.Kind) string {
+func AlertName(k finding.Kind) string {
 	var b strings.Builder
 	b.WriteString("Cartograph")
 	for w := range strings.SplitSeq(k.String(), "_") {
@@ -97,7 +97,7 @@ func AlertName(k detect.Kind) string {
 
 // description is the summary, then the evidence as sorted key=value pairs,
 // then the entry points in the blast radius.
-func description(f *detect.Finding) string {
+func description(f *finding.Finding) string {
 	var b strings.Builder
 	b.WriteString(f.Summary)
 	if len(f.Evidence) > 0 {

@@ -26,15 +26,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // FindingsSource gives the pusher the findings to send. *detect.Engine
 // implements it. Findings must be safe for concurrent use; the pusher does
 // not modify what it returns.
 type FindingsSource interface {
-	Findings(state detect.State) []detect.Finding
+	Findings(state finding.State) []finding.Finding
 }
 
 // Errors.
@@ -320,8 +319,8 @@ func (p *Pusher) PushOnce(ctx context.Context) error {
 // resolved, at most MaxAlerts.
 func (p *Pusher) collect() []alert {
 	now := p.o.Now()
-	firing := p.o.Source.Findings(detect.StateFiring)
-	resolved := p.o.Source.Findings(detect.StateResolved)
+	firing := p.o.Source.Findings(finding.StateFiring)
+	resolved := p.o.Source.Findings(finding.StateResolved)
 
 	out := make([]alert, 0, min(len(firing), p.o.MaxAlerts))
 	seen := make(map[string]bool, len(firing)+len(resolved))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // clock is an injected clock safe for concurrent use.
@@ -46,7 +47,7 @@ type switchDetector struct {
 	obs []detect.Observation
 }
 
-func (*switchDetector) Kind() detect.Kind { return detect.KindRetryStorm }
+func (*switchDetector) Kind() finding.Kind { return finding.KindRetryStorm }
 
 func (d *switchDetector) Detect(context.Context, *graph.Snapshot) []detect.Observation {
 	d.mu.Lock()
@@ -61,8 +62,8 @@ func (d *switchDetector) set(obs ...detect.Observation) {
 }
 
 func storm(src, dst string) detect.Observation {
-	return detect.Observation{Kind: detect.KindRetryStorm, Severity: detect.SeverityWarning,
-		Subject: detect.Subject{Source: src, Target: dst, EdgeID: "service:" + src + "->service:" + dst},
+	return detect.Observation{Kind: finding.KindRetryStorm, Severity: finding.SeverityWarning,
+		Subject: finding.Subject{Source: src, Target: dst, EdgeID: "service:" + src + "->service:" + dst},
 		Summary: src + " retries 40% of its calls to " + dst,
 		Evidence: map[string]any{"retry_ratio": 0.4, "amplification": 1.4, "chain": []string{src, dst},
 			"requests": uint64(1500)}}
@@ -111,7 +112,7 @@ func (f *fixture) fire(t *testing.T, obs ...detect.Observation) {
 	f.det.set(obs...)
 	f.eval()
 	f.tick()
-	require.Len(t, f.eng.Findings(detect.StateFiring), len(obs))
+	require.Len(t, f.eng.Findings(finding.StateFiring), len(obs))
 }
 
 // resolve clears the condition and evaluates until it resolves (keep-firing
@@ -121,7 +122,7 @@ func (f *fixture) resolve(t *testing.T) {
 	f.det.set()
 	f.tick()
 	f.tick()
-	require.Empty(t, f.eng.Findings(detect.StateFiring))
+	require.Empty(t, f.eng.Findings(finding.StateFiring))
 }
 
 // wireAlert is a postableAlert as decoded by the receiver; unknown fields
@@ -246,7 +247,7 @@ func TestFiringResentThenResolved(t *testing.T) {
 	require.Empty(t, rcv.requests(), "a pending finding is not an alert, and an empty push is not sent")
 
 	f.tick()
-	fired := f.eng.Findings(detect.StateFiring)
+	fired := f.eng.Findings(finding.StateFiring)
 	require.Len(t, fired, 1)
 	id := fired[0].ID
 	require.NoError(t, p.PushOnce(ctx))
@@ -282,7 +283,7 @@ func TestFiringResentThenResolved(t *testing.T) {
 
 	// Resolved: sent with endsAt = the resolution time, three times, then no more.
 	f.resolve(t)
-	res := f.eng.Findings(detect.StateResolved)
+	res := f.eng.Findings(finding.StateResolved)
 	require.Len(t, res, 1)
 	for i := range 3 {
 		f.clk.Add(30 * time.Second)
@@ -316,7 +317,7 @@ func TestSeverityChangeKeepsOneSeries(t *testing.T) {
 	p := newPusher(t, Options{URLs: []string{rcv.srv.URL}, Source: f.eng, Now: f.clk.Now})
 	ctx := context.Background()
 	critical := storm("a", "b")
-	critical.Severity = detect.SeverityCritical
+	critical.Severity = finding.SeverityCritical
 	critical.Summary = "a retries 90% of its calls to b"
 
 	f.fire(t, storm("a", "b"))
@@ -340,7 +341,7 @@ func TestSeverityChangeKeepsOneSeries(t *testing.T) {
 	require.Equal(t, []string{"warning", "critical", "warning", "warning"}, severities)
 	require.Equal(t, "a retries 90% of its calls to b", reqs[1].alerts[0].Annotations["summary"])
 	require.NotContains(t, reqs[0].alerts[0].Labels, "severity")
-	require.Equal(t, *f.eng.Findings(detect.StateResolved)[0].ResolvedAt, mustTime(t, reqs[3].alerts[0].EndsAt),
+	require.Equal(t, *f.eng.Findings(finding.StateResolved)[0].ResolvedAt, mustTime(t, reqs[3].alerts[0].EndsAt),
 		"the one series resolves")
 }
 
@@ -356,7 +357,7 @@ func TestFiredAndResolvedBetweenPushes(t *testing.T) {
 	reqs := rcv.requests()
 	require.Len(t, reqs, 3)
 	require.Equal(t, "CartographRetryStorm", reqs[0].alerts[0].Labels["alertname"])
-	require.Equal(t, *f.eng.Findings(detect.StateResolved)[0].ResolvedAt, mustTime(t, reqs[0].alerts[0].EndsAt))
+	require.Equal(t, *f.eng.Findings(finding.StateResolved)[0].ResolvedAt, mustTime(t, reqs[0].alerts[0].EndsAt))
 	require.Empty(t, reqs[0].alerts[0].GeneratorURL, "no external URL, no generatorURL")
 }
 
@@ -408,7 +409,7 @@ func TestRunResendsAndFlushes(t *testing.T) {
 		require.NoError(t, <-done)
 		reqs := rcv.requests()
 		require.Len(t, reqs, 2, "one last push on the way out")
-		require.Equal(t, *f.eng.Findings(detect.StateResolved)[0].ResolvedAt, mustTime(t, reqs[1].alerts[0].EndsAt))
+		require.Equal(t, *f.eng.Findings(finding.StateResolved)[0].ResolvedAt, mustTime(t, reqs[1].alerts[0].EndsAt))
 	})
 }
 
@@ -561,19 +562,19 @@ func (l lockedWriter) Write(b []byte) (int, error) {
 }
 
 func TestAlertName(t *testing.T) {
-	for k, want := range map[detect.Kind]string{
-		detect.KindBottleneck:  "CartographBottleneck",
-		detect.KindRetryStorm:  "CartographRetryStorm",
-		detect.KindOpenCircuit: "CartographOpenCircuit",
-		detect.KindConsumerLag: "CartographConsumerLag",
+	for k, want := range map[finding.Kind]string{
+		finding.KindBottleneck:  "CartographBottleneck",
+		finding.KindRetryStorm:  "CartographRetryStorm",
+		finding.KindOpenCircuit: "CartographOpenCircuit",
+		finding.KindConsumerLag: "CartographConsumerLag",
 	} {
 		require.Equal(t, want, AlertName(k))
 	}
 }
 
 func TestNodeSubjectLabels(t *testing.T) {
-	src := staticSource{{ID: "x1", Kind: detect.KindBottleneck, State: detect.StateFiring, Severity: detect.SeverityCritical,
-		Subject: detect.Subject{Node: "payment", NodeID: "service:payment"}, Summary: "payment spends 80% of the time in itself",
+	src := staticSource{{ID: "x1", Kind: finding.KindBottleneck, State: finding.StateFiring, Severity: finding.SeverityCritical,
+		Subject: finding.Subject{Node: "payment", NodeID: "service:payment"}, Summary: "payment spends 80% of the time in itself",
 		StartedAt: time.Unix(100, 0)}}
 	p := newPusher(t, Options{URLs: []string{"http://127.0.0.1:1"}, Source: src, Now: func() time.Time { return time.Unix(200, 0) }})
 	a := p.build(&src[0], time.Unix(320, 0))
@@ -584,10 +585,10 @@ func TestNodeSubjectLabels(t *testing.T) {
 	require.NotContains(t, a.Annotations, "evidence")
 }
 
-type staticSource []detect.Finding
+type staticSource []finding.Finding
 
-func (s staticSource) Findings(state detect.State) []detect.Finding {
-	var out []detect.Finding
+func (s staticSource) Findings(state finding.State) []finding.Finding {
+	var out []finding.Finding
 	for _, f := range s {
 		if f.State == state {
 			out = append(out, f)

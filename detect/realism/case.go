@@ -5,7 +5,7 @@ import (
 	"hash/fnv"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // Shape is the system a Case runs: a healthy shape, or a fault injected
@@ -97,8 +97,8 @@ func (c Case) seed() uint64 {
 
 // Expected is the finding a fault case must raise.
 type Expected struct {
-	Kind    detect.Kind
-	Subject detect.Subject // names only: Node, or Source and Target
+	Kind    finding.Kind
+	Subject finding.Subject // names only: Node, or Source and Target
 }
 
 // String renders the expectation: "retry_storm checkout -> payments".
@@ -108,13 +108,13 @@ func (e *Expected) String() string { return e.Kind.String() + " " + subjectStrin
 func (c Case) Expect() *Expected {
 	switch c.Shape {
 	case RetryStormFault:
-		return &Expected{Kind: detect.KindRetryStorm, Subject: detect.Subject{Source: "checkout", Target: "payments"}}
+		return &Expected{Kind: finding.KindRetryStorm, Subject: finding.Subject{Source: "checkout", Target: "payments"}}
 	case BottleneckFault:
-		return &Expected{Kind: detect.KindBottleneck, Subject: detect.Subject{Node: "pricing"}}
+		return &Expected{Kind: finding.KindBottleneck, Subject: finding.Subject{Node: "pricing"}}
 	case OpenCircuitFault:
-		return &Expected{Kind: detect.KindOpenCircuit, Subject: detect.Subject{Source: "orders", Target: "inventory"}}
+		return &Expected{Kind: finding.KindOpenCircuit, Subject: finding.Subject{Source: "orders", Target: "inventory"}}
 	case ConsumerLagFault:
-		return &Expected{Kind: detect.KindConsumerLag, Subject: detect.Subject{Source: "order-events", Target: "billing-worker"}}
+		return &Expected{Kind: finding.KindConsumerLag, Subject: finding.Subject{Source: "order-events", Target: "billing-worker"}}
 	}
 	return nil
 }

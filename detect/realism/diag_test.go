@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // TestDiag is a diagnosis aid, skipped unless DIAG names a fault (retry,
@@ -72,7 +72,7 @@ func TestDiag(t *testing.T) {
 				}
 			}
 			for _, f := range x.engine.Findings(0) {
-				if f.State != detect.StateResolved {
+				if f.State != finding.StateResolved {
 					line += fmt.Sprintf(" [%s %s %s]", f.State, f.Kind, subjectString(f.Subject))
 				}
 			}

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // Matrix is a set of cases: every fault at every rate and onset, every
@@ -118,7 +118,7 @@ func cmpFloat(a, b float64) int {
 
 // KindScore is the score of one finding kind over a matrix.
 type KindScore struct {
-	Kind detect.Kind
+	Kind finding.Kind
 	// Faults is how many fault cases expect this kind; TP of them fired
 	// within budget, FN did not (Late of which fired after the budget).
 	Faults, TP, FN, Late int
@@ -146,7 +146,7 @@ func (k KindScore) Recall() float64 {
 // Latencies is the detection latency distribution of one kind at one rate,
 // over every detection (late ones included).
 type Latencies struct {
-	Kind          detect.Kind
+	Kind          finding.Kind
 	Rate          float64
 	Cases, Found  int
 	Budget        time.Duration
@@ -163,12 +163,12 @@ type Summary struct {
 // Summarize scores results per kind and computes the latency distribution
 // per kind and rate.
 func Summarize(results []Result) Summary {
-	kinds := map[detect.Kind]*KindScore{}
-	for _, k := range []detect.Kind{detect.KindRetryStorm, detect.KindBottleneck, detect.KindOpenCircuit, detect.KindConsumerLag} {
+	kinds := map[finding.Kind]*KindScore{}
+	for _, k := range []finding.Kind{finding.KindRetryStorm, finding.KindBottleneck, finding.KindOpenCircuit, finding.KindConsumerLag} {
 		kinds[k] = &KindScore{Kind: k}
 	}
 	type lk struct {
-		k detect.Kind
+		k finding.Kind
 		r float64
 	}
 	lats := map[lk][]time.Duration{}
@@ -199,7 +199,7 @@ func Summarize(results []Result) Summary {
 		}
 	}
 	var s Summary
-	for _, k := range []detect.Kind{detect.KindRetryStorm, detect.KindBottleneck, detect.KindOpenCircuit, detect.KindConsumerLag} {
+	for _, k := range []finding.Kind{finding.KindRetryStorm, finding.KindBottleneck, finding.KindOpenCircuit, finding.KindConsumerLag} {
 		s.Kinds = append(s.Kinds, *kinds[k])
 	}
 	for key, n := range counts {

@@ -37,7 +37,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // Stats count what a run simulated and delivered.
@@ -61,9 +61,9 @@ type Stats struct {
 // Fired is a condition (kind and subject) a run's engine reported: when
 // it was first pending and each time it went firing.
 type Fired struct {
-	Kind     detect.Kind
-	Subject  detect.Subject
-	Severity detect.Severity
+	Kind     finding.Kind
+	Subject  finding.Subject
+	Severity finding.Severity
 	Summary  string    // the latest summary
 	Pending  time.Time // first evaluation it was pending (or firing) at
 	LastSeen time.Time // last evaluation it was pending or firing at
@@ -85,7 +85,7 @@ func (f Fired) String() string {
 	return fmt.Sprintf("%s %s", f.Kind, subjectString(f.Subject))
 }
 
-func subjectString(s detect.Subject) string {
+func subjectString(s finding.Subject) string {
 	if s.Node != "" {
 		return s.Node
 	}
@@ -103,7 +103,7 @@ func newObserver(s *sim) *observer { return &observer{s: s, fired: map[string]*F
 
 func (o *observer) after(t time.Time) {
 	for _, f := range o.s.engine.Findings(0) {
-		if f.State == detect.StateResolved {
+		if f.State == finding.StateResolved {
 			continue // seen firing at an earlier evaluation
 		}
 		k := f.Kind.String() + "|" + f.Subject.Node + "|" + f.Subject.Source + "|" + f.Subject.Target
@@ -114,7 +114,7 @@ func (o *observer) after(t time.Time) {
 			o.order = append(o.order, k)
 		}
 		r.Severity, r.Summary, r.LastSeen = f.Severity, f.Summary, t
-		if f.State == detect.StateFiring && f.FiredAt != nil && (len(r.Firings) == 0 || !r.Firings[len(r.Firings)-1].Equal(*f.FiredAt)) {
+		if f.State == finding.StateFiring && f.FiredAt != nil && (len(r.Firings) == 0 || !r.Firings[len(r.Firings)-1].Equal(*f.FiredAt)) {
 			r.Firings = append(r.Firings, *f.FiredAt)
 		}
 	}
@@ -222,7 +222,7 @@ func (r Result) expectedNoise(exp *Expected) bool {
 	return false
 }
 
-func sameSubject(a, b detect.Subject) bool {
+func sameSubject(a, b finding.Subject) bool {
 	if b.Node != "" {
 		return a.Node == b.Node
 	}

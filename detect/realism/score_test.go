@@ -6,16 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/stretchr/testify/require"
-
-	"github.com/seed-a49a8342/cartograph/detect"
 )
 
 func TestScore(t *testing.T) {
 	settings := Settings{EvalInterval: 5 * time.Second, PairTTL: 10 * time.Second, BrokerPoll: 15 * time.Second}
 	visible := Start.Add(30 * time.Minute)
-	storm := detect.Subject{Source: "checkout", Target: "payments"}
-	fired := func(k detect.Kind, s detect.Subject, at ...time.Duration) Fired {
+	storm := finding.Subject{Source: "checkout", Target: "payments"}
+	fired := func(k finding.Kind, s finding.Subject, at ...time.Duration) Fired {
 		f := Fired{Kind: k, Subject: s}
 		for _, d := range at {
 			f.Firings = append(f.Firings, visible.Add(d))
@@ -34,19 +33,19 @@ func TestScore(t *testing.T) {
 		latency     time.Duration
 	}{
 		{name: "detected within budget", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, storm, 10*time.Second)}, tp: true, latency: 10 * time.Second},
+			fired: []Fired{fired(finding.KindRetryStorm, storm, 10*time.Second)}, tp: true, latency: 10 * time.Second},
 		{name: "late", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, storm, 16*time.Second)}, latency: 16 * time.Second},
+			fired: []Fired{fired(finding.KindRetryStorm, storm, 16*time.Second)}, latency: 16 * time.Second},
 		{name: "a planted false positive is one, however often it fires", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, storm, 5*time.Second), fired(detect.KindBottleneck, detect.Subject{Node: "payments"}, 10*time.Second, 50*time.Second, 90*time.Second)},
+			fired: []Fired{fired(finding.KindRetryStorm, storm, 5*time.Second), fired(finding.KindBottleneck, finding.Subject{Node: "payments"}, 10*time.Second, 50*time.Second, 90*time.Second)},
 			tp:    true, fps: 1, latency: 5 * time.Second},
 		{name: "right kind, wrong subject", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, detect.Subject{Source: "gateway", Target: "checkout"}, 5*time.Second)}, fps: 1},
+			fired: []Fired{fired(finding.KindRetryStorm, finding.Subject{Source: "gateway", Target: "checkout"}, 5*time.Second)}, fps: 1},
 		{name: "the expected condition firing before it was visible is a false positive; its firing after it is the detection", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, storm, -10*time.Minute, 15*time.Second)}, tp: true, fps: 1, latency: 15 * time.Second},
+			fired: []Fired{fired(finding.KindRetryStorm, storm, -10*time.Minute, 15*time.Second)}, tp: true, fps: 1, latency: 15 * time.Second},
 		{name: "pending only pages nobody", c: fault, visible: visible,
-			fired: []Fired{fired(detect.KindRetryStorm, storm, 5*time.Second), {Kind: detect.KindOpenCircuit, Subject: storm, Pending: visible}}, tp: true, pendingOnly: 1, latency: 5 * time.Second},
-		{name: "healthy", c: Case{Shape: SyncChain, Rate: 10}, fired: []Fired{fired(detect.KindConsumerLag, detect.Subject{Source: "t", Target: "c"}, time.Minute)}, fps: 1},
+			fired: []Fired{fired(finding.KindRetryStorm, storm, 5*time.Second), {Kind: finding.KindOpenCircuit, Subject: storm, Pending: visible}}, tp: true, pendingOnly: 1, latency: 5 * time.Second},
+		{name: "healthy", c: Case{Shape: SyncChain, Rate: 10}, fired: []Fired{fired(finding.KindConsumerLag, finding.Subject{Source: "t", Target: "c"}, time.Minute)}, fps: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,17 +67,17 @@ func TestScore(t *testing.T) {
 			results = append(results, r)
 		}
 		s := Summarize(results)
-		byKind := map[detect.Kind]KindScore{}
+		byKind := map[finding.Kind]KindScore{}
 		for _, k := range s.Kinds {
 			byKind[k.Kind] = k
 		}
-		rs := byKind[detect.KindRetryStorm]
-		require.Equal(t, KindScore{Kind: detect.KindRetryStorm, Faults: 6, TP: 4, FN: 2, Late: 1, FP: 2}, rs)
+		rs := byKind[finding.KindRetryStorm]
+		require.Equal(t, KindScore{Kind: finding.KindRetryStorm, Faults: 6, TP: 4, FN: 2, Late: 1, FP: 2}, rs)
 		require.InDelta(t, 4.0/6, rs.Precision(), 1e-9)
 		require.InDelta(t, 4.0/6, rs.Recall(), 1e-9)
-		require.Equal(t, 1, byKind[detect.KindBottleneck].FP)
-		require.Zero(t, byKind[detect.KindBottleneck].Precision())
-		require.Equal(t, 1.0, byKind[detect.KindOpenCircuit].Precision(), "nothing fired")
+		require.Equal(t, 1, byKind[finding.KindBottleneck].FP)
+		require.Zero(t, byKind[finding.KindBottleneck].Precision())
+		require.Equal(t, 1.0, byKind[finding.KindOpenCircuit].Precision(), "nothing fired")
 		require.Len(t, s.Latencies, 1)
 		l := s.Latencies[0]
 		require.Equal(t, 5, l.Found, "late detections count in the distribution")
@@ -104,7 +103,7 @@ func TestScorePlanted(t *testing.T) {
 	require.NoError(t, err)
 	var planted []Fired
 	for _, f := range r.FalsePositives {
-		if f.Kind == detect.KindOpenCircuit {
+		if f.Kind == finding.KindOpenCircuit {
 			planted = append(planted, f)
 		}
 	}

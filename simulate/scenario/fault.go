@@ -72,7 +72,7 @@ func ParseFaults(s string) ([]Fault, error) {
 	return out, nil
 }
 
-// Expectation is the finding a fault should raise: its kind (a detect.Kind
+// Expectation is the finding a fault should raise: its kind (a finding.Kind
 // name), and its subject by node name: Source and Target for an edge, Node
 // for a node.
 type Expectation struct {

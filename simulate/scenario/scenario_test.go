@@ -12,6 +12,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
@@ -88,7 +89,7 @@ func (w *world) run(d time.Duration, tracesPerSec int) {
 	}
 }
 
-func (w *world) findings(st detect.State) []detect.Finding { return w.engine.Findings(st) }
+func (w *world) findings(st finding.State) []finding.Finding { return w.engine.Findings(st) }
 
 func TestHealthyRaisesNothing(t *testing.T) {
 	for _, n := range []int{scenario.MinServices, 24, 200} {
@@ -111,10 +112,10 @@ func TestFaultFiresItsFinding(t *testing.T) {
 			require.Empty(t, w.findings(0))
 			w.gen.SetFault(f, true)
 			want := w.gen.Expect(f)
-			var fired []detect.Finding
+			var fired []finding.Finding
 			for i := 0; i < 30 && len(fired) == 0; i++ {
 				w.run(evalEvery, 40)
-				fired = w.findings(detect.StateFiring)
+				fired = w.findings(finding.StateFiring)
 			}
 			require.NotEmpty(t, fired, "%s never fired", f)
 			require.Len(t, fired, 1, "only the fault's own finding fires: %+v", fired)
@@ -129,7 +130,7 @@ func TestFaultFiresItsFinding(t *testing.T) {
 			w.gen.SetFault(f, false)
 			require.Eventually(t, func() bool {
 				w.run(evalEvery, 40)
-				return len(w.findings(detect.StateFiring)) == 0
+				return len(w.findings(finding.StateFiring)) == 0
 			}, time.Minute, time.Millisecond, "%s never resolved", f)
 		})
 	}

@@ -12,8 +12,8 @@ import (
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -72,7 +72,7 @@ type appender struct {
 
 // findingRow is a finding with its encoded parts.
 type findingRow struct {
-	f                   *detect.Finding
+	f                   *finding.Finding
 	version             uint64
 	evidence, blast     string
 	peak, timeline      string
@@ -159,7 +159,7 @@ func validNode(n *graph.NodeSeen) error {
 	return nil
 }
 
-func (a *appender) AppendFindings(findings []detect.Finding) error {
+func (a *appender) AppendFindings(findings []finding.Finding) error {
 	if a.done {
 		return errAppenderDone
 	}
@@ -179,7 +179,7 @@ func (a *appender) AppendFindings(findings []detect.Finding) error {
 	return nil
 }
 
-func (a *appender) findingRow(f *detect.Finding) (findingRow, error) {
+func (a *appender) findingRow(f *finding.Finding) (findingRow, error) {
 	kind, err1 := f.Kind.MarshalText()
 	state, err2 := f.State.MarshalText()
 	sev, err3 := f.Severity.MarshalText()

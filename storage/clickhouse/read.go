@@ -7,8 +7,8 @@ import (
 	"sort"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -297,7 +297,7 @@ func decodeEdge(b *graph.EdgeBucket, sk, tk, ek, proto string) error {
 
 // Findings returns the latest state of each finding active in [from, to):
 // started before to and not resolved before from, ordered by start.
-func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.Finding, err error) {
+func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []finding.Finding, err error) {
 	ctx, cancel := s.queryCtx(ctx)
 	defer cancel()
 	start := time.Now()
@@ -317,7 +317,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.
 	bad := 0
 	for rows.Next() {
 		var (
-			f                   detect.Finding
+			f                   finding.Finding
 			kind, state, sev    string
 			evidence, blast     string
 			peak, timeline      string
@@ -346,7 +346,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []detect.
 	return out, nil
 }
 
-func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast, peak, timeline string) error {
+func decodeFinding(f *finding.Finding, kind, state, sev, evidence, blast, peak, timeline string) error {
 	if err := f.Kind.UnmarshalText([]byte(kind)); err != nil {
 		return err
 	}
@@ -362,13 +362,13 @@ func decodeFinding(f *detect.Finding, kind, state, sev, evidence, blast, peak, t
 		}
 	}
 	if blast != "" {
-		f.BlastRadius = new(detect.BlastRadius)
+		f.BlastRadius = new(finding.BlastRadius)
 		if err := json.Unmarshal([]byte(blast), f.BlastRadius); err != nil {
 			return fmt.Errorf("blast radius: %w", err)
 		}
 	}
 	if peak != "" {
-		f.Peak = new(detect.Peak)
+		f.Peak = new(finding.Peak)
 		if err := json.Unmarshal([]byte(peak), f.Peak); err != nil {
 			return fmt.Errorf("peak: %w", err)
 		}

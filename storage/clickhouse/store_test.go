@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -214,7 +214,7 @@ func randBuckets(r *rand.Rand, starts []time.Time, width time.Duration) []graph.
 	return out
 }
 
-func commit(t testing.TB, s *Store, edges []graph.EdgeBucket, findings []detect.Finding, lags []lag.Sample) {
+func commit(t testing.TB, s *Store, edges []graph.EdgeBucket, findings []finding.Finding, lags []lag.Sample) {
 	t.Helper()
 	app := s.Appender()
 	require.NoError(t, app.AppendEdges(edges))
@@ -372,10 +372,10 @@ func TestEdgesRange(t *testing.T) {
 	require.Empty(t, got, "empty range")
 }
 
-func finding(id string, state detect.State, started, lastSeen time.Time) detect.Finding {
-	return detect.Finding{
-		ID: id, Kind: detect.KindRetryStorm, State: state, Severity: detect.SeverityWarning,
-		Subject:   detect.Subject{Source: "frontend", Target: "cart", EdgeID: "service:shop/frontend->service:shop/cart"},
+func newFinding(id string, state finding.State, started, lastSeen time.Time) finding.Finding {
+	return finding.Finding{
+		ID: id, Kind: finding.KindRetryStorm, State: state, Severity: finding.SeverityWarning,
+		Subject:   finding.Subject{Source: "frontend", Target: "cart", EdgeID: "service:shop/frontend->service:shop/cart"},
 		Summary:   "frontend retries 35% of its calls to cart",
 		Evidence:  map[string]any{"retry_ratio": 0.35, "amplification": 1.8, "retries": 120.0},
 		StartedAt: started, LastSeen: lastSeen,
@@ -387,24 +387,24 @@ func TestFindingsLatestWins(t *testing.T) {
 	s := openStore(t, freshDB(t), "c")
 	t0 := recent()
 
-	f := finding("f1", detect.StatePending, t0, t0)
-	commit(t, s, nil, []detect.Finding{f}, nil)
-	f.State, f.Severity, f.FiredAt, f.LastSeen = detect.StateFiring, detect.SeverityCritical, ptr(t0.Add(30*time.Second)), t0.Add(time.Minute)
-	f.BlastRadius = &detect.BlastRadius{Upstream: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}, EntryPoints: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}}
-	f.Peak = &detect.Peak{At: t0.Add(45 * time.Second), Severity: detect.SeverityCritical, Summary: "frontend retries 80% of its calls to cart", Evidence: map[string]any{"retry_ratio": 0.8}}
-	f.Timeline = []detect.Change{{At: t0, State: detect.StatePending, Severity: detect.SeverityWarning}, {At: t0.Add(30 * time.Second), State: detect.StateFiring, Severity: detect.SeverityCritical}}
-	commit(t, s, nil, []detect.Finding{f}, nil)
+	f := newFinding("f1", finding.StatePending, t0, t0)
+	commit(t, s, nil, []finding.Finding{f}, nil)
+	f.State, f.Severity, f.FiredAt, f.LastSeen = finding.StateFiring, finding.SeverityCritical, ptr(t0.Add(30*time.Second)), t0.Add(time.Minute)
+	f.BlastRadius = &finding.BlastRadius{Upstream: []finding.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}, EntryPoints: []finding.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}}
+	f.Peak = &finding.Peak{At: t0.Add(45 * time.Second), Severity: finding.SeverityCritical, Summary: "frontend retries 80% of its calls to cart", Evidence: map[string]any{"retry_ratio": 0.8}}
+	f.Timeline = []finding.Change{{At: t0, State: finding.StatePending, Severity: finding.SeverityWarning}, {At: t0.Add(30 * time.Second), State: finding.StateFiring, Severity: finding.SeverityCritical}}
+	commit(t, s, nil, []finding.Finding{f}, nil)
 	got, err := s.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	require.Equal(t, f, got[0], "the firing state, all fields, its peak and timeline included")
 
 	// Resolved, with the same last_seen: still the latest write wins.
-	f.State, f.ResolvedAt = detect.StateResolved, ptr(t0.Add(5*time.Minute))
-	other := finding("f2", detect.StateFiring, t0.Add(2*time.Hour), t0.Add(2*time.Hour))
-	other.Kind, other.Subject = detect.KindBottleneck, detect.Subject{Node: "cart", NodeID: "service:shop/cart"}
+	f.State, f.ResolvedAt = finding.StateResolved, ptr(t0.Add(5*time.Minute))
+	other := newFinding("f2", finding.StateFiring, t0.Add(2*time.Hour), t0.Add(2*time.Hour))
+	other.Kind, other.Subject = finding.KindBottleneck, finding.Subject{Node: "cart", NodeID: "service:shop/cart"}
 	other.FiredAt = ptr(t0.Add(2 * time.Hour))
-	commit(t, s, nil, []detect.Finding{f, other}, nil)
+	commit(t, s, nil, []finding.Finding{f, other}, nil)
 
 	for _, tc := range []struct {
 		name     string
@@ -435,9 +435,9 @@ func TestFindingsLatestWins(t *testing.T) {
 	}
 
 	// Non-finite evidence is stored as null rather than failing the batch.
-	bad := finding("f3", detect.StateFiring, t0, t0)
+	bad := newFinding("f3", finding.StateFiring, t0, t0)
 	bad.Evidence = map[string]any{"ratio": math.NaN(), "n": 3.0}
-	commit(t, s, nil, []detect.Finding{bad}, nil)
+	commit(t, s, nil, []finding.Finding{bad}, nil)
 	got, err = s.Findings(ctx, t0, t0.Add(time.Millisecond))
 	require.NoError(t, err)
 	require.Len(t, got, 2)
@@ -520,7 +520,7 @@ func TestAppender(t *testing.T) {
 	// Invalid rows are skipped and counted; the rest is written.
 	app = s.Appender()
 	require.NoError(t, app.AppendEdges(append(invalid, good)))
-	require.NoError(t, app.AppendFindings([]detect.Finding{{ID: "x"}}))
+	require.NoError(t, app.AppendFindings([]finding.Finding{{ID: "x"}}))
 	require.NoError(t, app.Commit(ctx))
 	require.ErrorIs(t, app.Rollback(), errAppenderDone)
 	got, err = s.Edges(ctx, t0, t0.Add(time.Second))
@@ -589,7 +589,7 @@ func TestUnavailable(t *testing.T) {
 	require.ErrorIs(t, err, storage.ErrUnavailable)
 	app := s.Appender()
 	require.NoError(t, app.AppendEdges([]graph.EdgeBucket{bucket}))
-	require.NoError(t, app.AppendFindings([]detect.Finding{finding("f", detect.StateFiring, t0, t0)}))
+	require.NoError(t, app.AppendFindings([]finding.Finding{newFinding("f", finding.StateFiring, t0, t0)}))
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err = app.Commit(cctx)
@@ -679,9 +679,9 @@ func (w withNodes) ClosedNodes(after time.Time) []graph.NodeSeen {
 	return w.nodes
 }
 
-type findingSource []detect.Finding
+type findingSource []finding.Finding
 
-func (f findingSource) Findings(detect.State) []detect.Finding { return f }
+func (f findingSource) Findings(finding.State) []finding.Finding { return f }
 
 // The Store behind the storage package's Persister and History.
 func TestWithPersisterAndHistory(t *testing.T) {
@@ -694,7 +694,7 @@ func TestWithPersisterAndHistory(t *testing.T) {
 		starts = append(starts, t0.Add(time.Duration(i)*5*time.Second))
 	}
 	raw := randBuckets(r, starts, 5*time.Second)
-	f := finding("f1", detect.StateFiring, t0, t0.Add(time.Minute))
+	f := newFinding("f1", finding.StateFiring, t0, t0.Add(time.Minute))
 	lonely := graph.NodeKey{Kind: graph.NodeService, Group: "jobs", Name: "batch"}
 	src := withNodes{edgeSource(raw), []graph.NodeSeen{{Start: t0.Add(time.Minute), Width: 5 * time.Second, Key: lonely}}}
 	p, err := storage.NewPersister(storage.PersisterOptions{Storage: s, Edges: src, Findings: findingSource{f}})

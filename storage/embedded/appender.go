@@ -10,8 +10,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -64,7 +64,7 @@ func (a *appender) AppendEdges(buckets []graph.EdgeBucket) error {
 // AppendFindings encodes findings into the batch; for each id the last
 // one appended wins, and a committed finding replaces the stored one. On
 // error none of them is added.
-func (a *appender) AppendFindings(findings []detect.Finding) error {
+func (a *appender) AppendFindings(findings []finding.Finding) error {
 	if a.done {
 		return ErrAppenderDone
 	}

@@ -8,8 +8,8 @@ import (
 	"math"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -190,7 +190,7 @@ func (t findingTimes) end() int64 {
 }
 
 // encodeFinding returns the value of finding f: header and JSON.
-func encodeFinding(f *detect.Finding) ([]byte, error) {
+func encodeFinding(f *finding.Finding) ([]byte, error) {
 	js, err := json.Marshal(f)
 	if err != nil {
 		return nil, fmt.Errorf("embedded: encode finding %q: %w", f.ID, err)
@@ -220,8 +220,8 @@ func decodeFindingTimes(v []byte) (findingTimes, error) {
 }
 
 // decodeFinding decodes a finding value.
-func decodeFinding(v []byte) (detect.Finding, error) {
-	var f detect.Finding
+func decodeFinding(v []byte) (finding.Finding, error) {
+	var f finding.Finding
 	if _, err := decodeFindingTimes(v); err != nil {
 		return f, err
 	}

@@ -16,8 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -33,7 +33,7 @@ const (
 )
 
 // crashBatch is batch i of the writer: its rows all carry i.
-func crashBatch(i int) ([]graph.EdgeBucket, []detect.Finding, []lag.Sample) {
+func crashBatch(i int) ([]graph.EdgeBucket, []finding.Finding, []lag.Sample) {
 	at := t0.Add(time.Duration(i) * 5 * time.Second)
 	edges := make([]graph.EdgeBucket, crashEdgesPerBatch)
 	for k := range edges {
@@ -43,9 +43,9 @@ func crashBatch(i int) ([]graph.EdgeBucket, []detect.Finding, []lag.Sample) {
 	for k := range samples {
 		samples[k] = sample(at, fmt.Sprintf("g-%d", k), float64(i))
 	}
-	f := finding(fmt.Sprintf("f-%d", i%7), detect.StateFiring, at, nil, at)
+	f := newFinding(fmt.Sprintf("f-%d", i%7), finding.StateFiring, at, nil, at)
 	f.Evidence = map[string]any{"batch": float64(i)}
-	return edges, []detect.Finding{f}, samples
+	return edges, []finding.Finding{f}, samples
 }
 
 // TestHelperWriter is not a test: run by TestCrashSafety as a child

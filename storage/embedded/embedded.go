@@ -44,8 +44,8 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -532,12 +532,12 @@ func (s *Store) scanNanos(ctx context.Context, name []byte, lo, hi int64, fn fun
 
 // Findings returns the latest state of the findings active in [from, to):
 // started before to and not resolved before from; by start, then id.
-func (s *Store) Findings(ctx context.Context, from, to time.Time) ([]detect.Finding, error) {
+func (s *Store) Findings(ctx context.Context, from, to time.Time) ([]finding.Finding, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	lo, hi := unixNanos(from), unixNanos(to)
-	var out []detect.Finding
+	var out []finding.Finding
 	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketFindings).ForEach(func(k, v []byte) error {
 			t, err := decodeFindingTimes(v)
@@ -558,7 +558,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) ([]detect.Find
 	if err != nil {
 		return nil, fmt.Errorf("embedded: read findings: %w", err)
 	}
-	slices.SortFunc(out, func(a, b detect.Finding) int {
+	slices.SortFunc(out, func(a, b finding.Finding) int {
 		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
 			return c
 		}

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -118,16 +118,16 @@ func sample(at time.Time, group string, lagN float64) lag.Sample {
 
 func ptr[T any](v T) *T { return &v }
 
-func finding(id string, state detect.State, started time.Time, resolved *time.Time, lastSeen time.Time) detect.Finding {
-	return detect.Finding{
-		ID: id, Kind: detect.KindRetryStorm, State: state, Severity: detect.SeverityWarning,
-		Subject: detect.Subject{Source: "checkout", Target: "payments", EdgeID: "e1"},
+func newFinding(id string, state finding.State, started time.Time, resolved *time.Time, lastSeen time.Time) finding.Finding {
+	return finding.Finding{
+		ID: id, Kind: finding.KindRetryStorm, State: state, Severity: finding.SeverityWarning,
+		Subject: finding.Subject{Source: "checkout", Target: "payments", EdgeID: "e1"},
 		Summary: "retries", Evidence: map[string]any{"retry_ratio": 0.4},
 		StartedAt: started, ResolvedAt: resolved, LastSeen: lastSeen,
 	}
 }
 
-func commit(t testing.TB, s *Store, edges []graph.EdgeBucket, findings []detect.Finding, samples []lag.Sample) {
+func commit(t testing.TB, s *Store, edges []graph.EdgeBucket, findings []finding.Finding, samples []lag.Sample) {
 	t.Helper()
 	a := s.Appender()
 	require.NoError(t, a.AppendEdges(edges))
@@ -167,12 +167,12 @@ func TestRoundTrip(t *testing.T) {
 	samples := []lag.Sample{sample(t0, "billing", 12), sample(t0.Add(time.Second), "", lag.Unknown)}
 	samples[1].Partition = -1
 	samples[1].Subjects = []string{"orders.>", "orders.*.eu"}
-	f := finding("retry_storm|e1", detect.StateFiring, t0, nil, t0.Add(time.Minute))
+	f := newFinding("retry_storm|e1", finding.StateFiring, t0, nil, t0.Add(time.Minute))
 	f.FiredAt = ptr(t0.Add(30 * time.Second))
-	f.BlastRadius = &detect.BlastRadius{Upstream: []detect.Affected{{Node: "web", NodeID: "service:web", Share: 0.5, Hops: 1}}}
-	f.Peak = &detect.Peak{At: t0.Add(40 * time.Second), Severity: detect.SeverityCritical, Summary: "at its worst", Evidence: map[string]any{"retry_ratio": 0.8}}
-	f.Timeline = []detect.Change{{At: t0, State: detect.StatePending, Severity: detect.SeverityWarning}, {At: t0.Add(30 * time.Second), State: detect.StateFiring, Severity: detect.SeverityCritical}}
-	commit(t, s, edges, []detect.Finding{f}, samples)
+	f.BlastRadius = &finding.BlastRadius{Upstream: []finding.Affected{{Node: "web", NodeID: "service:web", Share: 0.5, Hops: 1}}}
+	f.Peak = &finding.Peak{At: t0.Add(40 * time.Second), Severity: finding.SeverityCritical, Summary: "at its worst", Evidence: map[string]any{"retry_ratio": 0.8}}
+	f.Timeline = []finding.Change{{At: t0, State: finding.StatePending, Severity: finding.SeverityWarning}, {At: t0.Add(30 * time.Second), State: finding.StateFiring, Severity: finding.SeverityCritical}}
+	commit(t, s, edges, []finding.Finding{f}, samples)
 
 	// Edges come back in time order, rows of equal time in write order.
 	want := []graph.EdgeBucket{edges[0], edges[2], edges[1]}
@@ -180,7 +180,7 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, samples, allLag(t, s))
 	got, err := s.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, []detect.Finding{f}, got)
+	require.Equal(t, []finding.Finding{f}, got)
 
 	// And after a reopen.
 	require.NoError(t, s.Close())
@@ -189,7 +189,7 @@ func TestRoundTrip(t *testing.T) {
 	require.Equal(t, samples, allLag(t, s2))
 	got, err = s2.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, []detect.Finding{f}, got)
+	require.Equal(t, []finding.Finding{f}, got)
 }
 
 func TestSameTimeRowsDoNotOverwrite(t *testing.T) {
@@ -272,29 +272,29 @@ func TestChunkedRead(t *testing.T) {
 func TestFindingsLatestStateWins(t *testing.T) {
 	s := openStore(t, Options{})
 	ctx := context.Background()
-	pending := finding("a", detect.StatePending, t0, nil, t0)
-	firing := finding("a", detect.StateFiring, t0, nil, t0.Add(time.Minute))
+	pending := newFinding("a", finding.StatePending, t0, nil, t0)
+	firing := newFinding("a", finding.StateFiring, t0, nil, t0.Add(time.Minute))
 	firing.FiredAt = ptr(t0.Add(time.Minute))
-	commit(t, s, nil, []detect.Finding{pending}, nil)
-	commit(t, s, nil, []detect.Finding{firing}, nil)
+	commit(t, s, nil, []finding.Finding{pending}, nil)
+	commit(t, s, nil, []finding.Finding{firing}, nil)
 	// Within one batch, the last one appended wins.
-	b1 := finding("b", detect.StateFiring, t0, nil, t0)
-	b2 := finding("b", detect.StateResolved, t0, ptr(t0.Add(2*time.Minute)), t0.Add(time.Minute))
-	commit(t, s, nil, []detect.Finding{b1, b2}, nil)
+	b1 := newFinding("b", finding.StateFiring, t0, nil, t0)
+	b2 := newFinding("b", finding.StateResolved, t0, ptr(t0.Add(2*time.Minute)), t0.Add(time.Minute))
+	commit(t, s, nil, []finding.Finding{b1, b2}, nil)
 
 	got, err := s.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
-	require.Equal(t, []detect.Finding{firing, b2}, got)
+	require.Equal(t, []finding.Finding{firing, b2}, got)
 	require.Equal(t, 2.0, testutil.ToFloat64(s.m.rows.WithLabelValues(kindFinding)))
 }
 
 func TestFindingsRange(t *testing.T) {
 	s := openStore(t, Options{})
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
-	fs := []detect.Finding{
-		finding("open", detect.StateFiring, at(10), nil, at(50)),
-		finding("closed", detect.StateResolved, at(10), ptr(at(20)), at(19)),
-		finding("late", detect.StatePending, at(30), nil, at(30)),
+	fs := []finding.Finding{
+		newFinding("open", finding.StateFiring, at(10), nil, at(50)),
+		newFinding("closed", finding.StateResolved, at(10), ptr(at(20)), at(19)),
+		newFinding("late", finding.StatePending, at(30), nil, at(30)),
 	}
 	commit(t, s, nil, fs, nil)
 	for _, tc := range []struct {
@@ -366,8 +366,8 @@ func TestAppenderContract(t *testing.T) {
 		bad.Server.Count = bad.Server.Count[:1]
 		require.NoError(t, a.AppendEdges([]graph.EdgeBucket{edge(t0, "a", "b", 1)}))
 		require.Error(t, a.AppendEdges([]graph.EdgeBucket{edge(t0, "a", "b", 2), bad}))
-		require.Error(t, a.AppendFindings([]detect.Finding{finding("", detect.StateFiring, t0, nil, t0)}))
-		require.Error(t, a.AppendFindings([]detect.Finding{finding("x", 0, t0, nil, t0)}))
+		require.Error(t, a.AppendFindings([]finding.Finding{newFinding("", finding.StateFiring, t0, nil, t0)}))
+		require.Error(t, a.AppendFindings([]finding.Finding{newFinding("x", 0, t0, nil, t0)}))
 		require.NoError(t, a.Commit(ctx))
 		got := allEdges(t, s)
 		require.Len(t, got, before+1)
@@ -432,7 +432,7 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s := openStore(t, Options{Registerer: reg})
 	commit(t, s, []graph.EdgeBucket{edge(t0, "a", "b", 1), edge(t0, "a", "c", 1)},
-		[]detect.Finding{finding("f", detect.StateFiring, t0, nil, t0)}, []lag.Sample{sample(t0, "g", 1)})
+		[]finding.Finding{newFinding("f", finding.StateFiring, t0, nil, t0)}, []lag.Sample{sample(t0, "g", 1)})
 	require.Equal(t, 2.0, testutil.ToFloat64(s.m.written.WithLabelValues(kindEdge)))
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.written.WithLabelValues(kindLag)))
 	require.Equal(t, 1.0, testutil.ToFloat64(s.m.written.WithLabelValues(kindFinding)))
@@ -465,7 +465,7 @@ func TestConcurrentUse(t *testing.T) {
 				a := s.Appender()
 				if err := errors.Join(
 					a.AppendEdges([]graph.EdgeBucket{edge(at, "a", fmt.Sprint(w), uint64(i))}),
-					a.AppendFindings([]detect.Finding{finding(fmt.Sprint(w), detect.StateFiring, at, nil, at)}),
+					a.AppendFindings([]finding.Finding{newFinding(fmt.Sprint(w), finding.StateFiring, at, nil, at)}),
 					a.AppendLag([]lag.Sample{sample(at, "g", 1)}),
 					a.Commit(ctx),
 				); err != nil {

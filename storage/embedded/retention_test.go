@@ -9,8 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -27,11 +27,11 @@ func TestRetentionByAge(t *testing.T) {
 				edges = append(edges, edge(day(d), "a", "b", uint64(d)))
 				samples = append(samples, sample(day(d), "g", float64(d)))
 			}
-			commit(t, s, edges, []detect.Finding{
-				finding("resolved-old", detect.StateResolved, day(1), ptr(day(22)), day(22)),
-				finding("unresolved-unseen", detect.StateFiring, day(21), nil, day(22)),
-				finding("long-running", detect.StateFiring, day(1), nil, day(29)),
-				finding("resolved-recent", detect.StateResolved, day(20), ptr(day(24)), day(24)),
+			commit(t, s, edges, []finding.Finding{
+				newFinding("resolved-old", finding.StateResolved, day(1), ptr(day(22)), day(22)),
+				newFinding("unresolved-unseen", finding.StateFiring, day(21), nil, day(22)),
+				newFinding("long-running", finding.StateFiring, day(1), nil, day(29)),
+				newFinding("resolved-recent", finding.StateResolved, day(20), ptr(day(24)), day(24)),
 			}, samples)
 
 			require.NoError(t, s.EnforceRetention(context.Background()))

@@ -20,8 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // GraphSource returns the live graph over a window (0: the default window).
@@ -62,7 +62,7 @@ type UnplacedSource interface {
 
 // FindingsSource lists findings in a state (0: every state).
 type FindingsSource interface {
-	Findings(state detect.State) []detect.Finding
+	Findings(state finding.State) []finding.Finding
 }
 
 // Options configure the API.
@@ -459,14 +459,14 @@ func parseTime(name, v string) (time.Time, error) {
 
 // findingsResponse is the body of GET /api/v1/findings.
 type findingsResponse struct {
-	Findings []detect.Finding `json:"findings"`
+	Findings []finding.Finding `json:"findings"`
 }
 
 func (a *API) findings(w http.ResponseWriter, r *http.Request) {
-	var state detect.State
+	var state finding.State
 	switch v := r.URL.Query().Get("state"); v {
 	case "", "firing":
-		state = detect.StateFiring
+		state = finding.StateFiring
 	case "all":
 		state = 0
 	default:

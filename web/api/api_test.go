@@ -14,6 +14,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 func newTestAPI(t *testing.T, ready func() error) (*API, *graph.Graph) {
@@ -104,10 +105,10 @@ func TestErrorsAndProbes(t *testing.T) {
 // fixedDetector reports one retry storm on every evaluation.
 type fixedDetector struct{}
 
-func (fixedDetector) Kind() detect.Kind { return detect.KindRetryStorm }
+func (fixedDetector) Kind() finding.Kind { return finding.KindRetryStorm }
 func (fixedDetector) Detect(context.Context, *graph.Snapshot) []detect.Observation {
-	return []detect.Observation{{Kind: detect.KindRetryStorm, Severity: detect.SeverityWarning,
-		Subject: detect.Subject{Source: "a", Target: "b", EdgeID: "service:a->service:b http"},
+	return []detect.Observation{{Kind: finding.KindRetryStorm, Severity: finding.SeverityWarning,
+		Subject: finding.Subject{Source: "a", Target: "b", EdgeID: "service:a->service:b http"},
 		Summary: "a retries 40% of its calls to b", Evidence: map[string]any{"retry_ratio": 0.4}}}
 }
 

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
 )
 
@@ -101,7 +101,7 @@ func domID(prefix, id string) string {
 // mapInput is what a map is drawn from.
 type mapInput struct {
 	Snap     *graph.Snapshot
-	Findings []detect.Finding
+	Findings []finding.Finding
 	View     View
 	// MaxNodes collapses namespaces, then keeps the busiest nodes, when the
 	// view has more nodes than this.
@@ -304,7 +304,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	for _, f := range in.Findings {
-		if f.State != detect.StateFiring && f.State != detect.StatePending {
+		if f.State != finding.StateFiring && f.State != finding.StatePending {
 			continue
 		}
 		b := badgeOf(f)
@@ -618,16 +618,16 @@ func edgeTitle(a *aggEdge, nodes map[string]graph.Node) string {
 	return t
 }
 
-var kindText = map[detect.Kind]string{
-	detect.KindBottleneck:  "bottleneck",
-	detect.KindRetryStorm:  "retry storm",
-	detect.KindOpenCircuit: "open circuit",
-	detect.KindConsumerLag: "consumer lag",
+var kindText = map[finding.Kind]string{
+	finding.KindBottleneck:  "bottleneck",
+	finding.KindRetryStorm:  "retry storm",
+	finding.KindOpenCircuit: "open circuit",
+	finding.KindConsumerLag: "consumer lag",
 }
 
-func badgeOf(f detect.Finding) badge {
+func badgeOf(f finding.Finding) badge {
 	text := kindText[f.Kind]
-	if f.State == detect.StatePending {
+	if f.State == finding.StatePending {
 		text += "?"
 	}
 	return badge{

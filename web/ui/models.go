@@ -10,8 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
 // View models: plain data the templ components draw. One builder per page.
@@ -276,20 +276,20 @@ func placeBadges(bs []badge, x, y float64) []placedBadge {
 // buildFindings sorts findings for the panel: firing by severity then age
 // (oldest first: the first thing that broke), pending, then resolved, most
 // recent first, at most maxResolved of them.
-func buildFindings(fs []detect.Finding, v View, now time.Time, maxResolved int) findingsModel {
+func buildFindings(fs []finding.Finding, v View, now time.Time, maxResolved int) findingsModel {
 	var m findingsModel
 	for _, f := range fs {
 		row := findingRowOf(f, v, now)
 		switch f.State {
-		case detect.StateFiring:
+		case finding.StateFiring:
 			m.Firing = append(m.Firing, row)
-		case detect.StatePending:
+		case finding.StatePending:
 			m.Pending = append(m.Pending, row)
-		case detect.StateResolved:
+		case finding.StateResolved:
 			m.Resolved = append(m.Resolved, row)
 		}
 	}
-	byID := map[string]detect.Finding{}
+	byID := map[string]finding.Finding{}
 	for _, f := range fs {
 		byID[f.ID] = f
 	}
@@ -324,7 +324,7 @@ func buildFindings(fs []detect.Finding, v View, now time.Time, maxResolved int) 
 	return m
 }
 
-func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
+func findingRowOf(f finding.Finding, v View, now time.Time) findingRow {
 	r := findingRow{
 		ID: f.ID, DOMID: domID("f-", f.ID), Kind: f.Kind.String(), KindText: kindText[f.Kind],
 		Severity: f.Severity.String(), State: f.State.String(), Summary: f.Summary,
@@ -346,7 +346,7 @@ func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
 	}
 	evidence := f.Evidence
 	switch f.State {
-	case detect.StateResolved:
+	case finding.StateResolved:
 		if f.ResolvedAt != nil {
 			r.Age = "resolved " + fmtAge(now, *f.ResolvedAt)
 			r.Since = "resolved at " + fmtTime(*f.ResolvedAt) + ", started " + fmtTime(f.StartedAt)
@@ -374,14 +374,14 @@ func findingRowOf(f detect.Finding, v View, now time.Time) findingRow {
 			st := c.State.String()
 			if i > 0 && c.State == f.Timeline[i-1].State {
 				st = c.Severity.String() // a change of severity
-			} else if c.State != detect.StateResolved {
+			} else if c.State != finding.StateResolved {
 				st += " (" + c.Severity.String() + ")"
 			}
 			steps = append(steps, fmtTime(c.At)+" "+st)
 		}
 		r.Timeline = strings.Join(steps, " → ")
 	}
-	if f.State != detect.StateResolved {
+	if f.State != finding.StateResolved {
 		r.Age = "since " + strings.TrimSuffix(fmtAge(now, f.StartedAt), " ago")
 		r.Since = "started at " + fmtTime(f.StartedAt)
 	}

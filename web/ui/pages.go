@@ -13,8 +13,8 @@ import (
 
 	"github.com/a-h/templ"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 )
 
@@ -268,9 +268,9 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 
 // newestFirst returns findings ordered by when they started, newest
 // first: the one a person opening the page is after.
-func newestFirst(fs []detect.Finding) []detect.Finding {
+func newestFirst(fs []finding.Finding) []finding.Finding {
 	fs = slices.Clone(fs)
-	slices.SortStableFunc(fs, func(a, b detect.Finding) int { return b.StartedAt.Compare(a.StartedAt) })
+	slices.SortStableFunc(fs, func(a, b finding.Finding) int { return b.StartedAt.Compare(a.StartedAt) })
 	return fs
 }
 

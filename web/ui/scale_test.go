@@ -18,8 +18,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout/layouttest"
 )
@@ -198,18 +198,18 @@ func scaleSnapshot(services int) *graph.Snapshot {
 }
 
 // scaleFindings returns a few findings on the busiest edges and a database.
-func scaleFindings(s *graph.Snapshot) []detect.Finding {
+func scaleFindings(s *graph.Snapshot) []finding.Finding {
 	edges := slices.Clone(s.Edges)
 	slices.SortFunc(edges, func(a, b graph.Edge) int { return cmp.Compare(b.RatePerS, a.RatePerS) })
-	var out []detect.Finding
+	var out []finding.Finding
 	for i, e := range edges[:min(4, len(edges))] {
-		out = append(out, detect.Finding{ID: "rs" + strconv.Itoa(i), Kind: detect.KindRetryStorm, State: detect.StateFiring, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{EdgeID: e.ID}, Summary: "retries on " + e.ID, StartedAt: now.Add(-time.Minute)})
+		out = append(out, finding.Finding{ID: "rs" + strconv.Itoa(i), Kind: finding.KindRetryStorm, State: finding.StateFiring, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{EdgeID: e.ID}, Summary: "retries on " + e.ID, StartedAt: now.Add(-time.Minute)})
 	}
 	for _, n := range s.Nodes {
 		if n.Kind == graph.NodeDatabase {
-			out = append(out, detect.Finding{ID: "bn", Kind: detect.KindBottleneck, State: detect.StatePending, Severity: detect.SeverityCritical,
-				Subject: detect.Subject{NodeID: n.ID}, Summary: n.Name + " is most of the critical path", StartedAt: now})
+			out = append(out, finding.Finding{ID: "bn", Kind: finding.KindBottleneck, State: finding.StatePending, Severity: finding.SeverityCritical,
+				Subject: finding.Subject{NodeID: n.ID}, Summary: n.Name + " is most of the critical path", StartedAt: now})
 			break
 		}
 	}

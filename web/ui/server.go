@@ -27,8 +27,8 @@ import (
 	"github.com/a-h/templ"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 )
@@ -37,7 +37,7 @@ import (
 type Source interface {
 	Graph(ctx context.Context, window time.Duration, at time.Time) (*graph.Snapshot, error)
 	Coupling(ctx context.Context, window time.Duration) (*client.Coupling, error)
-	Findings(ctx context.Context, state detect.State) ([]detect.Finding, error)
+	Findings(ctx context.Context, state finding.State) ([]finding.Finding, error)
 	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
 	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
 	Ready(ctx context.Context) error
@@ -101,7 +101,7 @@ type UI struct {
 type current struct {
 	version  uint64
 	snap     *graph.Snapshot
-	findings []detect.Finding
+	findings []finding.Finding
 	status   status
 	readAt   time.Time
 	err      error
@@ -280,7 +280,7 @@ func (u *UI) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(u.o.Refresh, 10*time.Second))
 	defer cancel()
 	snap, err := u.o.Source.Graph(ctx, 0, time.Time{})
-	var findings []detect.Finding
+	var findings []finding.Finding
 	var st status
 	if err == nil {
 		findings, err = u.o.Source.Findings(ctx, 0)
@@ -414,7 +414,7 @@ var errNotFound = errors.New("not found")
 func nav(page string, v View, cur current) []link {
 	firing := 0
 	for _, f := range cur.findings {
-		if f.State == detect.StateFiring {
+		if f.State == finding.StateFiring {
 			firing++
 		}
 	}
@@ -538,8 +538,8 @@ func cmpOr(a, b string) string {
 }
 
 // findingsAt keeps the findings that were open at t.
-func findingsAt(fs []detect.Finding, t time.Time) []detect.Finding {
-	var out []detect.Finding
+func findingsAt(fs []finding.Finding, t time.Time) []finding.Finding {
+	var out []finding.Finding
 	for _, f := range fs {
 		if f.StartedAt.After(t) {
 			continue
@@ -548,8 +548,8 @@ func findingsAt(fs []detect.Finding, t time.Time) []detect.Finding {
 			continue
 		}
 		c := f
-		if c.State == detect.StateResolved {
-			c.State = detect.StateFiring
+		if c.State == finding.StateResolved {
+			c.State = finding.StateFiring
 		}
 		out = append(out, c)
 	}

@@ -20,8 +20,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/stretchr/testify/require"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
@@ -36,7 +36,7 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files")
 type fixedSource struct {
 	mu       sync.Mutex
 	snap     *graph.Snapshot
-	findings []detect.Finding
+	findings []finding.Finding
 	diff     *graph.Diff
 	err      error
 	// diffWindows records the windows Diff was asked for; diffErr is its
@@ -61,7 +61,7 @@ func (s *fixedSource) Coupling(context.Context, time.Duration) (*client.Coupling
 	return c, s.err
 }
 
-func (s *fixedSource) Findings(context.Context, detect.State) ([]detect.Finding, error) {
+func (s *fixedSource) Findings(context.Context, finding.State) ([]finding.Finding, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.findings, s.err
@@ -116,28 +116,28 @@ func fixture() *fixedSource {
 	}
 	fired := now.Add(-3 * time.Minute)
 	resolved := now.Add(-10 * time.Minute)
-	findings := []detect.Finding{
-		{ID: "rs1", Kind: detect.KindRetryStorm, State: detect.StateFiring, Severity: detect.SeverityCritical,
-			Subject: detect.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
+	findings := []finding.Finding{
+		{ID: "rs1", Kind: finding.KindRetryStorm, State: finding.StateFiring, Severity: finding.SeverityCritical,
+			Subject: finding.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
 			Summary: "frontend retries " + hostile + ": 33% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.33, "amplification": 2.4},
 			StartedAt: now.Add(-4 * time.Minute), FiredAt: &fired,
-			BlastRadius: &detect.BlastRadius{Upstream: []detect.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 1, Hops: 1}}, EntryPoints: []detect.Affected{{Node: "web", NodeID: "client:web", Share: 1, Hops: 2}}}},
-		{ID: "rs0", Kind: detect.KindRetryStorm, State: detect.StateResolved, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
+			BlastRadius: &finding.BlastRadius{Upstream: []finding.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 1, Hops: 1}}, EntryPoints: []finding.Affected{{Node: "web", NodeID: "client:web", Share: 1, Hops: 2}}}},
+		{ID: "rs0", Kind: finding.KindRetryStorm, State: finding.StateResolved, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
 			Summary: "an earlier storm on the same edge", Evidence: map[string]any{"retry_ratio": 0.25},
 			StartedAt: now.Add(-50 * time.Minute), FiredAt: ptrTime(now.Add(-49 * time.Minute)), ResolvedAt: &resolved,
-			Peak: &detect.Peak{At: now.Add(-30 * time.Minute), Severity: detect.SeverityCritical, Summary: "the storm at its worst: 80% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.8}},
-			Timeline: []detect.Change{{At: now.Add(-50 * time.Minute), State: detect.StatePending, Severity: detect.SeverityWarning},
-				{At: now.Add(-49 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityWarning},
-				{At: now.Add(-31 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityCritical},
-				{At: now.Add(-20 * time.Minute), State: detect.StateFiring, Severity: detect.SeverityWarning},
-				{At: resolved, State: detect.StateResolved, Severity: detect.SeverityWarning}}},
-		{ID: "cl1", Kind: detect.KindConsumerLag, State: detect.StatePending, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{Source: "orders", Target: "invoicer", EdgeID: snap.Edges[4].ID},
+			Peak: &finding.Peak{At: now.Add(-30 * time.Minute), Severity: finding.SeverityCritical, Summary: "the storm at its worst: 80% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.8}},
+			Timeline: []finding.Change{{At: now.Add(-50 * time.Minute), State: finding.StatePending, Severity: finding.SeverityWarning},
+				{At: now.Add(-49 * time.Minute), State: finding.StateFiring, Severity: finding.SeverityWarning},
+				{At: now.Add(-31 * time.Minute), State: finding.StateFiring, Severity: finding.SeverityCritical},
+				{At: now.Add(-20 * time.Minute), State: finding.StateFiring, Severity: finding.SeverityWarning},
+				{At: resolved, State: finding.StateResolved, Severity: finding.SeverityWarning}}},
+		{ID: "cl1", Kind: finding.KindConsumerLag, State: finding.StatePending, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{Source: "orders", Target: "invoicer", EdgeID: snap.Edges[4].ID},
 			Summary: "billing falls behind orders: 12500 messages, 340 s", Evidence: map[string]any{"lag_messages": 12500.0, "lag_seconds": 340.0},
 			StartedAt: now.Add(-30 * time.Second)},
-		{ID: "bn1", Kind: detect.KindBottleneck, State: detect.StateResolved, Severity: detect.SeverityWarning,
-			Subject: detect.Subject{Node: "orders", NodeID: "database:postgresql/orders"},
+		{ID: "bn1", Kind: finding.KindBottleneck, State: finding.StateResolved, Severity: finding.SeverityWarning,
+			Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"},
 			Summary: "orders is 70% of the critical path of GET /checkout", Evidence: map[string]any{"share": 0.7},
 			StartedAt: now.Add(-20 * time.Minute), ResolvedAt: &resolved},
 	}
@@ -351,8 +351,8 @@ func TestLiveUpdates(t *testing.T) {
 
 	// A finding fires on the database: only its node changes on the map.
 	src.mu.Lock()
-	src.findings = append(src.findings, detect.Finding{ID: "oc1", Kind: detect.KindOpenCircuit, State: detect.StateFiring, Severity: detect.SeverityCritical,
-		Subject: detect.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Summary: "circuit open", StartedAt: now})
+	src.findings = append(src.findings, finding.Finding{ID: "oc1", Kind: finding.KindOpenCircuit, State: finding.StateFiring, Severity: finding.SeverityCritical,
+		Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Summary: "circuit open", StartedAt: now})
 	src.mu.Unlock()
 	u.refresh(context.Background())
 	next := read()

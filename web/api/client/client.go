@@ -18,8 +18,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api"
 )
 
@@ -129,13 +129,13 @@ func (c *Client) Coupling(ctx context.Context, window time.Duration) (*Coupling,
 }
 
 // Findings returns the findings in state (0: every state).
-func (c *Client) Findings(ctx context.Context, state detect.State) ([]detect.Finding, error) {
+func (c *Client) Findings(ctx context.Context, state finding.State) ([]finding.Finding, error) {
 	q := url.Values{"state": {"all"}}
 	if state != 0 {
 		q.Set("state", state.String())
 	}
 	var out struct {
-		Findings []detect.Finding `json:"findings"`
+		Findings []finding.Finding `json:"findings"`
 	}
 	if err := c.get(ctx, "/api/v1/findings", q, &out); err != nil {
 		return nil, err
