@@ -22,7 +22,8 @@ import (
 type EngineOptions struct {
 	// Detectors to run on every evaluation. Required.
 	Detectors []Detector
-	// Interval between evaluations, aligned to multiples of it (default 5s).
+	// Interval between evaluations (default 5s): the runner's tick
+	// (detect/runner). It sets the defaults of Hold and KeepFiring.
 	Interval time.Duration
 	// Hold is how long a condition must hold, pending, before it fires
 	// (default: one Interval, so a finding fires on the second evaluation
@@ -41,12 +42,9 @@ type EngineOptions struct {
 	// resolved ones kept (default 10,000); conditions beyond are dropped and
 	// counted.
 	MaxFindings int
-	// AfterEval, when set, is called after every evaluation Run makes, with
-	// the snapshot judged (to publish it with the findings).
-	AfterEval  func(*graph.Snapshot)
-	Now        func() time.Time
-	Logger     *slog.Logger
-	Registerer prometheus.Registerer
+	Now         func() time.Time
+	Logger      *slog.Logger
+	Registerer  prometheus.Registerer
 }
 
 func (o EngineOptions) withDefaults() EngineOptions {
@@ -88,7 +86,7 @@ func (o EngineOptions) Validate() error {
 }
 
 // Engine runs detectors and carries what they see through the finding
-// lifecycle. Eval is called from one goroutine at a time (Run does so);
+// lifecycle. Eval is called from one goroutine at a time (detect/runner does so);
 // Findings is safe for concurrent use with it.
 type Engine struct {
 	o EngineOptions
@@ -340,36 +338,6 @@ func (e *Engine) Restore(findings []finding.Finding) {
 	slices.SortFunc(e.resolved, func(a, b finding.Finding) int { return a.ResolvedAt.Compare(*b.ResolvedAt) })
 	if n := len(e.resolved) - e.o.MaxFindings; n > 0 {
 		e.resolved = slices.Delete(e.resolved, 0, n)
-	}
-}
-
-// SnapshotSource gives the engine the graph to judge.
-type SnapshotSource interface {
-	Snapshot(window time.Duration) (*graph.Snapshot, error)
-}
-
-// Run evaluates on ticks aligned to multiples of the interval until ctx is
-// done. A snapshot that cannot be built is logged and the tick skipped.
-func (e *Engine) Run(ctx context.Context, src SnapshotSource) error {
-	for {
-		now := e.o.Now()
-		next := now.Truncate(e.o.Interval).Add(e.o.Interval)
-		t := time.NewTimer(next.Sub(now))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		s, err := src.Snapshot(0)
-		if err != nil {
-			e.o.Logger.Error("detect: snapshot", "err", err)
-			continue
-		}
-		e.Eval(ctx, s)
-		if e.o.AfterEval != nil {
-			e.o.AfterEval(s)
-		}
 	}
 }
 

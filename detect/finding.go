@@ -1,11 +1,12 @@
 // Package detect judges the graph: detectors read an immutable
 // graph.Snapshot and report the conditions they see; the Engine runs them on
-// aligned ticks and carries each condition through the lifecycle
+// each snapshot it is given and carries each condition through the lifecycle
 // inactive -> pending -> firing -> resolved, with a hold time before firing
 // and a keep-firing time before resolving, so findings do not flap.
 //
-// Detectors build no UI and write no storage; whoever runs the Engine
-// publishes and persists what it returns.
+// Detectors build no UI and write no storage; the runner (detect/runner)
+// owns the tick and hands what the Engine returns to those who publish and
+// persist it. Finding types live in graph/finding.
 package detect
 
 import (

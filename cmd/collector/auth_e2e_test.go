@@ -442,7 +442,6 @@ func TestSecurityConfigErrors(t *testing.T) {
 		{"missing tokens file", []string{"--api-tokens-file=" + dir + "/none"}, nil, "no such file"},
 		{"bad token in env", nil, map[string]string{envIngestTokens: "team-a:tooshort"}, "shorter than"},
 		{"empty tokens file", []string{"--ingest-tokens-file=" + authtest.WriteFile(t, dir, "empty", []byte("\n"))}, nil, "no tokens"},
-		{"reserved token name", nil, map[string]string{envAPITokens: "internal:secret-0123456789abcdef"}, "reserved"},
 		{"unreadable certificate", []string{"--tls-cert-file=" + dir + "/c", "--tls-key-file=" + dir + "/k"}, nil, "TLS certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -454,30 +453,4 @@ func TestSecurityConfigErrors(t *testing.T) {
 			require.NotContains(t, err.Error(), "tooshort", "errors never show a secret")
 		})
 	}
-}
-
-// TestInternalToken checks the per-process token for in-process API
-// callers: valid as "internal" only when the API needs tokens, and new at
-// every start.
-func TestInternalToken(t *testing.T) {
-	cfg, err := parseConfig(nil, func(string) string { return "" }, io.Discard)
-	require.NoError(t, err)
-	open, err := loadSecurity(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	require.Empty(t, open.internalToken, "no API tokens: the API is open and no token is made")
-
-	env := map[string]string{envAPITokens: "viewer:" + viewerSecret}
-	cfg, err = parseConfig(nil, func(k string) string { return env[k] }, io.Discard)
-	require.NoError(t, err)
-	a, err := loadSecurity(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	b, err := loadSecurity(cfg, slog.New(slog.DiscardHandler))
-	require.NoError(t, err)
-	require.NotEqual(t, a.internalToken, b.internalToken)
-	name, ok := a.api.Authenticate(a.internalToken)
-	require.True(t, ok)
-	require.Equal(t, internalTokenName, name)
-	_, ok = a.api.Authenticate(b.internalToken)
-	require.False(t, ok, "another process's internal token")
-	require.ElementsMatch(t, []string{"viewer", internalTokenName}, a.api.Names())
 }

@@ -135,7 +135,17 @@ func TestE2ECardinalityAttack(t *testing.T) {
 		v, _ := metricValue(m, `cartograph_graph_overflow_total{kind="`+kind+`"}`)
 		require.NotEqual(t, "0", v, kind)
 	}
-	g := getGraph(t, p.started)
+	// The API serves the last evaluation tick: wait for the one that has
+	// every span.
+	var g *wireGraph
+	require.Eventually(t, func() bool {
+		g = getGraph(t, p.started)
+		var total uint64
+		for _, e := range g.Edges {
+			total += e.requests()
+		}
+		return total == 3*2*half
+	}, 15*time.Second, 200*time.Millisecond)
 	for id, name := range map[string]string{"service:__overflow__": "(other services)", "external:__overflow__": "(other externals)", "topic:__overflow__": "(other topics)"} {
 		n := g.node(id)
 		require.NotNil(t, n, "overflow node %s", id)

@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/detect/runner"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
@@ -47,8 +51,12 @@ func (m mergedSource) Snapshot(window time.Duration) (*graph.Snapshot, error) {
 }
 
 // storedFindings serves findings from shared storage, for a collector that
-// does not run the detectors itself (--detect off).
-type storedFindings struct{ st storage.Storage }
+// does not run the detectors itself (--detect off). A failed read is
+// logged and lists nothing: the next tick reads again.
+type storedFindings struct {
+	st     storage.Storage
+	logger *slog.Logger
+}
 
 func (f storedFindings) Findings(state finding.State) []finding.Finding {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -56,6 +64,7 @@ func (f storedFindings) Findings(state finding.State) []finding.Finding {
 	now := time.Now()
 	all, err := f.st.Findings(ctx, now.Add(-time.Hour), now)
 	if err != nil {
+		f.logger.Warn("reading findings from storage", "err", err)
 		return nil
 	}
 	out := all[:0]
@@ -65,4 +74,34 @@ func (f storedFindings) Findings(state finding.State) []finding.Finding {
 		}
 	}
 	return out
+}
+
+// runnerDeps are what the tick runner is built from.
+type runnerDeps struct {
+	Graph     *graph.Graph
+	Engine    *detect.Engine
+	Storage   storage.Storage
+	Lags      *lag.Store
+	Breakers  *resilience.Store
+	Paths     graph.PathSource
+	Receivers []runner.Receiver
+}
+
+// newRunner returns the runner of the evaluation tick for --detect: local
+// judges this collector's graph; merged judges the graph merged from
+// shared storage (and hands that graph on, so the map shows what was
+// judged); off judges nothing and hands on the findings in storage.
+func newRunner(cfg config, d runnerDeps, logger *slog.Logger, reg prometheus.Registerer) (*runner.Runner, error) {
+	o := runner.Options{
+		Source: d.Graph, Judge: d.Engine, Findings: d.Engine, Receivers: d.Receivers,
+		Interval: cfg.EvalInterval, Logger: logger, Registerer: reg,
+	}
+	switch cfg.Detect {
+	case "merged":
+		o.Source = mergedSource{st: d.Storage, lags: d.Lags, breakers: d.Breakers, paths: d.Paths,
+			settle: d.Graph.Options().Bucket + cfg.FlushInterval + time.Second, window: d.Graph.Options().Window}
+	case "off":
+		o.Judge, o.Findings = nil, storedFindings{st: d.Storage, logger: logger}
+	}
+	return runner.New(o)
 }

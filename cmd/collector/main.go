@@ -24,6 +24,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/detect/alertmanager"
+	"github.com/seed-a49a8342/cartograph/detect/runner"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
@@ -166,10 +167,6 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	engine, err = detect.NewEngine(detect.EngineOptions{
-		AfterEval: func(s *graph.Snapshot) {
-			_ = hub.Publish("graph", s)
-			_ = hub.Publish("findings", map[string]any{"findings": engine.Findings(0)})
-		},
 		Detectors: []detect.Detector{
 			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
 			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
@@ -202,7 +199,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Unplaced: g, Findings: findingsFor(cfg, engine, st), Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Unplaced: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:   cfg.Pprof,
 		History: storage.History{Storage: st},
@@ -218,6 +215,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			return nil
 		},
 	})
+	if err != nil {
+		return err
+	}
+	ticks, err := newRunner(cfg, runnerDeps{
+		Graph: g, Engine: engine, Storage: st, Lags: lags, Breakers: breakers, Paths: paths,
+		Receivers: []runner.Receiver{apiHandler},
+	}, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -243,7 +247,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	ready.Store(true)
 	eg, ctx := errgroup.WithContext(ctx)
 	uiAddr, err := startUI(ctx, eg, cfg, uiDeps{
-		API: apiHandler, Guard: guard, Token: sec.internalToken, TLS: sec.tls,
+		Source: apiHandler.Local(), Guard: guard, TLS: sec.tls,
 	}, logger, reg)
 	if err != nil {
 		apiLn.Close()
@@ -275,13 +279,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			}
 		}
 	})
-	switch cfg.Detect {
-	case "local":
-		eg.Go(func() error { return engine.Run(ctx, g) })
-	case "merged":
-		src := mergedSource{st: st, lags: lags, breakers: breakers, paths: paths, settle: g.Options().Bucket + cfg.FlushInterval + time.Second, window: g.Options().Window}
-		eg.Go(func() error { return engine.Run(ctx, src) })
-	}
+	eg.Go(func() error { return ticks.Run(ctx) })
 	// The persister outlives the others: it stops once nothing can arrive
 	// any more and the open bucket has closed, so that its final flush
 	// writes everything accepted.
@@ -342,15 +340,6 @@ func migrate(args []string) int {
 	}
 	logger.Info("migrations applied")
 	return 0
-}
-
-// findingsFor is where the API reads findings: this collector's engine, or
-// shared storage when it does not judge (--detect off).
-func findingsFor(cfg config, engine *detect.Engine, st storage.Storage) api.FindingsSource {
-	if cfg.Detect == "off" {
-		return storedFindings{st: st}
-	}
-	return engine
 }
 
 // loopback reports whether a listen address binds only the loopback

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,11 +20,6 @@ const (
 	envAPITokens    = envPrefix + "API_TOKENS"
 )
 
-// internalTokenName names the token the collector makes at start for its
-// own in-process callers of the API (the all-in-one UI) when the API
-// requires tokens. Configured tokens may not use it.
-const internalTokenName = "internal"
-
 // apiCookieName names the session cookie of the collector's guard, which
 // serves its API and its own web UI alike. Browsers send cookies to every
 // port of a host, so it differs from a separate `ui` process's
@@ -39,9 +32,6 @@ type security struct {
 	ingest *auth.Tokens // nil: OTLP ingest is open
 	api    *auth.Tokens // nil: the API is open
 	tls    *tls.Config  // nil: plain text
-	// internalToken is a random viewer token, valid for this process only,
-	// for in-process callers of the API; empty when the API is open.
-	internalToken string
 }
 
 // loadSecurity reads the token files and variables and the TLS files.
@@ -57,17 +47,7 @@ func loadSecurity(cfg config, logger *slog.Logger) (security, error) {
 		return s, fmt.Errorf("api tokens (--api-tokens-file, %s): %w", envAPITokens, err)
 	}
 	if len(apiTokens) > 0 {
-		for _, t := range apiTokens {
-			if t.Name == internalTokenName {
-				return s, fmt.Errorf("api tokens (--api-tokens-file, %s): the name %q is reserved for the collector's own calls", envAPITokens, internalTokenName)
-			}
-		}
-		b := make([]byte, 32)
-		if _, err := rand.Read(b); err != nil {
-			return s, fmt.Errorf("internal api token: %w", err)
-		}
-		s.internalToken = hex.EncodeToString(b)
-		if s.api, err = auth.NewTokens(append(apiTokens, auth.Token{Name: internalTokenName, Secret: s.internalToken})); err != nil {
+		if s.api, err = auth.NewTokens(apiTokens); err != nil {
 			return s, fmt.Errorf("api tokens (--api-tokens-file, %s): %w", envAPITokens, err)
 		}
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/seed-a49a8342/cartograph/web/api/client"
 	"github.com/seed-a49a8342/cartograph/web/auth"
 	"github.com/seed-a49a8342/cartograph/web/ui"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
@@ -24,44 +23,30 @@ const defaultUIAddr = "127.0.0.1:8080"
 
 // uiDeps is what the all-in-one UI takes from the rest of the collector.
 type uiDeps struct {
-	// API is the collector's API handler, unguarded.
-	API http.Handler
+	// Source is the collector's API read in process (api.Local).
+	Source ui.Source
 	// Guard, when not nil, guards the UI as it guards the API (one login
 	// serves both).
 	Guard *auth.Guard
-	// Token is the collector's internal API token ("" when the API is
-	// open).
-	Token string
 	// TLS, when not nil, is served on the UI's listener too.
 	TLS *tls.Config
 }
 
 // startUI serves the web UI on cfg.UIAddr (all-in-one mode). The UI reads
-// this collector's API over HTTP exactly as a separate `ui` process would,
-// through an in-memory listener (guarded, with the internal token), so
-// that neither a socket nor TLS stands between them. It returns the
-// address bound, or nil when the UI is off.
+// this collector in process: the graph and findings of each tick as the
+// runner handed them to the API, without a second snapshot, an encoding or
+// a socket between them (only the standalone cmd/ui speaks HTTP). It
+// returns the address bound, or nil when the UI is off.
 func startUI(ctx context.Context, eg *errgroup.Group, cfg config, d uiDeps, logger *slog.Logger, reg prometheus.Registerer) (net.Addr, error) {
 	if cfg.UIAddr == "" {
 		return nil, nil
-	}
-	pipe := newPipeListener()
-	apiSrv := &http.Server{Handler: guarded(d.API, d.Guard), ReadHeaderTimeout: 10 * time.Second}
-	src, err := client.New(client.Options{
-		BaseURL: "http://collector.in-process", Token: d.Token,
-		HTTP: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
-			DialContext: pipe.Dial, MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute,
-		}},
-	})
-	if err != nil {
-		return nil, err
 	}
 	lay, err := layout.New(ctx, layout.Options{MaxNodes: 2 * cfg.UIMaxNodes})
 	if err != nil {
 		return nil, err
 	}
 	u, err := ui.New(ui.Options{
-		Source: src, Layouter: lay, Refresh: cfg.EvalInterval, MaxNodes: cfg.UIMaxNodes,
+		Source: d.Source, Layouter: lay, Refresh: cfg.EvalInterval, MaxNodes: cfg.UIMaxNodes,
 		MaxClients: cfg.MaxStreamClients, Logger: logger.With("component", "ui"), Registerer: reg,
 	})
 	if err != nil {
@@ -89,12 +74,6 @@ func startUI(ctx context.Context, eg *errgroup.Group, cfg config, d uiDeps, logg
 	srv := &http.Server{Handler: guarded(u, d.Guard), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	eg.Go(func() error {
-		if err := apiSrv.Serve(pipe); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("ui: in-process api: %w", err)
-		}
-		return nil
-	})
-	eg.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("ui: %w", err)
 		}
@@ -105,7 +84,7 @@ func startUI(ctx context.Context, eg *errgroup.Group, cfg config, d uiDeps, logg
 		err := u.Run(ctx)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		return errors.Join(err, srv.Shutdown(sctx), apiSrv.Shutdown(sctx))
+		return errors.Join(err, srv.Shutdown(sctx))
 	})
 	return ln.Addr(), nil
 }

@@ -57,7 +57,7 @@ func TestUIAuthE2E(t *testing.T) {
 			code, _ = newAPIClient(base, wrongSecret, tc.tls).get(t, "/")
 			require.Equal(t, 401, code)
 
-			// The UI reads the collector's API with its internal token.
+			// The UI reads the collector in process, behind the same guard.
 			require.Eventually(t, func() bool {
 				code, body := viewer.get(t, "/")
 				return code == 200 && strings.Contains(body, "checkout")

@@ -15,6 +15,8 @@ import (
 	"net/http/pprof"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,7 +104,12 @@ type Options struct {
 type API struct {
 	o       Options
 	latency *prometheus.HistogramVec
+	encoded prometheus.Counter
 	mux     *http.ServeMux
+
+	cur      atomic.Pointer[tick] // the newest tick the runner handed over
+	watchMu  sync.Mutex
+	watchers map[chan struct{}]struct{} // Local.Watch calls, woken after every tick
 }
 
 // New returns the API for o.
@@ -116,15 +123,21 @@ func New(o Options) (*API, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &API{o: o, mux: http.NewServeMux()}
+	a := &API{o: o, mux: http.NewServeMux(), watchers: map[chan struct{}]struct{}{}}
+	a.encoded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cartograph_api_tick_encoded_bytes_total",
+		Help: "Bytes of graph JSON encoded for the ticks handed over by the runner (once per tick, for every reader).",
+	})
 	a.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "cartograph_api_request_duration_seconds",
 		Help:    "API request latency by route and status code.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 	}, []string{"route", "code"})
 	if o.Registerer != nil {
-		if err := o.Registerer.Register(a.latency); err != nil {
-			return nil, fmt.Errorf("api: register metrics: %w", err)
+		for _, c := range []prometheus.Collector{a.latency, a.encoded} {
+			if err := o.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("api: register metrics: %w", err)
+			}
 		}
 	}
 	a.handle("GET /api/v1/graph", a.graph)
@@ -262,6 +275,15 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		if ok {
 			writeJSON(w, http.StatusOK, s)
 		}
+		return
+	}
+	window, err := parseWindow(r.URL.Query().Get("window"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	if t := a.tickFor(window); t != nil && t.body != nil {
+		serveTick(w, r, t)
 		return
 	}
 	s, ok := a.snapshot(w, r)
@@ -475,7 +497,23 @@ func (a *API) findings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, findingsResponse{Findings: a.o.Findings.Findings(state)})
+	writeJSON(w, http.StatusOK, findingsResponse{Findings: a.findingsIn(state)})
+}
+
+// findingsIn lists the findings in state (0: every state): those of the
+// newest tick, or before the first tick, Options.Findings's.
+func (a *API) findingsIn(state finding.State) []finding.Finding {
+	t := a.current()
+	if t == nil {
+		return a.o.Findings.Findings(state)
+	}
+	out := make([]finding.Finding, 0, len(t.findings))
+	for _, f := range t.findings {
+		if state == 0 || f.State == state {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // BrokerStatus is one polled broker source in GET /api/v1/brokers.
@@ -500,11 +538,11 @@ func (a *API) brokers(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"brokers": list})
 }
 
-// couplingResponse is the body of GET /api/v1/coupling.
-type couplingResponse struct {
+// Coupling is the body of GET /api/v1/coupling.
+type Coupling struct {
 	GeneratedAt      time.Time      `json:"generated_at"`
 	WindowSeconds    float64        `json:"window_seconds"`
-	Nodes            []couplingNode `json:"nodes"`
+	Nodes            []CouplingNode `json:"nodes"`
 	Cycles           [][]string     `json:"cycles"`
 	LongestSyncChain []string       `json:"longest_sync_chain"`
 	// BetweennessSkipped says the graph was too large for betweenness to be
@@ -512,7 +550,8 @@ type couplingResponse struct {
 	BetweennessSkipped bool `json:"betweenness_skipped,omitempty"`
 }
 
-type couplingNode struct {
+// CouplingNode is one node's coupling figures.
+type CouplingNode struct {
 	ID          string         `json:"id"`
 	Kind        graph.NodeKind `json:"kind"`
 	Name        string         `json:"name"`
@@ -527,10 +566,15 @@ func (a *API) coupling(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	resp := couplingResponse{
+	writeJSON(w, http.StatusOK, couplingOf(s))
+}
+
+// couplingOf returns the coupling figures of s.
+func couplingOf(s *graph.Snapshot) *Coupling {
+	resp := &Coupling{
 		GeneratedAt:      s.GeneratedAt,
 		WindowSeconds:    s.WindowSeconds,
-		Nodes:            make([]couplingNode, len(s.Nodes)),
+		Nodes:            make([]CouplingNode, len(s.Nodes)),
 		Cycles:           s.Cycles,
 		LongestSyncChain: s.LongestSyncChain,
 	}
@@ -541,13 +585,13 @@ func (a *API) coupling(w http.ResponseWriter, r *http.Request) {
 		resp.LongestSyncChain = []string{}
 	}
 	for i, n := range s.Nodes {
-		resp.Nodes[i] = couplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability}
+		resp.Nodes[i] = CouplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability}
 		if !s.BetweennessSkipped {
 			resp.Nodes[i].Betweenness = &s.Nodes[i].Betweenness
 		}
 	}
 	resp.BetweennessSkipped = s.BetweennessSkipped
-	writeJSON(w, http.StatusOK, resp)
+	return resp
 }
 
 func (a *API) snapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot, bool) {
@@ -555,6 +599,9 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot,
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return nil, false
+	}
+	if t := a.tickFor(window); t != nil {
+		return t.snap, true
 	}
 	s, err := a.o.Graph.Snapshot(window)
 	switch {

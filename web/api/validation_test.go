@@ -59,7 +59,9 @@ func newHistoryFixture(t *testing.T, empty bool) *historyFixture {
 	now := begins
 	g, err := graph.New(graph.Options{Window: time.Minute, Bucket: 5 * time.Second, Now: func() time.Time { return now }})
 	require.NoError(t, err)
-	st, err := embedded.Open(embedded.Options{Dir: t.TempDir()})
+	// Fixed dates in the past: retention must not delete them as the real
+	// clock moves on.
+	st, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Retention: 50 * 365 * 24 * time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
 

@@ -316,7 +316,10 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 		case "instability":
 			return n.Instability
 		default:
-			return n.Betweenness
+			if n.Betweenness == nil {
+				return 0
+			}
+			return *n.Betweenness
 		}
 	}
 	slices.SortStableFunc(nodes, func(a, b client.CouplingNode) int {
@@ -342,10 +345,14 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 		names[n.ID] = n.Name
 	}
 	for _, n := range nodes {
+		betweenness := "—" // skipped: the graph is too large for it
+		if n.Betweenness != nil {
+			betweenness = fmtFloat(*n.Betweenness, 3)
+		}
 		p.Rows = append(p.Rows, couplingRow{
 			Name: n.Name, Href: detailHref("/node", v, n.ID), Kind: n.Kind.String(),
 			FanIn: fmt.Sprint(n.FanIn), FanOut: fmt.Sprint(n.FanOut),
-			Instability: fmtFloat(n.Instability, 2), Betweenness: fmtFloat(n.Betweenness, 3),
+			Instability: fmtFloat(n.Instability, 2), Betweenness: betweenness,
 		})
 	}
 	nameList := func(ids []string) string {

@@ -46,6 +46,14 @@ type Source interface {
 	Watch(ctx context.Context, changed func(topic string)) error
 }
 
+// tickReader is a Source that reads the graph and the findings of one
+// evaluation together (the collector's in-process api.Local): the map's
+// badges and the findings list then come from one snapshot. Over HTTP
+// (web/api/client) the two are read one after the other.
+type tickReader interface {
+	Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, error)
+}
+
 //go:embed static
 var static embed.FS
 
@@ -279,11 +287,19 @@ func (u *UI) refresh(ctx context.Context) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, max(u.o.Refresh, 10*time.Second))
 	defer cancel()
-	snap, err := u.o.Source.Graph(ctx, 0, time.Time{})
-	var findings []finding.Finding
-	var st status
-	if err == nil {
-		findings, err = u.o.Source.Findings(ctx, 0)
+	var (
+		snap     *graph.Snapshot
+		findings []finding.Finding
+		st       status
+		err      error
+	)
+	if tr, ok := u.o.Source.(tickReader); ok {
+		snap, findings, err = tr.Tick(ctx)
+	} else {
+		snap, err = u.o.Source.Graph(ctx, 0, time.Time{})
+		if err == nil {
+			findings, err = u.o.Source.Findings(ctx, 0)
+		}
 	}
 	now := u.o.Clock()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,7 +57,7 @@ func (s *fixedSource) Coupling(context.Context, time.Duration) (*client.Coupling
 	defer s.mu.Unlock()
 	c := &client.Coupling{GeneratedAt: s.snap.GeneratedAt, WindowSeconds: s.snap.WindowSeconds, Cycles: [][]string{{"service:shop/frontend", "service:shop/<script>alert(1)</script>"}}, LongestSyncChain: []string{"service:shop/frontend", "service:shop/<script>alert(1)</script>", "database:postgresql/orders"}}
 	for _, n := range s.snap.Nodes {
-		c.Nodes = append(c.Nodes, client.CouplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability, Betweenness: n.Betweenness})
+		c.Nodes = append(c.Nodes, client.CouplingNode{ID: n.ID, Kind: n.Kind, Name: n.Name, FanIn: n.FanIn, FanOut: n.FanOut, Instability: n.Instability, Betweenness: &n.Betweenness})
 	}
 	return c, s.err
 }
@@ -508,3 +509,45 @@ func TestDiffWindow(t *testing.T) {
 }
 
 func ptrTime(t time.Time) *time.Time { return &t }
+
+// tickSource is a collector read in process: Tick hands over the graph and
+// the findings of one evaluation together, while Graph and Findings read
+// alone already answer for a later one (a graph without the edge the
+// findings are about, and no findings).
+type tickSource struct {
+	*fixedSource
+	tickSnap     *graph.Snapshot
+	tickFindings []finding.Finding
+}
+
+func (s *tickSource) Tick(context.Context) (*graph.Snapshot, []finding.Finding, error) {
+	return s.tickSnap, s.tickFindings, nil
+}
+
+// TestBadgesAndFindingsFromOneTick: the built-in UI takes the map and the
+// findings from one tick, so a finding's badge always has its edge on the
+// map and the findings list is the one the badges come from.
+func TestBadgesAndFindingsFromOneTick(t *testing.T) {
+	src := fixture()
+	stormEdge := src.snap.Edges[1]
+	// The later graph, as a separate read would see it: the storm's edge
+	// gone.
+	b, err := json.Marshal(src.snap)
+	require.NoError(t, err)
+	var later graph.Snapshot
+	require.NoError(t, json.Unmarshal(b, &later))
+	later.Edges = slices.DeleteFunc(later.Edges, func(e graph.Edge) bool { return e.ID == stormEdge.ID })
+	b, err = json.Marshal(&later)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &later))
+	ts := &tickSource{fixedSource: &fixedSource{snap: &later, diff: src.diff}, tickSnap: src.snap, tickFindings: src.findings}
+
+	u := newTestUI(t, ts)
+	_, _, body := get(t, u, "/")
+	edge := section(body, `id="`+domID("e-", stormEdge.ID)+`"`, "</g></g>")
+	require.Contains(t, edge, "retry storm", "the badge sits on the edge of the tick it was found in")
+	_, _, body = get(t, u, "/findings")
+	for _, f := range src.findings {
+		require.Contains(t, body, domID("f-", f.ID), "the findings list is the tick's")
+	}
+}

@@ -28,15 +28,9 @@ import (
 // opposed to an answer that is an error (StatusError).
 var ErrUnreachable = errors.New("collector unreachable")
 
-// StatusError is an error answer from the API.
-type StatusError struct {
-	Code    int
-	Message string
-}
-
-func (e *StatusError) Error() string {
-	return fmt.Sprintf("collector answered %d: %s", e.Code, e.Message)
-}
+// StatusError is an error answer from the API (the same type the
+// in-process api.Local returns).
+type StatusError = api.StatusError
 
 // Options configure a Client.
 type Options struct {
@@ -96,24 +90,10 @@ func (c *Client) Graph(ctx context.Context, window time.Duration, at time.Time) 
 }
 
 // Coupling is the body of GET /api/v1/coupling.
-type Coupling struct {
-	GeneratedAt      time.Time      `json:"generated_at"`
-	WindowSeconds    float64        `json:"window_seconds"`
-	Nodes            []CouplingNode `json:"nodes"`
-	Cycles           [][]string     `json:"cycles"`
-	LongestSyncChain []string       `json:"longest_sync_chain"`
-}
+type Coupling = api.Coupling
 
 // CouplingNode is one node's coupling figures.
-type CouplingNode struct {
-	ID          string         `json:"id"`
-	Kind        graph.NodeKind `json:"kind"`
-	Name        string         `json:"name"`
-	FanIn       int            `json:"fan_in"`
-	FanOut      int            `json:"fan_out"`
-	Instability float64        `json:"instability"`
-	Betweenness float64        `json:"betweenness"`
-}
+type CouplingNode = api.CouplingNode
 
 // Coupling returns the coupling figures over window (0: the default).
 func (c *Client) Coupling(ctx context.Context, window time.Duration) (*Coupling, error) {
