@@ -21,3 +21,35 @@ func TestIdleExpiryFollowsTheWindow(t *testing.T) {
 	_, err = parseConfig([]string{"--window=15m", "--idle-expiry=15m"}, func(string) string { return "" }, io.Discard)
 	require.ErrorContains(t, err, "--idle-expiry 15m0s must be at least 17m30s")
 }
+
+// TestModesTyped: --storage and --detect are typed: a known name, from
+// the flag or the environment, sets the mode; anything else is refused at
+// parse time with the names there are.
+func TestModesTyped(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		storage storageBackend
+		detect  detectMode
+		wantErr string
+	}{
+		{name: "defaults", storage: storageEmbedded, detect: detectLocal},
+		{name: "flags", args: []string{"--storage=clickhouse", "--clickhouse-dsn=clickhouse://x:9000/db", "--detect=merged"}, storage: storageClickHouse, detect: detectMerged},
+		{name: "env", env: map[string]string{"CARTOGRAPH_DETECT": "off"}, storage: storageEmbedded, detect: detectOff},
+		{name: "unknown storage", args: []string{"--storage=postgres"}, wantErr: "want one of embedded, clickhouse"},
+		{name: "unknown detect mode", env: map[string]string{"CARTOGRAPH_DETECT": "Local"}, wantErr: "want one of local, merged, off"},
+		{name: "clickhouse without dsn", args: []string{"--storage=clickhouse"}, wantErr: "needs --clickhouse-dsn"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.storage, c.Storage)
+			require.Equal(t, tc.detect, c.Detect)
+		})
+	}
+}

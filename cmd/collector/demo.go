@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -63,28 +62,6 @@ func demoDefaultsUsage() string {
 		b.WriteString("--" + d.flag + " " + d.value)
 	}
 	return b.String()
-}
-
-// validateDemo checks the demo flags: the demo feeds synthetic data, so it
-// refuses the configurations meant for production.
-func (c config) validateDemo() error {
-	if !c.Demo {
-		return nil
-	}
-	var errs []error
-	if c.Storage == "clickhouse" {
-		errs = append(errs, errors.New("--demo refuses --storage clickhouse: its data is synthetic and must not reach shared, production storage (use the embedded store)"))
-	}
-	if c.Detect != "local" {
-		errs = append(errs, fmt.Errorf("--demo needs --detect local (not %q): it shows this collector's own findings", c.Detect))
-	}
-	if !(c.DemoRate > 0) {
-		errs = append(errs, errors.New("--demo-rate must be positive"))
-	}
-	if c.DemoPhase <= 0 {
-		errs = append(errs, errors.New("--demo-phase must be positive"))
-	}
-	return errors.Join(errs...)
 }
 
 // demoTarget is where the demo sends: the collector's own OTLP/gRPC

@@ -635,7 +635,7 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 		require.Equal(t, "127.0.0.1:4317", c.OTLPGRPCAddr)
 		require.Equal(t, "127.0.0.1:4318", c.OTLPHTTPAddr)
 		require.Equal(t, "127.0.0.1:8070", c.APIAddr)
-		require.Equal(t, "embedded", c.Storage)
+		require.Equal(t, storageEmbedded, c.Storage)
 		require.Equal(t, 5*time.Second, c.EvalInterval)
 		require.Equal(t, time.Minute, c.Window)
 	})

@@ -194,7 +194,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 			return err
 		}
 	}
-	if err := restore(ctx, st, g, engine, lags, persist, cfg, logger); err != nil {
+	restoreOpts := storage.RestoreOptions{Edges: g, Findings: engine, Lag: lags, Persister: persist,
+		Window: cfg.Window, PairTTL: cfg.PairTTL, LagSince: max(15*time.Minute, 2*cfg.LagStaleAfter), Logger: logger}
+	if cfg.Storage == storageClickHouse {
+		// Several collectors share ClickHouse: this one restores only its
+		// own share, so its live window matches what it alone received.
+		restoreOpts.Collector = clickhouseOptions(cfg, logger, nil).Collector
+	}
+	if err := storage.Restore(ctx, st, restoreOpts); err != nil {
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
 	var ready atomic.Bool
