@@ -306,6 +306,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		logger.Info("shutting down")
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		hub.CloseAll() // stream clients are no longer HTTP: Shutdown does not close them
 		err := errors.Join(recv.Shutdown(sctx), apiSrv.Shutdown(sctx))
 		waitBucketClose(sctx, g.Options().Bucket)
 		stopPersist()

@@ -1,18 +1,25 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/web/live"
 )
+
+// ErrStreamMessage: PublishEncoded was given bytes that do not start as a
+// message of its topic.
+var ErrStreamMessage = errors.New(`stream message must be {"type":topic,"data":...}`)
 
 // HubOptions configure a Hub.
 type HubOptions struct {
@@ -30,85 +37,66 @@ type HubOptions struct {
 	Registerer   prometheus.Registerer
 }
 
-// Hub fans messages out to websocket clients. Each client holds at most the
-// latest message of each topic: a slow client gets the newest state
-// coalesced and never holds up the publisher or other clients. Safe for
-// concurrent use.
+// Hub serves the change stream: the newest message of each topic, to every
+// websocket client. A client that is slow gets the newest message of each
+// topic, the older ones coalesced, and never holds up the publisher or
+// other clients. Messages are compressed (permessage-deflate) for clients
+// that offer it, once for all of them. Safe for concurrent use.
 type Hub struct {
-	o        HubOptions
-	upgrader websocket.Upgrader
-	clients  prometheus.Gauge
-	dropped  prometheus.Counter
+	live *live.Hub
 
-	mu    sync.Mutex
-	conns map[*streamClient]struct{}
-	last  map[string][]byte // newest message per topic, sent to new clients
-	order []string          // topics in first-published order
+	mu     sync.Mutex
+	topics []*streamTopic // in first-published order; never removed
+	byName map[string]int // index in topics
 }
 
-type streamClient struct {
-	mu      sync.Mutex
-	pending map[string][]byte
-	notify  chan struct{}
-	done    chan struct{}
+// streamTopic is one topic's newest message. Its fields change under
+// Hub.mu; a message, once published, is never changed.
+type streamTopic struct {
+	seq uint64 // messages published so far
+	msg *websocket.PreparedMessage
 }
 
 // NewHub returns a Hub for o.
 func NewHub(o HubOptions) (*Hub, error) {
-	if o.MaxClients <= 0 {
-		o.MaxClients = 1000
-	}
-	if o.WriteTimeout <= 0 {
-		o.WriteTimeout = 10 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	h := &Hub{
-		o:     o,
-		conns: map[*streamClient]struct{}{},
-		last:  map[string][]byte{},
-		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+	m := live.Metrics{
+		Clients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "cartograph_stream_clients",
 			Help: "Websocket clients connected to the stream.",
 		}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
+		Sent: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_stream_messages_sent_total",
+			Help: "Stream messages written to clients.",
+		}),
+		Coalesced: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "cartograph_stream_messages_coalesced_total",
 			Help: "Stream messages replaced by a newer one before a slow client took them.",
 		}),
 	}
-	h.upgrader = websocket.Upgrader{CheckOrigin: h.checkOrigin, HandshakeTimeout: 10 * time.Second}
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{h.clients, h.dropped} {
+		for _, c := range []prometheus.Collector{m.Clients, m.Sent, m.Coalesced} {
 			if err := o.Registerer.Register(c); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("stream: register metrics: %w", err)
 			}
 		}
 	}
+	h := &Hub{byName: map[string]int{}}
+	h.live = live.New(live.Options{
+		MaxClients: o.MaxClients, AllowedOrigins: o.AllowedOrigins, WriteTimeout: o.WriteTimeout,
+		// The graph is large and repetitive JSON; it is compressed once
+		// per publish, and only if a client asked for it.
+		Compression: true,
+		Refuse: func(w http.ResponseWriter, err error) {
+			if errors.Is(err, live.ErrFull) {
+				err = errors.New("too many stream clients")
+			} else {
+				err = errors.New("the stream is closed: the collector is stopping")
+			}
+			writeError(w, http.StatusServiceUnavailable, err)
+		},
+		Metrics: m, Logger: o.Logger,
+	})
 	return h, nil
-}
-
-// checkOrigin accepts requests without Origin, from the request's own host,
-// or from an allowed origin: a page elsewhere cannot read the stream with
-// the user's credentials.
-func (h *Hub) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, a := range h.o.AllowedOrigins {
-		if strings.EqualFold(strings.TrimRight(a, "/"), origin) {
-			return true
-		}
-	}
-	return false
 }
 
 // Publish sends v, JSON-encoded as {"type": topic, "data": v}, to every
@@ -120,115 +108,93 @@ func (h *Hub) Publish(topic string, v any) error {
 		Data any    `json:"data"`
 	}{topic, v})
 	if err != nil {
-		return err
+		return fmt.Errorf("stream %s: %w", topic, err)
+	}
+	return h.publish(topic, b)
+}
+
+// PublishEncoded is Publish of a message already encoded whole, as
+// {"type":topic,"data":...} (the type first, as Publish writes it): a
+// caller that encoded a value once for other uses sends those bytes. Only
+// the beginning of msg is checked (ErrStreamMessage); the rest must be
+// the JSON the stream promises. PublishEncoded does not keep msg.
+func (h *Hub) PublishEncoded(topic string, msg []byte) error {
+	t, err := json.Marshal(topic)
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", topic, err)
+	}
+	if !bytes.HasPrefix(msg, append([]byte(`{"type":`), t...)) {
+		return fmt.Errorf("stream %s: %w", topic, ErrStreamMessage)
+	}
+	return h.publish(topic, msg)
+}
+
+func (h *Hub) publish(topic string, msg []byte) error {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, msg) // copies msg
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", topic, err)
 	}
 	h.mu.Lock()
-	if _, ok := h.last[topic]; !ok {
-		h.order = append(h.order, topic)
+	i, ok := h.byName[topic]
+	if !ok {
+		i = len(h.topics)
+		h.byName[topic] = i
+		h.topics = append(h.topics, &streamTopic{})
 	}
-	h.last[topic] = b
-	clients := make([]*streamClient, 0, len(h.conns))
-	for c := range h.conns {
-		clients = append(clients, c)
-	}
+	h.topics[i].seq++
+	h.topics[i].msg = pm
 	h.mu.Unlock()
-	for _, c := range clients {
-		h.offer(c, topic, b)
-	}
+	h.live.WakeAll()
 	return nil
 }
 
-func (h *Hub) offer(c *streamClient, topic string, b []byte) {
-	c.mu.Lock()
-	if _, replaced := c.pending[topic]; replaced {
-		h.dropped.Inc()
-	}
-	c.pending[topic] = b
-	c.mu.Unlock()
-	select {
-	case c.notify <- struct{}{}:
-	default:
-	}
-}
-
 // ServeHTTP upgrades to a websocket and streams until the client leaves.
-// New clients first get the newest message of every topic.
+// New clients first get the newest message of every topic, in
+// first-published order.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.mu.Lock()
-	full := len(h.conns) >= h.o.MaxClients
-	h.mu.Unlock()
-	if full {
-		writeError(w, http.StatusServiceUnavailable, errors.New("too many stream clients"))
-		return
-	}
-	conn, err := h.upgrader.Upgrade(w, r, nil)
-	if err != nil {
-		return // the upgrader has answered
-	}
-	c := &streamClient{pending: map[string][]byte{}, notify: make(chan struct{}, 1), done: make(chan struct{})}
-	h.mu.Lock()
-	h.conns[c] = struct{}{}
-	for _, t := range h.order {
-		c.pending[t] = h.last[t]
-	}
-	h.mu.Unlock()
-	h.clients.Inc()
-	c.notify <- struct{}{}
-	defer func() {
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
-		h.clients.Dec()
-		conn.Close()
-	}()
-
-	// Reader: answers pings and notices the client leaving.
-	conn.SetReadLimit(4096)
-	go func() {
-		defer close(c.done)
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
-	ping := time.NewTicker(30 * time.Second)
-	defer ping.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-r.Context().Done():
-			return
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.o.WriteTimeout)); err != nil {
-				return
-			}
-		case <-c.notify:
-			c.mu.Lock()
-			batch := c.pending
-			c.pending = make(map[string][]byte, len(batch))
-			c.mu.Unlock()
-			for _, t := range h.topicsOf(batch) {
-				_ = conn.SetWriteDeadline(time.Now().Add(h.o.WriteTimeout))
-				if err := conn.WriteMessage(websocket.TextMessage, batch[t]); err != nil {
-					h.o.Logger.Debug("stream client dropped", "err", err)
-					return
-				}
-			}
-		}
-	}
+	h.live.Serve(w, r, h.newSession(), 0)
 }
 
-// topicsOf returns batch's topics in publishing order.
-func (h *Hub) topicsOf(batch map[string][]byte) []string {
+// CloseAll ends every client's stream with "going away" and refuses new
+// ones: for shutdown, when the HTTP server will not close them (they are
+// no longer HTTP).
+func (h *Hub) CloseAll() { h.live.CloseAll() }
+
+// streamSession is one client's place in the stream: per topic, the
+// sequence number of the last message it was sent.
+type streamSession struct {
+	h    *Hub
+	sent []uint64 // by index in h.topics; topics beyond are unsent
+}
+
+// newSession starts a client one message behind on every topic: its first
+// update is the newest of each.
+func (h *Hub) newSession() *streamSession {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := make([]string, 0, len(batch))
-	for _, t := range h.order {
-		if _, ok := batch[t]; ok {
-			out = append(out, t)
+	s := &streamSession{h: h, sent: make([]uint64, len(h.topics))}
+	for i, t := range h.topics {
+		s.sent[i] = t.seq - 1
+	}
+	return s
+}
+
+// Next implements live.Session: the newest message of every topic
+// published since the client was last sent it, in first-published order;
+// those published in between are coalesced.
+func (s *streamSession) Next(context.Context) (live.Update, error) {
+	s.h.mu.Lock()
+	defer s.h.mu.Unlock()
+	var u live.Update
+	for i, t := range s.h.topics {
+		if i == len(s.sent) {
+			s.sent = append(s.sent, 0)
+		}
+		if t.seq > s.sent[i] {
+			u.Messages = append(u.Messages, t.msg)
+			u.Coalesced += int(t.seq - s.sent[i] - 1)
+			s.sent[i] = t.seq
 		}
 	}
-	return out
+	return u, nil
 }

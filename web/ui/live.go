@@ -7,40 +7,30 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/websocket"
+
+	"github.com/seed-a49a8342/cartograph/web/live"
 )
 
-// hub serves live updates to pages. Each page holds one connection and a
-// one-slot wake-up: a change while the page is still being written to, or
-// sooner than the refresh the page asked for, folds into the next update,
-// so a slow page gets the newest state and never holds up others.
-type hub struct {
-	u        *UI
-	upgrader websocket.Upgrader
-
-	mu      sync.Mutex
-	clients map[*liveClient]struct{}
-	closed  bool
-}
-
+// liveClient is one live page: what it shows and what it was sent. It is
+// the page's live.Session; the connection's goroutine alone uses it.
 type liveClient struct {
-	page   string
-	view   View
-	id     string // node or edge pages
-	notify chan struct{}
-	done   chan struct{}
+	u    *UI
+	page string
+	view View
+	id   string // node or edge pages
 
-	// What the page shows now: fragment id -> hash of its HTML, and the
-	// topology of its map.
+	// What the page shows now: fragment id -> hash of its HTML, the
+	// topology of its map, and the version of the state it was last
+	// brought up to.
 	sent     map[string]uint64
 	topology string
-	conn     *websocket.Conn
+	version  uint64
 }
 
 // fragment is one element to replace on the page, by id.
@@ -63,36 +53,10 @@ type update struct {
 	SVG  []fragment `json:"svg,omitempty"`
 }
 
-func newHub(u *UI) *hub {
-	h := &hub{u: u, clients: map[*liveClient]struct{}{}}
-	h.upgrader = websocket.Upgrader{
-		ReadBufferSize: 1024, WriteBufferSize: 16 << 10,
-		CheckOrigin: h.checkOrigin,
-		// permessage-deflate, as browsers offer it: a redrawn map is
-		// about a tenth of its size compressed, and each update is
-		// compressed once for every page it goes to (PreparedMessage).
-		EnableCompression: true,
-	}
-	return h
-}
-
-// checkOrigin accepts pages of this host and the allowed origins; requests
-// without Origin come from non-browser clients and are accepted.
-func (h *hub) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	for _, o := range h.u.o.AllowedOrigins {
-		if strings.EqualFold(o, origin) {
-			return true
-		}
-	}
-	u, err := url.Parse(origin)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
-}
-
-func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
+// serveLive serves a page's live updates: each brings the page from what
+// it was last sent to the newest state, no more often than the page's
+// refresh; the states in between are coalesced.
+func (u *UI) serveLive(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	v, err := parseView(q)
 	page := q.Get("page")
@@ -100,112 +64,32 @@ func (h *hub) serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad live-update request", http.StatusBadRequest)
 		return
 	}
-	h.mu.Lock()
-	full := len(h.clients) >= h.u.o.MaxClients || h.closed
-	h.mu.Unlock()
-	if full {
-		http.Error(w, "too many live pages", http.StatusServiceUnavailable)
-		return
+	c := &liveClient{u: u, page: page, view: v, id: q.Get("id"), sent: map[string]uint64{}}
+	u.live.Serve(w, r, c, v.Refresh)
+}
+
+// Next implements live.Session: what changed on the page since its last
+// update (nothing for a page that is not live), encoded once for every
+// page sent the same.
+func (c *liveClient) Next(ctx context.Context) (live.Update, error) {
+	var out live.Update
+	if !c.view.Live() {
+		return out, nil
 	}
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+	prev := c.version
+	msg, rd, sig := c.u.updateFor(ctx, c)
+	if prev != 0 && c.version > prev+1 {
+		out.Coalesced = int(c.version - prev - 1)
+	}
+	if len(msg.HTML)+len(msg.SVG) == 0 {
+		return out, nil
+	}
+	pm, err := rd.prepared(sig, msg)
 	if err != nil {
-		return // the upgrader answered
+		return out, err
 	}
-	c := &liveClient{page: page, view: v, id: q.Get("id"), notify: make(chan struct{}, 1), done: make(chan struct{}), sent: map[string]uint64{}, conn: conn}
-	h.mu.Lock()
-	h.clients[c] = struct{}{}
-	h.mu.Unlock()
-	h.u.metrics.clients.Inc()
-	defer func() {
-		h.mu.Lock()
-		delete(h.clients, c)
-		h.mu.Unlock()
-		h.u.metrics.clients.Dec()
-		conn.Close()
-	}()
-	conn.SetReadLimit(1024)
-	go func() {
-		defer close(c.done)
-		for {
-			if _, _, err := conn.ReadMessage(); err != nil {
-				return
-			}
-		}
-	}()
-	c.notify <- struct{}{} // bring the page up to date at once
-	ping := time.NewTicker(30 * time.Second)
-	defer ping.Stop()
-	var last time.Time
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-r.Context().Done():
-			return
-		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.u.o.WriteTimeout)); err != nil {
-				return
-			}
-			continue
-		case <-c.notify:
-		}
-		if !v.Live() {
-			continue
-		}
-		if wait := v.Refresh - time.Since(last); !last.IsZero() && wait > 0 {
-			h.u.metrics.coalesced.Inc()
-			select {
-			case <-c.done:
-				return
-			case <-time.After(wait):
-			}
-			select {
-			case <-c.notify: // folded into this update
-			default:
-			}
-		}
-		msg, rd, sig := h.u.updateFor(r.Context(), c)
-		last = time.Now()
-		if len(msg.HTML)+len(msg.SVG) == 0 {
-			continue
-		}
-		pm, err := rd.prepared(sig, msg)
-		if err != nil {
-			h.u.o.Logger.Warn("encoding a live update", "err", err)
-			return
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(h.u.o.WriteTimeout))
-		if err := conn.WritePreparedMessage(pm); err != nil {
-			h.u.o.Logger.Debug("live page dropped", "err", err)
-			return
-		}
-		h.u.metrics.sent.Inc()
-	}
-}
-
-// wakeAll tells every page that the state changed. It never blocks.
-func (h *hub) wakeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for c := range h.clients {
-		select {
-		case c.notify <- struct{}{}:
-		default:
-			h.u.metrics.coalesced.Inc()
-		}
-	}
-}
-
-// closeAll ends every connection (the pages reconnect to whoever serves
-// next).
-func (h *hub) closeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.closed = true
-	for c := range h.clients {
-		_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server stopping"), time.Now().Add(time.Second))
-		c.conn.Close()
-	}
+	out.Messages = []*websocket.PreparedMessage{pm}
+	return out, nil
 }
 
 // renderCache shares rendered fragments between pages with the same view
@@ -295,11 +179,12 @@ func renderString(ctx context.Context, c templ.Component) string {
 
 // updateFor returns what changed on c's page since its last update, the
 // rendered page it comes from, and the ids of its fragments (sig: with
-// r, they determine the message).
+// r, they determine the message); c records it as sent.
 func (u *UI) updateFor(ctx context.Context, c *liveClient) (msg update, r *rendered, sig string) {
 	start := time.Now()
 	defer func() { u.metrics.renderTime.WithLabelValues("live-" + c.page).Observe(time.Since(start).Seconds()) }()
 	cur := u.state()
+	c.version = cur.version
 	key := strings.Join([]string{c.page, c.view.Key(), c.id, itoa(cur.version)}, "|")
 	// Other pages may wait for this render: it outlives this page.
 	shared := context.WithoutCancel(ctx)

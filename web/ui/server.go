@@ -31,6 +31,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
+	"github.com/seed-a49a8342/cartograph/web/live"
 )
 
 // Source is what the UI reads: the collector's API.
@@ -95,7 +96,7 @@ type UI struct {
 	o       Options
 	mux     *http.ServeMux
 	hist    *history
-	hub     *hub
+	live    *live.Hub
 	metrics uiMetrics
 
 	mu      sync.RWMutex
@@ -197,7 +198,18 @@ func New(o Options) (*UI, error) {
 			}
 		}
 	}
-	u.hub = newHub(u)
+	u.live = live.New(live.Options{
+		MaxClients: o.MaxClients, AllowedOrigins: o.AllowedOrigins, WriteTimeout: o.WriteTimeout,
+		// permessage-deflate, as browsers offer it: a redrawn map is
+		// about a tenth of its size compressed, and each update is
+		// compressed once for every page it goes to.
+		Compression: true,
+		Refuse: func(w http.ResponseWriter, _ error) {
+			http.Error(w, "too many live pages", http.StatusServiceUnavailable)
+		},
+		Metrics: live.Metrics{Clients: u.metrics.clients, Sent: u.metrics.sent, Coalesced: u.metrics.coalesced},
+		Logger:  o.Logger,
+	})
 	sub, _ := fs.Sub(static, "static")
 	u.mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(sub)))
 	u.mux.HandleFunc("GET /{$}", u.page("map", u.mapPage))
@@ -205,7 +217,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /node", u.page("node", u.nodePage))
 	u.mux.HandleFunc("GET /edge", u.page("edge", u.edgePage))
 	u.mux.HandleFunc("GET /architecture", u.page("architecture", u.archPage))
-	u.mux.HandleFunc("GET /ws", u.hub.serve)
+	u.mux.HandleFunc("GET /ws", u.serveLive)
 	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}`))
@@ -237,14 +249,14 @@ func (u *UI) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			u.hub.closeAll()
+			u.live.CloseAll()
 			return nil
 		case <-t.C:
 		case <-u.wake:
 			if wait := time.Second - u.o.Clock().Sub(last); wait > 0 {
 				select {
 				case <-ctx.Done():
-					u.hub.closeAll()
+					u.live.CloseAll()
 					return nil
 				case <-time.After(wait):
 				}
@@ -318,7 +330,7 @@ func (u *UI) refresh(ctx context.Context) {
 		u.cur.status = st
 		u.cur.err = err
 		u.mu.Unlock()
-		u.hub.wakeAll()
+		u.live.WakeAll()
 		return
 	}
 	if err := u.o.Source.Ready(ctx); err != nil {
@@ -345,7 +357,7 @@ func (u *UI) refresh(ctx context.Context) {
 	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, status: st, readAt: now}
 	clear(u.byWin)
 	u.mu.Unlock()
-	u.hub.wakeAll()
+	u.live.WakeAll()
 }
 
 // state returns the latest state.
