@@ -60,7 +60,12 @@ func (a *API) Receive(s *graph.Snapshot, findings []finding.Finding) {
 	a.cur.Store(t)
 	if a.o.Stream != nil {
 		if t.body != nil {
-			_ = a.o.Stream.Publish("graph", json.RawMessage(body))
+			// The same bytes, wrapped: the stream re-encodes nothing.
+			msg := make([]byte, 0, len(body)+len(`{"type":"graph","data":}`))
+			msg = append(append(append(msg, `{"type":"graph","data":`...), body...), '}')
+			if err := a.o.Stream.PublishEncoded("graph", msg); err != nil {
+				a.o.Logger.Error("publishing the tick's graph", "err", err)
+			}
 		}
 		_ = a.o.Stream.Publish("findings", map[string]any{"findings": findings})
 	}
