@@ -33,7 +33,7 @@ func lagScenario(t *testing.T, lags, committed []float64, consumers float64, age
 			Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka"})
 	}
 	require.Zero(t, store.Add(samples))
-	g, err := graph.New(graph.Options{Now: clock, Lag: store})
+	g, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
 	rej, why := g.ConsumeSpans([]graph.Span{
@@ -109,7 +109,7 @@ func TestConsumerLagKeepingPaceIsNotDraining(t *testing.T) {
 		}
 	}
 	require.Zero(t, store.Add(samples))
-	g, err := graph.New(graph.Options{Now: clock, Lag: store})
+	g, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	s, err := g.Snapshot(0)
 	require.NoError(t, err)
@@ -154,6 +154,15 @@ func TestConsumerLagThresholds(t *testing.T) {
 	require.Equal(t, 300.0, obs[0].Evidence["max_seconds"])
 	obs = NewConsumerLag(ConsumerLagOptions{MaxSeconds: 600}).Detect(context.Background(), s)
 	require.Empty(t, obs)
+}
+
+// judgedLag is the store's lag with its verdict, as the collector hands
+// it to the graph.
+func judgedLag(t *testing.T, store *lag.Store) *LagJudge {
+	t.Helper()
+	j, err := NewLagJudge(store, LagJudgeOptions{})
+	require.NoError(t, err)
+	return j
 }
 
 // snapshotOf builds a snapshot from nodes and edges through JSON, the way
@@ -258,7 +267,7 @@ func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now t
 	clock := func() time.Time { return now }
 	store, err := lag.New(lag.Options{Now: clock})
 	require.NoError(t, err)
-	gr, err := graph.New(graph.Options{Now: clock, Lag: store})
+	gr, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	eng, err := NewEngine(EngineOptions{Detectors: []Detector{NewConsumerLag(ConsumerLagOptions{})}, Now: clock})
 	require.NoError(t, err)

@@ -73,9 +73,11 @@ type lagEvaluator struct {
 
 func newLagEvaluator(t *testing.T, now func() time.Time, staleAfter time.Duration) lagEvaluator {
 	t.Helper()
-	store, err := lag.New(lag.Options{Now: now, StaleAfter: staleAfter})
+	store, err := lag.New(lag.Options{Now: now, MaxAhead: staleAfter})
 	require.NoError(t, err)
-	return lagEvaluator{add: store.Add, evaluate: store.Evaluate}
+	judge, err := NewLagJudge(store, LagJudgeOptions{StaleAfter: staleAfter})
+	require.NoError(t, err)
+	return lagEvaluator{add: store.Add, evaluate: judge.Evaluate}
 }
 
 // run plays c and returns its verdicts.
@@ -96,7 +98,7 @@ func (c lagCase) run(t *testing.T) []lagVerdict {
 				Case: c.name, At: e.at.String(), Window: e.window.String(),
 				Group: st.System + "/" + st.Destination + "/" + st.Group, State: st.State, Reason: st.Reason,
 				Messages: st.Messages, Seconds: st.Seconds, Drain: st.DrainSeconds, Produce: st.ProduceRate, Consume: st.ConsumeRate,
-				Consumers: st.Consumers, Partitions: st.Partitions, Updated: st.UpdatedAt.Sub(lagStart).String(),
+				Consumers: st.Consumers, Partitions: len(st.Partitions), Updated: st.UpdatedAt.Sub(lagStart).String(),
 				Sources: st.Sources, Subjects: st.Subjects,
 			})
 		}

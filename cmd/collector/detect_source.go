@@ -6,7 +6,6 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
-	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -17,7 +16,7 @@ import (
 // flush of that time has landed.
 type mergedSource struct {
 	st       storage.Storage
-	lags     *lag.Store
+	lags     graph.LagSource // the judged lag (detect.LagJudge)
 	breakers *resilience.Store
 	paths    graph.PathSource
 	settle   time.Duration

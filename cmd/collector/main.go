@@ -93,7 +93,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	defer st.Close()
 
-	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, MaxKeys: cfg.MaxLagSeries, Registerer: reg})
+	// The lag store summarises; the verdict on each group (and
+	// --lag-stale-after) is detect's. Readings up to the stale-after ahead
+	// of this clock are taken, as skew, not as readings from the future.
+	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), MaxAhead: cfg.LagStaleAfter, MaxKeys: cfg.MaxLagSeries, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	lagStatus, err := detect.NewLagJudge(lags, detect.LagJudgeOptions{StaleAfter: cfg.LagStaleAfter})
 	if err != nil {
 		return err
 	}
@@ -109,7 +116,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
 		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced, IdleExpiry: cfg.IdleExpiry,
-		Lag: lags, Circuits: breakers, Paths: paths,
+		Lag: lagStatus, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
 	if err != nil {
@@ -279,7 +286,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	case "local":
 		eg.Go(func() error { return engine.Run(ctx, g) })
 	case "merged":
-		src := mergedSource{st: st, lags: lags, breakers: breakers, paths: paths, settle: g.Options().Bucket + cfg.FlushInterval + time.Second, window: g.Options().Window}
+		src := mergedSource{st: st, lags: lagStatus, breakers: breakers, paths: paths, settle: g.Options().Bucket + cfg.FlushInterval + time.Second, window: g.Options().Window}
 		eg.Go(func() error { return engine.Run(ctx, src) })
 	}
 	// The persister outlives the others: it stops once nothing can arrive
