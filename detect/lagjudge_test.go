@@ -2,6 +2,7 @@ package detect
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -343,5 +344,37 @@ func TestJudgeTrend(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			require.Equal(t, tt.want, judgeTrend(&tt.tr, time.Minute, tt.rises))
 		})
+	}
+}
+
+// BenchmarkLagJudge: the statuses of 1,000 groups x 10 partitions x 20
+// readings 10 s apart (graph/lag's BenchmarkStore readings), summarised
+// and judged, as each snapshot asks for them.
+func BenchmarkLagJudge(b *testing.B) {
+	store, err := lag.New(lag.Options{Now: func() time.Time { return judgeT0 }})
+	require.NoError(b, err)
+	const groups, parts, rounds = 1000, 10, 20
+	for r := range rounds {
+		t := judgeT0.Add(-time.Duration(rounds-1-r) * 10 * time.Second)
+		batch := make([]lag.Sample, 0, groups*parts)
+		for g := range groups {
+			for p := range parts {
+				end := float64(1000 + 100*r + g)
+				batch = append(batch, lag.Sample{
+					Time: t, Key: lag.Key{System: "kafka", Destination: fmt.Sprintf("topic-%d", g%100), Group: fmt.Sprintf("group-%d", g), Partition: int32(p)},
+					Lag: lag.Unknown, End: end, Committed: end - float64((g*p+r)%50), Consumers: 3,
+					Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka:poller",
+				})
+			}
+		}
+		require.Zero(b, store.Add(batch))
+	}
+	j, err := NewLagJudge(store, LagJudgeOptions{})
+	require.NoError(b, err)
+	b.ReportAllocs()
+	for b.Loop() {
+		if st := j.Evaluate(time.Minute); len(st) != groups {
+			b.Fatalf("%d statuses", len(st))
+		}
 	}
 }
