@@ -90,7 +90,8 @@ type Trend struct {
 	// reading has none (or Run is 0).
 	Lag float64
 	// Idle is the run's newest readings that show no consumers while the
-	// lag is above zero. The facts below are zero when Lag is unknown.
+	// lag is above zero. When Lag is unknown, it and the facts below are
+	// empty (Position Unknown).
 	Idle Span
 	// Position is the consumer's position at the newest reading: its
 	// committed offset, or (OnCounter; a queue) its consumed counter;
@@ -113,8 +114,8 @@ type Span struct {
 }
 
 // Rise is the run of readings at the end of a Trend over which the lag
-// rose at each reading while the position moved. The fields after To are
-// given only when Rises is above zero.
+// rose at each reading while the position moved. With no rise (Rises 0),
+// From and To are the newest lag, Produced is Unknown and the rest zero.
 type Rise struct {
 	Rises    int           // rises in a row (0: the lag did not rise at the newest reading)
 	Length   time.Duration // from the first reading of the rise to the newest
