@@ -1,9 +1,15 @@
 package detect
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
@@ -100,13 +106,14 @@ func (o ConsumerLagOptions) withDefaults() ConsumerLagOptions {
 
 // ConsumerLag detects consumer groups falling behind their destination
 // (SPEC.md "consumer_lag"). From broker metrics it takes the lag status the
-// graph joined onto destination -> consumer edges (Burrow-style: growing lag
-// is a warning, a stalled or stopped consumer is critical) and flags time
-// lag or drain time above their thresholds; a stale reading (broker or
-// poller down) is not judged. Without broker metrics it judges traces: the
-// producer->consumer delay growing tick after tick while the group consumes
-// slower than the destination is fed. It keeps a bounded delay history per
-// consumer edge; Detect is called from one goroutine at a time.
+// graph joined onto destination -> consumer edges, the verdict JudgeLag
+// drew (Burrow-style: growing lag is a warning, a stalled or stopped
+// consumer is critical), and flags time lag or drain time above their
+// thresholds; a stale reading (broker or poller down) is not judged.
+// Without broker metrics it judges traces: the producer->consumer delay
+// growing tick after tick while the group consumes slower than the
+// destination is fed. It keeps a bounded delay history per consumer edge;
+// Detect is called from one goroutine at a time.
 type ConsumerLag struct {
 	opts  ConsumerLagOptions
 	msg   summaryTemplate
@@ -304,4 +311,372 @@ func fmtSeconds(s float64) string {
 		return fmt.Sprintf("%.1fmin", s/60)
 	}
 	return fmt.Sprintf("%.1fs", s)
+}
+
+// The verdict on a group's consumer lag: LagJudge over graph/lag's
+// summaries, for the graph's snapshots (graph.LagSource), and JudgeLag,
+// the rules and their words. It is the one place a lag status is decided;
+// graph/lag only supplies the numbers.
+
+// DefaultLagStaleAfter is LagJudgeOptions.StaleAfter when none is set.
+const DefaultLagStaleAfter = 2 * time.Minute
+
+// LagJudgeOptions configure a LagJudge. Zero fields take the defaults.
+type LagJudgeOptions struct {
+	// StaleAfter is the age of a partition's newest reading beyond which
+	// the partition is stale (default 2m; the collector's
+	// --lag-stale-after): its readings stopped arriving (the broker or the
+	// poller is down), and a group whose partitions all are is
+	// lag.StateStale, its numbers old, not zero. It must be below the
+	// store's Retention for a silent group to show as stale before it is
+	// forgotten.
+	StaleAfter time.Duration
+}
+
+// ErrInvalidLagJudge is wrapped by the errors of NewLagJudge.
+var ErrInvalidLagJudge = errors.New("invalid lag judge options")
+
+// Validate reports an error wrapping ErrInvalidLagJudge when StaleAfter is
+// negative.
+func (o LagJudgeOptions) Validate() error {
+	if o.StaleAfter < 0 {
+		return fmt.Errorf("detect: lag stale after %v: must be positive: %w", o.StaleAfter, ErrInvalidLagJudge)
+	}
+	return nil
+}
+
+// LagSummaries is where a LagJudge gets its numbers (graph/lag.Store).
+type LagSummaries interface {
+	Summarise(q lag.Query) []lag.Summary
+}
+
+// LagJudge gives each group's lag summary its verdict: it is the
+// graph.LagSource the collector hands the graph, so every snapshot's
+// edges[].lag.status and reason come from JudgeLag. It is safe for
+// concurrent use when its LagSummaries is.
+type LagJudge struct {
+	src  LagSummaries
+	opts LagJudgeOptions
+}
+
+// NewLagJudge returns a LagJudge of src's summaries.
+func NewLagJudge(src LagSummaries, o LagJudgeOptions) (*LagJudge, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.StaleAfter == 0 {
+		o.StaleAfter = DefaultLagStaleAfter
+	}
+	return &LagJudge{src: src, opts: o}, nil
+}
+
+// Query returns what the judge needs summarised over window: the readings
+// the rules count (MinReadings for a partition's three rises, fewer for
+// the group's summed lag), as of StaleAfter.
+func (j *LagJudge) Query(window time.Duration) lag.Query {
+	return lag.Query{Window: window, StaleAfter: j.opts.StaleAfter, MinReadings: lagMinRises + 1, MinSumReadings: lagMinGroupRises + 1}
+}
+
+// Evaluate returns the status of every group with readings, sorted by
+// GroupKey: its summary over window (non-positive: the store's retention)
+// with JudgeLag's verdict.
+func (j *LagJudge) Evaluate(window time.Duration) []lag.Status {
+	sums := j.src.Summarise(j.Query(window))
+	out := make([]lag.Status, len(sums))
+	for i := range sums {
+		st, why := JudgeLag(&sums[i])
+		out[i] = lag.Status{Summary: sums[i], State: st, Reason: why}
+	}
+	return out
+}
+
+// The rules' constants. A broker poller reads a group every 15 s or so, so
+// a one-minute window holds only four or five readings: too few for
+// Burrow's "lag never fell" alone, which iid jitter on a dozen partitions
+// satisfies on some partition at most polls. Growth must therefore also be
+// large against the partition's own noise.
+const (
+	// lagMinRun is how many readings, spanning at least half the window, a
+	// partition must have shown no consumers, or an unmoving position
+	// with lag, before it is stopped or stalled. A rebalance that pauses
+	// the group for less than two polls is not judged.
+	lagMinRun = 3
+	// lagMinRises is how many rises in a row, each while the position
+	// moved, make a partition falling behind (with the growth conditions
+	// below).
+	lagMinRises = 3
+	// lagMinGroupRises is how many rises in a row of the group's lag,
+	// summed over its partitions, make the group falling behind (with the
+	// same growth conditions, against the sum's own noise): a sum over n
+	// partitions grows n times faster than one of them while its iid
+	// jitter grows only about sqrt(n) times, so it shows a slow group (a
+	// few messages a poll on each partition) a poll sooner.
+	lagMinGroupRises = 2
+	// lagBandFactor: the growth must exceed lagBandFactor times the
+	// partition's noise band before the rises (lag.Rise.Noise).
+	lagBandFactor = 2.0
+	// lagMinBaseline is how long the readings before the rises must span
+	// to make a noise band on their own. With less history (at start-up,
+	// young) the band is at least the oldest lag held (too few steps to
+	// know the noise, it is taken to reach the level the lag started at)
+	// and the growth must also be at least lagMinDeficitYoung of what was
+	// produced.
+	lagMinBaseline = 5 * time.Minute
+	// lagMinGrowth is the least growth, in messages, that is falling
+	// behind.
+	lagMinGrowth = 10.0
+	// lagMinDeficit is the least share of the messages produced during
+	// the rises that the growth must be: the group consumed under 90% of
+	// them.
+	lagMinDeficit      = 0.1
+	lagMinDeficitYoung = 0.25
+)
+
+// JudgeLag draws the verdict on one group from its summary: its state and
+// one sentence saying why.
+//
+// Each partition is judged in the manner of Burrow's evaluator: stale when
+// the summary says so (no reading in the window or for the stale-after);
+// else OK when its lag was zero at the newest reading; else, on the
+// readings since its lag last stood at zero, stopped when it had no
+// consumers and a lag over at least half the window; else stalled when its
+// position (committed offset, or consumed counter) did not move over at
+// least half the window while the lag stayed above zero; else warning when
+// its lag rose at each of the last three or more readings while the
+// position moved, by much more than the partition's own noise (see
+// judgeTrend); else OK. The group takes the worst state of its partitions
+// that are not stale, and is stale only when all are; a group of OK
+// partitions whose summed lag is falling behind (two rises, by the same
+// rules) is a warning.
+func JudgeLag(s *lag.Summary) (lag.State, string) {
+	states := make([]lag.State, len(s.Partitions))
+	worst, stale := lag.State(0), 0
+	for i := range s.Partitions {
+		p := &s.Partitions[i]
+		if p.Stale {
+			states[i] = lag.StateStale
+			stale++
+			continue
+		}
+		states[i] = judgeTrend(&p.Trend, s.Window, lagMinRises)
+		worst = max(worst, states[i])
+	}
+	if worst == 0 {
+		return lag.StateStale, lagStaleReason(s)
+	}
+	state, reason := worst, ""
+	if live := len(s.Partitions) - stale; worst == lag.StateOK && live > 1 && s.Sum != nil && judgeTrend(s.Sum, s.Window, lagMinGroupRises) == lag.StateWarning {
+		r := &s.Sum.Rise
+		state = lag.StateWarning
+		reason = fmt.Sprintf("falling behind: the group's lag grew from %s to %s messages in %s over its %d partitions",
+			lagNum(r.From), lagNum(r.To), lagDur(float64(r.Length)/1e9), live)
+	}
+	if reason == "" {
+		reason = lagReason(s, states, state)
+	}
+	if stale == 0 {
+		return state, reason
+	}
+	var latest *lag.Partition
+	for i := range s.Partitions {
+		if p := &s.Partitions[i]; p.Stale && (latest == nil || p.Newest.After(latest.Newest)) {
+			latest = p
+		}
+	}
+	if stale == 1 {
+		return state, reason + fmt.Sprintf("; %s has had no reading since %s", lagPartName(latest.Partition), lagTime(latest.Newest))
+	}
+	return state, reason + fmt.Sprintf("; %d of %d partitions have had no reading for %s or more",
+		stale, len(s.Partitions), lagDur(float64(s.At.UnixNano()-latest.Newest.UnixNano())/1e9))
+}
+
+// judgeTrend applies the rules to the trend of a series (a partition's,
+// or the group's summed lag) over window, rises being the rises in a row
+// that make it falling behind.
+//
+// Only the run is judged: the readings since the lag last stood at zero
+// (all of them when it did not), so a group that caught up at any reading
+// is OK (Burrow's first rule). Then, in order:
+//   - stopped: no consumers, with lag, on the last lagMinRun or more
+//     readings spanning at least half the window;
+//   - stalled: the position the same, with lag, on the last lagMinRun or
+//     more readings spanning at least half the window;
+//   - warning (falling behind): the lag rose at each of the last rises or
+//     more readings, spanning at least half the window, while the position
+//     moved at each (a group that is consuming, just too slowly), and the
+//     growth is at least lagMinGrowth messages, at least lagMinDeficit of
+//     what was produced meanwhile, and, without its largest step, more
+//     than lagBandFactor times the series' noise band: steady growth, not
+//     one jump.
+//
+// A rebalance or a commit pause shorter than two polls, a burst that
+// drains, and lag jittering within its band are OK.
+func judgeTrend(t *lag.Trend, window time.Duration, rises int) lag.State {
+	if t.Run == 0 || t.Lag <= 0 {
+		return lag.StateOK // caught up at the newest reading, or its lag unknown
+	}
+	long := func(s lag.Span) bool { return s.Readings >= lagMinRun && s.Length >= window/2 }
+	if long(t.Idle) {
+		return lag.StateStopped
+	}
+	if t.Position >= 0 && long(t.Stuck) {
+		return lag.StateStalled
+	}
+	r := &t.Rise
+	if r.Rises < rises || r.Length < window/2 {
+		return lag.StateOK
+	}
+	// The growth must be sustained: without its largest step (a burst, a
+	// pause) it must still clear the noise band.
+	growth, noise := r.To-r.From, r.Noise
+	young := r.Baseline < lagMinBaseline
+	if young {
+		noise = max(noise, r.BaselineLag)
+	}
+	if growth < lagMinGrowth || growth-r.MaxStep <= lagBandFactor*noise {
+		return lag.StateOK
+	}
+	deficit := lagMinDeficit
+	if young {
+		deficit = lagMinDeficitYoung
+	}
+	if r.Produced >= 0 && growth < deficit*r.Produced {
+		return lag.StateOK
+	}
+	return lag.StateWarning
+}
+
+func lagStaleReason(s *lag.Summary) string {
+	r := fmt.Sprintf("no reading since %s (%s ago)", lagTime(s.UpdatedAt), lagDur(float64(s.At.UnixNano()-s.UpdatedAt.UnixNano())/1e9))
+	if s.Messages != nil {
+		r += fmt.Sprintf(", when the lag was %s messages", lagNum(*s.Messages))
+	}
+	return r
+}
+
+// lagReason explains a group's state from its partitions in that state
+// (states[i] is partition i's).
+func lagReason(s *lag.Summary, states []lag.State, state lag.State) string {
+	parts := s.Partitions
+	var in []*lag.Partition
+	for i := range parts {
+		if states[i] == state {
+			in = append(in, &parts[i])
+		}
+	}
+	// The representative: the largest lag, then the lowest partition.
+	byLag := func(a, b *lag.Partition) int {
+		return cmp.Or(cmp.Compare(b.Lag, a.Lag), cmp.Compare(a.Partition, b.Partition))
+	}
+	where := ""
+	if len(in) > 0 && len(parts) > 1 {
+		switch len(in) {
+		case 1:
+			where = " on " + lagPartName(in[0].Partition)
+		case len(parts):
+			where = fmt.Sprintf(" on all %d partitions", len(parts))
+		default:
+			where = fmt.Sprintf(" on %d of %d partitions", len(in), len(parts))
+		}
+	}
+	switch state {
+	case lag.StateStopped:
+		var l float64
+		for _, p := range in {
+			l += p.Lag
+		}
+		return fmt.Sprintf("no consumers while lag is %s messages%s", lagNum(l), where)
+	case lag.StateStalled:
+		rep := slices.MinFunc(in, byLag)
+		what := "position"
+		if rep.Trend.OnCounter {
+			what = "consumed count"
+		}
+		r := fmt.Sprintf("%s stuck at %s while lag is %s messages", what, lagNum(rep.Trend.Position), lagNum(rep.Lag))
+		switch {
+		case len(parts) == 1:
+		case len(in) == 1:
+			r += where
+		default:
+			r += fmt.Sprintf(" on %s and %s", lagPartName(rep.Partition), otherPartitions(len(in)-1))
+		}
+		return r
+	case lag.StateWarning:
+		// One partition's numbers, the one that grew most: partitions'
+		// growths span different readings and do not add up.
+		rep := slices.MinFunc(in, func(a, b *lag.Partition) int {
+			return cmp.Or(cmp.Compare(b.Trend.Rise.To-b.Trend.Rise.From, a.Trend.Rise.To-a.Trend.Rise.From), cmp.Compare(a.Partition, b.Partition))
+		})
+		r := fmt.Sprintf("falling behind: lag grew from %s to %s messages in %s", lagNum(rep.Trend.Rise.From), lagNum(rep.Trend.Rise.To), lagDur(float64(rep.Trend.Rise.Length)/1e9))
+		switch {
+		case len(parts) == 1:
+		case len(in) == 1:
+			r += " on " + lagPartName(rep.Partition)
+		default:
+			r += fmt.Sprintf(" on %s (and on %s)", lagPartName(rep.Partition), otherPartitions(len(in)-1))
+		}
+		return r
+	}
+	// OK.
+	var m float64
+	if s.Messages != nil {
+		m = *s.Messages
+	}
+	var zeroAt time.Time
+	for i := range parts {
+		if parts[i].Trend.ZeroAt.After(zeroAt) {
+			zeroAt = parts[i].Trend.ZeroAt
+		}
+	}
+	switch {
+	case s.Messages == nil:
+		return "no lag reported"
+	case m == 0 && s.ProduceRate != nil && *s.ProduceRate == 0:
+		return "idle: no lag and nothing produced"
+	case m == 0 && !zeroAt.IsZero():
+		return fmt.Sprintf("caught up at %s: no lag", lagTime(zeroAt))
+	case m == 0:
+		return "no lag"
+	case !zeroAt.IsZero():
+		return fmt.Sprintf("caught up at %s, %s messages behind now", lagTime(zeroAt), lagNum(m))
+	case s.DrainSeconds != nil:
+		return fmt.Sprintf("behind by %s messages but catching up, drained in about %s at the current rates", lagNum(m), lagDur(*s.DrainSeconds))
+	case s.ProduceRate != nil && s.ConsumeRate != nil && math.Abs(*s.ConsumeRate-*s.ProduceRate) < lag.DrainShare*max(*s.ConsumeRate, *s.ProduceRate):
+		return fmt.Sprintf("keeping pace, %s messages behind", lagNum(m))
+	default:
+		return fmt.Sprintf("behind by %s messages, not growing steadily", lagNum(m))
+	}
+}
+
+// otherPartitions counts other partitions: "1 other partition", "2 other
+// partitions".
+func otherPartitions(n int) string {
+	if n == 1 {
+		return "1 other partition"
+	}
+	return strconv.Itoa(n) + " other partitions"
+}
+
+func lagPartName(p int32) string {
+	if p < 0 {
+		return "the destination"
+	}
+	return "partition " + strconv.Itoa(int(p))
+}
+
+// lagTime formats a time for a lag reason.
+func lagTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// lagDur formats seconds for a lag reason, to the second.
+func lagDur(secs float64) string {
+	return (time.Duration(math.Round(secs)) * time.Second).String()
+}
+
+// lagNum formats a count or an offset for a lag reason: whole numbers in
+// full, others to four significant digits.
+func lagNum(v float64) string {
+	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	}
+	return strings.TrimSuffix(strconv.FormatFloat(v, 'g', 4, 64), ".0")
 }

@@ -33,7 +33,7 @@ func lagScenario(t *testing.T, lags, committed []float64, consumers float64, age
 			Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka"})
 	}
 	require.Zero(t, store.Add(samples))
-	g, err := graph.New(graph.Options{Now: clock, Lag: store})
+	g, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
 	rej, why := g.ConsumeSpans([]graph.Span{
@@ -109,7 +109,7 @@ func TestConsumerLagKeepingPaceIsNotDraining(t *testing.T) {
 		}
 	}
 	require.Zero(t, store.Add(samples))
-	g, err := graph.New(graph.Options{Now: clock, Lag: store})
+	g, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	s, err := g.Snapshot(0)
 	require.NoError(t, err)
@@ -154,6 +154,15 @@ func TestConsumerLagThresholds(t *testing.T) {
 	require.Equal(t, 300.0, obs[0].Evidence["max_seconds"])
 	obs = NewConsumerLag(ConsumerLagOptions{MaxSeconds: 600}).Detect(context.Background(), s)
 	require.Empty(t, obs)
+}
+
+// judgedLag is the store's lag with its verdict, as the collector hands
+// it to the graph.
+func judgedLag(t *testing.T, store *lag.Store) *LagJudge {
+	t.Helper()
+	j, err := NewLagJudge(store, LagJudgeOptions{})
+	require.NoError(t, err)
+	return j
 }
 
 // snapshotOf builds a snapshot from nodes and edges through JSON, the way
@@ -253,53 +262,24 @@ func poisson(rng *rand.Rand, m float64) float64 {
 // the engine and the readings taken so far.
 func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now time.Time, e *Engine, last []lag.Sample) bool) {
 	t.Helper()
-	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	now := start
 	clock := func() time.Time { return now }
 	store, err := lag.New(lag.Options{Now: clock})
 	require.NoError(t, err)
-	gr, err := graph.New(graph.Options{Now: clock, Lag: store})
+	gr, err := graph.New(graph.Options{Now: clock, Lag: judgedLag(t, store)})
 	require.NoError(t, err)
 	eng, err := NewEngine(EngineOptions{Detectors: []Detector{NewConsumerLag(ConsumerLagOptions{})}, Now: clock})
 	require.NoError(t, err)
-	parts := make([]simPartition, g.parts)
-	for i := range parts {
-		// A topic with history: offsets far from zero.
-		off := 1e6 + float64(i)*1e4
-		parts[i] = simPartition{end: off, processed: off - g.inflight, committed: off - g.inflight, endAt: make([]float64, g.pipeline+1)}
-		for j := range parts[i].endAt {
-			parts[i].endAt[j] = off
-		}
-	}
+	world := newSimWorld(g, seed)
 	orders := graph.NodeKey{Kind: graph.NodeTopic, Group: "kafka", Name: "orders"}
 	var last []lag.Sample
 	var trace byte
-	pollEvery := cmp.Or(g.pollEvery, 15)
 	for sec := 1; sec <= seconds; sec++ {
 		now = start.Add(time.Duration(sec) * time.Second)
-		w := g.at(sec, rng)
-		for i := range parts {
-			p := &parts[i]
-			p.end += poisson(rng, g.rate*w.rateMul) + w.extra
-			p.endAt[sec%len(p.endAt)] = p.end
-			if i < w.frozen {
-				continue
-			}
-			ready := p.endAt[(sec+1)%len(p.endAt)] - g.inflight // produced pipeline seconds ago
-			p.processed += max(0, min(ready-p.processed, poisson(rng, g.capacity*w.capMul)))
-			if (sec+i)%g.commitEvery == 0 {
-				p.committed = p.processed
-			}
-		}
-		if sec%pollEvery == 7 {
-			last = last[:0]
-			for i := range parts {
-				p := &parts[i]
-				last = append(last, lag.Sample{Time: now, Key: lag.Key{System: "kafka", Destination: "orders", Group: "billing", Partition: int32(i)},
-					Lag: p.end - p.committed, Committed: p.committed, End: p.end, Consumers: w.consumers,
-					Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka:poller"})
-			}
+		w, polled := world.step(sec, now)
+		if polled != nil {
+			last = polled
 			require.Zero(t, store.Add(last))
 		}
 		if sec%5 == 3 {
@@ -324,6 +304,61 @@ func simRun(t *testing.T, g simGroup, seed uint64, seconds int, check func(now t
 			}
 		}
 	}
+}
+
+// simWorld is a simGroup's partitions as simulated time runs. It is used
+// by one goroutine.
+type simWorld struct {
+	g         simGroup
+	rng       *rand.Rand
+	parts     []simPartition
+	pollEvery int
+	polled    []lag.Sample
+}
+
+func newSimWorld(g simGroup, seed uint64) *simWorld {
+	s := &simWorld{g: g, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), parts: make([]simPartition, g.parts), pollEvery: cmp.Or(g.pollEvery, 15)}
+	for i := range s.parts {
+		// A topic with history: offsets far from zero.
+		off := 1e6 + float64(i)*1e4
+		s.parts[i] = simPartition{end: off, processed: off - g.inflight, committed: off - g.inflight, endAt: make([]float64, g.pipeline+1)}
+		for j := range s.parts[i].endAt {
+			s.parts[i].endAt[j] = off
+		}
+	}
+	return s
+}
+
+// step runs second sec, ending at now: it returns what the world did and,
+// when the poller read the group then (every pollEvery seconds, 7 s past),
+// its readings, valid until the next step.
+func (s *simWorld) step(sec int, now time.Time) (simAt, []lag.Sample) {
+	g := s.g
+	w := g.at(sec, s.rng)
+	for i := range s.parts {
+		p := &s.parts[i]
+		p.end += poisson(s.rng, g.rate*w.rateMul) + w.extra
+		p.endAt[sec%len(p.endAt)] = p.end
+		if i < w.frozen {
+			continue
+		}
+		ready := p.endAt[(sec+1)%len(p.endAt)] - g.inflight // produced pipeline seconds ago
+		p.processed += max(0, min(ready-p.processed, poisson(s.rng, g.capacity*w.capMul)))
+		if (sec+i)%g.commitEvery == 0 {
+			p.committed = p.processed
+		}
+	}
+	if sec%s.pollEvery != 7 {
+		return w, nil
+	}
+	s.polled = s.polled[:0]
+	for i := range s.parts {
+		p := &s.parts[i]
+		s.polled = append(s.polled, lag.Sample{Time: now, Key: lag.Key{System: "kafka", Destination: "orders", Group: "billing", Partition: int32(i)},
+			Lag: p.end - p.committed, Committed: p.committed, End: p.end, Consumers: w.consumers,
+			Produced: lag.Unknown, Consumed: lag.Unknown, Source: "kafka:poller"})
+	}
+	return w, s.polled
 }
 
 // jitter is a healthy group whose lag jitters between about 30 and 70 on

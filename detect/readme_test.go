@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite generated README sections")
+var update = flag.Bool("update", false, "rewrite generated README sections and the golden files (testdata/lag-verdicts.jsonl)")
 
 // TestREADMEThresholds keeps the README's threshold table equal to the
 // catalogue, and its table of summary templates equal to Messages; -update

@@ -241,7 +241,8 @@ func SnapshotOf(at time.Time, window time.Duration, buckets []EdgeBucket) *Snaps
 }
 
 // SnapshotOfWithLag is SnapshotOf with consumer lag joined onto the
-// destination -> consumer edges, as live snapshots have it.
+// destination -> consumer edges, as live snapshots have it. The statuses
+// are taken as they are, verdict included (see LagSource).
 func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket, statuses []lag.Status) *Snapshot {
 	return SnapshotOfNodes(at, window, buckets, nil, statuses)
 }

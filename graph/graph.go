@@ -58,7 +58,8 @@ type Options struct {
 	// not be placed on any edge (default 1,000); beyond it they are
 	// counted under the service "(other)".
 	MaxUnplaced int
-	// Lag, when set, puts consumer lag on destination -> consumer edges.
+	// Lag, when set, puts consumer lag on destination -> consumer edges
+	// (the collector's is detect.LagJudge over a graph/lag.Store).
 	Lag LagSource
 	// Circuits, when set, adds circuit-breaker states to snapshots.
 	Circuits CircuitSource
@@ -132,7 +133,10 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// LagSource evaluates consumer lag over a window (graph/lag.Store).
+// LagSource gives the consumer lag of every group over a window, judged:
+// the numbers graph/lag summarises and the verdict (State, Reason) of the
+// one judge, detect.LagJudge, which the collector wires in. Graph joins
+// the statuses onto edges as they are and judges nothing itself.
 type LagSource interface {
 	Evaluate(window time.Duration) []lag.Status
 }

@@ -321,10 +321,10 @@ func (s staticLag) Evaluate(time.Duration) []lag.Status { return s }
 func TestLagJoinsConsumerEdges(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, State: lag.StateWarning, Messages: lagMsgs(40), Seconds: f(12.5), Reason: "falling behind"},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "audit"}, State: lag.StateStopped, Messages: lagMsgs(7)},
-		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateOK, Messages: lagMsgs(0), DrainSeconds: f(0)},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "clicks", Group: "etl"}, State: lag.StateStale, Messages: lagMsgs(3)},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, Messages: lagMsgs(40), Seconds: f(12.5)}, State: lag.StateWarning, Reason: "falling behind"},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "audit"}, Messages: lagMsgs(7)}, State: lag.StateStopped},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, Messages: lagMsgs(0), DrainSeconds: f(0)}, State: lag.StateOK},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "clicks", Group: "etl"}, Messages: lagMsgs(3)}, State: lag.StateStale},
 	}})
 	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
 	emails := NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}
@@ -356,8 +356,8 @@ func TestLagJoinsConsumerEdges(t *testing.T) {
 
 func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
 	g, clk, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, State: lag.StateStalled, Messages: lagMsgs(900)},
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-v2"}, State: lag.StateStopped, Messages: lagMsgs(5)},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "rabbitmq", Destination: "emails"}, Messages: lagMsgs(900)}, State: lag.StateStalled},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-v2"}, Messages: lagMsgs(5)}, State: lag.StateStopped},
 	}})
 	rej, why := g.ConsumeSpans([]Span{
 		{Trace: tid(2), ID: sid(1), Kind: SpanConsumer, Service: "mailer", End: ms, Protocol: ProtocolRabbitMQ, Destination: NodeKey{Kind: NodeQueue, Group: "rabbitmq", Name: "emails"}},
@@ -379,7 +379,7 @@ func TestLagStaysOnAQuietConsumersEdge(t *testing.T) {
 
 func TestLagJoinsByNATSSubject(t *testing.T) {
 	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "nats", Destination: "ORDERS", Group: "shipper"}, State: lag.StateWarning, Messages: lagMsgs(12), Subjects: []string{"orders.*.created", "orders.>"}},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "nats", Destination: "ORDERS", Group: "shipper"}, Messages: lagMsgs(12), Subjects: []string{"orders.*.created", "orders.>"}}, State: lag.StateWarning},
 	}})
 	subj := func(name string) NodeKey { return NodeKey{Kind: NodeTopic, Group: "nats", Name: name} }
 	rej, why := g.ConsumeSpans([]Span{

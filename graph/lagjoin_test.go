@@ -23,7 +23,7 @@ func TestLagJoinsConsumersTracesNameNoGroupFor(t *testing.T) {
 		return Span{Trace: tid(tr), ID: sid(1), Kind: SpanConsumer, Service: svc, End: ms, Protocol: ProtocolKafka, Destination: orders, ConsumerGroup: group}
 	}
 	status := func(group string, state lag.State) lag.Status {
-		return lag.Status{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: group}, State: state, Messages: lagMsgs(120)}
+		return lag.Status{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: group}, Messages: lagMsgs(120)}, State: state}
 	}
 	type want struct {
 		edge  string
@@ -116,7 +116,7 @@ func TestLagJoinsConsumersTracesNameNoGroupFor(t *testing.T) {
 // readings carry no lag shows no lag.messages, rather than 0.
 func TestLagMessagesOmittedWhenUnknown(t *testing.T) {
 	g, _, _ := newTestGraph(t, Options{Lag: staticLag{
-		{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}, State: lag.StateOK},
+		{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing"}}, State: lag.StateOK},
 	}})
 	rej, why := g.ConsumeSpans([]Span{{Trace: tid(1), ID: sid(1), Kind: SpanConsumer, Service: "billing", End: ms, Protocol: ProtocolKafka,
 		Destination: NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}, ConsumerGroup: "billing"}})
@@ -132,15 +132,16 @@ func TestLagMessagesOmittedWhenUnknown(t *testing.T) {
 }
 
 // TestLagMessagesFromTheStore checks the store's end of the same contract:
-// readings without a lag or offsets make a status without Messages.
+// readings without a lag or offsets make a summary without Messages (its
+// verdict, "no lag reported", is detect's: TestJudgeLagUnknownLag).
 func TestLagMessagesFromTheStore(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	st, err := lag.New(lag.Options{Now: func() time.Time { return now }})
 	require.NoError(t, err)
 	require.Zero(t, st.Add([]lag.Sample{{Time: now, Key: lag.Key{System: "kafka", Destination: "orders", Group: "billing", Partition: 0},
 		Lag: lag.Unknown, Committed: lag.Unknown, End: lag.Unknown, Consumers: 2, Produced: lag.Unknown, Consumed: lag.Unknown}}))
-	got := st.Evaluate(time.Minute)
+	got := st.Summarise(lag.Query{Window: time.Minute})
 	require.Len(t, got, 1)
 	require.Nil(t, got[0].Messages)
-	require.Equal(t, "no lag reported", got[0].Reason)
+	require.Nil(t, got[0].DrainSeconds)
 }

@@ -236,7 +236,7 @@ func TestRetireFreesTheNodeLimit(t *testing.T) {
 // on a node invented from the group's name.
 func TestRetiredConsumerKeepsItsLag(t *testing.T) {
 	orders := NodeKey{Kind: NodeTopic, Group: "kafka", Name: "orders"}
-	st := staticLag{{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-cg"}, State: lag.StateStalled, Messages: lagMsgs(5000)}}
+	st := staticLag{{Summary: lag.Summary{GroupKey: lag.GroupKey{System: "kafka", Destination: "orders", Group: "billing-cg"}, Messages: lagMsgs(5000)}, State: lag.StateStalled}}
 	g, clk, _ := newTestGraph(t, Options{Lag: st, IdleExpiry: 2 * time.Minute})
 	rej, why := g.ConsumeSpans([]Span{{Trace: tid(1), ID: sid(1), Kind: SpanConsumer, Service: "billing", Start: clk.t.UnixNano(), End: clk.t.UnixNano() + ms,
 		Protocol: ProtocolKafka, Destination: orders, Messaging: MessagingProcess}})

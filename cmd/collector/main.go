@@ -94,7 +94,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	defer st.Close()
 
-	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), StaleAfter: cfg.LagStaleAfter, MaxKeys: cfg.MaxLagSeries, Registerer: reg})
+	// The lag store summarises; the verdict on each group (and
+	// --lag-stale-after) is detect's. Readings up to the stale-after ahead
+	// of this clock are taken, as skew, not as readings from the future.
+	lags, err := lag.New(lag.Options{Retention: max(15*time.Minute, 2*cfg.Window, 2*cfg.LagStaleAfter), MaxAhead: cfg.LagStaleAfter, MaxKeys: cfg.MaxLagSeries, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	lagStatus, err := detect.NewLagJudge(lags, detect.LagJudgeOptions{StaleAfter: cfg.LagStaleAfter})
 	if err != nil {
 		return err
 	}
@@ -110,7 +117,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
 		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced, IdleExpiry: cfg.IdleExpiry,
-		Lag: lags, Circuits: breakers, Paths: paths,
+		Lag: lagStatus, Circuits: breakers, Paths: paths,
 		Registerer: reg,
 	})
 	if err != nil {
@@ -226,7 +233,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Engine: engine, Storage: st, Lags: lags, Breakers: breakers, Paths: paths,
+		Graph: g, Engine: engine, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: []runner.Receiver{apiHandler},
 	}, logger, reg)
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/detect/runner"
 	"github.com/seed-a49a8342/cartograph/graph"
-	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/storage"
 )
@@ -18,7 +17,7 @@ type runnerDeps struct {
 	Graph     *graph.Graph
 	Engine    *detect.Engine
 	Storage   storage.Storage
-	Lags      *lag.Store
+	Lags      graph.LagSource // the judged lag (detect.LagJudge)
 	Breakers  *resilience.Store
 	Paths     graph.PathSource
 	Receivers []runner.Receiver

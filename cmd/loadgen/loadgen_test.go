@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
@@ -30,7 +31,9 @@ func startReceiver(t *testing.T) *receiver {
 	t.Helper()
 	lags, err := lag.New(lag.Options{})
 	require.NoError(t, err)
-	g, err := graph.New(graph.Options{Lag: lags, PairTTL: time.Second})
+	judged, err := detect.NewLagJudge(lags, detect.LagJudgeOptions{})
+	require.NoError(t, err)
+	g, err := graph.New(graph.Options{Lag: judged, PairTTL: time.Second})
 	require.NoError(t, err)
 	traces, err := semconv.NewPipeline(semconv.Options{Sink: g})
 	require.NoError(t, err)

@@ -199,6 +199,10 @@ func newSim(c Case, sys System) (*sim, error) {
 	if s.lags, err = lag.New(lag.Options{Now: now}); err != nil {
 		return nil, err
 	}
+	lagStatus, err := detect.NewLagJudge(s.lags, detect.LagJudgeOptions{})
+	if err != nil {
+		return nil, err
+	}
 	breakers, err := resilience.New(resilience.Options{Now: now})
 	if err != nil {
 		return nil, err
@@ -207,7 +211,7 @@ func newSim(c Case, sys System) (*sim, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.g, err = graph.New(graph.Options{Lag: s.lags, Circuits: breakers, Paths: paths, Now: now}); err != nil {
+	if s.g, err = graph.New(graph.Options{Lag: lagStatus, Circuits: breakers, Paths: paths, Now: now}); err != nil {
 		return nil, err
 	}
 	if s.pipe, err = semconv.NewPipeline(semconv.Options{Sink: s.g}); err != nil {

@@ -1,11 +1,14 @@
 // Package lag models consumer lag on asynchronous edges: readings of a
 // consumer group's position on a destination (from OTLP broker metrics or
 // from broker pollers), a bounded history of them per group and partition,
-// and their evaluation into lag in messages, time lag, drain time and a
-// status in the manner of LinkedIn Burrow's evaluator.
+// and their summary: lag in messages, time lag, drain time, rates, and the
+// facts a verdict in the manner of LinkedIn Burrow's evaluator is drawn
+// from (runs of readings without consumers or with a stuck position, rises
+// of the lag against its own noise).
 //
-// It knows no wire format: ingest turns metrics and poll results into
-// Samples.
+// It draws no verdict: the State of a group and the words for it are
+// detect's (detect.JudgeLag), one owner for the judgement. It knows no wire
+// format: ingest turns metrics and poll results into Samples.
 package lag
 
 import (
@@ -73,7 +76,7 @@ func (s Sample) Validate() error {
 	return nil
 }
 
-// State is the evaluated state of a group on a destination.
+// State is the verdict on a group on a destination (drawn by detect).
 type State uint8
 
 // States, from best to worst; Stale means the readings stopped arriving
@@ -110,25 +113,11 @@ type GroupKey struct {
 	System, Destination, Group string
 }
 
-// Status is the evaluation of one group on one destination over a window.
-// Pointer fields are nil when they cannot be known.
+// Status is a group's Summary with the verdict drawn from it: what graph
+// joins onto the group's consumer edges. detect.LagJudge is what draws
+// verdicts; graph/lag has none of its own.
 type Status struct {
-	GroupKey
+	Summary
 	State  State
 	Reason string // one sentence: why this state
-
-	Messages     *float64 // latest total lag over partitions with a known lag; nil when none has one
-	Seconds      *float64 // time lag: how long ago the consumer's position was the head (max over partitions)
-	DrainSeconds *float64 // lag / (consume rate - produce rate), when the consumer gains on the producer by at least 5% of its consume rate (0 with no lag)
-
-	ProduceRate *float64 // messages/s over the window
-	ConsumeRate *float64 // messages/s over the window
-	Consumers   *float64 // latest members / consumers
-
-	Partitions int
-	UpdatedAt  time.Time // time of the newest reading
-	Sources    []string
-	// Subjects are the trace-side names of the destination (see
-	// Sample.Subjects), over all partitions.
-	Subjects []string `json:",omitempty"`
 }
