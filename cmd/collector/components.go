@@ -35,6 +35,8 @@ func (c *ingestConfig) flags(fs *flag.FlagSet) {
 
 // apiConfig is what the collector serves: the JSON API and the built-in web UI (web/api, web/ui).
 type apiConfig struct {
+	APIMaxBuilds     int
+	APIMaxBuildNodes int
 	APIAddr          string
 	UIAddr           string
 	UIMaxNodes       int
@@ -44,6 +46,8 @@ type apiConfig struct {
 
 // flags defines the flags of apiConfig on fs.
 func (c *apiConfig) flags(fs *flag.FlagSet) {
+	fs.IntVar(&c.APIMaxBuilds, "api-max-builds", 2, "graphs built for API requests at once (windows other than the default, history); beyond, requests wait up to 5s, then get 503 with Retry-After (the default window is served from the last evaluation and never waits)")
+	fs.IntVar(&c.APIMaxBuildNodes, "api-max-build-nodes", 50_000, "refuse (422) to build per request a live graph of a window other than the default while the graph has more nodes than this; 0: no bound")
 	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8070", "JSON API, /metrics, /healthz and /readyz listen address")
 	fs.StringVar(&c.UIAddr, "ui-addr", defaultUIAddr, "web UI listen address (all-in-one; empty disables it, e.g. when cmd/ui runs apart)")
 	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which namespaces collapse by themselves")
@@ -270,6 +274,12 @@ func (c apiConfig) Validate() error {
 	}
 	if c.MaxStreamClients < 1 {
 		errs = append(errs, errors.New("--max-stream-clients must be at least 1"))
+	}
+	if c.APIMaxBuilds < 1 {
+		errs = append(errs, errors.New("--api-max-builds must be at least 1"))
+	}
+	if c.APIMaxBuildNodes < 0 {
+		errs = append(errs, errors.New("--api-max-build-nodes must be 0 (no bound) or more"))
 	}
 	return errors.Join(errs...)
 }

@@ -214,8 +214,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
 		Graph: g, Unplaced: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
-		Brokers: func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
-		Pprof:   cfg.Pprof,
+		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
+		Pprof:     cfg.Pprof,
+		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,
 		History: storage.History{Storage: st},
 		Bucket:  g.Options().Bucket, // a diff needs two of them
 		Traces:  tracesFor(cfg, st),

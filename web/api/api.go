@@ -91,6 +91,18 @@ type Options struct {
 	// Bucket is the width of the stored time buckets: a diff window must
 	// span at least two of them (0: any positive window).
 	Bucket time.Duration
+	// MaxBuilds bounds the graphs built for requests at once: live windows
+	// other than the tick's, and history (default 2). A request that finds
+	// them all taken waits up to BuildWait (default 5s), then gets 503
+	// with Retry-After: what one client asks for cannot take the CPU that
+	// ingest needs.
+	MaxBuilds int
+	BuildWait time.Duration
+	// MaxBuildNodes, when positive, refuses (422) to build per request a
+	// live graph of another window than the tick's while the tick's graph
+	// has more nodes than this: the default window, served from the tick,
+	// and history still answer.
+	MaxBuildNodes int
 	// Gatherer is served on /metrics (nil: /metrics is not served).
 	Gatherer   prometheus.Gatherer
 	Registerer prometheus.Registerer
@@ -107,6 +119,8 @@ type API struct {
 	encoded prometheus.Counter
 	mux     *http.ServeMux
 
+	builds   chan struct{} // one token per graph being built for a request
+	busy     prometheus.Counter
 	cur      atomic.Pointer[tick] // the newest tick the runner handed over
 	watchMu  sync.Mutex
 	watchers map[chan struct{}]struct{} // Local.Watch calls, woken after every tick
@@ -123,7 +137,17 @@ func New(o Options) (*API, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	a := &API{o: o, mux: http.NewServeMux(), watchers: map[chan struct{}]struct{}{}}
+	if o.MaxBuilds <= 0 {
+		o.MaxBuilds = 2
+	}
+	if o.BuildWait <= 0 {
+		o.BuildWait = 5 * time.Second
+	}
+	a := &API{o: o, mux: http.NewServeMux(), watchers: map[chan struct{}]struct{}{}, builds: make(chan struct{}, o.MaxBuilds)}
+	a.busy = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "cartograph_api_builds_refused_total",
+		Help: "Requests answered 503 because --api-max-builds graphs were being built for other requests.",
+	})
 	a.encoded = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cartograph_api_tick_encoded_bytes_total",
 		Help: "Bytes of graph JSON encoded for the ticks handed over by the runner (once per tick, for every reader).",
@@ -134,7 +158,7 @@ func New(o Options) (*API, error) {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9),
 	}, []string{"route", "code"})
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{a.latency, a.encoded} {
+		for _, c := range []prometheus.Collector{a.latency, a.encoded, a.busy} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("api: register metrics: %w", err)
 			}
@@ -379,7 +403,11 @@ func (a *API) past(w http.ResponseWriter, r *http.Request, at time.Time, window 
 	if window == 0 {
 		window = defaultHistoryWindow
 	}
+	if !a.acquireBuild(w, r) {
+		return nil, false
+	}
 	s, err := a.o.History.GraphAt(r.Context(), at, window)
+	a.releaseBuild()
 	if errors.Is(err, graph.ErrWindowTooLong) {
 		writeError(w, http.StatusBadRequest, err)
 		return nil, false
@@ -603,7 +631,16 @@ func (a *API) snapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot,
 	if t := a.tickFor(window); t != nil {
 		return t.snap, true
 	}
+	if t := a.current(); t != nil && a.o.MaxBuildNodes > 0 && len(t.snap.Nodes) > a.o.MaxBuildNodes {
+		writeError(w, http.StatusUnprocessableEntity, fmt.Errorf("window %v: the live graph has %d nodes, more than --api-max-build-nodes (%d), and windows other than the default (%v) are built per request: ask for the default window (served from the last evaluation) or a past one (?at=)",
+			window, len(t.snap.Nodes), a.o.MaxBuildNodes, time.Duration(t.snap.WindowSeconds*float64(time.Second))))
+		return nil, false
+	}
+	if !a.acquireBuild(w, r) {
+		return nil, false
+	}
 	s, err := a.o.Graph.Snapshot(window)
+	a.releaseBuild()
 	switch {
 	case errors.Is(err, graph.ErrWindowTooLong) && a.o.History != nil:
 		// Longer than the live window: the same graph, from storage.
@@ -652,3 +689,29 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	_ = enc.Encode(v) // the client went away: nothing to do
 }
+
+// acquireBuild takes a place to build a graph for r, waiting up to
+// BuildWait; when none frees up it answers 503 with Retry-After and
+// reports false. A place taken is given back with releaseBuild.
+func (a *API) acquireBuild(w http.ResponseWriter, r *http.Request) bool {
+	select {
+	case a.builds <- struct{}{}:
+		return true
+	default:
+	}
+	t := time.NewTimer(a.o.BuildWait)
+	defer t.Stop()
+	select {
+	case a.builds <- struct{}{}:
+		return true
+	case <-r.Context().Done():
+		return false // the client went away: nobody to answer
+	case <-t.C:
+	}
+	a.busy.Inc()
+	w.Header().Set("Retry-After", "1")
+	writeError(w, http.StatusServiceUnavailable, fmt.Errorf("%d graphs are being built for other requests (--api-max-builds): retry, or ask for the default window, served from the last evaluation", cap(a.builds)))
+	return false
+}
+
+func (a *API) releaseBuild() { <-a.builds }

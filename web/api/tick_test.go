@@ -207,3 +207,64 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// blockingGraph builds snapshots only when let go: the requests building
+// one hold their place until then.
+type blockingGraph struct {
+	g       *graph.Graph
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b *blockingGraph) Snapshot(window time.Duration) (*graph.Snapshot, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return b.g.Snapshot(window)
+}
+
+// TestBuildsBounded: graphs built per request are bounded in number (a
+// request past the bound waits, then gets 503 with Retry-After) and, past
+// --api-max-build-nodes, refused (422); the default window, from the
+// tick, answers all along.
+func TestBuildsBounded(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 30, 0, time.UTC)
+	g, err := graph.New(graph.Options{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	bg := &blockingGraph{g: g, started: make(chan struct{}, 4), release: make(chan struct{})}
+	reg := prometheus.NewRegistry()
+	a, err := New(Options{Graph: bg, MaxBuilds: 2, BuildWait: 50 * time.Millisecond, Gatherer: reg, Registerer: reg})
+	require.NoError(t, err)
+	s, err := g.Snapshot(0)
+	require.NoError(t, err)
+	a.Receive(s, nil)
+
+	done := make(chan int, 2)
+	for range 2 {
+		go func() {
+			rec := httptest.NewRecorder()
+			a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/graph?window=30s", nil))
+			done <- rec.Code
+		}()
+		<-bg.started
+	}
+	rec := httptest.NewRecorder()
+	a.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/coupling?window=20s", nil))
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code, rec.Body.String())
+	require.Equal(t, "1", rec.Header().Get("Retry-After"))
+	require.Contains(t, rec.Body.String(), "--api-max-builds")
+	require.Equal(t, 1.0, counterValue(t, reg, "cartograph_api_builds_refused_total"))
+
+	code, _ := get(t, a, "/api/v1/graph")
+	require.Equal(t, http.StatusOK, code, "the tick's graph never waits")
+	close(bg.release)
+	require.Equal(t, http.StatusOK, <-done)
+	require.Equal(t, http.StatusOK, <-done)
+
+	// A tick whose graph has three nodes, against a bound of two.
+	a.Receive(&graph.Snapshot{GeneratedAt: now, WindowSeconds: s.WindowSeconds,
+		Nodes: []graph.Node{{ID: "service:x"}, {ID: "service:y"}, {ID: "service:z"}}}, nil)
+	a.o.MaxBuildNodes = 2
+	code, body := get(t, a, "/api/v1/graph?window=30s")
+	require.Equal(t, http.StatusUnprocessableEntity, code)
+	require.Contains(t, body["error"], "--api-max-build-nodes")
+}
