@@ -200,11 +200,16 @@ func TestComposeStack(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s: %s", svc, path, b)
 		return b
 	}
-	var g struct {
-		Edges []json.RawMessage `json:"edges"`
-	}
-	require.NoError(t, json.Unmarshal(api("collector-1", "/api/v1/graph?window=60s"), &g))
-	require.NotEmpty(t, g.Edges, "collector-1 built no edges from the load")
+	// collector-1 judges the merged graph (--detect merged) and serves
+	// it: every collector's flushed share, settled a bucket and a flush
+	// behind now.
+	require.Eventually(t, func() bool {
+		var g struct {
+			Edges []json.RawMessage `json:"edges"`
+		}
+		require.NoError(t, json.Unmarshal(api("collector-1", "/api/v1/graph?window=60s"), &g))
+		return len(g.Edges) > 0
+	}, 45*time.Second, 500*time.Millisecond, "collector-1 shows no edges of the load")
 
 	// The closed buckets reach the shared ClickHouse (flush every 5s).
 	deadline := time.Now().Add(45 * time.Second)
