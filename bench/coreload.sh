@@ -17,7 +17,7 @@
 #
 # Usage: bench/coreload.sh BASE_REV HEAD_REV [coreload flags...]
 #   e.g. bench/coreload.sh main HEAD
-#        bench/coreload.sh HEAD~3 HEAD -scenarios attack -attack-names 28600
+#        bench/coreload.sh HEAD~3 HEAD -scenarios attack -attack-names 100000
 #        ROUNDS=2 QUIET_LOAD=1 QUIET_WAIT=300 bench/coreload.sh main HEAD
 # About 6 minutes per revision and round with the defaults.
 set -euo pipefail

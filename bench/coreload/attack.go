@@ -16,23 +16,30 @@ import (
 
 // attackOptions configure the cardinality attack.
 type attackOptions struct {
-	// Duration is how long the senders invent names.
+	// Spans are sent in all, whoever is measured: the same work and the
+	// same graph for every build.
+	Spans int64
+	// Names are invented evenly over the spans.
+	Names int
+	// Duration paces the spans: Spans / Duration per second at most
+	// (the load lasts longer when the collector takes them slower).
 	Duration time.Duration
+	// Unpaced sends as fast as the collector takes them instead.
+	Unpaced bool
+	// MaxDuration bounds the load; spans not sent by then are counted.
+	MaxDuration time.Duration
 	// Tail is how long GET /api/v1/graph keeps running after the load.
 	Tail time.Duration
 	// Quiet is a last stretch with no request at all: the collector's
 	// own cost of holding the graph.
 	Quiet time.Duration
-	// Names are invented evenly over Duration.
-	Names int
-	// Rate is spans per second over all senders; 0 sends as fast as
-	// the collector takes them.
-	Rate float64
 	// Senders are concurrent OTLP/HTTP clients.
 	Senders int
 	// CallsPerRequest is calls (two spans each) per export request.
 	CallsPerRequest int
 }
+
+func (o attackOptions) plannedCalls() uint64 { return uint64(o.Spans / spansPerCall) }
 
 // attackCall returns the seq-th call of the attack when frontier names
 // have been invented: the caller is one of the 32 newest names, the callee
@@ -48,21 +55,12 @@ func attackCall(seq uint64, frontier int) call {
 }
 
 // frontier is the names invented once calls calls have been sent: names
-// come at a steady pace per call, Names over the calls planned
-// (Rate x Duration; at the default rate when unpaced), so that the graph
-// holds every name whoever is slow, and a sender held up by a slow answer
-// leaves no gap of unused names.
+// come at a steady pace per call, so that the graph holds every name
+// whoever is slow, and a sender held up by a slow answer leaves no gap of
+// unused names.
 func (o attackOptions) frontier(calls uint64) int {
-	rate := o.Rate
-	if rate <= 0 {
-		rate = defaultAttackRate
-	}
-	planned := rate * o.Duration.Seconds() / spansPerCall
-	return max(1, int(float64(o.Names)*float64(calls)/planned)+1)
+	return max(1, int(float64(o.Names)*float64(calls)/float64(o.plannedCalls()))+1)
 }
-
-// defaultAttackRate is the issue's: 2.9M spans in 25 s.
-const defaultAttackRate = 116_000
 
 func attackName(i int) string { return "atk-" + strconv.Itoa(i) }
 
@@ -157,24 +155,39 @@ func graphSize(body []byte, gzipped bool) (nodes, edges int, jsonBytes int, err 
 func runAttack(ctx context.Context, c *collector, o attackOptions, rep *report) error {
 	exp := newExporter(c.OTLPHTTP, o.Senders)
 	getter := newGraphGetter(c.API)
-	spansPerReq := o.CallsPerRequest * spansPerCall
-	rep.notef("attack: %d senders, %d names over %s, %d spans per request, rate %s; GET /api/v1/graph in a loop during it and %s after; then %s quiet",
-		o.Senders, o.Names, o.Duration, spansPerReq, rateText(o.Rate), o.Tail, o.Quiet)
+	planned := o.plannedCalls()
+	rate := float64(o.Spans) / o.Duration.Seconds()
+	pace := fmt.Sprintf("paced at %.0f spans/s at most", rate)
+	if o.Unpaced {
+		pace = "as fast as taken"
+	}
+	rep.notef("attack: %d spans inventing %d names, %s, by %d senders of %d spans per request; GET /api/v1/graph in a loop during it and %s after; then %s quiet",
+		planned*spansPerCall, o.Names, pace, o.Senders, o.CallsPerRequest*spansPerCall, o.Tail, o.Quiet)
 
 	m0 := c.metrics(ctx)
 	load := startMeter(c)
 	start := load.t0
-	end := start.Add(o.Duration)
-	tailEnd := end.Add(o.Tail)
+	deadline := start.Add(o.MaxDuration)
 
 	// The GET loop: one request at a time, plain and gzip in turn.
 	var samples []getSample
+	loadDone := make(chan struct{})
+	var loadEnd time.Time // set before loadDone is closed
 	getDone := make(chan struct{})
 	go func() {
 		defer close(getDone)
-		for i := 0; time.Now().Before(tailEnd) && ctx.Err() == nil; i++ {
+		for i := 0; ctx.Err() == nil; i++ {
+			inTail := false
+			select {
+			case <-loadDone:
+				if time.Since(loadEnd) >= o.Tail {
+					return
+				}
+				inTail = true
+			default:
+			}
 			s := getter.get(ctx, i%2 == 1, false)
-			s.InTail = !s.Start.Before(end)
+			s.InTail = inTail
 			samples = append(samples, s)
 			if s.Err != nil && ctx.Err() == nil {
 				time.Sleep(100 * time.Millisecond) // refused at once: do not spin
@@ -182,8 +195,8 @@ func runAttack(ctx context.Context, c *collector, o attackOptions, rep *report) 
 		}
 	}()
 
-	// The senders.
-	var scheduled atomic.Int64
+	// The senders: each takes the next calls in turn until all planned
+	// are sent.
 	var seq atomic.Uint64
 	stats := make([]exportStats, o.Senders)
 	var wg sync.WaitGroup
@@ -191,38 +204,35 @@ func runAttack(ctx context.Context, c *collector, o attackOptions, rep *report) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			calls := make([]call, o.CallsPerRequest)
-			for ctx.Err() == nil {
-				now := time.Now()
-				if !now.Before(end) {
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				first := seq.Add(uint64(o.CallsPerRequest)) - uint64(o.CallsPerRequest)
+				if first >= planned {
 					return
 				}
-				if o.Rate > 0 {
-					n := scheduled.Add(int64(spansPerReq)) - int64(spansPerReq)
-					due := start.Add(time.Duration(float64(n) / o.Rate * float64(time.Second)))
-					if !due.Before(end) {
-						return
-					}
+				calls := make([]call, min(uint64(o.CallsPerRequest), planned-first))
+				if !o.Unpaced {
+					due := start.Add(time.Duration(float64(first*spansPerCall) / rate * float64(time.Second)))
 					if d := time.Until(due); d > 0 {
 						time.Sleep(d)
 					}
-					now = time.Now()
 				}
-				first := seq.Add(uint64(len(calls))) - uint64(len(calls))
 				for i := range calls {
 					calls[i] = attackCall(first+uint64(i), o.frontier(first+uint64(i)))
 				}
-				body, err := buildRequest(calls, now)
+				spans := len(calls) * spansPerCall
+				body, err := buildRequest(calls, time.Now())
 				if err != nil {
-					stats[w].Failed += int64(spansPerReq)
+					stats[w].Failed += int64(spans)
 					continue
 				}
-				stats[w].add(exp.export(ctx, body, spansPerReq, end))
+				stats[w].add(exp.export(ctx, body, spans, deadline))
 			}
 		}()
 	}
 	wg.Wait()
 	loadR := load.read()
+	loadEnd = time.Now()
+	close(loadDone)
 	var st exportStats
 	for _, s := range stats {
 		st.add(s)
@@ -246,8 +256,11 @@ func runAttack(ctx context.Context, c *collector, o attackOptions, rep *report) 
 	loadSec := loadR.Wall.Seconds()
 	rep.notef("senders: %s over %.1fs", st, loadSec)
 	rep.add("attack.load.spans_accepted_per_s", float64(st.Accepted)/loadSec, "spans/s", fmt.Sprintf("%d spans in %.1fs", st.Accepted, loadSec))
-	rep.add("attack.load.spans_not_taken", float64(st.Rejected+st.Abandoned+st.Failed), "spans", fmt.Sprintf("rejected %d, abandoned after 429/503 %d, failed %d; %d refusals retried", st.Rejected, st.Abandoned, st.Failed, st.Refusals))
-	rep.add("attack.load.names_invented", float64(o.frontier(seq.Load())+1), "names", "in the calls sent")
+	sent := min(seq.Load(), planned) * spansPerCall
+	unsent := int64(planned*spansPerCall - sent)
+	rep.add("attack.load.seconds", loadSec, "s", fmt.Sprintf("to send %d spans (%s)", planned*spansPerCall, pace))
+	rep.add("attack.load.spans_not_taken", float64(st.Rejected+st.Abandoned+st.Failed+unsent), "spans", fmt.Sprintf("rejected %d, abandoned after 429/503 %d, failed %d, not sent within -attack-max-duration %d; %d refusals retried", st.Rejected, st.Abandoned, st.Failed, unsent, st.Refusals))
+	rep.add("attack.load.names_invented", float64(o.frontier(min(seq.Load(), planned))+1), "names", "in the calls sent")
 	if v0, ok := m0.sum("cartograph_graph_spans_total"); ok {
 		v1, _ := m1.sum("cartograph_graph_spans_total")
 		rep.add("attack.graph_spans_counted", v1-v0, "spans", "cartograph_graph_spans_total")
@@ -333,11 +346,4 @@ func runAttack(ctx context.Context, c *collector, o attackOptions, rep *report) 
 		rep.add("attack.collector_rss_peak", float64(u.HWMKB)/1024, "MiB", "VmHWM")
 	}
 	return nil
-}
-
-func rateText(r float64) string {
-	if r <= 0 {
-		return "as fast as taken"
-	}
-	return fmt.Sprintf("%.0f spans/s", r)
 }

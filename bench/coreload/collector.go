@@ -271,6 +271,21 @@ func (p promText) sum(name string) (float64, bool) {
 	return s, found
 }
 
+// sumWith returns the sum of the series of metric name whose labels hold
+// label (e.g. `route="/api/v1/graph"`), and whether there was any.
+func (p promText) sumWith(name, label string) (float64, bool) {
+	var s float64
+	var found bool
+	for k, v := range p {
+		if strings.HasPrefix(k, name+"{") && (strings.Contains(k, "{"+label+",") || strings.Contains(k, ","+label+",") ||
+			strings.Contains(k, ","+label+"}") || strings.Contains(k, "{"+label+"}")) {
+			s += v
+			found = true
+		}
+	}
+	return s, found
+}
+
 // get returns one series exactly as exposed (name{labels}).
 func (p promText) get(series string) (float64, bool) {
 	v, ok := p[series]

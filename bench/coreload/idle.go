@@ -59,9 +59,12 @@ func steadyTopology(services, edges int) [][2]string {
 	return out
 }
 
-// steadySender sends the steady graph's calls, every edge in turn, at
-// rate spans per second, until ctx is done. It returns the stats once
-// done.
+// steadySender sends the steady graph's calls at rate spans per second
+// until ctx is done, and then the stats. Edges are drawn at random, with
+// latencies from 2 to about 100 ms and one error in a hundred, so that
+// rates, latencies and error ratios move a little from tick to tick as in
+// a live system (an exactly repeating load leaves a page nothing to
+// update).
 func steadySender(ctx context.Context, otlpHTTP string, topo [][2]string, rate float64) <-chan exportStats {
 	out := make(chan exportStats, 1)
 	exp := newExporter(otlpHTTP, 1)
@@ -71,7 +74,8 @@ func steadySender(ctx context.Context, otlpHTTP string, topo [][2]string, rate f
 		defer func() { out <- st }()
 		t := time.NewTicker(period)
 		defer t.Stop()
-		var seq uint64 = 1 << 40 // apart from any attack's ids
+		rng := rand.New(rand.NewPCG(18, 2026)) // the same draws for every build
+		var seq uint64 = 1 << 40               // apart from any attack's ids
 		var owed float64
 		for {
 			owed += rate * period.Seconds() / spansPerCall
@@ -80,8 +84,9 @@ func steadySender(ctx context.Context, otlpHTTP string, topo [][2]string, rate f
 			if n > 0 {
 				calls := make([]call, n)
 				for i := range calls {
-					e := topo[seq%uint64(len(topo))]
-					calls[i] = call{Caller: e[0], Callee: e[1], Seq: seq}
+					e := topo[rng.IntN(len(topo))]
+					lat := time.Duration(2e6 * math.Exp(rng.NormFloat64()*0.8+0.7)) // median about 4 ms
+					calls[i] = call{Caller: e[0], Callee: e[1], Seq: seq, Latency: min(lat, 100*time.Millisecond), Error: rng.IntN(100) == 0}
 					seq++
 				}
 				if body, err := buildRequest(calls, time.Now()); err == nil {
@@ -218,10 +223,12 @@ type phase struct {
 	ticksFromMetric bool
 	refreshOK       bool // uiRefreshes is from /metrics
 	uiRefreshes     float64
+	graphGetsOK     bool    // graphGets is from /metrics
+	graphGets       float64 // GET /api/v1/graph served (the built-in UI's included)
 }
 
-// measurePhase waits o.Measure and returns the collector's CPU, ticks and
-// UI refreshes over it.
+// measurePhase waits o.Measure and returns the collector's CPU, ticks, UI
+// refreshes and graph GETs over it.
 func measurePhase(ctx context.Context, c *collector, o idleOptions) (phase, error) {
 	m0 := c.metrics(ctx)
 	mt := startMeter(c)
@@ -245,10 +252,16 @@ func measurePhase(ctx context.Context, c *collector, o idleOptions) (phase, erro
 		b, _ := m1.get(`cartograph_ui_refreshes_total{result="ok"}`)
 		p.uiRefreshes, p.refreshOK = b-a, true
 	}
+	const gets, graphRoute = "cartograph_api_request_duration_seconds_count", `route="/api/v1/graph"`
+	if a, ok := m0.sumWith(gets, graphRoute); ok {
+		b, _ := m1.sumWith(gets, graphRoute)
+		p.graphGets, p.graphGetsOK = b-a, true
+	}
 	return p, nil
 }
 
-func (p phase) addTo(rep *report, name, what string) {
+// addTo reports the phase; graphJSON is the size of the graph's JSON.
+func (p phase) addTo(rep *report, name, what string, graphJSON int) {
 	tickNote := "ticks: cartograph_detect_eval_seconds_count"
 	if !p.ticksFromMetric {
 		tickNote = "ticks: wall time / --eval-interval"
@@ -258,6 +271,10 @@ func (p phase) addTo(rep *report, name, what string) {
 	rep.add(name+".cpu_per_tick", 1000*safeDiv(p.cpu.Collector, p.ticks), "cpu-ms", "")
 	if p.refreshOK {
 		rep.add(name+".ui_refreshes", p.uiRefreshes, "refreshes", "cartograph_ui_refreshes_total{result=ok}")
+	}
+	if p.graphGetsOK {
+		rep.add(name+".api_graph_gets_per_tick", safeDiv(p.graphGets, p.ticks), "requests", "GET /api/v1/graph served, the built-in UI's own included (cartograph_api_request_duration_seconds_count)")
+		rep.add(name+".api_graph_bytes_per_tick", safeDiv(p.graphGets*float64(graphJSON), p.ticks), "B", fmt.Sprintf("those GETs x the graph's %d B of JSON", graphJSON))
 	}
 }
 
@@ -340,18 +357,21 @@ func idleProcess(ctx context.Context, start func(ctx context.Context, ui bool) (
 		return ctx.Err()
 	}
 	g := newGraphGetter(c.API).get(ctx, false, true)
-	if g.Complete {
-		if n, e, b, err := graphSize(g.Body, g.Encoded); err == nil {
-			rep.notef("steady graph: %d nodes, %d edges, %d bytes of JSON", n, e, b)
-		}
+	if !g.Complete {
+		return fmt.Errorf("GET /api/v1/graph: status %d, %v", g.Status, g.Err)
 	}
+	n, e, graphJSON, err := graphSize(g.Body, g.Encoded)
+	if err != nil {
+		return err
+	}
+	rep.notef("steady graph: %d nodes, %d edges, %d bytes of JSON", n, e, graphJSON)
 
 	if !ui {
 		p, err := measurePhase(ctx, c, o)
 		if err != nil {
 			return err
 		}
-		p.addTo(rep, "idle.api_noclient", "UI off, no client")
+		p.addTo(rep, "idle.api_noclient", "UI off, no client", graphJSON)
 
 		ws, err := dialWS(ctx, "ws://"+c.API+"/api/v1/stream", "", false)
 		if err != nil {
@@ -365,7 +385,7 @@ func idleProcess(ctx context.Context, start func(ctx context.Context, ui bool) (
 			return err
 		}
 		after := ws.counts()
-		p.addTo(rep, "idle.api_stream", "UI off, one /api/v1/stream client")
+		p.addTo(rep, "idle.api_stream", "UI off, one /api/v1/stream client", graphJSON)
 		msgs := after.Msgs - before.Msgs
 		note := ""
 		for t, n := range after.ByType {
@@ -386,7 +406,7 @@ func idleProcess(ctx context.Context, start func(ctx context.Context, ui bool) (
 	if err != nil {
 		return err
 	}
-	p.addTo(rep, "idle.ui_nopage", "built-in UI on, no page open")
+	p.addTo(rep, "idle.ui_nopage", "built-in UI on, no page open", graphJSON)
 	if p.refreshOK {
 		rep.add("idle.ui_nopage.cpu_per_ui_refresh", 1000*safeDiv(p.cpu.Collector, p.uiRefreshes), "cpu-ms", "")
 	}
@@ -406,7 +426,7 @@ func idleProcess(ctx context.Context, start func(ctx context.Context, ui bool) (
 		return err
 	}
 	after := ws.counts()
-	p.addTo(rep, "idle.ui_page", "built-in UI on, one live map page")
+	p.addTo(rep, "idle.ui_page", "built-in UI on, one live map page", graphJSON)
 	updates := float64(after.Msgs - before.Msgs)
 	if p.refreshOK {
 		rep.add("idle.ui_page.cpu_per_ui_refresh", 1000*safeDiv(p.cpu.Collector, p.uiRefreshes), "cpu-ms", "all of the collector's CPU over UI refreshes")

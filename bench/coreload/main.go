@@ -7,13 +7,15 @@
 // /proc/PID/stat. Two scenarios (issue 18):
 //
 // attack: the API under a cardinality attack. -senders OTLP/HTTP clients
-// send traces of two spans (a CLIENT span of one service and the SERVER
-// span of another answering it: one edge) whose services are invented
-// names, -attack-names of them over the spans planned (-attack-rate x
-// -attack-duration; about 29 spans a name with the defaults, as in the
-// issue: 100,000 names, 2.9M spans in 25 s), at -attack-rate spans/s at
-// most (0: as fast as taken), retrying 429/503 after Retry-After as an
-// OTLP exporter does. The collector runs with its UI off and
+// send -attack-spans spans (2.9M, as in the issue) in traces of two spans
+// (a CLIENT span of one service and the SERVER span of another answering
+// it: one edge) whose services are -attack-names invented names, new ones
+// at a steady pace per span, paced over -attack-duration (25 s) at best
+// and retrying 429/503 after Retry-After as an OTLP exporter does. Every
+// build gets the same work and ends with the same graph; a slower one
+// takes longer. The default 25,600 names make the graph the issue saw
+// (its 100,000 names left 25,615 nodes, 35,477 edges, 20 MB of JSON): about
+// 25.6k nodes, 36k edges. The collector runs with its UI off and
 // -max-nodes/-max-edges large enough for every name to become a node.
 // Meanwhile, and for -attack-tail after, one client GETs /api/v1/graph in
 // a loop, one request at a time, in turn plain and with Accept-Encoding:
@@ -23,17 +25,21 @@
 // node and edge count and JSON size, graph metrics, peak RSS.
 //
 // idle: the CPU per evaluation tick of a steady graph (-idle-services,
-// -idle-edges, -idle-rate spans/s) at --eval-interval, each phase
-// -idle-measure long after -idle-warmup: with the UI off and no client;
-// UI off with one /api/v1/stream websocket client (the bytes it receives
-// per tick are what the collector encodes for the stream); then, in a
-// second process with the built-in UI on (--ui-addr 127.0.0.1:0), no page
-// open; then one live map page, opened as a browser does (GET /, its
-// script and styles, then the websocket the page's data-ws names,
-// offering permessage-deflate, with the page's Origin). The page fetches
-// nothing else: every update comes over that websocket. Reported: CPU per
-// tick, per UI refresh (cartograph_ui_refreshes_total) and per page
-// update, and websocket bytes per tick.
+// -idle-edges, -idle-rate spans/s over edges drawn at random, with varying
+// latencies and a few errors, so that the numbers a page shows move from
+// tick to tick) at --eval-interval, each phase -idle-measure long after
+// -idle-warmup: with the UI off and no client; UI off with one
+// /api/v1/stream websocket client (the bytes it receives per tick are what
+// the collector encodes for the stream); then, in a second process with
+// the built-in UI on (--ui-addr 127.0.0.1:0), no page open; then one live
+// map page, opened as a browser does (GET /, its script and styles, then
+// the websocket the page's data-ws names, offering permessage-deflate,
+// with the page's Origin). The page fetches nothing else: every update
+// comes over that websocket. Reported: CPU per tick, per UI refresh
+// (cartograph_ui_refreshes_total) and per page update, websocket bytes
+// per tick, and the GET /api/v1/graph the collector serves per tick (the
+// built-in UI reads the graph through the API; times the graph's JSON
+// size, what it encodes for it).
 //
 // Ticks are counted from cartograph_detect_eval_seconds_count when the
 // build exposes it, else as wall time / -eval-interval. The tool shares
@@ -97,11 +103,13 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.StartTimeout, "start-timeout", 30*time.Second, "how long the collector may take to listen and be ready")
 	fs.BoolVar(&o.KeepDir, "keep", false, "keep the temporary directory (collector logs and data)")
 
-	fs.DurationVar(&o.Attack.Duration, "attack-duration", 25*time.Second, "attack: how long names are invented")
+	fs.Int64Var(&o.Attack.Spans, "attack-spans", 2_900_000, "attack: spans sent in all (the same work for every build)")
+	fs.IntVar(&o.Attack.Names, "attack-names", 25_600, "attack: service names invented over those spans (25,600 makes the issue's graph of about 25.6k nodes, 36k edges; 100000 makes every one of the issue's 100,000 names a node)")
+	fs.DurationVar(&o.Attack.Duration, "attack-duration", 25*time.Second, "attack: the spans are paced over this at best (longer when the collector takes them slower)")
+	fs.BoolVar(&o.Attack.Unpaced, "attack-unpaced", false, "attack: send as fast as the collector takes the spans instead")
+	fs.DurationVar(&o.Attack.MaxDuration, "attack-max-duration", 2*time.Minute, "attack: the load stops by then; spans not sent are counted")
 	fs.DurationVar(&o.Attack.Tail, "attack-tail", 20*time.Second, "attack: how long GET /api/v1/graph keeps running after the load")
 	fs.DurationVar(&o.Attack.Quiet, "attack-quiet", 10*time.Second, "attack: a last stretch with no request, for the collector's own CPU")
-	fs.IntVar(&o.Attack.Names, "attack-names", 100_000, "attack: service names invented over -attack-duration")
-	fs.Float64Var(&o.Attack.Rate, "attack-rate", defaultAttackRate, "attack: spans per second over all senders (2.9M in 25 s); 0: as fast as the collector takes them")
 	fs.IntVar(&o.Attack.Senders, "senders", 4, "attack: concurrent OTLP/HTTP senders")
 	fs.IntVar(&o.Attack.CallsPerRequest, "calls-per-request", 300, "attack: traces (of 2 spans) per export request")
 	fs.IntVar(&o.MaxNodes, "max-nodes", 100_000, "attack: the collector's --max-nodes")
@@ -132,8 +140,9 @@ func parseFlags(args []string) (options, error) {
 			return o, fmt.Errorf("unknown scenario %q (attack, idle)", s)
 		}
 	}
-	if o.Attack.Senders < 1 || o.Attack.CallsPerRequest < 1 || o.Attack.Names < 1 || o.Attack.Duration <= 0 {
-		return o, errors.New("-senders, -calls-per-request, -attack-names and -attack-duration must be positive")
+	if o.Attack.Senders < 1 || o.Attack.CallsPerRequest < 1 || o.Attack.Names < 1 || o.Attack.Spans < 2*spansPerCall ||
+		o.Attack.Duration <= 0 || o.Attack.MaxDuration <= 0 {
+		return o, errors.New("-senders, -calls-per-request, -attack-names, -attack-spans, -attack-duration and -attack-max-duration must be positive")
 	}
 	if o.Idle.Services < 2 || o.Idle.Edges < 1 || o.Idle.Rate <= 0 || o.Idle.Measure <= 0 || o.EvalInterval <= 0 {
 		return o, errors.New("-idle-services (at least 2), -idle-edges, -idle-rate, -idle-measure and -eval-interval must be positive")

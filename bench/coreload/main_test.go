@@ -38,6 +38,10 @@ cartograph_ui_refreshes_total{result="ok"} 40
 cartograph_ui_refreshes_total_other 7
 cartograph_detect_eval_seconds_count 12
 cartograph_graph_unplaced{reason="no parent span"} 1.5e+06
+cartograph_api_request_duration_seconds_count{code="200",route="/api/v1/graph"} 5
+cartograph_api_request_duration_seconds_count{code="500",route="/api/v1/graph"} 1
+cartograph_api_request_duration_seconds_count{code="200",route="/api/v1/graph/diff"} 3
+cartograph_api_request_duration_seconds_count{route="/api/v1/graph",code="304"} 2
 `)
 	for _, tc := range []struct {
 		name   string
@@ -60,6 +64,11 @@ cartograph_graph_unplaced{reason="no parent span"} 1.5e+06
 	}
 	_, ok := p.sum("cartograph_missing")
 	require.False(t, ok)
+	gets, ok := p.sumWith("cartograph_api_request_duration_seconds_count", `route="/api/v1/graph"`)
+	require.True(t, ok)
+	require.Equal(t, 8.0, gets, "every code, not other routes")
+	_, ok = p.sumWith("cartograph_api_request_duration_seconds_count", `route="/api/v1/findings"`)
+	require.False(t, ok)
 }
 
 func TestSummarise(t *testing.T) {
@@ -77,8 +86,9 @@ func TestSummarise(t *testing.T) {
 // callee) whatever the order in which the calls' sequence numbers are
 // spent, and there are about 1.4 edges per node.
 func TestAttackNames(t *testing.T) {
-	o := attackOptions{Names: 1000, Rate: 1000, Duration: 29 * time.Second} // 14,500 calls
-	planned := uint64(o.Rate * o.Duration.Seconds() / spansPerCall)
+	o := attackOptions{Names: 1000, Spans: 29_000}
+	planned := o.plannedCalls()
+	require.EqualValues(t, 14_500, planned)
 	nodes := map[string]bool{}
 	edges := map[[2]string]bool{}
 	for seq := range planned {
@@ -96,7 +106,7 @@ func TestAttackNames(t *testing.T) {
 }
 
 func TestBuildRequest(t *testing.T) {
-	calls := []call{{Caller: "a", Callee: "b", Seq: 1}, {Caller: "b", Callee: "c", Seq: 2}}
+	calls := []call{{Caller: "a", Callee: "b", Seq: 1}, {Caller: "b", Callee: "c", Seq: 2, Latency: 10 * time.Millisecond, Error: true}}
 	body, err := buildRequest(calls, time.Now())
 	require.NoError(t, err)
 	req := ptraceotlp.NewExportRequest()
@@ -106,6 +116,8 @@ func TestBuildRequest(t *testing.T) {
 	type span struct {
 		service string
 		kind    ptrace.SpanKind
+		dur     time.Duration
+		status  ptrace.StatusCode
 	}
 	byID := map[[8]byte]span{}
 	var parents [][2][8]byte
@@ -114,7 +126,7 @@ func TestBuildRequest(t *testing.T) {
 		svc, _ := rs.Resource().Attributes().Get("service.name")
 		for _, ss := range rs.ScopeSpans().All() {
 			for _, sp := range ss.Spans().All() {
-				byID[sp.SpanID()] = span{svc.Str(), sp.Kind()}
+				byID[sp.SpanID()] = span{svc.Str(), sp.Kind(), sp.EndTimestamp().AsTime().Sub(sp.StartTimestamp().AsTime()), sp.Status().Code()}
 				traces[sp.TraceID()]++
 				if !sp.ParentSpanID().IsEmpty() {
 					parents = append(parents, [2][8]byte{sp.SpanID(), sp.ParentSpanID()})
@@ -130,6 +142,14 @@ func TestBuildRequest(t *testing.T) {
 		require.Equal(t, ptrace.SpanKindServer, child.kind)
 		require.Equal(t, ptrace.SpanKindClient, parent.kind)
 		require.NotEqual(t, child.service, parent.service)
+		switch child.service {
+		case "b":
+			require.Equal(t, [2]time.Duration{time.Millisecond, 2 * time.Millisecond}, [2]time.Duration{child.dur, parent.dur}, "1 ms by default")
+			require.Equal(t, ptrace.StatusCodeUnset, child.status)
+		case "c":
+			require.Equal(t, [2]time.Duration{10 * time.Millisecond, 11 * time.Millisecond}, [2]time.Duration{child.dur, parent.dur})
+			require.Equal(t, [2]ptrace.StatusCode{ptrace.StatusCodeError, ptrace.StatusCodeError}, [2]ptrace.StatusCode{child.status, parent.status})
+		}
 	}
 }
 

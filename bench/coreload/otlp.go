@@ -22,7 +22,9 @@ import (
 // SERVER span would add an edge from a "client" node).
 type call struct {
 	Caller, Callee string
-	Seq            uint64 // makes the trace and span ids; unique per run
+	Seq            uint64        // makes the trace and span ids; unique per run
+	Latency        time.Duration // the server span's (1 ms when 0); the client's is 1 ms more
+	Error          bool          // the server answers 500
 }
 
 // spansPerCall is the spans of one call.
@@ -34,6 +36,14 @@ func buildRequest(calls []call, now time.Time) ([]byte, error) {
 	td := ptrace.NewTraces()
 	end := pcommon.NewTimestampFromTime(now)
 	for _, c := range calls {
+		lat := c.Latency
+		if lat <= 0 {
+			lat = time.Millisecond
+		}
+		code := int64(200)
+		if c.Error {
+			code = 500
+		}
 		var tid pcommon.TraceID
 		binary.BigEndian.PutUint64(tid[:8], 0xc0de10ad00000000|c.Seq>>32)
 		binary.BigEndian.PutUint64(tid[8:], c.Seq*0x9e3779b97f4a7c15+1)
@@ -51,11 +61,11 @@ func buildRequest(calls []call, now time.Time) ([]byte, error) {
 		client.SetSpanID(sid(1))
 		client.SetKind(ptrace.SpanKindClient)
 		client.SetName("GET")
-		client.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-2 * time.Millisecond)))
+		client.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-lat - time.Millisecond)))
 		client.SetEndTimestamp(end)
 		client.Attributes().PutStr("http.request.method", "GET")
 		client.Attributes().PutStr("server.address", c.Callee)
-		client.Attributes().PutInt("http.response.status_code", 200)
+		client.Attributes().PutInt("http.response.status_code", code)
 
 		callee := td.ResourceSpans().AppendEmpty()
 		callee.Resource().Attributes().PutStr("service.name", c.Callee)
@@ -65,11 +75,15 @@ func buildRequest(calls []call, now time.Time) ([]byte, error) {
 		server.SetParentSpanID(sid(1))
 		server.SetKind(ptrace.SpanKindServer)
 		server.SetName("GET /work")
-		server.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-2 * time.Millisecond)))
+		server.SetStartTimestamp(pcommon.NewTimestampFromTime(now.Add(-lat - time.Millisecond)))
 		server.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(-time.Millisecond)))
 		server.Attributes().PutStr("http.request.method", "GET")
 		server.Attributes().PutStr("http.route", "/work")
-		server.Attributes().PutInt("http.response.status_code", 200)
+		server.Attributes().PutInt("http.response.status_code", code)
+		if c.Error {
+			client.Status().SetCode(ptrace.StatusCodeError)
+			server.Status().SetCode(ptrace.StatusCodeError)
+		}
 	}
 	return ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
 }
