@@ -48,8 +48,10 @@
     var svg = document.getElementById("map");
     if (!svg || !(svg instanceof SVGSVGElement) || !svg.viewBox.baseVal) return;
     var vb = svg.viewBox.baseVal, r = svg.getBoundingClientRect();
-    if (!vb.width || !r.width) return;
-    var s = r.width / vb.width;
+    if (!vb.width || !vb.height || !r.width || !r.height) return;
+    // The viewBox is fitted into the element's box keeping its aspect
+    // ratio: the smaller of the two ratios is the scale.
+    var s = Math.min(r.width / vb.width, r.height / vb.height);
     svg.style.setProperty("--s", String(s));
     svg.style.setProperty("--z", String(Math.max(1, LEGIBLE / (EDGE_LABEL * s))));
     svg.style.setProperty("--zb", String(Math.max(1, LEGIBLE / (BADGE * s))));
