@@ -241,7 +241,7 @@ func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur curren
 		}
 		r.whole = append(r.whole,
 			newFragment("findings", renderString(ctx, findingsPanel(mp.Findings))),
-			newFragment("map-notes", `<div id="map-notes">`+renderString(ctx, mapNotes(mp.Notes, mp.Hidden))+`</div>`),
+			newFragment("map-notes", `<div id="map-notes">`+renderString(ctx, mapNotes(mp.Bar))+`</div>`),
 		)
 		r.topology = mp.Map.Topology
 		if mp.Map.Empty {

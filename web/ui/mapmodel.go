@@ -25,7 +25,10 @@ type Layouter interface {
 // Sizes of what the map draws, in SVG user units (points).
 const (
 	nodeW, nodeH   = 168.0, 46.0
-	labelW, labelH = 160.0, 26.0
+	labelW, labelH = 172.0, 28.0
+	// subjectEdgeWidth is the least width of a finding's edge: it stands
+	// out from the busiest healthy edge at any scale.
+	subjectEdgeWidth = 7.0
 )
 
 // mapModel is the map page's picture: everything placed, ready to draw.
@@ -41,6 +44,11 @@ type mapModel struct {
 	// Topology identifies the layout: when it changes, the whole map is
 	// redrawn; otherwise only changed nodes and edges are sent.
 	Topology string
+	// Firing is how many findings the marking was drawn for (firing ones,
+	// or the one the incident view names); Incident says the map is the
+	// incident view: only what they touch is drawn.
+	Firing   int
+	Incident bool
 }
 
 type mapCluster struct {
@@ -66,6 +74,9 @@ type mapNode struct {
 	// IdleFor says how long an idle node has seen no traffic ("" when
 	// it is not idle).
 	IdleFor string
+	// Role is the node's part in the firing findings (roleSubject,
+	// roleBlast, roleDim or ""), Severity the worst of those findings.
+	Role, Severity string
 }
 
 type mapEdge struct {
@@ -84,6 +95,8 @@ type mapEdge struct {
 	Title            string
 	Merged           int // edges drawn as this one (collapsed namespaces)
 	Requests, Errors uint64
+	// Role and Severity: as mapNode's.
+	Role, Severity string
 }
 
 // badge is a finding drawn on its subject.
@@ -117,6 +130,7 @@ type aggEdge struct {
 	graph.Edge
 	merged int
 	ids    []string
+	ends   [][2]string // source and target of each of ids
 }
 
 // buildMap lays out and decorates the view of a snapshot.
@@ -157,6 +171,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	model := &mapModel{}
+	inc := incidentOf(in.Findings, v, edges)
+	model.Firing = inc.Findings
+	dim := !v.NoDim
 	hidden := map[string]bool{}
 	for _, id := range v.Hide {
 		if _, ok := nodes[id]; ok {
@@ -172,7 +189,31 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			keep[id] = true
 		}
 	}
-	if v.Focus != "" {
+	switch {
+	case v.Incident != "" && inc.Findings == 0:
+		if inc.Missing {
+			model.Notes = append(model.Notes, "incident view: that finding is not in this window; the whole map is drawn")
+		} else {
+			model.Notes = append(model.Notes, "incident view: nothing is firing; the whole map is drawn")
+		}
+	case v.Incident != "":
+		// The incident view: the subjects, their blast radius and the
+		// edges between them, nothing else.
+		model.Incident = true
+		for id := range keep {
+			if !inc.affected(id) {
+				delete(keep, id)
+			}
+		}
+		what := fmt.Sprintf("%d firing findings", inc.Findings)
+		if inc.Findings == 1 {
+			what = "1 firing finding"
+		}
+		if inc.NotFiring {
+			what = "a finding that is not firing"
+		}
+		model.Notes = append(model.Notes, fmt.Sprintf("incident view: %d nodes touched by %s", len(keep), what))
+	case v.Focus != "":
 		if _, ok := nodes[v.Focus]; ok {
 			keep = neighbourhood(v.Focus, v.Hops, edges, hidden)
 		} else {
@@ -188,7 +229,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	for _, ns := range v.Collapse {
 		collapsed[ns] = true
 	}
-	if len(keep) > in.MaxNodes {
+	if model.Incident {
+		clear(collapsed) // the incident view draws every node it touches
+	} else if len(keep) > in.MaxNodes {
 		auto := 0
 		for id := range keep {
 			if ns := nsOf[id]; ns != "" && !slices.Contains(v.Expand, ns) && !collapsed[ns] {
@@ -207,9 +250,13 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		return id
 	}
 	members := map[string]int{}
+	repRole := map[string]finding.Severity{} // a collapsed namespace: its members' worst, subjects over blast
+	repBlast := map[string]finding.Severity{}
 	for id := range keep {
 		if r := rep(id); r != id {
 			members[r]++
+			repRole[r] = max(repRole[r], inc.Subjects[id])
+			repBlast[r] = max(repBlast[r], inc.Blast[id])
 		}
 	}
 	shown := map[string]bool{}
@@ -227,7 +274,20 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		for id := range shown {
 			ids = append(ids, id)
 		}
+		// What a firing finding touches is drawn first.
+		touched := map[string]bool{}
+		for id := range keep {
+			if inc.affected(id) {
+				touched[rep(id)] = true
+			}
+		}
 		slices.SortFunc(ids, func(a, b string) int {
+			if touched[a] != touched[b] {
+				if touched[a] {
+					return -1
+				}
+				return 1
+			}
 			if c := cmp.Compare(traffic[b], traffic[a]); c != 0 {
 				return c
 			}
@@ -266,6 +326,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 		a.merged++
 		a.ids = append(a.ids, e.ID)
+		a.ends = append(a.ends, [2]string{e.Source, e.Target})
 	}
 
 	// Layout.
@@ -343,6 +404,18 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 				w.Expand = append(w.Expand, ns)
 			}).Href(in.Base)
 		}
+		mn.Role, mn.Severity = inc.nodeRole(id, dim)
+		if mn.Members > 0 {
+			switch {
+			case repRole[id] > 0:
+				mn.Role, mn.Severity = roleSubject, repRole[id].String()
+			case repBlast[id] > 0:
+				mn.Role, mn.Severity = roleBlast, repBlast[id].String()
+			}
+		}
+		if mn.Role == roleDim && len(mn.Badges) > 0 {
+			mn.Role = "" // a pending finding's subject stays readable
+		}
 		mn.Focus = id == v.Focus
 		mn.Match = search != "" && strings.Contains(strings.ToLower(mn.Name), search)
 		model.Nodes = append(model.Nodes, mn)
@@ -370,6 +443,13 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 		if a.merged > 1 {
 			me.Diff = ""
+		}
+		me.Role, me.Severity = inc.edgeRole(a.ids, a.ends, dim)
+		switch {
+		case me.Role == roleSubject:
+			me.Width = max(me.Width, subjectEdgeWidth)
+		case me.Role == roleDim && len(me.Badges) > 0:
+			me.Role = "" // a pending finding's subject stays readable
 		}
 		if p.Tip != nil && len(p.Points) > 0 {
 			me.Arrow = arrowHead(p.Points[len(p.Points)-1], *p.Tip)

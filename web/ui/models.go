@@ -55,9 +55,17 @@ type controls struct {
 type mapPage struct {
 	Controls controls
 	Map      *mapModel
-	Notes    []string
-	Hidden   []link
+	Bar      mapBar
 	Findings findingsModel
+}
+
+// mapBar is the line above the map: what it leaves out, the links
+// to the incident view (or back to the whole map) and to turn dimming
+// off or on. Links are empty when they do not apply.
+type mapBar struct {
+	Notes         []string
+	Hidden        []link
+	Incident, Dim link
 }
 
 type kv struct{ Key, Value string }
@@ -71,6 +79,8 @@ type findingRow struct {
 	// shows (a resolved one shows its peak; Last is then its last
 	// evaluation); Timeline lists the steps of its life.
 	PeakNote, Last, Timeline string
+	// IncidentHref is the incident view of a firing finding.
+	IncidentHref string
 }
 
 type findingsModel struct {
@@ -149,6 +159,7 @@ const (
 	chartPad          = 44.0
 	chartPadB         = 16.0
 	maxBadgesPerShape = 3
+	badgeH            = 18.0
 )
 
 type chart struct {
@@ -266,7 +277,7 @@ func placeBadges(bs []badge, x, y float64) []placedBadge {
 			out[len(out)-1].Text = fmt.Sprintf("+%d more", len(bs)-i+1)
 			break
 		}
-		w := float64(utf8.RuneCountInString(b.Text))*6.2 + 14
+		w := float64(utf8.RuneCountInString(b.Text))*7.4 + 16
 		out = append(out, placedBadge{badge: b, X: x, Y: y, W: w})
 		x += w + 4
 	}
@@ -380,6 +391,9 @@ func findingRowOf(f finding.Finding, v View, now time.Time) findingRow {
 			steps = append(steps, fmtTime(c.At)+" "+st)
 		}
 		r.Timeline = strings.Join(steps, " → ")
+	}
+	if f.State == finding.StateFiring {
+		r.IncidentHref = timeOnly(v).With(func(w *View) { w.Incident = f.ID }).Href("/")
 	}
 	if f.State != finding.StateResolved {
 		r.Age = "since " + strings.TrimSuffix(fmtAge(now, f.StartedAt), " ago")

@@ -502,6 +502,12 @@ func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot
 		for _, s := range v.Expand {
 			c.Keep = append(c.Keep, hidden{Name: "expand", Value: s})
 		}
+		if v.Incident != "" {
+			c.Keep = append(c.Keep, hidden{Name: "incident", Value: v.Incident})
+		}
+		if v.NoDim {
+			c.Keep = append(c.Keep, hidden{Name: "dim", Value: "off"})
+		}
 		if snap != nil {
 			type named struct{ id, name string }
 			var ns []named
@@ -516,7 +522,7 @@ func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot
 				c.Focus = append(c.Focus, option{Value: n.id, Text: n.name, Selected: n.id == v.Focus})
 			}
 		}
-		if len(v.Hide)+len(v.Collapse)+len(v.Expand) > 0 || v.Focus != "" || v.Search != "" {
+		if len(v.Hide)+len(v.Collapse)+len(v.Expand) > 0 || v.Focus != "" || v.Search != "" || v.Incident != "" || v.NoDim {
 			c.Reset = timeOnly(v).Href("/")
 		}
 	}
@@ -544,18 +550,42 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
 	}
-	p := &mapPage{Controls: u.controls("/", v, nil, snap, true), Map: m, Notes: m.Notes}
+	p := &mapPage{Controls: u.controls("/", v, nil, snap, true), Map: m, Bar: mapBarOf(v, m)}
 	names := map[string]string{}
 	for _, n := range snap.Nodes {
 		names[n.ID] = n.Name
 	}
 	for _, id := range v.Hide {
-		p.Hidden = append(p.Hidden, link{Text: "hidden: " + cmpOr(names[id], id), Href: v.With(func(w *View) {
+		p.Bar.Hidden = append(p.Bar.Hidden, link{Text: "hidden: " + cmpOr(names[id], id), Href: v.With(func(w *View) {
 			w.Hide = slices.DeleteFunc(w.Hide, func(s string) bool { return s == id })
 		}).Href("/")})
 	}
 	p.Findings = buildFindings(findings, v, u.o.Clock(), 20)
 	return p, nil
+}
+
+// mapBarOf returns the line above map m of view v: its notes, the way
+// into the incident view (or back out of it) and the dimming switch.
+func mapBarOf(v View, m *mapModel) mapBar {
+	b := mapBar{Notes: m.Notes}
+	switch {
+	case v.Incident != "":
+		b.Incident = link{Text: "← whole map", Href: v.With(func(w *View) { w.Incident = "" }).Href("/")}
+	case m.Firing > 0:
+		what := fmt.Sprintf("%d firing findings", m.Firing)
+		if m.Firing == 1 {
+			what = "1 firing finding"
+		}
+		b.Incident = link{Text: "Incident view: " + what + " →", Href: v.With(func(w *View) { w.Incident = IncidentAll; w.Focus = "" }).Href("/")}
+	}
+	switch {
+	case m.Incident || (m.Firing == 0 && !v.NoDim):
+	case v.NoDim:
+		b.Dim = link{Text: "dimming off: turn it on", Href: v.With(func(w *View) { w.NoDim = false }).Href("/")}
+	default:
+		b.Dim = link{Text: "dimming on: turn it off", Href: v.With(func(w *View) { w.NoDim = true }).Href("/")}
+	}
+	return b
 }
 
 func cmpOr(a, b string) string {

@@ -202,6 +202,7 @@ func TestPagesGolden(t *testing.T) {
 		{"map", "/"},
 		{"map-focus", "/?focus=topic:kafka/orders&hops=1"},
 		{"map-collapsed", "/?collapse=shop&hide=client:web&q=ord"},
+		{"map-incident", "/?incident=1"},
 		{"findings", "/findings"},
 		{"node", "/node?id=" + urlEscape("service:shop/<script>alert(1)</script>")},
 		{"edge", "/edge?id=" + urlEscape(edgeID)},
@@ -357,9 +358,17 @@ func TestLiveUpdates(t *testing.T) {
 	src.mu.Unlock()
 	u.refresh(context.Background())
 	next := read()
-	require.Len(t, next.SVG, 1, "only the changed node is sent")
-	require.Equal(t, domID("n-", "database:postgresql/orders"), next.SVG[0].ID)
-	require.Contains(t, next.SVG[0].HTML, "open circuit")
+	// The node changes, and so does the one edge that joins it to the
+	// other firing finding's subject: it is now between affected nodes.
+	sent := map[string]string{}
+	for _, f := range next.SVG {
+		sent[f.ID] = f.HTML
+	}
+	nodeFrag, joining := domID("n-", "database:postgresql/orders"), domID("e-", src.snap.Edges[2].ID)
+	require.Len(t, sent, 2, "only the changed node and edge are sent: %v", sent)
+	require.Contains(t, sent[nodeFrag], "open circuit")
+	require.Contains(t, sent[nodeFrag], "subject sev-critical")
+	require.Contains(t, sent[joining], "blast")
 	var panel bool
 	for _, f := range next.HTML {
 		if f.ID == "findings" {
@@ -418,6 +427,11 @@ func TestParseView(t *testing.T) {
 		{"window=0s", "error"},
 		{"refresh=10ms", "error"},
 		{"at=yesterday", "error"},
+		{"incident=1", "incident=1"},
+		{"incident=all", "incident=1"},
+		{"incident=rs1&dim=off", "dim=off&incident=rs1"},
+		{"dim=on", ""},
+		{"dim=maybe", "error"},
 	} {
 		t.Run(c.q, func(t *testing.T) {
 			q, _ := parseQuery(c.q)

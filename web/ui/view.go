@@ -30,7 +30,17 @@ type View struct {
 	Collapse, Expand []string
 	// Search highlights nodes whose name contains it (case-insensitive).
 	Search string
+	// Incident, when set, draws only what firing findings touch: their
+	// subjects, their blast radii and the edges between them. IncidentAll
+	// ("1") takes every firing finding; anything else is one finding's id.
+	Incident string
+	// NoDim keeps the map at full strength while findings fire (by
+	// default what no firing finding touches is dimmed).
+	NoDim bool
 }
+
+// IncidentAll is the Incident of a view that shows every firing finding.
+const IncidentAll = "1"
 
 // Bounds of what a URL may ask for.
 const (
@@ -75,6 +85,17 @@ func parseView(q url.Values) (View, error) {
 		}
 	}
 	v.Search = strings.TrimSpace(q.Get("q"))
+	v.Incident = strings.TrimSpace(q.Get("incident"))
+	if v.Incident == "all" {
+		v.Incident = IncidentAll
+	}
+	switch s := q.Get("dim"); s {
+	case "", "on", "1":
+	case "off", "0":
+		v.NoDim = true
+	default:
+		return v, fmt.Errorf("dim %q: want on or off", s)
+	}
 	for name, dst := range map[string]*[]string{"hide": &v.Hide, "collapse": &v.Collapse, "expand": &v.Expand} {
 		vals := q[name]
 		if len(vals) > maxListParams {
@@ -88,7 +109,7 @@ func parseView(q url.Values) (View, error) {
 		slices.Sort(*dst)
 		*dst = slices.Compact(*dst)
 	}
-	for _, s := range append(append([]string{v.Focus, v.Search}, v.Hide...), v.Collapse...) {
+	for _, s := range append(append([]string{v.Focus, v.Search, v.Incident}, v.Hide...), v.Collapse...) {
 		if len(s) > maxParamLen {
 			return v, fmt.Errorf("a parameter is longer than %d bytes", maxParamLen)
 		}
@@ -127,6 +148,12 @@ func (v View) Query() url.Values {
 	}
 	if v.Search != "" {
 		q.Set("q", v.Search)
+	}
+	if v.Incident != "" {
+		q.Set("incident", v.Incident)
+	}
+	if v.NoDim {
+		q.Set("dim", "off")
 	}
 	for _, s := range v.Hide {
 		q.Add("hide", s)

@@ -1,0 +1,133 @@
+package ui
+
+import (
+	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/finding"
+)
+
+// Roles a node or an edge plays in the findings the map is drawn for.
+const (
+	roleSubject = "subject" // what a finding is about
+	roleBlast   = "blast"   // in a finding's blast radius (or between such nodes)
+	roleDim     = "dim"     // touched by no firing finding while one fires
+)
+
+// incident is what the findings a map is drawn for touch: their subjects
+// and blast radii, each with the worst severity of the findings touching
+// it. It is built per map and not shared.
+type incident struct {
+	// Findings is how many findings it was built from.
+	Findings int
+	// Subjects are subject nodes: a node finding's node, and the target of
+	// an edge finding (the callee that fails, the consumer that lags).
+	Subjects map[string]finding.Severity
+	// SubjectEdges are edge findings' edges, by edge id.
+	SubjectEdges map[string]finding.Severity
+	// Blast are the nodes upstream of a subject whose traffic passes
+	// through it (an edge finding's source among them).
+	Blast map[string]finding.Severity
+	// Missing is set when the view asked for one finding that is not
+	// among the findings.
+	Missing bool
+	// NotFiring is set when the view asked for one finding that is not
+	// firing (it is drawn all the same).
+	NotFiring bool
+}
+
+// incidentOf collects what the findings of view v touch: every firing
+// finding, or the one v.Incident names. edges are the graph's edges
+// (an edge finding's target is found through them).
+func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
+	inc := &incident{Subjects: map[string]finding.Severity{}, SubjectEdges: map[string]finding.Severity{}, Blast: map[string]finding.Severity{}}
+	byID := make(map[string]graph.Edge, len(edges))
+	for _, e := range edges {
+		byID[e.ID] = e
+	}
+	worst := func(m map[string]finding.Severity, id string, s finding.Severity) {
+		if id != "" && s > m[id] {
+			m[id] = s
+		}
+	}
+	one := v.Incident != "" && v.Incident != IncidentAll
+	found := false
+	for _, f := range fs {
+		if one {
+			if f.ID != v.Incident {
+				continue
+			}
+			found = true
+			inc.NotFiring = f.State != finding.StateFiring
+		} else if f.State != finding.StateFiring {
+			continue
+		}
+		inc.Findings++
+		switch {
+		case f.Subject.EdgeID != "":
+			worst(inc.SubjectEdges, f.Subject.EdgeID, f.Severity)
+			if e, ok := byID[f.Subject.EdgeID]; ok {
+				worst(inc.Subjects, e.Target, f.Severity)
+				worst(inc.Blast, e.Source, f.Severity)
+			}
+		case f.Subject.NodeID != "":
+			worst(inc.Subjects, f.Subject.NodeID, f.Severity)
+		}
+		if b := f.BlastRadius; b != nil {
+			for _, a := range b.Upstream {
+				worst(inc.Blast, a.NodeID, f.Severity)
+			}
+			for _, a := range b.EntryPoints {
+				worst(inc.Blast, a.NodeID, f.Severity)
+			}
+		}
+	}
+	inc.Missing = one && !found
+	for id := range inc.Subjects {
+		delete(inc.Blast, id) // a subject is marked as one, not as its own blast
+	}
+	return inc
+}
+
+// affected reports whether the node id is a subject or in a blast radius.
+func (inc *incident) affected(id string) bool {
+	_, s := inc.Subjects[id]
+	_, b := inc.Blast[id]
+	return s || b
+}
+
+// nodeRole returns the role and severity of node id ("" for a node no
+// finding touches while none fires, or when dimming is off).
+func (inc *incident) nodeRole(id string, dim bool) (role, severity string) {
+	if s, ok := inc.Subjects[id]; ok {
+		return roleSubject, s.String()
+	}
+	if s, ok := inc.Blast[id]; ok {
+		return roleBlast, s.String()
+	}
+	if dim && inc.Findings > 0 {
+		return roleDim, ""
+	}
+	return "", ""
+}
+
+// edgeRole returns the role and severity of an edge drawn for the graph
+// edges ids, whose ends are ends (one pair per id): a subject when it
+// stands for a finding's edge, in the blast radius when both ends of one
+// of them are affected.
+func (inc *incident) edgeRole(ids []string, ends [][2]string, dim bool) (role, severity string) {
+	var worst, blast finding.Severity
+	for i, id := range ids {
+		worst = max(worst, inc.SubjectEdges[id])
+		if src, dst := ends[i][0], ends[i][1]; inc.affected(src) && inc.affected(dst) {
+			blast = max(blast, inc.Subjects[src], inc.Blast[src], inc.Subjects[dst], inc.Blast[dst])
+		}
+	}
+	switch {
+	case worst > 0:
+		return roleSubject, worst.String()
+	case blast > 0:
+		return roleBlast, blast.String()
+	case dim && inc.Findings > 0:
+		return roleDim, ""
+	}
+	return "", ""
+}
