@@ -217,9 +217,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,
-		History: storage.History{Storage: st},
-		Bucket:  g.Options().Bucket, // a diff needs two of them
-		Traces:  tracesFor(cfg, st),
+		History:        storage.History{Storage: st},
+		FindingHistory: st,                 // findings as they were at a past time
+		Bucket:         g.Options().Bucket, // a diff needs two of them
+		Traces:         tracesFor(cfg, st),
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")

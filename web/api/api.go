@@ -13,6 +13,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,14 @@ type FindingsSource interface {
 	Findings(state finding.State) []finding.Finding
 }
 
+// FindingHistorySource reads stored findings: the latest state of each
+// finding active in [from, to), started before to and not resolved before
+// from (storage.Storage does). Findings of ?at= are reconstructed from
+// them with finding.AsOf.
+type FindingHistorySource interface {
+	Findings(ctx context.Context, from, to time.Time) ([]finding.Finding, error)
+}
+
 // Options configure the API.
 type Options struct {
 	Graph GraphSource
@@ -75,6 +84,9 @@ type Options struct {
 	History HistorySource
 	// Findings serves /api/v1/findings (nil: 501 Not Implemented).
 	Findings FindingsSource
+	// FindingHistory serves /api/v1/findings?at= (nil: 501 Not
+	// Implemented). Where stored history begins is told by History.
+	FindingHistory FindingHistorySource
 	// Unplaced serves /api/v1/graph/unplaced (nil: 501 Not Implemented).
 	Unplaced UnplacedSource
 	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
@@ -166,7 +178,7 @@ func New(o Options) (*API, error) {
 	}
 	a.handle("GET /api/v1/graph", a.graph)
 	a.handle("GET /api/v1/coupling", a.coupling)
-	if o.Findings != nil {
+	if o.Findings != nil || o.FindingHistory != nil {
 		a.handle("GET /api/v1/findings", a.findings)
 	} else {
 		a.handle("GET /api/v1/findings", notYet)
@@ -513,8 +525,9 @@ type findingsResponse struct {
 }
 
 func (a *API) findings(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
 	var state finding.State
-	switch v := r.URL.Query().Get("state"); v {
+	switch v := q.Get("state"); v {
 	case "", "firing":
 		state = finding.StateFiring
 	case "all":
@@ -525,7 +538,66 @@ func (a *API) findings(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if q.Has("at") {
+		at, err := a.parsePast("at", q.Get("at"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if a.o.FindingHistory == nil {
+			writeError(w, http.StatusNotImplemented, errors.New("findings history needs storage (--storage embedded or clickhouse)"))
+			return
+		}
+		if !a.covered(w, r, "at", at) {
+			return
+		}
+		fs, err := a.findingsAt(r.Context(), state, at)
+		if err != nil {
+			a.historyFailed(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, findingsResponse{Findings: fs})
+		return
+	}
+	if a.o.Findings == nil && a.current() == nil {
+		notYet(w, r)
+		return
+	}
 	writeJSON(w, http.StatusOK, findingsResponse{Findings: a.findingsIn(state)})
+}
+
+// findingsAt lists the findings in state (0: every state) as they were at
+// `at` (finding.AsOf), read from storage: those open then, and one that
+// resolved exactly then. They come in the order of the live list: firing,
+// pending, resolved; critical first; then oldest first.
+func (a *API) findingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error) {
+	// [at, at+1ms): started by at and not resolved before it; the
+	// millisecond covers a backend that stores milliseconds, and AsOf
+	// drops what the widening lets in.
+	stored, err := a.o.FindingHistory.Findings(ctx, at, at.Add(time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]finding.Finding, 0, len(stored))
+	for _, f := range stored {
+		if f, ok := finding.AsOf(f, at); ok && (state == 0 || f.State == state) {
+			out = append(out, f)
+		}
+	}
+	rank := map[finding.State]int{finding.StateFiring: 0, finding.StatePending: 1, finding.StateResolved: 2}
+	slices.SortFunc(out, func(a, b finding.Finding) int {
+		if c := rank[a.State] - rank[b.State]; c != 0 {
+			return c
+		}
+		if c := int(b.Severity) - int(a.Severity); c != 0 {
+			return c
+		}
+		if c := a.StartedAt.Compare(b.StartedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
+	return out, nil
 }
 
 // findingsIn lists the findings in state (0: every state): those of the

@@ -207,6 +207,24 @@ func (l *Local) Findings(ctx context.Context, state finding.State) ([]finding.Fi
 	return l.a.findingsIn(state), nil
 }
 
+// FindingsAt returns the findings in state (0: every state) as they were
+// at `at`, read through the API's handler (GET /api/v1/findings?at=); a
+// zero `at` reads the live ones, as Findings does.
+func (l *Local) FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error) {
+	if at.IsZero() {
+		return l.Findings(ctx, state)
+	}
+	q := url.Values{"state": {"all"}, "at": {at.UTC().Format(time.RFC3339Nano)}}
+	if state != 0 {
+		q.Set("state", state.String())
+	}
+	var out findingsResponse
+	if err := l.get(ctx, "/api/v1/findings", q, &out); err != nil {
+		return nil, err
+	}
+	return out.Findings, nil
+}
+
 // Diff returns what changed between the window ending at from and the one
 // ending at to.
 func (l *Local) Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error) {

@@ -255,8 +255,7 @@ func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur curren
 			r.svg = append(r.svg, newFragment(e.DOMID, renderString(ctx, edgeG(e))))
 		}
 	case "findings":
-		m := buildFindings(cur.findings, v, u.o.Clock(), 200)
-		r.whole = append(r.whole, newFragment("findings", renderString(ctx, findingsPanel(m))))
+		r.whole = append(r.whole, newFragment("findings", renderString(ctx, findingsPanel(u.findingsModelFor(ctx, v, cur)))))
 	case "node":
 		if p, err := u.buildNodePage(ctx, id, v, cur); err == nil {
 			r.whole = append(r.whole, newFragment("detail", renderString(ctx, nodeDetail(*p))))

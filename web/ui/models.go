@@ -86,6 +86,8 @@ type findingRow struct {
 type findingsModel struct {
 	Firing, Pending, Resolved []findingRow
 	Err                       string
+	// AsOf, in a past view, says the findings are those of that time.
+	AsOf string
 }
 
 type placedBadge struct {
@@ -289,6 +291,9 @@ func placeBadges(bs []badge, x, y float64) []placedBadge {
 // recent first, at most maxResolved of them.
 func buildFindings(fs []finding.Finding, v View, now time.Time, maxResolved int) findingsModel {
 	var m findingsModel
+	if !v.At.IsZero() {
+		m.AsOf = "As they were at " + fmtTime(v.At) + ", a past time: ages are counted from then."
+	}
 	for _, f := range fs {
 		row := findingRowOf(f, v, now)
 		switch f.State {

@@ -97,17 +97,20 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 		lineChart("Errors in (% of requests)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
 		lineChart("Latency of its callers' slowest edge (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
 	}
-	for _, f := range newestFirst(cur.findings) {
+	// A past view lists the findings of that time; when they cannot be
+	// read the page lists none (the map and the findings page say why).
+	fs, fnow, _ := u.findingsFor(ctx, v, cur)
+	for _, f := range newestFirst(fs) {
 		if f.Subject.NodeID == id || (f.Subject.EdgeID != "" && (strings.HasPrefix(f.Subject.EdgeID, id+"->") || strings.HasPrefix(f.Subject.EdgeID, id+"→"))) {
-			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+			p.Findings = append(p.Findings, findingRowOf(f, v, fnow))
 		}
 	}
-	for _, f := range newestFirst(cur.findings) {
+	for _, f := range newestFirst(fs) {
 		if f.Subject.EdgeID == "" || f.Subject.NodeID == id {
 			continue
 		}
 		if e, ok := edgeByID(snap, f.Subject.EdgeID); ok && (e.Source == id || e.Target == id) && !slices.ContainsFunc(p.Findings, func(r findingRow) bool { return r.ID == f.ID }) {
-			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+			p.Findings = append(p.Findings, findingRowOf(f, v, fnow))
 		}
 	}
 	return p, nil
@@ -258,9 +261,10 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 			lineChart("Consumer lag (messages)", "", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagMessages })}}, fmtCount),
 			lineChart("Lag and drain time (s)", "s", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagSec })}, {Name: "drain", Class: "s3", Points: pick(pts, func(p point) float64 { return p.DrainSec })}}, fmtSeconds))
 	}
-	for _, f := range newestFirst(cur.findings) {
+	fs, fnow, _ := u.findingsFor(ctx, v, cur) // as on the node page
+	for _, f := range newestFirst(fs) {
 		if f.Subject.EdgeID == id {
-			p.Findings = append(p.Findings, findingRowOf(f, v, now))
+			p.Findings = append(p.Findings, findingRowOf(f, v, fnow))
 		}
 	}
 	return p, nil

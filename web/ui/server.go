@@ -39,6 +39,9 @@ type Source interface {
 	Graph(ctx context.Context, window time.Duration, at time.Time) (*graph.Snapshot, error)
 	Coupling(ctx context.Context, window time.Duration) (*client.Coupling, error)
 	Findings(ctx context.Context, state finding.State) ([]finding.Finding, error)
+	// FindingsAt returns the findings in state (0: every state) as they
+	// were at a past time (from the collector's storage).
+	FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error)
 	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
 	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
 	Ready(ctx context.Context) error
@@ -446,9 +449,13 @@ func nav(page string, v View, cur current) []link {
 			firing++
 		}
 	}
+	text := fmt.Sprintf("Findings (%d)", firing)
+	if !v.At.IsZero() {
+		text = "Findings" // the count is of now, the page of then
+	}
 	return []link{
 		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
-		{Href: timeOnly(v).Href("/findings"), Text: fmt.Sprintf("Findings (%d)", firing), Active: page == "findings"},
+		{Href: timeOnly(v).Href("/findings"), Text: text, Active: page == "findings"},
 		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
 	}
 }
@@ -542,10 +549,7 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 	if err != nil {
 		return nil, err
 	}
-	findings := cur.findings
-	if !v.At.IsZero() {
-		findings = findingsAt(findings, v.At)
-	}
+	findings, fnow, ferr := u.findingsFor(ctx, v, cur)
 	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, Base: "/"})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
@@ -560,7 +564,10 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 			w.Hide = slices.DeleteFunc(w.Hide, func(s string) bool { return s == id })
 		}).Href("/")})
 	}
-	p.Findings = buildFindings(findings, v, u.o.Clock(), 20)
+	p.Findings = buildFindings(findings, v, fnow, 20)
+	if ferr != nil {
+		p.Findings.Err = findingsErr(v, ferr)
+	}
 	return p, nil
 }
 
@@ -595,29 +602,41 @@ func cmpOr(a, b string) string {
 	return b
 }
 
-// findingsAt keeps the findings that were open at t.
-func findingsAt(fs []finding.Finding, t time.Time) []finding.Finding {
-	var out []finding.Finding
-	for _, f := range fs {
-		if f.StartedAt.After(t) {
-			continue
-		}
-		if f.ResolvedAt != nil && f.ResolvedAt.Before(t) {
-			continue
-		}
-		c := f
-		if c.State == finding.StateResolved {
-			c.State = finding.StateFiring
-		}
-		out = append(out, c)
+// findingsFor returns the findings view v shows, and the time their ages
+// are counted from: for a live view the latest read and the clock; for a
+// past one (v.At) those of that time, read from the collector's storage,
+// and v.At. When the past ones cannot be read it returns none and the
+// error, for the page to say so.
+func (u *UI) findingsFor(ctx context.Context, v View, cur current) ([]finding.Finding, time.Time, error) {
+	if v.At.IsZero() {
+		return cur.findings, u.o.Clock(), nil
 	}
-	return out
+	fs, err := u.o.Source.FindingsAt(ctx, 0, v.At)
+	return fs, v.At, err
 }
 
-func (u *UI) findingsPage(_ context.Context, _ *http.Request, v View, cur current) (templ.Component, string, error) {
-	m := buildFindings(cur.findings, v, u.o.Clock(), 200)
-	if cur.err != nil {
-		m.Err = "The collector cannot be read: " + cur.err.Error()
+// findingsErr says why the findings of view v cannot be shown.
+func findingsErr(v View, err error) string {
+	if !v.At.IsZero() {
+		return "The findings of " + fmtTime(v.At) + " cannot be read: " + err.Error()
 	}
+	return "The collector cannot be read: " + err.Error()
+}
+
+func (u *UI) findingsPage(ctx context.Context, _ *http.Request, v View, cur current) (templ.Component, string, error) {
+	m := u.findingsModelFor(ctx, v, cur)
 	return findingsBody(m, u.controls("/findings", v, nil, nil, false)), "Findings", nil
+}
+
+// findingsModelFor is the findings page of view v.
+func (u *UI) findingsModelFor(ctx context.Context, v View, cur current) findingsModel {
+	fs, fnow, err := u.findingsFor(ctx, v, cur)
+	m := buildFindings(fs, v, fnow, 200)
+	switch {
+	case err != nil:
+		m.Err = findingsErr(v, err)
+	case cur.err != nil && v.At.IsZero():
+		m.Err = findingsErr(v, cur.err)
+	}
+	return m
 }

@@ -44,6 +44,8 @@ type fixedSource struct {
 	// answer when set.
 	diffWindows []time.Duration
 	diffErr     error
+	// atAsked records the times FindingsAt was asked for.
+	atAsked []time.Time
 }
 
 func (s *fixedSource) Graph(context.Context, time.Duration, time.Time) (*graph.Snapshot, error) {
@@ -66,6 +68,25 @@ func (s *fixedSource) Findings(context.Context, finding.State) ([]finding.Findin
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.findings, s.err
+}
+
+// FindingsAt answers as the collector does from storage, whose findings
+// are their latest state: each reconstructed as of at (finding.AsOf). It
+// records the times asked for.
+func (s *fixedSource) FindingsAt(_ context.Context, state finding.State, at time.Time) ([]finding.Finding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.atAsked = append(s.atAsked, at)
+	if s.err != nil {
+		return nil, s.err
+	}
+	var out []finding.Finding
+	for _, f := range s.findings {
+		if f, ok := finding.AsOf(f, at); ok && (state == 0 || f.State == state) {
+			out = append(out, f)
+		}
+	}
+	return out, nil
 }
 
 func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Duration) (*graph.Diff, error) {
@@ -126,7 +147,7 @@ func fixture() *fixedSource {
 		{ID: "rs0", Kind: finding.KindRetryStorm, State: finding.StateResolved, Severity: finding.SeverityWarning,
 			Subject: finding.Subject{Source: "frontend", Target: hostile, EdgeID: snap.Edges[1].ID},
 			Summary: "an earlier storm on the same edge", Evidence: map[string]any{"retry_ratio": 0.25},
-			StartedAt: now.Add(-50 * time.Minute), FiredAt: ptrTime(now.Add(-49 * time.Minute)), ResolvedAt: &resolved,
+			StartedAt: now.Add(-50 * time.Minute), FiredAt: ptrTime(now.Add(-49 * time.Minute)), ResolvedAt: &resolved, LastSeen: now.Add(-11 * time.Minute),
 			Peak: &finding.Peak{At: now.Add(-30 * time.Minute), Severity: finding.SeverityCritical, Summary: "the storm at its worst: 80% of calls are retries", Evidence: map[string]any{"retry_ratio": 0.8}},
 			Timeline: []finding.Change{{At: now.Add(-50 * time.Minute), State: finding.StatePending, Severity: finding.SeverityWarning},
 				{At: now.Add(-49 * time.Minute), State: finding.StateFiring, Severity: finding.SeverityWarning},
@@ -204,6 +225,7 @@ func TestPagesGolden(t *testing.T) {
 		{"map-collapsed", "/?collapse=shop&hide=client:web&q=ord"},
 		{"map-incident", "/?incident=1"},
 		{"findings", "/findings"},
+		{"findings-at", "/findings?at=2026-11-22T09:35:00Z"},
 		{"node", "/node?id=" + urlEscape("service:shop/<script>alert(1)</script>")},
 		{"edge", "/edge?id=" + urlEscape(edgeID)},
 		{"edge-async", "/edge?id=" + urlEscape(src.snap.Edges[4].ID)},
@@ -272,6 +294,78 @@ func TestPagesGolden(t *testing.T) {
 	t.Run("broker down is on the banner", func(t *testing.T) {
 		_, _, body := get(t, u, "/")
 		require.Contains(t, body, "Broker rabbit (rabbitmq) cannot be polled: connection refused")
+	})
+}
+
+// TestPastViewFindings: a past view (at=) shows the findings as they were
+// then, read from the collector's storage: the earlier storm firing and
+// critical (it resolved only later), with the numbers of its worst, its
+// age counted from that time, its badge on the past map; what started
+// later is absent; the page says it shows a past time. The live view is
+// unchanged.
+func TestPastViewFindings(t *testing.T) {
+	src := fixture()
+	u := newTestUI(t, src)
+	at := now.Add(-25 * time.Minute)
+	stormEdge := src.snap.Edges[1].ID
+	q := "?at=" + at.Format(time.RFC3339)
+	for _, page := range []string{"/", "/findings"} {
+		t.Run(page, func(t *testing.T) {
+			code, _, body := get(t, u, page+q)
+			require.Equal(t, http.StatusOK, code, body)
+			panel := section(body, `id="findings"`, "</section>")
+			require.Contains(t, panel, "As they were at 2026-11-22 09:35:00Z, a past time: ages are counted from then.")
+			require.Contains(t, panel, "1 firing")
+			item := section(panel, `id="`+domID("f-", "rs0")+`"`, "</li>")
+			require.NotEmpty(t, item, "the storm open then is listed")
+			require.Contains(t, item, "sev-critical", "critical then")
+			require.Contains(t, item, "the storm at its worst: 80% of calls are retries", "the numbers of that time")
+			require.Contains(t, item, "since 25m", "its age counted from then, not from now")
+			require.NotContains(t, item, "resolved", "it had not resolved yet")
+			require.NotContains(t, item, "09:50:00Z", "no step after then")
+			for _, later := range []string{"rs1", "cl1", "bn1"} {
+				require.NotContains(t, panel, `id="`+domID("f-", later)+`"`, "%s started after then", later)
+			}
+			require.Contains(t, body, `>Findings<`, "no live count in a past view")
+			require.Contains(t, body, "as of 2026-11-22 09:35:00Z")
+		})
+	}
+	t.Run("badge on the past map", func(t *testing.T) {
+		_, _, body := get(t, u, "/"+q)
+		edge := section(body, `id="`+domID("e-", stormEdge)+`"`, "</g></g>")
+		require.Contains(t, edge, "retry storm")
+		require.Contains(t, edge, "sev-critical")
+		lagEdge := section(body, `id="`+domID("e-", src.snap.Edges[4].ID)+`"`, "</g></g>")
+		require.NotContains(t, lagEdge, "consumer lag", "the lag finding started later")
+	})
+	t.Run("edge page", func(t *testing.T) {
+		_, _, body := get(t, u, "/edge"+q+"&id="+urlEscape(stormEdge))
+		require.Contains(t, body, `id="`+domID("f-", "rs0")+`"`)
+		require.NotContains(t, body, `id="`+domID("f-", "rs1")+`"`)
+	})
+	src.mu.Lock()
+	asked := slices.Clone(src.atAsked)
+	src.mu.Unlock()
+	require.NotEmpty(t, asked)
+	for _, a := range asked {
+		require.True(t, a.Equal(at), "findings read for %v, not the view's time", a)
+	}
+	t.Run("live view unchanged", func(t *testing.T) {
+		_, _, body := get(t, u, "/findings")
+		require.NotContains(t, body, "As they were at")
+		require.Contains(t, body, "Findings (1)")
+		item := section(body, `id="`+domID("f-", "rs1")+`"`, "</li>")
+		require.Contains(t, item, "since 4m")
+	})
+	t.Run("findings of then unreadable", func(t *testing.T) {
+		bad := fixture()
+		bu := newTestUI(t, bad)
+		bad.mu.Lock()
+		bad.err = errors.New("history unavailable")
+		bad.mu.Unlock()
+		_, _, body := get(t, bu, "/findings"+q)
+		require.Contains(t, body, "The findings of 2026-11-22 09:35:00Z cannot be read: history unavailable")
+		require.NotContains(t, body, "No findings: nothing looks wrong")
 	})
 }
 

@@ -110,17 +110,32 @@ func (c *Client) Coupling(ctx context.Context, window time.Duration) (*Coupling,
 
 // Findings returns the findings in state (0: every state).
 func (c *Client) Findings(ctx context.Context, state finding.State) ([]finding.Finding, error) {
+	return c.FindingsAt(ctx, state, time.Time{})
+}
+
+// FindingsAt returns the findings in state (0: every state) as they were
+// at `at`, from the collector's storage (GET /api/v1/findings?at=); a zero
+// `at` reads the live ones, as Findings does.
+func (c *Client) FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error) {
+	var out struct {
+		Findings []finding.Finding `json:"findings"`
+	}
+	if err := c.get(ctx, "/api/v1/findings", findingsQuery(state, at), &out); err != nil {
+		return nil, err
+	}
+	return out.Findings, nil
+}
+
+// findingsQuery is the query of GET /api/v1/findings for state and `at`.
+func findingsQuery(state finding.State, at time.Time) url.Values {
 	q := url.Values{"state": {"all"}}
 	if state != 0 {
 		q.Set("state", state.String())
 	}
-	var out struct {
-		Findings []finding.Finding `json:"findings"`
+	if !at.IsZero() {
+		q.Set("at", at.UTC().Format(time.RFC3339Nano))
 	}
-	if err := c.get(ctx, "/api/v1/findings", q, &out); err != nil {
-		return nil, err
-	}
-	return out.Findings, nil
+	return q
 }
 
 // Diff returns what changed between the window ending at from and the one
