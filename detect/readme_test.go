@@ -10,10 +10,10 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite generated README sections and the golden files (testdata/lag-verdicts.jsonl)")
+var update = flag.Bool("update", false, "rewrite generated documentation sections (docs/findings.md) and the golden files (testdata/lag-verdicts.jsonl)")
 
-// TestREADMEThresholds keeps the README's threshold table equal to the
-// catalogue, and its table of summary templates equal to Messages; -update
+// TestREADMEThresholds keeps the threshold table in docs/findings.md equal
+// to the catalogue, and its table of summary templates equal to Messages; -update
 // rewrites them.
 func TestREADMEThresholds(t *testing.T) {
 	var b strings.Builder
@@ -42,14 +42,14 @@ func TestREADMEThresholds(t *testing.T) {
 		fmt.Fprintf(&b, "%s `%s` %s", sep, f.Name, f.Doc)
 	}
 	b.WriteString(".\n")
-	replaceSection(t, "../README.md", "thresholds", b.String())
+	replaceSection(t, "../docs/findings.md", "thresholds", b.String())
 }
 
 // tableCell escapes s for a Markdown table cell.
 func tableCell(s string) string { return strings.ReplaceAll(s, "|", "\\|") }
 
-// replaceSection checks (or with -update rewrites) the text between the
-// README markers "<!-- name: ... -->" and "<!-- /name -->".
+// replaceSection checks (or with -update rewrites) the text of the file at
+// path between the markers "<!-- name: ... -->" and "<!-- /name -->".
 func replaceSection(t *testing.T, path, name, body string) {
 	t.Helper()
 	raw, err := os.ReadFile(path)
@@ -57,11 +57,11 @@ func replaceSection(t *testing.T, path, name, body string) {
 	s := string(raw)
 	start := strings.Index(s, "<!-- "+name+":")
 	end := strings.Index(s, "<!-- /"+name+" -->")
-	require.True(t, start >= 0 && end > start, "README markers for %s", name)
+	require.True(t, start >= 0 && end > start, "markers for %s in %s", name, path)
 	start += strings.Index(s[start:], "-->") + len("-->\n")
 	if *update {
 		require.NoError(t, os.WriteFile(path, []byte(s[:start]+body+s[end:]), 0o644))
 		return
 	}
-	require.Equal(t, body, s[start:end], "README section %s is stale: run with -update", name)
+	require.Equal(t, body, s[start:end], "section %s of %s is stale: run with -update", name, path)
 }

@@ -48,7 +48,7 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 		g.flags(fs)
 	}
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with detector thresholds and broker pollers (see README)")
+	fs.StringVar(&c.ConfigFile, "config", "", "YAML file with detector thresholds and broker pollers (see docs/configuration.md)")
 	return fs
 }
 

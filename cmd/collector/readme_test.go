@@ -11,10 +11,13 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var update = flag.Bool("update", false, "rewrite generated README sections")
+var update = flag.Bool("update", false, "rewrite generated documentation sections (docs/configuration.md)")
 
-// TestREADMEFlags keeps the README's flag reference equal to the flag
-// definitions; -update rewrites it.
+// TestREADMEFlags keeps the flag reference in docs/configuration.md equal to
+// the flag definitions; -update rewrites it.
+// flagsDoc is the documentation file holding the generated flag table.
+const flagsDoc = "../../docs/configuration.md"
+
 func TestREADMEFlags(t *testing.T) {
 	var (
 		c config
@@ -30,18 +33,18 @@ func TestREADMEFlags(t *testing.T) {
 		}
 		fmt.Fprintf(&b, "| `--%s` | `%s` | %s | %s |\n", f.Name, envName(f.Name), def, strings.ReplaceAll(f.Usage, "|", "\\|"))
 	})
-	raw, err := os.ReadFile("../../README.md")
+	raw, err := os.ReadFile(flagsDoc)
 	require.NoError(t, err)
 	s := string(raw)
 	start := strings.Index(s, "<!-- flags:")
 	end := strings.Index(s, "<!-- /flags -->")
-	require.True(t, start >= 0 && end > start, "README flag markers")
+	require.True(t, start >= 0 && end > start, "flag markers in %s", flagsDoc)
 	start += strings.Index(s[start:], "-->") + len("-->\n")
 	if *update {
-		require.NoError(t, os.WriteFile("../../README.md", []byte(s[:start]+b.String()+s[end:]), 0o644))
+		require.NoError(t, os.WriteFile(flagsDoc, []byte(s[:start]+b.String()+s[end:]), 0o644))
 		return
 	}
-	require.Equal(t, b.String(), s[start:end], "README flag reference is stale: go test ./cmd/collector -run TestREADMEFlags -update")
+	require.Equal(t, b.String(), s[start:end], flagsDoc+" flag reference is stale: go test ./cmd/collector -run TestREADMEFlags -update")
 }
 
 func TestLoopback(t *testing.T) {

@@ -235,7 +235,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case http.StatusMethodNotAllowed:
 			writeError(w, cw.code, fmt.Errorf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, h.Get("Allow")))
 		case http.StatusNotFound, 0:
-			writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s (see the README's API section)", r.URL.Path))
+			writeError(w, http.StatusNotFound, fmt.Errorf("no API endpoint %s (see docs/api.md)", r.URL.Path))
 		default:
 			writeError(w, cw.code, errors.New(http.StatusText(cw.code)))
 		}
