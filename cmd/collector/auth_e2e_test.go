@@ -221,7 +221,7 @@ func TestAuthTokensE2E(t *testing.T) {
 		require.NoError(t, exportSpan(t, grpcExporterWith(t, col.OTLPGRPC.String(), bearerHeader(ingestSecretA), nil), "checkout"))
 		require.NoError(t, exportSpan(t, httpExporterWith(t, col.OTLPHTTP.String(), bearerHeader(ingestSecretB), nil), "payments"))
 
-		// The SDK's standard variable, as the README shows it.
+		// The SDK's standard variable, as docs/operations.md shows it.
 		t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20"+ingestSecretA)
 		require.NoError(t, exportSpan(t, grpcExporterWith(t, col.OTLPGRPC.String(), nil, nil), "checkout"))
 		require.NoError(t, exportSpan(t, httpExporterWith(t, col.OTLPHTTP.String(), nil, nil), "checkout"))

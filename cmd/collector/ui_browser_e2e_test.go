@@ -7,7 +7,7 @@ package main
 // restarted under an open page to check that the page reconnects.
 //
 // Screenshots of every page are written to the directory given by
-// -screenshots (the README's are made with
+// -screenshots (those of README.md and docs/ are made with
 // `go test ./cmd/collector -run TestUIBrowser -screenshots=$PWD/docs/screenshots`),
 // else to a temporary directory named in the log.
 

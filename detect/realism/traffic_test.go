@@ -185,8 +185,8 @@ func TestTrafficKafka(t *testing.T) {
 }
 
 // TestSettingsAreTheCollectorDefaults pins the settings a run reads from
-// the components to the collector's documented defaults (README
-// "Configuration"): the matrix judges what ships.
+// the components to the collector's documented defaults (docs/configuration.md):
+// the matrix judges what ships.
 func TestSettingsAreTheCollectorDefaults(t *testing.T) {
 	c := Case{Shape: SyncChain, Rate: 1, Duration: time.Second}
 	c.Seed = c.seed()
