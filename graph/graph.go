@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -230,7 +231,7 @@ type Graph struct {
 	pend     pendStore
 	retries  map[retryKey]*retryGroup
 	retryL   list[*retryGroup]
-	seen     seenSpans
+	seen     *pairing.Recent
 	notes    []spanNote // scratch of ConsumeSpans
 	unplaced unplacedTable
 
@@ -285,7 +286,7 @@ func New(opts Options) (*Graph, error) {
 		pend:     newPendStore(),
 		retries:  make(map[retryKey]*retryGroup),
 	}
-	g.seen = newSeenSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
+	g.seen = pairing.NewRecent(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
 	g.m = newMetrics(opts.Registerer, g)
 	g.unplaced = newUnplacedTable(opts.MaxUnplaced, g.slots, opts.Registerer)
 	g.overflow = newOverflowMetrics(opts.Registerer, g)
@@ -354,8 +355,8 @@ func (g *Graph) publishSizes() {
 	g.nPending.Store(int64(g.pend.len()))
 	g.nNodes.Store(int64(len(g.nodeIx)))
 	g.nEdges.Store(int64(len(g.edgeIx)))
-	g.nSeenSlots.Store(int64(len(g.seen.slots)))
-	g.nSeenEvicted.Store(int64(g.seen.evictedYoung))
+	g.nSeenSlots.Store(int64(g.seen.Slots()))
+	g.nSeenEvicted.Store(int64(g.seen.Forgotten()))
 }
 
 // overflowNode returns the overflow node of kind, creating it beyond the

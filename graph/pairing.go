@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
 )
 
 // Pairing follows the shape of Tempo's servicegraphs store: half-edges wait in
@@ -357,7 +359,7 @@ var refusalLabel = [numRefusals]string{"", "pending_full", "node_limit", "edge_l
 // service node (-1 when refused) and what was known of its id.
 type spanNote struct {
 	svc  int32
-	note seenNote
+	note pairing.Note
 }
 
 // ConsumeSpans adds spans to the graph. It returns how many spans were
@@ -380,7 +382,7 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	// parent later in the same request is found.
 	notes := g.notesFor(len(spans))
 	for i := range spans {
-		g.seen.touched += g.seen.touch(&spans[i])
+		g.seen.Touch(&spans[i].Trace, spans[i].ID)
 	}
 	var last svcMemo
 	for i := range spans {
@@ -391,8 +393,8 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			counts[refusedNodeLimit]++
 			continue
 		}
-		n := g.seen.remember(s, svc, roleOf(s) == roleProducer, nowN)
-		if n == noteDuplicate {
+		n := g.seen.Remember(&s.Trace, s.ID, pairingKind(s.Kind), svc, roleOf(s) == roleProducer, s.End, nowN)
+		if n == pairing.NoteDuplicate {
 			resent++
 			svc = -1
 		}
@@ -430,7 +432,7 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	if resent > 0 && g.opts.Paths != nil {
 		paths = make([]Span, 0, len(spans)-resent)
 		for i := range spans {
-			if notes[i].note != noteDuplicate {
+			if notes[i].note != pairing.NoteDuplicate {
 				paths = append(paths, spans[i])
 			}
 		}
@@ -561,7 +563,7 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 	svc := n.svc
 	sv := halfOf(s, svc)
 	k := pendKey{trace: s.Trace, span: s.Parent}
-	if n.note == noteShared {
+	if n.note == pairing.NoteShared {
 		// Zipkin's shared span: client and server carry one id, and the
 		// client waits under it.
 		k.span = s.ID
@@ -588,26 +590,26 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 		}
 		return accepted
 	}
-	if n.note != noteShared {
-		if p := g.seen.find(&s.Trace, s.Parent, svc); p != nil && p.node != svc {
-			switch p.kind {
-			case SpanClient:
-				if p.flags&seenExpired != 0 {
+	if n.note != pairing.NoteShared {
+		if p := g.seen.Find(&s.Trace, s.Parent, svc); p != nil && p.Node() != svc {
+			switch p.Kind() {
+			case pairing.KindClient:
+				if p.Expired() {
 					// Its client span's call was recorded without it.
 					g.m.dropped.WithLabelValues("late_server").Inc()
 					return accepted
 				}
 				// Its client span paired with another server span
 				// already: this one is a further attempt.
-				return g.observeAttempt(p.node, &sv, ep)
-			case SpanProducer:
+				return g.observeAttempt(p.Node(), &sv, ep)
+			case pairing.KindProducer:
 				// Called by a producer span (an HTTP push from a
 				// broker, say): no client will come.
 				return g.observeUncalled(&sv, 0, ep)
 			default:
 				// Its parent is a span of another service that is no
 				// client: that service called it.
-				return g.observeHop(p.node, &sv, false, ep)
+				return g.observeHop(p.Node(), &sv, false, ep)
 			}
 		}
 	}
@@ -636,7 +638,7 @@ func (g *Graph) consumeServer(s *Span, n spanNote, nowN, ep int64) refusal {
 
 func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 	svc := n.svc
-	if n.note == noteLate {
+	if n.note == pairing.NoteLate {
 		// Its server span waited out the pair TTL and was recorded
 		// without it: counting it now would add an unanswered call.
 		g.m.dropped.WithLabelValues("late_client").Inc()
@@ -652,7 +654,7 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 		g.childOf(s, svc, childPlaced, nowN, ep)
 		return r
 	}
-	if n.note == noteShared {
+	if n.note == pairing.NoteShared {
 		// Zipkin's shared span whose server came first: the server waits
 		// under the parent both share.
 		if !s.Parent.IsZero() {
@@ -676,8 +678,8 @@ func (g *Graph) consumeClient(s *Span, n spanNote, nowN, ep int64) refusal {
 			if n < 0 {
 				return refusedNodeLimit
 			}
-			if sl := g.seen.findKind(&s.Trace, s.ID, SpanClient); sl != nil {
-				sl.flags |= seenExpired // a server span for it would be late
+			if sl := g.seen.FindKind(&s.Trace, s.ID, pairing.KindClient); sl != nil {
+				sl.MarkExpired() // a server span for it would be late
 			}
 			r := g.observeUnpaired(&c, n, ep)
 			g.childOf(s, svc, childPlaced, nowN, ep)
@@ -743,8 +745,8 @@ func (g *Graph) childOf(s *Span, svc int32, flags uint8, nowN, ep int64) {
 		return
 	}
 	h := halfOf(s, svc)
-	if p := g.seen.find(&s.Trace, s.Parent, svc); p != nil {
-		g.placeChild(&h, p.node, p.kind, pendKey{trace: s.Trace, span: s.Parent}, flags, ep)
+	if p := g.seen.Find(&s.Trace, s.Parent, svc); p != nil {
+		g.placeChild(&h, p.Node(), p.Kind(), pendKey{trace: s.Trace, span: s.Parent}, flags, ep)
 		return
 	}
 	k := pendKey{trace: s.Trace, span: s.ID}
@@ -781,12 +783,12 @@ func (g *Graph) childOf(s *Span, svc int32, flags uint8, nowN, ep int64) {
 // placeChild records the hop to child h from its parent, a span of node
 // pnode and kind pkind at key pk, unless a pair accounts for it. Caller
 // holds mu.
-func (g *Graph) placeChild(h *half, pnode int32, pkind SpanKind, pk pendKey, flags uint8, ep int64) {
+func (g *Graph) placeChild(h *half, pnode int32, pkind pairing.Kind, pk pendKey, flags uint8, ep int64) {
 	if pnode == h.node {
 		return // a span within its own service
 	}
 	switch pkind {
-	case SpanClient:
+	case pairing.KindClient:
 		// A client of another service whose callee's first span is no
 		// server span: the child answers it, unless a server span did.
 		if en := g.pend.get(pk); en != nil && en.has&hasClient != 0 {
@@ -797,7 +799,7 @@ func (g *Graph) placeChild(h *half, pnode int32, pkind SpanKind, pk pendKey, fla
 			g.releaseIfEmpty(en)
 		}
 		return
-	case SpanProducer:
+	case pairing.KindProducer:
 		return // the messaging hop goes through the destination
 	}
 	g.observeHop(pnode, h, flags&childClient != 0, ep)
@@ -877,7 +879,7 @@ func (g *Graph) consumeConsumer(s *Span, svc int32, nowN, ep int64) refusal {
 			return
 		}
 		if en == nil && ce >= 0 {
-			if end, ok := g.seen.producerEnd(&ref.Trace, ref.Span); ok {
+			if end, ok := g.seen.ProducerEnd(&ref.Trace, ref.Span); ok {
 				// Its producer came and its half-edge expired: the
 				// message waited longer than the pair TTL. Its delay
 				// is what the trace-based lag judgement needs most.
@@ -1104,8 +1106,8 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 	if en.has&hasClient != 0 {
 		c := &en.h
-		if sl := g.seen.findKind(&en.key.trace, en.key.span, SpanClient); sl != nil {
-			sl.flags |= seenExpired // a server span for it would be late
+		if sl := g.seen.FindKind(&en.key.trace, en.key.span, pairing.KindClient); sl != nil {
+			sl.MarkExpired() // a server span for it would be late
 		}
 		if c.peer < 0 {
 			g.m.expired.WithLabelValues("client_no_peer").Inc()
@@ -1167,18 +1169,18 @@ func (g *Graph) expireEntry(en *entry, nowN, ep int64) {
 func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 	sv := &en.h
 	src := int32(-1)
-	if p := g.seen.find(&en.key.trace, en.key.span, sv.node); p != nil && p.node != sv.node {
-		switch p.kind {
-		case SpanClient:
+	if p := g.seen.Find(&en.key.trace, en.key.span, sv.node); p != nil && p.Node() != sv.node {
+		switch p.Kind() {
+		case pairing.KindClient:
 			// Its client span came, and its call was recorded without it
 			// (a database call, or a call given up as unanswered).
 			g.m.dropped.WithLabelValues("late_server").Inc()
 			return
-		case SpanProducer:
+		case pairing.KindProducer:
 		default:
 			// Its parent, seen after it, is a span of another service
 			// that is no client: that service called it.
-			src = p.node
+			src = p.Node()
 		}
 	}
 	proto := cmp.Or(sv.proto, ProtocolInternal)
@@ -1198,7 +1200,7 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 		// Nobody instrumented called it. A client span arriving now for
 		// it is late.
 		g.observeUncalled(sv, 0, ep)
-		g.seen.markAnswered(&en.key.trace, en.key.span, sv.node, nowN)
+		g.seen.MarkAnswered(&en.key.trace, en.key.span, sv.node, nowN)
 		src = g.node(clientNodeKey, ep)
 		proto = sv.proto
 	}
@@ -1211,14 +1213,14 @@ func (g *Graph) expireServer(en *entry, nowN, ep int64) {
 // Caller holds mu.
 func (g *Graph) expireChild(en *entry, ep int64) {
 	h := &en.h
-	p := g.seen.find(&en.key.trace, en.parent, h.node)
+	p := g.seen.Find(&en.key.trace, en.parent, h.node)
 	if p == nil {
 		if en.has&childPlaced == 0 {
 			g.unplaced.count(g.nodeIx[h.node].key, reasonParentNotSeen, ep)
 		}
 		return
 	}
-	g.placeChild(h, p.node, p.kind, pendKey{trace: en.key.trace, span: en.parent}, en.has&childClient, ep)
+	g.placeChild(h, p.Node(), p.Kind(), pendKey{trace: en.key.trace, span: en.parent}, en.has&childClient, ep)
 }
 
 func (g *Graph) opHash(s *Span) uint64 {
@@ -1374,4 +1376,15 @@ func (g *Graph) learnAlias(caller, p, svc int32, disagree bool) {
 		a.disagree = a.disagree || disagree
 		g.aliases[k] = a
 	}
+}
+
+// mix64 is SplitMix64's finaliser: span ids are random, but a sender may
+// count them up, and the low bits must still spread.
+func mix64(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	x ^= x >> 31
+	return x
 }

@@ -263,7 +263,7 @@ func (g *Graph) remapReferences(nodeMap, edgeMap, peerMap []int32) {
 			g.orphaned[m] = true
 		}
 	}
-	g.seen.remapNodes(nodeMap)
+	g.seen.RemapNodes(nodeMap)
 }
 
 // remapIndex returns the new index of i (-1 stays -1).
