@@ -6,5 +6,5 @@ package graph
 func OffHeapBytes(g *Graph) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.seen.OffHeapBytes()
+	return g.store.Stats().OffHeapBytes
 }

@@ -5,7 +5,7 @@ import (
 	"unsafe"
 )
 
-// Recent remembers the spans seen lately: for each (trace, span id),
+// recentSpans remembers the spans seen lately: for each (trace, span id),
 // the service node that sent it and its kind. With it a span finds its
 // parent's service whichever of the two arrives first (a cross-service
 // hop that no client/server pair accounts for), a re-sent span is told
@@ -21,8 +21,8 @@ import (
 // 4-way table overflows single buckets long before it is full: growing
 // at the first such eviction would keep it three times larger than its
 // live spans), up to maxSlots. Spans forgotten before the horizon are
-// counted (evictedYoung). It is not safe for concurrent use.
-type Recent struct {
+// counted (evictedYoung). Owned by one Store.
+type recentSpans struct {
 	slots    []seenSlot
 	mapping  *slotMapping // owns slots when they live outside the heap
 	mask     uint64       // buckets - 1
@@ -67,7 +67,7 @@ type seenSlot struct {
 	th   uint64
 	span SpanID
 	node int32
-	at   uint32 // seconds since Recent.base, plus one
+	at   uint32 // seconds since recentSpans.base, plus one
 	// endMs is a producer span's end, milliseconds since base (0:
 	// unknown), so that a consumer arriving after the producer's
 	// half-edge expired still learns its producer-to-consumer delay.
@@ -76,42 +76,28 @@ type seenSlot struct {
 	flags uint8
 }
 
-// Node returns the node of the span's service, as remembered.
-func (sl *seenSlot) Node() int32 { return sl.node }
-
-// Kind returns the span's kind.
-func (sl *seenSlot) Kind() Kind { return sl.kind }
-
-// Expired reports whether the span is a client span whose call was
-// recorded without a server span (MarkExpired).
-func (sl *seenSlot) Expired() bool { return sl.flags&seenExpired != 0 }
-
-// MarkExpired records that the client span's call was recorded without a
-// server span: a server span arriving for it now is late.
-func (sl *seenSlot) MarkExpired() { sl.flags |= seenExpired }
-
-// NewRecent returns a table that remembers spans for horizonSec seconds
-// while it holds at most maxSlots (rounded down to a power of two, at
-// least minSeenSlots). Slot times count from base (Unix ns).
-func NewRecent(maxSlots int, horizonSec uint32, base int64) *Recent {
+// newRecentSpans returns a table that remembers spans for horizonSec
+// seconds while it holds at most maxSlots (rounded down to a power of two,
+// at least minSeenSlots). Slot times count from base (Unix ns).
+func newRecentSpans(maxSlots int, horizonSec uint32, base int64) recentSpans {
 	m := minSeenSlots
 	for m*2 <= maxSlots {
 		m *= 2
 	}
-	r := &Recent{maxSlots: m, horizon: max(horizonSec, 1), base: base}
+	r := recentSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
 	r.alloc(min(minSeenSlots, m))
 	return r
 }
 
 // alloc gives r a new empty table of n slots. The old one, if any, stays
 // readable until r.mapping is freed.
-func (r *Recent) alloc(n int) {
+func (r *recentSpans) alloc(n int) {
 	r.slots, r.mapping = mapSlots(n)
 	r.mask = uint64(n/seenWays - 1)
 }
 
 // stamp returns the slot time of nowN.
-func (r *Recent) stamp(nowN int64) uint32 {
+func (r *recentSpans) stamp(nowN int64) uint32 {
 	d := (nowN - r.base) / 1e9
 	if d < 0 {
 		d = 0
@@ -128,7 +114,7 @@ func traceHash(tr *TraceID) uint64 {
 	return mix64(binary.LittleEndian.Uint64(tr[8:]) ^ mix64(binary.LittleEndian.Uint64(tr[:8])))
 }
 
-func (r *Recent) bucket(th uint64, sp SpanID) []seenSlot {
+func (r *recentSpans) bucket(th uint64, sp SpanID) []seenSlot {
 	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ th)
 	i := (h & r.mask) * seenWays
 	return r.slots[i : i+seenWays : i+seenWays]
@@ -162,19 +148,19 @@ const (
 	NoteLate
 )
 
-// Touch starts fetching the bucket of span (tr, id) without waiting on it, so
+// touch starts fetching the bucket of span (tr, id) without waiting on it, so
 // that calls for a whole batch, one after the other, have the CPU fetch
 // their buckets from memory at once rather than one at a time (a bucket
 // is most often a cache miss: the table is tens of megabytes). On amd64
 // and arm64 it issues prefetch instructions, which let the loop run ahead
 // of memory; elsewhere it reads the bucket, and keeps what it read so
 // that the reads are not optimised away.
-func (r *Recent) Touch(tr *TraceID, id SpanID) {
+func (r *recentSpans) touch(tr *TraceID, id SpanID) {
 	r.touched += prefetchBucket(r.bucket(traceHash(tr), id))
 }
 
 // endMs returns the slot time of a span end, 0 when out of range.
-func (r *Recent) endMs(end int64) uint32 {
+func (r *recentSpans) endMs(end int64) uint32 {
 	d := (end - r.base) / 1e6
 	if d <= 0 || d >= 1<<32 {
 		return 0
@@ -182,9 +168,9 @@ func (r *Recent) endMs(end int64) uint32 {
 	return uint32(d)
 }
 
-// ProducerEnd returns the end (Unix ns) of producer span (tr, id) when it
+// producerEnd returns the end (Unix ns) of producer span (tr, id) when it
 // is remembered.
-func (r *Recent) ProducerEnd(tr *TraceID, id SpanID) (int64, bool) {
+func (r *recentSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	for i := range b {
@@ -195,10 +181,10 @@ func (r *Recent) ProducerEnd(tr *TraceID, id SpanID) (int64, bool) {
 	return 0, false
 }
 
-// Remember records span (tr, id) of the given kind and service node and
+// remember records span (tr, id) of the given kind and service node and
 // reports what was known of its id before. producer says the span
 // publishes a message; end is when it ended (Unix ns).
-func (r *Recent) Remember(tr *TraceID, id SpanID, kind Kind, node int32, producer bool, end, nowN int64) Note {
+func (r *recentSpans) remember(tr *TraceID, id SpanID, kind Kind, node int32, producer bool, end, nowN int64) Note {
 	now := r.stamp(nowN)
 	th := traceHash(tr)
 	b := r.bucket(th, id)
@@ -246,7 +232,7 @@ func (r *Recent) Remember(tr *TraceID, id SpanID, kind Kind, node int32, produce
 }
 
 // insert puts sl in its bucket's empty or oldest slot.
-func (r *Recent) insert(sl seenSlot) {
+func (r *recentSpans) insert(sl seenSlot) {
 	b := r.bucket(sl.th, sl.span)
 	victim := 0
 	for i := range b {
@@ -262,7 +248,7 @@ func (r *Recent) insert(sl seenSlot) {
 }
 
 // grow doubles the table, keeping every slot.
-func (r *Recent) grow() {
+func (r *recentSpans) grow() {
 	old, oldMapping := r.slots, r.mapping
 	r.alloc(len(old) * 2)
 	for i := range old {
@@ -273,16 +259,16 @@ func (r *Recent) grow() {
 	oldMapping.free()
 }
 
-// MarkAnswered records that the server span of node, child of (tr, parent),
+// markAnswered records that the server span of node, child of (tr, parent),
 // was recorded without its client.
-func (r *Recent) MarkAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
+func (r *recentSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
 	r.insert(seenSlot{th: traceHash(tr), span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered})
 }
 
-// Find returns the slot of span (tr, id), or nil. When two spans share the
+// find returns the slot of span (tr, id), or nil. When two spans share the
 // id (a Zipkin shared span), it prefers one of service node other than
 // self, then any that is not of kind skip.
-func (r *Recent) Find(tr *TraceID, id SpanID, self int32) *seenSlot {
+func (r *recentSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	var found *seenSlot
@@ -298,8 +284,8 @@ func (r *Recent) Find(tr *TraceID, id SpanID, self int32) *seenSlot {
 	return found
 }
 
-// FindKind returns the slot of span (tr, id) of the given kind, or nil.
-func (r *Recent) FindKind(tr *TraceID, id SpanID, kind Kind) *seenSlot {
+// findKind returns the slot of span (tr, id) of the given kind, or nil.
+func (r *recentSpans) findKind(tr *TraceID, id SpanID, kind Kind) *seenSlot {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	for i := range b {
@@ -310,10 +296,10 @@ func (r *Recent) FindKind(tr *TraceID, id SpanID, kind Kind) *seenSlot {
 	return nil
 }
 
-// RemapNodes rewrites the node of every remembered span through remap
+// remapNodes rewrites the node of every remembered span through remap
 // (old index -> new, -1: retired) and forgets the spans of retired nodes:
 // their spans are older than the idle horizon, far past their own.
-func (r *Recent) RemapNodes(remap []int32) {
+func (r *recentSpans) remapNodes(remap []int32) {
 	for i := range r.slots {
 		sl := &r.slots[i]
 		if sl.at == 0 {
@@ -327,23 +313,9 @@ func (r *Recent) RemapNodes(remap []int32) {
 	}
 }
 
-// remapIndex returns the new index of i (-1 stays -1).
-func remapIndex(remap []int32, i int32) int32 {
-	if i < 0 || int(i) >= len(remap) {
-		return -1
-	}
-	return remap[i]
-}
-
-// Slots returns the table's size in slots.
-func (r *Recent) Slots() int { return len(r.slots) }
-
-// Forgotten returns how many spans were forgotten before the horizon.
-func (r *Recent) Forgotten() uint64 { return r.evictedYoung }
-
-// OffHeapBytes returns the bytes of the table mapped outside the Go heap
+// offHeapBytes returns the bytes of the table mapped outside the Go heap
 // (0 when it lives on the heap), which runtime.MemStats does not see.
-func (r *Recent) OffHeapBytes() int {
+func (r *recentSpans) offHeapBytes() int {
 	if r.mapping == nil {
 		return 0
 	}

@@ -28,7 +28,7 @@ type benchSpan struct {
 func benchSeen(b *testing.B, slots int) {
 	const batch = 500
 	base := int64(1e18)
-	r := NewRecent(slots, 22, base)
+	r := newRecentSpans(slots, 22, base)
 	for len(r.slots) < slots {
 		r.grow()
 	}
@@ -56,15 +56,15 @@ func benchSeen(b *testing.B, slots int) {
 		nowN += 1e6
 		b.StartTimer()
 		for i := range spans {
-			r.Touch(&spans[i].Trace, spans[i].ID)
+			r.touch(&spans[i].Trace, spans[i].ID)
 		}
 		for i := range spans {
 			s := &spans[i]
-			r.Remember(&s.Trace, s.ID, s.Kind, int32(i&7), false, 0, nowN)
+			r.remember(&s.Trace, s.ID, s.Kind, int32(i&7), false, 0, nowN)
 		}
 		for i := range spans {
 			if s := &spans[i]; !s.Parent.IsZero() {
-				r.Find(&s.Trace, s.Parent, 1)
+				r.find(&s.Trace, s.Parent, 1)
 			}
 		}
 	}

@@ -35,7 +35,7 @@ func TestMapSlots(t *testing.T) {
 
 	// A table that grows from the heap through mapped sizes keeps every
 	// span it held.
-	r := NewRecent(1<<20, 100, 0)
+	r := newRecentSpans(1<<20, 100, 0)
 	for len(r.slots) < 1<<15 {
 		r.grow()
 	}
@@ -44,11 +44,11 @@ func TestMapSlots(t *testing.T) {
 		s := &spans[i]
 		s.Trace[0], s.Trace[1], s.Trace[2] = byte(i), byte(i>>8), byte(i>>16)
 		s.Span[7] = 1
-		r.Remember(&s.Trace, s.Span, KindServer, 1, false, 0, 1e9)
+		r.remember(&s.Trace, s.Span, KindServer, 1, false, 0, 1e9)
 	}
 	held := 0
 	for i := range spans {
-		if r.Find(&spans[i].Trace, spans[i].Span, 0) != nil {
+		if r.find(&spans[i].Trace, spans[i].Span, 0) != nil {
 			held++
 		}
 	}
@@ -62,7 +62,7 @@ func TestMapSlots(t *testing.T) {
 	}
 	after := 0
 	for i := range spans {
-		if r.Find(&spans[i].Trace, spans[i].Span, 0) != nil {
+		if r.find(&spans[i].Trace, spans[i].Span, 0) != nil {
 			after++
 		}
 	}
