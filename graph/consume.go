@@ -95,10 +95,11 @@ func refusalOf(err error) refusal {
 }
 
 // spanNote is what the first pass over a batch learnt of one span: its
-// service node (-1 when refused) and what was known of its id.
+// service node (-1 when refused), what was known of its id and its role.
 type spanNote struct {
 	svc  int32
 	note pairing.Note
+	role pairing.Role
 }
 
 // ConsumeSpans adds spans to the graph. It returns how many spans were
@@ -132,17 +133,18 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 			counts[refusedNodeLimit]++
 			continue
 		}
-		n := g.store.Remember(&s.Trace, s.ID, pairingKind(s.Kind), svc, roleOf(s) == pairing.RoleProducer, s.End, nowN)
+		r := roleOf(s)
+		n := g.store.Remember(&s.Trace, s.ID, pairingKind(s.Kind), svc, r == pairing.RoleProducer, s.End, nowN)
 		if n == pairing.NoteDuplicate {
 			resent++
 			svc = -1
 		}
-		notes[i] = spanNote{svc: svc, note: n}
+		notes[i] = spanNote{svc: svc, note: n, role: r}
 	}
 	// Failed calls next, so that a retry is recognised whatever the order
 	// of the attempts within one request.
 	for i := range spans {
-		if s := &spans[i]; notes[i].svc >= 0 && (s.Error || s.Throttled) && !s.Parent.IsZero() && roleOf(s) == pairing.RoleClient {
+		if s := &spans[i]; notes[i].svc >= 0 && (s.Error || s.Throttled) && !s.Parent.IsZero() && notes[i].role == pairing.RoleClient {
 			g.noteFailure(s, nowN)
 		}
 	}
@@ -150,18 +152,17 @@ func (g *Graph) ConsumeSpans(spans []Span) (rejected int, reason string) {
 	// client of another service, then finds its caller already waiting
 	// when both came in this request.
 	g.batch = spans // for the store's callbacks (Peer, Example)
+	var ps pairing.Span
 	for pass := range 2 {
 		for i := range spans {
 			n := notes[i]
 			if n.svc < 0 {
 				continue
 			}
-			s := &spans[i]
-			r := roleOf(s)
-			if r.Caller() != (pass == 0) {
+			if n.role.Caller() != (pass == 0) {
 				continue
 			}
-			if err := g.consume(s, int32(i), r, n, nowN, ep); err != nil {
+			if err := g.consume(&ps, &spans[i], int32(i), n, nowN, ep); err != nil {
 				counts[refusalOf(err)]++
 			}
 		}
@@ -261,14 +262,20 @@ func (g *Graph) serviceNode(s *Span, last *svcMemo, ep int64) int32 {
 	return svc
 }
 
-// consume records what of span s (the i-th of the batch, of role r) the
-// graph records itself, a producer's or a consumer's hop to or from its
-// destination, and hands it to the pairing store. It returns the span's
-// refusal, if any. Caller holds mu.
-func (g *Graph) consume(s *Span, i int32, r pairing.Role, n spanNote, nowN, ep int64) error {
-	ps := pairing.Span{Trace: s.Trace, ID: s.ID, Parent: s.Parent, Role: r, Note: n.note, Ref: i, Edge: -1}
-	h := halfOf(s, n.svc)
-	switch r {
+// consume records what of span s (the i-th of the batch) the graph records
+// itself, a producer's or a consumer's hop to or from its destination, and
+// hands it to the pairing store, as ps (scratch, every field of which it
+// sets). It returns the span's refusal, if any. Caller holds mu.
+func (g *Graph) consume(ps *pairing.Span, s *Span, i int32, n spanNote, nowN, ep int64) error {
+	// Field by field: a composite literal of the whole would be built
+	// aside and copied, twice, for every span.
+	ps.Trace, ps.ID, ps.Parent = s.Trace, s.ID, s.Parent
+	ps.Role, ps.Note, ps.Ref = n.role, n.note, i
+	ps.Retry, ps.SelfPeer, ps.Database = false, false, false
+	ps.Edge, ps.Group, ps.Links = -1, "", nil
+	h := &ps.Half
+	setHalf(h, s, n.svc)
+	switch n.role {
 	case pairing.RoleClient:
 		if !s.SelfPeer && n.note != pairing.NoteLate {
 			ps.Retry = s.ResendCount > 0 || g.isRetry(s)
@@ -286,7 +293,7 @@ func (g *Graph) consume(s *Span, i int32, r pairing.Role, n spanNote, nowN, ep i
 			}
 			st := e.ring.at(ep)
 			st.call(h.N, h.Err, false)
-			g.latency(&st.Client, duration(&h))
+			g.latency(&st.Client, duration(h))
 		}
 	case pairing.RoleConsumer:
 		if s.Destination.Name != "" {
@@ -307,8 +314,7 @@ func (g *Graph) consume(s *Span, i int32, r pairing.Role, n spanNote, nowN, ep i
 		}
 		ps.Group, ps.Links = s.ConsumerGroup, s.Links
 	}
-	ps.Half = h
-	err := g.store.Consume(&ps, nowN)
+	err := g.store.Consume(ps, nowN)
 	if err != nil && errors.Is(err, pairing.ErrNoDestination) {
 		// A consumer that named no destination and whose producer was
 		// not seen either.
@@ -318,10 +324,12 @@ func (g *Graph) consume(s *Span, i int32, r pairing.Role, n spanNote, nowN, ep i
 	return err
 }
 
-// halfOf returns span s of service node as a half of a call: no peer, no
-// retry (consume adds them where they belong).
-func halfOf(s *Span, node int32) pairing.Half {
-	return pairing.Half{Node: node, Peer: -1, N: callCount(s), Start: s.Start, End: s.End, Proto: uint8(s.Protocol), Err: s.Error, Fail: uint8(s.Failure)}
+// setHalf sets h to span s of service node as a half of a call: no peer,
+// no retry (consume adds them where they belong).
+func setHalf(h *pairing.Half, s *Span, node int32) {
+	h.Node, h.Peer, h.N = node, -1, callCount(s)
+	h.Start, h.End = s.Start, s.End
+	h.Proto, h.Err, h.Retry, h.Fail = uint8(s.Protocol), s.Error, false, uint8(s.Failure)
 }
 
 // maxWeight bounds the calls one span may stand for (a threshold of

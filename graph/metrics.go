@@ -10,6 +10,21 @@ type metrics struct {
 	expired *prometheus.CounterVec
 	pairs   *prometheus.CounterVec
 	build   prometheus.Histogram
+	// syncPairs and asyncPairs are pairs' counters of the two kinds
+	// counted once per pair, resolved on first use (pairCounter) rather
+	// than by label on every pair. Guarded by Graph.mu.
+	syncPairs, asyncPairs prometheus.Counter
+}
+
+// pairCounter returns the counter of pairs of kind, kept in *c once
+// resolved: the series appears when the first such pair is counted, as
+// with WithLabelValues, without hashing the label on every pair. Caller
+// holds Graph.mu.
+func (m *metrics) pairCounter(c *prometheus.Counter, kind string) prometheus.Counter {
+	if *c == nil {
+		*c = m.pairs.WithLabelValues(kind)
+	}
+	return *c
 }
 
 func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {

@@ -161,7 +161,7 @@ func (g *Graph) pairSync(c, sv *pairing.Half) error {
 	if e == nil {
 		return errEdgeLimit
 	}
-	g.m.pairs.WithLabelValues("sync").Inc()
+	g.m.pairCounter(&g.m.syncPairs, "sync").Inc()
 	st := e.ring.at(g.ep)
 	// The caller's weight: kept client spans, paired or not, then sum to
 	// an unbiased estimate of the calls whatever the callee's sampler.
@@ -173,7 +173,7 @@ func (g *Graph) pairSync(c, sv *pairing.Half) error {
 
 // pairAsync records the hop from producer p to consumer w. Caller holds mu.
 func (g *Graph) pairAsync(p *pairing.Half, w *pairing.Waiter) {
-	g.m.pairs.WithLabelValues("async").Inc()
+	g.m.pairCounter(&g.m.asyncPairs, "async").Inc()
 	var e *edgeState
 	if w.Edge >= 0 {
 		e = g.edgeIx[w.Edge]
