@@ -17,7 +17,9 @@ func (s *Store) Referenced(nodes, edges, peers []bool) {
 	}
 	for i := s.half.head; i != noSlot; {
 		en := s.half.at(i)
-		keep(nodes, en.h.Node)
+		if en.has != 0 { // else consumers wait alone: h is not set
+			keep(nodes, en.h.Node)
+		}
 		switch {
 		case en.has&hasProducer != 0:
 			keep(nodes, en.h.Peer)
@@ -41,7 +43,9 @@ func (s *Store) Referenced(nodes, edges, peers []bool) {
 func (s *Store) Remap(nodes, edges, peers []int32) {
 	for i := s.half.head; i != noSlot; {
 		en := s.half.at(i)
-		en.h.Node = remapIndex(nodes, en.h.Node)
+		if en.has != 0 {
+			en.h.Node = remapIndex(nodes, en.h.Node)
+		}
 		switch {
 		case en.has&hasProducer != 0:
 			en.h.Peer = remapIndex(nodes, en.h.Peer)
@@ -79,12 +83,13 @@ func (s *Store) Remap(nodes, edges, peers []int32) {
 	}
 	s.aliases = aliases
 
+	orphaned := make(map[int32]bool, len(s.orphaned))
 	for n := range s.orphaned {
-		delete(s.orphaned, n)
 		if m := remapIndex(nodes, n); m >= 0 {
-			s.orphaned[m] = true
+			orphaned[m] = true
 		}
 	}
+	s.orphaned = orphaned
 	s.recent.remapNodes(nodes)
 }
 
