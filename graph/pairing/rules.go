@@ -343,8 +343,9 @@ func (s *Store) visitProducer(sp *Span, w *Waiter, ref SpanRef, now int64) bool 
 		return false
 	}
 	ww := *w
+	ww.Group = "" // the span's: not kept beyond the call
 	if w.Edge < 0 {
-		ww.Group = strings.Clone(sp.Group)
+		ww.Group = strings.Clone(sp.Group) // read when it pairs
 	}
 	list := s.half.waitList(en)
 	*list = append(*list, ww)

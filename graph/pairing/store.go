@@ -44,7 +44,8 @@ var (
 // Options configure a Store. Every field is required.
 type Options struct {
 	// TTL is how long a half-edge waits for its other half before it
-	// expires. The span table remembers spans for twice as long.
+	// expires. The span table remembers spans for twice as long, and two
+	// seconds.
 	TTL time.Duration
 	// MaxItems bounds the half-edges held at once: a span that would need
 	// one more is refused with ErrTooManyItems, or, when only part of it
@@ -80,6 +81,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxItems < 1 || o.MaxRecentSpans < 1 || o.MaxAliases < 1 || o.MaxOrphaned < 1 {
 		errs = append(errs, errors.New("max items, recent spans, aliases and orphaned nodes must be positive"))
+	}
+	if o.Start.IsZero() {
+		errs = append(errs, errors.New("a start time is required"))
 	}
 	if o.Recorder == nil || o.Peers == nil {
 		errs = append(errs, errors.New("a recorder and peers are required"))
@@ -186,8 +190,8 @@ const (
 // Recorder receives what a Store finds: the callbacks for paired and
 // expired half-edges. The store calls it from Consume and Expire and
 // nothing else, with its caller's lock held; a method must not call back
-// into the store. Halves and waiters are passed by value and are
-// not kept by the store after the call.
+// into the store. Halves and waiters are passed by value; a Waiter's
+// Group may be the span's own string, which the recorder copies to keep.
 //
 // The methods that record return an error when the recorder cannot record
 // (a limit of its own): Consume returns it as the span's refusal.

@@ -500,7 +500,7 @@ func TestRemapKeepsSampledOutCallees(t *testing.T) {
 
 func TestOptionsValidate(t *testing.T) {
 	rec := &recording{}
-	ok := Options{TTL: time.Second, MaxItems: 1, MaxRecentSpans: 1, MaxAliases: 1, MaxOrphaned: 1, Recorder: rec, Peers: rec}
+	ok := Options{TTL: time.Second, MaxItems: 1, MaxRecentSpans: 1, MaxAliases: 1, MaxOrphaned: 1, Start: time.Unix(1, 0), Recorder: rec, Peers: rec}
 	require.NoError(t, ok.Validate())
 	for name, change := range map[string]func(o *Options){
 		"no TTL":        func(o *Options) { o.TTL = 0 },
@@ -508,6 +508,7 @@ func TestOptionsValidate(t *testing.T) {
 		"no recent":     func(o *Options) { o.MaxRecentSpans = 0 },
 		"no aliases":    func(o *Options) { o.MaxAliases = 0 },
 		"no orphaned":   func(o *Options) { o.MaxOrphaned = 0 },
+		"no start":      func(o *Options) { o.Start = time.Time{} },
 		"no recorder":   func(o *Options) { o.Recorder = nil },
 		"no peer table": func(o *Options) { o.Peers = nil },
 	} {
