@@ -216,13 +216,11 @@ type Graph struct {
 	store *pairing.Store
 	// batch is the batch ConsumeSpans is handing to store, for the
 	// callbacks that look at a span of it (nil between batches).
-	batch []Span
-	// published are the store's counts last added to metrics.
-	published pairing.Stats
-	retries   map[retryKey]*retryGroup
-	retryL    list[*retryGroup]
-	notes     []spanNote // scratch of ConsumeSpans
-	unplaced  unplacedTable
+	batch    []Span
+	retries  map[retryKey]*retryGroup
+	retryL   list[*retryGroup]
+	notes    []spanNote // scratch of ConsumeSpans
+	unplaced unplacedTable
 
 	// overflow counts the observations folded into overflow nodes and
 	// edges; nOverflow is how many overflow nodes exist.
@@ -366,16 +364,16 @@ func (g *Graph) publishSizes() {
 func (g *Graph) publishPairing() pairing.Stats {
 	st := g.store.Stats()
 	for d := range pairing.NumDrops {
-		if n := st.Dropped[d] - g.published.Dropped[d]; n > 0 {
+		if n := st.Dropped[d] - g.m.pairing.Dropped[d]; n > 0 {
 			g.m.dropped.WithLabelValues(d.String()).Add(float64(n))
 		}
 	}
 	for e := range pairing.NumExpiries {
-		if n := st.Expired[e] - g.published.Expired[e]; n > 0 {
+		if n := st.Expired[e] - g.m.pairing.Expired[e]; n > 0 {
 			g.m.expired.WithLabelValues(e.String()).Add(float64(n))
 		}
 	}
-	g.published = st
+	g.m.pairing = st
 	return st
 }
 

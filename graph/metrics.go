@@ -1,6 +1,10 @@
 package graph
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
+)
 
 // metrics are the graph's own health figures.
 type metrics struct {
@@ -14,6 +18,9 @@ type metrics struct {
 	// counted once per pair, resolved on first use (pairCounter) rather
 	// than by label on every pair. Guarded by Graph.mu.
 	syncPairs, asyncPairs prometheus.Counter
+	// pairing are the pairing store's counts last added to dropped and
+	// expired (Graph.publishPairing). Guarded by Graph.mu.
+	pairing pairing.Stats
 }
 
 // pairCounter returns the counter of pairs of kind, kept in *c once
