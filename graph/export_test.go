@@ -1,15 +1,10 @@
 package graph
 
-import "unsafe"
-
 // OffHeapBytes returns the bytes g holds outside the Go heap (the table of
 // recent spans when it is mapped for huge pages), which runtime.MemStats
 // does not see. For tests and benchmarks.
 func OffHeapBytes(g *Graph) int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.seen.mapping == nil {
-		return 0
-	}
-	return len(g.seen.slots) * int(unsafe.Sizeof(seenSlot{}))
+	return g.store.Stats().OffHeapBytes
 }

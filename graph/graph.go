@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 )
 
@@ -178,15 +179,10 @@ type PathShare struct {
 	Share  float64 // SelfMs / mean end-to-end latency, in [0,1]
 }
 
-// Refusal reasons reported by Consume.
-var (
-	// ErrTooManyItems means the half-edge store is full.
-	ErrTooManyItems = errors.New("half-edge store full")
-)
-
-// Graph is the live dependency graph. It pairs spans into edges and keeps
-// edge aggregates over the sliding window. All methods are safe for
-// concurrent use; one mutex guards the state, taken once per Consume batch.
+// Graph is the live dependency graph. It pairs spans into edges through
+// its pairing store (graph/pairing) and keeps edge aggregates over the
+// sliding window. All methods are safe for concurrent use; one mutex
+// guards the state, the store's too, taken once per Consume batch.
 // Readers never see live state: they take a Snapshot.
 type Graph struct {
 	opts    Options
@@ -216,25 +212,17 @@ type Graph struct {
 	// dormant are destination -> consumer edges retired from memory,
 	// with the epoch they were last seen in (rememberDormant).
 	dormant map[dormantEdge]int64
-	// aliases map a caller and a peer candidate it addresses to the
-	// service node that answered those calls (aliasAmbiguous when several
-	// did), so calls to it that go unanswered land on the edge to that
-	// service, not on a virtual node. Bounded by MaxEdges.
-	aliases map[aliasKey]alias
-	// answered says, by peer candidate, whether any service answered
-	// calls to it (a key of aliases exists); it may be shorter than peerIx.
-	answered []bool
-	// orphaned marks the service nodes that had a sampled server span
-	// whose caller's span was not kept (see samplersDisagree); bounded by
-	// MaxNodes.
-	orphaned map[int32]bool
 	// peerNode caches the node of a peer candidate once it is one (-1:
 	// not yet); it may be shorter than peerIx.
 	peerNode []int32
-	pend     pendStore
+	// store pairs the spans' halves; what pairs and what expires comes
+	// back through its callbacks (recorder, record.go).
+	store *pairing.Store
+	// batch is the batch ConsumeSpans is handing to store, for the
+	// callbacks that look at a span of it (nil between batches).
+	batch    []Span
 	retries  map[retryKey]*retryGroup
 	retryL   list[*retryGroup]
-	seen     seenSpans
 	notes    []spanNote // scratch of ConsumeSpans
 	unplaced unplacedTable
 
@@ -274,22 +262,32 @@ func New(opts Options) (*Graph, error) {
 	}
 	opts = opts.withDefaults()
 	g := &Graph{
-		opts:     opts,
-		bucketN:  int64(opts.Bucket),
-		slots:    int(opts.Window/opts.Bucket) + 1,
-		mapping:  newLatencyMapping(),
-		seed:     maphash.MakeSeed(),
-		started:  opts.Now(),
-		nodes:    make(map[NodeKey]int32),
-		edges:    make(map[edgeKey]int32),
-		peers:    make(map[NodeKey]int32),
-		aliases:  make(map[aliasKey]alias),
-		orphaned: make(map[int32]bool),
-		dormant:  make(map[dormantEdge]int64),
-		pend:     newPendStore(),
-		retries:  make(map[retryKey]*retryGroup),
+		opts:    opts,
+		bucketN: int64(opts.Bucket),
+		slots:   int(opts.Window/opts.Bucket) + 1,
+		mapping: newLatencyMapping(),
+		seed:    maphash.MakeSeed(),
+		started: opts.Now(),
+		nodes:   make(map[NodeKey]int32),
+		edges:   make(map[edgeKey]int32),
+		peers:   make(map[NodeKey]int32),
+		dormant: make(map[dormantEdge]int64),
+		retries: make(map[retryKey]*retryGroup),
 	}
-	g.seen = newSeenSpans(opts.MaxRecentSpans, uint32(2*opts.PairTTL/time.Second)+2, g.started.UnixNano())
+	store, err := pairing.New(pairing.Options{
+		TTL:            opts.PairTTL,
+		MaxItems:       opts.MaxPending,
+		MaxRecentSpans: opts.MaxRecentSpans,
+		MaxAliases:     2 * opts.MaxEdges,
+		MaxOrphaned:    opts.MaxNodes,
+		Start:          g.started,
+		Recorder:       (*recorder)(g),
+		Peers:          (*recorder)(g),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("graph: %w", err)
+	}
+	g.store = store
 	g.m = newMetrics(opts.Registerer, g)
 	g.unplaced = newUnplacedTable(opts.MaxUnplaced, g.slots, opts.Registerer)
 	g.overflow = newOverflowMetrics(opts.Registerer, g)
@@ -353,13 +351,34 @@ var clientNodeKey = NodeKey{Kind: NodeClient, Name: "client"}
 
 func (g *Graph) epoch(now time.Time) int64 { return now.UnixNano() / g.bucketN }
 
-// publishSizes updates the lock-free size gauges. Caller holds mu.
+// publishSizes updates the lock-free size gauges, and the metrics of the
+// pairing store. Caller holds mu.
 func (g *Graph) publishSizes() {
-	g.nPending.Store(int64(g.pend.len()))
+	st := g.publishPairing()
+	g.nPending.Store(int64(st.Pending))
 	g.nNodes.Store(int64(len(g.nodeIx)))
 	g.nEdges.Store(int64(len(g.edgeIx)))
-	g.nSeenSlots.Store(int64(len(g.seen.slots)))
-	g.nSeenEvicted.Store(int64(g.seen.evictedYoung))
+	g.nSeenSlots.Store(int64(st.RecentSlots))
+	g.nSeenEvicted.Store(int64(st.Forgotten))
+}
+
+// publishPairing adds what the pairing store dropped and expired since the
+// last call to the graph's metrics, and returns its stats. Caller holds
+// mu.
+func (g *Graph) publishPairing() pairing.Stats {
+	st := g.store.Stats()
+	for d := range pairing.NumDrops {
+		if n := st.Dropped[d] - g.m.pairing.Dropped[d]; n > 0 {
+			g.m.dropped.WithLabelValues(d.String()).Add(float64(n))
+		}
+	}
+	for e := range pairing.NumExpiries {
+		if n := st.Expired[e] - g.m.pairing.Expired[e]; n > 0 {
+			g.m.expired.WithLabelValues(e.String()).Add(float64(n))
+		}
+	}
+	g.m.pairing = st
+	return st
 }
 
 // overflowNode returns the overflow node of kind, creating it beyond the

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
 )
 
 // TestHostileSpans: spans no tracer sends but a hostile or broken sender
@@ -30,7 +32,7 @@ func TestHostileSpans(t *testing.T) {
 				Protocol: ProtocolKafka, Messaging: MessagingProcess, Destination: NodeKey{Kind: NodeTopic, Group: "kafka", Name: "t"}, Links: links}}
 		}, func(t *testing.T, g *Graph, rejected int, why string) {
 			require.Zero(t, rejected, why)
-			require.LessOrEqual(t, g.pend.len(), maxPending)
+			require.LessOrEqual(t, g.store.Len(), maxPending)
 			require.Positive(t, testutil.ToFloat64(g.m.dropped.WithLabelValues("pending_full")))
 		}},
 		{"10k consumers waiting on one producer", func() []Span {
@@ -42,7 +44,7 @@ func TestHostileSpans(t *testing.T) {
 			return out
 		}, func(t *testing.T, g *Graph, rejected int, why string) {
 			require.Zero(t, rejected, why)
-			require.LessOrEqual(t, len(g.pend.waiting(g.pend.get(pendKey{trace: uniqueTrace(0), span: uniqueSpan(1)}))), maxWaiters)
+			require.LessOrEqual(t, g.store.Waiting(SpanRef{Trace: uniqueTrace(0), Span: uniqueSpan(1)}), pairing.MaxWaiters)
 			require.Positive(t, testutil.ToFloat64(g.m.dropped.WithLabelValues("waiters_full")))
 		}},
 		{"100k failed calls from distinct parents", func() []Span {
@@ -101,7 +103,7 @@ func TestHostileSpans(t *testing.T) {
 			tc.check(t, g, rej, why)
 			clk.advance(2 * time.Second)
 			g.Expire()
-			require.Zero(t, g.pend.len(), "everything expires")
+			require.Zero(t, g.store.Len(), "everything expires")
 			require.Zero(t, len(g.retries))
 			s, err := g.Snapshot(0)
 			require.NoError(t, err)

@@ -1,6 +1,10 @@
 package graph
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seed-a49a8342/cartograph/graph/pairing"
+)
 
 // metrics are the graph's own health figures.
 type metrics struct {
@@ -10,6 +14,24 @@ type metrics struct {
 	expired *prometheus.CounterVec
 	pairs   *prometheus.CounterVec
 	build   prometheus.Histogram
+	// syncPairs and asyncPairs are pairs' counters of the two kinds
+	// counted once per pair, resolved on first use (pairCounter) rather
+	// than by label on every pair. Guarded by Graph.mu.
+	syncPairs, asyncPairs prometheus.Counter
+	// pairing are the pairing store's counts last added to dropped and
+	// expired (Graph.publishPairing). Guarded by Graph.mu.
+	pairing pairing.Stats
+}
+
+// pairCounter returns the counter of pairs of kind, kept in *c once
+// resolved: the series appears when the first such pair is counted, as
+// with WithLabelValues, without hashing the label on every pair. Caller
+// holds Graph.mu.
+func (m *metrics) pairCounter(c *prometheus.Counter, kind string) prometheus.Counter {
+	if *c == nil {
+		*c = m.pairs.WithLabelValues(kind)
+	}
+	return *c
 }
 
 func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {

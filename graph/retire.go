@@ -61,26 +61,7 @@ func (g *Graph) retireLocked(ep int64) {
 		keepPeer[i] = g.peerSeen[i] >= cutoff
 	}
 	// Whatever a pending half-edge or a waiting consumer refers to stays.
-	keepIdx := func(keep []bool, i int32) {
-		if i >= 0 {
-			keep[i] = true
-		}
-	}
-	for i := g.pend.head; i != noSlot; {
-		en := g.pend.at(i)
-		keepIdx(keepNode, en.h.node)
-		switch {
-		case en.has&hasProducer != 0:
-			keepIdx(keepNode, en.h.peer)
-		case en.has&hasClient != 0:
-			keepIdx(keepPeer, en.h.peer)
-		}
-		for _, w := range g.pend.waiting(en) {
-			keepIdx(keepNode, w.node)
-			keepIdx(keepEdge, w.edge)
-		}
-		i = en.next
-	}
+	g.store.Referenced(keepNode, keepEdge, keepPeer)
 	// An edge keeps its endpoints.
 	for i, e := range g.edgeIx {
 		if keepEdge[i] {
@@ -214,56 +195,10 @@ func (g *Graph) compactPeers(keep []bool, nodeMap []int32) []int32 {
 }
 
 // remapReferences rewrites every node, edge and peer index held outside
-// the three tables: pending half-edges and their waiters, aliases, the
-// orphaned set and the span table.
+// the three tables: the pairing store's (pending half-edges and their
+// waiters, aliases, the span table).
 func (g *Graph) remapReferences(nodeMap, edgeMap, peerMap []int32) {
-	for i := g.pend.head; i != noSlot; {
-		en := g.pend.at(i)
-		en.h.node = remapIndex(nodeMap, en.h.node)
-		switch {
-		case en.has&hasProducer != 0:
-			en.h.peer = remapIndex(nodeMap, en.h.peer)
-		case en.has&hasClient != 0:
-			en.h.peer = remapIndex(peerMap, en.h.peer)
-		}
-		ws := g.pend.waiting(en)
-		for j := range ws {
-			ws[j].node, ws[j].edge = remapIndex(nodeMap, ws[j].node), remapIndex(edgeMap, ws[j].edge)
-		}
-		i = en.next
-	}
-
-	aliases := make(map[aliasKey]alias, len(g.aliases))
-	g.answered = g.answered[:0]
-	for k, a := range g.aliases {
-		p := remapIndex(peerMap, k.peer)
-		caller := k.caller
-		if caller >= 0 {
-			caller = remapIndex(nodeMap, caller)
-		}
-		callee := a.callee
-		if callee >= 0 {
-			callee = remapIndex(nodeMap, callee)
-		}
-		if p < 0 || caller < 0 && k.caller >= 0 || callee < 0 && a.callee >= 0 {
-			continue
-		}
-		a.callee = callee
-		aliases[aliasKey{caller, p}] = a
-		for len(g.answered) <= int(p) {
-			g.answered = append(g.answered, false)
-		}
-		g.answered[p] = true
-	}
-	g.aliases = aliases
-
-	for n := range g.orphaned {
-		delete(g.orphaned, n)
-		if m := remapIndex(nodeMap, n); m >= 0 {
-			g.orphaned[m] = true
-		}
-	}
-	g.seen.remapNodes(nodeMap)
+	g.store.Remap(nodeMap, edgeMap, peerMap)
 }
 
 // remapIndex returns the new index of i (-1 stays -1).

@@ -48,7 +48,7 @@ func runBatches(t *testing.T, batches [][]Span, order []int, gap time.Duration, 
 	}
 	clk.advance(30 * time.Second)
 	g.Expire()
-	require.Zero(t, g.pend.len(), "everything expired")
+	require.Zero(t, g.store.Len(), "everything expired")
 	snap, err := g.Snapshot(0)
 	require.NoError(t, err)
 	got := map[string]edgeCount{}
@@ -222,7 +222,7 @@ func TestLateSpansAddNoTraffic(t *testing.T) {
 			require.Zero(t, rej, why)
 			clk.advance(15 * time.Second)
 			g.Expire()
-			require.Zero(t, g.pend.len())
+			require.Zero(t, g.store.Len())
 			snap, err := g.Snapshot(0)
 			require.NoError(t, err)
 			var total, unanswered uint64
@@ -445,12 +445,12 @@ func TestLateConsumerKeepsItsDelay(t *testing.T) {
 	require.Zero(t, rej, why)
 	clk.advance(45 * time.Second)
 	g.Expire()
-	require.Zero(t, g.pend.len(), "the producer's half-edge expired")
+	require.Zero(t, g.store.Len(), "the producer's half-edge expired")
 	c := Span{Trace: tid(1), ID: sid(2), Parent: sid(1), Kind: SpanConsumer, Service: "billing", Start: start + 40*int64(time.Second), End: start + 41*int64(time.Second),
 		Protocol: ProtocolKafka, Messaging: MessagingProcess, Destination: orders, ConsumerGroup: "billing"}
 	rej, why = g.ConsumeSpans([]Span{c})
 	require.Zero(t, rej, why)
-	require.Zero(t, g.pend.len(), "no waiter for a producer that already came")
+	require.Zero(t, g.store.Len(), "no waiter for a producer that already came")
 	snap, err := g.Snapshot(0)
 	require.NoError(t, err)
 	e := edgeByID(t, snap, "topic:kafka/orders->service:billing kafka @billing")

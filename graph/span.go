@@ -1,24 +1,21 @@
 package graph
 
-// TraceID is a W3C trace id.
-type TraceID [16]byte
+import "github.com/seed-a49a8342/cartograph/graph/pairing"
+
+// TraceID is a W3C trace id. The ids are the pairing store's (graph/pairing
+// keys half-edges by them), so that spans and links reach it as they are.
+type TraceID = pairing.TraceID
 
 // SpanID is a W3C span id. The zero value means "none".
-type SpanID [8]byte
-
-// IsZero reports whether the id is empty (all zero bytes).
-func (s SpanID) IsZero() bool { return s == SpanID{} }
+type SpanID = pairing.SpanID
 
 // SpanRef points at a span in a trace, as a parent or a span link does.
-type SpanRef struct {
-	Trace TraceID
-	Span  SpanID
-}
+type SpanRef = pairing.SpanRef
 
 // SpanKind is the OTLP span kind.
 type SpanKind uint8
 
-// Span kinds, numbered as in OTLP.
+// Span kinds, numbered as in OTLP (as pairing.Kind is: spanKind converts).
 const (
 	SpanUnspecified SpanKind = iota
 	SpanInternal
@@ -27,6 +24,10 @@ const (
 	SpanProducer
 	SpanConsumer
 )
+
+// pairingKind returns k as the pairing store numbers kinds: the same
+// numbers, OTLP's.
+func pairingKind(k SpanKind) pairing.Kind { return pairing.Kind(k) }
 
 // MessagingOp is the messaging operation a span performs
 // (messaging.operation.type, or messaging.operation before semconv 1.26).

@@ -59,7 +59,7 @@ func main() {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	if cfg.MemoryLimit > 0 {
 		// Process-wide, so here and not in run. On Linux the table of
-		// recent spans lives outside the Go heap (graph/seen_linux.go):
+		// recent spans lives outside the Go heap (graph/pairing/recent_linux.go):
 		// the heap's limit leaves room for it, so the process keeps
 		// within --memory-limit.
 		debug.SetMemoryLimit(max(cfg.MemoryLimit-int64(recentSpansBound(cfg))*32, cfg.MemoryLimit/2))

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package graph
+package pairing
 
 // slotMapping is nil off Linux: every table lives on the Go heap.
 type slotMapping struct{}

@@ -1,6 +1,6 @@
 //go:build !amd64 && !arm64
 
-package graph
+package pairing
 
 // prefetchBucket reads bucket b's two cache lines (no prefetch
 // instruction is reachable from Go here) and returns a value the caller

@@ -1,4 +1,4 @@
-package graph
+package pairing
 
 import (
 	"testing"
@@ -35,21 +35,20 @@ func TestMapSlots(t *testing.T) {
 
 	// A table that grows from the heap through mapped sizes keeps every
 	// span it held.
-	r := newSeenSpans(1<<20, 100, 0)
+	r := newRecentSpans(1<<20, 100, 0)
 	for len(r.slots) < 1<<15 {
 		r.grow()
 	}
-	spans := make([]Span, 10_000)
+	spans := make([]SpanRef, 10_000)
 	for i := range spans {
 		s := &spans[i]
 		s.Trace[0], s.Trace[1], s.Trace[2] = byte(i), byte(i>>8), byte(i>>16)
-		s.ID[7] = 1
-		s.Kind = SpanServer
-		r.remember(s, 1, false, 1e9)
+		s.Span[7] = 1
+		r.remember(&s.Trace, s.Span, KindServer, 1, false, 0, 1e9)
 	}
 	held := 0
 	for i := range spans {
-		if r.find(&spans[i].Trace, spans[i].ID, 0) != nil {
+		if r.find(&spans[i].Trace, spans[i].Span, 0) != nil {
 			held++
 		}
 	}
@@ -63,7 +62,7 @@ func TestMapSlots(t *testing.T) {
 	}
 	after := 0
 	for i := range spans {
-		if r.find(&spans[i].Trace, spans[i].ID, 0) != nil {
+		if r.find(&spans[i].Trace, spans[i].Span, 0) != nil {
 			after++
 		}
 	}

@@ -1,4 +1,4 @@
-package graph
+package pairing
 
 import (
 	"encoding/binary"
@@ -18,14 +18,21 @@ func BenchmarkSeenRemember(b *testing.B) {
 	}
 }
 
+// benchSpan is what the span table is told of a span.
+type benchSpan struct {
+	Trace      TraceID
+	ID, Parent SpanID
+	Kind       Kind
+}
+
 func benchSeen(b *testing.B, slots int) {
 	const batch = 500
 	base := int64(1e18)
-	r := newSeenSpans(slots, 22, base)
+	r := newRecentSpans(slots, 22, base)
 	for len(r.slots) < slots {
 		r.grow()
 	}
-	spans := make([]Span, batch)
+	spans := make([]benchSpan, batch)
 	var x uint64 = 1
 	fill := func() {
 		for i := range spans {
@@ -34,7 +41,7 @@ func benchSeen(b *testing.B, slots int) {
 			binary.LittleEndian.PutUint64(s.Trace[:8], x/uint64(8))
 			binary.LittleEndian.PutUint64(s.Trace[8:], x/uint64(8))
 			binary.LittleEndian.PutUint64(s.ID[:], mix64(x))
-			s.Kind = SpanServer
+			s.Kind = KindServer
 			if i > 0 {
 				s.Parent = spans[i-1].ID
 			}
@@ -49,10 +56,11 @@ func benchSeen(b *testing.B, slots int) {
 		nowN += 1e6
 		b.StartTimer()
 		for i := range spans {
-			r.touched += r.touch(&spans[i])
+			r.touch(&spans[i].Trace, spans[i].ID)
 		}
 		for i := range spans {
-			r.remember(&spans[i], int32(i&7), false, nowN)
+			s := &spans[i]
+			r.remember(&s.Trace, s.ID, s.Kind, int32(i&7), false, 0, nowN)
 		}
 		for i := range spans {
 			if s := &spans[i]; !s.Parent.IsZero() {

@@ -1,4 +1,4 @@
-package graph
+package pairing
 
 import (
 	"runtime"
@@ -12,7 +12,7 @@ const hugePage = 2 << 20
 
 // slotMapping owns a table of slots mapped outside the Go heap. The
 // mapping is released by free, or, when its owner forgets it, by a
-// cleanup once the slotMapping is unreachable. Owned by one seenSpans.
+// cleanup once the slotMapping is unreachable. Owned by one recentSpans.
 type slotMapping struct {
 	mem     []byte // the whole mapping, as mmap returned it
 	cleanup runtime.Cleanup

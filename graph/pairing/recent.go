@@ -1,8 +1,11 @@
-package graph
+package pairing
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unsafe"
+)
 
-// seenSpans remembers the spans seen lately: for each (trace, span id),
+// recentSpans remembers the spans seen lately: for each (trace, span id),
 // the service node that sent it and its kind. With it a span finds its
 // parent's service whichever of the two arrives first (a cross-service
 // hop that no client/server pair accounts for), a re-sent span is told
@@ -18,8 +21,8 @@ import "encoding/binary"
 // 4-way table overflows single buckets long before it is full: growing
 // at the first such eviction would keep it three times larger than its
 // live spans), up to maxSlots. Spans forgotten before the horizon are
-// counted (evictedYoung). Caller holds Graph.mu.
-type seenSpans struct {
+// counted (evictedYoung). Owned by one Store.
+type recentSpans struct {
 	slots    []seenSlot
 	mapping  *slotMapping // owns slots when they live outside the heap
 	mask     uint64       // buckets - 1
@@ -31,7 +34,7 @@ type seenSpans struct {
 	// inserts and young count the inserts and the young evictions of
 	// the current period of len(slots) inserts.
 	inserts, young int
-	// touched keeps what touch read.
+	// touched keeps what Touch read.
 	touched uint32
 }
 
@@ -44,7 +47,7 @@ const minSeenSlots = 1 << 12
 // kindAnswered marks a slot that is no span: the slot at (trace, S.Parent)
 // of a server span S that waited out the pair TTL without its client, so
 // that the client, arriving later, is known to be late.
-const kindAnswered SpanKind = 0xff
+const kindAnswered Kind = 0xff
 
 // Flags of a seenSlot.
 const (
@@ -64,37 +67,37 @@ type seenSlot struct {
 	th   uint64
 	span SpanID
 	node int32
-	at   uint32 // seconds since seenSpans.base, plus one
+	at   uint32 // seconds since recentSpans.base, plus one
 	// endMs is a producer span's end, milliseconds since base (0:
 	// unknown), so that a consumer arriving after the producer's
 	// half-edge expired still learns its producer-to-consumer delay.
 	endMs uint32
-	kind  SpanKind
+	kind  Kind
 	flags uint8
 }
 
-// newSeenSpans returns a table that remembers spans for horizonSec
+// newRecentSpans returns a table that remembers spans for horizonSec
 // seconds while it holds at most maxSlots (rounded down to a power of two,
-// at least minSeenSlots).
-func newSeenSpans(maxSlots int, horizonSec uint32, base int64) seenSpans {
+// at least minSeenSlots). Slot times count from base (Unix ns).
+func newRecentSpans(maxSlots int, horizonSec uint32, base int64) recentSpans {
 	m := minSeenSlots
 	for m*2 <= maxSlots {
 		m *= 2
 	}
-	r := seenSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
+	r := recentSpans{maxSlots: m, horizon: max(horizonSec, 1), base: base}
 	r.alloc(min(minSeenSlots, m))
 	return r
 }
 
 // alloc gives r a new empty table of n slots. The old one, if any, stays
 // readable until r.mapping is freed.
-func (r *seenSpans) alloc(n int) {
+func (r *recentSpans) alloc(n int) {
 	r.slots, r.mapping = mapSlots(n)
 	r.mask = uint64(n/seenWays - 1)
 }
 
 // stamp returns the slot time of nowN.
-func (r *seenSpans) stamp(nowN int64) uint32 {
+func (r *recentSpans) stamp(nowN int64) uint32 {
 	d := (nowN - r.base) / 1e9
 	if d < 0 {
 		d = 0
@@ -111,7 +114,7 @@ func traceHash(tr *TraceID) uint64 {
 	return mix64(binary.LittleEndian.Uint64(tr[8:]) ^ mix64(binary.LittleEndian.Uint64(tr[:8])))
 }
 
-func (r *seenSpans) bucket(th uint64, sp SpanID) []seenSlot {
+func (r *recentSpans) bucket(th uint64, sp SpanID) []seenSlot {
 	h := mix64(binary.LittleEndian.Uint64(sp[:]) ^ th)
 	i := (h & r.mask) * seenWays
 	return r.slots[i : i+seenWays : i+seenWays]
@@ -128,36 +131,36 @@ func mix64(x uint64) uint64 {
 	return x
 }
 
-// seenNote is what remember found about a span already in the table.
-type seenNote uint8
+// Note is what Remember found about a span already in the table.
+type Note uint8
 
 const (
-	// noteNew: nothing known of the span.
-	noteNew seenNote = iota
-	// noteDuplicate: the same span (same id, kind and service) was seen.
-	noteDuplicate
-	// noteShared: a span of the other side (client for a server, server
+	// NoteNew: nothing known of the span.
+	NoteNew Note = iota
+	// NoteDuplicate: the same span (same id, kind and service) was seen.
+	NoteDuplicate
+	// NoteShared: a span of the other side (client for a server, server
 	// for a client) of another service carries the same id: a Zipkin
 	// shared span.
-	noteShared
-	// noteLate: a client span whose server span waited out the pair TTL
+	NoteShared
+	// NoteLate: a client span whose server span waited out the pair TTL
 	// and was recorded without it.
-	noteLate
+	NoteLate
 )
 
-// touch starts fetching the bucket of span s without waiting on it, so
+// touch starts fetching the bucket of span (tr, id) without waiting on it, so
 // that calls for a whole batch, one after the other, have the CPU fetch
 // their buckets from memory at once rather than one at a time (a bucket
 // is most often a cache miss: the table is tens of megabytes). On amd64
 // and arm64 it issues prefetch instructions, which let the loop run ahead
-// of memory; elsewhere it reads the bucket. It returns a value the caller
-// must keep, so that reads are not optimised away.
-func (r *seenSpans) touch(s *Span) uint32 {
-	return prefetchBucket(r.bucket(traceHash(&s.Trace), s.ID))
+// of memory; elsewhere it reads the bucket, and keeps what it read so
+// that the reads are not optimised away.
+func (r *recentSpans) touch(tr *TraceID, id SpanID) {
+	r.touched += prefetchBucket(r.bucket(traceHash(tr), id))
 }
 
 // endMs returns the slot time of a span end, 0 when out of range.
-func (r *seenSpans) endMs(end int64) uint32 {
+func (r *recentSpans) endMs(end int64) uint32 {
 	d := (end - r.base) / 1e6
 	if d <= 0 || d >= 1<<32 {
 		return 0
@@ -167,7 +170,7 @@ func (r *seenSpans) endMs(end int64) uint32 {
 
 // producerEnd returns the end (Unix ns) of producer span (tr, id) when it
 // is remembered.
-func (r *seenSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
+func (r *recentSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	for i := range b {
@@ -178,13 +181,14 @@ func (r *seenSpans) producerEnd(tr *TraceID, id SpanID) (int64, bool) {
 	return 0, false
 }
 
-// remember records span s of service node and reports what was known of
-// its id before. producer says s publishes a message.
-func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) seenNote {
+// remember records span (tr, id) of the given kind and service node and
+// reports what was known of its id before. producer says the span
+// publishes a message; end is when it ended (Unix ns).
+func (r *recentSpans) remember(tr *TraceID, id SpanID, kind Kind, node int32, producer bool, end, nowN int64) Note {
 	now := r.stamp(nowN)
-	th := traceHash(&s.Trace)
-	b := r.bucket(th, s.ID)
-	note := noteNew
+	th := traceHash(tr)
+	b := r.bucket(th, id)
+	note := NoteNew
 	victim := 0
 	for i := range b {
 		sl := &b[i]
@@ -192,24 +196,24 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 			victim = i
 			continue
 		}
-		if sl.span == s.ID && sl.th == th {
+		if sl.span == id && sl.th == th {
 			switch {
-			case sl.kind == s.Kind && sl.node == node:
+			case sl.kind == kind && sl.node == node:
 				sl.at = now
-				return noteDuplicate
-			case sl.kind == kindAnswered && s.Kind == SpanClient:
-				note = noteLate
-			case sl.node != node && (sl.kind == SpanClient && s.Kind == SpanServer || sl.kind == SpanServer && s.Kind == SpanClient):
-				note = noteShared
+				return NoteDuplicate
+			case sl.kind == kindAnswered && kind == KindClient:
+				note = NoteLate
+			case sl.node != node && (sl.kind == KindClient && kind == KindServer || sl.kind == KindServer && kind == KindClient):
+				note = NoteShared
 			}
 		}
 		if b[victim].at != 0 && sl.at < b[victim].at {
 			victim = i
 		}
 	}
-	sl := seenSlot{th: th, span: s.ID, node: node, at: now, kind: s.Kind}
+	sl := seenSlot{th: th, span: id, node: node, at: now, kind: kind}
 	if producer {
-		sl.flags, sl.endMs = seenProducer, r.endMs(s.End)
+		sl.flags, sl.endMs = seenProducer, r.endMs(end)
 	}
 	if r.inserts++; r.inserts >= len(r.slots) {
 		r.inserts, r.young = 0, 0
@@ -228,7 +232,7 @@ func (r *seenSpans) remember(s *Span, node int32, producer bool, nowN int64) see
 }
 
 // insert puts sl in its bucket's empty or oldest slot.
-func (r *seenSpans) insert(sl seenSlot) {
+func (r *recentSpans) insert(sl seenSlot) {
 	b := r.bucket(sl.th, sl.span)
 	victim := 0
 	for i := range b {
@@ -244,7 +248,7 @@ func (r *seenSpans) insert(sl seenSlot) {
 }
 
 // grow doubles the table, keeping every slot.
-func (r *seenSpans) grow() {
+func (r *recentSpans) grow() {
 	old, oldMapping := r.slots, r.mapping
 	r.alloc(len(old) * 2)
 	for i := range old {
@@ -257,14 +261,14 @@ func (r *seenSpans) grow() {
 
 // markAnswered records that the server span of node, child of (tr, parent),
 // was recorded without its client.
-func (r *seenSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
+func (r *recentSpans) markAnswered(tr *TraceID, parent SpanID, node int32, nowN int64) {
 	r.insert(seenSlot{th: traceHash(tr), span: parent, node: node, at: r.stamp(nowN), kind: kindAnswered})
 }
 
 // find returns the slot of span (tr, id), or nil. When two spans share the
 // id (a Zipkin shared span), it prefers one of service node other than
 // self, then any that is not of kind skip.
-func (r *seenSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
+func (r *recentSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	var found *seenSlot
@@ -281,7 +285,7 @@ func (r *seenSpans) find(tr *TraceID, id SpanID, self int32) *seenSlot {
 }
 
 // findKind returns the slot of span (tr, id) of the given kind, or nil.
-func (r *seenSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *seenSlot {
+func (r *recentSpans) findKind(tr *TraceID, id SpanID, kind Kind) *seenSlot {
 	th := traceHash(tr)
 	b := r.bucket(th, id)
 	for i := range b {
@@ -295,7 +299,7 @@ func (r *seenSpans) findKind(tr *TraceID, id SpanID, kind SpanKind) *seenSlot {
 // remapNodes rewrites the node of every remembered span through remap
 // (old index -> new, -1: retired) and forgets the spans of retired nodes:
 // their spans are older than the idle horizon, far past their own.
-func (r *seenSpans) remapNodes(remap []int32) {
+func (r *recentSpans) remapNodes(remap []int32) {
 	for i := range r.slots {
 		sl := &r.slots[i]
 		if sl.at == 0 {
@@ -307,4 +311,13 @@ func (r *seenSpans) remapNodes(remap []int32) {
 			*sl = seenSlot{}
 		}
 	}
+}
+
+// offHeapBytes returns the bytes of the table mapped outside the Go heap
+// (0 when it lives on the heap), which runtime.MemStats does not see.
+func (r *recentSpans) offHeapBytes() int {
+	if r.mapping == nil {
+		return 0
+	}
+	return len(r.slots) * int(unsafe.Sizeof(seenSlot{}))
 }
