@@ -26,13 +26,16 @@
 # the connector's store.ttl). Loadgen shares the machine's cores with the
 # receiver; its own CPU is printed.
 #
-# Usage: bench/compare.sh        (ROUNDS=3 DUR=20 TAIL=12 SERVICES=24 WORKERS=2)
+# Usage: bench/compare.sh        (ROUNDS=3 DUR=20 TAIL=12 SERVICES=24 WORKERS=2 SHAPE=system)
+#   SHAPE=telemetrygen sends 2-span client/server traces shaped as the
+#   Collector's telemetrygen sends them instead of the generated system.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-3}
 DUR=${DUR:-20}
 TAIL=${TAIL:-12}
 SERVICES=${SERVICES:-24}
+SHAPE=${SHAPE:-system}
 WORKERS=${WORKERS:-2}
 TPR=${TPR:-50} # traces per request
 HOST=127.0.0.1
@@ -75,7 +78,9 @@ CLK_TCK=$(getconf CLK_TCK)
 
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), go $(go env GOVERSION), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# peer: $($PEER --version 2>/dev/null | head -n1)"
-echo "# load: simulate/scenario, $SERVICES services, $TPR traces per request, $WORKERS loadgen workers over OTLP/gRPC; DUR=${DUR}s, TAIL=${TAIL}s, ROUNDS=$ROUNDS"
+load="simulate/scenario, $SERVICES services"
+[ "$SHAPE" = system ] || load="--shape $SHAPE"
+echo "# load: $load, $TPR traces per request, $WORKERS loadgen workers over OTLP/gRPC; DUR=${DUR}s, TAIL=${TAIL}s, ROUNDS=$ROUNDS"
 echo
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
@@ -175,7 +180,7 @@ measure() {
 	start "$target"
 	local cpu0 cpu_run cpu1 hwm drops
 	cpu0=$(cpu_ticks "$PID")
-	"$tmp/loadgen" --endpoint "$ENDPOINT" --protocol grpc --services "$SERVICES" --workers "$WORKERS" \
+	"$tmp/loadgen" --endpoint "$ENDPOINT" --protocol grpc --shape "$SHAPE" --services "$SERVICES" --workers "$WORKERS" \
 		--traces-per-request "$TPR" --rate "$rate" --duration "${DUR}s" --metrics-interval 0 --seed "$round" >"$tmp/sender.out" 2>&1 || true
 	cpu_run=$(cpu_ticks "$PID")
 	sleep "$TAIL"
@@ -254,7 +259,7 @@ C_PID=$PID C_ENDPOINT=$ENDPOINT C_API=$API
 start_peer
 P_PID=$PID P_ENDPOINT=$ENDPOINT P_PROM=$PROM
 for ep in "$C_ENDPOINT" "$P_ENDPOINT"; do
-	"$tmp/loadgen" --endpoint "$ep" --protocol grpc --services "$SERVICES" --workers 1 --pool 20 --passes 1 \
+	"$tmp/loadgen" --endpoint "$ep" --protocol grpc --shape "$SHAPE" --services "$SERVICES" --workers 1 --pool 20 --passes 1 \
 		--traces-per-request "$TPR" --duration 1m --metrics-interval 0 --seed 42 --trace-id-salt 42 | grep '^RESULT'
 done
 # Calls to databases and external peers are edges once their half-edge

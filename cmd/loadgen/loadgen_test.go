@@ -116,6 +116,28 @@ func TestPasses(t *testing.T) {
 	require.Zero(t, st.metricReqs.Load())
 }
 
+// TestShapeTelemetrygen: --shape telemetrygen sends 2-span client/server
+// traces in one service, which pair into one call each.
+func TestShapeTelemetrygen(t *testing.T) {
+	rc := startReceiver(t)
+	cfg, err := parseFlags([]string{"--endpoint", rc.r.GRPCAddr().String(), "--shape", "telemetrygen", "--pool", "4", "--workers", "2",
+		"--passes", "1", "--duration", "1m", "--traces-per-request", "25"}, &bytes.Buffer{})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	st, err := run(context.Background(), cfg, &out)
+	require.NoError(t, err)
+	require.Contains(t, out.String(), "telemetrygen-shaped")
+	require.Equal(t, int64(4*25*2), st.accepted.Load(), out.String())
+	require.Zero(t, st.metricReqs.Load(), "no broker metrics without a generated system")
+	s, err := rc.g.Snapshot(0)
+	require.NoError(t, err)
+	var calls uint64
+	for _, e := range s.Edges {
+		calls += e.Requests
+	}
+	require.Equal(t, uint64(4*25), calls, "one call per trace: %v", edgeIDs(s))
+}
+
 func TestParseFlagsRejects(t *testing.T) {
 	for _, args := range [][]string{
 		{"--fault", "meltdown"},
@@ -123,6 +145,8 @@ func TestParseFlagsRejects(t *testing.T) {
 		{"--services", "0", "--fault", "bottleneck"},
 		{"--metrics-interval", "-1s"},
 		{"--passes", "-1"},
+		{"--shape", "tidy"},
+		{"--shape", "telemetrygen", "--fault", "bottleneck"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			_, err := parseFlags(args, &bytes.Buffer{})

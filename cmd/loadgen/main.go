@@ -59,10 +59,17 @@ type config struct {
 	Drain            time.Duration
 	Progress         bool
 	Services         int
+	Shape            string
 	Faults           []scenario.Fault
 	MetricsInterval  time.Duration
 	Passes           int
 }
+
+// The shapes of traces loadgen sends (--shape).
+const (
+	shapeSystem       = "system"
+	shapeTelemetrygen = "telemetrygen"
+)
 
 func parseFlags(args []string, out io.Writer) (config, error) {
 	var c config
@@ -78,6 +85,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.TracesPerRequest, "traces-per-request", 100, "traces per export request")
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated traces (each worker has its own stream of it)")
 	fs.IntVar(&c.Services, "services", scenario.DefaultServices, fmt.Sprintf("services in the generated system (%d-%d), or 0 for the fixed 8-span shop trace of simulate/synth", scenario.MinServices, scenario.MaxServices))
+	fs.StringVar(&c.Shape, "shape", shapeSystem, "traces to send: system (the generated system of --services, or simulate/synth's shop trace with --services 0) or telemetrygen (2-span client/server traces as the Collector's telemetrygen sends them)")
 	faults := fs.String("fault", "", "comma-separated faults to switch on: retry_storm, open_circuit, consumer_lag, bottleneck")
 	fs.DurationVar(&c.MetricsInterval, "metrics-interval", time.Second, "how often to send the scenario's broker metrics (0: never; never with --services 0)")
 	fs.Uint64Var(&c.TraceIDSalt, "trace-id-salt", 0, "mixed into the high half of every trace id so that runs do not reuse each other's ids (0: from the clock)")
@@ -109,6 +117,15 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 		}
 	} else if len(c.Faults) > 0 {
 		errs = append(errs, errors.New("--fault needs a generated system (--services > 0)"))
+	}
+	switch c.Shape {
+	case shapeSystem:
+	case shapeTelemetrygen:
+		if len(c.Faults) > 0 {
+			errs = append(errs, errors.New("--fault needs --shape system"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--shape %q: want %s or %s", c.Shape, shapeSystem, shapeTelemetrygen))
 	}
 	if c.Passes < 0 {
 		errs = append(errs, errors.New("--passes must not be negative"))
@@ -265,7 +282,9 @@ func run(ctx context.Context, cfg config, out io.Writer) (*counters, error) {
 	}
 	system := "the 8-span shop trace (simulate/synth)"
 	var mgen *scenario.Generator
-	if cfg.Services > 0 {
+	if cfg.Shape == shapeTelemetrygen {
+		system = "telemetrygen-shaped 2-span client/server traces (simulate/synth)"
+	} else if cfg.Services > 0 {
 		var err error
 		// The metrics generator has a stream of its own; only its broker
 		// readings are used.

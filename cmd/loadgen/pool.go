@@ -49,6 +49,11 @@ type traceSource struct {
 // stream), or with cfg.Services 0 the fixed 8-span shop trace of
 // simulate/synth.
 func newTraceSource(cfg config, w int) (traceSource, error) {
+	if cfg.Shape == shapeTelemetrygen {
+		base := cfg.Seed + uint64(w)
+		g := synth.New(base, time.Unix(1_700_000_000, 0))
+		return traceSource{next: func() ptrace.Traces { return g.TelemetrygenTraces(cfg.TracesPerRequest) }, high: base}, nil
+	}
 	if cfg.Services == 0 {
 		base := cfg.Seed + uint64(w)
 		g := synth.New(base, time.Unix(1_700_000_000, 0))

@@ -172,3 +172,44 @@ func (g *Generator) trace(spans spanFn) {
 	a.PutStr("messaging.consumer.group.name", "shipping")
 	a.PutInt("messaging.kafka.offset", int64(g.seq))
 }
+
+// TelemetrygenSpansPerTrace is the number of spans in each trace of
+// TelemetrygenTraces.
+const TelemetrygenSpansPerTrace = 2
+
+// TelemetrygenTraces returns n traces shaped as the OpenTelemetry
+// Collector's telemetrygen sends them by default: in one service,
+// "telemetrygen", a client span "lets-go" and its server child
+// "okey-dokey-0", each 123 µs long with net.peer.ip and peer.service, all in
+// one ResourceSpans as its batch span processor exports them (the child,
+// which ends first, before its parent).
+func (g *Generator) TelemetrygenTraces(n int) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "telemetrygen")
+	ss := rs.ScopeSpans().AppendEmpty()
+	ss.Scope().SetName("telemetrygen")
+	spans := ss.Spans()
+	spans.EnsureCapacity(n * TelemetrygenSpansPerTrace)
+	const dur = 123 * time.Microsecond
+	for range n {
+		tr, next := g.ids()
+		t0 := g.start.Add(time.Duration(g.seq) * time.Millisecond)
+		parent, child := next(), next()
+		add := func(name string, kind ptrace.SpanKind, id, parentID pcommon.SpanID, start time.Time, peer string) {
+			sp := spans.AppendEmpty()
+			sp.SetTraceID(tr)
+			sp.SetSpanID(id)
+			sp.SetParentSpanID(parentID)
+			sp.SetName(name)
+			sp.SetKind(kind)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(dur)))
+			sp.Attributes().PutStr("net.peer.ip", "1.2.3.4")
+			sp.Attributes().PutStr("peer.service", peer)
+		}
+		add("okey-dokey-0", ptrace.SpanKindServer, child, parent, t0.Add(time.Microsecond), "telemetrygen-client")
+		add("lets-go", ptrace.SpanKindClient, parent, pcommon.SpanID{}, t0, "telemetrygen-server")
+	}
+	return td
+}
