@@ -4,7 +4,7 @@
 # generated system (simulate/scenario) over OTLP/gRPC as fast as it takes
 # it, and a CPU profile of PROFILE seconds taken WARMUP seconds in.
 #
-# Usage: bench/profile.sh OUTDIR   (SERVICES=24 WORKERS=2 TPR=50 DUR=30 WARMUP=7 PROFILE=20;
+# Usage: bench/profile.sh OUTDIR   (SHAPE=system SERVICES=24 WORKERS=2 TPR=50 DUR=30 WARMUP=7 PROFILE=20;
 #        EXTRA="--trace-sample-one-in 1000000" adds collector flags)
 # Writes OUTDIR/cpu.pprof, heap.pprof, allocs.pprof, collector (the binary,
 # for go tool pprof), sender.out, and prints the top of the CPU profile.
@@ -12,6 +12,7 @@ set -euo pipefail
 
 OUT=${1:?usage: bench/profile.sh OUTDIR}
 SERVICES=${SERVICES:-24}
+SHAPE=${SHAPE:-system}
 WORKERS=${WORKERS:-2}
 TPR=${TPR:-50}
 DUR=${DUR:-30}
@@ -47,7 +48,7 @@ for _ in $(seq 100); do
 	fi
 	sleep 0.1
 done
-"$tmp/loadgen" --endpoint "$EP" --protocol grpc --services "$SERVICES" --workers "$WORKERS" --traces-per-request "$TPR" \
+"$tmp/loadgen" --endpoint "$EP" --protocol grpc --shape "$SHAPE" --services "$SERVICES" --workers "$WORKERS" --traces-per-request "$TPR" \
 	--rate 0 --duration "${DUR}s" --metrics-interval 0 --seed 1 >"$OUT/sender.out" 2>&1 &
 lg=$!
 sleep "$WARMUP"
