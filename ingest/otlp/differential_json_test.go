@@ -15,10 +15,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/otlpwire"
 )
 
@@ -38,16 +40,16 @@ func (r *diffRig) viaPdataJSON(t testing.TB, body []byte) pathResult {
 }
 
 // viaWireJSON runs body through the JSON decoder, with the buffer
-// scribbled over once the request is released. tooDeep reports a refusal
-// for nesting.
-func (r *diffRig) viaWireJSON(t testing.TB, body []byte) (res pathResult, tooDeep bool) {
+// scribbled over once the request is released. deepValues reports a
+// refusal for attribute values nested without brackets.
+func (r *diffRig) viaWireJSON(t testing.TB, body []byte) (res pathResult, deepValues bool) {
 	buf := bytes.Clone(body)
 	d, err := r.wire.DecodeTracesJSON(buf)
 	if err != nil {
 		if !errors.Is(err, otlpwire.ErrMalformed) && !errors.Is(err, otlpwire.ErrTooDeep) {
 			t.Fatalf("refusal of another class: %v", err)
 		}
-		return pathResult{refused: true}, errors.Is(err, otlpwire.ErrTooDeep)
+		return pathResult{refused: true}, strings.Contains(err.Error(), "without brackets")
 	}
 	r.wireSink.spans, r.wireObs.rows = nil, nil
 	count := d.SpanCount()
@@ -66,8 +68,8 @@ func (r *diffRig) viaWireJSON(t testing.TB, body []byte) (res pathResult, tooDee
 // such a body is not given to pdata.
 func (r *diffRig) checkSameJSON(t testing.TB, body []byte) pathResult {
 	t.Helper()
-	got, tooDeep := r.viaWireJSON(t, body)
-	if tooDeep && checkJSONNesting(body) == nil {
+	got, deepValues := r.viaWireJSON(t, body)
+	if deepValues {
 		return got
 	}
 	want := r.viaPdataJSON(t, body)
@@ -211,6 +213,52 @@ var jsonEdgeCases = []struct {
 	{"exception events", `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","kind":3,"status":{"code":2},"events":[{"name":"log"},{"name":"exception","name":"exc\u0065ption","attributes":[{"key":"exception.type","value":{"intValue":1}},{"key":"exception.type","value":{"stringValue":"x"}},{"key":"exception.message","value":{"stringValue":"circuit breaker is open"}}]}]}]}]}]}`, false},
 }
 
+// nestedJSON is a request with a span attribute of n arrays nested in
+// one another: 3n+10 levels of brackets (the receiver takes 64).
+func nestedJSON(n int) []byte {
+	v := `{"stringValue":"x"}`
+	for range n {
+		v = `{"arrayValue":{"values":[` + v + `]}}`
+	}
+	return []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","attributes":[{"key":"a","value":` + v + `}]}]}]}]}`)
+}
+
+// TestDecodeJSONDifferentialNesting runs the JSON differential check on
+// both sides of the receiver's nesting bound, and past it without
+// brackets.
+func TestDecodeJSONDifferentialNesting(t *testing.T) {
+	rig := newDiffRig(t)
+	for _, c := range []struct {
+		n       int
+		refused bool
+	}{{17, false}, {18, false}, {19, true}, {20, true}} {
+		t.Run(fmt.Sprint(c.n), func(t *testing.T) {
+			body := nestedJSON(c.n)
+			if got := rig.checkSameJSON(t, body); got.refused != c.refused {
+				t.Fatalf("refused: %v, want %v", got.refused, c.refused)
+			}
+		})
+	}
+	// json-iterator reads `,"arrayValue":` where an object is due as a
+	// field of it, and `,` as the start of an array: values nested
+	// without brackets, which the decoder
+	// refuses at the bound, pdata's without one.
+	v := strings.Repeat(`,"arrayValue":,"values":,`, 70) + `,"stringValue":"x"}` + strings.Repeat(`]}}`, 70)
+	body := []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[{"key":"a","value":` + v + `]}]}]}]}`)
+	if checkJSONNesting(body) != nil {
+		t.Fatal("the body is nested with brackets")
+	}
+	var p semconvPipeline = rig.wire
+	if _, err := p.DecodeTracesJSON(body); err == nil || !strings.Contains(err.Error(), "without brackets") {
+		t.Fatalf("err = %v, want a refusal for values nested without brackets", err)
+	}
+}
+
+// semconvPipeline is what the nesting test calls of a Pipeline.
+type semconvPipeline interface {
+	DecodeTracesJSON([]byte) (ingest.DecodedTraces, error)
+}
+
 // TestDecodeJSONDifferentialEdgeCases runs the JSON differential check
 // over the corners of OTLP/JSON.
 func TestDecodeJSONDifferentialEdgeCases(t *testing.T) {
@@ -234,6 +282,9 @@ func FuzzDecodeJSONDifferential(f *testing.F) {
 	}
 	for _, c := range jsonEdgeCases {
 		f.Add([]byte(c.body))
+	}
+	for _, n := range []int{17, 18, 19} {
+		f.Add(nestedJSON(n))
 	}
 	rig := newDiffRig(f)
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -1,8 +1,10 @@
 package otlpwire
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 )
 
 // Restarter is implemented by a Visitor that JSONReader.ReadTraces may
@@ -76,9 +78,6 @@ func (r *JSONReader) Reset() {
 //
 // Spans handed to v carry their JSON text as Raw; their Events read it.
 func (r *JSONReader) ReadTraces(body []byte, v Visitor) error {
-	if jsonTooDeep(body) {
-		return ErrTooDeep
-	}
 	rs, canRestart := v.(Restarter)
 	r.v = v
 	r.careful = !canRestart
@@ -94,19 +93,15 @@ func (r *JSONReader) ReadTraces(body []byte, v Visitor) error {
 	return err
 }
 
-// jsonTooDeep reports whether b nests objects and arrays more than
-// MaxNesting deep, counting brackets outside strings as the receiver's
-// nesting check does.
-func jsonTooDeep(b []byte) bool {
-	depth := 0
+// jsonTooDeep reports whether b, read from depth, nests objects and
+// arrays more than MaxNesting deep, counting brackets outside strings as
+// the receiver's nesting check does (a string ends at the first '"' not
+// escaped by a '\\', or with the body).
+func jsonTooDeep(b []byte, depth int) bool {
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			for i++; i < len(b) && b[i] != '"'; i++ {
-				if b[i] == '\\' {
-					i++
-				}
-			}
+			i = stringEnd(b, i+1)
 		case '{', '[':
 			if depth++; depth > MaxNesting {
 				return true
@@ -118,10 +113,56 @@ func jsonTooDeep(b []byte) bool {
 	return false
 }
 
+// stringEnd returns the index of the '"' ending the string that starts at
+// i, or len(b) (or more) if it does not end.
+func stringEnd(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for {
+		for ; i+8 <= len(b); i += 8 {
+			w := binary.LittleEndian.Uint64(b[i:])
+			q, bs := w^('"'*ones), w^('\\'*ones)
+			if ((q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+				break
+			}
+		}
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				return i
+			case '\\':
+				i++ // the escaped byte, whatever it is, is skipped
+				continue
+			}
+			if i&7 == 7 {
+				// A word boundary past the stop: back to words.
+				i++
+				break
+			}
+		}
+		if i >= len(b) {
+			return i
+		}
+	}
+}
+
 // read reads the request once.
+//
+// The receiver refuses a body nested more than MaxNesting deep before
+// pdata reads it; read counts the brackets as it goes instead of
+// scanning the body first. Until the first error, the bytes this reader
+// reads as strings are those the check skips as strings (the one
+// difference, a '\\' before the '"' ending an id or a bytes value, is
+// refused as soon as it is read), and it reads every other '{', '[',
+// '}' and ']' as a token. So its count matches the check's over what
+// it read, and what it did not read (after the request's object) is
+// scanned.
 func (r *JSONReader) read(body []byte) error {
 	it := &r.it
 	it.reset(body, &r.arena)
+	it.count = true
 	for f := it.readObject(); f != "" && it.err == nil; f = it.readObject() {
 		switch f {
 		case "resourceSpans", "resource_spans":
@@ -132,13 +173,28 @@ func (r *JSONReader) read(body []byte) error {
 			it.skip()
 		}
 	}
+	if it.err == nil && jsonTooDeep(body[it.head:], it.nest) {
+		return ErrTooDeep
+	}
 	return it.err
 }
 
-// tooDeep stops the reading of attribute values nested MaxNesting deep.
+// errDeepValues is the refusal of attribute values nested MaxNesting
+// deep without as many brackets.
+var errDeepValues = fmt.Errorf("%w: attribute values nested without brackets", ErrTooDeep)
+
+// tooDeep stops the reading of a request nested MaxNesting deep.
 func (it *jsonIter) tooDeep() {
 	if it.err == nil || it.err == errEOF {
 		it.err = ErrTooDeep
+	}
+}
+
+// valuesTooDeep stops the reading of attribute values nested MaxNesting
+// deep (which pdata would follow without bound).
+func (it *jsonIter) valuesTooDeep() {
+	if it.err == nil || it.err == errEOF {
+		it.err = errDeepValues
 	}
 }
 
@@ -437,7 +493,7 @@ func eventJSON(it *jsonIter, depth int, name *string, key string, attr *Value) (
 // several "value" fields, as pdata does) when v is not nil.
 func kvJSON(it *jsonIter, depth int, v *Value) string {
 	if depth >= MaxNesting {
-		it.tooDeep()
+		it.valuesTooDeep()
 		return ""
 	}
 	var key string
@@ -460,7 +516,7 @@ func kvJSON(it *jsonIter, depth int, v *Value) string {
 // member of the oneof replacing an earlier one.
 func anyValueJSON(it *jsonIter, depth int, v *Value) {
 	if depth >= MaxNesting {
-		it.tooDeep()
+		it.valuesTooDeep()
 		return
 	}
 	keep := v != nil
@@ -499,7 +555,7 @@ func anyValueJSON(it *jsonIter, depth int, v *Value) {
 // listJSON checks an ArrayValue, or a KeyValueList when kv, at depth.
 func listJSON(it *jsonIter, depth int, kv bool) {
 	if depth >= MaxNesting {
-		it.tooDeep()
+		it.valuesTooDeep()
 		return
 	}
 	for f := it.readObject(); f != "" && it.err == nil; f = it.readObject() {

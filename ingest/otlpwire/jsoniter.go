@@ -18,6 +18,7 @@ package otlpwire
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"math/big"
 	"strconv"
@@ -95,6 +96,15 @@ type jsonIter struct {
 	depth int
 	err   error
 	arena *arena
+
+	// nest counts the brackets read so far as the receiver's nesting
+	// check counts them ('{' and '[' up, '}' and ']' down), each once:
+	// seen is past the last one counted (a byte read again after
+	// unreadByte, or by a second pass, is not counted again). A
+	// request accepted so far has the same brackets outside strings for
+	// this reader as for the check (see ReadTraces). count enables it.
+	nest, seen int
+	count      bool
 }
 
 func (it *jsonIter) reset(buf []byte, a *arena) {
@@ -124,6 +134,12 @@ func (it *jsonIter) nextToken() byte {
 		switch c := it.buf[i]; c {
 		case ' ', '\n', '\t', '\r':
 			continue
+		case '{', '[', '}', ']':
+			it.head = i + 1
+			if it.count && i >= it.seen {
+				it.bracket(c, i)
+			}
+			return c
 		default:
 			it.head = i + 1
 			return c
@@ -131,6 +147,19 @@ func (it *jsonIter) nextToken() byte {
 	}
 	it.loadMore()
 	return 0
+}
+
+// bracket counts bracket c, at i, refusing the request with ErrTooDeep
+// once the count passes MaxNesting, as the receiver's check would.
+func (it *jsonIter) bracket(c byte, i int) {
+	it.seen = i + 1
+	if c == '}' || c == ']' {
+		it.nest--
+		return
+	}
+	if it.nest++; it.nest > MaxNesting {
+		it.tooDeep()
+	}
 }
 
 func (it *jsonIter) readByte() byte {
@@ -244,7 +273,7 @@ func (it *jsonIter) readArray() bool {
 func (it *jsonIter) readString(keep bool) string {
 	c := it.nextToken()
 	if c == '"' {
-		for i := it.head; i < len(it.buf); i++ {
+		for i := plainRun(it.buf, it.head); i < len(it.buf); i++ {
 			c := it.buf[i]
 			if c == '"' {
 				s := it.buf[it.head:i]
@@ -267,6 +296,28 @@ func (it *jsonIter) readString(keep bool) string {
 	}
 	it.fail("ReadString", `expects " or n, but found `+string([]byte{c}))
 	return ""
+}
+
+// plainRun returns the index of the first byte at or after i that is a
+// '"', a '\\' or a control character, or a nearby index before it, eight
+// bytes at a time.
+func plainRun(b []byte, i int) int {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		q := w ^ ('"' * ones)
+		bs := w ^ ('\\' * ones)
+		// A byte below 0x20, or equal to '"' or '\\', sets a high bit
+		// here (the usual tests for a byte below n and a zero byte:
+		// exact as to whether the word holds one).
+		if ((w-0x20*ones)&^w|(q-ones)&^q|(bs-ones)&^bs)&highs != 0 {
+			return i
+		}
+	}
+	return i
 }
 
 func (it *jsonIter) readStringSlowPath(keep bool) string {

@@ -24,19 +24,23 @@ func (c *atomicClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 // export request, translation, pairing, windowed aggregation; one request
 // of 100 traces, 800 spans, per op) with the decoder as a dimension: pdata
 // (what graph's measures) or the wire (Pipeline.DecodeTracesProto, what
-// the receivers use for protobuf). allocs/span counts every allocation of
-// the process during the run.
+// the receivers use for protobuf); and the same for the request in
+// OTLP/JSON: pdata-json (pdata's JSON decoder and ConsumeTraces) or
+// wire-json (Pipeline.DecodeTracesJSON). allocs/span counts every
+// allocation of the process during the run.
 func BenchmarkDecodePairAggregate(b *testing.B) {
-	for _, decoder := range []string{"pdata", "wire"} {
+	for _, decoder := range []string{"pdata", "wire", "pdata-json", "wire-json"} {
 		for _, par := range []int{1, 2} {
 			b.Run(decoder+"/"+map[int]string{1: "serial", 2: "parallel"}[par], func(b *testing.B) {
-				decodePairAggregate(b, decoder == "wire", par)
+				decodePairAggregate(b, decoder, par)
 			})
 		}
 	}
 }
 
-func decodePairAggregate(b *testing.B, wire bool, par int) {
+func decodePairAggregate(b *testing.B, decoder string, par int) {
+	wire := decoder == "wire" || decoder == "wire-json"
+	asJSON := decoder == "pdata-json" || decoder == "wire-json"
 	const tracesPerReq = 100
 	spansPerReq := tracesPerReq * synth.SpansPerTrace
 	clk := &atomicClock{}
@@ -54,7 +58,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 		gen := synth.New(uint64(i+1), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		pools[i] = make([][]byte, 64)
 		for j := range pools[i] {
-			body, err := ptraceotlp.NewExportRequestFromTraces(gen.Traces(tracesPerReq)).MarshalProto()
+			req := ptraceotlp.NewExportRequestFromTraces(gen.Traces(tracesPerReq))
+			body, err := req.MarshalProto()
+			if asJSON {
+				body, err = req.MarshalJSON()
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -79,7 +87,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 			}
 			body := reqs[i%len(reqs)]
 			if wire {
-				d, err := p.DecodeTracesProto(body)
+				decode := p.DecodeTracesProto
+				if asJSON {
+					decode = p.DecodeTracesJSON
+				}
+				d, err := decode(body)
 				if err != nil {
 					b.Error(err)
 					return
@@ -93,7 +105,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 				continue
 			}
 			req := ptraceotlp.NewExportRequest()
-			if err := req.UnmarshalProto(body); err != nil {
+			unmarshal := req.UnmarshalProto
+			if asJSON {
+				unmarshal = req.UnmarshalJSON
+			}
+			if err := unmarshal(body); err != nil {
 				b.Error(err)
 				return
 			}
