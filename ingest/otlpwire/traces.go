@@ -230,10 +230,12 @@ func attribute(b []byte, depth int, v Visitor, ofResource bool) error {
 	if v == nil {
 		return keyValueSkip(b, depth)
 	}
-	var val Value
-	key, err := keyValue(b, depth, &val)
-	if err != nil {
-		return err
+	key, val, ok := shortKeyValue(b)
+	if !ok {
+		var err error
+		if key, err = keyValue(b, depth, &val); err != nil {
+			return err
+		}
 	}
 	if ofResource {
 		v.ResourceAttr(key, val)
@@ -241,6 +243,42 @@ func attribute(b []byte, depth int, v Visitor, ofResource bool) error {
 		v.SpanAttr(key, val)
 	}
 	return nil
+}
+
+// shortKeyValue reads the common KeyValue in one go: a key and a value
+// of a string, an integer or a bool, each field once, in order, with
+// one-byte lengths. ok is false for every other KeyValue, which keyValue
+// reads (the result is the same: these bytes hold nothing to check
+// beyond what is read here).
+func shortKeyValue(b []byte) (key string, v Value, ok bool) {
+	if len(b) < 4 || b[0] != 1<<3|wireLen || b[1] >= 0x80 {
+		return "", Value{}, false
+	}
+	k := 2 + int(b[1])
+	if k+2 > len(b) || b[k] != 2<<3|wireLen || b[k+1] >= 0x80 || k+2+int(b[k+1]) != len(b) {
+		return "", Value{}, false
+	}
+	key, av := str(b[2:k]), b[k+2:]
+	if len(av) < 2 {
+		return "", Value{}, false
+	}
+	switch av[0] {
+	case 1<<3 | wireLen: // string
+		if av[1] >= 0x80 || 2+int(av[1]) != len(av) {
+			return "", Value{}, false
+		}
+		return key, Value{Type: ValueStr, Str: str(av[2:])}, true
+	case 2<<3 | wireVarint, 3<<3 | wireVarint: // bool, int
+		x, n := binary.Uvarint(av[1:])
+		if n <= 0 || 1+n != len(av) {
+			return "", Value{}, false
+		}
+		if av[0] == 2<<3|wireVarint {
+			return key, Value{Type: ValueBool, Bool: x != 0}, true
+		}
+		return key, Value{Type: ValueInt, Int: int64(x)}, true
+	}
+	return "", Value{}, false
 }
 
 // varintField skips a varint field of msg whose tag ended at pos,

@@ -27,7 +27,7 @@ func (c *atomicClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 // the receivers use for protobuf); and the same for the request in
 // OTLP/JSON: pdata-json (pdata's JSON decoder and ConsumeTraces) or
 // wire-json (Pipeline.DecodeTracesJSON). allocs/span counts every
-// allocation of the process during the run.
+// allocation of the process during the run, cpu-ns/span its CPU time.
 func BenchmarkDecodePairAggregate(b *testing.B) {
 	for _, decoder := range []string{"pdata", "wire", "pdata-json", "wire-json"} {
 		for _, par := range []int{1, 2} {
@@ -75,7 +75,7 @@ func decodePairAggregate(b *testing.B, decoder string, par int) {
 	runtime.ReadMemStats(&before)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpuStart := time.Now(), processCPU()
 	work := func(next func() bool) {
 		w := int(worker.Add(1)-1) % par
 		reqs := pools[w]
@@ -126,11 +126,16 @@ func decodePairAggregate(b *testing.B, decoder string, par int) {
 		b.SetParallelism(1) // GOMAXPROCS goroutines, one pool each
 		b.RunParallel(func(pb *testing.PB) { work(pb.Next) })
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpuStart
 	b.StopTimer()
 	runtime.ReadMemStats(&after)
 	spans := float64(b.N * spansPerReq)
 	b.ReportMetric(spans/elapsed.Seconds(), "spans/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/spans, "ns/span")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/spans, "allocs/span")
+	if cpu > 0 {
+		// CPU time of the whole process (every goroutine, the GC):
+		// steadier than ns/span on a loaded machine.
+		b.ReportMetric(float64(cpu.Nanoseconds())/spans, "cpu-ns/span")
+	}
 }
