@@ -7,6 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
 // naiveTooDeep is the receiver's nesting check, byte by byte.
@@ -198,3 +203,50 @@ type nameKeeper struct {
 }
 
 func (k *nameKeeper) Span(s *Span) { *k.names = append(*k.names, s.Name) }
+
+// BenchmarkReadTracesJSON is BenchmarkReadTraces for the same request in
+// OTLP/JSON: the checked walk, with a visitor that keeps nothing.
+func BenchmarkReadTracesJSON(b *testing.B) {
+	gen := synth.New(1, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	body, err := ptraceotlp.NewExportRequestFromTraces(gen.Traces(100)).MarshalJSON()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var v restartingNop
+	var r JSONReader
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	cpu := processCPU()
+	for b.Loop() {
+		v.spans = 0
+		if err := r.ReadTraces(body, &v); err != nil {
+			b.Fatal(err)
+		}
+		r.Reset()
+	}
+	reportPerSpan(b, processCPU()-cpu, v.spans)
+}
+
+// restartingNop is a nopVisitor that can start over, so that the reader
+// reads in one pass.
+type restartingNop struct{ nopVisitor }
+
+func (v *restartingNop) Restart() { v.spans, v.attrs = 0, 0 }
+
+// TestJSONReaderOnePass checks that the benchmark's visitor is read in one
+// pass (a pdata-written request has its resources first).
+func TestJSONReaderOnePass(t *testing.T) {
+	gen := synth.New(1, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	body, err := ptraceotlp.NewExportRequestFromTraces(gen.Traces(3)).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v restartingNop
+	var r JSONReader
+	if err := r.ReadTraces(body, &v); err != nil {
+		t.Fatal(err)
+	}
+	if r.careful || v.spans == 0 {
+		t.Fatalf("careful %v, %d spans", r.careful, v.spans)
+	}
+}
