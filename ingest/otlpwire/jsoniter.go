@@ -1204,7 +1204,9 @@ func (a *arena) finish(s []byte) string {
 	return str(s)
 }
 
-// reset forgets every string, keeping the current chunk's memory.
+// reset forgets every string, keeping the current chunk's memory (up to
+// 1 MiB). The arena holds at most about the unescaped strings of one
+// request, which are no longer than the request.
 func (a *arena) reset() {
 	clear(a.chunks)
 	a.chunks = a.chunks[:0]
@@ -1213,9 +1215,6 @@ func (a *arena) reset() {
 	}
 	if cap(a.scratch) > 1<<20 {
 		a.scratch = nil
-	}
-	if a.cur == nil {
-		a.cur = make([]byte, 0, arenaChunk)
 	}
 	a.cur = a.cur[:0]
 }
