@@ -212,6 +212,9 @@ func (it *jsonIter) skipFourBytes(b1, b2, b3, b4 byte) {
 // readObject is ReadObject: the next field's name, "" at the end of the
 // object (or for a field named "", as in json-iterator).
 func (it *jsonIter) readObject() string {
+	if f, ok := it.nextField(); ok {
+		return f
+	}
 	switch c := it.nextToken(); c {
 	case 'n':
 		it.skipThreeBytes('u', 'l', 'l')
@@ -235,6 +238,30 @@ func (it *jsonIter) readObject() string {
 		it.fail("ReadObject", "expect { or , or } or n, but found "+string([]byte{c}))
 		return ""
 	}
+}
+
+// nextField is readObject's path for the common next field, `,"name":`
+// with nothing between its tokens and nothing to unescape in its name:
+// ok false, and nothing read, for anything else.
+func (it *jsonIter) nextField() (string, bool) {
+	i := it.head
+	if i+2 >= len(it.buf) || it.buf[i] != ',' || it.buf[i+1] != '"' {
+		return "", false
+	}
+	start := i + 2
+	for j := plainRun(it.buf, start); j < len(it.buf); j++ {
+		switch c := it.buf[j]; {
+		case c == '"':
+			if j+1 >= len(it.buf) || it.buf[j+1] != ':' {
+				return "", false
+			}
+			it.head = j + 2
+			return str(it.buf[start:j]), true
+		case c == '\\' || c < ' ':
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func (it *jsonIter) fieldName() string {
