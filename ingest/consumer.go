@@ -35,7 +35,22 @@ type TracesProtoDecoder interface {
 	DecodeTracesProto(body []byte) (DecodedTraces, error)
 }
 
-// DecodedTraces is a trace request read by a TracesProtoDecoder.
+// TracesJSONDecoder is a TracesConsumer that reads OTLP/JSON trace export
+// requests itself, from their bytes: the HTTP receiver hands it the
+// requests with Content-Type application/json. It may be called from
+// many goroutines at once.
+type TracesJSONDecoder interface {
+	TracesConsumer
+	// DecodeTracesJSON reads body, an ExportTraceServiceRequest in
+	// OTLP/JSON. It fails for a request pdata's JSON decoder would refuse
+	// and for one nested too deep. Otherwise the result may alias body:
+	// the caller must keep body unchanged until it calls Release on the
+	// result.
+	DecodeTracesJSON(body []byte) (DecodedTraces, error)
+}
+
+// DecodedTraces is a trace request read by a TracesProtoDecoder or a
+// TracesJSONDecoder.
 type DecodedTraces interface {
 	// SpanCount is the number of spans in the request, as
 	// ptrace.Traces.SpanCount counts them.

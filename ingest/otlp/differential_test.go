@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -189,29 +188,7 @@ func (r *diffRig) viaWire(t testing.TB, body []byte) pathResult {
 func (r *diffRig) checkSame(t testing.TB, body []byte) pathResult {
 	t.Helper()
 	want, got := r.viaPdata(t, body), r.viaWire(t, body)
-	if want.refused != got.refused {
-		t.Fatalf("pdata refused: %v, wire refused: %v (body %x)", want.refused, got.refused, body)
-	}
-	if want.count != got.count {
-		t.Fatalf("span count: pdata %d, wire %d", want.count, got.count)
-	}
-	if want.err != got.err {
-		t.Fatalf("error: pdata %q, wire %q", want.err, got.err)
-	}
-	if len(want.spans) != len(got.spans) {
-		t.Fatalf("spans: pdata %d, wire %d", len(want.spans), len(got.spans))
-	}
-	for i := range want.spans {
-		if !reflect.DeepEqual(want.spans[i], got.spans[i]) {
-			t.Fatalf("span %d:\npdata %+v\nwire  %+v", i, want.spans[i], got.spans[i])
-		}
-	}
-	if !reflect.DeepEqual(want.rows, got.rows) {
-		t.Fatalf("raw span rows:\npdata %q\nwire  %q", want.rows, got.rows)
-	}
-	if want.counters != got.counters {
-		t.Fatalf("counters:\npdata %s\nwire  %s", want.counters, got.counters)
-	}
+	compareResults(t, want, got, body)
 	return got
 }
 

@@ -312,6 +312,32 @@ func TestHostileInput(t *testing.T) {
 			maxAlloc:    128 << 20,
 		},
 		{
+			name: "JSON traces, read straight into the graph",
+			body: func() []byte {
+				return []byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"json\u0073vc"}}]},"scopeSpans":[{"spans":[{"traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708","name":"GET","kind":"SPAN_KIND_SERVER","startTimeUnixNano":"1","endTimeUnixNano":2}]}]}]}`)
+			},
+			contentType: contentTypeJSON,
+			wantCode:    http.StatusOK,
+			maxAlloc:    16 << 20,
+			check: func(t *testing.T, _ *httpResponse) {
+				s := r.snapshotJSON(t)
+				_, ok := s.Node("service:jsonsvc")
+				require.True(t, ok, "the JSON request's service, unescaped: %v", s.Nodes)
+			},
+		},
+		{
+			name: "JSON refused as pdata refuses it",
+			body: func() []byte {
+				return []byte(`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"zz"}]}]}]}`)
+			},
+			contentType: contentTypeJSON,
+			wantCode:    http.StatusBadRequest,
+			maxAlloc:    16 << 20,
+			check: func(t *testing.T, res *httpResponse) {
+				require.Contains(t, errorStatus(t, res).GetMessage(), "malformed OTLP JSON traces request")
+			},
+		},
+		{
 			name: "invalid UTF-8 in names",
 			body: func() []byte {
 				sp := rawSpan{trace: traceN(4), id: spanN(4), name: "op\xff\xfe", kind: serverKind, start: 1, end: 2}

@@ -128,8 +128,24 @@ func (r *Receiver) httpHandler() http.Handler {
 			r:      r,
 			signal: signalTraces,
 			decode: func(body []byte, f format) (batch, error) {
-				if pd, ok := c.(ingest.TracesProtoDecoder); ok && f == formatProto {
-					d, err := pd.DecodeTracesProto(body)
+				var d ingest.DecodedTraces
+				var err error
+				var read bool
+				switch f {
+				case formatProto:
+					if pd, ok := c.(ingest.TracesProtoDecoder); ok {
+						d, err = pd.DecodeTracesProto(body)
+						read = true
+					}
+				case formatJSON:
+					// The decoder checks the nesting itself, as
+					// checkNesting would.
+					if jd, ok := c.(ingest.TracesJSONDecoder); ok {
+						d, err = jd.DecodeTracesJSON(body)
+						read = true
+					}
+				}
+				if read {
 					if err != nil {
 						return batch{}, err
 					}

@@ -37,13 +37,27 @@ type Span struct {
 	Start, End    uint64
 	StatusCode    int32 // as sent: pdata's StatusCode, unchecked
 	StatusMessage string
-	// Raw is the span's encoded message (a Span of the OTLP trace proto),
-	// checked: Events reads its events from it.
+	// Raw is the span's encoded message as sent, checked: a Span of the
+	// OTLP trace proto, or for a request read by a JSONReader the span's
+	// JSON text (every byte the decoder read of it, as pdata's would).
+	// Events reads its events from it.
 	Raw []byte
+
+	// events and jr are the events of a span read from JSON, and their
+	// reader.
+	events [][]byte
+	jr     *JSONReader
 }
 
-// ResourceSpans is one ResourceSpans of a request, as its checked bytes.
-type ResourceSpans struct{ b []byte }
+// JSON reports whether s was read from OTLP/JSON (by a JSONReader).
+func (s *Span) JSON() bool { return s.jr != nil }
+
+// ResourceSpans is one ResourceSpans of a request, as its checked bytes
+// (protobuf), or its resource values as sent (JSON, see AppendJSON).
+type ResourceSpans struct {
+	b    []byte
+	json [][]byte
+}
 
 // AppendResource appends to dst the resource of rs encoded as field 1 of
 // a ResourceSpans, each occurrence of the field as sent (a decoder merges
@@ -216,10 +230,12 @@ func attribute(b []byte, depth int, v Visitor, ofResource bool) error {
 	if v == nil {
 		return keyValueSkip(b, depth)
 	}
-	var val Value
-	key, err := keyValue(b, depth, &val)
-	if err != nil {
-		return err
+	key, val, ok := shortKeyValue(b)
+	if !ok {
+		var err error
+		if key, err = keyValue(b, depth, &val); err != nil {
+			return err
+		}
 	}
 	if ofResource {
 		v.ResourceAttr(key, val)
@@ -227,6 +243,42 @@ func attribute(b []byte, depth int, v Visitor, ofResource bool) error {
 		v.SpanAttr(key, val)
 	}
 	return nil
+}
+
+// shortKeyValue reads the common KeyValue in one go: a key and a value
+// of a string, an integer or a bool, each field once, in order, with
+// one-byte lengths. ok is false for every other KeyValue, which keyValue
+// reads (the result is the same: these bytes hold nothing to check
+// beyond what is read here).
+func shortKeyValue(b []byte) (key string, v Value, ok bool) {
+	if len(b) < 4 || b[0] != 1<<3|wireLen || b[1] >= 0x80 {
+		return "", Value{}, false
+	}
+	k := 2 + int(b[1])
+	if k+2 > len(b) || b[k] != 2<<3|wireLen || b[k+1] >= 0x80 || k+2+int(b[k+1]) != len(b) {
+		return "", Value{}, false
+	}
+	key, av := str(b[2:k]), b[k+2:]
+	if len(av) < 2 {
+		return "", Value{}, false
+	}
+	switch av[0] {
+	case 1<<3 | wireLen: // string
+		if av[1] >= 0x80 || 2+int(av[1]) != len(av) {
+			return "", Value{}, false
+		}
+		return key, Value{Type: ValueStr, Str: str(av[2:])}, true
+	case 2<<3 | wireVarint, 3<<3 | wireVarint: // bool, int
+		x, n := binary.Uvarint(av[1:])
+		if n <= 0 || 1+n != len(av) {
+			return "", Value{}, false
+		}
+		if av[0] == 2<<3|wireVarint {
+			return key, Value{Type: ValueBool, Bool: x != 0}, true
+		}
+		return key, Value{Type: ValueInt, Int: int64(x)}, true
+	}
+	return "", Value{}, false
 }
 
 // varintField skips a varint field of msg whose tag ended at pos,
@@ -584,18 +636,32 @@ func link(b []byte, depth int, v Visitor) error {
 	return nil
 }
 
-// Events iterates over the events of a span ReadTraces handed out, in
-// order. The zero value has none.
+// Events iterates over the events of a span ReadTraces (or a JSONReader)
+// handed out, in order. The zero value has none.
 type Events struct {
-	b   []byte
-	pos int
+	b    []byte
+	pos  int
+	json [][]byte
+	jr   *JSONReader
 }
 
 // Events returns an iterator over the events of s.
-func (s *Span) Events() Events { return Events{b: s.Raw} }
+func (s *Span) Events() Events {
+	if s.jr != nil {
+		return Events{json: s.events, jr: s.jr}
+	}
+	return Events{b: s.Raw}
+}
 
 // Next returns the next event, false after the last.
 func (e *Events) Next() (Event, bool) {
+	if e.jr != nil {
+		if e.pos == len(e.json) {
+			return Event{}, false
+		}
+		e.pos++
+		return Event{b: e.json[e.pos-1], jr: e.jr}, true
+	}
 	for e.pos < len(e.b) {
 		num, typ, p, err := tag(e.b, e.pos)
 		if err != nil {
@@ -619,11 +685,18 @@ func (e *Events) Next() (Event, bool) {
 	return Event{}, false
 }
 
-// Event is one event of a span, as its checked bytes.
-type Event struct{ b []byte }
+// Event is one event of a span, as its checked bytes (protobuf or JSON).
+type Event struct {
+	b  []byte
+	jr *JSONReader
+}
 
-// Name returns the event's name (the last one sent, as in pdata).
+// Name returns the event's name (the last one sent, as in pdata). For an
+// event read from JSON the name may be unescaped into the reader's arena.
 func (e Event) Name() string {
+	if e.jr != nil {
+		return e.jr.eventName(e.b)
+	}
 	name := ""
 	for pos := 0; pos < len(e.b); {
 		num, typ, p, err := tag(e.b, pos)
@@ -645,6 +718,9 @@ func (e Event) Name() string {
 // Attr returns the value of the event's first attribute named key, as
 // pcommon.Map.Get does.
 func (e Event) Attr(key string) (Value, bool) {
+	if e.jr != nil {
+		return e.jr.eventAttr(e.b, key)
+	}
 	for pos := 0; pos < len(e.b); {
 		num, typ, p, err := tag(e.b, pos)
 		if err != nil {

@@ -79,11 +79,22 @@ func BenchmarkReadTraces(b *testing.B) {
 	var v nopVisitor
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
+	cpu := processCPU()
 	for b.Loop() {
 		v.spans = 0
 		if err := ReadTraces(body, &v); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*v.spans), "ns/span")
+	reportPerSpan(b, processCPU()-cpu, v.spans)
+}
+
+// reportPerSpan reports the time per span, and the process's CPU time
+// per span (steadier on a loaded machine).
+func reportPerSpan(b *testing.B, cpu time.Duration, spansPerOp int) {
+	spans := float64(b.N * spansPerOp)
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/spans, "ns/span")
+	if cpu > 0 {
+		b.ReportMetric(float64(cpu.Nanoseconds())/spans, "cpu-ns/span")
+	}
 }

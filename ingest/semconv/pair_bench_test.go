@@ -24,19 +24,23 @@ func (c *atomicClock) now() time.Time { return time.Unix(0, c.ns.Load()) }
 // export request, translation, pairing, windowed aggregation; one request
 // of 100 traces, 800 spans, per op) with the decoder as a dimension: pdata
 // (what graph's measures) or the wire (Pipeline.DecodeTracesProto, what
-// the receivers use for protobuf). allocs/span counts every allocation of
-// the process during the run.
+// the receivers use for protobuf); and the same for the request in
+// OTLP/JSON: pdata-json (pdata's JSON decoder and ConsumeTraces) or
+// wire-json (Pipeline.DecodeTracesJSON). allocs/span counts every
+// allocation of the process during the run, cpu-ns/span its CPU time.
 func BenchmarkDecodePairAggregate(b *testing.B) {
-	for _, decoder := range []string{"pdata", "wire"} {
+	for _, decoder := range []string{"pdata", "wire", "pdata-json", "wire-json"} {
 		for _, par := range []int{1, 2} {
 			b.Run(decoder+"/"+map[int]string{1: "serial", 2: "parallel"}[par], func(b *testing.B) {
-				decodePairAggregate(b, decoder == "wire", par)
+				decodePairAggregate(b, decoder, par)
 			})
 		}
 	}
 }
 
-func decodePairAggregate(b *testing.B, wire bool, par int) {
+func decodePairAggregate(b *testing.B, decoder string, par int) {
+	wire := decoder == "wire" || decoder == "wire-json"
+	asJSON := decoder == "pdata-json" || decoder == "wire-json"
 	const tracesPerReq = 100
 	spansPerReq := tracesPerReq * synth.SpansPerTrace
 	clk := &atomicClock{}
@@ -54,7 +58,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 		gen := synth.New(uint64(i+1), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 		pools[i] = make([][]byte, 64)
 		for j := range pools[i] {
-			body, err := ptraceotlp.NewExportRequestFromTraces(gen.Traces(tracesPerReq)).MarshalProto()
+			req := ptraceotlp.NewExportRequestFromTraces(gen.Traces(tracesPerReq))
+			body, err := req.MarshalProto()
+			if asJSON {
+				body, err = req.MarshalJSON()
+			}
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -67,7 +75,7 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 	runtime.ReadMemStats(&before)
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := time.Now()
+	start, cpuStart := time.Now(), processCPU()
 	work := func(next func() bool) {
 		w := int(worker.Add(1)-1) % par
 		reqs := pools[w]
@@ -79,7 +87,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 			}
 			body := reqs[i%len(reqs)]
 			if wire {
-				d, err := p.DecodeTracesProto(body)
+				decode := p.DecodeTracesProto
+				if asJSON {
+					decode = p.DecodeTracesJSON
+				}
+				d, err := decode(body)
 				if err != nil {
 					b.Error(err)
 					return
@@ -93,7 +105,11 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 				continue
 			}
 			req := ptraceotlp.NewExportRequest()
-			if err := req.UnmarshalProto(body); err != nil {
+			unmarshal := req.UnmarshalProto
+			if asJSON {
+				unmarshal = req.UnmarshalJSON
+			}
+			if err := unmarshal(body); err != nil {
 				b.Error(err)
 				return
 			}
@@ -110,11 +126,16 @@ func decodePairAggregate(b *testing.B, wire bool, par int) {
 		b.SetParallelism(1) // GOMAXPROCS goroutines, one pool each
 		b.RunParallel(func(pb *testing.PB) { work(pb.Next) })
 	}
-	elapsed := time.Since(start)
+	elapsed, cpu := time.Since(start), processCPU()-cpuStart
 	b.StopTimer()
 	runtime.ReadMemStats(&after)
 	spans := float64(b.N * spansPerReq)
 	b.ReportMetric(spans/elapsed.Seconds(), "spans/s")
 	b.ReportMetric(float64(elapsed.Nanoseconds())/spans, "ns/span")
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/spans, "allocs/span")
+	if cpu > 0 {
+		// CPU time of the whole process (every goroutine, the GC):
+		// steadier than ns/span on a loaded machine.
+		b.ReportMetric(float64(cpu.Nanoseconds())/spans, "cpu-ns/span")
+	}
 }

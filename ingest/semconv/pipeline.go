@@ -106,7 +106,10 @@ type Pipeline struct {
 	invalidUTF8    prometheus.Counter
 }
 
-var _ ingest.TracesProtoDecoder = (*Pipeline)(nil)
+var (
+	_ ingest.TracesProtoDecoder = (*Pipeline)(nil)
+	_ ingest.TracesJSONDecoder  = (*Pipeline)(nil)
+)
 
 // batch is the per-request scratch space a Pipeline pools, and the
 // ingest.DecodedTraces of a request read from the wire.
@@ -114,8 +117,9 @@ type batch struct {
 	spans []graph.Span
 	t     translator
 	w     wireReader
+	json  otlpwire.JSONReader
 	p     *Pipeline
-	body  []byte // the request read by DecodeTracesProto, until Release
+	body  []byte // the request read by DecodeTracesProto or JSON, until Release
 }
 
 // NewPipeline returns a Pipeline built from o. It fails when o has no sink,
@@ -214,6 +218,34 @@ func (p *Pipeline) DecodeTracesProto(body []byte) (ingest.DecodedTraces, error) 
 	return b, nil
 }
 
+// DecodeTracesJSON reads body, an OTLP/JSON ExportTraceServiceRequest,
+// straight into graph spans with an otlpwire.JSONReader and the same
+// translation as ConsumeTraces: no pdata objects, strings aliasing body
+// but for those that held escapes, which are unescaped into the batch's
+// arena. It fails, wrapping an otlpwire error, for the requests pdata's
+// JSON decoder refuses and for those nested otlpwire.MaxNesting deep. The
+// result's spans alias body, which the caller keeps unchanged until
+// Release (the arena, too, lives until then); its Consume behaves as
+// ConsumeTraces of the request pdata would have decoded.
+func (p *Pipeline) DecodeTracesJSON(body []byte) (ingest.DecodedTraces, error) {
+	b := p.pool.Get().(*batch)
+	b.p = p
+	b.w.t = &b.t
+	b.w.spans = b.spans[:0]
+	b.w.json = true
+	if s, ok := p.observer.(TraceSampler); ok {
+		b.w.sampler = s
+	}
+	if err := b.json.ReadTraces(body, &b.w); err != nil {
+		b.Release()
+		return nil, fmt.Errorf("semconv: reading OTLP JSON traces: %w", err)
+	}
+	b.w.flushObserved()
+	b.w.closeObserved()
+	b.body = body
+	return b, nil
+}
+
 // SpanCount is the number of spans of the request, empty ids included.
 func (b *batch) SpanCount() int { return b.w.total }
 
@@ -234,6 +266,7 @@ func (b *batch) Consume(ctx context.Context) error {
 // Release returns the batch to its pipeline's pool.
 func (b *batch) Release() {
 	b.body = nil
+	b.json.Reset()
 	spans := b.w.spans
 	b.w.reset()
 	b.p.release(b, spans)
@@ -250,7 +283,11 @@ func (p *Pipeline) observeWire(b *batch) {
 		}
 	}
 	req := ptraceotlp.NewExportRequest()
-	if err := req.UnmarshalProto(body); err != nil {
+	unmarshal := req.UnmarshalProto
+	if b.w.json {
+		unmarshal = req.UnmarshalJSON
+	}
+	if err := unmarshal(body); err != nil {
 		// Cannot happen: the bytes were read and checked, or re-encoded
 		// from checked bytes.
 		p.logger.Error("raw span sample: decoding the sampled spans", "err", err)

@@ -7,13 +7,15 @@ import (
 	"github.com/seed-a49a8342/cartograph/ingest/otlpwire"
 )
 
-// wireReader translates an OTLP/protobuf request as otlpwire reads it: the
-// otlpwire.Visitor of one request, feeding the same translation as pdata's
-// objects do (resourceAttrs.set, spanAttrs.set, fill, failure, sanitize).
-// It lives in a pooled batch; its spans alias the request's bytes.
+// wireReader translates an OTLP/protobuf or OTLP/JSON request as otlpwire
+// reads it: the otlpwire.Visitor of one request, feeding the same
+// translation as pdata's objects do (resourceAttrs.set, spanAttrs.set,
+// fill, failure, sanitize). It lives in a pooled batch; its spans alias
+// the request's bytes (and, for JSON, the batch's JSONReader arena).
 type wireReader struct {
 	t     *translator
 	spans []graph.Span
+	json  bool // the request is OTLP/JSON
 
 	res       resourceAttrs
 	names     resourceNames
@@ -34,7 +36,25 @@ type wireReader struct {
 	observed []byte
 }
 
-var _ otlpwire.Visitor = (*wireReader)(nil)
+var (
+	_ otlpwire.Visitor   = (*wireReader)(nil)
+	_ otlpwire.Restarter = (*wireReader)(nil)
+)
+
+// Restart forgets what the request handed w so far, for a JSONReader
+// reading it again.
+func (w *wireReader) Restart() {
+	clear(w.spans)
+	w.spans = w.spans[:0]
+	w.t.links = w.t.links[:0]
+	w.t.tooLong, w.t.invalidUTF8 = 0, 0
+	w.res, w.names, w.a = resourceAttrs{}, resourceNames{}, spanAttrs{}
+	w.linkStart, w.total, w.invalid = 0, 0, 0
+	w.rs = otlpwire.ResourceSpans{}
+	clear(w.rsSpans)
+	w.rsSpans = w.rsSpans[:0]
+	w.observed = w.observed[:0]
+}
 
 func (w *wireReader) ResourceAttr(key string, v otlpwire.Value) { w.res.set(key, v) }
 
@@ -109,9 +129,14 @@ func wireExceptionTexts(dst []string, sp *otlpwire.Span) []string {
 
 // flushObserved appends the sampled spans of the current resource to
 // observed, as one ResourceSpans holding the resource as sent and one
-// ScopeSpans (the raw-span sample reads no scope).
+// ScopeSpans (the raw-span sample reads no scope), in the request's
+// format. A JSON request is closed by closeObserved.
 func (w *wireReader) flushObserved() {
 	if len(w.rsSpans) == 0 {
+		return
+	}
+	if w.json {
+		w.flushObservedJSON()
 		return
 	}
 	scope := w.scratch[:0]
@@ -126,6 +151,36 @@ func (w *wireReader) flushObserved() {
 	w.rsSpans = w.rsSpans[:0]
 }
 
+// flushObservedJSON is flushObserved for a JSON request: the spans'
+// and the resource's JSON as sent, in a ResourceSpans object of
+// {"resourceSpans":[...]}, which pdata reads as it read the request.
+func (w *wireReader) flushObservedJSON() {
+	if len(w.observed) == 0 {
+		w.observed = append(w.observed, `{"resourceSpans":[`...)
+	} else {
+		w.observed = append(w.observed, ',')
+	}
+	w.observed = append(w.observed, '{')
+	w.observed = w.rs.AppendJSON(w.observed)
+	w.observed = append(w.observed, `"scopeSpans":[{"spans":[`...)
+	for i, sp := range w.rsSpans {
+		if i > 0 {
+			w.observed = append(w.observed, ',')
+		}
+		w.observed = append(w.observed, sp...)
+	}
+	w.observed = append(w.observed, "]}]}"...)
+	clear(w.rsSpans)
+	w.rsSpans = w.rsSpans[:0]
+}
+
+// closeObserved ends the sample of a JSON request.
+func (w *wireReader) closeObserved() {
+	if w.json && len(w.observed) > 0 {
+		w.observed = append(w.observed, "]}"...)
+	}
+}
+
 // reset empties w for the next request, keeping its buffers (within
 // bounds) but nothing of the last request.
 func (w *wireReader) reset() {
@@ -137,6 +192,7 @@ func (w *wireReader) reset() {
 	w.res, w.names, w.a = resourceAttrs{}, resourceNames{}, spanAttrs{}
 	w.linkStart, w.total, w.invalid = 0, 0, 0
 	w.sampler = nil
+	w.json = false
 	w.rs = otlpwire.ResourceSpans{}
 	clear(w.rsSpans)
 	w.rsSpans = w.rsSpans[:0]
