@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Tool is a program (or file) a component needs and the Debian package it
@@ -129,6 +130,10 @@ func (a *Apt) Install(ctx context.Context, env *Env, pkgs []string) error {
 	run := func(args ...string) error {
 		env.logf("apt-get %s", strings.Join(args, " "))
 		cmd := exec.CommandContext(ctx, "apt-get", append([]string{"-o", "DPkg::Lock::Timeout=600"}, args...)...)
+		// Interrupted, apt-get gets SIGINT (and a minute to finish what
+		// dpkg has begun), never a SIGKILL in the middle of an install.
+		cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+		cmd.WaitDelay = time.Minute
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		cmd.Stdout, cmd.Stderr = env.Log, env.Log
 		return cmd.Run()
