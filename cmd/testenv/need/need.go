@@ -38,8 +38,15 @@ const (
 // TestCommand is how to run the tests so that every variable is set.
 const TestCommand = "go run ./cmd/testenv -- go test ./..."
 
-// ErrMissing is wrapped by every error of a variable that is unset.
+// ErrMissing matches (errors.Is) every error of a variable that is unset.
 var ErrMissing = errors.New("not provided")
+
+// missingError is the error of unset variables: its text is the message
+// alone, and it is ErrMissing.
+type missingError string
+
+func (e missingError) Error() string      { return string(e) }
+func (missingError) Is(target error) bool { return target == ErrMissing }
 
 // variable is one environment variable a test reads: its name, what it names,
 // and how its value is written.
@@ -92,7 +99,7 @@ var (
 )
 
 // Lookup returns the values of r's variables in order, or an error that
-// says what is missing and how to get it (wrapping ErrMissing when a
+// says what is missing and how to get it (one that is ErrMissing when a
 // variable is unset).
 func (r requirement) Lookup() ([]string, error) {
 	vals := make([]string, len(r.Vars))
@@ -104,7 +111,7 @@ func (r requirement) Lookup() ([]string, error) {
 		}
 	}
 	if len(unset) > 0 {
-		return nil, fmt.Errorf("%w: %s", ErrMissing, r.Message(unset))
+		return nil, missingError(r.Message(unset))
 	}
 	for i, v := range r.Vars {
 		if v.parse == nil {

@@ -50,7 +50,7 @@ func TestMessageNamesWhatAndHow(t *testing.T) {
 func TestMessageClickHouse(t *testing.T) {
 	unsetAll(t, clickhouseReq)
 	_, _, err := LookupClickHouse()
-	require.EqualError(t, err, "not provided: needs ClickHouse 26.7 (CARTOGRAPH_TEST_CLICKHOUSE and CARTOGRAPH_TEST_CLICKHOUSE_HTTP are unset): "+
+	require.EqualError(t, err, "needs ClickHouse 26.7 (CARTOGRAPH_TEST_CLICKHOUSE and CARTOGRAPH_TEST_CLICKHOUSE_HTTP are unset): "+
 		"run the tests as `go run ./cmd/testenv -- go test ./...`, which starts its own, or set "+
 		"CARTOGRAPH_TEST_CLICKHOUSE to host:port of its native protocol (e.g. 127.0.0.1:9000) and "+
 		"CARTOGRAPH_TEST_CLICKHOUSE_HTTP to host:port of its HTTP interface (e.g. 127.0.0.1:8123)")
