@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -83,7 +84,12 @@ func (pg *Postgres) Start(ctx context.Context, env *Env) (*Server, error) {
 		if err != nil {
 			return fail(err)
 		}
-		<-ip.done
+		select {
+		case <-ip.done:
+		case <-time.After(env.StartTimeout):
+			_ = ip.stop(env.StopTimeout)
+			return fail(errStart("PostgreSQL (initdb)", ip, fmt.Errorf("initdb did not finish within %s", env.StartTimeout)))
+		}
 		if ip.waitErr != nil {
 			return fail(errStart("PostgreSQL (initdb)", ip, ip.waitErr))
 		}
