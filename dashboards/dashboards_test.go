@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -22,6 +20,7 @@ import (
 	"github.com/DataDog/sketches-go/ddsketch/store"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
@@ -30,41 +29,17 @@ import (
 
 const datasourceType = "grafana-clickhouse-datasource"
 
-var (
-	chTCP  = envOr("CARTOGRAPH_CH_TCP_PORT", "19000")
-	chHTTP = envOr("CARTOGRAPH_CH_HTTP_PORT", "18123")
-	chAddr = "127.0.0.1:" + chTCP
-)
+// chAddr is the native address of the test ClickHouse (cmd/testenv's, or
+// CARTOGRAPH_TEST_CLICKHOUSE), set by TestMain.
+var chAddr string
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// TestMain starts the test ClickHouse (.ci/clickhouse.sh) when nothing
-// answers, as storage/clickhouse's tests do.
 func TestMain(m *testing.M) {
-	if !answering() {
-		cmd := exec.Command("bash", "../.ci/clickhouse.sh", "start")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil || !answering() {
-			fmt.Fprintf(os.Stderr, "dashboards: no ClickHouse on 127.0.0.1:%s and .ci/clickhouse.sh start failed: %v\n", chHTTP, err)
-			os.Exit(1)
-		}
+	var err error
+	if chAddr, _, err = need.LookupClickHouse(); err != nil {
+		fmt.Fprintln(os.Stderr, "dashboards:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
-}
-
-func answering() bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + chHTTP + "/ping")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // The parts of Grafana's dashboard model the checks need.

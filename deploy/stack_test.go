@@ -19,6 +19,8 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
 
 // TestComposeStack runs the cartograph services of docker-compose.yaml as
@@ -247,34 +249,12 @@ func TestComposeStack(t *testing.T) {
 	}, 20*time.Second, 250*time.Millisecond, "the UI's map page shows the scenario's gateway")
 }
 
-// startClickHouse returns the native address of the test ClickHouse,
-// starting it with .ci/clickhouse.sh when nothing answers.
+// startClickHouse returns the native address of the test ClickHouse
+// (cmd/testenv's, or CARTOGRAPH_TEST_CLICKHOUSE).
 func startClickHouse(t *testing.T) string {
 	t.Helper()
-	tcp, httpPort := envOr("CARTOGRAPH_CH_TCP_PORT", "19000"), envOr("CARTOGRAPH_CH_HTTP_PORT", "18123")
-	ping := func() bool {
-		c := http.Client{Timeout: 2 * time.Second}
-		resp, err := c.Get("http://127.0.0.1:" + httpPort + "/ping")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}
-	if !ping() {
-		cmd := exec.Command("bash", filepath.Join(root, ".ci", "clickhouse.sh"), "start")
-		out, err := cmd.CombinedOutput()
-		require.NoError(t, err, "%s", out)
-		require.True(t, ping(), "ClickHouse does not answer after .ci/clickhouse.sh start")
-	}
-	return "127.0.0.1:" + tcp
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
+	native, _ := need.ClickHouse(t)
+	return native
 }
 
 // freeAddr returns a loopback address with a port nothing listens on now.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -22,50 +20,16 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
-
-// alertmanagerVersion is the Alertmanager release the test runs; .ci/alertmanager.sh
-// builds it from the Go module proxy.
-const alertmanagerVersion = "v0.35.0"
-
-// alertmanagerBinary returns the path of a real Alertmanager: $ALERTMANAGER
-// when set, else the one .ci/alertmanager.sh builds into the cache dir
-// outside the repo ($CARTOGRAPH_CACHE, default $HOME/.cache/cartograph),
-// running the script when it is missing (a cold build takes 2-5 minutes on
-// 2 cores; .ci/run builds it before the tests).
-func alertmanagerBinary(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("ALERTMANAGER"); bin != "" {
-		return bin
-	}
-	cache := os.Getenv("CARTOGRAPH_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		require.NoError(t, err)
-		cache = filepath.Join(home, ".cache", "cartograph")
-	}
-	bin := filepath.Join(cache, "alertmanager-"+alertmanagerVersion, "alertmanager")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Logf("building Alertmanager %s into %s with .ci/alertmanager.sh (once; takes minutes)", alertmanagerVersion, bin)
-	cmd := exec.Command("bash", filepath.Join("..", "..", ".ci", "alertmanager.sh"))
-	cmd.Env = append(os.Environ(), "ALERTMANAGER_VERSION="+alertmanagerVersion, "CARTOGRAPH_CACHE="+cache)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, ".ci/alertmanager.sh:\n%s", stderr.String())
-	got := strings.TrimSpace(string(out))
-	require.Equal(t, bin, got[strings.LastIndexByte(got, '\n')+1:])
-	return bin
-}
 
 // startAlertmanager runs a real Alertmanager on a free loopback port, with
 // one receiver that notifies nobody, and returns its base URL. It is
 // stopped when the test ends.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
-	bin := alertmanagerBinary(t)
+	bin := need.Alertmanager(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
 	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n"), 0o600))

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
 
 // tcpProxy forwards a local port to target until closed, so a test can take
@@ -102,8 +105,9 @@ func edgeLag(t *testing.T, col started, source, target string) *wireLag {
 // unreachable the edge is marked stale, poll failures are counted and the
 // collector keeps serving.
 func TestE2ERabbitMQLag(t *testing.T) {
-	conn, err := amqp.DialConfig("amqp://guest:guest@127.0.0.1:5672/", amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
-	require.NoError(t, err, "RabbitMQ must run on 127.0.0.1:5672 with its management API: run .ci/services.sh")
+	rmq := need.RabbitMQ(t)
+	conn, err := amqp.DialConfig(rmq.AMQP, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	require.NoError(t, err, "RabbitMQ at %s", need.EnvRabbitMQAMQP)
 	t.Cleanup(func() { conn.Close() })
 	ch, err := conn.Channel()
 	require.NoError(t, err)
@@ -112,9 +116,9 @@ func TestE2ERabbitMQLag(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _, _ = ch.QueueDelete(queue, false, false, false) })
 
-	proxy := newTCPProxy(t, "127.0.0.1:15672")
-	col := startCollectorEnv(t, map[string]string{"CARTOGRAPH_RABBITMQ_PASSWORD": "guest"},
-		"--rabbitmq-url=http://"+proxy.ln.Addr().String(), "--rabbitmq-user=guest",
+	proxy := newTCPProxy(t, strings.TrimPrefix(rmq.Management, "http://"))
+	col := startCollectorEnv(t, map[string]string{"CARTOGRAPH_RABBITMQ_PASSWORD": rmq.Password},
+		"--rabbitmq-url=http://"+proxy.ln.Addr().String(), "--rabbitmq-user="+rmq.User,
 		"--broker-poll-interval=500ms", "--lag-stale-after=3s", "--window=10s", "--eval-interval=1s")
 
 	// The async edge, from traces.

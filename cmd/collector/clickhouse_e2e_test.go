@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -16,27 +15,24 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/simulate/synth"
 )
 
-const chHTTP, chTCP = "127.0.0.1:18123", "127.0.0.1:19000"
+// chTCP and chHTTP are the native and HTTP addresses of the test
+// ClickHouse (cmd/testenv's, or CARTOGRAPH_TEST_CLICKHOUSE and _HTTP);
+// empty when none is given, and then clickhouseDB fails the test saying so.
+var chTCP, chHTTP, _ = need.LookupClickHouse()
 
-// clickhouseDB makes sure the ClickHouse of .ci/clickhouse.sh answers and
-// returns a fresh database name, dropped when the test ends.
+// clickhouseDB makes sure the test ClickHouse answers and returns a fresh
+// database name, dropped when the test ends.
 func clickhouseDB(t *testing.T) string {
 	t.Helper()
-	ping := func() bool {
-		resp, err := http.Get("http://" + chHTTP + "/ping")
-		if err == nil {
-			resp.Body.Close()
-		}
-		return err == nil && resp.StatusCode == http.StatusOK
-	}
-	if !ping() {
-		out, err := exec.Command("bash", "../../.ci/clickhouse.sh", "start").CombinedOutput()
-		require.NoError(t, err, "starting ClickHouse: %s", out)
-	}
-	require.True(t, ping(), "ClickHouse must answer on %s: run .ci/clickhouse.sh", chHTTP)
+	need.ClickHouse(t)
+	resp, err := http.Get("http://" + chHTTP + "/ping")
+	require.NoError(t, err, "ClickHouse's HTTP interface (%s)", need.EnvClickHouseHTTP)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "ClickHouse's /ping")
 	db := fmt.Sprintf("cartograph_e2e_%d_%d", os.Getpid(), time.Now().UnixNano())
 	t.Cleanup(func() {
 		resp, err := http.Post("http://"+chHTTP+"/", "text/plain", strings.NewReader("DROP DATABASE IF EXISTS "+db+" SYNC"))

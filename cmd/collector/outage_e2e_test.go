@@ -8,11 +8,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
 
 // wireBroker is one entry of GET /api/v1/brokers.
@@ -84,27 +87,26 @@ func brokerOutage(t *testing.T, col started, cut, restore func()) {
 // of the test's own, killed and restarted on the same ports.
 func TestE2EBrokerOutages(t *testing.T) {
 	t.Run("rabbitmq", func(t *testing.T) {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:15672", 2*time.Second)
-		require.NoError(t, err, "RabbitMQ's management API must answer on 127.0.0.1:15672: run .ci/services.sh")
+		rmq := need.RabbitMQ(t)
+		mgmt := strings.TrimPrefix(rmq.Management, "http://")
+		c, err := net.DialTimeout("tcp", mgmt, 2*time.Second)
+		require.NoError(t, err, "RabbitMQ's management API must answer on %s", mgmt)
 		c.Close()
-		proxy := newTCPProxy(t, "127.0.0.1:15672")
+		proxy := newTCPProxy(t, mgmt)
 		addr := proxy.ln.Addr().String()
-		col := startCollectorEnv(t, map[string]string{"CARTOGRAPH_RABBITMQ_PASSWORD": "guest"},
-			"--rabbitmq-url=http://"+addr, "--rabbitmq-user=guest", "--broker-poll-interval=300ms")
-		brokerOutage(t, col, proxy.close, func() { newTCPProxyAt(t, addr, "127.0.0.1:15672") })
+		col := startCollectorEnv(t, map[string]string{"CARTOGRAPH_RABBITMQ_PASSWORD": rmq.Password},
+			"--rabbitmq-url=http://"+addr, "--rabbitmq-user="+rmq.User, "--broker-poll-interval=300ms")
+		brokerOutage(t, col, proxy.close, func() { newTCPProxyAt(t, addr, mgmt) })
 	})
 	t.Run("nats", func(t *testing.T) {
-		bin, err := exec.LookPath("nats-server")
-		if err != nil {
-			bin = "/usr/sbin/nats-server"
-		}
+		bin := need.NATSServer(t)
 		dir := t.TempDir()
 		ports := freePorts(t, 2)
 		mon := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 		start := func() *exec.Cmd {
 			cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(ports[0]), "-m", strconv.Itoa(ports[1]),
 				"-js", "-sd", filepath.Join(dir, "js"))
-			require.NoError(t, cmd.Start(), "nats-server (run .ci/services.sh)")
+			require.NoError(t, cmd.Start(), "nats-server")
 			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 			require.Eventually(t, func() bool {
 				resp, err := http.Get(mon + "/healthz?js-enabled-only=true")

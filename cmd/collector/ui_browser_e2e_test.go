@@ -35,21 +35,17 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
 
 var screenshotDir = flag.String("screenshots", "", "directory the browser tests write their screenshots to (default: a temporary one)")
 
-// chromiumPath finds the browser the tests drive; CI installs Debian's.
+// chromiumPath is the browser the tests drive (cmd/testenv's, or
+// CARTOGRAPH_TEST_CHROMIUM).
 func chromiumPath(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no Chromium found: the browser tests need it (apt-get install chromium; .ci/services.sh does)")
-	return ""
+	return need.Chromium(t)
 }
 
 // newBrowser starts headless Chromium and returns a context for its first

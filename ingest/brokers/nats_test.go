@@ -24,6 +24,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
@@ -44,16 +45,11 @@ type natsTestServerOptions struct {
 	Config      string
 }
 
+// natsServerBinary is the nats-server the tests start (cmd/testenv's, or
+// CARTOGRAPH_TEST_NATS_SERVER).
 func natsServerBinary(t *testing.T) string {
 	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
-		return "/usr/sbin/nats-server"
-	}
-	t.Fatal("nats-server not found (PATH, /usr/sbin): run `bash .ci/services.sh` to install it")
-	return ""
+	return need.NATSServer(t)
 }
 
 func natsFreePorts(t *testing.T, n int) []int {

@@ -28,14 +28,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
 // The Poll1000 benchmarks time one Poll against a broker holding about
 // 1,000 consumer positions, on the same servers as the tests (RabbitMQ
-// from .ci/services.sh, a nats-server of their own, kfake in-process):
+// from cmd/testenv, a nats-server of their own, kfake in-process):
 //
-//	go test -run='^$' -bench='Poll1000' -benchtime=20x ./ingest/brokers/
+//	go run ./cmd/testenv -only rabbitmq,nats-server -- go test -run='^$' -bench='Poll1000' -benchtime=20x ./ingest/brokers/
 //
 // Setup (queues, consumers, groups) runs once, untimed, before b.Loop and
 // takes well under a minute each. Besides ns/op (one poll), B/op and
@@ -154,9 +155,9 @@ func BenchmarkRabbitMQPoll1000Queues(b *testing.B) {
 	// Registered before the first declare: whatever got declared goes.
 	pollBenchRabbitCleanup(b, prefix, names)
 
-	conn, err := amqp.DialConfig(rabbitTestAMQPURL, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	conn, err := amqp.DialConfig(rabbitTest.AMQP, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
-		b.Fatalf("AMQP at 127.0.0.1:5672: %v; %s", err, rabbitTestHint)
+		b.Fatalf("AMQP (%s): %v", need.EnvRabbitMQAMQP, err)
 	}
 	defer conn.Close()
 	ch, err := conn.Channel()
@@ -184,7 +185,7 @@ func BenchmarkRabbitMQPoll1000Queues(b *testing.B) {
 	require.NoError(b, ch.Close())
 	published := len(confirms)
 
-	p, err := NewRabbitMQ(RabbitMQOptions{URL: rabbitTestMgmtURL, Username: "guest", Password: "guest"})
+	p, err := NewRabbitMQ(RabbitMQOptions{URL: rabbitTest.Management, Username: rabbitTest.User, Password: rabbitTest.Password})
 	require.NoError(b, err)
 	poll := func(p *RabbitMQ) []lag.Sample {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -240,7 +241,7 @@ func BenchmarkRabbitMQPoll1000Queues(b *testing.B) {
 	pollBenchReport(b, polls, last, "queues/op")
 
 	var c pollBenchCounter
-	counted, err := NewRabbitMQ(RabbitMQOptions{URL: rabbitTestMgmtURL, Username: "guest", Password: "guest",
+	counted, err := NewRabbitMQ(RabbitMQOptions{URL: rabbitTest.Management, Username: rabbitTest.User, Password: rabbitTest.Password,
 		Client: c.client(rabbitDefaultClient().Transport.(*http.Transport), 0)})
 	require.NoError(b, err)
 	poll(counted)
@@ -250,25 +251,28 @@ func BenchmarkRabbitMQPoll1000Queues(b *testing.B) {
 // pollBenchRabbitBroker fails b unless the management API answers.
 func pollBenchRabbitBroker(b *testing.B) {
 	b.Helper()
+	if rabbitTestErr != nil {
+		b.Fatal(rabbitTestErr)
+	}
 	ctx, cancel := context.WithTimeout(b.Context(), 3*time.Second)
 	defer cancel()
 	resp, err := pollBenchRabbitDo(ctx, http.MethodGet, "/api/overview")
 	if err != nil {
-		b.Fatalf("management API at %s: %v; %s", rabbitTestMgmtURL, err, rabbitTestHint)
+		b.Fatalf("management API at %s: %v", rabbitTest.Management, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		b.Fatalf("management API at %s: HTTP %d; %s", rabbitTestMgmtURL, resp.StatusCode, rabbitTestHint)
+		b.Fatalf("management API at %s: HTTP %d (is the management plugin on?)", rabbitTest.Management, resp.StatusCode)
 	}
 }
 
-// pollBenchRabbitDo sends one management API request as guest.
+// pollBenchRabbitDo sends one management API request as the test user.
 func pollBenchRabbitDo(ctx context.Context, method, pathQuery string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, rabbitTestMgmtURL+pathQuery, nil)
+	req, err := http.NewRequestWithContext(ctx, method, rabbitTest.Management+pathQuery, nil)
 	if err != nil {
 		return nil, err
 	}
-	req.SetBasicAuth("guest", "guest")
+	req.SetBasicAuth(rabbitTest.User, rabbitTest.Password)
 	return http.DefaultClient.Do(req)
 }
 
@@ -313,7 +317,7 @@ func pollBenchRabbitCleanup(b *testing.B, prefix string, names []string) {
 // pollBenchRabbitDeleteAMQP deletes the queues names, any of which may not
 // exist.
 func pollBenchRabbitDeleteAMQP(names []string) error {
-	conn, err := amqp.DialConfig(rabbitTestAMQPURL, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	conn, err := amqp.DialConfig(rabbitTest.AMQP, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
 		return err
 	}
@@ -474,13 +478,7 @@ func pollBenchNATSStream(ctx context.Context, js jetstream.JetStream, i, consume
 // free ports, as natsStartServer does for tests, killed in b's cleanup.
 func pollBenchNATSServer(b *testing.B) *natsTestServer {
 	b.Helper()
-	bin, err := exec.LookPath("nats-server")
-	if err != nil {
-		bin = "/usr/sbin/nats-server"
-		if _, err := os.Stat(bin); err != nil {
-			b.Fatal("nats-server not found (PATH, /usr/sbin): run `bash .ci/services.sh` to install it")
-		}
-	}
+	bin := need.NATSServer(b)
 	for attempt := 0; ; attempt++ { // a free port can be taken between Listen and exec
 		s, err := pollBenchNATSTryStart(b, bin)
 		if err == nil {

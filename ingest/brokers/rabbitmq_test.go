@@ -20,33 +20,34 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 )
 
-// The RabbitMQ tests run against the real broker that .ci/services.sh
-// starts: AMQP on 127.0.0.1:5672 and the management API on :15672,
-// guest/guest. They fail (never skip) when it is not there.
-const (
-	rabbitTestMgmtURL = "http://127.0.0.1:15672"
-	rabbitTestAMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
-	rabbitTestHint    = "RabbitMQ with the management plugin is required: run .ci/services.sh"
-)
+// The RabbitMQ tests run against a real broker: the one cmd/testenv
+// starts, or the one CARTOGRAPH_TEST_RABBITMQ_AMQP and _MGMT name
+// (rabbitTest). They fail (never skip) when it is not there;
+// rabbitTestErr says what is missing and how to get it.
+var rabbitTest, rabbitTestErr = need.LookupRabbitMQ()
 
 // rabbitTestBroker fails t unless the management API answers.
 func rabbitTestBroker(t *testing.T) {
 	t.Helper()
+	if rabbitTestErr != nil {
+		t.Fatal(rabbitTestErr)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rabbitTestMgmtURL+"/api/overview", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rabbitTest.Management+"/api/overview", nil)
 	require.NoError(t, err)
-	req.SetBasicAuth("guest", "guest")
+	req.SetBasicAuth(rabbitTest.User, rabbitTest.Password)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("management API at %s: %v; %s", rabbitTestMgmtURL, err, rabbitTestHint)
+		t.Fatalf("management API at %s: %v", rabbitTest.Management, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("management API at %s: HTTP %d; %s", rabbitTestMgmtURL, resp.StatusCode, rabbitTestHint)
+		t.Fatalf("management API at %s: HTTP %d (is the management plugin on?)", rabbitTest.Management, resp.StatusCode)
 	}
 }
 
@@ -54,9 +55,9 @@ func rabbitTestBroker(t *testing.T) {
 func rabbitTestConn(t *testing.T) *amqp.Connection {
 	t.Helper()
 	rabbitTestBroker(t)
-	conn, err := amqp.DialConfig(rabbitTestAMQPURL, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
+	conn, err := amqp.DialConfig(rabbitTest.AMQP, amqp.Config{Dial: amqp.DefaultDial(3 * time.Second)})
 	if err != nil {
-		t.Fatalf("AMQP at 127.0.0.1:5672: %v; %s", err, rabbitTestHint)
+		t.Fatalf("AMQP (%s): %v", need.EnvRabbitMQAMQP, err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	return conn
@@ -96,10 +97,10 @@ func rabbitTestDeclare(t *testing.T, conn *amqp.Connection, name string) {
 func rabbitTestPoller(t *testing.T, o RabbitMQOptions) *RabbitMQ {
 	t.Helper()
 	if o.URL == "" {
-		o.URL = rabbitTestMgmtURL
+		o.URL = rabbitTest.Management
 	}
 	if o.Username == "" {
-		o.Username, o.Password = "guest", "guest"
+		o.Username, o.Password = rabbitTest.User, rabbitTest.Password
 	}
 	p, err := NewRabbitMQ(o)
 	require.NoError(t, err)
@@ -294,7 +295,7 @@ func TestRabbitMQPollErrors(t *testing.T) {
 	})
 
 	t.Run("wrong password", func(t *testing.T) {
-		p := rabbitTestPoller(t, RabbitMQOptions{Username: "guest", Password: secret})
+		p := rabbitTestPoller(t, RabbitMQOptions{Username: rabbitTest.User, Password: secret})
 		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 		defer cancel()
 		_, err := p.Poll(ctx)
@@ -364,8 +365,8 @@ func TestRabbitMQPollErrors(t *testing.T) {
 			{URL: "ftp://127.0.0.1:15672"},
 			{URL: "http://guest:" + secret + "@127.0.0.1:15672"},
 			{URL: "http://127.0.0.1:15672/?x=" + secret},
-			{URL: rabbitTestMgmtURL, MaxQueues: -1},
-			{URL: rabbitTestMgmtURL, Queues: []string{"a", ""}},
+			{URL: "http://127.0.0.1:15672", MaxQueues: -1},
+			{URL: "http://127.0.0.1:15672", Queues: []string{"a", ""}},
 		} {
 			_, err := NewRabbitMQ(o)
 			if assert.Error(t, err, "%+v", o) {

@@ -15,51 +15,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
-
-// hotrodVersion is the Jaeger release whose examples/hotrod the test builds.
-// v1.75.0 is the newest release the module proxy here serves and approves
-// (see go-partial.tsv); testdata/hotrod/go.mod and go.sum pin it and its
-// dependencies, so the build needs no network once the module cache has them.
-const hotrodVersion = "v1.75.0"
-
-// hotrodBinary returns the path of the HotROD binary, building it into the
-// cache directory outside the repo ($CARTOGRAPH_CACHE, default
-// $HOME/.cache/cartograph, like .ci/clickhouse.sh) when it is missing. A cold
-// build takes about 25 s here; later runs reuse the binary.
-func hotrodBinary(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("CARTOGRAPH_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		require.NoError(t, err)
-		cache = filepath.Join(home, ".cache", "cartograph")
-	}
-	dir := filepath.Join(cache, "hotrod-"+hotrodVersion)
-	bin := filepath.Join(dir, "hotrod")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	src := filepath.Join(dir, "src")
-	require.NoError(t, os.MkdirAll(src, 0o755))
-	for _, f := range []string{"go.mod", "go.sum"} {
-		b, err := os.ReadFile(filepath.Join("testdata", "hotrod", f))
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(src, f), b, 0o644))
-	}
-	tmp := bin + ".tmp" + strconv.Itoa(os.Getpid())
-	cmd := exec.Command("go", "build", "-o", tmp, "github.com/jaegertracing/jaeger/examples/hotrod")
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOWORK=off", "CGO_ENABLED=0")
-	if os.Getenv("GOPROXY") == "" {
-		cmd.Env = append(cmd.Env, "GOPROXY=https://proxy.golang.org")
-	}
-	t.Logf("building HotROD %s into %s", hotrodVersion, bin)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "go build HotROD:\n%s", out)
-	require.NoError(t, os.Rename(tmp, bin))
-	return bin
-}
 
 // freePorts returns n distinct free loopback ports.
 func freePorts(t *testing.T, n int) []int {
@@ -84,7 +42,7 @@ func freePorts(t *testing.T, n int) []int {
 // test's cartograph, asks it to dispatch two cars, and asserts the exact
 // edges of testdata/hotrod-graph.json.
 func TestHotROD(t *testing.T) {
-	bin := hotrodBinary(t)
+	bin := need.HotROD(t) // built by cmd/testenv from testdata/hotrod/go.mod
 	e := newEnv(t)
 	ports := freePorts(t, 4)
 	frontend, customer, driver, route := ports[0], ports[1], ports[2], ports[3]

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -31,6 +32,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
 
 // propagator is what every live service injects and extracts (W3C trace
@@ -153,7 +156,7 @@ func TestLiveHTTPGRPC(t *testing.T) {
 // TestLiveRedis: cart (otelhttp server) reads and writes a real Redis
 // through go-redis with the redisotel tracing hook.
 func TestLiveRedis(t *testing.T) {
-	const addr = "127.0.0.1:6379"
+	addr := need.Redis(t)
 	requireServer(t, addr, "Redis")
 	e := newEnv(t)
 	s := &services{t: t, e: e}
@@ -186,13 +189,14 @@ func TestLiveRedis(t *testing.T) {
 // database/sql with XSAM/otelsql wrapping the pgx driver, configured as
 // otelsql's README shows (the database system as the only attribute).
 func TestLiveSQL(t *testing.T) {
-	const addr = "127.0.0.1:5432"
-	requireServer(t, addr, "PostgreSQL")
+	dsn := need.Postgres(t)
+	u, err := url.Parse(dsn)
+	require.NoError(t, err)
+	requireServer(t, u.Host, "PostgreSQL")
 	e := newEnv(t)
 	s := &services{t: t, e: e}
 	shopTP := s.provider("shop", false)
 
-	dsn := "postgres://postgres@" + addr + "/postgres?sslmode=disable"
 	db, err := otelsql.Open("pgx", dsn,
 		otelsql.WithAttributes(semconv.DBSystemNamePostgreSQL),
 		otelsql.WithTracerProvider(shopTP))
@@ -274,7 +278,8 @@ func TestLiveKafka(t *testing.T) {
 }
 
 // requireServer fails the test when nothing listens on addr: the servers
-// these cases use are started by the machine or .ci/services.sh.
+// these cases use are cmd/testenv's, or those the CARTOGRAPH_TEST_*
+// variables name.
 func requireServer(t *testing.T, addr, what string) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)

@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,46 +13,26 @@ import (
 
 	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
 )
 
-// The tests run against a real ClickHouse: the one .ci/clickhouse.sh
-// serves (started here when it does not answer). Each test gets a database
-// of its own, dropped when it ends.
+// The tests run against a real ClickHouse, the one cmd/testenv starts (or
+// the one CARTOGRAPH_TEST_CLICKHOUSE names). Each test gets a database of
+// its own, dropped when it ends.
 
 var (
-	chTCP  = envOr("CARTOGRAPH_CH_TCP_PORT", "19000")
-	chHTTP = envOr("CARTOGRAPH_CH_HTTP_PORT", "18123")
-	chAddr = "127.0.0.1:" + chTCP
+	chAddr string // native protocol, host:port; set by TestMain
 	dbSeq  atomic.Int64
 )
 
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func TestMain(m *testing.M) {
-	if !answering() {
-		cmd := exec.Command("bash", "../../.ci/clickhouse.sh", "start")
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		if err := cmd.Run(); err != nil || !answering() {
-			fmt.Fprintf(os.Stderr, "storage/clickhouse: no ClickHouse on 127.0.0.1:%s and .ci/clickhouse.sh start failed: %v\n", chHTTP, err)
-			os.Exit(1)
-		}
+	var err error
+	if chAddr, _, err = need.LookupClickHouse(); err != nil {
+		fmt.Fprintln(os.Stderr, "storage/clickhouse:", err)
+		os.Exit(1)
 	}
 	os.Exit(m.Run())
-}
-
-func answering() bool {
-	c := http.Client{Timeout: 2 * time.Second}
-	resp, err := c.Get("http://127.0.0.1:" + chHTTP + "/ping")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 // freshDB returns the name of a database no one uses (created by the code
