@@ -33,6 +33,7 @@ const (
 	EnvChromium       = "CARTOGRAPH_TEST_CHROMIUM"
 	EnvAlertmanager   = "CARTOGRAPH_TEST_ALERTMANAGER"
 	EnvHotROD         = "CARTOGRAPH_TEST_HOTROD"
+	EnvHelm           = "CARTOGRAPH_TEST_HELM"
 )
 
 // TestCommand is how to run the tests so that every variable is set.
@@ -95,6 +96,9 @@ var (
 	}}
 	hotrodReq = requirement{What: "Jaeger's HotROD demo (the version in ingest/corpus/testdata/hotrod/go.mod)", Verb: "builds it", Vars: []variable{
 		{Name: EnvHotROD, Form: "the path of a hotrod binary", Example: "$HOME/go/bin/hotrod", parse: executable},
+	}}
+	helmReq = requirement{What: "Helm 4 (v4.3.2; the chart tests render deploy/helm/cartograph with it)", Verb: "builds it", Vars: []variable{
+		{Name: EnvHelm, Form: "the path of a helm 4 binary", Example: "$HOME/.cache/cartograph/helm-v4.3.2/helm", parse: executable},
 	}}
 )
 
@@ -219,6 +223,9 @@ func Alertmanager(tb testing.TB) string { tb.Helper(); return get(tb, alertmanag
 
 // HotROD returns the path of Jaeger's HotROD demo binary, or fails tb.
 func HotROD(tb testing.TB) string { tb.Helper(); return get(tb, hotrodReq)[0] }
+
+// Helm returns the path of a Helm 4 binary, or fails tb.
+func Helm(tb testing.TB) string { tb.Helper(); return get(tb, helmReq)[0] }
 
 func hostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)

@@ -15,7 +15,7 @@ import (
 // allReqs is every requirement, by the function tests call.
 var allReqs = map[string]requirement{
 	"ClickHouse": clickhouseReq, "RabbitMQ": rabbitmqReq, "Redis": redisReq, "Postgres": postgresReq,
-	"NATSServer": natsServerReq, "Chromium": chromiumReq, "Alertmanager": alertmanagerReq, "HotROD": hotrodReq,
+	"NATSServer": natsServerReq, "Chromium": chromiumReq, "Alertmanager": alertmanagerReq, "HotROD": hotrodReq, "Helm": helmReq,
 }
 
 // unsetAll clears every variable of r for the test.

@@ -1,7 +1,7 @@
 // Package servers starts, for one run of the tests, the servers they need
 // (ClickHouse, RabbitMQ, Redis, PostgreSQL) and finds or builds the
 // programs they run themselves (nats-server, Chromium, Alertmanager,
-// HotROD). One file per server or program.
+// HotROD, Helm). One file per server or program.
 //
 // Every server is a child process of the caller, on free loopback ports,
 // with its data, configuration and logs in a temporary directory of its
@@ -82,7 +82,7 @@ type Component interface {
 // All returns every component, in the order they are reported.
 func All() []Component {
 	return []Component{&ClickHouse{}, &RabbitMQ{}, &Redis{}, &Postgres{},
-		&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}}
+		&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}, &Helm{}}
 }
 
 // Server is what a component started (or found): the variables to hand to

@@ -6,8 +6,8 @@
 // rendered command lines against their real flag sets.
 //
 // It is test support: nothing outside tests imports it. Helm is found
-// through $CARTOGRAPH_TEST_HELM (bash .ci/helm.sh builds it and prints
-// its path).
+// through $CARTOGRAPH_TEST_HELM, which the test command (cmd/testenv)
+// sets after building Helm 4 once.
 package charttest
 
 import (
@@ -33,20 +33,15 @@ import (
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
-)
 
-// EnvHelm names the environment variable holding the path of the helm
-// binary the tests run.
-const EnvHelm = "CARTOGRAPH_TEST_HELM"
+	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
+)
 
 // Release and Namespace are what Render installs the chart as.
 const (
 	Release   = "carto"
 	Namespace = "cartograph-test"
 )
-
-// HelmVersion is the Helm release .ci/helm.sh builds by default.
-const HelmVersion = "v4.3.2"
 
 // ChartDir returns the absolute path of deploy/helm/cartograph.
 func ChartDir() string {
@@ -57,30 +52,11 @@ func ChartDir() string {
 // RepoRoot returns the absolute path of the repository.
 func RepoRoot() string { return filepath.Join(ChartDir(), "..", "..", "..") }
 
-// Helm returns the path of the helm binary: $CARTOGRAPH_TEST_HELM, or the
-// one .ci/helm.sh caches ($CARTOGRAPH_CACHE or ~/.cache/cartograph). It
-// fails t, saying how to get one, when there is neither.
+// Helm returns the path of the helm binary the test command provides
+// (need.Helm: $CARTOGRAPH_TEST_HELM), or fails t saying how to get one.
 func Helm(t testing.TB) string {
 	t.Helper()
-	if bin := os.Getenv(EnvHelm); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("%s=%s: %v (bash .ci/helm.sh builds helm and prints its path)", EnvHelm, bin, err)
-		}
-		return bin
-	}
-	cache := os.Getenv("CARTOGRAPH_CACHE")
-	if cache == "" {
-		if home, err := os.UserHomeDir(); err == nil {
-			cache = filepath.Join(home, ".cache", "cartograph")
-		}
-	}
-	bin := filepath.Join(cache, "helm-"+HelmVersion, "helm")
-	if _, err := os.Stat(bin); err == nil {
-		return bin
-	}
-	t.Fatalf("the chart tests need Helm 4: run `bash .ci/helm.sh` (it builds helm.sh/helm/v4 %s from the Go module proxy into %s, once) and set %s to the path it prints",
-		HelmVersion, bin, EnvHelm)
-	return ""
+	return need.Helm(t)
 }
 
 // ValuesFiles returns the chart's ci/*-values.yaml files, each a
