@@ -57,6 +57,11 @@ func storedEdgeRows(t *testing.T, col started) float64 {
 func TestE2ERestartKeepsHistory(t *testing.T) {
 	dir := t.TempDir()
 	args := []string{"--data-dir=" + dir, "--bucket=500ms", "--flush-interval=200ms", "--window=1m"}
+	// Stored history begins on the minute of the oldest row (rollups start
+	// on their minute), and the diff below reads "from" a second before
+	// the first send: keep that second and the sends in one minute, or
+	// "from" falls before stored history (404) on a slow machine.
+	waitForSecondsIntoMinute(t, 2, 40)
 	before := time.Now().UTC()
 	ctx1, stop1 := context.WithCancel(context.Background())
 	col1, done1 := runCollector(t, ctx1, args...)
@@ -89,6 +94,22 @@ func TestE2ERestartKeepsHistory(t *testing.T) {
 	require.Len(t, d.AddedEdges, 1)
 	require.Equal(t, "service:a->service:b http", d.AddedEdges[0].ID)
 	require.Len(t, d.AddedNodes, 2)
+}
+
+// waitForSecondsIntoMinute sleeps, if needed, until the clock's seconds
+// within the minute are in [lo, hi].
+func waitForSecondsIntoMinute(t *testing.T, lo, hi int) {
+	t.Helper()
+	now := time.Now()
+	sec := now.Second()
+	if sec >= lo && sec <= hi {
+		return
+	}
+	next := now.Truncate(time.Minute).Add(time.Duration(lo) * time.Second)
+	if sec > hi {
+		next = next.Add(time.Minute)
+	}
+	time.Sleep(time.Until(next))
 }
 
 // runCollector runs the collector in-process until ctx is done, returning
