@@ -3,105 +3,42 @@ package deploy
 import (
 	"bufio"
 	"bytes"
-	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/seed-a49a8342/cartograph/deploy/composetest"
 )
 
 // root is the repository root, relative to this package.
 const root = ".."
 
-// composeFile is the part of the Compose specification docker-compose.yaml
-// uses. Decoding is strict: a misspelt key fails the test, as `docker
-// compose config` would.
-type composeFile struct {
-	Name       string                    `yaml:"name"`
-	Services   map[string]composeService `yaml:"services"`
-	Volumes    map[string]any            `yaml:"volumes"`
-	Extensions map[string]any            `yaml:",inline"` // x-* anchors
-}
-
-type composeService struct {
-	Image       string            `yaml:"image"`
-	Build       *composeBuild     `yaml:"build"`
-	Entrypoint  []string          `yaml:"entrypoint"`
-	Command     []string          `yaml:"command"`
-	Environment map[string]string `yaml:"environment"`
-	Ports       []string          `yaml:"ports"`
-	Volumes     []string          `yaml:"volumes"`
-	Healthcheck *struct {
-		Test        []string `yaml:"test"`
-		Interval    string   `yaml:"interval"`
-		Timeout     string   `yaml:"timeout"`
-		Retries     int      `yaml:"retries"`
-		StartPeriod string   `yaml:"start_period"`
-	} `yaml:"healthcheck"`
-	DependsOn map[string]struct {
-		Condition string `yaml:"condition"`
-	} `yaml:"depends_on"`
-	Restart  string         `yaml:"restart"`
-	Ulimits  map[string]any `yaml:"ulimits"`
-	MemLimit string         `yaml:"mem_limit"`
-}
-
-type composeBuild struct {
-	Context    string `yaml:"context"`
-	Dockerfile string `yaml:"dockerfile"`
-}
-
-// interpolation matches ${NAME} and ${NAME:-default}, the forms of
-// Compose variable interpolation docker-compose.yaml uses.
-var interpolation = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
-
-// loadCompose reads docker-compose.yaml with variables interpolated from
-// the environment (or their defaults) as compose does.
-func loadCompose(t *testing.T) composeFile {
+// loadCompose loads docker-compose.yaml with compose-go, as `docker
+// compose config` would (see composetest): the Compose specification's
+// schema (an unknown or misspelt key fails), interpolation with every
+// variable at its default, normalisation, paths resolved.
+func loadCompose(t *testing.T) *types.Project {
 	t.Helper()
-	raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yaml"))
-	require.NoError(t, err)
-	raw = interpolation.ReplaceAllFunc(raw, func(m []byte) []byte {
-		sub := interpolation.FindSubmatch(m)
-		if v := os.Getenv(string(sub[1])); v != "" {
-			return []byte(v)
-		}
-		return sub[2]
-	})
-	var c composeFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	require.NoError(t, dec.Decode(&c), "docker-compose.yaml")
-	for k := range c.Extensions {
-		require.True(t, strings.HasPrefix(k, "x-"), "unknown top-level key %q in docker-compose.yaml", k)
-	}
-	return c
+	return composetest.Load(t)
 }
 
 // builtFromRepo reports whether s runs the image built from the
 // repository's Dockerfile.
-func (s composeService) builtFromRepo() bool { return s.Build != nil }
-
-// binary is the cartograph command a service built from the repository
-// runs: the image's entrypoint is the collector.
-func (s composeService) binary() string {
-	if len(s.Entrypoint) == 0 {
-		return "collector"
-	}
-	return filepath.Base(s.Entrypoint[0])
-}
+func builtFromRepo(s types.ServiceConfig) bool { return s.Build != nil }
 
 // flagValue returns the value of --name in args (forms --name=v, -name=v,
 // --name v), and whether it is there.
@@ -123,12 +60,9 @@ func flagValue(args []string, name string) (string, bool) {
 
 func TestComposeServices(t *testing.T) {
 	c := loadCompose(t)
+	require.Equal(t, "cartograph", c.Name)
 	want := []string{"clickhouse", "migrate", "collector-1", "collector-2", "ui", "otel-collector", "rabbitmq", "loadgen", "prometheus", "grafana"}
-	var got []string
-	for name := range c.Services {
-		got = append(got, name)
-	}
-	require.ElementsMatch(t, want, got)
+	require.ElementsMatch(t, want, c.ServiceNames())
 
 	images := map[string]string{
 		"clickhouse":     "clickhouse/clickhouse-server",
@@ -141,12 +75,21 @@ func TestComposeServices(t *testing.T) {
 		t.Run(name+" official image", func(t *testing.T) {
 			img := c.Services[name].Image
 			require.True(t, strings.HasPrefix(img, repo+":"), "%s: image %q, want %s:<tag>", name, img, repo)
+			require.Nil(t, c.Services[name].Build, "%s runs the official image, built from nothing here", name)
 		})
 	}
 	for name, s := range c.Services {
-		if s.builtFromRepo() {
-			require.Equal(t, ".", s.Build.Context, name)
-			require.FileExists(t, filepath.Join(root, s.Build.Context, s.Build.Dockerfile), name)
+		if builtFromRepo(s) {
+			require.Equal(t, composetest.RepoRoot(), s.Build.Context, "%s: built from the repository", name)
+			require.FileExists(t, filepath.Join(s.Build.Context, s.Build.Dockerfile), name)
+			bin := composetest.Binary(s)
+			require.DirExists(t, filepath.Join(root, "cmd", bin), "%s runs %s, a command of the repository", name, bin)
+			require.LessOrEqual(t, len(s.Entrypoint), 1, "%s: the entrypoint is the binary alone", name)
+			if len(s.Entrypoint) == 1 {
+				require.Equal(t, "/usr/local/bin/"+bin, s.Entrypoint[0], "%s: the Dockerfile copies the binaries to /usr/local/bin", name)
+			}
+		} else {
+			require.NotEmpty(t, s.Image, "%s: an image or a build", name)
 		}
 	}
 }
@@ -189,7 +132,7 @@ func TestImagesPinned(t *testing.T) {
 	c := loadCompose(t)
 	for name, s := range c.Services {
 		t.Run(name, func(t *testing.T) {
-			if s.builtFromRepo() {
+			if builtFromRepo(s) {
 				require.Equal(t, "cartograph:dev", s.Image, "services built from the repository share one local image")
 				return
 			}
@@ -249,36 +192,36 @@ func TestComposePortsAndVolumes(t *testing.T) {
 	hostPorts := map[string]string{}
 	for name, s := range c.Services {
 		for _, p := range s.Ports {
-			parts := strings.Split(p, ":")
-			require.Len(t, parts, 3, "%s: port %q: want 127.0.0.1:host:container", name, p)
-			require.Equal(t, "127.0.0.1", parts[0], "%s: port %q: publish on loopback only (nothing authenticates)", name, p)
-			if other, dup := hostPorts[parts[1]]; dup {
-				t.Errorf("host port %s published by %s and %s", parts[1], other, name)
+			require.Equal(t, "127.0.0.1", p.HostIP, "%s: port %v: publish on loopback only (nothing authenticates)", name, p)
+			require.NotEmpty(t, p.Published, "%s: port %d: a fixed host port", name, p.Target)
+			require.Equal(t, "tcp", p.Protocol, "%s: port %d", name, p.Target)
+			if other, dup := hostPorts[p.Published]; dup {
+				t.Errorf("host port %s published by %s and %s", p.Published, other, name)
 			}
-			hostPorts[parts[1]] = name
+			hostPorts[p.Published] = name
 		}
 		for _, v := range s.Volumes {
-			src, rest, ok := strings.Cut(v, ":")
-			require.True(t, ok, "%s: volume %q", name, v)
-			dst, _, _ := strings.Cut(rest, ":")
-			require.True(t, strings.HasPrefix(dst, "/"), "%s: volume %q: absolute target", name, v)
-			if strings.HasPrefix(src, "./") {
-				_, err := os.Stat(filepath.Join(root, src))
-				require.NoError(t, err, "%s: bind mount %q", name, v)
-				require.True(t, strings.HasSuffix(v, ":ro"), "%s: bind mount %q should be read-only", name, v)
-				continue
+			require.True(t, strings.HasPrefix(v.Target, "/"), "%s: volume %v: absolute target", name, v)
+			switch v.Type {
+			case types.VolumeTypeBind:
+				rel, err := filepath.Rel(composetest.RepoRoot(), v.Source)
+				require.NoError(t, err)
+				require.False(t, strings.HasPrefix(rel, ".."), "%s: bind mount %s is outside the repository", name, v.Source)
+				_, err = os.Stat(v.Source)
+				require.NoError(t, err, "%s: bind mount %q", name, v.Source)
+				require.True(t, v.ReadOnly, "%s: bind mount %q should be read-only", name, v.Source)
+			case types.VolumeTypeVolume:
+				_, declared := c.Volumes[v.Source]
+				require.True(t, declared, "%s: named volume %q is not declared", name, v.Source)
+			default:
+				t.Errorf("%s: volume %v of type %s", name, v, v.Type)
 			}
-			_, declared := c.Volumes[src]
-			require.True(t, declared, "%s: named volume %q is not declared", name, src)
 		}
 	}
-	// The published ports are the ones the services listen on.
-	for name, want := range map[string]string{"collector-1": "8070", "collector-2": "8070", "ui": "8080", "grafana": "3000", "prometheus": "9090", "otel-collector": "4317"} {
-		var found bool
-		for _, p := range c.Services[name].Ports {
-			found = found || strings.HasSuffix(p, ":"+want)
-		}
-		require.True(t, found, "%s publishes container port %s", name, want)
+	// The published ports are the ones the services listen on (the
+	// cartograph services' are checked against their flags in cmd/*).
+	for name, want := range map[string]string{"grafana": "3000", "prometheus": "9090", "otel-collector": "4317", "clickhouse": "8123"} {
+		require.Contains(t, composetest.PublishedTargets(c.Services[name]), want, "%s publishes container port %s", name, want)
 	}
 }
 
@@ -290,23 +233,33 @@ func TestComposeHealthAndOrder(t *testing.T) {
 	for name, s := range c.Services {
 		t.Run(name, func(t *testing.T) {
 			if slices.Contains(noHealth, name) {
-				require.Nil(t, s.Healthcheck)
+				require.Nil(t, s.HealthCheck)
 			} else {
-				require.NotNil(t, s.Healthcheck, "health check")
-				require.NotEmpty(t, s.Healthcheck.Test)
-				require.Equal(t, "CMD", s.Healthcheck.Test[0], "exec form: the image may have no shell")
-				require.Positive(t, s.Healthcheck.Retries)
+				require.NotNil(t, s.HealthCheck, "health check")
+				require.NotEmpty(t, s.HealthCheck.Test)
+				require.Equal(t, "CMD", s.HealthCheck.Test[0], "exec form: the image may have no shell")
+				require.NotNil(t, s.HealthCheck.Retries)
+				require.Positive(t, *s.HealthCheck.Retries)
+				require.NotNil(t, s.HealthCheck.Interval, "an interval")
+				require.NotNil(t, s.HealthCheck.Timeout, "a timeout")
+				require.LessOrEqual(t, *s.HealthCheck.Timeout, *s.HealthCheck.Interval)
+				if s.HealthCheck.Test[1] == "wget" {
+					u, err := composetest.HealthURL(s)
+					require.NoError(t, err)
+					require.Equal(t, "127.0.0.1", u.Hostname(), "the check runs inside the container")
+					require.Contains(t, composetest.PublishedTargets(s), u.Port(), "it checks the port the service publishes")
+				}
 			}
 			for dep, d := range s.DependsOn {
 				ds, ok := c.Services[dep]
 				require.True(t, ok, "depends on unknown service %q", dep)
 				switch d.Condition {
 				case "service_healthy":
-					require.NotNil(t, ds.Healthcheck, "waits for %s to be healthy, which has no health check", dep)
+					require.NotNil(t, ds.HealthCheck, "waits for %s to be healthy, which has no health check", dep)
 				case "service_completed_successfully":
 					require.Equal(t, "no", ds.Restart, "waits for %s to complete, which restarts", dep)
 				case "service_started":
-					require.Nil(t, ds.Healthcheck, "%s has a health check: wait for service_healthy", dep)
+					require.Nil(t, ds.HealthCheck, "%s has a health check: wait for service_healthy", dep)
 				default:
 					t.Fatalf("depends_on %s: condition %q", dep, d.Condition)
 				}
@@ -350,62 +303,6 @@ func TestComposeHealthAndOrder(t *testing.T) {
 	for n := range c.Services {
 		visit(n, nil)
 	}
-}
-
-// TestComposeScaleOut checks the two-collector design: shared ClickHouse,
-// one judging collector, listeners reachable from the other containers.
-func TestComposeScaleOut(t *testing.T) {
-	c := loadCompose(t)
-	ids := map[string]bool{}
-	detect := map[string]string{}
-	var dsn string
-	for _, name := range []string{"collector-1", "collector-2"} {
-		s := c.Services[name]
-		v, _ := flagValue(s.Command, "storage")
-		require.Equal(t, "clickhouse", v, name)
-		id, ok := flagValue(s.Command, "collector-id")
-		require.True(t, ok && id != "" && !ids[id], "%s: own --collector-id", name)
-		ids[id] = true
-		detect[name], _ = flagValue(s.Command, "detect")
-		d := s.Environment["CARTOGRAPH_CLICKHOUSE_DSN"]
-		require.NotEmpty(t, d, name)
-		if dsn == "" {
-			dsn = d
-		}
-		require.Equal(t, dsn, d, "%s: same DSN", name)
-		for _, f := range []string{"otlp-grpc-addr", "otlp-http-addr", "api-addr"} {
-			addr, _ := flagValue(s.Command, f)
-			host, _, err := net.SplitHostPort(addr)
-			require.NoError(t, err, "%s --%s", name, f)
-			require.Equal(t, "0.0.0.0", host, "%s --%s: reachable from the other containers", name, f)
-		}
-	}
-	require.Equal(t, map[string]string{"collector-1": "merged", "collector-2": "off"}, detect)
-	for _, name := range []string{"collector-1", "collector-2"} {
-		s := c.Services[name]
-		soft, ok := flagValue(s.Command, "memory-limit")
-		require.True(t, ok, "%s: --memory-limit, so it pushes back before the container limit kills it", name)
-		n, err := strconv.ParseInt(soft, 10, 64)
-		require.NoError(t, err)
-		hard, ok := strings.CutSuffix(s.MemLimit, "g")
-		require.True(t, ok, "%s: mem_limit in g", name)
-		g, err := strconv.ParseInt(hard, 10, 64)
-		require.NoError(t, err)
-		require.Less(t, float64(n), 0.9*float64(g<<30), "%s: the soft limit leaves room below the container's", name)
-	}
-	require.True(t, strings.Contains(dsn, "@clickhouse:9000/"), "DSN %q points at the clickhouse service", dsn)
-	require.Equal(t, dsn, c.Services["migrate"].Environment["CARTOGRAPH_CLICKHOUSE_DSN"], "migrate uses the collectors' DSN")
-	require.Equal(t, []string{"migrate"}, c.Services["migrate"].Command[:1])
-
-	ui := c.Services["ui"]
-	listen, _ := flagValue(ui.Command, "listen")
-	require.Equal(t, "0.0.0.0:8080", listen)
-	coll, _ := flagValue(ui.Command, "collector")
-	require.Equal(t, "http://collector-1:8070", coll)
-
-	lg := c.Services["loadgen"]
-	ep, _ := flagValue(lg.Command, "endpoint")
-	require.Equal(t, "otel-collector:4317", ep, "the demo load goes through the OpenTelemetry Collector")
 }
 
 // TestOtelcolConfig checks deploy/otelcol.yaml against the compose file:
@@ -491,11 +388,12 @@ func TestOtelcolConfig(t *testing.T) {
 	}
 	remarshal(t, cfg.Receivers["rabbitmq"], &rmq)
 	require.Equal(t, "http://rabbitmq:15672", rmq.Endpoint)
-	oc := c.Services["otel-collector"].Environment
+	oc := composetest.Env(c.Services["otel-collector"])
+	rq := composetest.Env(c.Services["rabbitmq"])
 	require.Equal(t, "${env:RABBITMQ_USER}", rmq.Username)
 	require.Equal(t, "${env:RABBITMQ_PASSWORD}", rmq.Password)
-	require.Equal(t, c.Services["rabbitmq"].Environment["RABBITMQ_DEFAULT_USER"], oc["RABBITMQ_USER"])
-	require.Equal(t, c.Services["rabbitmq"].Environment["RABBITMQ_DEFAULT_PASS"], oc["RABBITMQ_PASSWORD"])
+	require.Equal(t, rq["RABBITMQ_DEFAULT_USER"], oc["RABBITMQ_USER"])
+	require.Equal(t, rq["RABBITMQ_DEFAULT_PASS"], oc["RABBITMQ_PASSWORD"])
 }
 
 func remarshal(t *testing.T, in, out any) {
@@ -532,11 +430,12 @@ func TestPrometheusAndGrafanaConfig(t *testing.T) {
 		}
 	}
 	require.ElementsMatch(t, []string{"collector-1", "collector-2"}, targets)
+	// mounted returns the file of the repository a path inside svc's
+	// container is bind-mounted from ("" when none is).
 	mounted := func(svc, target string) string {
 		for _, v := range c.Services[svc].Volumes {
-			parts := strings.Split(v, ":")
-			if strings.HasPrefix(target, parts[1]) {
-				return filepath.Join(root, parts[0], strings.TrimPrefix(target, parts[1]))
+			if v.Type == types.VolumeTypeBind && (target == v.Target || strings.HasPrefix(target, v.Target+"/")) {
+				return filepath.Join(v.Source, strings.TrimPrefix(target, v.Target))
 			}
 		}
 		return ""
@@ -547,31 +446,25 @@ func TestPrometheusAndGrafanaConfig(t *testing.T) {
 		require.FileExists(t, src)
 	}
 
-	raw, err = os.ReadFile(filepath.Join(root, "deploy", "grafana", "provisioning", "datasources", "clickhouse.yaml"))
-	require.NoError(t, err)
-	var ds struct {
-		Datasources []struct {
-			UID      string            `yaml:"uid"`
-			Type     string            `yaml:"type"`
-			JSONData map[string]any    `yaml:"jsonData"`
-			Secure   map[string]string `yaml:"secureJsonData"`
-		} `yaml:"datasources"`
-	}
-	require.NoError(t, yaml.Unmarshal(raw, &ds))
-	require.Len(t, ds.Datasources, 1)
-	d := ds.Datasources[0]
+	provisioning := mounted("grafana", "/etc/grafana/provisioning")
+	require.NotEmpty(t, provisioning, "Grafana's provisioning directory is mounted")
+	require.Equal(t, filepath.Join(composetest.RepoRoot(), "deploy", "grafana", "provisioning"), provisioning)
+	ds := grafanaDatasources(t, filepath.Join(provisioning, "datasources", "clickhouse.yaml"))
+	require.Len(t, ds, 1)
+	d := ds[0]
 	require.Equal(t, "grafana-clickhouse-datasource", d.Type)
 	require.Equal(t, "clickhouse", d.JSONData["host"])
 	require.Equal(t, 9000, d.JSONData["port"])
 	require.Equal(t, "native", d.JSONData["protocol"])
-	ch := c.Services["clickhouse"].Environment
+	ch := composetest.Env(c.Services["clickhouse"])
+	gf := composetest.Env(c.Services["grafana"])
 	require.Equal(t, ch["CLICKHOUSE_USER"], d.JSONData["username"])
 	require.Equal(t, ch["CLICKHOUSE_DB"], d.JSONData["defaultDatabase"])
 	require.Equal(t, "$CLICKHOUSE_PASSWORD", d.Secure["password"])
-	require.Equal(t, ch["CLICKHOUSE_PASSWORD"], c.Services["grafana"].Environment["CLICKHOUSE_PASSWORD"])
-	require.True(t, strings.HasPrefix(c.Services["grafana"].Environment["GF_PLUGINS_PREINSTALL_SYNC"], "grafana-clickhouse-datasource@"), "the ClickHouse plugin is installed, pinned")
+	require.Equal(t, ch["CLICKHOUSE_PASSWORD"], gf["CLICKHOUSE_PASSWORD"])
+	require.True(t, strings.HasPrefix(gf["GF_PLUGINS_PREINSTALL_SYNC"], "grafana-clickhouse-datasource@"), "the ClickHouse plugin is installed, pinned")
 
-	raw, err = os.ReadFile(filepath.Join(root, "deploy", "grafana", "provisioning", "dashboards", "cartograph.yaml"))
+	raw, err = os.ReadFile(filepath.Join(provisioning, "dashboards", "cartograph.yaml"))
 	require.NoError(t, err)
 	var dp struct {
 		Providers []struct {
@@ -587,9 +480,91 @@ func TestPrometheusAndGrafanaConfig(t *testing.T) {
 	jsons, err := filepath.Glob(filepath.Join(dir, "*.json"))
 	require.NoError(t, err)
 	require.NotEmpty(t, jsons, "no dashboards in %s", dir)
-	home := c.Services["grafana"].Environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+	home := gf["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
 	require.FileExists(t, mounted("grafana", home))
-	require.Contains(t, c.Services["grafana"].Volumes, "./deploy/grafana/provisioning:/etc/grafana/provisioning:ro")
+	checkServiceGraph(t, c, provisioning, dir)
+}
+
+// grafanaDatasource is a provisioned Grafana data source.
+type grafanaDatasource struct {
+	Name     string            `yaml:"name"`
+	UID      string            `yaml:"uid"`
+	Type     string            `yaml:"type"`
+	URL      string            `yaml:"url"`
+	JSONData map[string]any    `yaml:"jsonData"`
+	Secure   map[string]string `yaml:"secureJsonData"`
+}
+
+// grafanaDatasources reads a data source provisioning file.
+func grafanaDatasources(t *testing.T, file string) []grafanaDatasource {
+	t.Helper()
+	raw, err := os.ReadFile(file)
+	require.NoError(t, err)
+	var ds struct {
+		APIVersion  int                 `yaml:"apiVersion"`
+		Datasources []grafanaDatasource `yaml:"datasources"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &ds), file)
+	require.Equal(t, 1, ds.APIVersion, file)
+	return ds.Datasources
+}
+
+// checkServiceGraph checks the wiring of Grafana's service graph: every
+// collector serves the traces_service_graph_* series, Prometheus scrapes
+// them (TestPrometheusAndGrafanaConfig checks its targets), a Prometheus
+// data source reads the prometheus service, a Tempo data source takes its
+// service graph from it, and a provisioned dashboard shows that service
+// graph in a Node Graph panel.
+func checkServiceGraph(t *testing.T, c *types.Project, provisioning, dashboards string) {
+	t.Helper()
+	for _, s := range composetest.Services(c, "collector") {
+		if s.Command[0] == "migrate" {
+			continue
+		}
+		require.Contains(t, s.Command, "--grafana-service-graph-metrics", "%s serves the service graph series", s.Name)
+	}
+	ds := grafanaDatasources(t, filepath.Join(provisioning, "datasources", "service-graph.yaml"))
+	byType := map[string]grafanaDatasource{}
+	for _, d := range ds {
+		byType[d.Type] = d
+	}
+	require.Len(t, byType, 2)
+	prom, tempo := byType["prometheus"], byType["tempo"]
+	u, err := url.Parse(prom.URL)
+	require.NoError(t, err)
+	ps, ok := c.Services[u.Hostname()]
+	require.True(t, ok, "the Prometheus data source reads the compose service %s", u.Hostname())
+	require.Contains(t, composetest.PublishedTargets(ps), u.Port())
+	require.Equal(t, map[string]any{"datasourceUid": prom.UID}, tempo.JSONData["serviceMap"], "the Tempo data source's service graph comes from that Prometheus")
+
+	raw, err := os.ReadFile(filepath.Join(dashboards, "service-graph", "service-graph.json"))
+	require.NoError(t, err)
+	var dash struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			Type       string `json:"type"`
+			Datasource struct {
+				Type string `json:"type"`
+				UID  string `json:"uid"`
+			} `json:"datasource"`
+			Targets []struct {
+				QueryType  string `json:"queryType"`
+				Datasource struct {
+					UID string `json:"uid"`
+				} `json:"datasource"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	require.NoError(t, dec.Decode(&dash))
+	require.Len(t, dash.Panels, 1)
+	p := dash.Panels[0]
+	require.Equal(t, "nodeGraph", p.Type)
+	require.Equal(t, "tempo", p.Datasource.Type)
+	require.Equal(t, tempo.UID, p.Datasource.UID)
+	require.Len(t, p.Targets, 1)
+	require.Equal(t, "serviceMap", p.Targets[0].QueryType, "the Tempo data source's Service Graph query")
+	require.Equal(t, tempo.UID, p.Targets[0].Datasource.UID)
 }
 
 var (
@@ -624,94 +599,4 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(binDir)
 	}
 	os.Exit(code)
-}
-
-// TestComposeFlags runs every cartograph binary the compose file starts
-// with the arguments it passes plus -version: the binaries parse all flags
-// (so an unknown flag or a bad value fails) before they honour -version
-// and exit 0. CARTOGRAPH_* variables must name existing collector flags.
-func TestComposeFlags(t *testing.T) {
-	c := loadCompose(t)
-	bin := binaries(t)
-	for name, s := range c.Services {
-		if !s.builtFromRepo() {
-			continue
-		}
-		t.Run(name, func(t *testing.T) {
-			cmdName := s.binary()
-			if _, err := os.Stat(filepath.Join(root, "cmd", cmdName)); os.IsNotExist(err) {
-				// cmd/ui is written in parallel with this file; until it
-				// lands there is no binary to check the flags against.
-				t.Skipf("cmd/%s does not exist yet: the Dockerfile builds no %s binary", cmdName, cmdName)
-			}
-			require.LessOrEqual(t, len(s.Entrypoint), 1, "entrypoint is the binary alone")
-			if len(s.Entrypoint) == 1 {
-				require.Equal(t, "/usr/local/bin/"+cmdName, s.Entrypoint[0], "the Dockerfile copies the binaries to /usr/local/bin")
-			}
-			args := slices.Clone(s.Command)
-			if cmdName == "collector" && len(args) > 0 && args[0] == "migrate" {
-				args = args[1:] // migrate takes the collector's flags
-			}
-			cmd := exec.Command(filepath.Join(bin, cmdName), append(args, "-version")...)
-			cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
-			for k, v := range s.Environment {
-				if strings.HasPrefix(k, "CARTOGRAPH_") {
-					cmd.Env = append(cmd.Env, k+"="+v)
-				}
-			}
-			out, err := cmd.CombinedOutput()
-			require.NoError(t, err, "%s %v: %s", cmdName, args, out)
-			require.Contains(t, string(out), "cartograph "+cmdName)
-
-			help, _ := exec.Command(filepath.Join(bin, cmdName), "-h").CombinedOutput()
-			for k := range s.Environment {
-				if f, ok := strings.CutPrefix(k, "CARTOGRAPH_"); ok {
-					flag := strings.ToLower(strings.ReplaceAll(f, "_", "-"))
-					h := string(help)
-					require.True(t, strings.Contains(h, "\n  -"+flag+" ") || strings.Contains(h, "\n  -"+flag+"\n"), "%s: %s names no flag of %s", name, k, cmdName)
-				}
-			}
-		})
-	}
-}
-
-// TestComposeSpec loads docker-compose.yaml with compose-go, the library
-// `docker compose config` is built on: the file is validated against the
-// Compose specification's schema, interpolated and normalised as Docker
-// would, without a Docker engine.
-func TestComposeSpec(t *testing.T) {
-	abs, err := filepath.Abs(root)
-	require.NoError(t, err)
-	opts, err := cli.NewProjectOptions([]string{filepath.Join(abs, "docker-compose.yaml")},
-		cli.WithWorkingDirectory(abs), cli.WithInterpolation(true), cli.WithResolvedPaths(true))
-	require.NoError(t, err)
-	p, err := opts.LoadProject(context.Background())
-	require.NoError(t, err, "docker-compose.yaml does not follow the Compose specification")
-	require.Equal(t, "cartograph", p.Name)
-	c := loadCompose(t)
-	require.Len(t, p.Services, len(c.Services))
-	for name, s := range p.Services {
-		for _, v := range s.Volumes {
-			if v.Type == "bind" {
-				_, err := os.Stat(v.Source)
-				require.NoError(t, err, "%s: bind mount source", name)
-			}
-		}
-		if s.Build != nil {
-			require.FileExists(t, filepath.Join(s.Build.Context, s.Build.Dockerfile), name)
-		}
-	}
-}
-
-// TestComposeConfig runs `docker compose config` where the Docker client
-// has the compose plugin (this machine has none: TestComposeSpec and the
-// YAML-level tests stand in for it).
-func TestComposeConfig(t *testing.T) {
-	if err := exec.Command("docker", "compose", "version").Run(); err != nil {
-		t.Skip("no `docker compose` here; the YAML-level tests check the file")
-	}
-	cmd := exec.Command("docker", "compose", "-f", "docker-compose.yaml", "config", "--quiet")
-	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "%s", out)
 }

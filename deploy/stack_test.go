@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/cmd/testenv/need"
+	"github.com/seed-a49a8342/cartograph/deploy/composetest"
 )
 
 // TestComposeStack runs the cartograph services of docker-compose.yaml as
@@ -104,7 +105,7 @@ func TestComposeStack(t *testing.T) {
 	}
 	env := func(svc string) []string {
 		e := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-		for k, v := range c.Services[svc].Environment {
+		for k, v := range composetest.Env(c.Services[svc]) {
 			if k == "CARTOGRAPH_CLICKHOUSE_DSN" {
 				u, err := url.Parse(v)
 				require.NoError(t, err)
@@ -128,7 +129,7 @@ func TestComposeStack(t *testing.T) {
 
 	start := func(svc string) {
 		s := c.Services[svc]
-		cmd := exec.Command(filepath.Join(bin, s.binary()), args(svc)...)
+		cmd := exec.Command(filepath.Join(bin, composetest.Binary(s)), args(svc)...)
 		cmd.Env, cmd.Dir = env(svc), t.TempDir()
 		var log syncBuffer
 		cmd.Stdout, cmd.Stderr = &log, &log
@@ -148,7 +149,7 @@ func TestComposeStack(t *testing.T) {
 			}
 		})
 		// Its health check, against where it listens here.
-		hc := s.Healthcheck.Test
+		hc := s.HealthCheck.Test
 		require.Equal(t, "wget", hc[1], svc)
 		u, err := url.Parse(hc[len(hc)-1])
 		require.NoError(t, err)
@@ -235,6 +236,11 @@ func TestComposeStack(t *testing.T) {
 		require.True(t, time.Now().Before(deadline), "no lag samples in ClickHouse after 45s (%v)", err)
 		time.Sleep(500 * time.Millisecond)
 	}
+	// collector-1 serves its share of the graph as Grafana's service
+	// graph series (--grafana-service-graph-metrics), for Prometheus.
+	require.Eventually(t, func() bool {
+		return strings.Contains(string(api("collector-1", "/metrics")), "traces_service_graph_request_total{")
+	}, 20*time.Second, 500*time.Millisecond, "collector-1 serves no traces_service_graph_request_total")
 	// collector-2 serves the findings collector-1 stores.
 	require.Contains(t, string(api("collector-2", "/api/v1/findings?state=all")), "findings")
 	// The UI draws collector-1's graph (it reads it every --refresh).

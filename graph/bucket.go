@@ -46,6 +46,25 @@ func BinsOf(sk *ddsketch.DDSketch) Bins {
 // Empty reports whether b holds no value.
 func (b Bins) Empty() bool { return len(b.Index) == 0 }
 
+// Each calls f with each bin's latency in milliseconds and its count,
+// ascending: the value DDSketch reports for the bin, within
+// LatencyRelativeAccuracy of every latency the bin counts (0 for
+// ZeroIndex). It lets a reader outside the graph re-bucket stored or
+// closed buckets without knowing the mapping.
+func (b Bins) Each(f func(ms float64, n uint64)) {
+	if b.Empty() {
+		return
+	}
+	m := newLatencyMapping()
+	for k, i := range b.Index {
+		if i == ZeroIndex {
+			f(0, b.Count[k])
+			continue
+		}
+		f(m.Value(int(i)), b.Count[k])
+	}
+}
+
 // addTo adds b's counts into *sk, allocating it with m when needed.
 func (b Bins) addTo(sk **ddsketch.DDSketch, m mapping.IndexMapping) {
 	if b.Empty() {

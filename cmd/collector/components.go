@@ -42,6 +42,9 @@ type apiConfig struct {
 	UIMaxNodes       int
 	MaxStreamClients int
 	Pprof            bool
+	// GrafanaServiceGraph exposes the graph on /metrics as Grafana's
+	// service graph reads it (web/servicegraph).
+	GrafanaServiceGraph bool
 }
 
 // flags defines the flags of apiConfig on fs.
@@ -53,6 +56,7 @@ func (c *apiConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which namespaces collapse by themselves")
 	fs.IntVar(&c.MaxStreamClients, "max-stream-clients", 1_000, "websocket clients of /api/v1/stream at once; more are refused with 503")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
+	fs.BoolVar(&c.GrafanaServiceGraph, "grafana-service-graph-metrics", false, "also serve the graph's edges on /metrics as the traces_service_graph_* series Grafana's service graph reads (as Tempo's metrics-generator writes them), bounded by --max-edges; see docs/grafana.md")
 }
 
 // storageConfig is where history is kept (storage/embedded, storage/clickhouse, the persister).

@@ -234,9 +234,13 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	serviceGraph, err := serviceGraphReceivers(cfg, g, reg)
+	if err != nil {
+		return err
+	}
 	ticks, err := newRunner(cfg, runnerDeps{
 		Graph: g, Engine: engine, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
-		Receivers: []runner.Receiver{apiHandler},
+		Receivers: append([]runner.Receiver{apiHandler}, serviceGraph...),
 	}, logger, reg)
 	if err != nil {
 		return err
