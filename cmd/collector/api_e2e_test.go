@@ -20,7 +20,11 @@ import (
 func TestE2EAPIClientMistakesAndShortDiff(t *testing.T) {
 	col := startCollector(t, "--window=12s", "--bucket=1s", "--flush-interval=200ms")
 	startedAt := time.Now().UTC()
-	time.Sleep(1100 * time.Millisecond) // before: an empty second of history
+	// Before: empty history. A window is read in whole buckets, the one
+	// holding its end included, so "from" (startedAt + 500 ms) must end a
+	// bucket before the first call: 2.1 s puts the calls at least one 1 s
+	// bucket past the bucket holding "from", wherever bucket edges fall.
+	time.Sleep(2100 * time.Millisecond)
 	// The first call ends 10 ms before sendStart whatever the load: the
 	// window ending 900 ms after sendStart holds its bucket, however long
 	// the sends take on a busy machine.
