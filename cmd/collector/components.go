@@ -8,7 +8,9 @@ import (
 	"flag"
 	"time"
 
+	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
+	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 
 	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
@@ -21,12 +23,26 @@ type ingestConfig struct {
 	MaxInFlight     int
 	MemoryLimit     int64
 	MaxDeltaSeries  int
+	NodeAttributes  nameList
+}
+
+// defaultNodeAttributes is --node-attributes' default.
+func defaultNodeAttributes() nameList { return semconv.DefaultNodeAttributes() }
+
+// nameList is a comma-separated list flag with a default.
+type nameList []string
+
+func (l nameList) MarshalText() ([]byte, error) { return []byte(strings.Join(l, ",")), nil }
+func (l *nameList) UnmarshalText(b []byte) error {
+	*l = splitList(string(b))
+	return nil
 }
 
 // flags defines the flags of ingestConfig on fs.
 func (c *ingestConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPGRPCAddr, "otlp-grpc-addr", "127.0.0.1:4317", "OTLP/gRPC listen address (empty disables)")
 	fs.StringVar(&c.OTLPHTTPAddr, "otlp-http-addr", "127.0.0.1:4318", "OTLP/HTTP listen address (empty disables)")
+	fs.TextVar(&c.NodeAttributes, "node-attributes", defaultNodeAttributes(), fmt.Sprintf("comma-separated resource attributes kept on service nodes (string values, at most %d, each cut at 256 bytes), for the UI to group services by; empty keeps none", graph.MaxNodeAttributes))
 	fs.IntVar(&c.MaxDeltaSeries, "max-delta-series", 16_384, "delta-temporality metric series whose running totals are kept; more are refused and counted")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
@@ -262,6 +278,9 @@ func (c ingestConfig) Validate() error {
 	}
 	if c.MaxDeltaSeries < 1 {
 		errs = append(errs, errors.New("--max-delta-series must be at least 1"))
+	}
+	if err := semconv.CheckNodeAttributes(c.NodeAttributes); err != nil {
+		errs = append(errs, fmt.Errorf("--node-attributes: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -40,8 +40,8 @@ func (w *wireReader) ResourceAttr(key string, v otlpwire.Value) { w.res.set(key,
 
 func (w *wireReader) BeginSpans(rs otlpwire.ResourceSpans) {
 	w.flushObserved()
-	w.names = sanitizeResource(w.res.names())
-	w.res = resourceAttrs{}
+	w.names = w.t.resourceNames(&w.res)
+	w.res.reset()
 	w.rs = rs
 	w.a = spanAttrs{}
 	w.linkStart = len(w.t.links)
@@ -134,7 +134,8 @@ func (w *wireReader) reset() {
 		w.spans = nil
 	}
 	w.spans = w.spans[:0]
-	w.res, w.names, w.a = resourceAttrs{}, resourceNames{}, spanAttrs{}
+	w.res.reset()
+	w.names, w.a = resourceNames{}, spanAttrs{}
 	w.linkStart, w.total, w.invalid = 0, 0, 0
 	w.sampler = nil
 	w.rs = otlpwire.ResourceSpans{}
