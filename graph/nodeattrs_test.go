@@ -14,7 +14,9 @@ import (
 // and at most MaxNodeAttributes are kept.
 func TestNodeAttributes(t *testing.T) {
 	g, clk, _ := newTestGraph(t, Options{})
-	team := func(v string) []Attr { return []Attr{{Key: "k8s.namespace.name", Value: "prod"}, {Key: "team", Value: v}} }
+	team := func(v string) []Attr {
+		return []Attr{{Key: "k8s.namespace.name", Value: "prod"}, {Key: "team", Value: v}}
+	}
 	span := func(b byte, svc string, attrs []Attr) Span {
 		s := server(tid(b), sid(b), SpanID{}, svc, 0, ms)
 		s.Attributes = attrs
