@@ -49,6 +49,7 @@ type controls struct {
 	Map                bool
 	Search, Hops       string
 	Focus              []option
+	Groups             []option // what the overview groups by
 	Reset              string
 }
 
@@ -66,6 +67,8 @@ type mapBar struct {
 	Notes         []string
 	Hidden        []link
 	Incident, Dim link
+	// Overview leads from a drill-in back to the overview.
+	Overview link
 }
 
 type kv struct{ Key, Value string }
@@ -211,7 +214,25 @@ var kindTags = map[string]string{
 	"external": "external", "client": "client", "namespace": "namespace",
 }
 
+// halfW and halfH are half a node's shape's width and height.
+func (n mapNode) halfW() float64 {
+	if n.Kind == "group" {
+		return groupW / 2
+	}
+	return nodeW / 2
+}
+
+func (n mapNode) halfH() float64 {
+	if n.Kind == "group" {
+		return groupH / 2
+	}
+	return nodeH / 2
+}
+
 func kindTag(n mapNode) string {
+	if n.Kind == "group" {
+		return n.GroupKind // its figures say how many nodes
+	}
 	t := kindTags[n.Kind]
 	if n.System != "" {
 		t += " · " + n.System
@@ -227,6 +248,12 @@ func kindTag(n mapNode) string {
 
 func nodeTitle(n mapNode) string {
 	t := n.Kind + " " + n.Name
+	if n.Kind == "group" {
+		t = n.GroupKind + " " + n.Name + ": " + n.Stat + "\nclick to open"
+		if n.GroupKind == "groups" {
+			t = n.Name + ": " + n.Stat + "\nclick to see them"
+		}
+	}
 	if n.Namespace != "" && n.Kind != "namespace" {
 		t += " (namespace " + n.Namespace + ")"
 	}
