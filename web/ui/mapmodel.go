@@ -24,7 +24,7 @@ type Layouter interface {
 
 // Sizes of what the map draws, in SVG user units (points).
 const (
-	nodeW, nodeH   = 168.0, 46.0
+	nodeW, nodeH = 168.0, 46.0
 	// groupW and groupH are a group's box on the overview: its kind, name
 	// and figures on three lines.
 	groupW, groupH = 256.0, 64.0
@@ -73,15 +73,15 @@ type mapNode struct {
 	Members   int
 	Stat      string
 	GroupKind string
-	Badges   []badge
-	Match    bool // matches the search
-	Focus    bool
-	Diff     string // added, removed (diff maps)
-	Href     string // the node's page
-	Expand   string // a collapsed namespace: the view that opens it
-	Hidden   bool
-	FocusURL string
-	HideURL  string
+	Badges    []badge
+	Match     bool // matches the search
+	Focus     bool
+	Diff      string // added, removed (diff maps)
+	Href      string // the node's page
+	Expand    string // a collapsed namespace: the view that opens it
+	Hidden    bool
+	FocusURL  string
+	HideURL   string
 	// IdleFor says how long an idle node has seen no traffic ("" when
 	// it is not idle).
 	IdleFor string
@@ -91,23 +91,23 @@ type mapNode struct {
 }
 
 type mapEdge struct {
-	ID, DOMID        string
-	Source, Target   string // display node ids
-	Async            bool
-	Path             string // SVG path data
-	Arrow            string // SVG polygon points
-	LX, LY           float64
-	Label, LagLabel  string
-	Width            float64
-	Health           string // ok, warn, bad, idle
-	Badges           []badge
-	Diff             string // added, removed, changed
-	Href             string
-	Title            string
-	Merged           int // edges drawn as this one (collapsed namespaces)
+	ID, DOMID       string
+	Source, Target  string // display node ids
+	Async           bool
+	Path            string // SVG path data
+	Arrow           string // SVG polygon points
+	LX, LY          float64
+	Label, LagLabel string
+	Width           float64
+	Health          string // ok, warn, bad, idle
+	Badges          []badge
+	Diff            string // added, removed, changed
+	Href            string
+	Title           string
+	Merged          int // edges drawn as this one (collapsed namespaces)
 	// HoverLabel says the label shows on hover and focus only (a group's
 	// edge: the layout keeps no room for its label).
-	HoverLabel bool
+	HoverLabel       bool
 	Requests, Errors uint64
 	// Role and Severity: as mapNode's.
 	Role, Severity string

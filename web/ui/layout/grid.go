@@ -14,8 +14,8 @@ const (
 	gridMargin = 4.0
 	// gridTop leaves room above the first row for the badges drawn on
 	// top of its boxes.
-	gridTop = 24.0
-	arrowLen   = 10.0
+	gridTop  = 24.0
+	arrowLen = 10.0
 )
 
 // Grid lays g out as a layered grid, for a handful of boxes joined by
@@ -230,7 +230,7 @@ func curve(a, b Point, sa, sb [2]float64) EdgePath {
 	nx, ny := -uy*bend, ux*bend
 	c1 := Point{X: start.X + dx/3 + nx, Y: start.Y + dy/3 + ny}
 	c2 := Point{X: start.X + 2*dx/3 + nx, Y: start.Y + 2*dy/3 + ny}
-	mid := Point{X: (start.X+3*c1.X+3*c2.X+stop.X)/8, Y: (start.Y+3*c1.Y+3*c2.Y+stop.Y)/8}
+	mid := Point{X: (start.X + 3*c1.X + 3*c2.X + stop.X) / 8, Y: (start.Y + 3*c1.Y + 3*c2.Y + stop.Y) / 8}
 	return EdgePath{Points: []Point{start, c1, c2, stop}, Tip: &end, Label: mid}
 }
 
