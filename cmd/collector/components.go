@@ -56,6 +56,7 @@ type apiConfig struct {
 	APIAddr          string
 	UIAddr           string
 	UIMaxNodes       int
+	UIMaxGroups      int
 	MaxStreamClients int
 	Pprof            bool
 }
@@ -66,7 +67,8 @@ func (c *apiConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIMaxBuildNodes, "api-max-build-nodes", 50_000, "refuse (422) to build per request a live graph of a window other than the default while the graph has more nodes than this; 0: no bound")
 	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8070", "JSON API, /metrics, /healthz and /readyz listen address")
 	fs.StringVar(&c.UIAddr, "ui-addr", defaultUIAddr, "web UI listen address (all-in-one; empty disables it, e.g. when cmd/ui runs apart)")
-	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which namespaces collapse by themselves")
+	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which it opens at the overview of groups (namespaces, or a resource attribute); a click opens one")
+	fs.IntVar(&c.UIMaxGroups, "ui-max-groups", 50, "boxes on the UI map's overview at most; more groups are paged, the rest merged into one box")
 	fs.IntVar(&c.MaxStreamClients, "max-stream-clients", 1_000, "websocket clients of /api/v1/stream at once; more are refused with 503")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 }
@@ -299,6 +301,9 @@ func (c apiConfig) Validate() error {
 	}
 	if c.APIMaxBuildNodes < 0 {
 		errs = append(errs, errors.New("--api-max-build-nodes must be 0 (no bound) or more"))
+	}
+	if c.UIMaxGroups < 3 {
+		errs = append(errs, errors.New("--ui-max-groups must be at least 3"))
 	}
 	return errors.Join(errs...)
 }
