@@ -77,9 +77,9 @@ func TestGroupNodes(t *testing.T) {
 				"service:shop/front": "shop", "service:shop/cart": "shop",
 				"service:pay": "billing", "service:ledger": "billing", // k8s.namespace.name stands in
 				"service:lonely":             groupNone,
-				"database:postgresql/orders": "shop",       // its biggest caller's
-				"topic:kafka/events":         "billing",    // no producer: its consumer's
-				"external:api.example.com":   groupNone,    // its one caller's group, "no namespace"
+				"database:postgresql/orders": "shop",      // its biggest caller's
+				"topic:kafka/events":         "billing",   // no producer: its consumer's
+				"external:api.example.com":   groupNone,   // its one caller's group, "no namespace"
 				"client:client":              "(clients)", // clients have a group of their own
 			},
 			stats: map[string]groupStats{
