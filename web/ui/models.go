@@ -51,6 +51,8 @@ type controls struct {
 	Focus              []option
 	Groups             []option // what the overview groups by
 	Reset              string
+	// NoRefresh leaves the refresh out: the page is not updated live.
+	NoRefresh bool
 }
 
 type mapPage struct {
@@ -135,16 +137,29 @@ type column struct {
 }
 
 type couplingRow struct {
-	Name, Href, Kind, FanIn, FanOut, Instability, Betweenness string
+	Name, Href, Kind, FanIn, FanOut, Instability string
+	// Rank is its centrality rank ("3 of 1796"), Share the share of the
+	// shortest paths between other nodes through it ("0.0312%").
+	Rank, Share string
 }
 
 type changeRow struct{ Edge, Rate, Errors, P95 string }
 
 type archPage struct {
-	Controls                 controls
-	Generated                string
-	Columns                  []column
-	Rows                     []couplingRow
+	Controls  controls
+	Generated string
+	Columns   []column
+	Rows      []couplingRow
+	// The table's filter (a part of a node's name), sort and page: rows
+	// First to Last of the Matching nodes (of Total), page Page of Pages,
+	// with links to the pages before and after.
+	Filter, Sort, Dir                      string
+	Total, Matching, First, Last, Page, Pages int
+	Prev, Next                             string
+	// Skipped says the graph was too large for centrality.
+	Skipped bool
+	// Keep are the view's parameters the table's form carries.
+	Keep []hidden
 	Cycles                   []string
 	Chain                    string
 	From, To                 string

@@ -3,9 +3,11 @@ package ui
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -360,5 +362,94 @@ func TestGridLayout(t *testing.T) {
 				require.Less(t, r.Nodes["0"].X, groupW)
 			}
 		})
+	}
+}
+
+// TestArchitectureTable: the coupling table of a graph of hundreds of
+// nodes comes in pages of 50, filtered by name, with centrality as a rank
+// and a share of shortest paths that tell nodes apart; the page says it
+// is read on load, not "paused" beside a refresh it does not do.
+func TestArchitectureTable(t *testing.T) {
+	s := scaleSnapshot(500)
+	snap := graph.NewSnapshot(now, time.Minute, s.Nodes, s.Edges)
+	require.False(t, snap.BetweennessSkipped)
+	u := newTestUI(t, &fixedSource{snap: snap})
+	rows := func(body string) [][]string {
+		t.Helper()
+		table := section(body, `<table class="data sortable" id="coupling-table">`, "</table>")
+		var out [][]string
+		for _, tr := range strings.Split(table, "<tr>")[2:] {
+			var cells []string
+			for _, td := range strings.Split(tr, "<td")[1:] {
+				cells = append(cells, stripTags("<td"+td))
+			}
+			out = append(out, cells)
+		}
+		return out
+	}
+	code, _, body := get(t, u, "/architecture")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, fmt.Sprintf("1–50 of %d nodes", len(snap.Nodes)))
+	require.Contains(t, body, `id="coupling-next"`)
+	require.NotContains(t, body, `id="coupling-prev"`)
+	require.NotContains(t, body, `name="refresh"`, "no refresh on a page that does not refresh")
+	require.Contains(t, body, `<span class="when">read on load: reload to update</span>`)
+	first := rows(body)
+	require.Len(t, first, 50)
+	require.Equal(t, fmt.Sprintf("1 of %d", len(snap.Nodes)), first[0][5], "the most central first")
+	shares := map[string]bool{}
+	for _, r := range first {
+		shares[r[6]] = true
+		require.NotEqual(t, "0.000", r[6])
+	}
+	require.Greater(t, len(shares), 40, "the 50 most central nodes tell apart: %v", shares)
+
+	_, _, body = get(t, u, "/architecture?cpage=2")
+	require.Contains(t, body, fmt.Sprintf("51–100 of %d nodes", len(snap.Nodes)))
+	require.Contains(t, body, `id="coupling-prev"`)
+	require.Contains(t, body, fmt.Sprintf("51 of %d", len(snap.Nodes)))
+
+	_, _, body = get(t, u, "/architecture?q=GATEWAY&sort=name&dir=asc")
+	gw := rows(body)
+	require.Len(t, gw, 10, "one gateway per namespace")
+	for _, r := range gw {
+		require.Contains(t, r[0], "-gateway")
+	}
+	require.Contains(t, body, fmt.Sprintf("1–10 of 10 nodes (of %d)", len(snap.Nodes)))
+	require.True(t, slices.IsSortedFunc(gw, func(a, b []string) int { return strings.Compare(a[0], b[0]) }))
+
+	_, _, body = get(t, u, "/architecture?cpage=999")
+	require.Contains(t, body, fmt.Sprintf("of %d nodes", len(snap.Nodes)))
+	require.NotContains(t, body, `id="coupling-next"`, "a page past the last is the last")
+
+	code, _, _ = get(t, u, "/architecture?cpage=x")
+	require.Equal(t, http.StatusBadRequest, code)
+}
+
+func stripTags(s string) string {
+	var b strings.Builder
+	in := false
+	for _, r := range s {
+		switch {
+		case r == '<':
+			in = true
+		case r == '>':
+			in = false
+		case !in:
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+func TestFmtShare(t *testing.T) {
+	for _, tc := range []struct {
+		in   float64
+		want string
+	}{
+		{0, "0"}, {1, "100%"}, {0.125, "12.5%"}, {0.4, "40.0%"}, {0.0123, "1.23%"},
+		{0.000312, "0.0312%"}, {3.1e-7, "0.0000310%"},
+	} {
+		require.Equal(t, tc.want, fmtShare(tc.in), "%g", tc.in)
 	}
 }
