@@ -153,13 +153,13 @@ type archPage struct {
 	// The table's filter (a part of a node's name), sort and page: rows
 	// First to Last of the Matching nodes (of Total), page Page of Pages,
 	// with links to the pages before and after.
-	Filter, Sort, Dir                      string
+	Filter, Sort, Dir                         string
 	Total, Matching, First, Last, Page, Pages int
-	Prev, Next                             string
+	Prev, Next                                string
 	// Skipped says the graph was too large for centrality.
 	Skipped bool
 	// Keep are the view's parameters the table's form carries.
-	Keep []hidden
+	Keep                     []hidden
 	Cycles                   []string
 	Chain                    string
 	From, To                 string
