@@ -152,7 +152,7 @@ type aggEdge struct {
 func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error) {
 	v := in.View
 	s := in.Snap
-	nodes := map[string]graph.Node{}
+	nodes := make(map[string]graph.Node, len(s.Nodes)+len(s.IdleNodes))
 	for _, n := range s.Nodes {
 		nodes[n.ID] = n
 	}
@@ -236,16 +236,17 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 
-	nsOf := namespaces(nodes, edges)
-
 	// Too many nodes to draw readably: the overview of groups (the
 	// incident view's and a focus's nodes too), but on a diff's map.
 	var ov *overview
+	nsOf := map[string]string{} // the namespace boxes of a map drawn whole
 	if len(keep) > in.MaxNodes && in.MaxGroups > 0 && in.Diff == nil {
 		ov = groupNodes(overviewInput{Nodes: nodes, Edges: edges, Keep: keep, View: v, MaxGroups: in.MaxGroups, Touched: inc.affected})
 		model.Notes = append(model.Notes, ov.notes(len(keep))...)
 		model.Overview = len(ov.open) == 0
 		model.Drilled = len(ov.open) > 0
+	} else {
+		nsOf = namespaces(nodes, edges)
 	}
 
 	// Collapse namespaces asked for, and on a diff's map all of them (but
@@ -428,11 +429,16 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	nodeBadges := map[string][]badge{}
 	edgeBadges := map[string][]badge{}
 	edgeRep := map[string]string{}
-	edgeByKey := map[string]graph.Edge{} // the overview's, for findings on edges inside a group
-	if ov != nil {
-		for _, e := range edges {
-			edgeByKey[e.ID] = e
+	var edgeByKey map[string]graph.Edge // the overview's, for findings on edges inside a group
+	edgeOf := func(id string) (graph.Edge, bool) {
+		if edgeByKey == nil {
+			edgeByKey = make(map[string]graph.Edge, len(edges))
+			for _, e := range edges {
+				edgeByKey[e.ID] = e
+			}
 		}
+		e, ok := edgeByKey[id]
+		return e, ok
 	}
 	for _, key := range order {
 		for _, id := range agg[key].ids {
@@ -454,7 +460,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 				edgeBadges[key] = append(edgeBadges[key], b)
 			} else if id := rep(f.Subject.NodeID); f.Subject.NodeID != "" && shown[id] {
 				nodeBadges[id] = append(nodeBadges[id], b)
-			} else if e, ok := edgeByKey[f.Subject.EdgeID]; ok && keep[e.Target] && shown[rep(e.Target)] {
+			} else if e, ok := edgeOf(f.Subject.EdgeID); ov != nil && ok && keep[e.Target] && shown[rep(e.Target)] {
 				// An edge inside a group or to one: on the box or node of
 				// its target.
 				nodeBadges[rep(e.Target)] = append(nodeBadges[rep(e.Target)], b)

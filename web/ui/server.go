@@ -74,7 +74,10 @@ type Options struct {
 	// overview of groups (default 300).
 	MaxNodes int
 	// MaxGroups is the most boxes the overview draws (default 50): more
-	// groups are paged, the rest of them merged into one box.
+	// groups are paged, the rest of them merged into one box. Negative
+	// turns the overview off: above MaxNodes namespaces collapse by
+	// themselves, then the busiest nodes are drawn (the map before the
+	// overview, for comparison).
 	MaxGroups int
 	// MaxClients bounds live-update connections (default 1,000); more are
 	// refused with 503.
@@ -150,7 +153,7 @@ func New(o Options) (*UI, error) {
 	if o.MaxNodes <= 0 {
 		o.MaxNodes = 300
 	}
-	if o.MaxGroups <= 0 {
+	if o.MaxGroups == 0 {
 		o.MaxGroups = 50
 	}
 	if o.MaxClients <= 0 {
