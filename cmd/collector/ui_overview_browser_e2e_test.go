@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/simulate/scenario"
 )
+
+var overviewServices = flag.Int("overview-services", 1000, "TestUIBrowserOverview: the services of the load generator's system it draws (10000 measures the overview at that size: BENCHMARKS.md)")
 
 // feedSystem sends the load generator's system of n services to an OTLP
 // gRPC endpoint, perTick traces every 100 ms, until the test ends.
@@ -101,11 +104,12 @@ func TestUIBrowserOverview(t *testing.T) {
 		dir = t.TempDir()
 	}
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	const services = 1000
-	col := startCollector(t, "--ui-addr=127.0.0.1:0", "--window=60s", "--eval-interval=1s", "--pair-ttl=1s", "--trace-idle=500ms")
+	services := *overviewServices
+	col := startCollector(t, "--ui-addr=127.0.0.1:0", "--window=60s", "--eval-interval=1s", "--pair-ttl=1s", "--trace-idle=500ms",
+		fmt.Sprintf("--max-nodes=%d", max(10_000, 4*services)), fmt.Sprintf("--max-edges=%d", max(50_000, 8*services)))
 	require.NotNil(t, col.UI)
 	base := "http://" + col.UI.String()
-	feedSystem(t, col.OTLPGRPC.String(), services, 60)
+	feedSystem(t, col.OTLPGRPC.String(), services, min(400, 60*services/1000))
 
 	// Every node of the system seen: the count stops growing.
 	start := time.Now()
@@ -118,8 +122,8 @@ func TestUIBrowserOverview(t *testing.T) {
 		} else {
 			still++
 		}
-		return len(nodes) > 1700 && still >= 3
-	}, 90*time.Second, time.Second, "the system of %d services in the graph (%d nodes so far)", services, last)
+		return len(nodes) > services*17/10 && still >= 3
+	}, time.Duration(90+services/20)*time.Second, time.Second, "the system of %d services in the graph (%d nodes so far)", services, last)
 	t.Logf("%d nodes in the graph after %.0fs", len(nodes), time.Since(start).Seconds())
 	require.Equal(t, map[string]string{"deployment.environment.name": "demo"}, nodes["service:shop/checkout"], "the kept resource attribute, through the API")
 
@@ -140,7 +144,7 @@ func TestUIBrowserOverview(t *testing.T) {
 	require.Greater(t, boxes, 10)
 	require.Equal(t, boxes, evalJS[int](t, tab, `document.querySelectorAll("svg#map g.node.k-group").length`), "only group boxes")
 	notes := evalJS[string](t, tab, `document.getElementById("map-notes").innerText`)
-	require.Regexp(t, `\d{4} nodes in \d+ groups by namespace: the overview`, notes)
+	require.Regexp(t, `\d+ nodes in \d+ groups by namespace: the overview`, notes)
 	require.True(t, evalJS[bool](t, tab, `document.getElementById("fit").checked`))
 	l := readLegibility(t, tab)
 	t.Logf("overview: %d boxes drawn at scale %s in %v, %d texts drawn (%d names); %s", l.Nodes, l.Scale, overviewTime, l.Drawn, l.Names, notes)
@@ -181,12 +185,14 @@ func TestUIBrowserOverview(t *testing.T) {
 	// the one deployment environment.
 	require.NoError(t, within(tab, 30*time.Second, chromedp.Navigate(base+"/?refresh=off&group=deployment.environment.name")))
 	require.NoError(t, pollJS(tab, 10*time.Second, `document.querySelector('svg#map g.node[data-node="group:demo"]') !== null`), "a box for deployment.environment.name=demo")
-	require.Regexp(t, `^\d{4} nodes`, evalJS[string](t, tab, `document.querySelector('svg#map g.node[data-node="group:demo"] text.stat').dataset.full || document.querySelector('svg#map g.node[data-node="group:demo"] text.stat').textContent`))
+	require.Regexp(t, `^\d+ nodes`, evalJS[string](t, tab, `document.querySelector('svg#map g.node[data-node="group:demo"] text.stat').dataset.full || document.querySelector('svg#map g.node[data-node="group:demo"] text.stat').textContent`))
 
 	// The architecture page: 50 rows a page, centrality ranked.
 	require.NoError(t, within(tab, 30*time.Second, chromedp.Navigate(base+"/architecture")))
 	require.NoError(t, pollJS(tab, 10*time.Second, `document.querySelector("#coupling-table") !== null`))
 	require.Equal(t, 50, evalJS[int](t, tab, `document.querySelectorAll("#coupling-table tbody tr").length`))
-	require.Regexp(t, `^1 of \d{4}$`, evalJS[string](t, tab, `document.querySelector("#coupling-table tbody tr td:nth-child(6)").textContent`))
+	if len(nodes) <= 2000 { // centrality is not computed on larger graphs
+		require.Regexp(t, `^1 of \d+$`, evalJS[string](t, tab, `document.querySelector("#coupling-table tbody tr td:nth-child(6)").textContent`))
+	}
 	require.Equal(t, "read on load: reload to update", evalJS[string](t, tab, `document.querySelector("header .when").textContent.trim()`))
 }

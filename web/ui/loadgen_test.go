@@ -44,12 +44,3 @@ func loadgenSnapshot(tb testing.TB, services int) *graph.Snapshot {
 	}
 	return snap
 }
-
-func TestLoadgenSnapshotSize(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds a system of 1,000 services")
-	}
-	start := time.Now()
-	s := loadgenSnapshot(t, 1000)
-	t.Logf("%d nodes, %d edges in %v", len(s.Nodes), len(s.Edges), time.Since(start))
-}
