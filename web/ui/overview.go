@@ -96,8 +96,11 @@ func (g grouping) display(key string) string {
 // groupStats are a group's figures: its members and the calls and
 // messages they serve (every edge into a member, from anywhere).
 type groupStats struct {
-	Members  int
-	Rate     float64
+	Members int
+	Rate    float64
+	// Out is the rate of the calls and messages its members send to
+	// other groups (what ranks the clients' group, which serves none).
+	Out      float64
 	Requests uint64
 	Errors   uint64
 	// Groups is how many groups a merged box (other, earlier) holds.
@@ -107,6 +110,7 @@ type groupStats struct {
 func (s *groupStats) add(o *groupStats) {
 	s.Members += o.Members
 	s.Rate += o.Rate
+	s.Out += o.Out
 	s.Requests += o.Requests
 	s.Errors += o.Errors
 	s.Groups += max(o.Groups, 1)
@@ -194,8 +198,8 @@ type overviewInput struct {
 // the group that sends it the most traffic (of its callers and
 // producers; of its consumers when it has none), else the group of its
 // kind, as clients do. Groups are ranked: those a firing finding touches
-// first, then those matching the search, then by the traffic they serve,
-// then by size and name. When there are more than MaxGroups, the first
+// first, then those matching the search, then by the traffic they serve
+// and send to other groups, then by size and name. When there are more than MaxGroups, the first
 // MaxGroups-1 are drawn and the rest merged into one box, "other", that
 // leads to the next page: MaxGroups-2 groups between an "earlier" box and
 // an "other" box. With groups open, their members are drawn in full and
@@ -263,6 +267,9 @@ func groupNodes(in overviewInput) *overview {
 		st.Rate += e.RatePerS
 		st.Requests += e.Requests
 		st.Errors += e.Errors
+		if g := ov.groupOf[e.Source]; g != ov.groupOf[e.Target] {
+			ov.stats[g].Out += e.RatePerS
+		}
 	}
 	ov.Groups = len(ov.stats)
 
@@ -290,13 +297,13 @@ func groupNodes(in overviewInput) *overview {
 		}
 	}
 	// weight is what ranks groups after findings and the search: the
-	// traffic they serve, or with groups open, the traffic they exchange
-	// with them.
+	// traffic they serve and send to other groups, or with groups open,
+	// the traffic they exchange with them.
 	weight := map[string]float64{}
 	var candidates []string
 	if len(ov.open) == 0 {
 		for g, st := range ov.stats {
-			weight[g] = st.Rate
+			weight[g] = st.Rate + st.Out
 			candidates = append(candidates, g)
 		}
 	} else {
