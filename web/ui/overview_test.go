@@ -3,7 +3,9 @@ package ui
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -242,13 +244,7 @@ func TestGroupDrillIn(t *testing.T) {
 // hover.
 func TestOverviewMap(t *testing.T) {
 	nodes, edges := overviewGraph()
-	snap := graph.NewSnapshot(now, 0, slices.Collect(func(yield func(graph.Node) bool) {
-		for _, n := range nodes {
-			if !yield(n) {
-				return
-			}
-		}
-	}), edges)
+	snap := graph.NewSnapshot(now, 0, slices.Collect(maps.Values(nodes)), edges)
 	findings := []finding.Finding{
 		{ID: "f1", Kind: finding.KindRetryStorm, State: finding.StateFiring, Severity: finding.SeverityCritical, Subject: finding.Subject{EdgeID: "service:shop/cart->service:pay"}, Summary: "cart retries pay"},
 		{ID: "f2", Kind: finding.KindBottleneck, State: finding.StateFiring, Severity: finding.SeverityWarning, Subject: finding.Subject{NodeID: "service:shop/front"}, Summary: "front is slow"},
@@ -452,4 +448,16 @@ func TestFmtShare(t *testing.T) {
 	} {
 		require.Equal(t, tc.want, fmtShare(tc.in), "%g", tc.in)
 	}
+}
+
+// TestNodePageAttributes: a node's page lists its kept resource
+// attributes.
+func TestNodePageAttributes(t *testing.T) {
+	nodes, edges := overviewGraph()
+	snap := graph.NewSnapshot(now, time.Minute, slices.Collect(maps.Values(nodes)), edges)
+	u := newTestUI(t, &fixedSource{snap: snap})
+	code, _, body := get(t, u, "/node?id="+url.QueryEscape("service:pay"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "<dt>k8s.namespace.name</dt><dd>billing</dd>")
+	require.Contains(t, body, "<dt>team</dt><dd>money</dd>")
 }

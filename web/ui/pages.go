@@ -69,6 +69,14 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 			{"fan-in", fmt.Sprint(n.FanIn)}, {"fan-out", fmt.Sprint(n.FanOut)},
 			{"instability", fmtFloat(n.Instability, 2)}, {"shortest paths through it (betweenness)", fmtShare(n.Betweenness)},
 		}
+		if n.BetweennessSkipped {
+			p.Figures = p.Figures[:3] // not computed for a graph this large
+		}
+		// Its kept resource attributes, each a way to group it on the
+		// overview.
+		for _, k := range slices.Sorted(maps.Keys(n.Attributes)) {
+			p.Figures = append(p.Figures, kv{k, n.Attributes[k]})
+		}
 	}
 	var inRate, inReq, inErr, outRate float64
 	for _, e := range snap.Edges {
