@@ -241,6 +241,7 @@ func (g *Graph) expireLocked(nowN, ep int64) {
 // skip the string-keyed node map.
 type svcMemo struct {
 	name, ns string
+	attrs    []Attr
 	node     int32
 	ok       bool
 }
@@ -248,7 +249,7 @@ type svcMemo struct {
 // serviceNode returns the node of s's service, -1 at the node limit.
 // Caller holds mu.
 func (g *Graph) serviceNode(s *Span, last *svcMemo, ep int64) int32 {
-	if last.ok && last.name == s.Service && last.ns == s.Namespace {
+	if last.ok && last.name == s.Service && last.ns == s.Namespace && equalAttrs(last.attrs, s.Attributes) {
 		return last.node // marked seen in ep by the lookup that filled last
 	}
 	k := NodeKey{Kind: NodeService, Group: s.Namespace, Name: s.Service}
@@ -256,10 +257,25 @@ func (g *Graph) serviceNode(s *Span, last *svcMemo, ep int64) int32 {
 	if svc < 0 {
 		return -1
 	}
+	g.setAttrs(svc, s.Attributes)
 	// An overflow node is not remembered: each observation folded into
 	// it is counted by node.
-	*last = svcMemo{name: s.Service, ns: s.Namespace, node: svc, ok: g.nodeIx[svc].key == k}
+	*last = svcMemo{name: s.Service, ns: s.Namespace, attrs: s.Attributes, node: svc, ok: g.nodeIx[svc].key == k}
 	return svc
+}
+
+// equalAttrs reports whether a and b hold the same attributes in the same
+// order (the spans of one resource share theirs: a quick compare).
+func equalAttrs(a, b []Attr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // consume records what of span s (the i-th of the batch) the graph records

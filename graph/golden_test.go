@@ -80,7 +80,7 @@ func TestGolden(t *testing.T) {
 			clk := &testClock{t: goldenStart}
 			g, err := graph.New(graph.Options{PairTTL: goldenPairTTL, Now: clk.now})
 			require.NoError(t, err)
-			p, err := semconv.NewPipeline(semconv.Options{Sink: g})
+			p, err := semconv.NewPipeline(semconv.Options{Sink: g, NodeAttributes: semconv.DefaultNodeAttributes()})
 			require.NoError(t, err)
 			for i, td := range readRequests(t, name) {
 				require.NoError(t, p.ConsumeTraces(context.Background(), td), "request %d: every span is taken", i)

@@ -239,6 +239,45 @@ type Graph struct {
 type nodeState struct {
 	key      NodeKey
 	lastSeen int64 // epoch of the newest bucket the node was seen in
+	// attrs are a service's kept resource attributes (Span.Attributes),
+	// nil when none: never changed once set, replaced when they change,
+	// so snapshots share them.
+	attrs map[string]string
+}
+
+// MaxNodeAttributes bounds the resource attributes kept on a node; a span
+// carrying more has the rest ignored.
+const MaxNodeAttributes = 16
+
+// setAttrs gives node i the attributes a, when it has others; a resource
+// with none of them leaves the node's as they are. Caller holds mu.
+func (g *Graph) setAttrs(i int32, a []Attr) {
+	if len(a) == 0 || i < 0 {
+		return
+	}
+	a = a[:min(len(a), MaxNodeAttributes)]
+	n := &g.nodeIx[i]
+	if n.key.IsOverflow() || sameAttrs(n.attrs, a) {
+		return
+	}
+	m := make(map[string]string, len(a))
+	for _, kv := range a {
+		m[strings.Clone(kv.Key)] = strings.Clone(kv.Value)
+	}
+	n.attrs = m
+}
+
+// sameAttrs reports whether m holds exactly a.
+func sameAttrs(m map[string]string, a []Attr) bool {
+	if len(m) != len(a) {
+		return false
+	}
+	for _, kv := range a {
+		if v, ok := m[kv.Key]; !ok || v != kv.Value {
+			return false
+		}
+	}
+	return true
 }
 
 type edgeKey struct {

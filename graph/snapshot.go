@@ -127,12 +127,19 @@ type Node struct {
 	Name      string   `json:"name"`
 	Namespace string   `json:"namespace,omitempty"` // service.namespace (services)
 	System    string   `json:"system,omitempty"`    // messaging or database system
+	// Attributes are a service's kept resource attributes
+	// (--node-attributes), omitted when none. The map is shared between
+	// snapshots: read only.
+	Attributes map[string]string `json:"attributes,omitempty"`
 
 	FanIn       int     `json:"fan_in"`
 	FanOut      int     `json:"fan_out"`
 	Instability float64 `json:"instability"`
-	// Betweenness is the node's betweenness centrality; 0 and omitted from
-	// JSON when BetweennessSkipped.
+	// Betweenness is the node's betweenness centrality (normalised: the
+	// share of the shortest paths between other nodes that pass through
+	// it), to four significant digits, so that the small figures of a
+	// large graph still tell nodes apart; 0 and omitted from JSON when
+	// BetweennessSkipped.
 	Betweenness float64 `json:"betweenness"`
 	// BetweennessSkipped says betweenness was not computed for this graph
 	// (too many nodes), so Betweenness means nothing.
@@ -388,8 +395,15 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		})
 	}
 	for i := range g.nodeIx {
-		if g.nodeIx[i].lastSeen >= from {
-			b.node(g.nodeIx[i].key)
+		n := &g.nodeIx[i]
+		if n.lastSeen >= from {
+			b.node(n.key)
+		}
+		if n.attrs != nil {
+			if b.attrs == nil {
+				b.attrs = map[NodeKey]map[string]string{}
+			}
+			b.attrs[n.key] = n.attrs
 		}
 	}
 	// What carried traffic lately but not in the window stays, idle.
@@ -474,7 +488,7 @@ func NewSnapshot(generatedAt time.Time, window time.Duration, nodes []Node, edge
 			nd := &s.Nodes[i]
 			nd.FanIn, nd.FanOut = c.FanIn, c.FanOut
 			nd.Instability = round3(c.Instability)
-			nd.Betweenness = round3(c.Betweenness)
+			nd.Betweenness = roundSig4(c.Betweenness)
 			nd.BetweennessSkipped = res.BetweennessSkipped
 		}
 		s.BetweennessSkipped = res.BetweennessSkipped
@@ -506,6 +520,7 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 	nodes := make([]Node, len(b.nodes))
 	for i, k := range b.nodes {
 		nodes[i] = nodeOf(k)
+		nodes[i].Attributes = b.attrs[k]
 	}
 	edges := make([]Edge, len(b.edges))
 	for i := range b.edges {
@@ -533,6 +548,7 @@ type rawEdge struct {
 type snapshotBuilder struct {
 	nodes     []NodeKey
 	byKey     map[NodeKey]int
+	attrs     map[NodeKey]map[string]string // kept resource attributes, shared with the graph (read only)
 	edges     []rawEdge
 	dormant   []dormantEdge
 	idleEdges []idleEdge
@@ -570,6 +586,7 @@ func (b *snapshotBuilder) addIdle(s *Snapshot, bucketN int64) {
 		if _, ok := s.Node(nd.ID); ok {
 			continue
 		}
+		nd.Attributes = b.attrs[in.key]
 		nd.Idle, nd.LastSeen = true, end(in.last)
 		s.IdleNodes = append(s.IdleNodes, nd)
 		idle[nd.ID] = true

@@ -43,8 +43,8 @@ const (
 )
 
 // Span is one OTLP span reduced to what the graph needs. Ingest fills it from
-// the wire format and the semantic conventions; the graph never sees
-// attributes.
+// the wire format and the semantic conventions; the graph sees no span
+// attribute, and of the resource's only the few kept as Attributes.
 //
 // String fields may alias the decoder's buffers: the graph copies whatever it
 // keeps beyond the call that received the Span, and callers may reuse a Span
@@ -59,6 +59,10 @@ type Span struct {
 	// service.namespace).
 	Service   string
 	Namespace string
+	// Attributes are the resource attributes ingest was told to keep on
+	// service nodes (--node-attributes), in the order it was told, none
+	// empty. Every span of one resource shares the slice.
+	Attributes []Attr
 
 	// Start and End are Unix nanoseconds as sent.
 	Start, End int64
@@ -122,6 +126,9 @@ type Span struct {
 	// paths is not.
 	Target string
 }
+
+// Attr is one resource attribute of a service, kept on its node.
+type Attr struct{ Key, Value string }
 
 // Failure is why a failed call failed, as far as its error tells.
 type Failure uint8

@@ -148,6 +148,15 @@ func quantilesOf(sk *ddsketch.DDSketch) *Quantiles {
 // round3 rounds to microsecond precision so JSON stays readable.
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 
+// roundSig4 rounds v to four significant digits.
+func roundSig4(v float64) float64 {
+	if v == 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+		return v
+	}
+	p := math.Pow(10, 3-math.Floor(math.Log10(math.Abs(v))))
+	return math.Round(v*p) / p
+}
+
 // ring keeps an edge's Stats in time buckets: slot epoch%len holds the bucket
 // whose start is epoch*width. Slots are reused, their sketches cleared.
 type ring struct {

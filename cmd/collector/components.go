@@ -8,7 +8,9 @@ import (
 	"flag"
 	"time"
 
+	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
+	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 
 	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
 )
@@ -21,12 +23,26 @@ type ingestConfig struct {
 	MaxInFlight     int
 	MemoryLimit     int64
 	MaxDeltaSeries  int
+	NodeAttributes  nameList
+}
+
+// defaultNodeAttributes is --node-attributes' default.
+func defaultNodeAttributes() nameList { return semconv.DefaultNodeAttributes() }
+
+// nameList is a comma-separated list flag with a default.
+type nameList []string
+
+func (l nameList) MarshalText() ([]byte, error) { return []byte(strings.Join(l, ",")), nil }
+func (l *nameList) UnmarshalText(b []byte) error {
+	*l = splitList(string(b))
+	return nil
 }
 
 // flags defines the flags of ingestConfig on fs.
 func (c *ingestConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPGRPCAddr, "otlp-grpc-addr", "127.0.0.1:4317", "OTLP/gRPC listen address (empty disables)")
 	fs.StringVar(&c.OTLPHTTPAddr, "otlp-http-addr", "127.0.0.1:4318", "OTLP/HTTP listen address (empty disables)")
+	fs.TextVar(&c.NodeAttributes, "node-attributes", defaultNodeAttributes(), fmt.Sprintf("comma-separated resource attributes kept on service nodes (string values, at most %d, each cut at 256 bytes), for the UI to group services by; empty keeps none", graph.MaxNodeAttributes))
 	fs.IntVar(&c.MaxDeltaSeries, "max-delta-series", 16_384, "delta-temporality metric series whose running totals are kept; more are refused and counted")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
@@ -40,6 +56,7 @@ type apiConfig struct {
 	APIAddr          string
 	UIAddr           string
 	UIMaxNodes       int
+	UIMaxGroups      int
 	MaxStreamClients int
 	Pprof            bool
 	// GrafanaServiceGraph exposes the graph on /metrics as Grafana's
@@ -53,7 +70,8 @@ func (c *apiConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.APIMaxBuildNodes, "api-max-build-nodes", 50_000, "refuse (422) to build per request a live graph of a window other than the default while the graph has more nodes than this; 0: no bound")
 	fs.StringVar(&c.APIAddr, "api-addr", "127.0.0.1:8070", "JSON API, /metrics, /healthz and /readyz listen address")
 	fs.StringVar(&c.UIAddr, "ui-addr", defaultUIAddr, "web UI listen address (all-in-one; empty disables it, e.g. when cmd/ui runs apart)")
-	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which namespaces collapse by themselves")
+	fs.IntVar(&c.UIMaxNodes, "ui-max-nodes", 300, "nodes on the UI's map above which it opens at the overview of groups (namespaces, or a resource attribute); a click opens one")
+	fs.IntVar(&c.UIMaxGroups, "ui-max-groups", 50, "boxes on the UI map's overview at most; more groups are paged, the rest merged into one box")
 	fs.IntVar(&c.MaxStreamClients, "max-stream-clients", 1_000, "websocket clients of /api/v1/stream at once; more are refused with 503")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler under /debug/pprof/ on the API address")
 	fs.BoolVar(&c.GrafanaServiceGraph, "grafana-service-graph-metrics", false, "also serve the graph's edges on /metrics as the traces_service_graph_* series Grafana's service graph reads (as Tempo's metrics-generator writes them), bounded by --max-edges; see docs/grafana.md")
@@ -267,6 +285,9 @@ func (c ingestConfig) Validate() error {
 	if c.MaxDeltaSeries < 1 {
 		errs = append(errs, errors.New("--max-delta-series must be at least 1"))
 	}
+	if err := semconv.CheckNodeAttributes(c.NodeAttributes); err != nil {
+		errs = append(errs, fmt.Errorf("--node-attributes: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
@@ -284,6 +305,9 @@ func (c apiConfig) Validate() error {
 	}
 	if c.APIMaxBuildNodes < 0 {
 		errs = append(errs, errors.New("--api-max-build-nodes must be 0 (no bound) or more"))
+	}
+	if c.UIMaxGroups < 3 {
+		errs = append(errs, errors.New("--ui-max-groups must be at least 3"))
 	}
 	return errors.Join(errs...)
 }

@@ -53,3 +53,30 @@ func TestModesTyped(t *testing.T) {
 		})
 	}
 }
+
+func TestNodeAttributesFlag(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    []string
+		wantErr string
+	}{
+		{name: "default", want: []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "team", "service.owner"}},
+		{name: "flag", args: []string{"--node-attributes=team, cloud.region"}, want: []string{"team", "cloud.region"}},
+		{name: "env", env: map[string]string{"CARTOGRAPH_NODE_ATTRIBUTES": "team"}, want: []string{"team"}},
+		{name: "none", args: []string{"--node-attributes="}, want: nil},
+		{name: "twice", args: []string{"--node-attributes=team,team"}, wantErr: `--node-attributes: semconv: node attribute "team" named twice`},
+		{name: "service.name", args: []string{"--node-attributes=service.name"}, wantErr: "kept already"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, []string(c.NodeAttributes))
+		})
+	}
+}

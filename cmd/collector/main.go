@@ -136,7 +136,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans,
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.NodeAttributes,
 		Admit: func() error {
 			if persist.Full() {
 				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)

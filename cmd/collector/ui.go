@@ -46,7 +46,7 @@ func startUI(ctx context.Context, eg *errgroup.Group, cfg config, d uiDeps, logg
 		return nil, err
 	}
 	u, err := ui.New(ui.Options{
-		Source: d.Source, Layouter: lay, Refresh: cfg.EvalInterval, MaxNodes: cfg.UIMaxNodes,
+		Source: d.Source, Layouter: lay, Refresh: cfg.EvalInterval, MaxNodes: cfg.UIMaxNodes, MaxGroups: cfg.UIMaxGroups,
 		MaxClients: cfg.MaxStreamClients, Logger: logger.With("component", "ui"), Registerer: reg,
 	})
 	if err != nil {

@@ -37,6 +37,7 @@ type config struct {
 	Collector      string
 	Refresh        time.Duration
 	MaxNodes       int
+	MaxGroups      int
 	MaxClients     int
 	HistoryPoints  int
 	MaxSeries      int
@@ -67,7 +68,8 @@ func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "web UI listen address")
 	fs.StringVar(&c.Collector, "collector", "http://127.0.0.1:8070", "the collector's API address (its viewer token, if it asks for one: env CARTOGRAPH_COLLECTOR_TOKEN)")
 	fs.DurationVar(&c.Refresh, "refresh", 5*time.Second, "how often the collector is read when it announces no change")
-	fs.IntVar(&c.MaxNodes, "ui-max-nodes", 300, "nodes on the map above which namespaces collapse by themselves")
+	fs.IntVar(&c.MaxNodes, "ui-max-nodes", 300, "nodes on the map above which it opens at the overview of groups (namespaces, or a resource attribute); a click opens one")
+	fs.IntVar(&c.MaxGroups, "ui-max-groups", 50, "boxes on the map's overview at most; more groups are paged, the rest merged into one box")
 	fs.IntVar(&c.MaxClients, "ui-max-clients", 1000, "pages connected for live updates at once; more are refused with 503")
 	fs.IntVar(&c.HistoryPoints, "ui-history-points", 720, "chart points kept per node and edge, one per refresh")
 	fs.IntVar(&c.MaxSeries, "ui-max-series", 20_000, "nodes and edges whose chart history is kept; more are counted and not charted")
@@ -124,6 +126,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	}
 	if c.Refresh < time.Second {
 		errs = append(errs, fmt.Errorf("--refresh %v: at least 1s", c.Refresh))
+	}
+	if c.MaxGroups < 3 {
+		errs = append(errs, fmt.Errorf("--ui-max-groups %d: at least 3", c.MaxGroups))
 	}
 	return c, errors.Join(errs...)
 }
@@ -198,7 +203,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(net.
 		}
 	}
 	u, err := ui.New(ui.Options{
-		Source: src, Layouter: lay, Refresh: cfg.Refresh, MaxNodes: cfg.MaxNodes, MaxClients: cfg.MaxClients,
+		Source: src, Layouter: lay, Refresh: cfg.Refresh, MaxNodes: cfg.MaxNodes, MaxGroups: cfg.MaxGroups, MaxClients: cfg.MaxClients,
 		HistoryPoints: cfg.HistoryPoints, MaxSeries: cfg.MaxSeries, AllowedOrigins: origins,
 		Logger: logger, Registerer: reg,
 	})

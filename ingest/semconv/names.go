@@ -1,6 +1,7 @@
 package semconv
 
 import (
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -38,6 +39,7 @@ func (t *translator) sanitize(s *graph.Span) {
 // counted for each span as if each span's names were sanitized.
 type resourceNames struct {
 	service, namespace   string
+	attrs                []graph.Attr // kept attributes (resourceAttrs.keep), sanitized
 	tooLong, invalidUTF8 int
 }
 
@@ -68,4 +70,34 @@ func (t *translator) sanitizeName(v string) string {
 		v = v[:cut] + "…"
 	}
 	return v
+}
+
+// DefaultNodeAttributes returns the resource attributes a collector keeps
+// on service nodes unless told otherwise (--node-attributes): those
+// services are grouped by (Kubernetes namespace and workload, environment,
+// owning team).
+func DefaultNodeAttributes() []string {
+	return []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "team", "service.owner"}
+}
+
+// CheckNodeAttributes checks a list of resource attributes to keep on
+// service nodes (Options.NodeAttributes): at most graph.MaxNodeAttributes,
+// none empty, repeated or read already (service.name, service.namespace).
+func CheckNodeAttributes(keys []string) error {
+	if len(keys) > graph.MaxNodeAttributes {
+		return fmt.Errorf("semconv: %d node attributes, at most %d", len(keys), graph.MaxNodeAttributes)
+	}
+	seen := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		switch {
+		case k == "" || len(k) > MaxNameBytes:
+			return fmt.Errorf("semconv: node attribute %q: want a name of 1 to %d bytes", k, MaxNameBytes)
+		case k == "service.name" || k == "service.namespace":
+			return fmt.Errorf("semconv: node attribute %q is kept already (the node's name and namespace)", k)
+		case seen[k]:
+			return fmt.Errorf("semconv: node attribute %q named twice", k)
+		}
+		seen[k] = true
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +64,10 @@ type Options struct {
 	// Observer, when set, sees each admitted request after its spans went
 	// to the sink (nil: none).
 	Observer TracesObserver
+	// NodeAttributes names the resource attributes kept on service nodes
+	// (graph.Span.Attributes), at most graph.MaxNodeAttributes; string
+	// values only, sanitized as names are.
+	NodeAttributes []string
 }
 
 // Errors returned by NewPipeline and ConsumeTraces.
@@ -131,6 +136,9 @@ func NewPipeline(o Options) (*Pipeline, error) {
 	if o.MaxSpansPerRequest < 0 {
 		return nil, fmt.Errorf("semconv: MaxSpansPerRequest %d is negative", o.MaxSpansPerRequest)
 	}
+	if err := CheckNodeAttributes(o.NodeAttributes); err != nil {
+		return nil, err
+	}
 	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -171,7 +179,12 @@ func NewPipeline(o Options) (*Pipeline, error) {
 		tooLong:        sanitized.WithLabelValues(reasonTooLong),
 		invalidUTF8:    sanitized.WithLabelValues(reasonInvalidUTF8),
 	}
-	p.pool.New = func() any { return new(batch) }
+	keep := slices.Clone(o.NodeAttributes)
+	p.pool.New = func() any {
+		b := &batch{t: translator{keep: keep}}
+		b.w.res.keep = keep
+		return b
+	}
 	return p, nil
 }
 

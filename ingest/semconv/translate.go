@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -48,6 +49,11 @@ func Translate(dst []graph.Span, td ptrace.Traces) (out []graph.Span, invalid in
 // keeps translators in a pool; they are not safe for concurrent use.
 type translator struct {
 	links []graph.SpanRef
+	// keep names the resource attributes kept on service nodes
+	// (Options.NodeAttributes); attrs is the arena their values are cut
+	// from, one slice per resource, reused as links is.
+	keep  []string
+	attrs []graph.Attr
 	addrs [addrCacheSize]joinedAddr
 	next  int
 	// tooLong and invalidUTF8 count the names sanitize changed since the
@@ -62,6 +68,11 @@ func (t *translator) reset() {
 		t.links = nil
 	}
 	t.links = t.links[:0]
+	clear(t.attrs)
+	if cap(t.attrs) > maxPooledLinks {
+		t.attrs = nil
+	}
+	t.attrs = t.attrs[:0]
 	t.tooLong, t.invalidUTF8 = 0, 0
 }
 
@@ -73,7 +84,7 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		names := sanitizeResource(resourceService(rs.Resource().Attributes()))
+		names := t.resourceNames(t.readResource(rs.Resource().Attributes()))
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
 			spans := sss.At(j).Spans()
@@ -112,6 +123,7 @@ func (t *translator) translate(dst []graph.Span, td ptrace.Traces) ([]graph.Span
 func (t *translator) setResource(s *graph.Span, names *resourceNames) {
 	s.Service = names.service
 	s.Namespace = names.namespace
+	s.Attributes = names.attrs
 	t.tooLong += names.tooLong
 	t.invalidUTF8 += names.invalidUTF8
 }
@@ -149,19 +161,25 @@ func valueOf(v pcommon.Value) otlpwire.Value {
 	return otlpwire.Value{Type: otlpwire.ValueOther}
 }
 
-// resourceService reads service.name and service.namespace from a resource.
-func resourceService(attrs pcommon.Map) (service, namespace string) {
-	var r resourceAttrs
+// readResource reads what translation needs of a resource's attributes.
+func (t *translator) readResource(attrs pcommon.Map) *resourceAttrs {
+	r := &resourceAttrs{keep: t.keep}
 	attrs.Range(func(k string, v pcommon.Value) bool {
 		r.set(k, valueOf(v))
 		return true
 	})
-	return r.names()
+	return r
 }
 
 // resourceAttrs collects what translation reads of a resource, for both
 // readers of OTLP.
-type resourceAttrs struct{ service, namespace string }
+type resourceAttrs struct {
+	service, namespace string
+	// keep names the attributes kept on service nodes
+	// (Options.NodeAttributes); kept holds their values, by position.
+	keep []string
+	kept [graph.MaxNodeAttributes]string
+}
 
 // set records one resource attribute (the last of a name counts).
 func (r *resourceAttrs) set(k string, v otlpwire.Value) {
@@ -170,7 +188,44 @@ func (r *resourceAttrs) set(k string, v otlpwire.Value) {
 		r.service = v.Str
 	case "service.namespace":
 		r.namespace = v.Str
+	default:
+		if v.Type != otlpwire.ValueStr {
+			return // kept attributes are strings; others are not read
+		}
+		for i, want := range r.keep {
+			if k == want {
+				r.kept[i] = v.Str
+				return
+			}
+		}
 	}
+}
+
+// reset empties r for the next resource, keeping what it keeps.
+func (r *resourceAttrs) reset() { *r = resourceAttrs{keep: r.keep} }
+
+// resourceNames returns the names of resource r, sanitized, with its kept
+// attributes (their values sanitized as names are) cut from t's arena.
+func (t *translator) resourceNames(r *resourceAttrs) resourceNames {
+	names := sanitizeResource(r.names())
+	start := len(t.attrs)
+	for i, k := range r.keep {
+		v := r.kept[i]
+		if v == "" {
+			continue
+		}
+		if len(v) > MaxNameBytes || !utf8.ValidString(v) {
+			var c translator
+			v = c.sanitizeName(v)
+			names.tooLong += c.tooLong
+			names.invalidUTF8 += c.invalidUTF8
+		}
+		t.attrs = append(t.attrs, graph.Attr{Key: k, Value: v})
+	}
+	if end := len(t.attrs); end > start {
+		names.attrs = t.attrs[start:end:end]
+	}
+	return names
 }
 
 // names returns the service (unknownService when unnamed) and namespace.

@@ -48,7 +48,8 @@ func (w *wireReader) Restart() {
 	w.spans = w.spans[:0]
 	w.t.links = w.t.links[:0]
 	w.t.tooLong, w.t.invalidUTF8 = 0, 0
-	w.res, w.names, w.a = resourceAttrs{}, resourceNames{}, spanAttrs{}
+	w.res.reset()
+	w.names, w.a = resourceNames{}, spanAttrs{}
 	w.linkStart, w.total, w.invalid = 0, 0, 0
 	w.rs = otlpwire.ResourceSpans{}
 	clear(w.rsSpans)
@@ -60,8 +61,8 @@ func (w *wireReader) ResourceAttr(key string, v otlpwire.Value) { w.res.set(key,
 
 func (w *wireReader) BeginSpans(rs otlpwire.ResourceSpans) {
 	w.flushObserved()
-	w.names = sanitizeResource(w.res.names())
-	w.res = resourceAttrs{}
+	w.names = w.t.resourceNames(&w.res)
+	w.res.reset()
 	w.rs = rs
 	w.a = spanAttrs{}
 	w.linkStart = len(w.t.links)
@@ -189,7 +190,8 @@ func (w *wireReader) reset() {
 		w.spans = nil
 	}
 	w.spans = w.spans[:0]
-	w.res, w.names, w.a = resourceAttrs{}, resourceNames{}, spanAttrs{}
+	w.res.reset()
+	w.names, w.a = resourceNames{}, spanAttrs{}
 	w.linkStart, w.total, w.invalid = 0, 0, 0
 	w.sampler = nil
 	w.json = false

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -455,4 +456,77 @@ func benchLive(b *testing.B, snap *graph.Snapshot, lay *layout.Layouter, clients
 	b.ReportMetric(bytes/float64(i)/float64(clients), "bytes/page")
 	b.ReportMetric(cpu/float64(i)/1e6, "cpu-ms/op")
 	b.ReportMetric(float64(tl.reset())/1e6/float64(i), "layout-ms/op")
+}
+
+// BenchmarkMapOverview is the map page at the overview against the page
+// it replaces, on the load generator's system (simulate/scenario through
+// semconv into a graph, as the collector builds it): 1,000 services (1,796
+// nodes in 245 namespaces) and 10,000 (about 17,800 nodes in 2,189),
+// through the handler. page=overview is the map a browser opens (laid out
+// as a grid, no Graphviz); page=drill-in opens one of the two busiest
+// namespaces, each request the other, so that each is laid out anew
+// (layout-ms/op); page=collapsed is the map before the overview (Options.
+// MaxGroups < 0): namespaces collapsed, then the busiest 300 nodes drawn,
+// every other request hiding a leaf so that it is laid out anew. Building
+// the 10,000-service graph takes about half a minute before the timings.
+func BenchmarkMapOverview(b *testing.B) {
+	for _, services := range []int{1000, 10_000} {
+		snap := loadgenSnapshot(b, services)
+		src := &fixedSource{snap: snap}
+		// The two busiest namespaces.
+		nodes := map[string]graph.Node{}
+		for _, n := range snap.Nodes {
+			nodes[n.ID] = n
+		}
+		ov := groupNodes(overviewInput{Nodes: nodes, Edges: snap.Edges, Keep: keepAll(nodes), View: View{}, MaxGroups: 50})
+		var busiest []string
+		for g, r := range ov.rank {
+			if r < 4 && !strings.HasPrefix(g, "(") {
+				busiest = append(busiest, g)
+			}
+		}
+		slices.SortFunc(busiest, func(a, b string) int { return ov.rank[a] - ov.rank[b] })
+		require.GreaterOrEqual(b, len(busiest), 2)
+		for _, page := range []string{"overview", "drill-in", "collapsed"} {
+			b.Run(fmt.Sprintf("services=%d/page=%s", services, page), func(b *testing.B) {
+				o := Options{}
+				if page == "collapsed" {
+					o.MaxGroups = -1
+				}
+				u, tl := newBenchUI(b, src, nil, layout.Options{MaxCached: 1}, o)
+				u.refresh(context.Background())
+				b.ReportMetric(float64(len(snap.Nodes)), "graph-nodes")
+				runtime.GC()
+				switch page {
+				case "overview":
+					benchTargets(b, u, tl, "/")
+				case "drill-in":
+					benchTargets(b, u, tl, "/?expand="+url.QueryEscape(busiest[0]), "/?expand="+url.QueryEscape(busiest[1]))
+				default:
+					benchPage(b, u, tl, snap, u.o.MaxNodes, true)
+				}
+			})
+		}
+	}
+}
+
+// benchTargets serves the map page at targets in turn, one request an op.
+func benchTargets(b *testing.B, u *UI, tl *timedLayouter, targets ...string) {
+	runtime.GC() // not the building of the graph's garbage
+	tl.reset()
+	var bytes, i int
+	var rec *httptest.ResponseRecorder
+	for b.Loop() {
+		rec = httptest.NewRecorder()
+		u.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, targets[i%len(targets)], nil))
+		bytes += rec.Body.Len()
+		i++
+	}
+	require.Equal(b, http.StatusOK, rec.Code)
+	b.ReportMetric(float64(tl.reset())/1e6/float64(i), "layout-ms/op")
+	b.ReportMetric(float64(bytes)/float64(i)/1024, "page-KB")
+	drawn, err := parseMap(rec.Body.String())
+	require.NoError(b, err)
+	b.ReportMetric(float64(len(drawn.Nodes)), "nodes-drawn")
+	b.ReportMetric(float64(drawn.Edges), "edges-drawn")
 }

@@ -39,9 +39,16 @@ type incident struct {
 // (an edge finding's target is found through them).
 func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
 	inc := &incident{Subjects: map[string]finding.Severity{}, SubjectEdges: map[string]finding.Severity{}, Blast: map[string]finding.Severity{}}
-	byID := make(map[string]graph.Edge, len(edges))
-	for _, e := range edges {
-		byID[e.ID] = e
+	var byID map[string]graph.Edge // built for the first edge finding
+	edgeOf := func(id string) (graph.Edge, bool) {
+		if byID == nil {
+			byID = make(map[string]graph.Edge, len(edges))
+			for _, e := range edges {
+				byID[e.ID] = e
+			}
+		}
+		e, ok := byID[id]
+		return e, ok
 	}
 	worst := func(m map[string]finding.Severity, id string, s finding.Severity) {
 		if id != "" && s > m[id] {
@@ -64,7 +71,7 @@ func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
 		switch {
 		case f.Subject.EdgeID != "":
 			worst(inc.SubjectEdges, f.Subject.EdgeID, f.Severity)
-			if e, ok := byID[f.Subject.EdgeID]; ok {
+			if e, ok := edgeOf(f.Subject.EdgeID); ok {
 				worst(inc.Subjects, e.Target, f.Severity)
 				worst(inc.Blast, e.Source, f.Severity)
 			}

@@ -24,7 +24,10 @@ type Layouter interface {
 
 // Sizes of what the map draws, in SVG user units (points).
 const (
-	nodeW, nodeH   = 168.0, 46.0
+	nodeW, nodeH = 168.0, 46.0
+	// groupW and groupH are a group's box on the overview: its kind, name
+	// and figures on three lines.
+	groupW, groupH = 256.0, 64.0
 	labelW, labelH = 172.0, 28.0
 	// subjectEdgeWidth is the least width of a finding's edge: it stands
 	// out from the busiest healthy edge at any scale.
@@ -49,28 +52,36 @@ type mapModel struct {
 	// incident view: only what they touch is drawn.
 	Firing   int
 	Incident bool
+	// Overview says the map is the overview of groups; Drilled that it
+	// is a drill-in: groups open, with the groups around them.
+	Overview, Drilled bool
 }
 
 type mapCluster struct {
 	DOMID, Name string
 	X, Y, W, H  float64
-	Href        string // collapses it
+	Href        string // collapses it (a namespace) or closes it (an open group)
+	Title       string
 }
 
 type mapNode struct {
 	ID, DOMID, Name, Kind, Namespace, System string
 	X, Y                                     float64
-	// Members is the number of nodes a collapsed namespace stands for.
-	Members  int
-	Badges   []badge
-	Match    bool // matches the search
-	Focus    bool
-	Diff     string // added, removed (diff maps)
-	Href     string // the node's page
-	Expand   string // a collapsed namespace: the view that opens it
-	Hidden   bool
-	FocusURL string
-	HideURL  string
+	// Members is the number of nodes a collapsed namespace or a group
+	// box stands for; Stat is a group box's figures, GroupKind what its
+	// group is ("namespace", "team", "groups" for a merged box).
+	Members   int
+	Stat      string
+	GroupKind string
+	Badges    []badge
+	Match     bool // matches the search
+	Focus     bool
+	Diff      string // added, removed (diff maps)
+	Href      string // the node's page
+	Expand    string // a collapsed namespace: the view that opens it
+	Hidden    bool
+	FocusURL  string
+	HideURL   string
 	// IdleFor says how long an idle node has seen no traffic ("" when
 	// it is not idle).
 	IdleFor string
@@ -80,20 +91,23 @@ type mapNode struct {
 }
 
 type mapEdge struct {
-	ID, DOMID        string
-	Source, Target   string // display node ids
-	Async            bool
-	Path             string // SVG path data
-	Arrow            string // SVG polygon points
-	LX, LY           float64
-	Label, LagLabel  string
-	Width            float64
-	Health           string // ok, warn, bad, idle
-	Badges           []badge
-	Diff             string // added, removed, changed
-	Href             string
-	Title            string
-	Merged           int // edges drawn as this one (collapsed namespaces)
+	ID, DOMID       string
+	Source, Target  string // display node ids
+	Async           bool
+	Path            string // SVG path data
+	Arrow           string // SVG polygon points
+	LX, LY          float64
+	Label, LagLabel string
+	Width           float64
+	Health          string // ok, warn, bad, idle
+	Badges          []badge
+	Diff            string // added, removed, changed
+	Href            string
+	Title           string
+	Merged          int // edges drawn as this one (collapsed namespaces)
+	// HoverLabel says the label shows on hover and focus only (a group's
+	// edge: the layout keeps no room for its label).
+	HoverLabel       bool
 	Requests, Errors uint64
 	// Role and Severity: as mapNode's.
 	Role, Severity string
@@ -116,9 +130,10 @@ type mapInput struct {
 	Snap     *graph.Snapshot
 	Findings []finding.Finding
 	View     View
-	// MaxNodes collapses namespaces, then keeps the busiest nodes, when the
+	// MaxNodes draws the overview of at most MaxGroups groups (a diff's
+	// map: collapses namespaces), then keeps the busiest nodes, when the
 	// view has more nodes than this.
-	MaxNodes int
+	MaxNodes, MaxGroups int
 	// Diff, when set, marks what changed between two times: Snap is the
 	// later graph and removed nodes and edges are added back, marked.
 	Diff *graph.Diff
@@ -137,7 +152,7 @@ type aggEdge struct {
 func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error) {
 	v := in.View
 	s := in.Snap
-	nodes := map[string]graph.Node{}
+	nodes := make(map[string]graph.Node, len(s.Nodes)+len(s.IdleNodes))
 	for _, n := range s.Nodes {
 		nodes[n.ID] = n
 	}
@@ -221,16 +236,27 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 
-	nsOf := namespaces(nodes, edges)
+	// Too many nodes to draw readably: the overview of groups (the
+	// incident view's and a focus's nodes too), but on a diff's map.
+	var ov *overview
+	nsOf := map[string]string{} // the namespace boxes of a map drawn whole
+	if len(keep) > in.MaxNodes && in.MaxGroups > 0 && in.Diff == nil {
+		ov = groupNodes(overviewInput{Nodes: nodes, Edges: edges, Keep: keep, View: v, MaxGroups: in.MaxGroups, Touched: inc.affected})
+		model.Notes = append(model.Notes, ov.notes(len(keep))...)
+		model.Overview = len(ov.open) == 0
+		model.Drilled = len(ov.open) > 0
+	} else {
+		nsOf = namespaces(nodes, edges)
+	}
 
-	// Collapse namespaces asked for, and all of them (but those expanded)
-	// when there are too many nodes to draw readably.
+	// Collapse namespaces asked for, and on a diff's map all of them (but
+	// those expanded) when there are too many nodes to draw readably.
 	collapsed := map[string]bool{}
 	for _, ns := range v.Collapse {
 		collapsed[ns] = true
 	}
-	if model.Incident {
-		clear(collapsed) // the incident view draws every node it touches
+	if model.Incident || ov != nil {
+		clear(collapsed) // the incident view draws every node it touches; the overview groups them
 	} else if len(keep) > in.MaxNodes {
 		auto := 0
 		for id := range keep {
@@ -244,6 +270,12 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	rep := func(id string) string {
+		if ov != nil {
+			if id == v.Focus {
+				return id
+			}
+			return ov.rep(id) // "" when not drawn
+		}
 		if ns := nsOf[id]; ns != "" && collapsed[ns] && id != v.Focus {
 			return "namespace:" + ns
 		}
@@ -253,7 +285,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	repRole := map[string]finding.Severity{} // a collapsed namespace: its members' worst, subjects over blast
 	repBlast := map[string]finding.Severity{}
 	for id := range keep {
-		if r := rep(id); r != id {
+		if r := rep(id); r != id && r != "" {
 			members[r]++
 			repRole[r] = max(repRole[r], inc.Subjects[id])
 			repBlast[r] = max(repBlast[r], inc.Blast[id])
@@ -261,7 +293,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	}
 	shown := map[string]bool{}
 	for id := range keep {
-		shown[rep(id)] = true
+		if r := rep(id); r != "" {
+			shown[r] = true
+		}
 	}
 	// Still too many: keep the busiest.
 	if len(shown) > in.MaxNodes {
@@ -310,6 +344,9 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		if !shown[src] || !shown[dst] || (src == dst && e.Source != e.Target) {
 			continue
 		}
+		if model.Drilled && isGroupID(src) && isGroupID(dst) {
+			continue // a drill-in draws what the open groups exchange, not the traffic between the groups around them
+		}
 		key := e.ID
 		if src != e.Source || dst != e.Target {
 			key = src + "\x00" + dst + "\x00" + e.Kind.String()
@@ -337,20 +374,53 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	}
 	slices.Sort(ids)
 	for _, id := range ids {
-		lg.Nodes = append(lg.Nodes, layout.Node{ID: id, Width: nodeW, Height: nodeH, Cluster: nsOf[id]})
+		n := layout.Node{ID: id, Width: nodeW, Height: nodeH, Cluster: nsOf[id]}
+		if ov != nil {
+			n.Cluster = ov.cluster(id)
+			if isGroupID(id) {
+				n.Width, n.Height = groupW, groupH
+			}
+		}
+		lg.Nodes = append(lg.Nodes, n)
 	}
 	slices.Sort(order)
 	for _, key := range order {
 		a := agg[key]
-		lg.Edges = append(lg.Edges, layout.Edge{ID: key, From: a.Source, To: a.Target, LabelWidth: labelW, LabelHeight: labelH})
+		le := layout.Edge{ID: key, From: a.Source, To: a.Target, LabelWidth: labelW, LabelHeight: labelH}
+		if isGroupID(a.Source) || isGroupID(a.Target) {
+			// A group's edges show their labels on hover (style.css): no
+			// room is kept for them, or the overview's dense edges would
+			// spread its boxes over a map too large to read.
+			le.LabelWidth, le.LabelHeight = 0, 0
+		}
+		lg.Edges = append(lg.Edges, le)
 	}
 	model.Empty = len(ids) == 0
 	if model.Empty {
 		return model, nil
 	}
-	res, err := lay.Layout(ctx, lg)
-	if err != nil {
+	var (
+		res *layout.Result
+		err error
+	)
+	if model.Overview {
+		// Boxes only: a layered grid the shape of a window (dot spreads
+		// dense groups over ranks far wider than one).
+		ov.sortByRank(lg.Nodes)
+		res = layout.Grid(lg, overviewAspect)
+	} else if res, err = lay.Layout(ctx, lg); err != nil {
 		return nil, err
+	} else if model.Drilled && fitScale(res) < minDrillScale {
+		// A drill-in laid out left to right too wide for a window: top
+		// to bottom instead, when that reads larger.
+		lg.RankDir = "TB"
+		tb, err := lay.Layout(ctx, lg)
+		if err != nil {
+			return nil, err
+		}
+		if fitScale(tb) > fitScale(res) {
+			res = tb
+		}
 	}
 	model.W, model.H = res.Width, res.Height
 	model.Topology = topologyKey(lg)
@@ -359,6 +429,17 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	nodeBadges := map[string][]badge{}
 	edgeBadges := map[string][]badge{}
 	edgeRep := map[string]string{}
+	var edgeByKey map[string]graph.Edge // the overview's, for findings on edges inside a group
+	edgeOf := func(id string) (graph.Edge, bool) {
+		if edgeByKey == nil {
+			edgeByKey = make(map[string]graph.Edge, len(edges))
+			for _, e := range edges {
+				edgeByKey[e.ID] = e
+			}
+		}
+		e, ok := edgeByKey[id]
+		return e, ok
+	}
 	for _, key := range order {
 		for _, id := range agg[key].ids {
 			edgeRep[id] = key
@@ -371,10 +452,18 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		b := badgeOf(f)
 		switch {
 		case f.Subject.EdgeID != "":
-			if key, ok := edgeRep[f.Subject.EdgeID]; ok {
+			key, onEdge := edgeRep[f.Subject.EdgeID]
+			if onEdge && (isGroupID(agg[key].Source) || isGroupID(agg[key].Target)) {
+				onEdge = false // a group's edge: on the box of its subject (the target)
+			}
+			if onEdge {
 				edgeBadges[key] = append(edgeBadges[key], b)
 			} else if id := rep(f.Subject.NodeID); f.Subject.NodeID != "" && shown[id] {
 				nodeBadges[id] = append(nodeBadges[id], b)
+			} else if e, ok := edgeOf(f.Subject.EdgeID); ov != nil && ok && keep[e.Target] && shown[rep(e.Target)] {
+				// An edge inside a group or to one: on the box or node of
+				// its target.
+				nodeBadges[rep(e.Target)] = append(nodeBadges[rep(e.Target)], b)
 			}
 		case f.Subject.NodeID != "":
 			if id := rep(f.Subject.NodeID); shown[id] {
@@ -384,11 +473,20 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 	}
 
 	search := strings.ToLower(v.Search)
+	groupMatch := map[string]bool{} // group boxes holding a match
+	if ov != nil && search != "" {
+		for id := range keep {
+			if r := rep(id); isGroupID(r) && strings.Contains(strings.ToLower(nodes[id].Name), search) {
+				groupMatch[r] = true
+			}
+		}
+	}
 	for _, id := range ids {
 		p := res.Nodes[id]
 		n, ok := nodes[id]
 		mn := mapNode{ID: id, DOMID: domID("n-", id), X: p.X, Y: p.Y, Badges: sortBadges(nodeBadges[id]), Diff: diffOf[id]}
-		if ok {
+		switch {
+		case ok:
 			mn.Name, mn.Kind, mn.Namespace, mn.System = n.Name, n.Kind.String(), n.Namespace, n.System
 			if n.Idle {
 				mn.IdleFor = idleFor(n.LastSeen, s.GeneratedAt)
@@ -396,7 +494,11 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			mn.Href = detailHref("/node", v, id)
 			mn.FocusURL = v.With(func(w *View) { w.Focus = id }).Href(in.Base)
 			mn.HideURL = v.With(func(w *View) { w.Hide = append(w.Hide, id); w.Focus = "" }).Href(in.Base)
-		} else {
+		case isGroupID(id):
+			groupBox(&mn, ov, strings.TrimPrefix(id, groupIDPrefix), v, in.Base)
+			members[id] = mn.Members
+			mn.Match = groupMatch[id]
+		default:
 			ns := strings.TrimPrefix(id, "namespace:")
 			mn.Name, mn.Kind, mn.Namespace, mn.Members = ns, "namespace", ns, members[id]
 			mn.Expand = v.With(func(w *View) {
@@ -417,17 +519,24 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			mn.Role = "" // a pending finding's subject stays readable
 		}
 		mn.Focus = id == v.Focus
-		mn.Match = search != "" && strings.Contains(strings.ToLower(mn.Name), search)
+		mn.Match = mn.Match || search != "" && strings.Contains(strings.ToLower(mn.Name), search)
 		model.Nodes = append(model.Nodes, mn)
 	}
 	for name, r := range res.Clusters {
-		model.Clusters = append(model.Clusters, mapCluster{
+		c := mapCluster{
 			DOMID: domID("c-", name), Name: name, X: r.X, Y: r.Y, W: r.W, H: r.H,
 			Href: v.With(func(w *View) {
 				w.Collapse = append(w.Collapse, name)
 				w.Expand = slices.DeleteFunc(w.Expand, func(s string) bool { return s == name })
 			}).Href(in.Base),
-		})
+			Title: "collapse namespace " + name,
+		}
+		if ov != nil { // an open group: closing it goes back to the overview
+			c.Name = ov.by.display(name)
+			c.Title = "close " + ov.by.label() + " " + c.Name
+			c.Href = v.With(func(w *View) { w.Expand = slices.DeleteFunc(w.Expand, func(s string) bool { return s == name }) }).Href(in.Base)
+		}
+		model.Clusters = append(model.Clusters, c)
 	}
 	slices.SortFunc(model.Clusters, func(a, b mapCluster) int { return cmp.Compare(a.Name, b.Name) })
 	for _, key := range order {
@@ -440,6 +549,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			Async: a.Kind == graph.EdgeAsync, Path: splinePath(p.Points), LX: p.Label.X, LY: p.Label.Y,
 			Label: edgeLabel(a.Edge), LagLabel: lagLabel(a.Edge), Width: edgeWidth(a.RatePerS), Health: health(a.Edge),
 			Badges: sortBadges(edgeBadges[key]), Diff: diffOf[key], Merged: a.merged, Requests: a.Requests, Errors: a.Errors,
+			HoverLabel: isGroupID(a.Source) || isGroupID(a.Target),
 		}
 		if a.merged > 1 {
 			me.Diff = ""
@@ -457,7 +567,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		if a.merged == 1 {
 			me.Href = detailHref("/edge", v, a.ids[0])
 		}
-		me.Title = edgeTitle(a, nodes)
+		me.Title = edgeTitle(a, nodes, ov)
 		if a.Idle {
 			d := idleFor(a.LastSeen, s.GeneratedAt)
 			me.Label, me.Title = "idle · "+d, me.Title+"\nno traffic for "+d
@@ -677,10 +787,14 @@ func lagLabel(e graph.Edge) string {
 	return strings.Join(parts, " · ")
 }
 
-func edgeTitle(a *aggEdge, nodes map[string]graph.Node) string {
+func edgeTitle(a *aggEdge, nodes map[string]graph.Node, ov *overview) string {
 	name := func(id string) string {
 		if n, ok := nodes[id]; ok {
 			return n.Name
+		}
+		if ov != nil && isGroupID(id) {
+			g := strings.TrimPrefix(id, groupIDPrefix)
+			return ov.by.display(g) + " (" + ov.boxKind(g) + ")"
 		}
 		return strings.TrimPrefix(id, "namespace:") + " (namespace)"
 	}

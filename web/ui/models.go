@@ -49,7 +49,10 @@ type controls struct {
 	Map                bool
 	Search, Hops       string
 	Focus              []option
+	Groups             []option // what the overview groups by
 	Reset              string
+	// NoRefresh leaves the refresh out: the page is not updated live.
+	NoRefresh bool
 }
 
 type mapPage struct {
@@ -66,6 +69,8 @@ type mapBar struct {
 	Notes         []string
 	Hidden        []link
 	Incident, Dim link
+	// Overview leads from a drill-in back to the overview.
+	Overview link
 }
 
 type kv struct{ Key, Value string }
@@ -132,16 +137,29 @@ type column struct {
 }
 
 type couplingRow struct {
-	Name, Href, Kind, FanIn, FanOut, Instability, Betweenness string
+	Name, Href, Kind, FanIn, FanOut, Instability string
+	// Rank is its centrality rank ("3 of 1796"), Share the share of the
+	// shortest paths between other nodes through it ("0.0312%").
+	Rank, Share string
 }
 
 type changeRow struct{ Edge, Rate, Errors, P95 string }
 
 type archPage struct {
-	Controls                 controls
-	Generated                string
-	Columns                  []column
-	Rows                     []couplingRow
+	Controls  controls
+	Generated string
+	Columns   []column
+	Rows      []couplingRow
+	// The table's filter (a part of a node's name), sort and page: rows
+	// First to Last of the Matching nodes (of Total), page Page of Pages,
+	// with links to the pages before and after.
+	Filter, Sort, Dir                         string
+	Total, Matching, First, Last, Page, Pages int
+	Prev, Next                                string
+	// Skipped says the graph was too large for centrality.
+	Skipped bool
+	// Keep are the view's parameters the table's form carries.
+	Keep                     []hidden
 	Cycles                   []string
 	Chain                    string
 	From, To                 string
@@ -211,7 +229,25 @@ var kindTags = map[string]string{
 	"external": "external", "client": "client", "namespace": "namespace",
 }
 
+// halfW and halfH are half a node's shape's width and height.
+func (n mapNode) halfW() float64 {
+	if n.Kind == "group" {
+		return groupW / 2
+	}
+	return nodeW / 2
+}
+
+func (n mapNode) halfH() float64 {
+	if n.Kind == "group" {
+		return groupH / 2
+	}
+	return nodeH / 2
+}
+
 func kindTag(n mapNode) string {
+	if n.Kind == "group" {
+		return n.GroupKind // its figures say how many nodes
+	}
 	t := kindTags[n.Kind]
 	if n.System != "" {
 		t += " · " + n.System
@@ -227,6 +263,12 @@ func kindTag(n mapNode) string {
 
 func nodeTitle(n mapNode) string {
 	t := n.Kind + " " + n.Name
+	if n.Kind == "group" {
+		t = n.GroupKind + " " + n.Name + ": " + n.Stat + "\nclick to open"
+		if n.GroupKind == "groups" {
+			t = n.Name + ": " + n.Stat + "\nclick to see them"
+		}
+	}
 	if n.Namespace != "" && n.Kind != "namespace" {
 		t += " (namespace " + n.Namespace + ")"
 	}

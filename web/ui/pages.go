@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +67,15 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 		p.Name, p.Kind, p.Namespace, p.System = n.Name, n.Kind.String(), n.Namespace, n.System
 		p.Figures = []kv{
 			{"fan-in", fmt.Sprint(n.FanIn)}, {"fan-out", fmt.Sprint(n.FanOut)},
-			{"instability", fmtFloat(n.Instability, 2)}, {"betweenness", fmtFloat(n.Betweenness, 3)},
+			{"instability", fmtFloat(n.Instability, 2)}, {"shortest paths through it (betweenness)", fmtShare(n.Betweenness)},
+		}
+		if n.BetweennessSkipped {
+			p.Figures = p.Figures[:3] // not computed for a graph this large
+		}
+		// Its kept resource attributes, each a way to group it on the
+		// overview.
+		for _, k := range slices.Sorted(maps.Keys(n.Attributes)) {
+			p.Figures = append(p.Figures, kv{k, n.Attributes[k]})
 		}
 	}
 	var inRate, inReq, inErr, outRate float64
@@ -279,8 +290,12 @@ func newestFirst(fs []finding.Finding) []finding.Finding {
 }
 
 var couplingColumns = []struct{ key, text string }{
-	{"name", "node"}, {"kind", "kind"}, {"fan_in", "fan-in"}, {"fan_out", "fan-out"}, {"instability", "instability"}, {"betweenness", "betweenness"},
+	{"name", "node"}, {"kind", "kind"}, {"fan_in", "fan-in"}, {"fan_out", "fan-out"}, {"instability", "instability"},
+	{"betweenness", "centrality rank"}, {"share", "shortest paths through it"},
 }
+
+// couplingPageRows is the number of rows of a page of the coupling table.
+const couplingPageRows = 50
 
 func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
 	q := r.URL.Query()
@@ -289,28 +304,62 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 		return nil, "", err
 	}
 	sortKey, dir := q.Get("sort"), q.Get("dir")
+	if sortKey == "share" {
+		sortKey = "betweenness" // the same order
+	}
 	if !slices.ContainsFunc(couplingColumns, func(c struct{ key, text string }) bool { return c.key == sortKey }) {
 		sortKey = "betweenness"
 	}
 	if dir != "asc" {
 		dir = "desc"
 	}
-	p := archPage{Controls: u.controls("/architecture", v, nil, nil, false), Generated: fmtTime(c.GeneratedAt)}
+	filter := strings.TrimSpace(q.Get("q"))
+	if len(filter) > maxParamLen {
+		return nil, "", fmt.Errorf("q: at most %d bytes", maxParamLen)
+	}
+	page := 1
+	if s := q.Get("cpage"); s != "" {
+		var err error
+		if page, err = strconv.Atoi(s); err != nil || page < 1 {
+			return nil, "", fmt.Errorf("cpage %q: want a page number from 1", s)
+		}
+	}
+	ctl := u.controls("/architecture", v, nil, nil, false)
+	ctl.NoRefresh = true // the page is read when it is loaded
+	p := archPage{Controls: ctl, Generated: fmtTime(c.GeneratedAt), Filter: filter, Sort: sortKey, Dir: dir}
+	// tableQuery is the table's state in a link: the sort, the filter and
+	// the page, with the view's time.
+	tableQuery := func(sort, dir, filter string, page int) string {
+		qq := timeOnly(v).Query()
+		qq.Set("sort", sort)
+		qq.Set("dir", dir)
+		if filter != "" {
+			qq.Set("q", filter)
+		}
+		if page > 1 {
+			qq.Set("cpage", strconv.Itoa(page))
+		}
+		return "/architecture?" + qq.Encode() + "#coupling"
+	}
 	for _, col := range couplingColumns {
+		key := col.key
+		if key == "share" {
+			key = "betweenness"
+		}
 		nd := "desc"
-		if col.key == sortKey && dir == "desc" {
+		if key == sortKey && dir == "desc" {
 			nd = "asc"
 		}
-		qq := timeOnly(v).Query()
-		qq.Set("sort", col.key)
-		qq.Set("dir", nd)
 		text := col.text
 		if col.key == sortKey {
 			text += map[string]string{"asc": " ▲", "desc": " ▼"}[dir]
 		}
-		p.Columns = append(p.Columns, column{Text: text, Href: "/architecture?" + qq.Encode(), Active: col.key == sortKey})
+		p.Columns = append(p.Columns, column{Text: text, Href: tableQuery(key, nd, filter, 1), Active: key == sortKey})
 	}
-	nodes := slices.Clone(c.Nodes)
+	rank := centralityRanks(c.Nodes)
+	nodes := slices.DeleteFunc(slices.Clone(c.Nodes), func(n client.CouplingNode) bool {
+		return filter != "" && !strings.Contains(strings.ToLower(n.Name), strings.ToLower(filter))
+	})
 	val := func(n client.CouplingNode, key string) float64 {
 		switch key {
 		case "fan_in":
@@ -348,16 +397,33 @@ func (u *UI) archPage(ctx context.Context, r *http.Request, v View, cur current)
 	for _, n := range c.Nodes {
 		names[n.ID] = n.Name
 	}
-	for _, n := range nodes {
-		betweenness := "—" // skipped: the graph is too large for it
-		if n.Betweenness != nil {
-			betweenness = fmtFloat(*n.Betweenness, 3)
-		}
-		p.Rows = append(p.Rows, couplingRow{
+	p.Total, p.Matching = len(c.Nodes), len(nodes)
+	p.Pages = max(1, (len(nodes)+couplingPageRows-1)/couplingPageRows)
+	p.Page = min(page, p.Pages)
+	start := (p.Page - 1) * couplingPageRows
+	if p.Page > 1 {
+		p.Prev = tableQuery(sortKey, dir, filter, p.Page-1)
+	}
+	if p.Page < p.Pages {
+		p.Next = tableQuery(sortKey, dir, filter, p.Page+1)
+	}
+	p.First, p.Last = start+1, min(start+couplingPageRows, len(nodes))
+	p.Skipped = c.BetweennessSkipped
+	tq := timeOnly(v).Query()
+	for _, k := range slices.Sorted(maps.Keys(tq)) {
+		p.Keep = append(p.Keep, hidden{Name: k, Value: tq.Get(k)})
+	}
+	for _, n := range nodes[start:p.Last] {
+		row := couplingRow{
 			Name: n.Name, Href: detailHref("/node", v, n.ID), Kind: n.Kind.String(),
 			FanIn: fmt.Sprint(n.FanIn), FanOut: fmt.Sprint(n.FanOut),
-			Instability: fmtFloat(n.Instability, 2), Betweenness: betweenness,
-		})
+			Instability: fmtFloat(n.Instability, 2), Rank: "—", Share: "—", // skipped: the graph is too large for it
+		}
+		if n.Betweenness != nil {
+			row.Rank = fmt.Sprintf("%d of %d", rank[n.ID], len(c.Nodes))
+			row.Share = fmtShare(*n.Betweenness)
+		}
+		p.Rows = append(p.Rows, row)
 	}
 	nameList := func(ids []string) string {
 		out := make([]string, len(ids))
@@ -479,4 +545,38 @@ func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, windo
 		}
 		p.Changes = append(p.Changes, row)
 	}
+}
+
+// centralityRanks ranks nodes by betweenness, 1 the most central; nodes
+// of equal betweenness share a rank (1, 2, 2, 4).
+func centralityRanks(nodes []client.CouplingNode) map[string]int {
+	bw := func(n client.CouplingNode) float64 {
+		if n.Betweenness == nil {
+			return 0
+		}
+		return *n.Betweenness
+	}
+	sorted := slices.Clone(nodes)
+	slices.SortStableFunc(sorted, func(a, b client.CouplingNode) int { return cmp.Compare(bw(b), bw(a)) })
+	ranks := make(map[string]int, len(nodes))
+	for i, n := range sorted {
+		if i > 0 && bw(n) == bw(sorted[i-1]) {
+			ranks[n.ID] = ranks[sorted[i-1].ID]
+			continue
+		}
+		ranks[n.ID] = i + 1
+	}
+	return ranks
+}
+
+// fmtShare writes a normalised betweenness (the share of the shortest
+// paths between other nodes that pass through a node) as a percentage to
+// three significant digits: "12.5%", "0.0312%", "0".
+func fmtShare(b float64) string {
+	p := b * 100
+	if p <= 0 || math.IsNaN(p) || math.IsInf(p, 0) {
+		return "0"
+	}
+	decimals := max(0, 2-int(math.Floor(math.Log10(p))))
+	return strconv.FormatFloat(p, 'f', decimals, 64) + "%"
 }

@@ -227,8 +227,9 @@ type drawnMap struct {
 	Nodes         []box // node shapes, by data-node
 	Kinds         map[string]string
 	Clusters      []box // namespace boxes, by name
-	Labels        []box // edge label boxes, by data-edge
+	Labels        []box // edge label boxes, by data-edge (drawn ones)
 	Edges         int
+	HoverEdges    int // edges whose label shows on hover only
 }
 
 // parseMap reads the map's SVG out of an HTML page. A node's box is the
@@ -290,6 +291,10 @@ func parseMap(page string) (*drawnMap, error) {
 			case t.Name.Local == "g" && slices.Contains(class, "edge"):
 				top = open{kind: "edge", id: a["data-edge"]}
 				m.Edges++
+				if slices.Contains(class, "hover-label") {
+					top.kind = "hover-edge" // its label is not drawn but on hover
+					m.HoverEdges++
+				}
 			case t.Name.Local == "g" && slices.Contains(class, "elabel") && top.kind == "edge":
 				top = open{kind: "elabel", id: top.id, b: &bounds{}}
 			case top.kind == "node" && slices.Contains(class, "shape"),
@@ -573,6 +578,9 @@ func newScaleCase(services int) scaleCase {
 	return c
 }
 
+// TestMap500Services draws a graph of more nodes than the map draws
+// whole: it opens at the overview, one box per namespace (and one for
+// the clients), and a click on a namespace opens it.
 func TestMap500Services(t *testing.T) {
 	c := newScaleCase(500)
 	require.Len(t, c.namespaces, 10)
@@ -580,37 +588,53 @@ func TestMap500Services(t *testing.T) {
 	src := &fixedSource{snap: c.snap, findings: scaleFindings(c.snap)}
 	u := newTestUI(t, src)
 
-	t.Run("collapsed by namespace", func(t *testing.T) {
+	t.Run("overview", func(t *testing.T) {
 		m, body := readMap(t, u, "/")
-		require.Contains(t, body, fmt.Sprintf("%d nodes: namespaces collapsed to stay readable", len(c.snap.Nodes)))
+		require.Contains(t, body, fmt.Sprintf("%d nodes in %d groups by namespace: the overview", len(c.snap.Nodes), len(c.namespaces)+1))
 		require.NotContains(t, body, "quieter nodes not drawn")
-		require.Len(t, m.Nodes, len(c.namespaces)+c.unspaced, "one node per namespace and every node outside them")
-		require.Empty(t, m.Clusters, "no namespace is open")
+		require.Empty(t, m.Clusters, "no group is open")
 		var ns []string
 		for id, k := range m.Kinds {
-			require.NotEqual(t, "service", k, "service %s drawn outside its namespace", id)
-			if k == "namespace" {
-				ns = append(ns, strings.TrimPrefix(id, "namespace:"))
+			require.Equal(t, "group", k, "%s drawn outside a group", id)
+			if g := strings.TrimPrefix(id, groupIDPrefix); g != "(clients)" {
+				ns = append(ns, g)
 			}
 		}
 		slices.Sort(ns)
-		require.Equal(t, c.namespaces, ns)
+		require.Equal(t, c.namespaces, ns, "one box per namespace, and the clients'")
 		require.Positive(t, m.Edges)
-		require.LessOrEqual(t, m.Edges, len(c.snap.Edges))
-		t.Logf("collapsed: %d nodes, %d edges, %.0f x %.0f pt, %d KB page", len(m.Nodes), m.Edges, m.Width, m.Height, len(body)>>10)
+		require.Contains(t, body, `class="stat"`, "each box with its figures")
+		t.Logf("overview: %d boxes, %d edges, %.0f x %.0f pt, %d KB page", len(m.Nodes), m.Edges, m.Width, m.Height, len(body)>>10)
 		labelsClear(t, m)
-		readableSize(t, m)
 	})
 
-	t.Run("one namespace expanded", func(t *testing.T) {
+	t.Run("one namespace open", func(t *testing.T) {
 		open := c.namespaces[3]
 		m, body := readMap(t, u, "/?expand="+open)
-		require.Contains(t, body, "namespaces collapsed to stay readable")
-		require.Len(t, m.Nodes, c.perNamespace[open]+len(c.namespaces)-1+c.unspaced)
+		require.Contains(t, body, "namespace "+open+" open, with the groups it talks to")
+		require.Contains(t, body, `id="overview-link"`, "the way back")
 		require.Len(t, m.Clusters, 1)
 		require.Equal(t, domID("c-", open), m.Clusters[0].ID)
-		namespacesBoxed(t, m, c, map[string]int{open: c.perNamespace[open]})
-		t.Logf("expanded: %d nodes, %d edges, %.0f x %.0f pt, %d KB page", len(m.Nodes), m.Edges, m.Width, m.Height, len(body)>>10)
+		cl := m.Clusters[0]
+		services, boxes := 0, 0
+		for _, n := range m.Nodes {
+			switch {
+			case m.Kinds[n.ID] == "group":
+				boxes++
+				require.NotEqual(t, groupID(open), n.ID)
+				require.False(t, layouttest.Overlap(cl, n), "%v inside the open namespace %v", n, cl)
+			default:
+				require.True(t, layouttest.Contains(cl, n), "%v outside the open namespace %v", n, cl)
+				if strings.HasPrefix(n.ID, "service:") {
+					require.True(t, strings.HasPrefix(n.ID, "service:"+open+"/"), n.ID)
+					services++
+				}
+			}
+		}
+		require.Equal(t, 50, services, "every service of the namespace")
+		require.Positive(t, boxes, "the namespaces it talks to, as boxes")
+		require.Less(t, boxes, len(c.namespaces)+1)
+		t.Logf("open: %d nodes (%d boxes), %d edges, %.0f x %.0f pt, %d KB page", len(m.Nodes), boxes, m.Edges, m.Width, m.Height, len(body)>>10)
 		labelsClear(t, m)
 		readableSize(t, m)
 	})
@@ -637,7 +661,7 @@ func TestMapNamespacesOpen(t *testing.T) {
 // another label.
 func labelsClear(t *testing.T, m *drawnMap) {
 	t.Helper()
-	require.Len(t, m.Labels, m.Edges, "every edge labelled")
+	require.Len(t, m.Labels, m.Edges-m.HoverEdges, "every edge labelled (but those labelled on hover)")
 	require.Empty(t, layouttest.CrossOverlaps(m.Labels, m.Nodes), "labels over nodes")
 	require.Empty(t, layouttest.Overlaps(m.Labels), "labels over labels")
 }

@@ -70,9 +70,15 @@ type Options struct {
 	// change (default 5s); announced changes are read at once, at most once
 	// a second.
 	Refresh time.Duration
-	// MaxNodes is the number of nodes above which namespaces collapse by
-	// themselves (default 300).
+	// MaxNodes is the number of nodes above which the map opens at the
+	// overview of groups (default 300).
 	MaxNodes int
+	// MaxGroups is the most boxes the overview draws (default 50): more
+	// groups are paged, the rest of them merged into one box. Negative
+	// turns the overview off: above MaxNodes namespaces collapse by
+	// themselves, then the busiest nodes are drawn (the map before the
+	// overview, for comparison).
+	MaxGroups int
 	// MaxClients bounds live-update connections (default 1,000); more are
 	// refused with 503.
 	MaxClients int
@@ -146,6 +152,9 @@ func New(o Options) (*UI, error) {
 	}
 	if o.MaxNodes <= 0 {
 		o.MaxNodes = 300
+	}
+	if o.MaxGroups == 0 {
+		o.MaxGroups = 50
 	}
 	if o.MaxClients <= 0 {
 		o.MaxClients = 1000
@@ -515,6 +524,7 @@ func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot
 		if v.NoDim {
 			c.Keep = append(c.Keep, hidden{Name: "dim", Value: "off"})
 		}
+		c.Groups = groupChoices(v, snap)
 		if snap != nil {
 			type named struct{ id, name string }
 			var ns []named
@@ -529,7 +539,7 @@ func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot
 				c.Focus = append(c.Focus, option{Value: n.id, Text: n.name, Selected: n.id == v.Focus})
 			}
 		}
-		if len(v.Hide)+len(v.Collapse)+len(v.Expand) > 0 || v.Focus != "" || v.Search != "" || v.Incident != "" || v.NoDim {
+		if len(v.Hide)+len(v.Collapse)+len(v.Expand) > 0 || v.Focus != "" || v.Search != "" || v.Incident != "" || v.NoDim || v.Group != "" || v.GroupPage > 1 {
 			c.Reset = timeOnly(v).Href("/")
 		}
 	}
@@ -550,7 +560,7 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 		return nil, err
 	}
 	findings, fnow, ferr := u.findingsFor(ctx, v, cur)
-	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, Base: "/"})
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, MaxGroups: u.o.MaxGroups, Base: "/"})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
 	}
@@ -575,6 +585,9 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 // into the incident view (or back out of it) and the dimming switch.
 func mapBarOf(v View, m *mapModel) mapBar {
 	b := mapBar{Notes: m.Notes}
+	if m.Drilled {
+		b.Overview = link{Text: "← overview", Href: v.With(func(w *View) { w.Expand = nil }).Href("/")}
+	}
 	switch {
 	case v.Incident != "":
 		b.Incident = link{Text: "← whole map", Href: v.With(func(w *View) { w.Incident = "" }).Href("/")}

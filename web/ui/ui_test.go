@@ -526,6 +526,12 @@ func TestParseView(t *testing.T) {
 		{"incident=rs1&dim=off", "dim=off&incident=rs1"},
 		{"dim=on", ""},
 		{"dim=maybe", "error"},
+		{"group=team&gpage=3&expand=web", "expand=web&gpage=3&group=team"},
+		{"group=namespace&gpage=1", ""},
+		{"group=service.namespace", ""},
+		{"gpage=0", "error"},
+		{"gpage=two", "error"},
+		{"group=" + strings.Repeat("x", 600), "error"},
 	} {
 		t.Run(c.q, func(t *testing.T) {
 			q, _ := parseQuery(c.q)

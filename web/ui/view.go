@@ -25,9 +25,18 @@ type View struct {
 	Hops  int
 	// Hide lists node ids not drawn (a gateway that talks to everything).
 	Hide []string
-	// Collapse lists namespaces drawn as one node; Expand lists those kept
-	// open when the graph is large enough to collapse by itself.
+	// Collapse lists namespaces drawn as one node (maps small enough to
+	// draw whole); Expand lists the groups opened on the overview (maps
+	// of more nodes than Options.MaxNodes): drawn in full, with the groups
+	// they talk to around them.
 	Collapse, Expand []string
+	// Group is what the overview groups nodes by: "" (or "namespace"):
+	// namespaces; else a resource attribute kept on nodes
+	// (--node-attributes), e.g. "team".
+	Group string
+	// GroupPage is the page of groups the overview draws when there are
+	// more than Options.MaxGroups (1: the first).
+	GroupPage int
 	// Search highlights nodes whose name contains it (case-insensitive).
 	Search string
 	// Incident, when set, draws only what firing findings touch: their
@@ -46,6 +55,7 @@ const IncidentAll = "1"
 const (
 	defaultRefresh = time.Second
 	maxHops        = 6
+	maxGroupPage   = 10_000
 	maxListParams  = 200
 	maxParamLen    = 512
 )
@@ -85,6 +95,16 @@ func parseView(q url.Values) (View, error) {
 		}
 	}
 	v.Search = strings.TrimSpace(q.Get("q"))
+	v.Group = strings.TrimSpace(q.Get("group"))
+	if v.Group == "namespace" || v.Group == "service.namespace" {
+		v.Group = ""
+	}
+	v.GroupPage = 1
+	if s := q.Get("gpage"); s != "" {
+		if v.GroupPage, err = strconv.Atoi(s); err != nil || v.GroupPage < 1 || v.GroupPage > maxGroupPage {
+			return v, fmt.Errorf("gpage %q: want 1 to %d", s, maxGroupPage)
+		}
+	}
 	v.Incident = strings.TrimSpace(q.Get("incident"))
 	if v.Incident == "all" {
 		v.Incident = IncidentAll
@@ -109,7 +129,7 @@ func parseView(q url.Values) (View, error) {
 		slices.Sort(*dst)
 		*dst = slices.Compact(*dst)
 	}
-	for _, s := range append(append([]string{v.Focus, v.Search, v.Incident}, v.Hide...), v.Collapse...) {
+	for _, s := range slices.Concat([]string{v.Focus, v.Search, v.Incident, v.Group}, v.Hide, v.Collapse, v.Expand) {
 		if len(s) > maxParamLen {
 			return v, fmt.Errorf("a parameter is longer than %d bytes", maxParamLen)
 		}
@@ -151,6 +171,12 @@ func (v View) Query() url.Values {
 	}
 	if v.Incident != "" {
 		q.Set("incident", v.Incident)
+	}
+	if v.Group != "" {
+		q.Set("group", v.Group)
+	}
+	if v.GroupPage > 1 {
+		q.Set("gpage", strconv.Itoa(v.GroupPage))
 	}
 	if v.NoDim {
 		q.Set("dim", "off")

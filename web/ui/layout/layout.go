@@ -50,6 +50,9 @@ type Edge struct {
 type Graph struct {
 	Nodes []Node
 	Edges []Edge
+	// RankDir, when set, is dot's rankdir for this graph instead of
+	// Options.RankDir ("TB": callers on top).
+	RankDir string
 }
 
 // Point is a position, origin top left, y growing down.
@@ -180,11 +183,12 @@ func canonical(g Graph) Graph {
 	slices.SortFunc(nodes, func(a, b Node) int { return cmp.Compare(a.ID, b.ID) })
 	edges := slices.Clone(g.Edges)
 	slices.SortFunc(edges, func(a, b Edge) int { return cmp.Compare(a.ID, b.ID) })
-	return Graph{Nodes: nodes, Edges: edges}
+	return Graph{Nodes: nodes, Edges: edges, RankDir: g.RankDir}
 }
 
 func keyOf(g Graph) [32]byte {
 	h := sha256.New()
+	fmt.Fprintf(h, "r\x00%s\x00", g.RankDir)
 	for _, n := range g.Nodes {
 		fmt.Fprintf(h, "n\x00%s\x00%g\x00%g\x00%s\x00", n.ID, n.Width, n.Height, n.Cluster)
 	}
@@ -210,7 +214,7 @@ func (l *Layouter) compute(ctx context.Context, in Graph) (*Result, error) {
 			attrErr = err
 		}
 	}
-	set(g.SafeSet("rankdir", l.o.RankDir, "TB"))
+	set(g.SafeSet("rankdir", cmp.Or(in.RankDir, l.o.RankDir), "TB"))
 	// 18pt between neighbours: room for the 14pt finding badge the map
 	// draws 2pt above a label.
 	set(g.SafeSet("nodesep", "0.25", "0.25"))

@@ -60,9 +60,10 @@
     var kind = Math.max(KIND, LEGIBLE / s);
     svg.classList.toggle("kind-off", kind > KIND_MAX);
     svg.querySelectorAll("g.node").forEach(function (g) {
-      var shape = g.querySelector(".shape"), name = g.querySelector("text.name"), tag = g.querySelector("text.kind");
+      var shape = g.querySelector(".shape"), name = g.querySelector("text.name"), tag = g.querySelector("text.kind"), stat = g.querySelector("text.stat");
       if (!shape || !name) return;
       var w = shape.getBBox().width - 18;
+      if (stat && (s < 1 || stat.dataset.full !== undefined)) fitText(stat, w, false);
       if (Math.max(NAME, LEGIBLE / s) > NAME || name.dataset.full !== undefined) fitText(name, w, true);
       if (tag && kind <= KIND_MAX && (kind > KIND || tag.dataset.full !== undefined)) fitText(tag, w, false);
     });
