@@ -639,7 +639,14 @@ func TestBottleneckProductionHealthy(t *testing.T) {
 		}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := simRun{rate: tc.rate, duration: tc.duration, world: tc.world, seed: 7, anyOrder: tc.anyOrder}.run(false)
+			duration := tc.duration
+			if testing.Short() || detect.RaceEnabled {
+				// The short form under the race detector (tenfold slower):
+				// at most 30 minutes and 50,000 requests, which still spans
+				// three rolling restarts and two cron bursts.
+				duration = min(duration, 30*minute, time.Duration(50_000/tc.rate)*time.Second)
+			}
+			res, err := simRun{rate: tc.rate, duration: duration, world: tc.world, seed: 7, anyOrder: tc.anyOrder}.run(false)
 			require.NoError(t, err)
 			t.Logf("%v", res)
 			for i, o := range res.raised {
