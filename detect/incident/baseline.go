@@ -98,6 +98,6 @@ func (bs *baselines) expire(before time.Time) {
 	}
 }
 
-func nodeKey(id string) string { return "n|" + id }
-func edgeKey(id string) string { return "e|" + id }
+func nodeKey(id string) string  { return "n|" + id }
+func edgeKey(id string) string  { return "e|" + id }
 func entryKey(id string) string { return "x|" + id }
