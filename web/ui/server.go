@@ -44,18 +44,21 @@ type Source interface {
 	FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error)
 	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
 	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
+	// Incidents returns every incident the collector keeps.
+	Incidents(ctx context.Context) ([]finding.Incident, error)
 	Ready(ctx context.Context) error
 	// Watch calls changed on every change the collector announces, until
 	// ctx is done or the connection drops.
 	Watch(ctx context.Context, changed func(topic string)) error
 }
 
-// tickReader is a Source that reads the graph and the findings of one
-// evaluation together (the collector's in-process api.Local): the map's
-// badges and the findings list then come from one snapshot. Over HTTP
-// (web/api/client) the two are read one after the other.
+// tickReader is a Source that reads the graph, the findings and the
+// incidents of one evaluation together (the collector's in-process
+// api.Local): the map's badges, the findings list and the incidents then
+// come from one snapshot. Over HTTP (web/api/client) they are read one
+// after the other.
 type tickReader interface {
-	Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, error)
+	Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, []finding.Incident, error)
 }
 
 //go:embed static
@@ -111,12 +114,13 @@ type UI struct {
 
 // current is the latest state read from the collector.
 type current struct {
-	version  uint64
-	snap     *graph.Snapshot
-	findings []finding.Finding
-	status   status
-	readAt   time.Time
-	err      error
+	version   uint64
+	snap      *graph.Snapshot
+	findings  []finding.Finding
+	incidents []finding.Incident
+	status    status
+	readAt    time.Time
+	err       error
 }
 
 type graphAt struct {
@@ -303,17 +307,21 @@ func (u *UI) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(u.o.Refresh, 10*time.Second))
 	defer cancel()
 	var (
-		snap     *graph.Snapshot
-		findings []finding.Finding
-		st       status
-		err      error
+		snap      *graph.Snapshot
+		findings  []finding.Finding
+		incidents []finding.Incident
+		st        status
+		err       error
 	)
 	if tr, ok := u.o.Source.(tickReader); ok {
-		snap, findings, err = tr.Tick(ctx)
+		snap, findings, incidents, err = tr.Tick(ctx)
 	} else {
 		snap, err = u.o.Source.Graph(ctx, 0, time.Time{})
 		if err == nil {
 			findings, err = u.o.Source.Findings(ctx, 0)
+		}
+		if err == nil {
+			incidents, err = u.o.Source.Incidents(ctx)
 		}
 	}
 	now := u.o.Clock()
@@ -357,7 +365,7 @@ func (u *UI) refresh(ctx context.Context) {
 	u.metrics.refreshes.WithLabelValues("ok").Inc()
 	u.metrics.refreshTime.Observe(time.Since(start).Seconds())
 	u.mu.Lock()
-	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, status: st, readAt: now}
+	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, incidents: incidents, status: st, readAt: now}
 	clear(u.byWin)
 	u.mu.Unlock()
 	u.live.WakeAll()

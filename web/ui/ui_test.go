@@ -35,11 +35,12 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files")
 // as the golden pages are drawn from them. (The end-to-end tests in
 // cmd/collector drive the real collector.)
 type fixedSource struct {
-	mu       sync.Mutex
-	snap     *graph.Snapshot
-	findings []finding.Finding
-	diff     *graph.Diff
-	err      error
+	mu        sync.Mutex
+	snap      *graph.Snapshot
+	findings  []finding.Finding
+	incidents []finding.Incident
+	diff      *graph.Diff
+	err       error
 	// diffWindows records the windows Diff was asked for; diffErr is its
 	// answer when set.
 	diffWindows []time.Duration
@@ -102,6 +103,12 @@ func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Durati
 func (s *fixedSource) Brokers(context.Context) ([]api.BrokerStatus, error) {
 	at := time.Date(2026, 11, 22, 9, 59, 0, 0, time.UTC)
 	return []api.BrokerStatus{{Name: "rabbit", Kind: "rabbitmq", LastError: "connection refused", LastErrorAt: &at}}, nil
+}
+
+func (s *fixedSource) Incidents(context.Context) ([]finding.Incident, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.incidents, s.err
 }
 
 func (s *fixedSource) Ready(context.Context) error { return nil }
@@ -624,12 +631,13 @@ func ptrTime(t time.Time) *time.Time { return &t }
 // findings are about, and no findings).
 type tickSource struct {
 	*fixedSource
-	tickSnap     *graph.Snapshot
-	tickFindings []finding.Finding
+	tickSnap      *graph.Snapshot
+	tickFindings  []finding.Finding
+	tickIncidents []finding.Incident
 }
 
-func (s *tickSource) Tick(context.Context) (*graph.Snapshot, []finding.Finding, error) {
-	return s.tickSnap, s.tickFindings, nil
+func (s *tickSource) Tick(context.Context) (*graph.Snapshot, []finding.Finding, []finding.Incident, error) {
+	return s.tickSnap, s.tickFindings, s.tickIncidents, nil
 }
 
 // TestBadgesAndFindingsFromOneTick: the built-in UI takes the map and the
