@@ -24,8 +24,9 @@ const (
 	// minRate is the least rate (per second) a producer's or consumer's
 	// change is judged at.
 	minRate = 0.2
-	// stallFloor is the drop of a consume rate that is still noise.
-	stallFloor = 0.2
+	// rateSigmas is how many Poisson standard deviations of the usual
+	// count a rate's change must exceed to count.
+	rateSigmas = 3
 )
 
 // aspect is one way a node's own behaviour moved: a score in [0, 1] and
@@ -78,12 +79,20 @@ func (tr *Tracker) judge(t *topo, nf []nodeFeat, ef []edgeFeat, n int32) anomaly
 				eb := tr.base.peek(edgeKey(t.edges[e].ID))
 				if eu, ok := eb.usualOf(mEdgeMean, ms); ok {
 					k := edgeRate(t, e) / work
-					explained += k * (ef[e].mean - eu)
+					ku, ok := eb.usualOf(mEdgeK, ms)
+					if !ok {
+						ku = k
+					}
+					// The time spent in the calls made per request, now
+					// against usually: slower calls, and more of them
+					// (retries).
+					explained += k*ef[e].mean - ku*eu
 				}
 			}
 		}
 		own := rise - max(explained, 0)
-		if own >= minRiseMs {
+		// What is subtracted is itself measured to about a tenth.
+		if own >= max(minRiseMs, 0.1*explained) {
 			s := sat(own / max(usual, latencyFloorMs))
 			r := fmt.Sprintf("latency of the calls into it rose from %s to %s", fmtMs(usual), fmtMs(f.inMean))
 			if explained > minRiseMs {
@@ -110,32 +119,40 @@ func (tr *Tracker) judge(t *topo, nf []nodeFeat, ef []edgeFeat, n int32) anomaly
 				eb := tr.base.peek(edgeKey(t.edges[e].ID))
 				if eu, ok := eb.usualOf(mEdgeErr, ms); ok {
 					k := edgeRate(t, e) / work
-					explained += k * (ef[e].err/ef[e].req - eu)
+					ku, ok := eb.usualOf(mEdgeK, ms)
+					if !ok {
+						ku = k
+					}
+					explained += k*ef[e].err/ef[e].req - ku*eu
 				}
 			}
 		}
 		p := max(usual, minErrBase)
 		noise := errSigmas * math.Sqrt(p*(1-p)/f.inReq)
 		own := rise - max(explained, 0) - noise
-		if own > 0 {
+		if own > 0.1*explained {
 			r := fmt.Sprintf("error ratio of the calls into it rose from %s to %s", fmtPct(usual), fmtPct(now))
 			if explained > 0.005 {
-				r += " with its callees failing no more than that explains"
+				r += fmt.Sprintf(", more than its callees' errors explain (%s)", fmtPct(explained))
 			}
 			as = append(as, aspect{own / (own + errScale), r})
 		}
 	}
-	// Messages produced: a flood (upstream on async paths).
-	if usual, ok := b.usual(mProduce, ms); ok && f.producer && usual > 0 {
-		if f.produce >= minRate && f.produce > usual {
-			r := f.produce/usual - 1
-			as = append(as, aspect{sat(r / 2), fmt.Sprintf("produces %.1fx its usual rate (%s, usually %s)", f.produce/usual, fmtRate(f.produce), fmtRate(usual))})
+	// Messages produced: a flood (upstream on async paths); consumed: a
+	// stall. Rates are judged as counts over the time they were counted
+	// in, beyond the Poisson noise of the usual count.
+	span := t.s.RecentSeconds
+	if span <= 0 {
+		span = t.s.WindowSeconds
+	}
+	if usual, ok := b.usual(mProduce, ms); ok && f.producer && usual >= minRate {
+		if excess := (f.produce-usual)*span - rateSigmas*math.Sqrt(usual*span); excess > 0 {
+			as = append(as, aspect{sat(excess / (usual * span) / 2), fmt.Sprintf("produces %.1fx its usual rate (%s, usually %s)", f.produce/usual, fmtRate(f.produce), fmtRate(usual))})
 		}
 	}
-	// Messages consumed: a stall.
 	if usual, ok := b.usual(mConsume, ms); ok && f.consumer && usual >= minRate {
-		if drop := 1 - f.consume/usual; drop > stallFloor {
-			as = append(as, aspect{min((drop-stallFloor)/(1-stallFloor), 1),
+		if deficit := (usual-f.consume)*span - rateSigmas*math.Sqrt(usual*span); deficit > 0 {
+			as = append(as, aspect{min(deficit/(usual*span), 1),
 				fmt.Sprintf("consumes %s of its usual rate (%s, usually %s)", fmtPct(max(f.consume/usual, 0)), fmtRate(f.consume), fmtRate(usual))})
 		}
 	}

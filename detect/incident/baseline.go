@@ -10,7 +10,8 @@ type metric uint8
 // Figures learnt per node and per edge. Node figures: the mean latency of
 // the calls into it, their error ratio, its critical-path self time, the
 // rate it produces to and consumes from messaging destinations. Edge
-// figures: mean latency as the caller waits, error ratio, p95 latency.
+// figures: mean latency as the caller waits, error ratio, p95 latency,
+// calls per request of the caller.
 const (
 	mInMean metric = iota
 	mInErr
@@ -22,6 +23,9 @@ const (
 	mEdgeMean = mInMean
 	mEdgeErr  = mInErr
 	mEdgeP95  = mSelf
+	// mEdgeK is how many calls of the edge its source makes per request
+	// it serves (retries make it grow).
+	mEdgeK = mProduce
 )
 
 // ewma is an exponentially weighted mean that starts as the plain mean of

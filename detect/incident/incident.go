@@ -158,8 +158,13 @@ func (o Options) Validate() error {
 const (
 	weightAnomaly  = 0.5
 	weightExplains = 0.3
-	weightOnset    = 0.2
-	changeBonus    = 0.1
+	weightOnset    = 0.15
+	// weightDirect goes to the node findings name themselves: the
+	// subject of a node finding, the callee of an edge finding, the
+	// consumer of a lag finding. With no behaviour to tell them apart,
+	// the finding's own subject comes before what lies beyond it.
+	weightDirect = 0.05
+	changeBonus  = 0.1
 )
 
 // Thresholds of anomaly scores.
@@ -479,7 +484,7 @@ func describe(t *topo, w *walker, f *finding.Finding) (top, bottom int32, cands 
 	if f.Kind == finding.KindConsumerLag {
 		// The stuck consumer (or what it waits on) explains the lag, and
 		// so does a flood from a producer upstream on the async path.
-		add(bottom, "the consumer of "+what)
+		add(bottom, directMark+"the consumer of "+what)
 		for _, c := range w.syncCallees(bottom) {
 			add(c, "called by the consumer of "+what)
 		}
@@ -498,15 +503,31 @@ func describe(t *topo, w *walker, f *finding.Finding) (top, bottom int32, cands 
 	// Sync findings: the callee that fails or is slow, and what it calls,
 	// explain the caller's symptom.
 	if f.Subject.EdgeID != "" {
-		add(bottom, "the callee of "+what)
+		add(bottom, directMark+"the callee of "+what)
 	} else {
-		add(bottom, "the subject of "+what)
+		add(bottom, directMark+"the subject of "+what)
 	}
 	for _, c := range w.syncCallees(bottom) {
 		add(c, "downstream of "+what+" on its sync path")
 	}
+	if f.Subject.NodeID != "" {
+		// A consumer's own time per batch grows with what it is sent:
+		// a flood upstream on its async path explains it too.
+		for _, e := range t.in[bottom] {
+			if d := t.src[e]; t.destination(d) {
+				for _, pe := range t.in[d] {
+					if p := t.src[pe]; !t.destination(p) && t.kind(p) != graph.NodeClient {
+						add(p, "a producer upstream of "+what+" on its async path")
+					}
+				}
+			}
+		}
+	}
 	return top, bottom, cands, true
 }
+
+// directMark starts the "how" of a candidate a finding names itself.
+const directMark = "\x00"
 
 func subjectText(f *finding.Finding) string {
 	if f.Subject.Node != "" {
@@ -829,6 +850,14 @@ func (tr *Tracker) rank(t *topo, an []anomaly, inc *tracked, now time.Time) {
 	if tr.o.Changes != nil {
 		changes = tr.o.Changes.ChangesBetween(inc.inc.StartedAt.Add(-tr.o.ChangeLookback), now)
 	}
+	// Causes start first: onsets count from the earliest of the first
+	// finding and the first candidate's anomaly.
+	first, firstName := inc.inc.StartedAt, ""
+	for id, c := range inc.causes {
+		if len(explained[id]) > 0 && !c.since.IsZero() && c.since.Before(first) {
+			first, firstName = c.since, c.name
+		}
+	}
 	causes := make([]finding.Cause, 0, len(inc.causes))
 	for id, c := range inc.causes {
 		hows := explained[id]
@@ -841,25 +870,38 @@ func (tr *Tracker) rank(t *topo, an []anomaly, inc *tracked, now time.Time) {
 		for _, a := range c.aspects {
 			cause.Reasons = append(cause.Reasons, a.reason)
 		}
-		slices.Sort(hows)
-		cause.Reasons = append(cause.Reasons, fmt.Sprintf("explains %d of %d findings by its place on the graph: %s", len(hows), total, strings.Join(slices.Compact(hows), "; ")))
+		direct := 0
+		words := make([]string, 0, len(hows))
+		for _, h := range hows {
+			if w, ok := strings.CutPrefix(h, directMark); ok {
+				direct++
+				h = w
+			}
+			words = append(words, h)
+		}
+		slices.Sort(words)
+		cause.Reasons = append(cause.Reasons, fmt.Sprintf("explains %d of %d findings by its place on the graph: %s", len(hows), total, strings.Join(slices.Compact(words), "; ")))
 		if !c.since.IsZero() {
 			since := c.since
 			cause.AnomalousSince = &since
-			d := c.since.Sub(inc.inc.StartedAt)
-			switch {
+			switch d := c.since.Sub(first); {
 			case d <= tr.o.Interval:
 				cause.Onset = 1
 			default:
 				cause.Onset = round(1/(1+float64(d-tr.o.Interval)/float64(3*tr.o.Interval)), 3)
 			}
-			if d <= 0 {
-				cause.Reasons = append(cause.Reasons, fmt.Sprintf("its anomaly began %s before the first finding", fmtDur(-d)))
+			r := "its anomaly began "
+			if d := c.since.Sub(inc.inc.StartedAt); d <= 0 {
+				r += fmtDur(-d) + " before the first finding"
 			} else {
-				cause.Reasons = append(cause.Reasons, fmt.Sprintf("its anomaly began %s after the first finding", fmtDur(d)))
+				r += fmtDur(d) + " after the first finding"
 			}
+			if d := c.since.Sub(first); d > tr.o.Interval && firstName != "" {
+				r += fmt.Sprintf(", %s after %s's", fmtDur(d), firstName)
+			}
+			cause.Reasons = append(cause.Reasons, r)
 		}
-		score := weightAnomaly*cause.Anomaly + weightExplains*cause.Explains + weightOnset*cause.Onset
+		score := weightAnomaly*cause.Anomaly + weightExplains*cause.Explains + weightOnset*cause.Onset + weightDirect*float64(direct)/float64(total)
 		for _, ch := range changes {
 			if ch.NodeID == id && !ch.At.After(now) {
 				score += changeBonus
@@ -1043,6 +1085,9 @@ func (tr *Tracker) learn(t *topo, nf []nodeFeat, ef []edgeFeat, an []anomaly, fr
 		f := &ef[i]
 		if f.hasMean {
 			b.m[mEdgeMean].learn(f.mean, alpha)
+		}
+		if work := nf[t.src[i]].inRate + nf[t.src[i]].consume; work > 0 {
+			b.m[mEdgeK].learn(edgeRate(t, int32(i))/work, alpha)
 		}
 		b.m[mEdgeErr].learn(f.err/f.req, alpha)
 		if f.hasP95 {
