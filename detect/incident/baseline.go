@@ -36,12 +36,17 @@ type ewma struct {
 	n uint32
 }
 
-// learn folds x in with weight alpha, or 1/(n+1) while that is larger.
-func (e *ewma) learn(x, alpha float64) {
+// learn folds x in with weight alpha, or 1/(n+1) while that is larger,
+// scaled by slow (1: as usual; less: an anomalous sample teaches less,
+// warm-up included).
+func (e *ewma) learn(x, alpha, slow float64) {
 	if e.n < 1<<31 {
 		e.n++
 	}
-	a := max(alpha, 1/float64(e.n))
+	a := max(alpha, 1/float64(e.n)) * slow
+	if e.n == 1 {
+		a = 1
+	}
 	e.v += a * (x - e.v)
 }
 

@@ -949,20 +949,14 @@ func (tr *Tracker) assess(t *topo, nf []nodeFeat, ef []edgeFeat, inc *tracked) {
 			continue
 		}
 		b := tr.base.peek(entryKey(t.nodes[x.node].ID))
-		errUsual, okE := b.usualOf(mEdgeErr, tr.o.MinSamples)
-		p95Usual, okP := b.usualOf(mEdgeP95, tr.o.MinSamples)
-		if !okE && !okP {
+		if !tr.moved(b, x) {
 			continue
 		}
+		errUsual, _ := b.usualOf(mEdgeErr, tr.o.MinSamples)
+		p95Usual, _ := b.usualOf(mEdgeP95, tr.o.MinSamples)
 		errNow := 0.0
 		if x.req > 0 {
 			errNow = x.err / x.req
-		}
-		p := max(errUsual, minErrBase)
-		moved := okE && x.req > 0 && errNow-errUsual > max(0.01, errSigmas*math.Sqrt(p*(1-p)/x.req)) ||
-			okP && x.hasP95 && x.p95 >= 1.25*p95Usual && x.p95-p95Usual >= 5
-		if !moved {
-			continue
 		}
 		out = append(out, finding.Impact{
 			Entry: t.nodes[x.node].Name, EntryID: t.nodes[x.node].ID,
@@ -981,6 +975,20 @@ func (tr *Tracker) assess(t *topo, nf []nodeFeat, ef []edgeFeat, inc *tracked) {
 		out = []finding.Impact{}
 	}
 	inc.inc.Impact = out
+}
+
+// moved reports whether entry x's error ratio rose beyond the noise of its
+// calls, or its p95 latency by a quarter and 5 ms, from baseline b.
+func (tr *Tracker) moved(b *baseline, x entry) bool {
+	errUsual, okE := b.usualOf(mEdgeErr, tr.o.MinSamples)
+	p95Usual, okP := b.usualOf(mEdgeP95, tr.o.MinSamples)
+	if okE && x.req > 0 {
+		p := max(errUsual, minErrBase)
+		if x.err/x.req-errUsual > max(0.01, errSigmas*math.Sqrt(p*(1-p)/x.req)) {
+			return true
+		}
+	}
+	return okP && x.hasP95 && x.p95 >= 1.25*p95Usual && x.p95-p95Usual >= 5
 }
 
 // entry is an entry point's figures: the calls the outside world (the
@@ -1053,25 +1061,25 @@ func (tr *Tracker) learn(t *topo, nf []nodeFeat, ef []edgeFeat, an []anomaly, fr
 		if b == nil || frozen[nd.ID] {
 			continue
 		}
-		a := alpha
+		slow := 1.0
 		if an[n].score >= slowLearnAnomaly {
-			a /= 8
+			slow = 1.0 / 8
 		}
 		f := &nf[n]
 		if f.hasMean {
-			b.m[mInMean].learn(f.inMean, a)
+			b.m[mInMean].learn(f.inMean, alpha, slow)
 		}
 		if f.inReq > 0 {
-			b.m[mInErr].learn(f.inErr/f.inReq, a)
+			b.m[mInErr].learn(f.inErr/f.inReq, alpha, slow)
 		}
 		if f.hasSelf {
-			b.m[mSelf].learn(f.self, a)
+			b.m[mSelf].learn(f.self, alpha, slow)
 		}
 		if f.producer {
-			b.m[mProduce].learn(f.produce, a)
+			b.m[mProduce].learn(f.produce, alpha, slow)
 		}
 		if f.consumer {
-			b.m[mConsume].learn(f.consume, a)
+			b.m[mConsume].learn(f.consume, alpha, slow)
 		}
 	}
 	for i, e := range t.edges {
@@ -1083,15 +1091,19 @@ func (tr *Tracker) learn(t *topo, nf []nodeFeat, ef []edgeFeat, an []anomaly, fr
 			continue
 		}
 		f := &ef[i]
+		slow := 1.0
+		if max(an[t.src[i]].score, an[t.dst[i]].score) >= slowLearnAnomaly {
+			slow = 1.0 / 8
+		}
 		if f.hasMean {
-			b.m[mEdgeMean].learn(f.mean, alpha)
+			b.m[mEdgeMean].learn(f.mean, alpha, slow)
 		}
 		if work := nf[t.src[i]].inRate + nf[t.src[i]].consume; work > 0 {
-			b.m[mEdgeK].learn(edgeRate(t, int32(i))/work, alpha)
+			b.m[mEdgeK].learn(edgeRate(t, int32(i))/work, alpha, slow)
 		}
-		b.m[mEdgeErr].learn(f.err/f.req, alpha)
+		b.m[mEdgeErr].learn(f.err/f.req, alpha, slow)
 		if f.hasP95 {
-			b.m[mEdgeP95].learn(f.p95, alpha)
+			b.m[mEdgeP95].learn(f.p95, alpha, slow)
 		}
 	}
 	for _, x := range entries(t, ef) {
@@ -1100,9 +1112,13 @@ func (tr *Tracker) learn(t *topo, nf []nodeFeat, ef []edgeFeat, an []anomaly, fr
 		if b == nil || frozen[id] || x.req == 0 {
 			continue
 		}
-		b.m[mEdgeErr].learn(x.err/x.req, alpha)
+		slow := 1.0
+		if tr.moved(b, x) {
+			slow = 1.0 / 8 // its users feel something: not the usual
+		}
+		b.m[mEdgeErr].learn(x.err/x.req, alpha, slow)
 		if x.hasP95 {
-			b.m[mEdgeP95].learn(x.p95, alpha)
+			b.m[mEdgeP95].learn(x.p95, alpha, slow)
 		}
 	}
 	if d := tr.base.dropped - before; d > 0 {
