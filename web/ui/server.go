@@ -224,6 +224,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /node", u.page("node", u.nodePage))
 	u.mux.HandleFunc("GET /edge", u.page("edge", u.edgePage))
 	u.mux.HandleFunc("GET /architecture", u.page("architecture", u.archPage))
+	u.mux.HandleFunc("GET /incidents", u.page("incidents", u.incidentsPage))
 	u.mux.HandleFunc("GET /ws", u.serveLive)
 	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -461,8 +462,15 @@ func nav(page string, v View, cur current) []link {
 	if !v.At.IsZero() {
 		text = "Findings" // the count is of now, the page of then
 	}
+	open := 0
+	for _, inc := range cur.incidents {
+		if inc.State == finding.IncidentOpen {
+			open++
+		}
+	}
 	return []link{
 		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
+		{Href: timeOnly(v).Href("/incidents"), Text: fmt.Sprintf("Incidents (%d)", open), Active: page == "incidents"},
 		{Href: timeOnly(v).Href("/findings"), Text: text, Active: page == "findings"},
 		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
 	}
@@ -558,7 +566,11 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 		return nil, err
 	}
 	findings, fnow, ferr := u.findingsFor(ctx, v, cur)
-	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, Base: "/"})
+	var incidents []finding.Incident
+	if v.At.IsZero() {
+		incidents = cur.incidents // kept in memory: live views only
+	}
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, Incidents: incidents, View: v, MaxNodes: u.o.MaxNodes, Base: "/"})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
 	}
