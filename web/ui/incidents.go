@@ -35,10 +35,10 @@ type incidentRow struct {
 type incidentDetail struct {
 	ID, DOMID, State, Severity string
 	// Head says when it started, how long it lasts, when it resolved.
-	Head                       string
-	Cause                      *causeRow
-	Others                     []causeRow
-	Impact                     []impactRow
+	Head   string
+	Cause  *causeRow
+	Others []causeRow
+	Impact []impactRow
 	// Map is the incident's subgraph (the map's incident view), its
 	// cause ringed; MapHref opens it on the map page; MapErr says why it
 	// is not drawn.
@@ -52,7 +52,7 @@ type incidentDetail struct {
 
 // causeRow is one probable root cause.
 type causeRow struct {
-	Name, Kind, Href string
+	Name, Kind, Href         string
 	Score                    string
 	Anomaly, Explains, Onset string
 	Reasons                  []string
@@ -60,11 +60,11 @@ type causeRow struct {
 
 // impactRow is what the users of one entry point feel.
 type impactRow struct {
-	Entry, Href                 string
-	ErrBefore, ErrNow           string
-	P95Before, P95Now           string
-	Share                       string
-	ErrWorse, P95Worse          bool
+	Entry, Href        string
+	ErrBefore, ErrNow  string
+	P95Before, P95Now  string
+	Share              string
+	ErrWorse, P95Worse bool
 }
 
 func (u *UI) incidentsPage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
