@@ -188,6 +188,8 @@ func firstReason(rs []string) string {
 	return rs[0]
 }
 
+func fmtInt(n int) string { return fmt.Sprint(n) }
+
 func plural(n int, noun string) string {
 	if n == 1 {
 		return "1 " + noun
