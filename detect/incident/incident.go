@@ -84,9 +84,9 @@ type Options struct {
 	MaxIncidents int
 	// Retention is how long resolved incidents are kept (default 24h).
 	Retention time.Duration
-	// ReopenWithin: a new finding connected to an incident resolved no
-	// longer ago than this reopens it rather than opening another
-	// (default 1m).
+	// ReopenWithin: a new finding that the first root cause of an incident
+	// resolved no longer ago than this could explain reopens it rather than
+	// opening another (default 1m).
 	ReopenWithin time.Duration
 	// MaxBaselines bounds the nodes, edges and entry points whose baseline
 	// is learnt (default 100,000); beyond, they are counted and not
@@ -501,14 +501,17 @@ func describe(t *topo, w *walker, f *finding.Finding) (top, bottom int32, cands 
 		return top, bottom, cands, true
 	}
 	// Sync findings: the callee that fails or is slow, and what it calls,
-	// explain the caller's symptom.
+	// explain the caller's symptom. A bottleneck is a node's own time,
+	// which its callees' time is not part of: the node alone.
 	if f.Subject.EdgeID != "" {
 		add(bottom, directMark+"the callee of "+what)
 	} else {
 		add(bottom, directMark+"the subject of "+what)
 	}
-	for _, c := range w.syncCallees(bottom) {
-		add(c, "downstream of "+what+" on its sync path")
+	if f.Kind != finding.KindBottleneck {
+		for _, c := range w.syncCallees(bottom) {
+			add(c, "downstream of "+what+" on its sync path")
+		}
 	}
 	if f.Subject.NodeID != "" {
 		// A consumer's own time per batch grows with what it is sent:
@@ -616,7 +619,7 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 			}
 		}
 		if len(incs) == 0 {
-			if inc := tr.reopenable(t, w, idx, func(i int) (int32, int32, bool) { return locs[i].top, locs[i].bottom, locs[i].ok }, now); inc != nil {
+			if inc := tr.reopenable(t, idx, func(i int) map[int32]string { return locs[i].cands }, now); inc != nil {
 				incs = append(incs, inc)
 			}
 		}
@@ -656,30 +659,28 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 	}
 }
 
-// reopenable returns the incident resolved within ReopenWithin that the
-// findings idx connect to (their subjects on one path with a member's, or
-// pointing at the same node), the newest such; nil when there is none.
-func (tr *Tracker) reopenable(t *topo, w *walker, idx []int, at func(int) (top, bottom int32, ok bool), now time.Time) *tracked {
+// reopenable returns the incident resolved within ReopenWithin whose
+// first root cause could explain one of the findings idx (it is among
+// their candidates: the same cause, back), the newest such; nil when there
+// is none. Mere connection on the graph is not enough: a fault elsewhere
+// on the same path a minute later is another incident.
+func (tr *Tracker) reopenable(t *topo, idx []int, candsOf func(int) map[int32]string, now time.Time) *tracked {
 	for k := len(tr.resolved) - 1; k >= 0; k-- {
 		inc := tr.resolved[k]
 		if inc.inc.ResolvedAt == nil || now.Sub(*inc.inc.ResolvedAt) > tr.o.ReopenWithin {
 			break
 		}
-		for _, mid := range inc.order {
-			m := inc.members[mid]
-			mt, ok1 := t.byID[m.top]
-			mb, ok2 := t.byID[m.bottom]
-			if !ok1 || !ok2 {
-				continue
-			}
-			for _, i := range idx {
-				top, bottom, ok := at(i)
-				if !ok {
-					continue
-				}
-				if bottom == mb || w.downstream(bottom)[mt] || w.downstream(mb)[top] {
-					return inc
-				}
+		c, ok := inc.inc.TopCause()
+		if !ok {
+			continue
+		}
+		n, ok := t.byID[c.NodeID]
+		if !ok {
+			continue
+		}
+		for _, i := range idx {
+			if _, ok := candsOf(i)[n]; ok {
+				return inc
 			}
 		}
 	}

@@ -543,3 +543,44 @@ func (l *changeLog) ChangesBetween(from, to time.Time) []Change {
 	}
 	return out
 }
+
+// TestReopen: a new finding a resolved incident's root cause explains,
+// within a minute of its resolution, reopens it (the same fault, back); a
+// fault elsewhere on the same path opens another.
+func TestReopen(t *testing.T) {
+	sys := chain()
+	r := newRun(t, Options{})
+	r.learn(sys, 20)
+	sys.set("s:orders", "d:orders", func(f *flow) { f.errRatio = 0.6 })
+	sys.set("s:api", "s:orders", func(f *flow) { f.errRatio = 0.6 })
+	a := firing(finding.KindRetryStorm, r.now, "s:api", "s:orders")
+	incs := r.tick(sys, a)
+	require.Equal(t, "orders", top(t, incs[0]).Node)
+	require.Equal(t, "database:postgresql/orders", top(t, incs[0]).NodeID)
+	first := incs[0].ID
+	ra := a
+	ra.State, ra.ResolvedAt = finding.StateResolved, ptr(r.now)
+	incs = r.tick(sys, ra)
+	require.Equal(t, finding.IncidentResolved, incs[0].State)
+
+	// 20 s later the gateway's calls to api storm: orders' database is
+	// among what explains it.
+	r.tick(sys, ra)
+	r.tick(sys, ra)
+	b := firing(finding.KindRetryStorm, r.now, "s:gateway", "s:api")
+	incs = r.tick(sys, ra, b)
+	require.Len(t, incs, 1, "%+v", incs)
+	require.Equal(t, first, incs[0].ID)
+	require.Equal(t, finding.IncidentOpen, incs[0].State)
+	rb := b
+	rb.State, rb.ResolvedAt = finding.StateResolved, ptr(r.now)
+	incs = r.tick(sys, ra, rb)
+	require.Equal(t, finding.IncidentResolved, incs[0].State)
+
+	// A bottleneck on the gateway itself: on the same path, but orders'
+	// database cannot explain a node's own time: a new incident.
+	c := firing(finding.KindBottleneck, r.now, "s:gateway")
+	incs = r.tick(sys, ra, rb, c)
+	require.Len(t, incs, 2, "%+v", incs)
+	require.Equal(t, "inc-"+c.ID, incs[0].ID)
+}
