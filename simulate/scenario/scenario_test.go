@@ -35,7 +35,7 @@ type world struct {
 	// it.
 	incidents *incident.Tracker
 	gen       *scenario.Generator
-	elapsed time.Duration
+	elapsed   time.Duration
 }
 
 const (
