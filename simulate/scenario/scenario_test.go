@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,6 +150,9 @@ func TestFaultFiresItsFinding(t *testing.T) {
 			top, ok := incs[0].TopCause()
 			require.True(t, ok)
 			require.Equal(t, cause, top.Node, "root causes: %+v", incs[0].RootCauses)
+			if want.CauseKind != "" {
+				require.True(t, strings.HasPrefix(top.NodeID, want.CauseKind+":"), "the %s, not a namesake: %s", want.CauseKind, top.NodeID)
+			}
 
 			// Switched off, the finding resolves.
 			w.gen.SetFault(f, false)
