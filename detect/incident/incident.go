@@ -358,9 +358,13 @@ func (tr *Tracker) Correlate(s *graph.Snapshot, findings []finding.Finding) []fi
 			continue
 		}
 	}
+	var blaster *detect.Blaster // one per tick, shared: it memoises its walks
 	for _, inc := range tr.open {
 		tr.rank(t, an, inc, now)
-		tr.assess(t, nf, ef, inc)
+		if blaster == nil {
+			blaster = detect.NewBlaster(s)
+		}
+		tr.assess(t, ef, blaster, inc)
 		tr.cite(inc, now)
 		inc.inc.UpdatedAt = now
 		if frozen == nil {
@@ -931,14 +935,14 @@ func (tr *Tracker) rank(t *topo, an []anomaly, inc *tracked, now time.Time) {
 // whose error ratio or p95 latency moved from their baseline and whose
 // traffic reaches the first root cause, with the share that does (the
 // blast radius's estimate: the product of the call rates along the way).
-func (tr *Tracker) assess(t *topo, nf []nodeFeat, ef []edgeFeat, inc *tracked) {
+func (tr *Tracker) assess(t *topo, ef []edgeFeat, blaster *detect.Blaster, inc *tracked) {
 	top, ok := inc.inc.TopCause()
 	if !ok {
 		inc.inc.Impact = []finding.Impact{}
 		return
 	}
 	share := map[string]float64{top.NodeID: 1}
-	if br := detect.NewBlaster(t.s).Radius(finding.Subject{NodeID: top.NodeID}); br != nil {
+	if br := blaster.Radius(finding.Subject{NodeID: top.NodeID}); br != nil {
 		for _, a := range br.EntryPoints {
 			share[a.NodeID] = a.Share
 		}
