@@ -212,7 +212,6 @@ type Tracker struct {
 	metric struct {
 		dropped     prometheus.Counter
 		baseDropped prometheus.Counter
-		duration    prometheus.Histogram
 		open        prometheus.GaugeFunc
 	}
 }
@@ -228,7 +227,6 @@ type tracked struct {
 // member is what an incident remembers of one of its findings.
 type member struct {
 	id      string
-	kind    finding.Kind
 	subject finding.Subject
 	started time.Time
 	firing  bool
@@ -243,10 +241,10 @@ type member struct {
 // causeState is a candidate cause of an incident: its anomaly at its
 // worst and when that began.
 type causeState struct {
-	id, name string
-	peak     float64
-	aspects  []aspect
-	since    time.Time
+	name    string
+	peak    float64
+	aspects []aspect
+	since   time.Time
 }
 
 // New returns a Tracker for o.
@@ -264,11 +262,6 @@ func New(o Options) (*Tracker, error) {
 		Name: "cartograph_incident_baselines_dropped_total",
 		Help: "Nodes, edges and entry points whose baseline was not learnt because --incident-max-baselines were kept.",
 	})
-	tr.metric.duration = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "cartograph_incident_correlate_seconds",
-		Help:    "Time to learn baselines, group findings into incidents and rank their causes, per evaluation.",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
-	})
 	tr.metric.open = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "cartograph_incidents_open",
 		Help: "Incidents open: groups of related findings firing, each with its probable root cause.",
@@ -278,7 +271,7 @@ func New(o Options) (*Tracker, error) {
 		Help: "Nodes, edges and entry points whose baseline is learnt.",
 	}, func() float64 { return float64(tr.nBase.Load()) })
 	if o.Registerer != nil {
-		for _, c := range []prometheus.Collector{tr.metric.dropped, tr.metric.baseDropped, tr.metric.duration, tr.metric.open, bases} {
+		for _, c := range []prometheus.Collector{tr.metric.dropped, tr.metric.baseDropped, tr.metric.open, bases} {
 			if err := o.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("incident: register metrics: %w", err)
 			}
@@ -321,7 +314,6 @@ func (tr *Tracker) Correlate(s *graph.Snapshot, findings []finding.Finding) []fi
 	if s == nil {
 		return tr.Incidents(0)
 	}
-	t0 := time.Now()
 	now := tr.o.Now()
 	tr.ticks++
 	t := newTopo(s)
@@ -377,7 +369,6 @@ func (tr *Tracker) Correlate(s *graph.Snapshot, findings []finding.Finding) []fi
 	tr.learn(t, nf, ef, an, frozen, now)
 	tr.retain(now)
 	tr.publish()
-	tr.metric.duration.Observe(time.Since(t0).Seconds())
 	return tr.Incidents(0)
 }
 
@@ -692,7 +683,7 @@ func (tr *Tracker) reopenable(t *topo, idx []int, candsOf func(int) map[int32]st
 }
 
 func (inc *tracked) addMember(f *finding.Finding) {
-	inc.members[f.ID] = &member{id: f.ID, kind: f.Kind, subject: f.Subject, started: f.StartedAt, firing: true}
+	inc.members[f.ID] = &member{id: f.ID, subject: f.Subject, started: f.StartedAt, firing: true}
 	inc.order = append(inc.order, f.ID)
 	slices.SortStableFunc(inc.order, func(a, b string) int {
 		return cmp.Or(inc.members[a].started.Compare(inc.members[b].started), strings.Compare(a, b))
@@ -837,7 +828,7 @@ func (tr *Tracker) rank(t *topo, an []anomaly, inc *tracked, now time.Time) {
 			if len(inc.causes) >= maxCauses {
 				continue
 			}
-			c = &causeState{id: id}
+			c = &causeState{}
 			inc.causes[id] = c
 		}
 		if !ok {
