@@ -197,9 +197,13 @@ func cascades() []cascade {
 }
 
 // TestIncidentCascades runs every cascade at 10 requests/s per entry: 10
-// healthy minutes (no incident may open), then the fault for 3 minutes.
+// healthy minutes (5 under -race or -short; no incident may open), then
+// the fault for 3 minutes.
 func TestIncidentCascades(t *testing.T) {
-	const onset, after = 10 * time.Minute, 3 * time.Minute
+	onset, after := 10*time.Minute, 3*time.Minute
+	if raceEnabled || testing.Short() {
+		onset = 5 * time.Minute
+	}
 	for i, cc := range cascades() {
 		t.Run(cc.name, func(t *testing.T) {
 			t.Parallel()
