@@ -38,6 +38,21 @@ type blaster struct {
 	touched []int32
 }
 
+// Blaster computes the blast radii of subjects on one snapshot, as the
+// Engine does for its findings: what a problem on a node or an edge takes
+// down upstream, and the share of each upstream node's requests that
+// reaches it. Other judges of the same tick (detect/incident) weigh user
+// impact with it, so that one package owns that estimate. Not safe for
+// concurrent use; it must not outlive the snapshot's use.
+type Blaster struct{ b *blaster }
+
+// NewBlaster returns a Blaster on s, which it reads and does not modify.
+func NewBlaster(s *graph.Snapshot) *Blaster { return &Blaster{b: newBlaster(s)} }
+
+// Radius returns the blast radius of subj (its EdgeID or NodeID), nil when
+// the subject is not on the snapshot.
+func (b *Blaster) Radius(subj finding.Subject) *finding.BlastRadius { return b.b.radius(subj) }
+
 func newBlaster(s *graph.Snapshot) *blaster {
 	n := len(s.Nodes)
 	b := &blaster{

@@ -29,10 +29,17 @@ import (
 // stopped when the test ends.
 func startAlertmanager(t *testing.T) string {
 	t.Helper()
+	return startAlertmanagerWith(t, "route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n")
+}
+
+// startAlertmanagerWith is startAlertmanager with the configuration
+// config.
+func startAlertmanagerWith(t *testing.T, config string) string {
+	t.Helper()
 	bin := need.Alertmanager(t)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte("route:\n  receiver: nobody\nreceivers:\n  - name: nobody\n"), 0o600))
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	addr := ln.Addr().String()

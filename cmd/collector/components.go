@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 
@@ -151,10 +152,12 @@ func (c *graphConfig) flags(fs *flag.FlagSet) {
 
 // detectConfig is what is judged, how often, and where findings go (detect, detect/runner, detect/alertmanager).
 type detectConfig struct {
-	Detect           detectMode
-	EvalInterval     time.Duration
-	MaxFindings      int
-	AlertmanagerURLs []string
+	Detect               detectMode
+	EvalInterval         time.Duration
+	MaxFindings          int
+	MaxIncidents         int
+	IncidentMaxBaselines int
+	AlertmanagerURLs     []string
 }
 
 // flags defines the flags of detectConfig on fs.
@@ -162,6 +165,8 @@ func (c *detectConfig) flags(fs *flag.FlagSet) {
 	fs.TextVar(&c.Detect, "detect", detectLocal, "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; run it on one collector), off (serve findings from storage)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
 	fs.IntVar(&c.MaxFindings, "max-findings", 10_000, "pending and firing findings (and separately resolved ones) kept; more are dropped and counted")
+	fs.IntVar(&c.MaxIncidents, "max-incidents", incident.DefaultMaxIncidents, "incidents kept, open and resolved (the oldest resolved go first); an incident beyond is not opened, and counted")
+	fs.IntVar(&c.IncidentMaxBaselines, "incident-max-baselines", incident.DefaultMaxBaselines, "nodes, edges and entry points whose usual figures are learnt to rank incidents' root causes; beyond, counted and not judged")
 	fs.Func("alertmanager-url", "push findings to these comma-separated Alertmanager base URLs (API v2), e.g. http://127.0.0.1:9093", func(v string) error {
 		c.AlertmanagerURLs = splitList(v)
 		return nil
@@ -350,6 +355,12 @@ func (c detectConfig) Validate() error {
 	}
 	if c.MaxFindings < 1 {
 		errs = append(errs, errors.New("--max-findings must be at least 1"))
+	}
+	if c.MaxIncidents < 1 {
+		errs = append(errs, errors.New("--max-incidents must be at least 1"))
+	}
+	if c.IncidentMaxBaselines < 1 {
+		errs = append(errs, errors.New("--incident-max-baselines must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -14,8 +14,9 @@ import (
 
 // TestE2EDemo runs `collector --demo` with its timings compressed (a 3 s
 // window, 6 s phases) and watches the API: each of the four findings fires
-// on the subject of its fault, in the order of the cycle, and resolves;
-// nothing else fires; the graph holds the generated system with its
+// on the subject of its fault, in the order of the cycle, and resolves,
+// and so do the cascade's two retry storms, in one incident naming the
+// database first; nothing else fires; the graph holds the generated system with its
 // asynchronous edges; the telemetry went through the OTLP receiver.
 func TestE2EDemo(t *testing.T) {
 	const phase = 6 * time.Second
@@ -26,47 +27,65 @@ func TestE2EDemo(t *testing.T) {
 	gen, err := scenario.New(scenario.Options{})
 	require.NoError(t, err)
 	order := demo.DefaultFaults()
-	want := map[string]scenario.Expectation{} // by kind
-	for _, f := range order {
-		e := gen.Expect(f)
-		want[e.Kind] = e
-	}
-	matches := func(f wireFinding) bool {
-		e, ok := want[f.Kind]
-		return ok && f.Subject["node"] == e.Node && f.Subject["source"] == e.Source && f.Subject["target"] == e.Target
+	// faultOf says which fault a finding is of: the one whose expected
+	// findings (a cascade has two) name its kind and subject.
+	faultOf := func(f wireFinding) (scenario.Fault, bool) {
+		for _, fl := range order {
+			e := gen.Expect(fl)
+			for _, x := range append([]scenario.Expectation{e}, e.Also...) {
+				if f.Kind == x.Kind && f.Subject["node"] == x.Node && f.Subject["source"] == x.Source && f.Subject["target"] == x.Target {
+					return fl, true
+				}
+			}
+		}
+		return 0, false
 	}
 
 	// Fault i is on from (2i+1) phases after the start to (2i+2); its
-	// finding must fire and then resolve. Allow the last one two phases
+	// findings must fire and then resolve. Allow the last one two phases
 	// more to resolve.
 	deadline := start.Add(time.Duration(2*len(order)+3) * phase)
-	fired, resolved := map[string]time.Duration{}, map[string]time.Duration{}
+	fired, resolved := map[scenario.Fault]time.Duration{}, map[scenario.Fault]time.Duration{}
+	seen := map[scenario.Fault]map[string]bool{} // the findings of each fault seen firing
+	var cascade wireIncident
 	for len(resolved) < len(order) && time.Now().Before(deadline) {
 		for _, f := range getFindings(t, col, "all") {
-			require.True(t, matches(f), "only the faults' own findings fire: %s %v: %s", f.Kind, f.Subject, f.Summary)
+			fl, ok := faultOf(f)
+			require.True(t, ok, "only the faults' own findings fire: %s %v: %s", f.Kind, f.Subject, f.Summary)
 			at := time.Since(start)
-			if _, ok := fired[f.Kind]; !ok && f.State != "pending" {
-				fired[f.Kind] = at
+			if f.State != "pending" {
+				if seen[fl] == nil {
+					seen[fl] = map[string]bool{}
+				}
+				seen[fl][f.Kind+" "+f.Subject["source"]+f.Subject["node"]] = true
 			}
-			if _, ok := resolved[f.Kind]; !ok && f.State == "resolved" {
-				resolved[f.Kind] = at
+			if _, ok := fired[fl]; !ok && f.State != "pending" {
+				fired[fl] = at
+			}
+			if _, ok := resolved[fl]; !ok && f.State == "resolved" && len(seen[fl]) == 1+len(gen.Expect(fl).Also) {
+				resolved[fl] = at
+			}
+		}
+		for _, inc := range getIncidents(t, col, "all") {
+			if inc.cause() == gen.Expect(scenario.FaultCascade).Cause && len(inc.Findings) >= 2 {
+				cascade = inc
 			}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
 	for i, f := range order {
-		kind := gen.Expect(f).Kind
 		on := time.Duration(2*i+1) * phase
-		t.Logf("%-12s on at %4.1fs: firing after %4.1fs, resolved %4.1fs after it went off", kind, on.Seconds(),
-			(fired[kind] - on).Seconds(), (resolved[kind] - on - phase).Seconds())
+		t.Logf("%-12s on at %4.1fs: firing after %4.1fs, resolved %4.1fs after it went off", f, on.Seconds(),
+			(fired[f] - on).Seconds(), (resolved[f] - on - phase).Seconds())
 	}
 	for i, f := range order {
-		kind := gen.Expect(f).Kind
-		require.Contains(t, fired, kind, "%s never fired", kind)
-		require.Contains(t, resolved, kind, "%s never resolved", kind)
-		require.Greater(t, fired[kind], time.Duration(2*i+1)*phase, "%s fired before its fault was on", kind)
-		require.Greater(t, resolved[kind], time.Duration(2*i+2)*phase, "%s resolved before its fault went off", kind)
+		require.Contains(t, fired, f, "%s never fired", f)
+		require.Contains(t, resolved, f, "%s never resolved", f)
+		require.Greater(t, fired[f], time.Duration(2*i+1)*phase, "%s fired before its fault was on", f)
+		require.Greater(t, resolved[f], time.Duration(2*i+2)*phase, "%s resolved before its fault went off", f)
 	}
+	require.NotEmpty(t, cascade.ID, "the cascade's two retry storms make one incident naming the database first")
+	require.Contains(t, cascade.RootCauses[0].Reasons, "raised no finding of its own: only the findings of those that depend on it point here")
 
 	g := getGraph(t, col)
 	kinds := map[string]int{}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/detect/alertmanager"
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/detect/runner"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
@@ -189,10 +190,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	incidents, err := incident.New(incident.Options{
+		Interval: cfg.EvalInterval, MaxIncidents: cfg.MaxIncidents, MaxBaselines: cfg.IncidentMaxBaselines,
+		Logger: logger, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
 	var pusher *alertmanager.Pusher
 	if am := cfg.file.Alertmanager; len(cfg.AlertmanagerURLs)+len(am.URLs) > 0 {
 		pusher, err = alertmanager.New(alertmanager.Options{
-			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: engine,
+			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: engine, Incidents: incidents,
 			Labels: am.Labels, BearerToken: secret("", am.BearerTokenEnv, cfg.getenv),
 			Interval: am.Interval, ExternalURL: am.ExternalURL,
 			Logger: logger, Registerer: reg,
@@ -239,7 +247,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Engine: engine, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
+		Graph: g, Engine: engine, Incidents: incidents, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: append([]runner.Receiver{apiHandler}, serviceGraph...),
 	}, logger, reg)
 	if err != nil {

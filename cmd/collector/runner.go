@@ -16,6 +16,7 @@ import (
 type runnerDeps struct {
 	Graph     *graph.Graph
 	Engine    *detect.Engine
+	Incidents runner.Correlator // detect/incident: groups each tick's findings
 	Storage   storage.Storage
 	Lags      graph.LagSource // the judged lag (detect.LagJudge)
 	Breakers  *resilience.Store
@@ -29,7 +30,7 @@ type runnerDeps struct {
 // judged); off judges nothing and hands on the findings in storage.
 func newRunner(cfg config, d runnerDeps, logger *slog.Logger, reg prometheus.Registerer) (*runner.Runner, error) {
 	o := runner.Options{
-		Source: d.Graph, Judge: d.Engine, Findings: d.Engine, Receivers: d.Receivers,
+		Source: d.Graph, Judge: d.Engine, Findings: d.Engine, Incidents: d.Incidents, Receivers: d.Receivers,
 		Interval: cfg.EvalInterval, Logger: logger, Registerer: reg,
 	}
 	switch cfg.Detect {

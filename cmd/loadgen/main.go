@@ -86,7 +86,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Uint64Var(&c.Seed, "seed", 1, "seed of the generated traces (each worker has its own stream of it)")
 	fs.IntVar(&c.Services, "services", scenario.DefaultServices, fmt.Sprintf("services in the generated system (%d-%d), or 0 for the fixed 8-span shop trace of simulate/synth", scenario.MinServices, scenario.MaxServices))
 	fs.StringVar(&c.Shape, "shape", shapeSystem, "traces to send: system (the generated system of --services, or simulate/synth's shop trace with --services 0) or telemetrygen (2-span client/server traces as the Collector's telemetrygen sends them)")
-	faults := fs.String("fault", "", "comma-separated faults to switch on: retry_storm, open_circuit, consumer_lag, bottleneck")
+	faults := fs.String("fault", "", "comma-separated faults to switch on: retry_storm, open_circuit, consumer_lag, bottleneck, cascade")
 	fs.DurationVar(&c.MetricsInterval, "metrics-interval", time.Second, "how often to send the scenario's broker metrics (0: never; never with --services 0)")
 	fs.Uint64Var(&c.TraceIDSalt, "trace-id-salt", 0, "mixed into the high half of every trace id so that runs do not reuse each other's ids (0: from the clock)")
 	fs.IntVar(&c.Pool, "pool", 256, "distinct pre-encoded requests over all workers")

@@ -26,17 +26,25 @@ type alert struct {
 // maxAnnotation bounds each annotation value, in bytes.
 const maxAnnotation = 4096
 
+// pin is the incident labels of a finding's alert, fixed when it is first
+// sent: the incident it belonged to then and that incident's first root
+// cause.
+type pin struct {
+	incident, cause string
+}
+
 // build turns f into an alert ending at endsAt. startsAt is when the
 // condition began (pending included), as Prometheus does with ActiveAt.
 //
 // The labels are the alert's identity in Alertmanager (its fingerprint), so
 // they hold only what a finding keeps for its whole life: its kind, id and
-// subject, and the static labels. What changes while it fires (severity,
-// summary, evidence) goes in annotations, so that a re-sent alert updates
-// the one series rather than starting a second one and leaving the first
-// firing until its endsAt.
-func (p *Pusher) build(f *finding.Finding, endsAt time.Time) alert {
-	l := make(map[string]string, 7+len(p.o.Labels))
+// subject, the static labels, and (pn) the incident and root cause it was
+// first sent with. What changes while it fires (severity, summary,
+// evidence, the incident's current id and root causes in inc) goes in
+// annotations, so that a re-sent alert updates the one series rather than
+// starting a second one and leaving the first firing until its endsAt.
+func (p *Pusher) build(f *finding.Finding, endsAt time.Time, pn *pin, inc *finding.Incident) alert {
+	l := make(map[string]string, 9+len(p.o.Labels))
 	for k, v := range p.o.Labels {
 		l[k] = v
 	}
@@ -57,10 +65,25 @@ func (p *Pusher) build(f *finding.Finding, endsAt time.Time) alert {
 		set("service", f.Subject.Source)
 	}
 
+	if pn != nil {
+		set("incident_id", pn.incident)
+		set("root_cause", pn.cause)
+	}
+
 	ann := map[string]string{
 		"severity":    f.Severity.String(),
 		"summary":     truncate(f.Summary),
 		"description": truncate(description(f)),
+	}
+	if inc != nil {
+		ann["incident"] = inc.ID
+		if len(inc.RootCauses) > 0 {
+			causes := make([]string, 0, len(inc.RootCauses))
+			for _, c := range inc.RootCauses {
+				causes = append(causes, fmt.Sprintf("%s (%s)", c.Name(), formatFloat(c.Score)))
+			}
+			ann["root_causes"] = truncate(strings.Join(causes, ", "))
+		}
 	}
 	if len(f.Evidence) > 0 {
 		if b, err := json.Marshal(f.Evidence); err == nil {

@@ -36,6 +36,12 @@ type FindingsSource interface {
 	Findings(state finding.State) []finding.Finding
 }
 
+// IncidentSource tells which incident holds a finding (detect/incident's
+// Tracker). IncidentOf must be safe for concurrent use.
+type IncidentSource interface {
+	IncidentOf(findingID string) (finding.Incident, bool)
+}
+
 // Errors.
 var (
 	// ErrRejected wraps a push that Alertmanager refused with a 4xx status
@@ -53,6 +59,18 @@ type Options struct {
 	URLs []string
 	// Source gives the findings. Required.
 	Source FindingsSource
+	// Incidents, when set, labels each alert with the incident holding its
+	// finding (incident_id) and that incident's first root cause
+	// (root_cause), as they were when the finding was first sent: labels
+	// are an alert's identity, and a finding stays one alert series for
+	// its whole life. A firing finding no incident holds yet waits for
+	// its incident up to MaxIncidentWait pushes. The incident's current
+	// id and root causes are annotations (incident, root_causes).
+	Incidents IncidentSource
+	// MaxIncidentWait is how many pushes a firing finding waits for its
+	// incident before it is sent labelled as an incident of its own
+	// (default 2).
+	MaxIncidentWait int
 	// Interval is how often firing alerts are re-sent (default 30s).
 	Interval time.Duration
 	// ResolveTimeout is how far ahead of each push a firing alert's endsAt
@@ -101,6 +119,7 @@ type Options struct {
 var reservedLabels = map[string]bool{
 	"alertname": true, "kind": true, "severity": true, "finding_id": true,
 	"node": true, "source": true, "target": true, "service": true,
+	"incident_id": true, "root_cause": true,
 }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -141,6 +160,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Float64
+	}
+	if o.MaxIncidentWait == 0 {
+		o.MaxIncidentWait = 2
 	}
 	return o
 }
@@ -198,11 +220,13 @@ type Pusher struct {
 
 	mu      sync.Mutex // held for a whole push
 	tracked map[string]*tracked
+	waiting map[string]int // firing findings waiting for their incident: pushes waited
 }
 
 // tracked is a finding the pusher has sent, or has to send as resolved.
 type tracked struct {
 	alert    alert // as last built
+	pin      *pin  // its incident labels, fixed at its first push
 	resolved bool
 	pushes   int // pushes that carried it since it resolved
 }
@@ -217,6 +241,7 @@ func New(o Options) (*Pusher, error) {
 		o:       o,
 		started: o.Now(),
 		tracked: map[string]*tracked{},
+		waiting: map[string]int{},
 		pushes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_alertmanager_pushes_total",
 			Help: "Pushes of alerts to Alertmanager by target (the index of its URL) and outcome: " +
@@ -324,11 +349,30 @@ func (p *Pusher) collect() []alert {
 
 	out := make([]alert, 0, min(len(firing), p.o.MaxAlerts))
 	seen := make(map[string]bool, len(firing)+len(resolved))
+	waited := p.waiting
+	p.waiting = map[string]int{}
 	for i := range firing {
 		f := &firing[i]
 		seen[f.ID] = true
-		a := p.build(f, now.Add(p.o.ResolveTimeout))
-		p.tracked[f.ID] = &tracked{alert: a}
+		var pn *pin
+		if t := p.tracked[f.ID]; t != nil {
+			pn = t.pin
+		}
+		inc, known := p.incidentOf(f.ID)
+		if pn == nil && p.o.Incidents != nil {
+			switch {
+			case known:
+				pn = pinOf(inc)
+			case waited[f.ID] < p.o.MaxIncidentWait:
+				p.waiting[f.ID] = waited[f.ID] + 1 // its incident is made on the tick that fired it: next push
+				continue
+			default:
+				pn = &pin{incident: "inc-" + f.ID}
+				p.o.Logger.Warn("alertmanager: no incident holds a firing finding; sent as an incident of its own", "finding_id", f.ID)
+			}
+		}
+		a := p.build(f, now.Add(p.o.ResolveTimeout), pn, incPtr(inc, known))
+		p.tracked[f.ID] = &tracked{alert: a, pin: pn}
 		out = append(out, a)
 	}
 	var res []*tracked
@@ -339,14 +383,21 @@ func (p *Pusher) collect() []alert {
 		}
 		seen[f.ID] = true
 		t := p.tracked[f.ID]
+		inc, known := p.incidentOf(f.ID)
 		switch {
 		case t != nil && !t.resolved:
-			t.alert, t.resolved = p.build(f, *f.ResolvedAt), true
+			t.alert, t.resolved = p.build(f, *f.ResolvedAt, t.pin, incPtr(inc, known)), true
 		case t == nil && !f.ResolvedAt.Before(p.started):
 			// Fired and resolved between two pushes: Alertmanager never saw
 			// it firing, and ignores a resolved alert it cannot match;
 			// sending it keeps the history whole.
-			t = &tracked{alert: p.build(f, *f.ResolvedAt), resolved: true}
+			var pn *pin
+			if known {
+				pn = pinOf(inc)
+			} else if p.o.Incidents != nil {
+				pn = &pin{incident: "inc-" + f.ID}
+			}
+			t = &tracked{alert: p.build(f, *f.ResolvedAt, pn, incPtr(inc, known)), pin: pn, resolved: true}
 			p.tracked[f.ID] = t
 		case t == nil:
 			continue // resolved before this pusher started
@@ -384,6 +435,31 @@ func (p *Pusher) collect() []alert {
 		out = append(out, t.alert)
 	}
 	return out
+}
+
+// incidentOf returns the incident holding finding id, if incidents are
+// known.
+func (p *Pusher) incidentOf(id string) (finding.Incident, bool) {
+	if p.o.Incidents == nil {
+		return finding.Incident{}, false
+	}
+	return p.o.Incidents.IncidentOf(id)
+}
+
+// pinOf is the incident labels of a finding in inc.
+func pinOf(inc finding.Incident) *pin {
+	pn := &pin{incident: inc.ID}
+	if c, ok := inc.TopCause(); ok {
+		pn.cause = c.Name()
+	}
+	return pn
+}
+
+func incPtr(inc finding.Incident, ok bool) *finding.Incident {
+	if !ok {
+		return nil
+	}
+	return &inc
 }
 
 // pushTo posts body to target i, retrying on network errors, 5xx and 429.

@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
@@ -577,7 +578,7 @@ func TestNodeSubjectLabels(t *testing.T) {
 		Subject: finding.Subject{Node: "payment", NodeID: "service:payment"}, Summary: "payment spends 80% of the time in itself",
 		StartedAt: time.Unix(100, 0)}}
 	p := newPusher(t, Options{URLs: []string{"http://127.0.0.1:1"}, Source: src, Now: func() time.Time { return time.Unix(200, 0) }})
-	a := p.build(&src[0], time.Unix(320, 0))
+	a := p.build(&src[0], time.Unix(320, 0), nil, nil)
 	require.Equal(t, map[string]string{"alertname": "CartographBottleneck", "kind": "bottleneck",
 		"finding_id": "x1", "node": "payment", "service": "payment"}, a.Labels)
 	require.Equal(t, "critical", a.Annotations["severity"])
@@ -639,4 +640,111 @@ func TestBackoffCapped(t *testing.T) {
 	p.o.Rand = func() float64 { return 0 }
 	require.Equal(t, 150*time.Millisecond, p.backoff(0))
 	require.Equal(t, 500*time.Millisecond, p.backoff(50))
+}
+
+// TestIncidentLabelsStayPinned: alerts carry the incident of their finding
+// and its root cause as labels (detect/incident's real tracker, fed the
+// engine's findings tick by tick), so Alertmanager can group by incident.
+// A finding not yet in an incident waits a push rather than be sent
+// unlabelled; and when two incidents merge, the labels of the alerts
+// already sent stay what they were (one series per finding for life),
+// while the incident annotation follows the merge.
+func TestIncidentLabelsStayPinned(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	det := &switchDetector{}
+	eng, err := detect.NewEngine(detect.EngineOptions{Detectors: []detect.Detector{det}, Interval: 5 * time.Second, Now: clk.Now})
+	require.NoError(t, err)
+	tr, err := incident.New(incident.Options{Now: clk.Now})
+	require.NoError(t, err)
+	rcv := newReceiver(t, nil)
+	p := newPusher(t, Options{URLs: []string{rcv.srv.URL}, Source: eng, Incidents: tr, Now: clk.Now})
+	ctx := context.Background()
+	bridged := false
+	snap := func() *graph.Snapshot {
+		nodes := []graph.Node{{ID: "client:client", Kind: graph.NodeClient, Name: "client"}}
+		for _, n := range []string{"a", "b", "c", "d"} {
+			nodes = append(nodes, graph.Node{ID: "service:" + n, Kind: graph.NodeService, Name: n})
+		}
+		edge := func(src, dst string) graph.Edge {
+			return graph.Edge{ID: src + "->" + dst, Source: src, Target: dst, Kind: graph.EdgeSync, RatePerS: 10}
+		}
+		edges := []graph.Edge{edge("client:client", "service:a"), edge("service:a", "service:b"),
+			edge("client:client", "service:c"), edge("service:c", "service:d")}
+		if bridged {
+			edges = append(edges, edge("service:b", "service:c"))
+		}
+		return graph.NewSnapshot(clk.Now(), time.Minute, nodes, edges)
+	}
+	stormOn := func(src, dst string) detect.Observation {
+		o := storm(src, dst)
+		o.Subject.EdgeID = "service:" + src + "->service:" + dst
+		return o
+	}
+	// tick evaluates; correlate, when set, runs the tracker on the same
+	// tick, as the runner does right after the engine.
+	tick := func(correlate bool) {
+		clk.Add(5 * time.Second)
+		s := snap()
+		eng.Eval(ctx, s)
+		if correlate {
+			tr.Correlate(s, eng.Findings(0))
+		}
+	}
+	lastAlerts := func() map[string]wireAlert {
+		reqs := rcv.requests()
+		out := map[string]wireAlert{}
+		for _, a := range reqs[len(reqs)-1].alerts {
+			out[a.Labels["finding_id"]] = a
+		}
+		return out
+	}
+
+	det.set(stormOn("a", "b"))
+	tick(true)
+	tick(false) // fires; the push below comes before its tick's correlation
+	require.Len(t, eng.Findings(finding.StateFiring), 1)
+	ab := eng.Findings(finding.StateFiring)[0].ID
+	require.NoError(t, p.PushOnce(ctx))
+	require.Empty(t, rcv.requests(), "a firing finding waits for its incident")
+	tr.Correlate(snap(), eng.Findings(0))
+	require.NoError(t, p.PushOnce(ctx))
+	a := lastAlerts()[ab]
+	require.Equal(t, "inc-"+ab, a.Labels["incident_id"])
+	require.Equal(t, "b", a.Labels["root_cause"], "the callee of the storm explains it")
+	require.Equal(t, "inc-"+ab, a.Annotations["incident"])
+	require.Contains(t, a.Annotations["root_causes"], "b (")
+
+	// An unrelated storm: an incident of its own.
+	det.set(stormOn("a", "b"), stormOn("c", "d"))
+	tick(true)
+	tick(true)
+	require.NoError(t, p.PushOnce(ctx))
+	var cd string
+	for id, a := range lastAlerts() {
+		if id != ab {
+			cd = id
+			require.Equal(t, "inc-"+id, a.Labels["incident_id"])
+		}
+	}
+	require.NotEmpty(t, cd)
+
+	// b starts calling c and that call storms too: the three findings are
+	// one incident now, under the older id.
+	bridged = true
+	det.set(stormOn("a", "b"), stormOn("c", "d"), stormOn("b", "c"))
+	tick(true)
+	tick(true)
+	inc, ok := tr.IncidentOf(cd)
+	require.True(t, ok)
+	require.Equal(t, "inc-"+ab, inc.ID, "merged into the older incident")
+	require.NoError(t, p.PushOnce(ctx))
+	alerts := lastAlerts()
+	require.Len(t, alerts, 3)
+	require.Equal(t, "inc-"+cd, alerts[cd].Labels["incident_id"], "a label once sent never changes")
+	require.Equal(t, "inc-"+ab, alerts[cd].Annotations["incident"], "the annotation follows the merge")
+	for id, a := range alerts {
+		if id != cd {
+			require.Equal(t, "inc-"+ab, a.Labels["incident_id"], "a finding first sent after the merge is labelled with the merged incident")
+		}
+	}
 }

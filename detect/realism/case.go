@@ -119,6 +119,24 @@ func (c Case) Expect() *Expected {
 	return nil
 }
 
+// ExpectCause returns the node an incident holding c's expected finding
+// must name as its first root cause ("" for a healthy case): the service
+// that fails, the one whose own time rose, the callee its callers cannot
+// reach, the consumer that slowed down.
+func (c Case) ExpectCause() string {
+	switch c.Shape {
+	case RetryStormFault:
+		return "payments"
+	case BottleneckFault:
+		return "pricing"
+	case OpenCircuitFault:
+		return "inventory"
+	case ConsumerLagFault:
+		return "billing-worker"
+	}
+	return ""
+}
+
 // Budget is how long after the fault is visible its finding must fire
 // (issue #15): 3 evaluation intervals for a retry storm and a bottleneck,
 // the pair TTL plus 3 intervals for an open circuit (a call is known

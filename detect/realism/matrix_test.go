@@ -51,7 +51,9 @@ var knownMisses = map[string]string{
 
 // TestMatrix runs the realism matrix and asserts issue #15's targets:
 // precision 1.0 and recall 1.0 for every finding kind, each fault detected
-// within its budget and no finding on a healthy system. Each case is a
+// within its budget and no finding on a healthy system; and issue #20's:
+// no incident on a healthy system, and the fault's node named first by
+// the incident holding its finding. Each case is a
 // subtest that fails with its verdict.
 func TestMatrix(t *testing.T) {
 	m := matrix()
@@ -78,6 +80,7 @@ func TestMatrix(t *testing.T) {
 			for _, f := range r.FalsePositives {
 				problems = append(problems, fmt.Sprintf("false positive: %s fired at +%v: %s", f, f.FiredAt().Sub(Start).Round(time.Second), f.Summary))
 			}
+			problems = append(problems, r.IncidentProblems()...)
 			why, known := knownMisses[r.Case.Name()]
 			switch {
 			case known && len(problems) > 0:

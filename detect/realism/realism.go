@@ -65,6 +65,7 @@ type Fired struct {
 	Subject  finding.Subject
 	Severity finding.Severity
 	Summary  string    // the latest summary
+	IDs      []string  // the ids it had (a condition that resolves and comes back later is a new finding)
 	Pending  time.Time // first evaluation it was pending (or firing) at
 	LastSeen time.Time // last evaluation it was pending or firing at
 	// Firings are the evaluations at which it went firing (a condition
@@ -114,6 +115,9 @@ func (o *observer) after(t time.Time) {
 			o.order = append(o.order, k)
 		}
 		r.Severity, r.Summary, r.LastSeen = f.Severity, f.Summary, t
+		if !slices.Contains(r.IDs, f.ID) {
+			r.IDs = append(r.IDs, f.ID)
+		}
 		if f.State == finding.StateFiring && f.FiredAt != nil && (len(r.Firings) == 0 || !r.Firings[len(r.Firings)-1].Equal(*f.FiredAt)) {
 			r.Firings = append(r.Firings, *f.FiredAt)
 		}
@@ -154,8 +158,11 @@ type Result struct {
 	// PendingOnly are conditions that were pending at some evaluation but
 	// never fired (they page nobody; listed to show noise).
 	PendingOnly []Fired
-	Stats       Stats
-	Wall        time.Duration
+	// Incidents are the incidents the tracker kept at the end of the run,
+	// open and resolved (none on a healthy system).
+	Incidents []finding.Incident
+	Stats     Stats
+	Wall      time.Duration
 }
 
 // Run simulates c and scores it. It fails only when the pipeline cannot be
@@ -171,7 +178,7 @@ func Run(ctx context.Context, c Case) (Result, error) {
 	if err := s.run(ctx); err != nil {
 		return Result{}, err
 	}
-	r := Result{Case: c, Settings: s.opts, Visible: s.faultVisible, Stats: s.stats, Wall: time.Since(t0)}
+	r := Result{Case: c, Settings: s.opts, Visible: s.faultVisible, Incidents: s.incidents.Incidents(0), Stats: s.stats, Wall: time.Since(t0)}
 	r.score(s.obs.list(), exp)
 	return r, nil
 }
@@ -227,6 +234,43 @@ func sameSubject(a, b finding.Subject) bool {
 		return a.Node == b.Node
 	}
 	return a.Source == b.Source && a.Target == b.Target && a.Node == ""
+}
+
+// IncidentProblems says what is wrong with the incidents of r: on a
+// healthy system, any incident; on a faulty one, an incident holding the
+// expected finding that does not name the fault's node as its first root
+// cause, or no incident holding it. Nothing when the finding was not
+// detected (the finding's own verdict says so).
+func (r Result) IncidentProblems() []string {
+	var out []string
+	want := r.Case.ExpectCause()
+	if want == "" {
+		for _, inc := range r.Incidents {
+			out = append(out, fmt.Sprintf("incident %s opened on a healthy system (%d findings, first cause %s)", inc.ID, len(inc.Findings), causeName(inc)))
+		}
+		return out
+	}
+	if r.Detected == nil {
+		return nil
+	}
+	for _, inc := range r.Incidents {
+		for _, id := range inc.Findings {
+			if slices.Contains(r.Detected.IDs, id) {
+				if c := causeName(inc); c != want {
+					out = append(out, fmt.Sprintf("incident %s holding %s names %s first, not %s: %+v", inc.ID, r.Detected, c, want, inc.RootCauses))
+				}
+				return out
+			}
+		}
+	}
+	return append(out, fmt.Sprintf("no incident holds %s", r.Detected))
+}
+
+func causeName(inc finding.Incident) string {
+	if c, ok := inc.TopCause(); ok {
+		return c.Name()
+	}
+	return "(none)"
 }
 
 // Verdict summarises r in one line for reports and test failures.

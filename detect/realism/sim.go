@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
@@ -154,11 +155,12 @@ type sim struct {
 	groups   []*group
 	entries  []*Poisson
 
-	pipe   *semconv.Pipeline
-	g      *graph.Graph
-	lags   *lag.Store
-	engine *detect.Engine
-	opts   Settings
+	pipe      *semconv.Pipeline
+	g         *graph.Graph
+	lags      *lag.Store
+	engine    *detect.Engine
+	incidents *incident.Tracker
+	opts      Settings
 
 	faultVisible time.Time
 	stats        Stats
@@ -187,7 +189,8 @@ type Settings struct {
 }
 
 // newSim wires the pipeline with the collector's defaults (cmd/collector
-// main.go: zero options everywhere but the clock).
+// main.go: zero options everywhere but the clock), the incident tracker
+// judging each evaluation after the engine, as the runner has it.
 func newSim(c Case, sys System) (*sim, error) {
 	s := &sim{c: c, sys: sys, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15)),
 		start: c.start(), services: map[string]*service{}, topics: map[string]*topic{}}
@@ -226,6 +229,9 @@ func newSim(c Case, sys System) (*sim, error) {
 		},
 		Now: now,
 	}); err != nil {
+		return nil, err
+	}
+	if s.incidents, err = incident.New(incident.Options{Now: now}); err != nil {
 		return nil, err
 	}
 	s.opts = settingsOf(s.g, paths)
@@ -319,7 +325,11 @@ func (s *sim) build() error {
 			return fmt.Errorf("realism: unknown entry %q", name)
 		}
 		rate := s.c.Rate
-		p := NewPoisson(s.rng, s.start, rate*(1+DiurnalAmplitude), func(t time.Time) float64 { return rate * diurnal(t) })
+		peak, factor := 1.0, func(string, time.Time) float64 { return 1 }
+		if f := s.sys.Dynamics.RateFactor; f != nil {
+			peak, factor = max(s.sys.Dynamics.RatePeak, 1), f
+		}
+		p := NewPoisson(s.rng, s.start, rate*(1+DiurnalAmplitude)*peak, func(t time.Time) float64 { return rate * diurnal(t) * factor(name, t) })
 		s.entries = append(s.entries, p)
 		e := s.at(p.Next(), evArrival)
 		e.i = i
@@ -497,6 +507,7 @@ func (s *sim) eval(ctx context.Context, t time.Time) error {
 		return err
 	}
 	s.engine.Eval(ctx, snap)
+	s.incidents.Correlate(snap, s.engine.Findings(0))
 	s.stats.Evaluations++
 	if s.onEval != nil {
 		s.onEval(t, snap)
@@ -694,11 +705,21 @@ func (s *sim) attempt(r *replica, c *Call, t time.Time, tr [16]byte, parent [8]b
 		failed = f
 		sp.Fault = f && s.faultOn(c.To, t)
 	case c.Proto == DB:
-		end = t.Add(s.lognormal(c.Latency))
-		failed = s.rng.Float64() < 0.001
+		lat, errRate := s.lognormal(c.Latency), 0.001
+		if f := s.sys.Dynamics.DB; f != nil {
+			if k, e, ok := f(c.To, t); ok {
+				lat, errRate = time.Duration(float64(lat)*k), e
+				sp.Fault = true
+			}
+		}
+		end = t.Add(lat)
+		failed = s.rng.Float64() < errRate
 	case c.Proto == Kafka:
 		end = t.Add(s.lognormal(c.Latency))
 		sp.publishTo = c.To
+	}
+	if c.Timeout > 0 && end.Sub(t) > c.Timeout {
+		end, failed = t.Add(c.Timeout), true
 	}
 	sp.End, sp.Error = end, failed
 	switch c.Proto {

@@ -29,6 +29,10 @@ type Call struct {
 	// ResendCount sets http.request.resend_count on re-sent attempts, as
 	// the Java agent does (Go's otelhttp does not).
 	ResendCount bool
+	// Timeout, when set, is how long the caller waits: an attempt that
+	// takes longer fails at it (the callee's server span goes on to its
+	// end, unaware).
+	Timeout time.Duration
 }
 
 // Service is a deployment of Replicas replicas, each with its own
@@ -97,6 +101,14 @@ type Dynamics struct {
 	// ConsumeFactor limits a group's consumption to this share of what is
 	// produced on its partitions (1 or more: unlimited).
 	ConsumeFactor func(group string, t time.Time) (float64, bool)
+	// DB changes the calls to database db at t: their latency multiplied
+	// by latency, and errRate of them failing (when ok; the spans it
+	// shapes are the fault's).
+	DB func(db string, t time.Time) (latency, errRate float64, ok bool)
+	// RateFactor multiplies the arrival rate of requests at entry at t (a
+	// flood of requests); it must never exceed RatePeak.
+	RateFactor func(entry string, t time.Time) float64
+	RatePeak   float64
 }
 
 // System is a set of services, topics, consumer groups and cron jobs, with

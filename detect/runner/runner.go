@@ -1,9 +1,10 @@
 // Package runner owns the evaluation tick: on every tick it takes one
-// graph snapshot, has the detectors judge it, and hands the snapshot with
-// the findings as they stand after that judgement to everyone who shows or
-// keeps them (the API, its change stream, the built-in UI). Whatever they
-// show of one tick comes from one snapshot: a finding's badge and the map
-// it sits on cannot disagree.
+// graph snapshot, has the detectors judge it, groups the findings into
+// incidents, and hands the snapshot with the findings and incidents as they
+// stand after that judgement to everyone who shows or keeps them (the API,
+// its change stream, the built-in UI). Whatever they show of one tick comes
+// from one snapshot: a finding's badge, its incident and the map they sit
+// on cannot disagree.
 //
 // The runner knows its peers only through the small interfaces below; it
 // imports no detector, no storage and no screen.
@@ -41,12 +42,20 @@ type Findings interface {
 	Findings(state finding.State) []finding.Finding
 }
 
+// Correlator groups the findings of a tick into incidents and ranks their
+// root causes (detect/incident.Tracker). Correlate is called from the
+// runner's goroutine, once per tick, after the judge; it must not keep or
+// modify s or findings, and returns every incident it keeps.
+type Correlator interface {
+	Correlate(s *graph.Snapshot, findings []finding.Finding) []finding.Incident
+}
+
 // Receiver takes each tick. Receive is called from the runner's goroutine,
-// one tick at a time, newest last; it must not modify s or findings (they
-// are shared with the other receivers) and must return promptly: a slow
-// receiver delays the next tick for everyone.
+// one tick at a time, newest last; it must not modify s, findings or
+// incidents (they are shared with the other receivers) and must return
+// promptly: a slow receiver delays the next tick for everyone.
 type Receiver interface {
-	Receive(s *graph.Snapshot, findings []finding.Finding)
+	Receive(s *graph.Snapshot, findings []finding.Finding, incidents []finding.Incident)
 }
 
 // Options configure a Runner.
@@ -59,6 +68,9 @@ type Options struct {
 	Judge Judge
 	// Findings lists the findings handed on with each snapshot. Required.
 	Findings Findings
+	// Incidents, when not nil, makes the incidents handed on with each
+	// tick from its snapshot and findings (nil: none are).
+	Incidents Correlator
 	// Receivers get every tick, in order.
 	Receivers []Receiver
 	// Interval between ticks, aligned to multiples of it (default 5s).
@@ -177,8 +189,15 @@ func (r *Runner) tick(ctx context.Context, judge bool) bool {
 	findings := r.o.Findings.Findings(0)
 	t2 := time.Now()
 	r.duration.WithLabelValues("judge").Observe(t2.Sub(t1).Seconds())
+	var incidents []finding.Incident
+	if r.o.Incidents != nil {
+		incidents = r.o.Incidents.Correlate(s, findings)
+		t3 := time.Now()
+		r.duration.WithLabelValues("correlate").Observe(t3.Sub(t2).Seconds())
+		t2 = t3
+	}
 	for _, rc := range r.o.Receivers {
-		rc.Receive(s, findings)
+		rc.Receive(s, findings, incidents)
 	}
 	r.duration.WithLabelValues("hand_on").Observe(time.Since(t2).Seconds())
 	r.ticks.Inc()

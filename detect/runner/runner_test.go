@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/detect/runner"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
@@ -56,8 +57,9 @@ func (j *judge) Findings(finding.State) []finding.Finding {
 }
 
 type received struct {
-	snap     *graph.Snapshot
-	findings []finding.Finding
+	snap      *graph.Snapshot
+	findings  []finding.Finding
+	incidents []finding.Incident
 }
 
 type receiver struct {
@@ -65,10 +67,10 @@ type receiver struct {
 	got []received
 }
 
-func (r *receiver) Receive(s *graph.Snapshot, fs []finding.Finding) {
+func (r *receiver) Receive(s *graph.Snapshot, fs []finding.Finding, incs []finding.Incident) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.got = append(r.got, received{s, fs})
+	r.got = append(r.got, received{s, fs, incs})
 }
 
 func (r *receiver) all() []received {
@@ -99,6 +101,43 @@ func TestTickHandsOnWhatWasJudged(t *testing.T) {
 		}
 	}
 	require.Same(t, a.all()[2].snap, b.all()[2].snap, "receivers share one snapshot")
+}
+
+// graphSource hands out a snapshot of one service, a, named in finding f
+// while firing is set.
+type graphSource struct{ firing bool }
+
+func (g *graphSource) Snapshot(time.Duration) (*graph.Snapshot, error) {
+	return graph.NewSnapshot(time.Now(), time.Minute, []graph.Node{{ID: "service:a", Kind: graph.NodeService, Name: "a"}}, nil), nil
+}
+
+func (g *graphSource) Findings(finding.State) []finding.Finding {
+	if !g.firing {
+		return nil
+	}
+	return []finding.Finding{{ID: "f", Kind: finding.KindBottleneck, State: finding.StateFiring, Severity: finding.SeverityWarning,
+		Subject: finding.Subject{Node: "a", NodeID: "service:a"}, StartedAt: time.Unix(1, 0)}}
+}
+
+// TestTickHandsOnIncidents: the incidents handed on are those the
+// correlator (the real tracker) made of the tick's snapshot and findings.
+func TestTickHandsOnIncidents(t *testing.T) {
+	src := &graphSource{}
+	tr, err := incident.New(incident.Options{})
+	require.NoError(t, err)
+	rc := &receiver{}
+	reg := prometheus.NewRegistry()
+	r, err := runner.New(runner.Options{Source: src, Findings: src, Incidents: tr, Receivers: []runner.Receiver{rc}, Registerer: reg})
+	require.NoError(t, err)
+	require.True(t, r.Tick(context.Background()))
+	src.firing = true
+	require.True(t, r.Tick(context.Background()))
+	got := rc.all()
+	require.Empty(t, got[0].incidents)
+	require.Len(t, got[1].incidents, 1)
+	require.Equal(t, []string{"f"}, got[1].incidents[0].Findings)
+	require.Equal(t, "inc-f", got[1].incidents[0].ID)
+	require.Equal(t, tr.Incidents(0), got[1].incidents)
 }
 
 // TestTickWithoutJudge: a process that does not judge (--detect off) hands

@@ -1,9 +1,12 @@
 // Package finding holds what a finding is: its kind, state, severity,
-// subject, blast radius and history. It is a leaf: detect produces
-// findings, storage keeps them, web shows them and alert rules route them,
-// and none of those needs another's package for it.
+// subject, blast radius and history; and what an incident is: the
+// findings of one problem, its ranked root causes and user impact. It is a
+// leaf: detect produces findings and incidents, storage keeps findings,
+// web shows both and alert rules route them, and none of those needs
+// another's package for it.
 //
-// A Finding is a value: whoever holds one owns it; share it read-only.
+// A Finding or an Incident is a value: whoever holds one owns it; share it
+// read-only.
 package finding
 
 import (

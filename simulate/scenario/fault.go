@@ -29,14 +29,20 @@ const (
 	// request, so it dominates the critical path of the entry operation that
 	// reaches it.
 	FaultBottleneck
+	// FaultCascade: one service's database fails 95% of its queries; the
+	// service fails with it, its caller tries it three times and the
+	// gateway tries that caller twice: two retry storms, one incident whose
+	// root cause is the database, which raises no finding of its own. It
+	// needs at least 11 services.
+	FaultCascade
 	numFaults
 )
 
-var faultNames = enumtext.Names[Fault]{Type: "fault", List: []string{"", "retry_storm", "open_circuit", "consumer_lag", "bottleneck"}}
+var faultNames = enumtext.Names[Fault]{Type: "fault", List: []string{"", "retry_storm", "open_circuit", "consumer_lag", "bottleneck", "cascade"}}
 
 // AllFaults lists every fault, in a fixed order.
 func AllFaults() []Fault {
-	return []Fault{FaultRetryStorm, FaultOpenCircuit, FaultConsumerLag, FaultBottleneck}
+	return []Fault{FaultRetryStorm, FaultOpenCircuit, FaultConsumerLag, FaultBottleneck, FaultCascade}
 }
 
 // String returns the fault's name ("retry_storm", ...).
@@ -74,9 +80,15 @@ func ParseFaults(s string) ([]Fault, error) {
 
 // Expectation is the finding a fault should raise: its kind (a finding.Kind
 // name), and its subject by node name: Source and Target for an edge, Node
-// for a node.
+// for a node. A fault that raises several (FaultCascade) lists the others
+// in Also, and names the node its incident must rank first in Cause.
 type Expectation struct {
 	Kind           string
 	Source, Target string
 	Node           string
+	Also           []Expectation
+	// Cause is the node name of the incident's first root cause, and
+	// CauseKind its kind ("database"); empty for a fault whose finding's
+	// own subject is the cause.
+	Cause, CauseKind string
 }

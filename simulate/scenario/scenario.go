@@ -11,7 +11,8 @@
 //
 // Faults (retry storm, open circuit, consumer lag, bottleneck) can be
 // switched on and off at run time; each provokes one finding of the matching
-// kind on a fixed subject (Generator.Expect).
+// kind on a fixed subject (Generator.Expect). A cascade (a failing database
+// its service's callers retry) provokes two, and one incident.
 //
 // Output is deterministic for Options and the sequence of calls.
 package scenario
@@ -60,6 +61,9 @@ func (o Options) Validate() error {
 	for _, f := range o.Faults {
 		if f == 0 || f >= numFaults {
 			errs = append(errs, fmt.Errorf("unknown fault %d", f))
+		}
+		if f == FaultCascade && o.Services <= cascadeSvc {
+			errs = append(errs, fmt.Errorf("fault %s needs at least %d services", f, cascadeSvc+1))
 		}
 	}
 	return errors.Join(errs...)
@@ -154,6 +158,10 @@ const (
 	circuitCallee            = 4
 	bottleneckSvc            = 2
 	lagDest, lagGroup        = 0, 0 // first destination (Kafka), its first group
+	// The cascade: the gateway -> identity (gRPC) -> reviews (HTTP), whose
+	// PostgreSQL database fails.
+	cascadeCaller, cascadeSvc = 3, 10
+	cascadeFailure            = 0.95
 )
 
 // Expect returns the finding fault f provokes: its kind and subject.
@@ -169,6 +177,13 @@ func (g *Generator) Expect(f Fault) Expectation {
 		return Expectation{Kind: "consumer_lag", Source: d.name, Target: s[d.groups[lagGroup].svc].name}
 	case FaultBottleneck:
 		return Expectation{Kind: "bottleneck", Node: s[bottleneckSvc].name}
+	case FaultCascade:
+		if len(s) <= cascadeSvc {
+			return Expectation{}
+		}
+		return Expectation{Kind: "retry_storm", Source: s[cascadeCaller].name, Target: s[cascadeSvc].name,
+			Also:  []Expectation{{Kind: "retry_storm", Source: s[0].name, Target: s[cascadeCaller].name}},
+			Cause: g.topo.dbs[s[cascadeSvc].db].name, CauseKind: "database"}
 	}
 	return Expectation{}
 }
@@ -294,15 +309,18 @@ func (g *Generator) request(tr pcommon.TraceID, nowN int64) {
 		name: "GET /" + t.svcs[child].name, code: 200})
 	rootIdx := len(g.spans) - 1
 	at := g.jit(ms)
-	at = g.call(tr, rootIdx, 0, child, at, nowN, 0)
+	at, failed := g.call(tr, rootIdx, 0, child, at, nowN, 0)
 	root = &g.spans[rootIdx]
 	root.end = at + g.jit(ms/2)
+	if failed && g.faults[FaultCascade] {
+		root.err, root.code = true, 502
+	}
 }
 
 // call adds the calls of service caller (whose server span is at index
 // parent) to callee starting at at, and returns when the caller has its
-// answer.
-func (g *Generator) call(tr pcommon.TraceID, parent int, caller, callee int32, at, nowN int64, hop int) int64 {
+// answer and whether it failed (in the end, after retries).
+func (g *Generator) call(tr pcommon.TraceID, parent int, caller, callee int32, at, nowN int64, hop int) (int64, bool) {
 	t := g.topo
 	cs := &t.svcs[callee]
 	if caller == circuitCaller && callee == circuitCallee && g.on(FaultOpenCircuit, time.Unix(0, nowN)) {
@@ -314,12 +332,36 @@ func (g *Generator) call(tr pcommon.TraceID, parent int, caller, callee int32, a
 		if cs.proto == protoGRPC {
 			c.code = 14
 		}
-		return c.end
+		return c.end, true
+	}
+	if tries := g.cascadeTries(caller, callee, nowN); tries > 0 {
+		// The cascade's retry policies: try again while the callee fails.
+		var failed bool
+		for a := range tries {
+			ci := len(g.spans)
+			g.add(rec{role: roleClient, svc: caller, peer: callee, kind: ptrace.SpanKindClient, trace: tr,
+				parent: g.spans[parent].id, start: at, resend: int64(a)})
+			var end int64
+			end, failed = g.serve(tr, ci, callee, at+g.jit(ms/2), nowN, hop)
+			end += g.jit(ms / 2)
+			c := &g.spans[ci]
+			srv := &g.spans[ci+1]
+			c.end, c.err, c.code = end, srv.err, srv.code
+			at = end
+			if !failed {
+				break
+			}
+			if a < tries-1 {
+				at += g.jit(5 * ms) // backoff
+			}
+		}
+		return at, failed
 	}
 	attempts := 1
 	if caller == retryCaller && callee == retryCallee && g.on(FaultRetryStorm, time.Unix(0, nowN)) {
 		attempts = 3
 	}
+	failed := false
 	for a := range attempts {
 		fail := a < attempts-1
 		ci := len(g.spans)
@@ -333,7 +375,8 @@ func (g *Generator) call(tr pcommon.TraceID, parent int, caller, callee int32, a
 			g.spans[si].end = g.spans[si].start + g.jit(2*ms)
 			end = g.spans[si].end + g.jit(ms/2)
 		} else {
-			end = g.serve(tr, ci, callee, at+g.jit(ms/2), nowN, hop) + g.jit(ms/2)
+			end, failed = g.serve(tr, ci, callee, at+g.jit(ms/2), nowN, hop)
+			end += g.jit(ms / 2)
 		}
 		c := &g.spans[ci]
 		c.end = end
@@ -344,12 +387,30 @@ func (g *Generator) call(tr pcommon.TraceID, parent int, caller, callee int32, a
 			at += g.jit(5 * ms) // backoff
 		}
 	}
-	return at
+	return at, failed
+}
+
+// cascadeTries is how many times caller tries callee while the cascade
+// is on (0: the cascade has no policy for that call): the gateway tries
+// the cascade's caller twice, which tries the failing service three times.
+func (g *Generator) cascadeTries(caller, callee int32, nowN int64) int {
+	if !g.faults[FaultCascade] {
+		return 0
+	}
+	switch {
+	case caller == 0 && callee == cascadeCaller:
+		return 2
+	case caller == cascadeCaller && callee == cascadeSvc:
+		g.on(FaultCascade, time.Unix(0, nowN))
+		return 3
+	}
+	return 0
 }
 
 // serve adds the server span of service s answering client span at index
-// client, and everything s does for it; it returns the server span's end.
-func (g *Generator) serve(tr pcommon.TraceID, client int, s int32, at, nowN int64, hop int) int64 {
+// client, and everything s does for it; it returns the server span's end
+// and whether it failed.
+func (g *Generator) serve(tr pcommon.TraceID, client int, s int32, at, nowN int64, hop int) (int64, bool) {
 	t := g.topo
 	sv := &t.svcs[s]
 	si := len(g.spans)
@@ -370,11 +431,15 @@ func (g *Generator) serve(tr pcommon.TraceID, client int, s int32, at, nowN int6
 	if s == bottleneckSvc && g.on(FaultBottleneck, time.Unix(0, nowN)) {
 		cur += 200*ms + g.rnd.Int64N(100*ms)
 	}
+	// cascade: s's failures fail its callers (while the cascade is on).
+	cascade := g.faults[FaultCascade] && (s == cascadeSvc || s == cascadeCaller)
 	if sv.db >= 0 {
-		cur = g.leaf(tr, si, s, roleDB, sv.db, cur, g.jit(2*ms))
+		dbFail := s == cascadeSvc && cascade && g.rnd.Float64() < cascadeFailure
+		cur = g.leaf(tr, si, s, roleDB, sv.db, cur, g.jit(2*ms), dbFail)
+		fail = fail || dbFail
 	}
 	if sv.ext >= 0 && g.rnd.IntN(4) == 0 {
-		cur = g.leaf(tr, si, s, roleExternal, sv.ext, cur, g.jit(30*ms))
+		cur = g.leaf(tr, si, s, roleExternal, sv.ext, cur, g.jit(30*ms), false)
 	}
 	if len(sv.children) > 0 && hop < 12 {
 		// One child, or (one time in four) two: fan-out.
@@ -384,26 +449,40 @@ func (g *Generator) serve(tr pcommon.TraceID, client int, s int32, at, nowN int6
 			// quickly and the finding has calls to judge.
 			k = 0
 		}
-		cur = g.call(tr, si, s, sv.children[k], cur+g.jit(ms/5), nowN, hop+1)
+		var failed bool
+		cur, failed = g.call(tr, si, s, sv.children[k], cur+g.jit(ms/5), nowN, hop+1)
+		fail = fail || cascade && failed
 		if len(sv.children) > 1 && g.rnd.IntN(4) == 0 {
-			cur = g.call(tr, si, s, sv.children[(k+1)%len(sv.children)], cur+g.jit(ms/5), nowN, hop+1)
+			cur, failed = g.call(tr, si, s, sv.children[(k+1)%len(sv.children)], cur+g.jit(ms/5), nowN, hop+1)
+			fail = fail || cascade && failed
 		}
 	}
 	if sv.cross >= 0 && g.rnd.IntN(3) == 0 {
-		cur = g.call(tr, si, s, sv.cross, cur+g.jit(ms/5), nowN, 99) // the callee calls no further
+		cur, _ = g.call(tr, si, s, sv.cross, cur+g.jit(ms/5), nowN, 99) // the callee calls no further
 	}
 	if sv.produces >= 0 {
 		cur = g.publish(tr, si, s, sv.produces, cur, nowN)
 	}
 	end := cur + g.jit(ms/2)
-	g.spans[si].end = end
-	return end
+	srv := &g.spans[si]
+	srv.end = end
+	if fail && !srv.err {
+		srv.err, srv.code = true, 500
+		if sv.proto == protoGRPC {
+			srv.code = 13
+		}
+	}
+	return end, fail
 }
 
-// leaf adds a client span of service s to a database or external peer.
-func (g *Generator) leaf(tr pcommon.TraceID, parent int, s int32, r role, peer int32, at, dur int64) int64 {
+// leaf adds a client span of service s to a database or external peer,
+// failed when fail is set.
+func (g *Generator) leaf(tr pcommon.TraceID, parent int, s int32, r role, peer int32, at, dur int64, fail bool) int64 {
 	c := g.add(rec{role: r, svc: s, peer: peer, kind: ptrace.SpanKindClient, trace: tr, parent: g.spans[parent].id,
-		start: at, end: at + dur, code: 200})
+		start: at, end: at + dur, code: 200, err: fail})
+	if fail {
+		c.code = 500
+	}
 	return c.end
 }
 

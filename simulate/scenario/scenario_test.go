@@ -3,6 +3,7 @@ package scenario_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
@@ -30,8 +32,11 @@ type world struct {
 	traces  *semconv.Pipeline
 	metrics *brokermetrics.Consumer
 	engine  *detect.Engine
-	gen     *scenario.Generator
-	elapsed time.Duration
+	// incidents groups the findings of each evaluation, as the runner has
+	// it.
+	incidents *incident.Tracker
+	gen       *scenario.Generator
+	elapsed   time.Duration
 }
 
 const (
@@ -68,6 +73,8 @@ func newWorld(t *testing.T, o scenario.Options) *world {
 		Now:      clock,
 	})
 	require.NoError(t, err)
+	w.incidents, err = incident.New(incident.Options{Interval: evalEvery, Now: clock})
+	require.NoError(t, err)
 	w.gen, err = scenario.New(o)
 	require.NoError(t, err)
 	return w
@@ -87,6 +94,7 @@ func (w *world) run(d time.Duration, tracesPerSec int) {
 			s, err := w.g.Snapshot(0)
 			require.NoError(w.t, err)
 			w.engine.Eval(ctx, s)
+			w.incidents.Correlate(s, w.engine.Findings(0))
 		}
 	}
 }
@@ -106,6 +114,9 @@ func TestHealthyRaisesNothing(t *testing.T) {
 	}
 }
 
+// TestFaultFiresItsFinding: each fault raises its findings and nothing
+// else, they make one incident naming the fault's cause first, and they
+// resolve once it is off.
 func TestFaultFiresItsFinding(t *testing.T) {
 	for _, f := range scenario.AllFaults() {
 		t.Run(f.String(), func(t *testing.T) {
@@ -114,19 +125,34 @@ func TestFaultFiresItsFinding(t *testing.T) {
 			require.Empty(t, w.findings(0))
 			w.gen.SetFault(f, true)
 			want := w.gen.Expect(f)
+			all := append([]scenario.Expectation{want}, want.Also...)
 			var fired []finding.Finding
-			for i := 0; i < 30 && len(fired) == 0; i++ {
+			for i := 0; i < 30 && len(fired) < len(all); i++ {
 				w.run(evalEvery, 40)
 				fired = w.findings(finding.StateFiring)
 			}
-			require.NotEmpty(t, fired, "%s never fired", f)
-			require.Len(t, fired, 1, "only the fault's own finding fires: %+v", fired)
-			got := fired[0]
-			require.Equal(t, want.Kind, got.Kind.String(), got.Summary)
-			require.Equal(t, want.Node, got.Subject.Node, got.Summary)
-			require.Equal(t, want.Source, got.Subject.Source, got.Summary)
-			require.Equal(t, want.Target, got.Subject.Target, got.Summary)
-			t.Logf("%s fired after %s: %s", f, w.elapsed-time.Minute, got.Summary)
+			require.Len(t, fired, len(all), "the fault's own findings fire, and only they: %+v", fired)
+			for _, e := range all {
+				found := false
+				for _, got := range fired {
+					found = found || e.Kind == got.Kind.String() && e.Node == got.Subject.Node && e.Source == got.Subject.Source && e.Target == got.Subject.Target
+				}
+				require.True(t, found, "%s %s%s -> %s never fired: %+v", e.Kind, e.Node, e.Source, e.Target, fired)
+			}
+			t.Logf("%s fired after %s: %s", f, w.elapsed-time.Minute, fired[0].Summary)
+			incs := w.incidents.Incidents(0)
+			require.Len(t, incs, 1, "one incident: %+v", incs)
+			require.Len(t, incs[0].Findings, len(all))
+			cause := want.Cause
+			if cause == "" {
+				cause = want.Node + want.Target // the finding's own subject: the node, or the callee
+			}
+			top, ok := incs[0].TopCause()
+			require.True(t, ok)
+			require.Equal(t, cause, top.Node, "root causes: %+v", incs[0].RootCauses)
+			if want.CauseKind != "" {
+				require.True(t, strings.HasPrefix(top.NodeID, want.CauseKind+":"), "the %s, not a namesake: %s", want.CauseKind, top.NodeID)
+			}
 
 			// Switched off, the finding resolves.
 			w.gen.SetFault(f, false)

@@ -183,6 +183,8 @@ func New(o Options) (*API, error) {
 	} else {
 		a.handle("GET /api/v1/findings", notYet)
 	}
+	a.handle("GET /api/v1/incidents", a.incidents)
+	a.handle("GET /api/v1/incidents/{id}", a.incident)
 	a.handle("GET /api/v1/brokers", a.brokers)
 	if o.Stream != nil {
 		a.mux.Handle("GET /api/v1/stream", o.Stream)

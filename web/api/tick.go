@@ -20,9 +20,10 @@ import (
 // over, with the snapshot's JSON encoded once for every reader. Immutable
 // once stored, except gz, which the first reader that accepts gzip fills.
 type tick struct {
-	snap     *graph.Snapshot
-	findings []finding.Finding // every state, as the runner listed them
-	body     []byte            // snap as GET /api/v1/graph answers it (nil: encoding failed)
+	snap      *graph.Snapshot
+	findings  []finding.Finding  // every state, as the runner listed them
+	incidents []finding.Incident // every state, as the runner listed them
+	body      []byte             // snap as GET /api/v1/graph answers it (nil: encoding failed)
 
 	gzOnce sync.Once
 	gz     []byte // body, gzip-compressed (nil: not asked for yet, or failed)
@@ -42,14 +43,17 @@ func (t *tick) gzipped() []byte {
 	return t.gz
 }
 
-// Receive takes the snapshot and findings of one evaluation tick: from now
-// on the live graph (default window), the coupling figures and the
-// findings are served from them, the graph's JSON encoded here once for
-// every request, stream client and page; and the change stream announces
-// them. Called by the runner, one tick at a time; s and findings are
-// shared and must not be modified.
-func (a *API) Receive(s *graph.Snapshot, findings []finding.Finding) {
-	t := &tick{snap: s, findings: findings}
+// Receive takes the snapshot, findings and incidents of one evaluation
+// tick: from now on the live graph (default window), the coupling figures,
+// the findings and the incidents are served from them, the graph's JSON
+// encoded here once for every request, stream client and page; and the
+// change stream announces them. Called by the runner, one tick at a time;
+// s, findings and incidents are shared and must not be modified.
+func (a *API) Receive(s *graph.Snapshot, findings []finding.Finding, incidents []finding.Incident) {
+	if incidents == nil {
+		incidents = []finding.Incident{}
+	}
+	t := &tick{snap: s, findings: findings, incidents: incidents}
 	body, err := json.Marshal(s)
 	if err != nil {
 		a.o.Logger.Error("encoding the tick's graph", "err", err)
@@ -68,6 +72,7 @@ func (a *API) Receive(s *graph.Snapshot, findings []finding.Finding) {
 			}
 		}
 		_ = a.o.Stream.Publish("findings", map[string]any{"findings": findings})
+		_ = a.o.Stream.Publish("incidents", map[string]any{"incidents": incidents})
 	}
 	a.watchMu.Lock()
 	for c := range a.watchers {
@@ -146,19 +151,25 @@ type Local struct{ a *API }
 // Local returns the in-process reader of a.
 func (a *API) Local() *Local { return &Local{a: a} }
 
-// Tick returns the live graph and every finding of one tick together, so
-// that what the caller shows of them comes from one snapshot. Before the
-// first tick it builds the graph and lists the findings itself.
-func (l *Local) Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, error) {
+// Tick returns the live graph, every finding and every incident of one
+// tick together, so that what the caller shows of them comes from one
+// snapshot. Before the first tick it builds the graph and lists the
+// findings itself (and no incident: only a tick makes them).
+func (l *Local) Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, []finding.Incident, error) {
 	if t := l.a.current(); t != nil {
-		return t.snap, t.findings, nil
+		return t.snap, t.findings, t.incidents, nil
 	}
 	s, err := l.Graph(ctx, 0, time.Time{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	fs, err := l.Findings(ctx, 0)
-	return s, fs, err
+	return s, fs, []finding.Incident{}, err
+}
+
+// Incidents returns the incidents of the newest tick (every state).
+func (l *Local) Incidents(context.Context) ([]finding.Incident, error) {
+	return l.a.incidentsIn(0), nil
 }
 
 // Graph returns the graph over window (0: the default) ending now, or at

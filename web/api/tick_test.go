@@ -67,6 +67,11 @@ func tickAPI(t *testing.T) (*API, *countingGraph, *graph.Snapshot, *prometheus.R
 	a.Receive(s, []finding.Finding{
 		{ID: "firing", Kind: finding.KindRetryStorm, State: finding.StateFiring, Severity: finding.SeverityWarning},
 		{ID: "resolved", Kind: finding.KindRetryStorm, State: finding.StateResolved, Severity: finding.SeverityWarning},
+	}, []finding.Incident{
+		{ID: "inc-firing", State: finding.IncidentOpen, Findings: []string{"firing"}, RootCauses: []finding.Cause{
+			{Subject: finding.Subject{Node: "b", NodeID: "service:b"}, Score: 0.9, Reasons: []string{"its error ratio rose"}}},
+			Impact: []finding.Impact{}, Changes: []string{}},
+		{ID: "inc-resolved", State: finding.IncidentResolved, Findings: []string{"resolved"}, RootCauses: []finding.Cause{}, Impact: []finding.Impact{}, Changes: []string{}},
 	})
 	src.built.Store(0)
 	return a, src, s, reg
@@ -135,6 +140,50 @@ func TestFindingsServedFromTick(t *testing.T) {
 	}
 }
 
+// TestIncidentsServedFromTick: incidents are the tick's, filtered by
+// state (open by default); one is read by its id; a bad state is a 400
+// and an unknown id a 404, both with a JSON error.
+func TestIncidentsServedFromTick(t *testing.T) {
+	a, _, _, _ := tickAPI(t)
+	for state, want := range map[string][]string{"": {"inc-firing"}, "open": {"inc-firing"}, "resolved": {"inc-resolved"}, "all": {"inc-firing", "inc-resolved"}} {
+		t.Run(state, func(t *testing.T) {
+			code, body := get(t, a, "/api/v1/incidents?state="+state)
+			require.Equal(t, http.StatusOK, code)
+			ids := []string{}
+			for _, f := range body["incidents"].([]any) {
+				ids = append(ids, f.(map[string]any)["id"].(string))
+			}
+			require.Equal(t, want, ids)
+		})
+	}
+	code, body := get(t, a, "/api/v1/incidents/inc-firing")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, "open", body["state"])
+	require.Equal(t, []any{"firing"}, body["findings"])
+	require.Equal(t, []any{}, body["changes"], "an empty list, not null")
+	cause := body["root_causes"].([]any)[0].(map[string]any)
+	require.Equal(t, "b", cause["node"])
+	require.Equal(t, 0.9, cause["score"])
+	require.NotContains(t, body, "resolved_at")
+
+	code, body = get(t, a, "/api/v1/incidents?state=closed")
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body["error"], "want open, resolved or all")
+	code, body = get(t, a, "/api/v1/incidents/inc-nope")
+	require.Equal(t, http.StatusNotFound, code)
+	require.Contains(t, body["error"], `no incident "inc-nope"`)
+
+	l, err := a.Local().Incidents(context.Background())
+	require.NoError(t, err)
+	require.Len(t, l, 2)
+
+	// Before the first tick: none, and a JSON list.
+	b, _ := newTestAPI(t, nil)
+	code, body = get(t, b, "/api/v1/incidents")
+	require.Equal(t, http.StatusOK, code)
+	require.Equal(t, []any{}, body["incidents"])
+}
+
 // TestLocalReadsTheTick: the in-process reader returns the tick's own
 // snapshot and findings (no copy, no second snapshot), wakes watchers on
 // every tick, and answers other reads through the handlers with the
@@ -143,10 +192,11 @@ func TestLocalReadsTheTick(t *testing.T) {
 	a, src, s, _ := tickAPI(t)
 	l := a.Local()
 	ctx := context.Background()
-	snap, fs, err := l.Tick(ctx)
+	snap, fs, incs, err := l.Tick(ctx)
 	require.NoError(t, err)
 	require.Same(t, s, snap)
 	require.Len(t, fs, 2)
+	require.Len(t, incs, 2)
 	g, err := l.Graph(ctx, 0, time.Time{})
 	require.NoError(t, err)
 	require.Same(t, s, g)
@@ -176,7 +226,7 @@ func TestLocalReadsTheTick(t *testing.T) {
 		defer a.watchMu.Unlock()
 		return len(a.watchers) == 1
 	}, 5*time.Second, time.Millisecond)
-	a.Receive(s, nil)
+	a.Receive(s, nil, nil)
 	require.Equal(t, "graph", <-woken)
 	require.Equal(t, "findings", <-woken)
 	cancel()
@@ -236,7 +286,7 @@ func TestBuildsBounded(t *testing.T) {
 	require.NoError(t, err)
 	s, err := g.Snapshot(0)
 	require.NoError(t, err)
-	a.Receive(s, nil)
+	a.Receive(s, nil, nil)
 
 	done := make(chan int, 2)
 	for range 2 {
@@ -262,7 +312,7 @@ func TestBuildsBounded(t *testing.T) {
 
 	// A tick whose graph has three nodes, against a bound of two.
 	a.Receive(&graph.Snapshot{GeneratedAt: now, WindowSeconds: s.WindowSeconds,
-		Nodes: []graph.Node{{ID: "service:x"}, {ID: "service:y"}, {ID: "service:z"}}}, nil)
+		Nodes: []graph.Node{{ID: "service:x"}, {ID: "service:y"}, {ID: "service:z"}}}, nil, nil)
 	a.o.MaxBuildNodes = 2
 	code, body := get(t, a, "/api/v1/graph?window=30s")
 	require.Equal(t, http.StatusUnprocessableEntity, code)

@@ -230,7 +230,7 @@ func New(o Options) (*Exporter, error) {
 
 // Receive implements the evaluation tick's receiver (detect/runner): it
 // ignores the snapshot, a sliding window, and calls Update.
-func (e *Exporter) Receive(*graph.Snapshot, []finding.Finding) { e.Update() }
+func (e *Exporter) Receive(*graph.Snapshot, []finding.Finding, []finding.Incident) { e.Update() }
 
 // Update adds the buckets that closed since the last call (on the first,
 // every closed bucket the graph's window holds), then deletes the label

@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"strings"
+
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
@@ -26,19 +28,44 @@ type incident struct {
 	// Blast are the nodes upstream of a subject whose traffic passes
 	// through it (an edge finding's source among them).
 	Blast map[string]finding.Severity
-	// Missing is set when the view asked for one finding that is not
-	// among the findings.
+	// Causes are an incident's first root cause (a node), when the view
+	// names an incident: drawn as a subject and marked the cause, even
+	// when it raised no finding of its own.
+	Causes map[string]finding.Severity
+	// Missing is set when the view asked for one finding, or one
+	// incident, that is not among those known.
 	Missing bool
 	// NotFiring is set when the view asked for one finding that is not
-	// firing (it is drawn all the same).
+	// firing, or one incident that is resolved (drawn all the same).
 	NotFiring bool
+	// Of is the incident the view names, if it does.
+	Of *finding.Incident
 }
 
 // incidentOf collects what the findings of view v touch: every firing
-// finding, or the one v.Incident names. edges are the graph's edges
-// (an edge finding's target is found through them).
-func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
-	inc := &incident{Subjects: map[string]finding.Severity{}, SubjectEdges: map[string]finding.Severity{}, Blast: map[string]finding.Severity{}}
+// finding, the one v.Incident names, or those of the incident it names
+// (an id of incs, "inc-..."), with that incident's first root cause.
+// edges are the graph's edges (an edge finding's target is found through
+// them).
+func incidentOf(fs []finding.Finding, v View, edges []graph.Edge, incs []finding.Incident) *incident {
+	inc := &incident{Subjects: map[string]finding.Severity{}, SubjectEdges: map[string]finding.Severity{}, Blast: map[string]finding.Severity{}, Causes: map[string]finding.Severity{}}
+	var members map[string]bool // the findings of the incident the view names
+	if strings.HasPrefix(v.Incident, incidentPrefix) {
+		members = map[string]bool{}
+		for i := range incs {
+			if incs[i].ID == v.Incident {
+				inc.Of = &incs[i]
+				for _, id := range incs[i].Findings {
+					members[id] = true
+				}
+			}
+		}
+		if inc.Of == nil {
+			inc.Missing = true
+			return inc
+		}
+		inc.NotFiring = inc.Of.State != finding.IncidentOpen
+	}
 	var byID map[string]graph.Edge // built for the first edge finding
 	edgeOf := func(id string) (graph.Edge, bool) {
 		if byID == nil {
@@ -55,10 +82,16 @@ func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
 			m[id] = s
 		}
 	}
-	one := v.Incident != "" && v.Incident != IncidentAll
+	one := v.Incident != "" && v.Incident != IncidentAll && members == nil
 	found := false
+	var worstOf finding.Severity
 	for _, f := range fs {
-		if one {
+		if members != nil {
+			if !members[f.ID] {
+				continue
+			}
+			worstOf = max(worstOf, f.Severity)
+		} else if one {
 			if f.ID != v.Incident {
 				continue
 			}
@@ -87,24 +120,46 @@ func incidentOf(fs []finding.Finding, v View, edges []graph.Edge) *incident {
 			}
 		}
 	}
-	inc.Missing = one && !found
+	inc.Missing = inc.Missing || one && !found
+	if inc.Of != nil {
+		if c, ok := inc.Of.TopCause(); ok && c.NodeID != "" {
+			inc.Causes[c.NodeID] = max(worstOf, finding.SeverityWarning)
+		}
+	}
 	for id := range inc.Subjects {
 		delete(inc.Blast, id) // a subject is marked as one, not as its own blast
+	}
+	for id := range inc.Causes {
+		delete(inc.Blast, id)
 	}
 	return inc
 }
 
-// affected reports whether the node id is a subject or in a blast radius.
+// incidentPrefix starts every incident's id (detect/incident), so that a
+// view's incident= tells an incident from a finding.
+const incidentPrefix = "inc-"
+
+// cause reports whether node id is the root cause of the incident drawn.
+func (inc *incident) cause(id string) bool {
+	_, ok := inc.Causes[id]
+	return ok
+}
+
+// affected reports whether the node id is a subject, in a blast radius,
+// or the cause of the incident drawn.
 func (inc *incident) affected(id string) bool {
 	_, s := inc.Subjects[id]
 	_, b := inc.Blast[id]
-	return s || b
+	return s || b || inc.cause(id)
 }
 
 // nodeRole returns the role and severity of node id ("" for a node no
 // finding touches while none fires, or when dimming is off).
 func (inc *incident) nodeRole(id string, dim bool) (role, severity string) {
 	if s, ok := inc.Subjects[id]; ok {
+		return roleSubject, max(s, inc.Causes[id]).String()
+	}
+	if s, ok := inc.Causes[id]; ok {
 		return roleSubject, s.String()
 	}
 	if s, ok := inc.Blast[id]; ok {
@@ -125,7 +180,7 @@ func (inc *incident) edgeRole(ids []string, ends [][2]string, dim bool) (role, s
 	for i, id := range ids {
 		worst = max(worst, inc.SubjectEdges[id])
 		if src, dst := ends[i][0], ends[i][1]; inc.affected(src) && inc.affected(dst) {
-			blast = max(blast, inc.Subjects[src], inc.Blast[src], inc.Subjects[dst], inc.Blast[dst])
+			blast = max(blast, inc.Subjects[src], inc.Blast[src], inc.Subjects[dst], inc.Blast[dst], inc.Causes[src], inc.Causes[dst])
 		}
 	}
 	switch {

@@ -60,7 +60,7 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	v, err := parseView(q)
 	page := q.Get("page")
-	if err != nil || (page != "map" && page != "findings" && page != "node" && page != "edge") {
+	if err != nil || (page != "map" && page != "findings" && page != "node" && page != "edge" && page != "incidents") {
 		http.Error(w, "bad live-update request", http.StatusBadRequest)
 		return
 	}
@@ -256,6 +256,8 @@ func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur curren
 		}
 	case "findings":
 		r.whole = append(r.whole, newFragment("findings", renderString(ctx, findingsPanel(u.findingsModelFor(ctx, v, cur)))))
+	case "incidents":
+		r.whole = append(r.whole, newFragment("incidents", renderString(ctx, incidentsContent(u.buildIncidents(ctx, id, v, cur)))))
 	case "node":
 		if p, err := u.buildNodePage(ctx, id, v, cur); err == nil {
 			r.whole = append(r.whole, newFragment("detail", renderString(ctx, nodeDetail(*p))))

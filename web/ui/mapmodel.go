@@ -88,6 +88,8 @@ type mapNode struct {
 	// Role is the node's part in the firing findings (roleSubject,
 	// roleBlast, roleDim or ""), Severity the worst of those findings.
 	Role, Severity string
+	// Cause marks the root cause of the incident the map is drawn for.
+	Cause bool
 }
 
 type mapEdge struct {
@@ -129,7 +131,9 @@ func domID(prefix, id string) string {
 type mapInput struct {
 	Snap     *graph.Snapshot
 	Findings []finding.Finding
-	View     View
+	// Incidents are those a view's incident= may name.
+	Incidents []finding.Incident
+	View      View
 	// MaxNodes draws the overview of at most MaxGroups groups (a diff's
 	// map: collapses namespaces), then keeps the busiest nodes, when the
 	// view has more nodes than this.
@@ -186,7 +190,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	model := &mapModel{}
-	inc := incidentOf(in.Findings, v, edges)
+	inc := incidentOf(in.Findings, v, edges, in.Incidents)
 	model.Firing = inc.Findings
 	dim := !v.NoDim
 	hidden := map[string]bool{}
@@ -205,10 +209,13 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		}
 	}
 	switch {
-	case v.Incident != "" && inc.Findings == 0:
-		if inc.Missing {
+	case v.Incident != "" && inc.Findings == 0 && len(inc.Causes) == 0:
+		switch {
+		case inc.Missing && strings.HasPrefix(v.Incident, incidentPrefix):
+			model.Notes = append(model.Notes, "incident view: that incident is not known (resolved incidents are kept for a while, and not in storage); the whole map is drawn")
+		case inc.Missing:
 			model.Notes = append(model.Notes, "incident view: that finding is not in this window; the whole map is drawn")
-		} else {
+		default:
 			model.Notes = append(model.Notes, "incident view: nothing is firing; the whole map is drawn")
 		}
 	case v.Incident != "":
@@ -224,7 +231,13 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		if inc.Findings == 1 {
 			what = "1 firing finding"
 		}
-		if inc.NotFiring {
+		switch {
+		case inc.Of != nil:
+			what = fmt.Sprintf("incident %s (%s)", inc.Of.ID, plural(len(inc.Of.Findings), "finding"))
+			if c, ok := inc.Of.TopCause(); ok {
+				what += ", root cause " + c.Name()
+			}
+		case inc.NotFiring:
 			what = "a finding that is not firing"
 		}
 		model.Notes = append(model.Notes, fmt.Sprintf("incident view: %d nodes touched by %s", len(keep), what))
@@ -507,6 +520,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 			}).Href(in.Base)
 		}
 		mn.Role, mn.Severity = inc.nodeRole(id, dim)
+		mn.Cause = inc.cause(id)
 		if mn.Members > 0 {
 			switch {
 			case repRole[id] > 0:

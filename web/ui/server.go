@@ -44,18 +44,21 @@ type Source interface {
 	FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error)
 	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
 	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
+	// Incidents returns every incident the collector keeps.
+	Incidents(ctx context.Context) ([]finding.Incident, error)
 	Ready(ctx context.Context) error
 	// Watch calls changed on every change the collector announces, until
 	// ctx is done or the connection drops.
 	Watch(ctx context.Context, changed func(topic string)) error
 }
 
-// tickReader is a Source that reads the graph and the findings of one
-// evaluation together (the collector's in-process api.Local): the map's
-// badges and the findings list then come from one snapshot. Over HTTP
-// (web/api/client) the two are read one after the other.
+// tickReader is a Source that reads the graph, the findings and the
+// incidents of one evaluation together (the collector's in-process
+// api.Local): the map's badges, the findings list and the incidents then
+// come from one snapshot. Over HTTP (web/api/client) they are read one
+// after the other.
 type tickReader interface {
-	Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, error)
+	Tick(ctx context.Context) (*graph.Snapshot, []finding.Finding, []finding.Incident, error)
 }
 
 //go:embed static
@@ -117,12 +120,13 @@ type UI struct {
 
 // current is the latest state read from the collector.
 type current struct {
-	version  uint64
-	snap     *graph.Snapshot
-	findings []finding.Finding
-	status   status
-	readAt   time.Time
-	err      error
+	version   uint64
+	snap      *graph.Snapshot
+	findings  []finding.Finding
+	incidents []finding.Incident
+	status    status
+	readAt    time.Time
+	err       error
 }
 
 type graphAt struct {
@@ -229,6 +233,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /node", u.page("node", u.nodePage))
 	u.mux.HandleFunc("GET /edge", u.page("edge", u.edgePage))
 	u.mux.HandleFunc("GET /architecture", u.page("architecture", u.archPage))
+	u.mux.HandleFunc("GET /incidents", u.page("incidents", u.incidentsPage))
 	u.mux.HandleFunc("GET /ws", u.serveLive)
 	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -312,17 +317,21 @@ func (u *UI) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, max(u.o.Refresh, 10*time.Second))
 	defer cancel()
 	var (
-		snap     *graph.Snapshot
-		findings []finding.Finding
-		st       status
-		err      error
+		snap      *graph.Snapshot
+		findings  []finding.Finding
+		incidents []finding.Incident
+		st        status
+		err       error
 	)
 	if tr, ok := u.o.Source.(tickReader); ok {
-		snap, findings, err = tr.Tick(ctx)
+		snap, findings, incidents, err = tr.Tick(ctx)
 	} else {
 		snap, err = u.o.Source.Graph(ctx, 0, time.Time{})
 		if err == nil {
 			findings, err = u.o.Source.Findings(ctx, 0)
+		}
+		if err == nil {
+			incidents, err = u.o.Source.Incidents(ctx)
 		}
 	}
 	now := u.o.Clock()
@@ -366,7 +375,7 @@ func (u *UI) refresh(ctx context.Context) {
 	u.metrics.refreshes.WithLabelValues("ok").Inc()
 	u.metrics.refreshTime.Observe(time.Since(start).Seconds())
 	u.mu.Lock()
-	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, status: st, readAt: now}
+	u.cur = current{version: u.cur.version + 1, snap: snap, findings: findings, incidents: incidents, status: st, readAt: now}
 	clear(u.byWin)
 	u.mu.Unlock()
 	u.live.WakeAll()
@@ -462,8 +471,15 @@ func nav(page string, v View, cur current) []link {
 	if !v.At.IsZero() {
 		text = "Findings" // the count is of now, the page of then
 	}
+	open := 0
+	for _, inc := range cur.incidents {
+		if inc.State == finding.IncidentOpen {
+			open++
+		}
+	}
 	return []link{
 		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
+		{Href: timeOnly(v).Href("/incidents"), Text: fmt.Sprintf("Incidents (%d)", open), Active: page == "incidents"},
 		{Href: timeOnly(v).Href("/findings"), Text: text, Active: page == "findings"},
 		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
 	}
@@ -560,7 +576,11 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 		return nil, err
 	}
 	findings, fnow, ferr := u.findingsFor(ctx, v, cur)
-	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, View: v, MaxNodes: u.o.MaxNodes, MaxGroups: u.o.MaxGroups, Base: "/"})
+	var incidents []finding.Incident
+	if v.At.IsZero() {
+		incidents = cur.incidents // kept in memory: live views only
+	}
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: snap, Findings: findings, Incidents: incidents, View: v, MaxNodes: u.o.MaxNodes, MaxGroups: u.o.MaxGroups, Base: "/"})
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
 	}

@@ -35,11 +35,12 @@ var updateGolden = flag.Bool("update", false, "rewrite the golden files")
 // as the golden pages are drawn from them. (The end-to-end tests in
 // cmd/collector drive the real collector.)
 type fixedSource struct {
-	mu       sync.Mutex
-	snap     *graph.Snapshot
-	findings []finding.Finding
-	diff     *graph.Diff
-	err      error
+	mu        sync.Mutex
+	snap      *graph.Snapshot
+	findings  []finding.Finding
+	incidents []finding.Incident
+	diff      *graph.Diff
+	err       error
 	// diffWindows records the windows Diff was asked for; diffErr is its
 	// answer when set.
 	diffWindows []time.Duration
@@ -102,6 +103,12 @@ func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Durati
 func (s *fixedSource) Brokers(context.Context) ([]api.BrokerStatus, error) {
 	at := time.Date(2026, 11, 22, 9, 59, 0, 0, time.UTC)
 	return []api.BrokerStatus{{Name: "rabbit", Kind: "rabbitmq", LastError: "connection refused", LastErrorAt: &at}}, nil
+}
+
+func (s *fixedSource) Incidents(context.Context) ([]finding.Incident, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.incidents, s.err
 }
 
 func (s *fixedSource) Ready(context.Context) error { return nil }
@@ -170,7 +177,22 @@ func fixture() *fixedSource {
 		RemovedEdges: []graph.Edge{{ID: "service:shop/frontend->service:shop/legacy http", Source: "service:shop/frontend", Target: "service:shop/legacy", Kind: graph.EdgeSync, Protocol: graph.ProtocolHTTP, RatePerS: 20}},
 		ChangedEdges: []graph.EdgeChange{{ID: snap.Edges[1].ID, Source: snap.Edges[1].Source, Target: snap.Edges[1].Target, Rate: graph.Change{From: 50, To: 150}, ErrorRatio: graph.Change{From: 0.001, To: 0.2}, Changed: []string{"rate_per_s", "error_ratio"}}},
 	}
-	return &fixedSource{snap: snap, findings: findings, diff: diff}
+	incidents := []finding.Incident{
+		{ID: "inc-rs1", State: finding.IncidentOpen, StartedAt: now.Add(-4 * time.Minute), UpdatedAt: now, Findings: []string{"rs1"},
+			RootCauses: []finding.Cause{
+				{Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Score: 0.91, Anomaly: 0.88, Explains: 1, Onset: 1,
+					Reasons: []string{"error ratio of the calls into it rose from 0.1% to 2.0%", "explains 1 of 1 findings by its place on the graph: downstream of retry_storm frontend → " + hostile + " on its sync path",
+						"raised no finding of its own: only the findings of those that depend on it point here"}},
+				{Subject: finding.Subject{Node: hostile, NodeID: "service:shop/" + hostile}, Score: 0.35, Explains: 1,
+					Reasons: []string{"explains 1 of 1 findings by its place on the graph: the callee of retry_storm frontend → " + hostile}},
+			},
+			Impact:  []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100}},
+			Changes: []string{}},
+		{ID: "inc-rs0", State: finding.IncidentResolved, StartedAt: now.Add(-50 * time.Minute), ResolvedAt: &resolved, UpdatedAt: resolved, Findings: []string{"rs0", "bn1"},
+			RootCauses: []finding.Cause{{Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Score: 0.8, Reasons: []string{"its own time on the critical path rose from 2 ms to 90 ms a request"}}},
+			Impact:     []finding.Impact{}, Changes: []string{}},
+	}
+	return &fixedSource{snap: snap, findings: findings, incidents: incidents, diff: diff}
 }
 
 // newTestUI returns a UI that has read src once, at the fixed time now.
@@ -224,6 +246,9 @@ func TestPagesGolden(t *testing.T) {
 		{"map-focus", "/?focus=topic:kafka/orders&hops=1"},
 		{"map-collapsed", "/?collapse=shop&hide=client:web&q=ord"},
 		{"map-incident", "/?incident=1"},
+		{"map-incident-cause", "/?incident=inc-rs1"},
+		{"incidents", "/incidents"},
+		{"incidents-resolved", "/incidents?id=inc-rs0"},
 		{"findings", "/findings"},
 		{"findings-at", "/findings?at=2026-11-22T09:35:00Z"},
 		{"node", "/node?id=" + urlEscape("service:shop/<script>alert(1)</script>")},
@@ -244,6 +269,26 @@ func TestPagesGolden(t *testing.T) {
 			golden(t, c.name+".html", body)
 		})
 	}
+	t.Run("incidents", func(t *testing.T) {
+		_, _, body := get(t, u, "/")
+		require.Contains(t, body, ">Incidents (1)</a>", "the open incidents counted in the navigation")
+		_, _, body = get(t, u, "/?incident=inc-rs1")
+		db := section(body, `data-node="database:postgresql/orders"`, "</g></g>")
+		require.Contains(t, body, `class="node k-database subject sev-critical cause" data-node="database:postgresql/orders"`,
+			"the root cause is drawn, ringed, though it raised no finding of its own")
+		require.NotEmpty(t, db)
+		require.Contains(t, body, "root cause orders")
+		_, _, body = get(t, u, "/incidents")
+		root := section(body, `class="root-cause"`, "</section>")
+		require.Contains(t, root, "Root cause:")
+		require.Contains(t, root, ">orders</a>", "the page leads with the root cause")
+		require.Less(t, strings.Index(body, `class="impact"`), strings.Index(body, `class="isubgraph"`), "then the impact, then the subgraph")
+		code, _, body := get(t, u, "/incidents?id=inc-nope")
+		require.Equal(t, http.StatusOK, code)
+		require.Contains(t, body, "No incident &#34;inc-nope&#34;")
+		_, _, body = get(t, u, "/?incident=inc-nope")
+		require.Contains(t, body, "that incident is not known")
+	})
 	t.Run("hostile name escaped where shown", func(t *testing.T) {
 		_, _, body := get(t, u, "/")
 		require.Contains(t, body, "&lt;script&gt;alert(1)&lt;/script&gt;")
@@ -630,12 +675,13 @@ func ptrTime(t time.Time) *time.Time { return &t }
 // findings are about, and no findings).
 type tickSource struct {
 	*fixedSource
-	tickSnap     *graph.Snapshot
-	tickFindings []finding.Finding
+	tickSnap      *graph.Snapshot
+	tickFindings  []finding.Finding
+	tickIncidents []finding.Incident
 }
 
-func (s *tickSource) Tick(context.Context) (*graph.Snapshot, []finding.Finding, error) {
-	return s.tickSnap, s.tickFindings, nil
+func (s *tickSource) Tick(context.Context) (*graph.Snapshot, []finding.Finding, []finding.Incident, error) {
+	return s.tickSnap, s.tickFindings, s.tickIncidents, nil
 }
 
 // TestBadgesAndFindingsFromOneTick: the built-in UI takes the map and the

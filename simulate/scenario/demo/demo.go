@@ -30,9 +30,12 @@ const (
 // longest to resolve once their fault stops (retry storm and bottleneck:
 // the faulty traffic must slide out of the window) come first, the
 // quickest (consumer lag: the next broker reading shows the group caught
-// up) last, so that the first pass over all four ends soonest.
+// up) after, so that the first pass over the four finding kinds ends
+// soonest; then the cascade (a failing database under two retry storms,
+// one incident whose root cause raised no finding), so that the first
+// cycle shows an incident of several findings.
 func DefaultFaults() []scenario.Fault {
-	return []scenario.Fault{scenario.FaultRetryStorm, scenario.FaultBottleneck, scenario.FaultOpenCircuit, scenario.FaultConsumerLag}
+	return []scenario.Fault{scenario.FaultRetryStorm, scenario.FaultBottleneck, scenario.FaultOpenCircuit, scenario.FaultConsumerLag, scenario.FaultCascade}
 }
 
 // Backoff bounds after a consumer pushes back (ingest.ErrOverloaded or

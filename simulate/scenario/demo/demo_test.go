@@ -157,7 +157,7 @@ func TestDriverCycle(t *testing.T) {
 		}
 		require.Equal(t, []string{"healthy warm-up",
 			"retry_storm on", "retry_storm off", "bottleneck on", "bottleneck off",
-			"open_circuit on", "open_circuit off", "consumer_lag on", "consumer_lag off"}, order)
+			"open_circuit on", "open_circuit off", "consumer_lag on", "consumer_lag off", "cascade on", "cascade off"}, order)
 		require.Contains(t, logs.String(), `expect="retry_storm on gateway -> checkout"`)
 	})
 }

@@ -126,6 +126,18 @@ func (c *Client) FindingsAt(ctx context.Context, state finding.State, at time.Ti
 	return out.Findings, nil
 }
 
+// Incidents returns every incident the collector keeps, open and
+// resolved (GET /api/v1/incidents?state=all).
+func (c *Client) Incidents(ctx context.Context) ([]finding.Incident, error) {
+	var out struct {
+		Incidents []finding.Incident `json:"incidents"`
+	}
+	if err := c.get(ctx, "/api/v1/incidents", url.Values{"state": {"all"}}, &out); err != nil {
+		return nil, err
+	}
+	return out.Incidents, nil
+}
+
 // findingsQuery is the query of GET /api/v1/findings for state and `at`.
 func findingsQuery(state finding.State, at time.Time) url.Values {
 	q := url.Values{"state": {"all"}}
