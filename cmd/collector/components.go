@@ -8,8 +8,8 @@ import (
 	"flag"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/detect/incident"
+	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 
