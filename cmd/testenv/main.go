@@ -1,7 +1,7 @@
 // Command testenv runs a command (the tests) with the servers and programs
 // the tests need, started for that run only:
 //
-//	go run ./cmd/testenv -- go test -race -count=1 ./...
+//	go run ./cmd/testenv -- go test -race -count=1 -timeout=30m ./...
 //
 // It installs what is missing (Debian packages with apt-get, the ClickHouse
 // engine with npm, Alertmanager and HotROD with go build; all announced,
