@@ -155,10 +155,13 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 	}
 
 	radii := make([]*finding.BlastRadius, len(obs))
+	owners := make([]string, len(obs))
 	if len(obs) > 0 && s != nil {
 		b := newBlaster(s)
+		ow := newOwners(s)
 		for i := range obs {
 			radii[i] = b.radius(obs[i].Subject)
+			owners[i] = ow.of(obs[i].Subject)
 		}
 	}
 
@@ -191,6 +194,9 @@ func (e *Engine) Eval(ctx context.Context, s *graph.Snapshot) {
 		}
 		f.Severity, f.Subject, f.Summary, f.Evidence, f.LastSeen = o.Severity, o.Subject, o.Summary, o.Evidence, now
 		f.BlastRadius = radii[i]
+		if owners[i] != "" {
+			f.Owner = owners[i] // else the last known: its subject may be idle, off the snapshot's nodes
+		}
 		if f.State == finding.StatePending && !o.PendingOnly && now.Sub(f.StartedAt) >= e.o.Hold {
 			f.State = finding.StateFiring
 			f.FiredAt = ptr(now)
@@ -365,4 +371,39 @@ func (c findingsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(findingDesc, prometheus.GaugeValue, 1,
 			f.Kind.String(), f.Severity.String(), f.Subject.Node, f.Subject.Source, f.Subject.Target, f.ID)
 	}
+}
+
+// owners names the owner of a finding's subject in one snapshot.
+type owners struct {
+	s     *graph.Snapshot
+	edges map[string]int // edge id -> index in s.Edges, made on first use
+}
+
+func newOwners(s *graph.Snapshot) *owners { return &owners{s: s} }
+
+// of returns the owner of the team that must act on a finding about sub:
+// a node's owner; for an edge, the owner of its target (the callee that
+// fails or is slow, the consumer that lags), else of its source when the
+// target has none (a database, a topic, an external service).
+func (o *owners) of(sub finding.Subject) string {
+	if sub.EdgeID == "" {
+		n, _ := o.s.Node(sub.NodeID)
+		return n.Owner
+	}
+	if o.edges == nil {
+		o.edges = make(map[string]int, len(o.s.Edges))
+		for i, e := range o.s.Edges {
+			o.edges[e.ID] = i
+		}
+	}
+	i, ok := o.edges[sub.EdgeID]
+	if !ok {
+		return ""
+	}
+	e := &o.s.Edges[i]
+	if t, _ := o.s.Node(e.Target); t.Owner != "" {
+		return t.Owner
+	}
+	src, _ := o.s.Node(e.Source)
+	return src.Owner
 }

@@ -67,6 +67,9 @@ type Options struct {
 	// Paths, when set, sees every span ConsumeSpans takes (outside the
 	// graph lock) and adds critical-path breakdowns to snapshots.
 	Paths PathSource
+	// Owners, when set, names the owner of each service node of a
+	// snapshot (Node.Owner).
+	Owners OwnerSource
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Registerer receives the graph's own metrics (nil: not registered).
@@ -243,6 +246,14 @@ type nodeState struct {
 	// nil when none: never changed once set, replaced when they change,
 	// so snapshots share them.
 	attrs map[string]string
+}
+
+// OwnerSource names the owner of a service from its name and its kept
+// resource attributes (graph/owner.Resolver does); empty when unknown. It
+// is called while a snapshot is built, outside the graph's lock, and must
+// be safe for concurrent use; attrs are read only.
+type OwnerSource interface {
+	Owner(service string, attrs map[string]string) string
 }
 
 // MaxNodeAttributes bounds the resource attributes kept on a node; a span

@@ -131,6 +131,13 @@ type Node struct {
 	// (--node-attributes), omitted when none. The map is shared between
 	// snapshots: read only.
 	Attributes map[string]string `json:"attributes,omitempty"`
+	// Environment is a service's deployment environment: its kept
+	// deployment.environment.name attribute, else the legacy
+	// deployment.environment (EnvironmentOf); empty when unknown.
+	Environment string `json:"environment,omitempty"`
+	// Owner is the team that owns a service (Options.Owners), empty when
+	// unknown.
+	Owner string `json:"owner,omitempty"`
 
 	FanIn       int     `json:"fan_in"`
 	FanOut      int     `json:"fan_out"`
@@ -380,7 +387,7 @@ func (g *Graph) Snapshot(window time.Duration) (*Snapshot, error) {
 		coveredRecent = g.started
 	}
 
-	b := snapshotBuilder{byKey: map[NodeKey]int{}}
+	b := snapshotBuilder{byKey: map[NodeKey]int{}, owners: g.opts.Owners}
 	g.mu.Lock()
 	g.expireLocked(now.UnixNano(), cur)
 	for _, e := range g.edgeIx {
@@ -520,7 +527,7 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 	nodes := make([]Node, len(b.nodes))
 	for i, k := range b.nodes {
 		nodes[i] = nodeOf(k)
-		nodes[i].Attributes = b.attrs[k]
+		b.describe(&nodes[i], k)
 	}
 	edges := make([]Edge, len(b.edges))
 	for i := range b.edges {
@@ -530,6 +537,33 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 		edges[i].Recent = r.recent
 	}
 	return NewSnapshot(at, window, nodes, edges)
+}
+
+// describe puts the kept attributes of the node of key k on nd, with the
+// environment and owner they tell.
+func (b *snapshotBuilder) describe(nd *Node, k NodeKey) {
+	nd.Attributes = b.attrs[k]
+	nd.Environment = EnvironmentOf(nd.Attributes)
+	if b.owners != nil && k.Kind == NodeService {
+		nd.Owner = b.owners.Owner(nd.Name, nd.Attributes)
+	}
+}
+
+// Environment attributes: the current semantic-conventions name, and the
+// legacy one still sent by older SDKs.
+const (
+	EnvironmentAttr       = "deployment.environment.name"
+	LegacyEnvironmentAttr = "deployment.environment"
+)
+
+// EnvironmentOf returns the deployment environment a node's kept resource
+// attributes name: deployment.environment.name, else the legacy
+// deployment.environment; empty when neither was kept.
+func EnvironmentOf(attrs map[string]string) string {
+	if v := attrs[EnvironmentAttr]; v != "" {
+		return v
+	}
+	return attrs[LegacyEnvironmentAttr]
 }
 
 // rawEdge is an edge being built into a snapshot; src and dst index
@@ -549,6 +583,7 @@ type snapshotBuilder struct {
 	nodes     []NodeKey
 	byKey     map[NodeKey]int
 	attrs     map[NodeKey]map[string]string // kept resource attributes, shared with the graph (read only)
+	owners    OwnerSource                   // nil: no owners
 	edges     []rawEdge
 	dormant   []dormantEdge
 	idleEdges []idleEdge
@@ -586,7 +621,7 @@ func (b *snapshotBuilder) addIdle(s *Snapshot, bucketN int64) {
 		if _, ok := s.Node(nd.ID); ok {
 			continue
 		}
-		nd.Attributes = b.attrs[in.key]
+		b.describe(&nd, in.key)
 		nd.Idle, nd.LastSeen = true, end(in.last)
 		s.IdleNodes = append(s.IdleNodes, nd)
 		idle[nd.ID] = true

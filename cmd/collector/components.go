@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
+	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
 
 	"github.com/seed-a49a8342/cartograph/simulate/scenario/demo"
@@ -25,6 +27,23 @@ type ingestConfig struct {
 	MemoryLimit     int64
 	MaxDeltaSeries  int
 	NodeAttributes  nameList
+	// OwnerAttributes, BackstageCatalog and MaxCatalogComponents say
+	// where a service's owner comes from (graph/owner).
+	OwnerAttributes      nameList
+	BackstageCatalog     string
+	MaxCatalogComponents int
+}
+
+// keptAttributes are the resource attributes kept on service nodes:
+// --node-attributes, then the --owner-attributes not among them.
+func (c ingestConfig) keptAttributes() []string {
+	kept := slices.Clone([]string(c.NodeAttributes))
+	for _, a := range c.OwnerAttributes {
+		if !slices.Contains(kept, a) {
+			kept = append(kept, a)
+		}
+	}
+	return kept
 }
 
 // defaultNodeAttributes is --node-attributes' default.
@@ -44,6 +63,9 @@ func (c *ingestConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OTLPGRPCAddr, "otlp-grpc-addr", "127.0.0.1:4317", "OTLP/gRPC listen address (empty disables)")
 	fs.StringVar(&c.OTLPHTTPAddr, "otlp-http-addr", "127.0.0.1:4318", "OTLP/HTTP listen address (empty disables)")
 	fs.TextVar(&c.NodeAttributes, "node-attributes", defaultNodeAttributes(), fmt.Sprintf("comma-separated resource attributes kept on service nodes (string values, at most %d, each cut at 256 bytes), for the UI to group services by; empty keeps none", graph.MaxNodeAttributes))
+	fs.TextVar(&c.OwnerAttributes, "owner-attributes", nameList{"team", "service.owner"}, "comma-separated resource attributes that name a service's owner, first non-empty wins over --backstage-catalog; kept on service nodes as --node-attributes are (counted in their bound); empty: none")
+	fs.StringVar(&c.BackstageCatalog, "backstage-catalog", "", "Backstage catalog that names service owners (spec.owner of Component entities, by the opentelemetry.io/service-name annotation, else metadata.name): a catalog-info.yaml file, an /api/catalog/entities JSON file, or a directory of them; read at start; empty: none")
+	fs.IntVar(&c.MaxCatalogComponents, "max-catalog-components", owner.DefaultMaxEntities, "components read from --backstage-catalog; a larger catalog is refused at start")
 	fs.IntVar(&c.MaxDeltaSeries, "max-delta-series", 16_384, "delta-temporality metric series whose running totals are kept; more are refused and counted")
 	fs.Int64Var(&c.MaxRequestBytes, "max-request-bytes", 16<<20, "largest OTLP request accepted, after decompression")
 	fs.IntVar(&c.MaxInFlight, "max-inflight", 8, "OTLP requests processed at once; beyond, senders get RESOURCE_EXHAUSTED / 429 and retry")
@@ -292,6 +314,11 @@ func (c ingestConfig) Validate() error {
 	}
 	if err := semconv.CheckNodeAttributes(c.NodeAttributes); err != nil {
 		errs = append(errs, fmt.Errorf("--node-attributes: %w", err))
+	} else if err := semconv.CheckNodeAttributes(c.keptAttributes()); err != nil {
+		errs = append(errs, fmt.Errorf("--node-attributes with --owner-attributes: %w", err))
+	}
+	if c.MaxCatalogComponents < 1 {
+		errs = append(errs, errors.New("--max-catalog-components must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -62,7 +62,7 @@ func TestNodeAttributesFlag(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{name: "default", want: []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "team", "service.owner"}},
+		{name: "default", want: []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}},
 		{name: "flag", args: []string{"--node-attributes=team, cloud.region"}, want: []string{"team", "cloud.region"}},
 		{name: "env", env: map[string]string{"CARTOGRAPH_NODE_ATTRIBUTES": "team"}, want: []string{"team"}},
 		{name: "none", args: []string{"--node-attributes="}, want: nil},
@@ -77,6 +77,35 @@ func TestNodeAttributesFlag(t *testing.T) {
 			}
 			require.NoError(t, err)
 			require.Equal(t, tc.want, []string(c.NodeAttributes))
+		})
+	}
+}
+
+// TestOwnerAttributesKept: the --owner-attributes are kept on service nodes
+// whether or not --node-attributes names them, within the same bound.
+func TestOwnerAttributesKept(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    []string
+		wantErr string
+	}{
+		{name: "default: among the node attributes", want: defaultNodeAttributes()},
+		{name: "added", args: []string{"--node-attributes=k8s.namespace.name", "--owner-attributes=squad,team"}, want: []string{"k8s.namespace.name", "squad", "team"}},
+		{name: "no node attributes", args: []string{"--node-attributes=", "--owner-attributes=team"}, want: []string{"team"}},
+		{name: "none", args: []string{"--node-attributes=", "--owner-attributes="}, want: nil},
+		{name: "beyond the bound", args: []string{"--node-attributes=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p", "--owner-attributes=team"},
+			wantErr: "--node-attributes with --owner-attributes: semconv: 17 node attributes, at most 16"},
+		{name: "catalog bound", args: []string{"--max-catalog-components=0"}, wantErr: "--max-catalog-components must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseConfig(tc.args, func(string) string { return "" }, io.Discard)
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, c.keptAttributes())
 		})
 	}
 }

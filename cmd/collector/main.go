@@ -30,6 +30,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
 	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
@@ -114,7 +115,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	owners, err := ownerResolver(cfg.ingestConfig, logger)
+	if err != nil {
+		return err
+	}
 	g, err := graph.New(graph.Options{
+		Owners: owners,
 		Window: cfg.Window, Bucket: cfg.Bucket, PairTTL: cfg.PairTTL,
 		MaxPending: cfg.MaxPending, MaxRetryGroups: cfg.MaxRetryGroups, MaxNodes: cfg.MaxNodes, MaxEdges: cfg.MaxEdges,
 		MaxRecentSpans: recentSpansBound(cfg), MaxUnplaced: cfg.MaxUnplaced, IdleExpiry: cfg.IdleExpiry,
@@ -137,7 +143,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.NodeAttributes,
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.keptAttributes(),
 		Admit: func() error {
 			if persist.Full() {
 				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)
@@ -393,4 +399,18 @@ func recentSpansBound(cfg config) int {
 		return int(min(int64(cfg.MaxRecentSpans), max(cfg.MemoryLimit/10/36, 1)))
 	}
 	return cfg.MaxRecentSpans
+}
+
+// ownerResolver is the resolver of service owners c asks for: the owner
+// attributes, then the Backstage catalog, read now.
+func ownerResolver(c ingestConfig, logger *slog.Logger) (*owner.Resolver, error) {
+	var catalog map[string]string
+	if c.BackstageCatalog != "" {
+		var err error
+		if catalog, err = owner.LoadCatalog(c.BackstageCatalog, c.MaxCatalogComponents); err != nil {
+			return nil, fmt.Errorf("--backstage-catalog: %w", err)
+		}
+		logger.Info("backstage catalog read", "path", c.BackstageCatalog, "components", len(catalog))
+	}
+	return owner.NewResolver(c.OwnerAttributes, catalog), nil
 }

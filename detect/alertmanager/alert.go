@@ -26,11 +26,12 @@ type alert struct {
 // maxAnnotation bounds each annotation value, in bytes.
 const maxAnnotation = 4096
 
-// pin is the incident labels of a finding's alert, fixed when it is first
-// sent: the incident it belonged to then and that incident's first root
-// cause.
+// pin is the labels of a finding's alert that could change while it
+// fires, fixed when it is first sent: the incident it belonged to then,
+// that incident's first root cause, and the finding's owner.
 type pin struct {
 	incident, cause string
+	owner           string // the finding's owner when first sent (the owner label)
 }
 
 // build turns f into an alert ending at endsAt. startsAt is when the
@@ -68,12 +69,16 @@ func (p *Pusher) build(f *finding.Finding, endsAt time.Time, pn *pin, inc *findi
 	if pn != nil {
 		set("incident_id", pn.incident)
 		set("root_cause", pn.cause)
+		set("owner", pn.owner)
 	}
 
 	ann := map[string]string{
 		"severity":    f.Severity.String(),
 		"summary":     truncate(f.Summary),
 		"description": truncate(description(f)),
+	}
+	if f.Owner != "" {
+		ann["owner"] = f.Owner // the current owner; the label keeps the first
 	}
 	if inc != nil {
 		ann["incident"] = inc.ID

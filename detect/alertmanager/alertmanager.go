@@ -65,7 +65,10 @@ type Options struct {
 	// are an alert's identity, and a finding stays one alert series for
 	// its whole life. A firing finding no incident holds yet waits for
 	// its incident up to MaxIncidentWait pushes. The incident's current
-	// id and root causes are annotations (incident, root_causes).
+	// id and root causes are annotations (incident, root_causes). The
+	// finding's owner (finding.Finding.Owner) is pinned the same way as
+	// the owner label, whether or not incidents are set; its current
+	// owner is the owner annotation.
 	Incidents IncidentSource
 	// MaxIncidentWait is how many pushes a firing finding waits for its
 	// incident before it is sent labelled as an incident of its own
@@ -119,7 +122,7 @@ type Options struct {
 var reservedLabels = map[string]bool{
 	"alertname": true, "kind": true, "severity": true, "finding_id": true,
 	"node": true, "source": true, "target": true, "service": true,
-	"incident_id": true, "root_cause": true,
+	"incident_id": true, "root_cause": true, "owner": true,
 }
 
 var labelNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -371,6 +374,9 @@ func (p *Pusher) collect() []alert {
 				p.o.Logger.Warn("alertmanager: no incident holds a firing finding; sent as an incident of its own", "finding_id", f.ID)
 			}
 		}
+		if p.tracked[f.ID] == nil {
+			pn = ownedPin(pn, f)
+		}
 		a := p.build(f, now.Add(p.o.ResolveTimeout), pn, incPtr(inc, known))
 		p.tracked[f.ID] = &tracked{alert: a, pin: pn}
 		out = append(out, a)
@@ -397,6 +403,7 @@ func (p *Pusher) collect() []alert {
 			} else if p.o.Incidents != nil {
 				pn = &pin{incident: "inc-" + f.ID}
 			}
+			pn = ownedPin(pn, f)
 			t = &tracked{alert: p.build(f, *f.ResolvedAt, pn, incPtr(inc, known)), pin: pn, resolved: true}
 			p.tracked[f.ID] = t
 		case t == nil:
@@ -444,6 +451,16 @@ func (p *Pusher) incidentOf(id string) (finding.Incident, bool) {
 		return finding.Incident{}, false
 	}
 	return p.o.Incidents.IncidentOf(id)
+}
+
+// ownedPin returns pn (nil: a new pin) with f's current owner: the owner
+// label of f's alert for its whole life.
+func ownedPin(pn *pin, f *finding.Finding) *pin {
+	if pn == nil {
+		pn = &pin{}
+	}
+	pn.owner = f.Owner
+	return pn
 }
 
 // pinOf is the incident labels of a finding in inc.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -746,5 +747,70 @@ func TestIncidentLabelsStayPinned(t *testing.T) {
 		if id != cd {
 			require.Equal(t, "inc-"+ab, a.Labels["incident_id"], "a finding first sent after the merge is labelled with the merged incident")
 		}
+	}
+}
+
+// TestOwnerLabelPinned: a finding's owner is its edge target's; its alert
+// carries it as the owner label from the first push for its whole life,
+// even when the owner changes (one series), the current owner as an
+// annotation; its incident names its root cause's owner. Without an
+// incident source the label is pinned alike.
+func TestOwnerLabelPinned(t *testing.T) {
+	for _, withIncidents := range []bool{true, false} {
+		t.Run(fmt.Sprintf("incidents=%v", withIncidents), func(t *testing.T) {
+			clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+			det := &switchDetector{}
+			eng, err := detect.NewEngine(detect.EngineOptions{Detectors: []detect.Detector{det}, Interval: 5 * time.Second, Now: clk.Now})
+			require.NoError(t, err)
+			tr, err := incident.New(incident.Options{Now: clk.Now})
+			require.NoError(t, err)
+			rcv := newReceiver(t, nil)
+			o := Options{URLs: []string{rcv.srv.URL}, Source: eng, Now: clk.Now}
+			if withIncidents {
+				o.Incidents = tr
+			}
+			p := newPusher(t, o)
+			ctx := context.Background()
+			bOwner := "team-b"
+			snap := func() *graph.Snapshot {
+				nodes := []graph.Node{{ID: "client:client", Kind: graph.NodeClient, Name: "client"},
+					{ID: "service:a", Kind: graph.NodeService, Name: "a", Owner: "team-a"},
+					{ID: "service:b", Kind: graph.NodeService, Name: "b", Owner: bOwner}}
+				edge := func(src, dst string) graph.Edge {
+					return graph.Edge{ID: src + "->" + dst, Source: src, Target: dst, Kind: graph.EdgeSync, RatePerS: 10}
+				}
+				return graph.NewSnapshot(clk.Now(), time.Minute, nodes, []graph.Edge{edge("client:client", "service:a"), edge("service:a", "service:b")})
+			}
+			tick := func() {
+				clk.Add(5 * time.Second)
+				s := snap()
+				eng.Eval(ctx, s)
+				tr.Correlate(s, eng.Findings(0))
+			}
+			o2 := storm("a", "b")
+			o2.Subject.EdgeID = "service:a->service:b"
+			det.set(o2)
+			tick()
+			tick()
+			fs := eng.Findings(finding.StateFiring)
+			require.Len(t, fs, 1)
+			require.Equal(t, "team-b", fs[0].Owner, "the callee's team must act")
+			if withIncidents {
+				inc, ok := tr.IncidentOf(fs[0].ID)
+				require.True(t, ok)
+				require.Equal(t, "team-b", inc.Owner, "the owner of the root cause")
+			}
+			require.NoError(t, p.PushOnce(ctx))
+			bOwner = "team-x"
+			tick()
+			require.Equal(t, "team-x", eng.Findings(finding.StateFiring)[0].Owner, "the finding follows the graph")
+			require.NoError(t, p.PushOnce(ctx))
+			reqs := rcv.requests()
+			require.Len(t, reqs, 2)
+			first, second := reqs[0].alerts[0], reqs[1].alerts[0]
+			require.Equal(t, "team-b", first.Labels["owner"])
+			require.Equal(t, first.Labels, second.Labels, "one series")
+			require.Equal(t, "team-x", second.Annotations["owner"])
+		})
 	}
 }

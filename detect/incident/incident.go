@@ -353,6 +353,11 @@ func (tr *Tracker) Correlate(s *graph.Snapshot, findings []finding.Finding) []fi
 	var blaster *detect.Blaster // one per tick, shared: it memoises its walks
 	for _, inc := range tr.open {
 		tr.rank(t, an, inc, now)
+		inc.inc.Owner = ""
+		if top, ok := inc.inc.TopCause(); ok {
+			n, _ := s.Node(top.NodeID)
+			inc.inc.Owner = n.Owner
+		}
 		if blaster == nil {
 			blaster = detect.NewBlaster(s)
 		}

@@ -116,11 +116,16 @@ type Subject struct {
 
 // Finding is a condition carried through its lifecycle.
 type Finding struct {
-	ID         string         `json:"id"`
-	Kind       Kind           `json:"kind"`
-	State      State          `json:"state"`
-	Severity   Severity       `json:"severity"`
-	Subject    Subject        `json:"subject"`
+	ID       string   `json:"id"`
+	Kind     Kind     `json:"kind"`
+	State    State    `json:"state"`
+	Severity Severity `json:"severity"`
+	Subject  Subject  `json:"subject"`
+	// Owner is the team that must act, from the graph as of LastSeen: the
+	// subject node's owner, or for an edge its target's, else its
+	// source's (detect.Engine); the last one known when the graph names
+	// none; empty when never known.
+	Owner      string         `json:"owner,omitempty"`
 	Summary    string         `json:"summary"`
 	Evidence   map[string]any `json:"evidence"`
 	StartedAt  time.Time      `json:"started_at"`

@@ -59,6 +59,9 @@ type Incident struct {
 	Findings []string `json:"findings"`
 	// RootCauses are the probable causes, most probable first.
 	RootCauses []Cause `json:"root_causes"`
+	// Owner is the owner of the first root cause (the team that must act),
+	// as of UpdatedAt; empty when unknown.
+	Owner string `json:"owner,omitempty"`
 	// Impact are the entry points whose error ratio or p95 latency moved
 	// while their traffic passes through the first root cause.
 	Impact []Impact `json:"impact"`

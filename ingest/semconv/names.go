@@ -77,7 +77,7 @@ func (t *translator) sanitizeName(v string) string {
 // services are grouped by (Kubernetes namespace and workload, environment,
 // owning team).
 func DefaultNodeAttributes() []string {
-	return []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "team", "service.owner"}
+	return []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}
 }
 
 // CheckNodeAttributes checks a list of resource attributes to keep on

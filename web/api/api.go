@@ -295,7 +295,20 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
-	if q := r.URL.Query(); q.Has("at") {
+	q := r.URL.Query()
+	env := q.Get("env")
+	if q.Has("env") && env == "" {
+		writeError(w, http.StatusBadRequest, errors.New("env: empty: name a deployment environment, or all"))
+		return
+	}
+	if env == EnvAll {
+		env = ""
+	}
+	if q.Has("at") {
+		if env != "" {
+			writeError(w, http.StatusBadRequest, errors.New("env: not supported with at=: stored graphs keep no resource attributes, so no environment"))
+			return
+		}
 		at, err := a.parsePast("at", q.Get("at"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
@@ -315,20 +328,53 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	window, err := parseWindow(r.URL.Query().Get("window"))
+	window, err := parseWindow(q.Get("window"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	if t := a.tickFor(window); t != nil && t.body != nil {
+	if t := a.tickFor(window); t != nil && t.body != nil && env == "" {
 		serveTick(w, r, t)
 		return
 	}
-	s, ok := a.snapshot(w, r)
-	if !ok {
-		return
+	var s *graph.Snapshot
+	if t := a.tickFor(window); t != nil {
+		s = t.snap
+	} else {
+		var ok bool
+		if s, ok = a.snapshot(w, r); !ok {
+			return
+		}
+	}
+	if env != "" {
+		if s, err = InEnvironment(s, env); err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s)
+}
+
+// EnvAll is the value of ?env= that asks for every environment at once.
+const EnvAll = "all"
+
+// InEnvironment returns the part of s in deployment environment env
+// (graph.Snapshot.InEnvironment), or an error naming the environments s
+// knows when env is none of them.
+func InEnvironment(s *graph.Snapshot, env string) (*graph.Snapshot, error) {
+	envs := s.Environments()
+	if !slices.Contains(envs, env) {
+		return nil, fmt.Errorf("env: unknown environment %q: the graph has %s (or ask for env=%s)", env, listOrNone(envs), EnvAll)
+	}
+	return s.InEnvironment(env), nil
+}
+
+// listOrNone lists names for an error message.
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 // unplaced lists the spans no rule could place on an edge, by service and

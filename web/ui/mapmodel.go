@@ -66,6 +66,7 @@ type mapCluster struct {
 
 type mapNode struct {
 	ID, DOMID, Name, Kind, Namespace, System string
+	Owner, Environment                       string
 	X, Y                                     float64
 	// Members is the number of nodes a collapsed namespace or a group
 	// box stands for; Stat is a group box's figures, GroupKind what its
@@ -501,6 +502,7 @@ func buildMap(ctx context.Context, lay Layouter, in mapInput) (*mapModel, error)
 		switch {
 		case ok:
 			mn.Name, mn.Kind, mn.Namespace, mn.System = n.Name, n.Kind.String(), n.Namespace, n.System
+			mn.Owner, mn.Environment = n.Owner, n.Environment
 			if n.Idle {
 				mn.IdleFor = idleFor(n.LastSeen, s.GeneratedAt)
 			}

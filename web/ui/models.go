@@ -50,6 +50,7 @@ type controls struct {
 	Search, Hops       string
 	Focus              []option
 	Groups             []option // what the overview groups by
+	Envs               []option // the environments to show (none: one or none known)
 	Reset              string
 	// NoRefresh leaves the refresh out: the page is not updated live.
 	NoRefresh bool
@@ -86,6 +87,8 @@ type findingRow struct {
 	PeakNote, Last, Timeline string
 	// IncidentHref is the incident view of a firing finding.
 	IncidentHref string
+	// Owner is the team that must act (finding.Finding.Owner).
+	Owner string
 }
 
 type findingsModel struct {
@@ -110,6 +113,7 @@ type operationRow struct {
 
 type nodePage struct {
 	Controls              controls
+	Owner, Environment    string
 	Name, Kind, Namespace string
 	System, FocusHref     string
 	Missing               bool
@@ -272,6 +276,12 @@ func nodeTitle(n mapNode) string {
 	if n.Namespace != "" && n.Kind != "namespace" {
 		t += " (namespace " + n.Namespace + ")"
 	}
+	if n.Environment != "" {
+		t += "\nenvironment: " + n.Environment
+	}
+	if n.Owner != "" {
+		t += "\nowner: " + n.Owner
+	}
 	if n.IdleFor != "" {
 		t += "\nidle: no traffic for " + n.IdleFor
 	}
@@ -385,7 +395,7 @@ func buildFindings(fs []finding.Finding, v View, now time.Time, maxResolved int)
 func findingRowOf(f finding.Finding, v View, now time.Time) findingRow {
 	r := findingRow{
 		ID: f.ID, DOMID: domID("f-", f.ID), Kind: f.Kind.String(), KindText: kindText[f.Kind],
-		Severity: f.Severity.String(), State: f.State.String(), Summary: f.Summary,
+		Severity: f.Severity.String(), State: f.State.String(), Summary: f.Summary, Owner: f.Owner,
 	}
 	switch {
 	case f.Subject.Source != "" || f.Subject.Target != "":

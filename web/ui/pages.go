@@ -65,6 +65,7 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 		p.Name, p.Kind = nameFromID(id), kindFromID(id)
 	} else {
 		p.Name, p.Kind, p.Namespace, p.System = n.Name, n.Kind.String(), n.Namespace, n.System
+		p.Owner, p.Environment = n.Owner, n.Environment
 		p.Figures = []kv{
 			{"fan-in", fmt.Sprint(n.FanIn)}, {"fan-out", fmt.Sprint(n.FanOut)},
 			{"instability", fmtFloat(n.Instability, 2)}, {"shortest paths through it (betweenness)", fmtShare(n.Betweenness)},

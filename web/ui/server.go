@@ -502,13 +502,13 @@ func (u *UI) frame(page, title string, v View, r *http.Request, cur current) pag
 
 // timeOnly keeps only a view's time settings.
 func timeOnly(v View) View {
-	return View{Window: v.Window, At: v.At, Refresh: v.Refresh, Hops: 2}
+	return View{Window: v.Window, At: v.At, Refresh: v.Refresh, Env: v.Env, Hops: 2}
 }
 
 var windowChoices = []time.Duration{time.Minute, 5 * time.Minute, 15 * time.Minute, time.Hour, 6 * time.Hour, 24 * time.Hour}
 var refreshChoices = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute}
 
-func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot, isMap bool) controls {
+func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot, isMap bool, envs ...string) controls {
 	c := controls{Action: action, Keep: keep, Map: isMap, Search: v.Search, Hops: fmt.Sprint(v.Hops)}
 	c.Windows = append(c.Windows, option{Value: "", Text: "default", Selected: v.Window == 0})
 	for _, d := range windowChoices {
@@ -541,6 +541,7 @@ func (u *UI) controls(action string, v View, keep []hidden, snap *graph.Snapshot
 			c.Keep = append(c.Keep, hidden{Name: "dim", Value: "off"})
 		}
 		c.Groups = groupChoices(v, snap)
+		c.Envs = envChoices(v, envs)
 		if snap != nil {
 			type named struct{ id, name string }
 			var ns []named
@@ -575,7 +576,21 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 	if err != nil {
 		return nil, err
 	}
+	envs := snap.Environments()
+	var envNote string
+	switch {
+	case v.Env != "" && v.Env != EnvAll:
+		if !slices.Contains(envs, v.Env) {
+			return nil, fmt.Errorf("env %q: no service of this graph is in that environment; it has %s (env=%s shows them all)", v.Env, listOr(envs, "none"), EnvAll)
+		}
+		snap = snap.InEnvironment(v.Env)
+	case v.Env == "" && len(envs) > 1:
+		envNote = fmt.Sprintf("this graph mixes %d environments (%s): choose one above, or all to merge them", len(envs), strings.Join(envs, ", "))
+	}
 	findings, fnow, ferr := u.findingsFor(ctx, v, cur)
+	if v.Env != "" && v.Env != EnvAll {
+		findings = onGraph(findings, snap)
+	}
 	var incidents []finding.Incident
 	if v.At.IsZero() {
 		incidents = cur.incidents // kept in memory: live views only
@@ -584,7 +599,10 @@ func (u *UI) buildMapPage(ctx context.Context, v View, cur current) (*mapPage, e
 	if err != nil {
 		return nil, fmt.Errorf("laying out the map: %w", err)
 	}
-	p := &mapPage{Controls: u.controls("/", v, nil, snap, true), Map: m, Bar: mapBarOf(v, m)}
+	p := &mapPage{Controls: u.controls("/", v, nil, snap, true, envs...), Map: m, Bar: mapBarOf(v, m)}
+	if envNote != "" {
+		p.Bar.Notes = append([]string{envNote}, p.Bar.Notes...)
+	}
 	names := map[string]string{}
 	for _, n := range snap.Nodes {
 		names[n.ID] = n.Name
@@ -672,4 +690,42 @@ func (u *UI) findingsModelFor(ctx context.Context, v View, cur current) findings
 		m.Err = findingsErr(v, cur.err)
 	}
 	return m
+}
+
+// envChoices are the environments a map can be shown for: none when the
+// graph names at most one and the view asks for none.
+func envChoices(v View, envs []string) []option {
+	if len(envs) < 2 && v.Env == "" {
+		return nil
+	}
+	out := []option{{Value: "", Text: "choose…", Selected: v.Env == ""}}
+	for _, e := range envs {
+		out = append(out, option{Value: e, Text: e, Selected: v.Env == e})
+	}
+	return append(out, option{Value: EnvAll, Text: "all (merged)", Selected: v.Env == EnvAll})
+}
+
+// onGraph keeps the findings whose subject is on s: those of one
+// environment's map.
+func onGraph(fs []finding.Finding, s *graph.Snapshot) []finding.Finding {
+	edges := make(map[string]bool, len(s.Edges))
+	for _, e := range s.Edges {
+		edges[e.ID] = true
+	}
+	var out []finding.Finding
+	for _, f := range fs {
+		_, onNode := s.Node(f.Subject.NodeID)
+		if edges[f.Subject.EdgeID] || f.Subject.EdgeID == "" && onNode {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// listOr joins names, or says none.
+func listOr(names []string, none string) string {
+	if len(names) == 0 {
+		return none
+	}
+	return strings.Join(names, ", ")
 }

@@ -34,6 +34,11 @@ type View struct {
 	// namespaces; else a resource attribute kept on nodes
 	// (--node-attributes), e.g. "team".
 	Group string
+	// Env is the deployment environment the map shows (the services of
+	// that environment and what they talk to: graph.Snapshot.InEnvironment);
+	// "" shows the whole graph, and says so when it mixes environments;
+	// EnvAll ("all") shows the whole graph on purpose.
+	Env string
 	// GroupPage is the page of groups the overview draws when there are
 	// more than Options.MaxGroups (1: the first).
 	GroupPage int
@@ -47,6 +52,9 @@ type View struct {
 	// default what no firing finding touches is dimmed).
 	NoDim bool
 }
+
+// EnvAll is the Env of a view that shows every environment on one map.
+const EnvAll = "all"
 
 // IncidentAll is the Incident of a view that shows every firing finding.
 const IncidentAll = "1"
@@ -99,6 +107,7 @@ func parseView(q url.Values) (View, error) {
 	if v.Group == "namespace" || v.Group == "service.namespace" {
 		v.Group = ""
 	}
+	v.Env = strings.TrimSpace(q.Get("env"))
 	v.GroupPage = 1
 	if s := q.Get("gpage"); s != "" {
 		if v.GroupPage, err = strconv.Atoi(s); err != nil || v.GroupPage < 1 || v.GroupPage > maxGroupPage {
@@ -129,7 +138,7 @@ func parseView(q url.Values) (View, error) {
 		slices.Sort(*dst)
 		*dst = slices.Compact(*dst)
 	}
-	for _, s := range slices.Concat([]string{v.Focus, v.Search, v.Incident, v.Group}, v.Hide, v.Collapse, v.Expand) {
+	for _, s := range slices.Concat([]string{v.Focus, v.Search, v.Incident, v.Group, v.Env}, v.Hide, v.Collapse, v.Expand) {
 		if len(s) > maxParamLen {
 			return v, fmt.Errorf("a parameter is longer than %d bytes", maxParamLen)
 		}
@@ -174,6 +183,9 @@ func (v View) Query() url.Values {
 	}
 	if v.Group != "" {
 		q.Set("group", v.Group)
+	}
+	if v.Env != "" {
+		q.Set("env", v.Env)
 	}
 	if v.GroupPage > 1 {
 		q.Set("gpage", strconv.Itoa(v.GroupPage))

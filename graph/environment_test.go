@@ -1,0 +1,120 @@
+package graph
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// ownersFunc is an OwnerSource from a function.
+type ownersFunc func(service string, attrs map[string]string) string
+
+func (f ownersFunc) Owner(service string, attrs map[string]string) string { return f(service, attrs) }
+
+// TestNodeEnvironmentAndOwner: a service node's environment comes from
+// deployment.environment.name, else the legacy deployment.environment; its
+// owner from Options.Owners; both are in the JSON and absent when unknown.
+func TestNodeEnvironmentAndOwner(t *testing.T) {
+	g, _, _ := newTestGraph(t, Options{Owners: ownersFunc(func(svc string, attrs map[string]string) string {
+		if v := attrs["team"]; v != "" {
+			return v
+		}
+		if svc == "c" {
+			return "catalog-team"
+		}
+		return ""
+	})})
+	span := func(b byte, svc string, attrs ...Attr) Span {
+		s := server(tid(b), sid(b), SpanID{}, svc, 0, ms)
+		s.Attributes = attrs
+		return s
+	}
+	rej, why := g.ConsumeSpans([]Span{
+		span(1, "a", Attr{Key: EnvironmentAttr, Value: "production"}, Attr{Key: LegacyEnvironmentAttr, Value: "old"}, Attr{Key: "team", Value: "blue"}),
+		span(2, "b", Attr{Key: LegacyEnvironmentAttr, Value: "staging"}),
+		span(3, "c"),
+	})
+	require.Zero(t, rej, why)
+	snap, err := g.Snapshot(0)
+	require.NoError(t, err)
+	tests := []struct{ id, env, owner string }{
+		{"service:a", "production", "blue"},
+		{"service:b", "staging", ""},
+		{"service:c", "", "catalog-team"},
+		{"client:client", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			n, ok := snap.Node(tt.id)
+			require.True(t, ok)
+			require.Equal(t, tt.env, n.Environment)
+			require.Equal(t, tt.owner, n.Owner)
+		})
+	}
+	require.Equal(t, []string{"production", "staging"}, snap.Environments())
+}
+
+// TestInEnvironment: an environment's graph holds its services, the nodes
+// without an environment they talk to, and the edges among those; never a
+// service of another environment, nor a shared database's edges to it.
+func TestInEnvironment(t *testing.T) {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	svc := func(n, env string) Node {
+		return Node{ID: "service:" + n, Kind: NodeService, Name: n, Environment: env}
+	}
+	db := Node{ID: "database:postgresql/orders", Kind: NodeDatabase, Name: "orders"}
+	topic := Node{ID: "topic:kafka/events", Kind: NodeTopic, Name: "events"}
+	lonely := Node{ID: "database:redis/cache", Kind: NodeDatabase, Name: "cache"}
+	edge := func(src, dst string) Edge {
+		return Edge{ID: src + "->" + dst, Source: src, Target: dst, Kind: EdgeSync, Requests: 10}
+	}
+	s := NewSnapshot(at, time.Minute, []Node{
+		svc("web", "production"), svc("api", "production"), svc("web-stg", "staging"), svc("noenv", ""),
+		db, topic, lonely,
+	}, []Edge{
+		edge("service:web", "service:api"),
+		edge("service:api", db.ID),
+		edge("service:web-stg", db.ID), // a shared database
+		edge(topic.ID, "service:web-stg"),
+		edge("service:noenv", "service:web"),   // a caller that names no environment
+		edge("service:web", "service:web-stg"), // across environments: in neither
+	})
+	s.IdleNodes = []Node{{ID: "service:old", Kind: NodeService, Name: "old", Environment: "production", Idle: true}}
+	ids := func(s *Snapshot) (nodes, edges []string) {
+		for _, n := range append(s.Nodes, s.IdleNodes...) {
+			nodes = append(nodes, n.ID)
+		}
+		for _, e := range append(s.Edges, s.IdleEdges...) {
+			edges = append(edges, e.ID)
+		}
+		return nodes, edges
+	}
+	tests := []struct {
+		env          string
+		nodes, edges []string
+	}{
+		{"production",
+			[]string{db.ID, "service:api", "service:noenv", "service:web", "service:old"},
+			[]string{"service:api->" + db.ID, "service:noenv->service:web", "service:web->service:api"}},
+		{"staging",
+			[]string{db.ID, "service:web-stg", topic.ID},
+			[]string{"service:web-stg->" + db.ID, topic.ID + "->service:web-stg"}},
+		{"nowhere", nil, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.env, func(t *testing.T) {
+			got := s.InEnvironment(tt.env)
+			nodes, edges := ids(got)
+			require.Equal(t, tt.nodes, nodes)
+			require.Equal(t, tt.edges, edges)
+			for _, n := range got.Nodes {
+				_, ok := got.Node(n.ID)
+				require.True(t, ok, "the index finds %s", n.ID)
+			}
+			_, ok := got.Node(lonely.ID)
+			require.False(t, ok)
+		})
+	}
+	require.Equal(t, []string{"production", "staging"}, s.Environments())
+}
