@@ -123,9 +123,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	var engine *detect.Engine // built below; the persister reads it only once running
+	var judge *seat // built below; the persister reads it only once running
 	persist, err := storage.NewPersister(storage.PersisterOptions{
-		Storage: st, Edges: g, Findings: findingsFunc(func(s finding.State) []finding.Finding { return engine.Findings(s) }),
+		Storage: st, Edges: g, Findings: findingsFunc(func(s finding.State) []finding.Finding { return judge.persisted(s) }),
 		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, MaxBufferedSpans: cfg.RawSpansBuffer, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -173,7 +173,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	engine, err = detect.NewEngine(detect.EngineOptions{
+	engine, err := detect.NewEngine(detect.EngineOptions{
 		Detectors: []detect.Detector{
 			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
 			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
@@ -189,10 +189,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	judgeLease, err := newJudgeLease(cfg, st, logger, reg)
+	if err != nil {
+		return err
+	}
+	if judge, err = newSeat(cfg.Detect, engine, judgeLease, st, logger, reg); err != nil {
+		return err
+	}
 	var pusher *alertmanager.Pusher
 	if am := cfg.file.Alertmanager; len(cfg.AlertmanagerURLs)+len(am.URLs) > 0 {
 		pusher, err = alertmanager.New(alertmanager.Options{
-			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: engine,
+			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: judge,
 			Labels: am.Labels, BearerToken: secret("", am.BearerTokenEnv, cfg.getenv),
 			Interval: am.Interval, ExternalURL: am.ExternalURL,
 			Logger: logger, Registerer: reg,
@@ -213,7 +220,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Unplaced: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,
@@ -235,7 +242,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Engine: engine, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
+		Graph: g, Seat: judge, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: []runner.Receiver{apiHandler},
 	}, logger, reg)
 	if err != nil {
@@ -296,6 +303,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return ticks.Run(ctx) })
+	if judgeLease != nil {
+		eg.Go(func() error { return judgeLease.Run(ctx) })
+	}
 	// The persister outlives the others: it stops once nothing can arrive
 	// any more and the open bucket has closed, so that its final flush
 	// writes everything accepted.

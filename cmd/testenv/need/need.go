@@ -34,6 +34,7 @@ const (
 	EnvAlertmanager   = "CARTOGRAPH_TEST_ALERTMANAGER"
 	EnvHotROD         = "CARTOGRAPH_TEST_HOTROD"
 	EnvHelm           = "CARTOGRAPH_TEST_HELM"
+	EnvOtelcolLB      = "CARTOGRAPH_TEST_OTELCOL_LB"
 )
 
 // TestCommand is how to run the tests so that every variable is set.
@@ -99,6 +100,9 @@ var (
 	}}
 	helmReq = requirement{What: "Helm 4 (v4.3.2; the chart tests render deploy/helm/cartograph with it)", Verb: "builds it", Vars: []variable{
 		{Name: EnvHelm, Form: "the path of a helm 4 binary", Example: "$HOME/.cache/cartograph/helm-v4.3.2/helm", parse: executable},
+	}}
+	otelcolLBReq = requirement{What: "an OpenTelemetry Collector v0.158.0 with the load_balancing exporter (the scale-out tests' load balancer)", Verb: "builds it", Vars: []variable{
+		{Name: EnvOtelcolLB, Form: "the path of an otelcol binary with the otlp receiver and the load_balancing exporter", Example: "$HOME/.cache/cartograph/otelcol-lb-v0.158.0/otelcol-lb", parse: executable},
 	}}
 )
 
@@ -226,6 +230,11 @@ func HotROD(tb testing.TB) string { tb.Helper(); return get(tb, hotrodReq)[0] }
 
 // Helm returns the path of a Helm 4 binary, or fails tb.
 func Helm(tb testing.TB) string { tb.Helper(); return get(tb, helmReq)[0] }
+
+// OtelcolLB returns the path of an OpenTelemetry Collector with the otlp
+// receiver and the load_balancing exporter, or fails tb. Tests run their
+// own, with a configuration of their own.
+func OtelcolLB(tb testing.TB) string { tb.Helper(); return get(tb, otelcolLBReq)[0] }
 
 func hostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)
