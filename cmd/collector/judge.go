@@ -54,15 +54,35 @@ func newJudgeLease(cfg config, st storage.Storage, logger *slog.Logger, reg prom
 	if cfg.Detect != detectMerged || !ok {
 		return nil, nil
 	}
-	takeover := cfg.JudgeTakeover
-	if takeover == 0 {
-		takeover = max(3*cfg.EvalInterval, 600*time.Millisecond)
-	}
-	l, err := chs.NewLease(clickhouse.LeaseOptions{Takeover: takeover, Logger: logger, Registerer: reg})
+	l, err := chs.NewLease(clickhouse.LeaseOptions{Takeover: judgeTakeover(cfg), Logger: logger, Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
 	return l, nil
+}
+
+// leaseEvery is how often the judge's lease and the collectors' heartbeats
+// are written and read: a sixth of the takeover bound.
+func leaseEvery(cfg config) time.Duration {
+	return judgeTakeover(cfg) / 6
+}
+
+// judgeTakeover is --judge-takeover, or its default.
+func judgeTakeover(cfg config) time.Duration {
+	if cfg.JudgeTakeover > 0 {
+		return cfg.JudgeTakeover
+	}
+	return max(3*cfg.EvalInterval, 600*time.Millisecond)
+}
+
+// newMembers returns the collectors' heartbeats on ClickHouse, which tell
+// g when traffic moved between collectors (nil on embedded storage).
+func newMembers(cfg config, st storage.Storage, g *graph.Graph, logger *slog.Logger, reg prometheus.Registerer) (*clickhouse.Members, error) {
+	chs, ok := st.(*clickhouse.Store)
+	if !ok {
+		return nil, nil
+	}
+	return chs.NewMembers(clickhouse.MembersOptions{Every: leaseEvery(cfg), Changed: g.Rerouted, Logger: logger, Registerer: reg})
 }
 
 // newSeat returns the seat for mode; l is the lease (nil unless --detect

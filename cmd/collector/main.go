@@ -193,6 +193,10 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	members, err := newMembers(cfg, st, g, logger, reg)
+	if err != nil {
+		return err
+	}
 	if judge, err = newSeat(cfg.Detect, engine, judgeLease, st, logger, reg); err != nil {
 		return err
 	}
@@ -305,6 +309,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	eg.Go(func() error { return ticks.Run(ctx) })
 	if judgeLease != nil {
 		eg.Go(func() error { return judgeLease.Run(ctx) })
+	}
+	if members != nil {
+		eg.Go(func() error { return members.Run(ctx) })
 	}
 	// The persister outlives the others: it stops once nothing can arrive
 	// any more and the open bucket has closed, so that its final flush
