@@ -16,7 +16,7 @@ type metrics struct {
 	// the collectors (Graph.Rerouted).
 	rerouted *prometheus.CounterVec
 	pairs    *prometheus.CounterVec
-	build   prometheus.Histogram
+	build    prometheus.Histogram
 	// syncPairs and asyncPairs are pairs' counters of the two kinds
 	// counted once per pair, resolved on first use (pairCounter) rather
 	// than by label on every pair. Guarded by Graph.mu.
