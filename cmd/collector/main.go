@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -357,9 +358,16 @@ type findingsFunc func(finding.State) []finding.Finding
 
 func (f findingsFunc) Findings(s finding.State) []finding.Finding { return f(s) }
 
-// migrate runs `collector migrate --clickhouse-dsn ...`: the ClickHouse
-// schema migrations, without starting anything else.
+// migrate runs `collector migrate --clickhouse-dsn ... [--cluster NAME]`:
+// the ClickHouse schema migrations, without starting anything else; with
+// --cluster, the cluster layout on every node of that cluster of the
+// server's remote_servers.
 func migrate(args []string) int {
+	args, cluster, err := cutClusterFlag(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "collector migrate:", err)
+		return 2
+	}
 	cfg, err := parseConfig(append([]string{"--storage=clickhouse"}, args...), lookupEnv, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "collector migrate:", err)
@@ -368,12 +376,36 @@ func migrate(args []string) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := clickhouse.Migrate(ctx, clickhouseOptions(cfg, logger, nil)); err != nil {
+	o := clickhouseOptions(cfg, logger, nil)
+	o.Cluster = cluster
+	if err := clickhouse.Migrate(ctx, o); err != nil {
 		logger.Error("migrations failed", "err", err)
 		return 1
 	}
 	logger.Info("migrations applied")
 	return 0
+}
+
+// cutClusterFlag takes migrate's own flag, --cluster NAME (or
+// --cluster=NAME), out of args.
+func cutClusterFlag(args []string) (rest []string, cluster string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "cluster" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, "", errors.New("--cluster needs the name of a cluster of the server's remote_servers")
+			}
+			i++
+			val = args[i]
+		}
+		cluster = val
+	}
+	return rest, cluster, nil
 }
 
 // loopback reports whether a listen address binds only the loopback

@@ -28,6 +28,7 @@ import (
 	"testing"
 	"time"
 
+	ch "github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/stretchr/testify/require"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -552,11 +553,35 @@ var scaleArgs = []string{"--bucket=500ms", "--flush-interval=200ms", "--window=2
 // whole, and the linked consumers left waiting are counted.
 func TestE2EScaleOutBehindLoadBalancer(t *testing.T) {
 	db := clickhouseDB(t)
+	dsn := "clickhouse://" + chTCP + "/" + db
+	scaleOutEquality(t, []string{dsn, dsn, dsn})
+}
+
+// TestE2EScaleOutOnCluster is TestE2EScaleOutBehindLoadBalancer on a
+// ClickHouse cluster of two shards, its layout made by `collector migrate
+// --cluster`: the collectors write to either node through Distributed
+// tables, and read the merged graph back across both shards.
+func TestE2EScaleOutOnCluster(t *testing.T) {
+	cluster, nodes := need.ClickHouseCluster(t)
+	db := clusterDB(t, nodes)
+	dsn := func(i int) string { return "clickhouse://" + nodes[i%len(nodes)] + "/" + db }
+	require.Zero(t, migrate([]string{"--clickhouse-dsn=" + dsn(0), "--cluster", cluster, "--log-level=warn"}), "collector migrate --cluster")
+	scaleOutEquality(t, []string{dsn(0), dsn(1), dsn(2)})
+	for _, n := range nodes {
+		rows := clusterQuery(t, n, "SELECT count() FROM "+db+"_local.edge_buckets")
+		t.Logf("shard %s holds %s edge bucket rows", n, rows)
+		require.NotEqual(t, "0", rows, "every shard holds part of the edges")
+	}
+}
+
+// scaleOutEquality is the test of TestE2EScaleOutBehindLoadBalancer with
+// the collectors' DSNs.
+func scaleOutEquality(t *testing.T, dsns []string) {
 	port := sharedPort(t, collectorIPs)
 	ref := startCollector(t, scaleArgs...)
 	var cols []started
 	for i, ip := range collectorIPs {
-		cols = append(cols, startCollector(t, append(slices.Clone(scaleArgs), "--storage=clickhouse", "--clickhouse-dsn=clickhouse://"+chTCP+"/"+db,
+		cols = append(cols, startCollector(t, append(slices.Clone(scaleArgs), "--storage=clickhouse", "--clickhouse-dsn="+dsns[i],
 			fmt.Sprintf("--collector-id=c%d", i+1), "--detect=merged",
 			"--otlp-grpc-addr="+net.JoinHostPort(ip, strconv.Itoa(port)))...))
 	}
@@ -905,4 +930,43 @@ func TestE2ECollectorKilledUnderLoad(t *testing.T) {
 	require.Positive(t, rerouted, "the calls the move split are counted")
 	require.LessOrEqual(t, float64(extra), rerouted, "the calls split halves added are at most the half-edges counted as rerouted")
 	require.Positive(t, wfb.requests())
+}
+
+// clusterDB returns a fresh database name for the test cluster; its
+// databases (the layout and the shards' own) are dropped on every node
+// when the test ends.
+func clusterDB(t *testing.T, nodes []string) string {
+	t.Helper()
+	db := fmt.Sprintf("cartograph_e2e_cluster_%d_%d", os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			conn, err := ch.Open(&ch.Options{Addr: []string{n}})
+			require.NoError(t, err)
+			for _, d := range []string{db, db + "_local"} {
+				require.NoError(t, conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+d+" SYNC"))
+			}
+			conn.Close()
+		}
+	})
+	return db
+}
+
+// clusterQuery runs q on a node of the test cluster (native protocol) and
+// returns the first column of its first row, a count, as text.
+func clusterQuery(t *testing.T, node, q string) string {
+	t.Helper()
+	conn, err := ch.Open(&ch.Options{Addr: []string{node}})
+	require.NoError(t, err)
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rows, err := conn.Query(ctx, q)
+	require.NoError(t, err, q)
+	defer rows.Close()
+	if !rows.Next() {
+		return ""
+	}
+	var n uint64
+	require.NoError(t, rows.Scan(&n), q)
+	return strconv.FormatUint(n, 10)
 }

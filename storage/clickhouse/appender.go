@@ -378,7 +378,8 @@ var flushRows = 50_000
 
 // insert sends n rows, appended one by one by appendRow, to table in one
 // native batch. Inserts are synchronous (async_insert=0: the batches are
-// large already): the rows are in parts when it returns.
+// large already; distributed_foreground_insert=1): the rows are in parts
+// when it returns.
 func (s *Store) insert(ctx context.Context, table string, columns []string, n int, appendRow func(b driver.Batch, i int) error) (err error) {
 	if n == 0 {
 		return nil
@@ -393,7 +394,10 @@ func (s *Store) insert(ctx context.Context, table string, columns []string, n in
 		s.m.inserts.WithLabelValues(table, "success").Inc()
 		s.m.rows.WithLabelValues(table, "written").Add(float64(n))
 	}()
-	ictx := ch.Context(ctx, ch.WithSettings(ch.Settings{"async_insert": 0}))
+	// distributed_foreground_insert: through a Distributed table (the
+	// cluster layout) the rows are on their shards when it returns, or it
+	// fails and the Persister keeps them to try again.
+	ictx := ch.Context(ctx, ch.WithSettings(ch.Settings{"async_insert": 0, "distributed_foreground_insert": 1}))
 	query := fmt.Sprintf("INSERT INTO %s.%s (%s)", s.q, table, strings.Join(columns, ", "))
 	batch, err := s.conn.PrepareBatch(ictx, query)
 	if err != nil {

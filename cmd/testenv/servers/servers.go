@@ -81,7 +81,7 @@ type Component interface {
 
 // All returns every component, in the order they are reported.
 func All() []Component {
-	return []Component{&ClickHouse{}, &RabbitMQ{}, &Redis{}, &Postgres{},
+	return []Component{&ClickHouse{}, &ClickHouseCluster{}, &RabbitMQ{}, &Redis{}, &Postgres{},
 		&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}, &Helm{}, &OtelcolLB{}}
 }
 
