@@ -77,7 +77,7 @@ func MigrateCluster(ctx context.Context, o Options) error {
 
 // clusterNodes returns host:port of every node of cluster, shard by shard.
 func clusterNodes(ctx context.Context, conn driver.Conn, cluster string) ([]string, error) {
-	rows, err := conn.Query(ctx, "SELECT host_name, port FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
+	rows, err := conn.Query(ctx, "SELECT host_name, port, replica_num FROM system.clusters WHERE cluster = ? ORDER BY shard_num, replica_num", cluster)
 	if err != nil {
 		return nil, classify(fmt.Errorf("clickhouse: read system.clusters: %w", err))
 	}
@@ -86,8 +86,15 @@ func clusterNodes(ctx context.Context, conn driver.Conn, cluster string) ([]stri
 	for rows.Next() {
 		var host string
 		var port uint16
-		if err := rows.Scan(&host, &port); err != nil {
+		var replica uint32
+		if err := rows.Scan(&host, &port, &replica); err != nil {
 			return nil, fmt.Errorf("clickhouse: read system.clusters: %w", err)
+		}
+		if replica > 1 {
+			// Each replica would hold a judge_lease of its own, and two
+			// could keep different claims of one term: the lease's one
+			// holder per term needs one copy of the table.
+			return nil, fmt.Errorf("clickhouse: cluster %q has shards of several replicas; the cluster layout is made for shards of one replica each (the judge's lease needs one copy of its table)", cluster)
 		}
 		nodes = append(nodes, net.JoinHostPort(host, strconv.Itoa(int(port))))
 	}

@@ -43,7 +43,12 @@ type OtelcolLB struct{}
 
 func (*OtelcolLB) Name() string   { return "otelcol-lb" }
 func (*OtelcolLB) Vars() []string { return []string{need.EnvOtelcolLB} }
-func (*OtelcolLB) Tools() []Tool  { return nil }
+
+// Tools: the tests run the load balancer in a mount namespace of its own
+// (unshare, mount), where /etc/hosts is a file of the test.
+func (*OtelcolLB) Tools() []Tool {
+	return []Tool{{Names: []string{"unshare"}, Package: "util-linux"}, {Names: []string{"mount"}, Package: "mount"}}
+}
 
 func (*OtelcolLB) dir(env *Env) string {
 	return filepath.Join(env.Cache, "otelcol-lb-"+otelcolVersion)
