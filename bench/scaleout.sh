@@ -31,6 +31,8 @@ set -euo pipefail
 DUR=${DUR:-20}
 TAIL=${TAIL:-14}
 WORKERS=${WORKERS:-4}
+LB_CONSUMERS=${LB_CONSUMERS:-16}     # the load balancer's sending_queue consumers: requests it has in flight
+LB_COMPRESSION=${LB_COMPRESSION:-gzip} # its OTLP exporters' compression (gzip is the exporter's default)
 HOST=127.0.0.1
 : "${CARTOGRAPH_TEST_CLICKHOUSE:?run under cmd/testenv: go run ./cmd/testenv -only clickhouse,otelcol-lb -- bash bench/scaleout.sh}"
 : "${CARTOGRAPH_TEST_CLICKHOUSE_HTTP:?run under cmd/testenv}"
@@ -60,7 +62,7 @@ go build -o "$tmp/collector" ./cmd/collector
 go build -o "$tmp/loadgen" ./cmd/loadgen
 CLK_TCK=$(getconf CLK_TCK)
 echo "# machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), go $(go env GOVERSION)"
-echo "# DUR=${DUR}s WORKERS=$WORKERS, CPU until ${TAIL}s after the load stops; everything shares these cores"
+echo "# DUR=${DUR}s WORKERS=$WORKERS LB_CONSUMERS=$LB_CONSUMERS LB_COMPRESSION=$LB_COMPRESSION, CPU until ${TAIL}s after the load stops; everything shares these cores"
 
 cpu_ticks() { sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 hwm_mb() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
@@ -110,10 +112,11 @@ exporters:
     routing_key: traceID
     timeout: 10s
     retry_on_failure: {enabled: true, initial_interval: 200ms, max_interval: 1s, max_elapsed_time: 2m}
-    sending_queue: {enabled: true, num_consumers: 4, queue_size: 16}
+    sending_queue: {enabled: true, num_consumers: $LB_CONSUMERS, queue_size: $((2 * LB_CONSUMERS))}
     protocol:
       otlp:
         timeout: 10s
+        compression: $LB_COMPRESSION
         tls: {insecure: true}
         retry_on_failure: {enabled: false}
         sending_queue: {enabled: false}
@@ -204,5 +207,7 @@ run() {
 	chq "DROP DATABASE IF EXISTS $db SYNC" >/dev/null
 }
 
-run "one collector, loadgen straight to it" "bench_scaleout_one_$$" 1 direct
+if [[ ${ONLY_LB:-} == "" ]]; then
+	run "one collector, loadgen straight to it" "bench_scaleout_one_$$" 1 direct
+fi
 run "three collectors behind the load balancer (static resolver)" "bench_scaleout_three_$$" 3 lb

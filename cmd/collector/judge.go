@@ -106,6 +106,12 @@ func newSeat(mode detectMode, engine *detect.Engine, l lease, st storage.Storage
 	return s, nil
 }
 
+// mayJudge reports whether this collector may judge now (it holds the
+// lease, or needs none): its next tick judges the merged graph.
+func (s *seat) mayJudge() bool {
+	return !s.never && (s.lease == nil || s.lease.Held())
+}
+
 // judges reports whether this collector's findings are the findings now.
 func (s *seat) judges() bool {
 	return s.judging.Load() && (s.lease == nil || s.lease.Held())

@@ -34,8 +34,25 @@ func newRunner(cfg config, d runnerDeps, logger *slog.Logger, reg prometheus.Reg
 		Interval: cfg.EvalInterval, Logger: logger, Registerer: reg,
 	}
 	if cfg.Detect == detectMerged {
-		o.Source = storage.Merged{Storage: d.Storage, Lag: d.Lags, Circuits: d.Breakers, Paths: d.Paths,
+		merged := storage.Merged{Storage: d.Storage, Lag: d.Lags, Circuits: d.Breakers, Paths: d.Paths,
 			Settle: d.Graph.Options().Bucket + cfg.FlushInterval + time.Second, Window: d.Graph.Options().Window}
+		o.Source = judgedSource{seat: d.Seat, merged: merged, local: d.Graph}
 	}
 	return runner.New(o)
+}
+
+// judgedSource is the tick's graph with --detect merged: the merged graph
+// while this collector may judge, its own live graph otherwise, so that
+// only the judge reads the merged window from ClickHouse every tick (the
+// others' maps show their share, as with --detect off).
+type judgedSource struct {
+	seat          *seat
+	merged, local runner.Source
+}
+
+func (j judgedSource) Snapshot(window time.Duration) (*graph.Snapshot, error) {
+	if j.seat.mayJudge() {
+		return j.merged.Snapshot(window)
+	}
+	return j.local.Snapshot(window)
 }

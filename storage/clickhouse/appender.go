@@ -179,6 +179,25 @@ func (a *appender) AppendFindings(findings []finding.Finding) error {
 	return nil
 }
 
+// findingVersion is the version of a finding's row: the latest time of
+// its lifecycle (last seen, resolved), in Unix ns, so that of two rows of
+// one finding the later state wins, whoever wrote it and whenever: a
+// judge that lost the judge's lease and writes, late, what it buffered
+// while ClickHouse was out of its reach does not undo the state the next
+// judge wrote since (docs/operations.md, "Scaling out"). Rows of equal
+// versions: the last written wins. now stands in for a finding without
+// times.
+func findingVersion(f *finding.Finding, now time.Time) uint64 {
+	t := f.LastSeen
+	if f.ResolvedAt != nil && f.ResolvedAt.After(t) {
+		t = *f.ResolvedAt
+	}
+	if t.IsZero() {
+		t = now
+	}
+	return uint64(max(t.UnixNano(), 0))
+}
+
 func (a *appender) findingRow(f *finding.Finding) (findingRow, error) {
 	kind, err1 := f.Kind.MarshalText()
 	state, err2 := f.State.MarshalText()
@@ -195,7 +214,7 @@ func (a *appender) findingRow(f *finding.Finding) (findingRow, error) {
 		evidence:   a.toJSON(f.ID, "evidence", f.Evidence, "{}"),
 		firedAt:    utcPtr(f.FiredAt),
 		resolvedAt: utcPtr(f.ResolvedAt),
-		version:    a.s.versions.next(a.s.o.Now()),
+		version:    findingVersion(f, a.s.o.Now()),
 	}
 	if f.BlastRadius != nil {
 		r.blast = a.toJSON(f.ID, "blast radius", f.BlastRadius, "")

@@ -57,8 +57,7 @@ type Options struct {
 	// cartograph_clickhouse_* metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock (default time.Now); it stamps migrations and
-	// finding versions.
+	// Now is the clock (default time.Now); it stamps migrations.
 	Now func() time.Time
 }
 
