@@ -62,7 +62,6 @@ type Store struct {
 	db   string // database name
 	q    string // quoted database name, for statements
 	m    *metrics
-
 }
 
 var _ storage.Storage = (*Store)(nil)
