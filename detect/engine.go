@@ -347,6 +347,17 @@ func (e *Engine) Restore(findings []finding.Finding) {
 	}
 }
 
+// Load replaces every finding the engine holds with findings, as Restore
+// takes them: for a collector that takes over judging from another
+// (--detect merged), whose own state went stale while it did not judge.
+// Call it between evaluations.
+func (e *Engine) Load(findings []finding.Finding) {
+	e.mu.Lock()
+	e.active, e.resolved = map[string]*finding.Finding{}, nil
+	e.mu.Unlock()
+	e.Restore(findings)
+}
+
 func findingID(key string, started time.Time) string {
 	h := fnv.New64a()
 	h.Write([]byte(key))

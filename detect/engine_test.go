@@ -239,6 +239,41 @@ func TestRestore(t *testing.T) {
 	require.Equal(t, saved[0].StartedAt, f[0].StartedAt)
 }
 
+// TestLoadReplacesStaleState: an engine that took over judging from
+// another loads what that one stored and drops its own stale state: a
+// finding it still had firing but the other resolved is resolved, and the
+// other's firing finding goes on firing under its id, not fired anew.
+func TestLoadReplacesStaleState(t *testing.T) {
+	d := &scripted{kind: finding.KindRetryStorm, obs: []Observation{storm("a->b", finding.SeverityWarning)}}
+	judge, clk, _ := newTestEngine(t, d)
+	ctx := context.Background()
+	judge.Eval(ctx, &graph.Snapshot{})
+	clk.t = clk.t.Add(5 * time.Second)
+	judge.Eval(ctx, &graph.Snapshot{})
+	stale := judge.Findings(0) // what the next judge had when it last judged
+
+	d.obs = []Observation{storm("c->d", finding.SeverityWarning)}
+	for range 6 { // a->b resolves, c->d fires, on the first judge
+		clk.t = clk.t.Add(5 * time.Second)
+		judge.Eval(ctx, &graph.Snapshot{})
+	}
+	stored := judge.Findings(0)
+
+	next, clk2, _ := newTestEngine(t, d)
+	clk2.t = clk.t.Add(5 * time.Second)
+	next.Restore(stale)
+	next.Load(stored)
+	require.Equal(t, stored, next.Findings(0))
+	next.Eval(ctx, &graph.Snapshot{})
+	firing := next.Findings(finding.StateFiring)
+	require.Len(t, firing, 1)
+	require.Equal(t, "c->d", firing[0].Subject.EdgeID)
+	want := judge.Findings(finding.StateFiring)[0]
+	require.Equal(t, want.ID, firing[0].ID, "it goes on firing under its id")
+	require.Equal(t, want.FiredAt, firing[0].FiredAt, "not fired again")
+	require.Len(t, next.Findings(finding.StateResolved), 1, "a->b stays resolved")
+}
+
 // TestFindingKeepsItsPeakAndTimeline is issue #17 3: a finding that went
 // from warning to critical and back to warning before resolving still
 // tells, once resolved, how bad it got (its peak: the last critical

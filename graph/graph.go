@@ -426,9 +426,25 @@ func (g *Graph) publishPairing() pairing.Stats {
 		if n := st.Expired[e] - g.m.pairing.Expired[e]; n > 0 {
 			g.m.expired.WithLabelValues(e.String()).Add(float64(n))
 		}
+		if n := st.Rerouted[e] - g.m.pairing.Rerouted[e]; n > 0 {
+			g.m.rerouted.WithLabelValues(e.String()).Add(float64(n))
+		}
 	}
 	g.m.pairing = st
 	return st
+}
+
+// Rerouted tells the graph that between lo and hi the collectors sharing
+// the traffic changed: this one started, or another stopped or came back,
+// so a load balancer routing by trace id moved traces begun on one
+// collector to another. Half-edges that then expire unpaired, of spans
+// begun before hi, are counted in
+// cartograph_graph_half_edges_rerouted_total as well (pairing.Store.Rerouted).
+// Safe for concurrent use.
+func (g *Graph) Rerouted(lo, hi time.Time) {
+	g.mu.Lock()
+	g.store.Rerouted(lo.UnixNano(), hi.UnixNano())
+	g.mu.Unlock()
 }
 
 // overflowNode returns the overflow node of kind, creating it beyond the

@@ -12,8 +12,11 @@ type metrics struct {
 	refused *prometheus.CounterVec
 	dropped *prometheus.CounterVec
 	expired *prometheus.CounterVec
-	pairs   *prometheus.CounterVec
-	build   prometheus.Histogram
+	// rerouted counts the expired half-edges that straddle a change of
+	// the collectors (Graph.Rerouted).
+	rerouted *prometheus.CounterVec
+	pairs    *prometheus.CounterVec
+	build    prometheus.Histogram
 	// syncPairs and asyncPairs are pairs' counters of the two kinds
 	// counted once per pair, resolved on first use (pairCounter) rather
 	// than by label on every pair. Guarded by Graph.mu.
@@ -52,6 +55,10 @@ func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {
 			Name: "cartograph_graph_half_edges_expired_total",
 			Help: "Half-edges that waited out the pair TTL, by kind (client, client_no_peer, server, producer, consumer).",
 		}, []string{"kind"}),
+		rerouted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cartograph_graph_half_edges_rerouted_total",
+			Help: "Of the half-edges that waited out the pair TTL, those whose span began before and expired after a change of the collectors sharing the traffic (one stopped, started or came back): their other half most likely went to another collector. By kind.",
+		}, []string{"kind"}),
 		pairs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cartograph_graph_pairs_total",
 			Help: "Span pairs matched, by edge kind.",
@@ -68,7 +75,7 @@ func newMetrics(reg prometheus.Registerer, g *Graph) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.spans, m.refused, m.dropped, m.expired, m.pairs, m.build,
+	reg.MustRegister(m.spans, m.refused, m.dropped, m.expired, m.rerouted, m.pairs, m.build,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cartograph_graph_half_edges",
 			Help: "Half-edges waiting for their other half.",

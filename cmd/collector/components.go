@@ -176,6 +176,7 @@ func (c *graphConfig) flags(fs *flag.FlagSet) {
 type detectConfig struct {
 	Detect               detectMode
 	EvalInterval         time.Duration
+	JudgeTakeover        time.Duration
 	MaxFindings          int
 	MaxIncidents         int
 	IncidentMaxBaselines int
@@ -184,8 +185,9 @@ type detectConfig struct {
 
 // flags defines the flags of detectConfig on fs.
 func (c *detectConfig) flags(fs *flag.FlagSet) {
-	fs.TextVar(&c.Detect, "detect", detectLocal, "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; run it on one collector), off (serve findings from storage)")
+	fs.TextVar(&c.Detect, "detect", detectLocal, "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; with ClickHouse the collectors run with it elect one judge at a time), off (serve findings from storage)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
+	fs.DurationVar(&c.JudgeTakeover, "judge-takeover", 0, "with --detect merged on ClickHouse: how soon after the judging collector's last heartbeat another collector run with --detect merged holds the judge's lease (at least 600ms; 0: 3 x --eval-interval)")
 	fs.IntVar(&c.MaxFindings, "max-findings", 10_000, "pending and firing findings (and separately resolved ones) kept; more are dropped and counted")
 	fs.IntVar(&c.MaxIncidents, "max-incidents", incident.DefaultMaxIncidents, "incidents kept, open and resolved (the oldest resolved go first); an incident beyond is not opened, and counted")
 	fs.IntVar(&c.IncidentMaxBaselines, "incident-max-baselines", incident.DefaultMaxBaselines, "nodes, edges and entry points whose usual figures are learnt to rank incidents' root causes; beyond, counted and not judged")
@@ -388,6 +390,9 @@ func (c detectConfig) Validate() error {
 	}
 	if c.IncidentMaxBaselines < 1 {
 		errs = append(errs, errors.New("--incident-max-baselines must be at least 1"))
+	}
+	if c.JudgeTakeover != 0 && c.JudgeTakeover < 600*time.Millisecond {
+		errs = append(errs, errors.New("--judge-takeover must be 0 (3 x --eval-interval) or at least 600ms"))
 	}
 	return errors.Join(errs...)
 }

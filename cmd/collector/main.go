@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -130,9 +131,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	var engine *detect.Engine // built below; the persister reads it only once running
+	var judge *seat // built below; the persister reads it only once running
 	persist, err := storage.NewPersister(storage.PersisterOptions{
-		Storage: st, Edges: g, Findings: findingsFunc(func(s finding.State) []finding.Finding { return engine.Findings(s) }),
+		Storage: st, Edges: g, Findings: findingsFunc(func(s finding.State) []finding.Finding { return judge.persisted(s) }),
 		FlushInterval: cfg.FlushInterval, MaxBuffered: cfg.StorageBuffer, MaxBufferedSpans: cfg.RawSpansBuffer, Logger: logger, Registerer: reg,
 	})
 	if err != nil {
@@ -180,7 +181,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	engine, err = detect.NewEngine(detect.EngineOptions{
+	engine, err := detect.NewEngine(detect.EngineOptions{
 		Detectors: []detect.Detector{
 			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
 			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
@@ -203,10 +204,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	judgeLease, err := newJudgeLease(cfg, st, logger, reg)
+	if err != nil {
+		return err
+	}
+	members, err := newMembers(cfg, st, g, logger, reg)
+	if err != nil {
+		return err
+	}
+	if judge, err = newSeat(cfg.Detect, engine, judgeLease, st, logger, reg); err != nil {
+		return err
+	}
 	var pusher *alertmanager.Pusher
 	if am := cfg.file.Alertmanager; len(cfg.AlertmanagerURLs)+len(am.URLs) > 0 {
 		pusher, err = alertmanager.New(alertmanager.Options{
-			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: engine, Incidents: incidents,
+			URLs: append(slices.Clone(cfg.AlertmanagerURLs), am.URLs...), Source: judge, Incidents: incidents,
 			Labels: am.Labels, BearerToken: secret("", am.BearerTokenEnv, cfg.getenv),
 			Interval: am.Interval, ExternalURL: am.ExternalURL,
 			Logger: logger, Registerer: reg,
@@ -227,7 +239,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Unplaced: g, Findings: engine, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,
@@ -253,7 +265,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Engine: engine, Incidents: incidents, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
+		Graph: g, Seat: judge, Incidents: incidents, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: append([]runner.Receiver{apiHandler}, serviceGraph...),
 	}, logger, reg)
 	if err != nil {
@@ -314,6 +326,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return ticks.Run(ctx) })
+	if judgeLease != nil {
+		eg.Go(func() error { return judgeLease.Run(ctx) })
+	}
+	if members != nil {
+		eg.Go(func() error { return members.Run(ctx) })
+	}
 	// The persister outlives the others: it stops once nothing can arrive
 	// any more and the open bucket has closed, so that its final flush
 	// writes everything accepted.
@@ -358,9 +376,16 @@ type findingsFunc func(finding.State) []finding.Finding
 
 func (f findingsFunc) Findings(s finding.State) []finding.Finding { return f(s) }
 
-// migrate runs `collector migrate --clickhouse-dsn ...`: the ClickHouse
-// schema migrations, without starting anything else.
+// migrate runs `collector migrate --clickhouse-dsn ... [--cluster NAME]`:
+// the ClickHouse schema migrations, without starting anything else; with
+// --cluster, the cluster layout on every node of that cluster of the
+// server's remote_servers.
 func migrate(args []string) int {
+	args, cluster, err := cutClusterFlag(args)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "collector migrate:", err)
+		return 2
+	}
 	cfg, err := parseConfig(append([]string{"--storage=clickhouse"}, args...), lookupEnv, os.Stderr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "collector migrate:", err)
@@ -369,12 +394,36 @@ func migrate(args []string) int {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := clickhouse.Migrate(ctx, clickhouseOptions(cfg, logger, nil)); err != nil {
+	o := clickhouseOptions(cfg, logger, nil)
+	o.Cluster = cluster
+	if err := clickhouse.Migrate(ctx, o); err != nil {
 		logger.Error("migrations failed", "err", err)
 		return 1
 	}
 	logger.Info("migrations applied")
 	return 0
+}
+
+// cutClusterFlag takes migrate's own flag, --cluster NAME (or
+// --cluster=NAME), out of args.
+func cutClusterFlag(args []string) (rest []string, cluster string, err error) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "cluster" {
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, "", errors.New("--cluster needs the name of a cluster of the server's remote_servers")
+			}
+			i++
+			val = args[i]
+		}
+		cluster = val
+	}
+	return rest, cluster, nil
 }
 
 // loopback reports whether a listen address binds only the loopback

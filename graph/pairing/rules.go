@@ -360,7 +360,7 @@ func (s *Store) expireEntry(en *entry, now int64) {
 			sl.flags |= seenExpired // a server span for it would be late
 		}
 		if c.Peer < 0 {
-			s.expired[ExpiredClientNoPeer]++
+			s.expire(ExpiredClientNoPeer, c.Start, now)
 			s.rec.Unplaced(c.Node, ReasonClientNoPeer)
 		} else if callee := s.aliasOf(c.Node, c.Peer); callee >= 0 {
 			// The peer is a service this caller has seen answer: the call
@@ -368,18 +368,18 @@ func (s *Store) expireEntry(en *entry, now int64) {
 			// breaker), unless its server span was sampled out.
 			sampledOut := c.N > 1 && s.samplersDisagree(c.Node, c.Peer, callee)
 			if sampledOut {
-				s.expired[ExpiredClientSampled]++
+				s.expire(ExpiredClientSampled, c.Start, now)
 			} else {
-				s.expired[ExpiredClientUnanswered]++
+				s.expire(ExpiredClientUnanswered, c.Start, now)
 			}
 			s.rec.Unanswered(c, callee, sampledOut)
 		} else {
-			s.expired[ExpiredClient]++
+			s.expire(ExpiredClient, c.Start, now)
 			s.rec.Unpaired(c)
 		}
 	}
 	if en.has&hasServer != 0 {
-		s.expired[ExpiredServer]++
+		s.expire(ExpiredServer, en.h.Start, now)
 		s.expireServer(en, now)
 	}
 	if en.has&hasProducer != 0 {
@@ -390,7 +390,7 @@ func (s *Store) expireEntry(en *entry, now int64) {
 	}
 	if en.waiters != 0 {
 		for _, w := range s.half.waiting(en) {
-			s.expired[ExpiredConsumer]++
+			s.expire(ExpiredConsumer, w.Start, now)
 			if w.Edge < 0 {
 				s.dropped[DropNoDestination]++
 			}

@@ -91,6 +91,9 @@ type Stats struct {
 	// Expired counts the half-edges that waited out the TTL, by Expiry
 	// (a waiting consumer counts as one).
 	Expired [NumExpiries]uint64
+	// Rerouted counts those of Expired that straddle a change of the
+	// collectors sharing the traffic (Store.Rerouted).
+	Rerouted [NumExpiries]uint64
 }
 
 // Stats returns the store's sizes and counts.
@@ -102,5 +105,6 @@ func (s *Store) Stats() Stats {
 		OffHeapBytes: s.recent.offHeapBytes(),
 		Dropped:      s.dropped,
 		Expired:      s.expired,
+		Rerouted:     s.rerouted,
 	}
 }

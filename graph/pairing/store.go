@@ -276,6 +276,48 @@ type Store struct {
 	maxOrphaned int
 	dropped     [NumDrops]uint64
 	expired     [NumExpiries]uint64
+	// reroutes are the newest changes of the collectors that share the
+	// traffic, as [lo, hi] Unix ns (Rerouted); rerouted counts, by kind,
+	// the unpaired half-edges whose span began before one of them and
+	// that expired after it.
+	reroutes  [maxReroutes][2]int64
+	nReroutes int
+	rerouted  [NumExpiries]uint64
+}
+
+// maxReroutes bounds the changes Rerouted remembers: the newest win.
+const maxReroutes = 8
+
+// Rerouted tells the store that between lo and hi (Unix ns) the set of
+// collectors that traffic is routed over changed (one stopped, started or
+// came back: a load balancer routing by trace id then sends a trace begun
+// on one to another). A half-edge that expires unpaired whose span began
+// before hi, and that expires after lo, most likely had its other half
+// sent to another collector: it is counted as rerouted too (Stats.Rerouted).
+func (s *Store) Rerouted(lo, hi int64) {
+	copy(s.reroutes[1:], s.reroutes[:maxReroutes-1])
+	s.reroutes[0] = [2]int64{lo, hi}
+	s.nReroutes = min(s.nReroutes+1, maxReroutes)
+}
+
+// reroutedAcross reports whether a half-edge of a span that began at start
+// and expires unpaired at now straddles a change of the collectors.
+func (s *Store) reroutedAcross(start, now int64) bool {
+	for _, r := range s.reroutes[:s.nReroutes] {
+		if start < r[1] && now > r[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// expire counts a half-edge of kind, of a span that began at start,
+// expiring unpaired at now.
+func (s *Store) expire(kind Expiry, start, now int64) {
+	s.expired[kind]++
+	if s.nReroutes > 0 && s.reroutedAcross(start, now) {
+		s.rerouted[kind]++
+	}
 }
 
 // New returns an empty Store configured by opts.

@@ -278,6 +278,39 @@ func TestExpiry(t *testing.T) {
 	}
 }
 
+// TestRerouted: a half-edge that expires unpaired is counted as rerouted
+// too when its span began before a change of the collectors and it
+// expires after it; one begun after the change, or expired before it, is
+// not; pairs and producers are never counted.
+func TestRerouted(t *testing.T) {
+	h := newHarness(t, Options{})
+	sec := int64(time.Second)
+	h.sendOK(server(1, 2, 1, "early")) // expires before the change
+	h.advance(testTTL + time.Second)
+	h.st.Expire(h.now)
+	t0 := h.now
+	h.sendOK(server(2, 2, 1, "straddles"), consumer(3, 2, 1, "billing", "payments->billing"), producer(4, 1, 0, "orders", "topic payments"))
+	h.sendOK(client(5, 1, 0, "frontend", "backend:80"), server(5, 2, 1, "backend")) // pairs
+	h.advance(time.Second)
+	h.st.Rerouted(t0+sec/2, t0+sec) // a collector stopped between t0+0.5s and t0+1s
+	h.advance(time.Second)
+	h.sendOK(server(6, 2, 1, "after")) // begins after the change
+	h.expireAll()
+	st := h.st.Stats()
+	require.Equal(t, uint64(3), st.Expired[ExpiredServer])
+	require.Equal(t, uint64(1), st.Rerouted[ExpiredServer], "only the server span that straddles the change")
+	require.Equal(t, uint64(1), st.Rerouted[ExpiredConsumer])
+	require.Zero(t, st.Rerouted[ExpiredProducer], "producers always expire: not a lost half")
+	require.Zero(t, st.Rerouted[ExpiredClient])
+
+	// The newest maxReroutes changes are remembered.
+	for i := range maxReroutes + 2 {
+		h.st.Rerouted(int64(i), int64(i)+1)
+	}
+	require.Equal(t, maxReroutes, h.st.nReroutes)
+	require.Equal(t, [2]int64{maxReroutes + 1, maxReroutes + 2}, h.st.reroutes[0])
+}
+
 // TestExpiryWaitsTheTTL: a half-edge expires at its TTL, not a nanosecond
 // before, oldest first.
 func TestExpiryWaitsTheTTL(t *testing.T) {

@@ -179,6 +179,25 @@ func (a *appender) AppendFindings(findings []finding.Finding) error {
 	return nil
 }
 
+// findingVersion is the version of a finding's row: the latest time of
+// its lifecycle (last seen, resolved), in Unix ns, so that of two rows of
+// one finding the later state wins, whoever wrote it and whenever: a
+// judge that lost the judge's lease and writes, late, what it buffered
+// while ClickHouse was out of its reach does not undo the state the next
+// judge wrote since (docs/operations.md, "Scaling out"). Rows of equal
+// versions: the last written wins. now stands in for a finding without
+// times.
+func findingVersion(f *finding.Finding, now time.Time) uint64 {
+	t := f.LastSeen
+	if f.ResolvedAt != nil && f.ResolvedAt.After(t) {
+		t = *f.ResolvedAt
+	}
+	if t.IsZero() {
+		t = now
+	}
+	return uint64(max(t.UnixNano(), 0))
+}
+
 func (a *appender) findingRow(f *finding.Finding) (findingRow, error) {
 	kind, err1 := f.Kind.MarshalText()
 	state, err2 := f.State.MarshalText()
@@ -195,7 +214,7 @@ func (a *appender) findingRow(f *finding.Finding) (findingRow, error) {
 		evidence:   a.toJSON(f.ID, "evidence", f.Evidence, "{}"),
 		firedAt:    utcPtr(f.FiredAt),
 		resolvedAt: utcPtr(f.ResolvedAt),
-		version:    a.s.versions.next(a.s.o.Now()),
+		version:    findingVersion(f, a.s.o.Now()),
 	}
 	if f.BlastRadius != nil {
 		r.blast = a.toJSON(f.ID, "blast radius", f.BlastRadius, "")
@@ -378,7 +397,8 @@ var flushRows = 50_000
 
 // insert sends n rows, appended one by one by appendRow, to table in one
 // native batch. Inserts are synchronous (async_insert=0: the batches are
-// large already): the rows are in parts when it returns.
+// large already; distributed_foreground_insert=1): the rows are in parts
+// when it returns.
 func (s *Store) insert(ctx context.Context, table string, columns []string, n int, appendRow func(b driver.Batch, i int) error) (err error) {
 	if n == 0 {
 		return nil
@@ -393,7 +413,10 @@ func (s *Store) insert(ctx context.Context, table string, columns []string, n in
 		s.m.inserts.WithLabelValues(table, "success").Inc()
 		s.m.rows.WithLabelValues(table, "written").Add(float64(n))
 	}()
-	ictx := ch.Context(ctx, ch.WithSettings(ch.Settings{"async_insert": 0}))
+	// distributed_foreground_insert: through a Distributed table (the
+	// cluster layout) the rows are on their shards when it returns, or it
+	// fails and the Persister keeps them to try again.
+	ictx := ch.Context(ctx, ch.WithSettings(ch.Settings{"async_insert": 0, "distributed_foreground_insert": 1}))
 	query := fmt.Sprintf("INSERT INTO %s.%s (%s)", s.q, table, strings.Join(columns, ", "))
 	batch, err := s.conn.PrepareBatch(ictx, query)
 	if err != nil {

@@ -13,7 +13,10 @@
 //   - edge_buckets_1m: the same per edge and minute, all collectors
 //     together (SummingMergeTree filled by a materialized view), so that
 //     reading an hour merges 60 rows per edge instead of 720.
-//   - findings: ReplacingMergeTree; the latest written state of an id wins.
+//   - findings: ReplacingMergeTree; of an id's rows the one of the latest
+//     lifecycle time (last seen, resolved) wins, the last written of equal
+//     ones (findingVersion; migration 003 says "a write time": rows
+//     written before this release were versioned by their write time).
 //     Evidence and blast radius are JSON strings (numbers come back as
 //     float64).
 //   - lag_samples: broker lag readings (ReplacingMergeTree: a sample
@@ -39,7 +42,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"syscall"
 	"time"
 
@@ -60,8 +62,6 @@ type Store struct {
 	db   string // database name
 	q    string // quoted database name, for statements
 	m    *metrics
-
-	versions versionClock
 }
 
 var _ storage.Storage = (*Store)(nil)
@@ -273,20 +273,4 @@ func ceilMilli(t time.Time) int64 {
 		ms++
 	}
 	return min(max(ms, minMilli), maxMilli)
-}
-
-// versionClock hands out strictly increasing versions from a clock (Unix
-// nanoseconds), for findings: the latest write of an id wins.
-type versionClock struct {
-	mu   sync.Mutex
-	last uint64
-}
-
-func (v *versionClock) next(now time.Time) uint64 {
-	n := uint64(max(now.UnixNano(), 0))
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	n = max(n, v.last+1)
-	v.last = n
-	return n
 }

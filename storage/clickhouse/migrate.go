@@ -129,6 +129,9 @@ func (m migration) statements(vars migrationVars) ([]string, error) {
 // differs. Running it again applies nothing. It is what Open runs, and what
 // a `migrate` subcommand calls.
 func Migrate(ctx context.Context, o Options) error {
+	if o.Cluster != "" {
+		return MigrateCluster(ctx, o)
+	}
 	o = o.withDefaults()
 	if err := o.Validate(); err != nil {
 		return err
@@ -143,13 +146,49 @@ func Migrate(ctx context.Context, o Options) error {
 }
 
 // migrate is Migrate on an open connection; it returns the versions it
-// applied.
+// applied. A cluster layout (MigrateCluster) it leaves alone, after
+// checking that every migration reached this node's shard: only
+// MigrateCluster changes one.
 func migrate(ctx context.Context, conn driver.Conn, db string, o Options) ([]int, error) {
 	ms, err := migrations()
 	if err != nil {
 		return nil, err
 	}
+	local, err := clusterLayout(ctx, conn, db)
+	if err != nil {
+		return nil, err
+	}
+	if local != "" {
+		return nil, checkClusterNode(ctx, conn, db, local, ms)
+	}
 	return migrateTo(ctx, conn, db, o, ms)
+}
+
+// checkClusterNode fails when a migration of ms is missing from the
+// shard's own tables (local) of the cluster layout db.
+func checkClusterNode(ctx context.Context, conn driver.Conn, db, local string, ms []migration) error {
+	applied := map[int]bool{}
+	rows, err := conn.Query(ctx, "SELECT version FROM "+quoteIdent(local)+".schema_migrations FINAL")
+	if err != nil {
+		return classify(fmt.Errorf("clickhouse: read %s.schema_migrations: %w", local, err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v uint32
+		if err := rows.Scan(&v); err != nil {
+			return fmt.Errorf("clickhouse: read %s.schema_migrations: %w", local, err)
+		}
+		applied[int(v)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return classify(fmt.Errorf("clickhouse: read %s.schema_migrations: %w", local, err))
+	}
+	for _, m := range ms {
+		if !applied[m.version] {
+			return fmt.Errorf("clickhouse: %s is a cluster layout (Distributed tables over %s) without migration %03d_%s: run `collector migrate --cluster <name>` to upgrade it", db, local, m.version, m.name)
+		}
+	}
+	return nil
 }
 
 // migrateTo is migrate with the migrations ms (tests make the schema of

@@ -34,6 +34,10 @@ type Options struct {
 	// parameters are those of clickhouse-go (username, password, secure,
 	// compress, dial_timeout, ...).
 	DSN string
+	// Cluster, for Migrate only, names a cluster of the server's
+	// remote_servers: Migrate then makes the cluster layout on every node
+	// of it (MigrateCluster). Open finds the layout by itself.
+	Cluster string
 	// Collector is this collector's id, written with every row (default:
 	// the host name).
 	Collector string
@@ -53,8 +57,7 @@ type Options struct {
 	// cartograph_clickhouse_* metrics.
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock (default time.Now); it stamps migrations and
-	// finding versions.
+	// Now is the clock (default time.Now); it stamps migrations.
 	Now func() time.Time
 }
 
@@ -101,6 +104,9 @@ func (o Options) Validate() error {
 	}
 	if o.RawSpansTTL < time.Hour {
 		errs = append(errs, fmt.Errorf("raw spans TTL %v: must be at least 1h", o.RawSpansTTL))
+	}
+	if o.Cluster != "" && !identRE.MatchString(o.Cluster) {
+		errs = append(errs, fmt.Errorf("cluster %q: use letters, digits and _", o.Cluster))
 	}
 	if o.DialTimeout < 0 {
 		errs = append(errs, fmt.Errorf("dial timeout %v: must not be negative", o.DialTimeout))

@@ -34,6 +34,11 @@ const (
 	EnvAlertmanager   = "CARTOGRAPH_TEST_ALERTMANAGER"
 	EnvHotROD         = "CARTOGRAPH_TEST_HOTROD"
 	EnvHelm           = "CARTOGRAPH_TEST_HELM"
+	EnvOtelcolLB      = "CARTOGRAPH_TEST_OTELCOL_LB"
+	// EnvClickHouseCluster is <cluster>/<host:port>,<host:port>,...: a
+	// cluster's name in remote_servers and the native address of each
+	// of its nodes.
+	EnvClickHouseCluster = "CARTOGRAPH_TEST_CLICKHOUSE_CLUSTER"
 )
 
 // TestCommand is how to run the tests so that every variable is set.
@@ -99,6 +104,12 @@ var (
 	}}
 	helmReq = requirement{What: "Helm 4 (v4.3.2; the chart tests render deploy/helm/cartograph with it)", Verb: "builds it", Vars: []variable{
 		{Name: EnvHelm, Form: "the path of a helm 4 binary", Example: "$HOME/.cache/cartograph/helm-v4.3.2/helm", parse: executable},
+	}}
+	clickhouseClusterReq = requirement{What: "a ClickHouse 26.7 cluster of two shards (remote_servers; Distributed tables)", Verb: "starts its own", Vars: []variable{
+		{Name: EnvClickHouseCluster, Form: "the cluster's name, a slash and the native host:port of each node, comma-separated", Example: "cartograph_test/127.0.0.1:9000,127.0.0.1:9001", parse: clusterSpec},
+	}}
+	otelcolLBReq = requirement{What: "an OpenTelemetry Collector v0.158.0 with the load_balancing exporter (the scale-out tests' load balancer)", Verb: "builds it", Vars: []variable{
+		{Name: EnvOtelcolLB, Form: "the path of an otelcol binary with the otlp receiver and the load_balancing exporter", Example: "$HOME/.cache/cartograph/otelcol-lb-v0.158.0/otelcol-lb", parse: executable},
 	}}
 )
 
@@ -226,6 +237,37 @@ func HotROD(tb testing.TB) string { tb.Helper(); return get(tb, hotrodReq)[0] }
 
 // Helm returns the path of a Helm 4 binary, or fails tb.
 func Helm(tb testing.TB) string { tb.Helper(); return get(tb, helmReq)[0] }
+
+// ClickHouseCluster returns the name and the nodes' native host:port of
+// the test ClickHouse cluster (two shards), or fails tb. Tests share it:
+// each makes a database of its own.
+func ClickHouseCluster(tb testing.TB) (name string, nodes []string) {
+	tb.Helper()
+	name, nodes, _ = parseCluster(get(tb, clickhouseClusterReq)[0])
+	return name, nodes
+}
+
+// parseCluster splits <name>/<host:port>,... .
+func parseCluster(s string) (string, []string, error) {
+	name, list, ok := strings.Cut(s, "/")
+	if !ok || name == "" || list == "" {
+		return "", nil, errors.New("want <cluster>/<host:port>,<host:port>")
+	}
+	nodes := strings.Split(list, ",")
+	for _, n := range nodes {
+		if err := hostPort(n); err != nil {
+			return "", nil, fmt.Errorf("node %q: %w", n, err)
+		}
+	}
+	return name, nodes, nil
+}
+
+func clusterSpec(s string) error { _, _, err := parseCluster(s); return err }
+
+// OtelcolLB returns the path of an OpenTelemetry Collector with the otlp
+// receiver and the load_balancing exporter, or fails tb. Tests run their
+// own, with a configuration of their own.
+func OtelcolLB(tb testing.TB) string { tb.Helper(); return get(tb, otelcolLBReq)[0] }
 
 func hostPort(s string) error {
 	host, port, err := net.SplitHostPort(s)

@@ -16,6 +16,7 @@ import (
 var allReqs = map[string]requirement{
 	"ClickHouse": clickhouseReq, "RabbitMQ": rabbitmqReq, "Redis": redisReq, "Postgres": postgresReq,
 	"NATSServer": natsServerReq, "Chromium": chromiumReq, "Alertmanager": alertmanagerReq, "HotROD": hotrodReq, "Helm": helmReq,
+	"OtelcolLB": otelcolLBReq, "ClickHouseCluster": clickhouseClusterReq,
 }
 
 // unsetAll clears every variable of r for the test.

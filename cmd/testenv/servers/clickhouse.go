@@ -269,3 +269,90 @@ func httpGet(ctx context.Context, url, user, password string) (string, error) {
 	}
 	return string(b), nil
 }
+
+// ClickHouseCluster is a ClickHouse cluster of two shards of one replica
+// each, named cartograph_test in remote_servers: two engines like
+// ClickHouse's, each given the same configuration file, on free ports, with
+// data directories of their own. Distributed tables on either node reach
+// both. There is no ClickHouse Keeper (the library build has none), so no
+// ReplicatedMergeTree and no ON CLUSTER DDL: `collector migrate --cluster`
+// creates the tables on each node itself.
+type ClickHouseCluster struct {
+	ClickHouse
+}
+
+// ClusterName is the cluster's name in remote_servers.
+const ClusterName = "cartograph_test"
+
+func (*ClickHouseCluster) Name() string   { return "clickhouse-cluster" }
+func (*ClickHouseCluster) Vars() []string { return []string{need.EnvClickHouseCluster} }
+
+// Start runs both nodes and waits for each to answer and to see the
+// cluster.
+func (c *ClickHouseCluster) Start(ctx context.Context, env *Env) (*Server, error) {
+	if c.bin == "" {
+		return nil, errors.New("clickhouse-cluster: Prepare was not called")
+	}
+	return withPorts(4, func(ports []int) (*Server, error) {
+		dir, err := env.tempDir("clickhouse-cluster")
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Name: c.Name(), Dir: dir, stopTO: env.StopTimeout}
+		conf := filepath.Join(dir, "cluster.xml")
+		xml := fmt.Sprintf(`<clickhouse>
+  <remote_servers>
+    <%[1]s>
+      <shard><replica><host>127.0.0.1</host><port>%[2]d</port></replica></shard>
+      <shard><replica><host>127.0.0.1</host><port>%[3]d</port></replica></shard>
+    </%[1]s>
+  </remote_servers>
+</clickhouse>
+`, ClusterName, ports[0], ports[2])
+		if err := os.WriteFile(conf, []byte(xml), 0o644); err != nil {
+			_ = s.Stop()
+			return nil, err
+		}
+		var natives []string
+		for i := range 2 {
+			node := filepath.Join(dir, fmt.Sprintf("node%d", i+1))
+			if err := os.MkdirAll(node, 0o755); err != nil {
+				_ = s.Stop()
+				return nil, err
+			}
+			native, httpAddr := addr(ports[2*i]), addr(ports[2*i+1])
+			cmd := exec.Command(c.bin, "--config-file="+conf,
+				"--path="+filepath.Join(node, "data")+"/", "--listen_host=127.0.0.1",
+				"--tcp_port="+strconv.Itoa(ports[2*i]), "--http_port="+strconv.Itoa(ports[2*i+1]),
+				"--multiquery", "--query", "SYSTEM START LISTEN TCP; SYSTEM START LISTEN HTTP; "+
+					"SELECT sleepEachRow(1) FROM system.numbers SETTINGS max_block_size=1, max_execution_time=0 FORMAT Null")
+			cmd.Dir = node
+			p, err := startProc("chserve", cmd, filepath.Join(node, "chserve.log"))
+			if err != nil {
+				_ = s.Stop()
+				return nil, err
+			}
+			s.procs = append(s.procs, p)
+			err = waitReady(ctx, env.StartTimeout, p, func(ctx context.Context) error {
+				if err := dialable(ctx, native); err != nil {
+					return err
+				}
+				n, err := httpGet(ctx, "http://"+httpAddr+"/?query=SELECT%20count()%20FROM%20system.clusters%20WHERE%20cluster%3D%27"+ClusterName+"%27", "", "")
+				if err == nil && strings.TrimSpace(n) != "2" {
+					err = fmt.Errorf("system.clusters has %s nodes of %s, want 2", strings.TrimSpace(n), ClusterName)
+				}
+				return err
+			})
+			if err != nil {
+				err = errStart(fmt.Sprintf("ClickHouse cluster node %d (chserve)", i+1), p, err)
+				_ = s.Stop()
+				return nil, err
+			}
+			natives = append(natives, native)
+		}
+		v := ClusterName + "/" + strings.Join(natives, ",")
+		s.Summary = fmt.Sprintf("ClickHouse cluster %s: two shards, native %s", ClusterName, strings.Join(natives, " and "))
+		s.Vars = []EnvVar{{need.EnvClickHouseCluster, v}}
+		return s, nil
+	})
+}

@@ -81,8 +81,8 @@ type Component interface {
 
 // All returns every component, in the order they are reported.
 func All() []Component {
-	return []Component{&ClickHouse{}, &RabbitMQ{}, &Redis{}, &Postgres{},
-		&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}, &Helm{}}
+	return []Component{&ClickHouse{}, &ClickHouseCluster{}, &RabbitMQ{}, &Redis{}, &Postgres{},
+		&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}, &Helm{}, &OtelcolLB{}}
 }
 
 // Server is what a component started (or found): the variables to hand to

@@ -66,6 +66,14 @@ func TestServersStartAnswerStop(t *testing.T) {
 			assert.True(t, strings.HasPrefix(body, "26.7."), "version %q", body)
 			require.NoError(t, dialable(t.Context(), vars[need.EnvClickHouse]))
 		}},
+		{&ClickHouseCluster{}, func(t *testing.T, vars map[string]string) {
+			name, nodes, ok := strings.Cut(vars[need.EnvClickHouseCluster], "/")
+			require.True(t, ok)
+			assert.Equal(t, ClusterName, name)
+			for _, n := range strings.Split(nodes, ",") {
+				require.NoError(t, dialable(t.Context(), n)) // each saw both in system.clusters before Start returned
+			}
+		}},
 		{&RabbitMQ{}, func(t *testing.T, vars map[string]string) {
 			conn, err := amqp.Dial(vars[need.EnvRabbitMQAMQP])
 			require.NoError(t, err)
@@ -137,6 +145,10 @@ func listening(t *testing.T, s *Server) []string {
 	var addrs []string
 	for _, v := range s.Vars {
 		a := v.Value
+		if _, list, ok := strings.Cut(a, "/"); ok && !strings.Contains(a, "://") {
+			addrs = append(addrs, strings.Split(list, ",")...) // a cluster's nodes
+			continue
+		}
 		if u, err := url.Parse(a); err == nil && u.Host != "" {
 			a = u.Host
 		}
@@ -151,7 +163,7 @@ func listening(t *testing.T, s *Server) []string {
 // run; their variables are their paths.
 func TestProgramsFound(t *testing.T) {
 	env := testEnv(t)
-	for _, c := range []Component{&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}} {
+	for _, c := range []Component{&NATSServer{}, &Chromium{}, &Alertmanager{}, &HotROD{}, &OtelcolLB{}} {
 		t.Run(c.Name(), func(t *testing.T) {
 			require.NoError(t, c.Prepare(t.Context(), env), "cmd/testenv built it already: nothing to do")
 			s, err := c.Start(t.Context(), env)
