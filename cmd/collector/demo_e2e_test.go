@@ -42,9 +42,9 @@ func TestE2EDemo(t *testing.T) {
 	}
 
 	// Fault i is on from (2i+1) phases after the start to (2i+2); its
-	// findings must fire and then resolve. Allow the last one two phases
+	// findings must fire and then resolve. Allow the last one four phases
 	// more to resolve.
-	deadline := start.Add(time.Duration(2*len(order)+3) * phase)
+	deadline := start.Add(time.Duration(2*len(order)+5) * phase)
 	fired, resolved := map[scenario.Fault]time.Duration{}, map[scenario.Fault]time.Duration{}
 	seen := map[scenario.Fault]map[string]bool{} // the findings of each fault seen firing
 	var cascade wireIncident

@@ -172,12 +172,14 @@ func apiURL(s started, path string) string { return "http://" + s.API.String() +
 // collector's graceful shutdown never waits on one.
 var testClient = &http.Client{
 	Transport: &http.Transport{DisableKeepAlives: true},
-	Timeout:   5 * time.Second,
+	Timeout:   15 * time.Second,
 }
 
 func httpGet(t *testing.T, url string) (int, http.Header, []byte) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// 15 s: a collector's /metrics or a history read can take seconds on
+	// cores shared with other tests; a hang still fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	require.NoError(t, err)
