@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -705,8 +706,9 @@ func TestE2EJudgeFailover(t *testing.T) {
 	bin := buildCollector(t)
 	const interval = time.Second
 	const takeover = 3 * interval // the default: 3 x --eval-interval
-	args := []string{"--storage=clickhouse", "--clickhouse-dsn=clickhouse://" + chTCP + "/" + db, "--detect=merged",
-		"--bucket=500ms", "--flush-interval=200ms", "--window=10s", "--pair-ttl=2s", "--eval-interval=" + interval.String()}
+	ch := newDrainProxy(t, chTCP)
+	args := []string{"--storage=clickhouse", "--clickhouse-dsn=clickhouse://" + ch.addr() + "/" + db, "--detect=merged",
+		"--bucket=500ms", "--flush-interval=200ms", "--window=4s", "--pair-ttl=2s", "--eval-interval=" + interval.String()}
 	cols := make([]*proc, 3)
 	for i := range cols {
 		cols[i] = startProcess(t, bin, append(slices.Clone(args), fmt.Sprintf("--collector-id=c%d", i+1))...)
@@ -754,6 +756,7 @@ func TestE2EJudgeFailover(t *testing.T) {
 	// for a while.
 	killed := time.Now()
 	cols[old].stop(t, syscall.SIGKILL, 5*time.Second)
+	t.Logf("c%d killed at %s", old+1, killed.UTC().Format(time.RFC3339Nano))
 	var took time.Duration
 	watch := func(until func() bool, within time.Duration) {
 		t.Helper()
@@ -830,8 +833,9 @@ func TestE2ECollectorKilledUnderLoad(t *testing.T) {
 	port := sharedPort(t, collectorIPs)
 	const bucket, flush, pairTTL = 500 * time.Millisecond, 200 * time.Millisecond, 2 * time.Second
 	ref := startCollector(t, scaleArgs...)
+	ch := newDrainProxy(t, chTCP)
 	args := func(i int) []string {
-		return append(slices.Clone(scaleArgs), "--storage=clickhouse", "--clickhouse-dsn=clickhouse://"+chTCP+"/"+db,
+		return append(slices.Clone(scaleArgs), "--storage=clickhouse", "--clickhouse-dsn=clickhouse://"+ch.addr()+"/"+db,
 			fmt.Sprintf("--collector-id=c%d", i+1), "--detect=off",
 			"--otlp-grpc-addr="+net.JoinHostPort(collectorIPs[i], strconv.Itoa(port)))
 	}
@@ -969,4 +973,76 @@ func clusterQuery(t *testing.T, node, q string) string {
 	var n uint64
 	require.NoError(t, rows.Scan(&n), q)
 	return strconv.FormatUint(n, 10)
+}
+
+// drainProxy is a TCP proxy to ClickHouse for collector processes the
+// tests kill. The test engine (chdb 26.7 served by chserve, cmd/testenv)
+// aborts when a native-protocol client disconnects while a query of it is
+// in flight, which is what a SIGKILLed collector does (a ClickHouse server
+// does not: it cancels the query). The proxy keeps the server's side of a
+// dead client's connection open, reading what the server still sends,
+// until the server has been silent for a second: by then its query is
+// done, and it sees the client leave between queries.
+type drainProxy struct {
+	ln   net.Listener
+	done sync.WaitGroup
+}
+
+// newDrainProxy listens on a free loopback port and forwards to target.
+func newDrainProxy(t *testing.T, target string) *drainProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &drainProxy{ln: ln}
+	p.done.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.done.Go(func() { drain(c, up) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		p.done.Wait() // every connection ended by its client and drained
+	})
+	return p
+}
+
+func (p *drainProxy) addr() string { return p.ln.Addr().String() }
+
+// drain copies c to up and up to c; when c ends, it reads up until up has
+// been silent for a second, then closes it.
+func drain(c, up net.Conn) {
+	var gone atomic.Bool
+	go func() { _, _ = io.Copy(up, c); gone.Store(true); c.Close() }()
+	buf := make([]byte, 64<<10)
+	for {
+		_ = up.SetReadDeadline(time.Now().Add(time.Second))
+		n, err := up.Read(buf)
+		if n > 0 && !gone.Load() {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				gone.Store(true)
+			}
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if gone.Load() {
+				up.Close()
+				return
+			}
+			continue
+		}
+		if err != nil {
+			up.Close()
+			c.Close()
+			return
+		}
+	}
 }
