@@ -46,6 +46,18 @@ const (
 	DefaultRetryAfter = time.Second
 )
 
+// gRPC flow-control windows, fixed (gRPC's estimate of the bandwidth-delay
+// product is off): a stream's window covers a request of 256 KiB without a
+// WINDOW_UPDATE (one is sent when a quarter of the window is read), the
+// connection's is updated every 2 MiB read. What a sender can have
+// buffered unread is bounded as before: a stream is only read once the
+// in-flight limit admitted it (the data of a refused one is discarded), and
+// the dynamic windows could grow to 16 MiB.
+const (
+	grpcStreamWindow = 1 << 20
+	grpcConnWindow   = 8 << 20
+)
+
 // maxRequestBytesLimit bounds Options.MaxRequestBytes: gRPC takes the limit as
 // an int and OTLP batches that large make no sense.
 const maxRequestBytesLimit = math.MaxInt32
@@ -216,6 +228,12 @@ func New(opts Options) (*Receiver, error) {
 			// decoding needs (runtime.newstack/copystack) was 6% of the
 			// CPU under small requests (telemetrygen-shaped traffic).
 			grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+			// Fixed flow-control windows: gRPC's dynamic ones start at
+			// 64 KiB and answer nearly every request of a few tens of KB
+			// with a connection WINDOW_UPDATE, a stream WINDOW_UPDATE and a
+			// BDP ping, each its own write (system call) on loopback.
+			grpc.InitialWindowSize(grpcStreamWindow),
+			grpc.InitialConnWindowSize(grpcConnWindow),
 		}
 		if opts.TLS != nil {
 			serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS.Clone())))
