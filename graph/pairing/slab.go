@@ -62,7 +62,7 @@ const (
 // slab holds the pending half-edges in insertion order, which is expiry
 // order (the TTL is the same for all). Owned by one Store.
 type slab struct {
-	idx        map[key]int32
+	idx        pendIndex
 	chunks     []*[chunkSize]entry
 	used       int32 // slots ever handed out (all chunks below are full)
 	head, tail int32 // expiry list
@@ -74,17 +74,17 @@ type slab struct {
 }
 
 func newSlab() slab {
-	return slab{idx: make(map[key]int32), head: noSlot, tail: noSlot, free: noSlot}
+	return slab{idx: newPendIndex(), head: noSlot, tail: noSlot, free: noSlot}
 }
 
-func (p *slab) len() int { return len(p.idx) }
+func (p *slab) len() int { return p.idx.n }
 
 func (p *slab) at(i int32) *entry { return &p.chunks[i>>chunkShift][i&(chunkSize-1)] }
 
 // get returns the entry for k, or nil.
 func (p *slab) get(k key) *entry {
-	i, ok := p.idx[k]
-	if !ok {
+	i, _ := p.idx.find(&k, p.idx.hash(&k), p.at)
+	if i == noSlot {
 		return nil
 	}
 	return p.at(i)
@@ -111,13 +111,13 @@ func (p *slab) add(k key, expireAt int64) *entry {
 		p.head = i
 	}
 	p.tail = i
-	p.idx[k] = i
+	p.idx.insert(p.idx.hash(&k), i)
 	return en
 }
 
 // remove frees en's slot and its waiter list.
 func (p *slab) remove(en *entry) {
-	delete(p.idx, en.key)
+	p.idx.remove(p.idx.hash(&en.key), en.self)
 	if en.prev != noSlot {
 		p.at(en.prev).next = en.next
 	} else {
