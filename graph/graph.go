@@ -192,6 +192,7 @@ type Graph struct {
 	bucketN int64 // bucket width in ns
 	slots   int   // buckets kept per edge
 	mapping mapping.IndexMapping
+	latIx   *latencyIndex // of mapping
 	seed    maphash.Seed
 	started time.Time
 	m       *metrics
@@ -324,6 +325,7 @@ func New(opts Options) (*Graph, error) {
 		dormant: make(map[dormantEdge]int64),
 		retries: make(map[retryKey]*retryGroup),
 	}
+	g.latIx = newLatencyIndex(g.mapping)
 	store, err := pairing.New(pairing.Options{
 		TTL:            opts.PairTTL,
 		MaxItems:       opts.MaxPending,

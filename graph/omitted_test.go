@@ -56,7 +56,7 @@ func TestBetweennessSkippedIsSaid(t *testing.T) {
 // seen (its client spans carry http.request.resend_count and the repeated
 // calls the pairing recognises), and on any edge where a retry was seen.
 func TestRetriesOmittedWhereUnseen(t *testing.T) {
-	m := newLatencyMapping()
+	m := newLatencyIndex(newLatencyMapping())
 	withClient := func(st Stats) Stats {
 		addLatency(&st.Client, m, int64(3*time.Millisecond))
 		return st

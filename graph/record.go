@@ -273,7 +273,7 @@ func (g *Graph) addAttempts(src int32, sv *pairing.Half, proto Protocol, n, errs
 }
 
 func (g *Graph) latency(sk **ddsketch.DDSketch, nanos int64) {
-	if !addLatency(sk, g.mapping, nanos) {
+	if !addLatency(sk, g.latIx, nanos) {
 		g.m.dropped.WithLabelValues("invalid_duration").Inc()
 	}
 }

@@ -115,14 +115,14 @@ func (s *Stats) reset() {
 
 // addLatency records d nanoseconds into *sk as milliseconds; negative
 // durations (clock skew, bad timestamps) are not recorded and return false.
-func addLatency(sk **ddsketch.DDSketch, m mapping.IndexMapping, nanos int64) bool {
+func addLatency(sk **ddsketch.DDSketch, ix *latencyIndex, nanos int64) bool {
 	if nanos < 0 {
 		return false
 	}
 	if *sk == nil {
-		*sk = ddsketch.NewDDSketchFromStoreProvider(m, store.BufferedPaginatedStoreConstructor)
+		*sk = ix.newSketch()
 	}
-	_ = (*sk).Add(float64(nanos) / 1e6) // non-negative finite: cannot fail
+	ix.add(*sk, nanos)
 	return true
 }
 
