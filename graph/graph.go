@@ -204,6 +204,8 @@ type Graph struct {
 	edgeIx []*edgeState
 	peers  map[NodeKey]int32
 	peerIx []NodeKey
+	// edgeCache and peerCache front edges and peers (lookupcache.go).
+	edgeCache, peerCache lookupCache
 	// peerSeen is the epoch each peer candidate was last addressed in.
 	peerSeen []int64
 	// ep is the epoch of the batch, expiry or snapshot in progress: what
@@ -376,7 +378,14 @@ func (g *Graph) edge(src, dst int32, proto Protocol, group string) *edgeState {
 		return nil
 	}
 	k := edgeKey{src: src, dst: dst, proto: proto, group: group}
+	h := edgeCacheHash(&k)
+	if i := g.edgeCache.get(h); i >= 0 && int(i) < len(g.edgeIx) && g.edgeIx[i].key == k {
+		e := g.edgeIx[i]
+		e.lastSeen = g.ep
+		return e
+	}
 	if i, ok := g.edges[k]; ok {
+		g.edgeCache.put(h, i)
 		e := g.edgeIx[i]
 		e.lastSeen = g.ep
 		return e

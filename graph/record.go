@@ -285,7 +285,13 @@ func (g *Graph) peerCandidate(k NodeKey) int32 {
 	if k.Kind == 0 || k.Name == "" {
 		return -1
 	}
+	h := nodeCacheHash(&k)
+	if i := g.peerCache.get(h); i >= 0 && int(i) < len(g.peerIx) && g.peerIx[i] == k {
+		g.peerSeen[i] = g.ep
+		return i
+	}
 	if i, ok := g.peers[k]; ok {
+		g.peerCache.put(h, i)
 		g.peerSeen[i] = g.ep
 		return i
 	}
