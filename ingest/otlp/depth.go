@@ -377,6 +377,11 @@ func newNestingCodec() nestingCodec {
 
 func (c nestingCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(encodedMessage); ok {
+		if len(m) == 0 {
+			// An empty message (the answer to an accepted export):
+			// nothing to encode, nothing to hold.
+			return nil, nil
+		}
 		return mem.BufferSlice{mem.SliceBuffer(m)}, nil
 	}
 	return c.delegate.Marshal(v)

@@ -69,15 +69,18 @@ func wireTracesExport(srv any, ctx context.Context, dec func(any) error, _ grpc.
 	defer req.free()
 	d := req.decoded
 	res, err := s.r.serveGRPC(ctx, signalTraces, batch{items: int64(d.SpanCount()), consume: d.Consume})
-	resp := ptraceotlp.NewExportResponse()
 	if err != nil {
 		return nil, err
 	}
-	if res.verdict == verdictPartial {
-		ps := resp.PartialSuccess()
-		ps.SetRejectedSpans(res.rejected)
-		ps.SetErrorMessage(res.message)
+	if res.verdict != verdictPartial {
+		// An ExportTraceServiceResponse without partial success
+		// encodes to no bytes.
+		return encodedMessage(nil), nil
 	}
+	resp := ptraceotlp.NewExportResponse()
+	ps := resp.PartialSuccess()
+	ps.SetRejectedSpans(res.rejected)
+	ps.SetErrorMessage(res.message)
 	b, err := resp.MarshalProto()
 	if err != nil {
 		return nil, err
