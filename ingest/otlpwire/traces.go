@@ -246,19 +246,29 @@ func attribute(b []byte, depth int, v Visitor, ofResource bool) error {
 }
 
 // shortKeyValue reads the common KeyValue in one go: a key and a value
-// of a string, an integer or a bool, each field once, in order, with
+// of a string, an integer or a bool, each field once, key first (as the
+// OpenTelemetry SDKs write it) or value first (as pdata, and so the
+// Collector, writes every message: fields in reverse order), with
 // one-byte lengths. ok is false for every other KeyValue, which keyValue
 // reads (the result is the same: these bytes hold nothing to check
 // beyond what is read here).
 func shortKeyValue(b []byte) (key string, v Value, ok bool) {
-	if len(b) < 4 || b[0] != 1<<3|wireLen || b[1] >= 0x80 {
+	if len(b) < 4 || b[1] >= 0x80 {
 		return "", Value{}, false
 	}
-	k := 2 + int(b[1])
-	if k+2 > len(b) || b[k] != 2<<3|wireLen || b[k+1] >= 0x80 || k+2+int(b[k+1]) != len(b) {
+	k := 2 + int(b[1]) // where the second field starts
+	if k+2 > len(b) || b[k+1] >= 0x80 || k+2+int(b[k+1]) != len(b) {
 		return "", Value{}, false
 	}
-	key, av := str(b[2:k]), b[k+2:]
+	var av []byte
+	switch {
+	case b[0] == 1<<3|wireLen && b[k] == 2<<3|wireLen:
+		key, av = str(b[2:k]), b[k+2:]
+	case b[0] == 2<<3|wireLen && b[k] == 1<<3|wireLen:
+		key, av = str(b[k+2:]), b[2:k]
+	default:
+		return "", Value{}, false
+	}
 	if len(av) < 2 {
 		return "", Value{}, false
 	}
