@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,8 +30,9 @@ func (attrOwners) Owner(_ string, attrs map[string]string) string { return attrs
 func TestGraphAtWithEnv(t *testing.T) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	now := t0
-	clock := func() time.Time { return now }
+	var nowNS atomic.Int64 // the store's retention reads it from its own goroutine
+	nowNS.Store(t0.UnixNano())
+	clock := func() time.Time { return time.Unix(0, nowNS.Load()).UTC() }
 	st, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Retention: 50 * 365 * 24 * time.Hour, Now: clock})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -43,7 +45,7 @@ func TestGraphAtWithEnv(t *testing.T) {
 		for j, env := range []string{"production", "staging"} {
 			res := []graph.Attr{{Key: graph.EnvironmentAttr, Value: env}, {Key: "k8s.deployment.name", Value: "web"}, {Key: "team", Value: "team-" + env}}
 			tr := graph.TraceID{byte(i), byte(j), 1}
-			start := now.UnixNano() + int64(j)*int64(time.Millisecond)
+			start := nowNS.Load() + int64(j)*int64(time.Millisecond)
 			spans = append(spans,
 				graph.Span{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanServer, Service: "api-" + env, Start: start + 1e6, End: start + 5e6, Protocol: graph.ProtocolHTTP, Attributes: res},
 				graph.Span{Trace: tr, ID: graph.SpanID{1}, Kind: graph.SpanClient, Service: "web-" + env, Start: start, End: start + 6e6, Protocol: graph.ProtocolHTTP, Operation: "GET /", Attributes: res},
@@ -51,9 +53,10 @@ func TestGraphAtWithEnv(t *testing.T) {
 		}
 		rej, why := g.ConsumeSpans(spans)
 		require.Zero(t, rej, why)
-		now = now.Add(5 * time.Second)
+		nowNS.Add(int64(5 * time.Second))
 		require.NoError(t, p.Flush(ctx))
 	}
+	now := clock()
 	a, err := api.New(api.Options{Graph: g, History: storage.History{Storage: st}, Now: func() time.Time { return now.Add(time.Hour) }})
 	require.NoError(t, err)
 	get := func(url string) (int, map[string]any) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,8 +28,9 @@ func (teamOwner) Owner(_ string, attrs map[string]string) string { return attrs[
 // still splits by environment (env=).
 func TestPastViewKeepsEnvironmentAndOwner(t *testing.T) {
 	ctx := context.Background()
-	clock := time.Now().Add(-10 * time.Minute).Truncate(5 * time.Second)
-	nowFn := func() time.Time { return clock }
+	var nowNS atomic.Int64 // the store's retention reads it from its own goroutine
+	nowNS.Store(time.Now().Add(-10 * time.Minute).Truncate(5 * time.Second).UnixNano())
+	nowFn := func() time.Time { return time.Unix(0, nowNS.Load()).UTC() }
 	st, err := embedded.Open(embedded.Options{Dir: t.TempDir(), Now: nowFn})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
@@ -45,7 +47,7 @@ func TestPastViewKeepsEnvironmentAndOwner(t *testing.T) {
 			}
 			res := []graph.Attr{{Key: graph.EnvironmentAttr, Value: env}, workload, {Key: "team", Value: "team-web"}}
 			tr := graph.TraceID{byte(i), byte(j), 3}
-			start := clock.UnixNano() + int64(j)*int64(time.Millisecond)
+			start := nowNS.Load() + int64(j)*int64(time.Millisecond)
 			spans = append(spans,
 				graph.Span{Trace: tr, ID: graph.SpanID{2}, Parent: graph.SpanID{1}, Kind: graph.SpanServer, Service: "api-" + env, Start: start + 1e6, End: start + 5e6, Protocol: graph.ProtocolHTTP},
 				graph.Span{Trace: tr, ID: graph.SpanID{1}, Kind: graph.SpanClient, Service: "web-" + env, Start: start, End: start + 6e6, Protocol: graph.ProtocolHTTP, Operation: "GET /", Attributes: res},
@@ -53,13 +55,13 @@ func TestPastViewKeepsEnvironmentAndOwner(t *testing.T) {
 		}
 		rej, why := g.ConsumeSpans(spans)
 		require.Zero(t, rej, why)
-		clock = clock.Add(5 * time.Second)
+		nowNS.Add(int64(5 * time.Second))
 		require.NoError(t, p.Flush(ctx))
 	}
 	a, err := api.New(api.Options{Graph: g, History: storage.History{Storage: st}})
 	require.NoError(t, err)
 	u := newTestUI(t, a.Local())
-	at := "at=" + url.QueryEscape(clock.UTC().Format(time.RFC3339)) + "&window=1m"
+	at := "at=" + url.QueryEscape(nowFn().Format(time.RFC3339)) + "&window=1m"
 	for _, tt := range []struct {
 		name, url   string
 		has, hasNot []string
