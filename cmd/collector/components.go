@@ -177,6 +177,7 @@ type detectConfig struct {
 	Detect               detectMode
 	EvalInterval         time.Duration
 	JudgeTakeover        time.Duration
+	ServeMerged          bool
 	MaxFindings          int
 	MaxIncidents         int
 	IncidentMaxBaselines int
@@ -188,6 +189,7 @@ func (c *detectConfig) flags(fs *flag.FlagSet) {
 	fs.TextVar(&c.Detect, "detect", detectLocal, "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; with ClickHouse the collectors run with it elect one judge at a time), off (serve findings from storage)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
 	fs.DurationVar(&c.JudgeTakeover, "judge-takeover", 0, "with --detect merged on ClickHouse: how soon after the judging collector's last heartbeat another collector run with --detect merged holds the judge's lease (at least 600ms; 0: 3 x --eval-interval)")
+	fs.BoolVar(&c.ServeMerged, "serve-merged", false, "with --detect merged: serve the merged graph (what the judge judges) also while another collector judges, so that the API and UI of every collector show the whole graph, as behind one Service over all of them; each collector then reads the merged window from storage every --eval-interval (without it, only the judge does and the others serve their own share)")
 	fs.IntVar(&c.MaxFindings, "max-findings", 10_000, "pending and firing findings (and separately resolved ones) kept; more are dropped and counted")
 	fs.IntVar(&c.MaxIncidents, "max-incidents", incident.DefaultMaxIncidents, "incidents kept, open and resolved (the oldest resolved go first); an incident beyond is not opened, and counted")
 	fs.IntVar(&c.IncidentMaxBaselines, "incident-max-baselines", incident.DefaultMaxBaselines, "nodes, edges and entry points whose usual figures are learnt to rank incidents' root causes; beyond, counted and not judged")
@@ -390,6 +392,9 @@ func (c detectConfig) Validate() error {
 	}
 	if c.IncidentMaxBaselines < 1 {
 		errs = append(errs, errors.New("--incident-max-baselines must be at least 1"))
+	}
+	if c.ServeMerged && c.Detect != detectMerged {
+		errs = append(errs, fmt.Errorf("--serve-merged needs --detect merged (not %q): only then is there a merged graph to serve", c.Detect))
 	}
 	if c.JudgeTakeover != 0 && c.JudgeTakeover < 600*time.Millisecond {
 		errs = append(errs, errors.New("--judge-takeover must be 0 (3 x --eval-interval) or at least 600ms"))

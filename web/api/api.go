@@ -305,10 +305,6 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		env = ""
 	}
 	if q.Has("at") {
-		if env != "" {
-			writeError(w, http.StatusBadRequest, errors.New("env: not supported with at=: stored graphs keep no resource attributes, so no environment"))
-			return
-		}
 		at, err := a.parsePast("at", q.Get("at"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
@@ -323,9 +319,18 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s, ok := a.past(w, r, at, window)
-		if ok {
-			writeJSON(w, http.StatusOK, s)
+		if !ok {
+			return
 		}
+		// Stored node rows keep the kept resource attributes, so a past
+		// graph splits by environment as the live one does.
+		if env != "" {
+			if s, err = InEnvironment(s, env); err != nil {
+				writeError(w, http.StatusBadRequest, err)
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, s)
 		return
 	}
 	window, err := parseWindow(q.Get("window"))
