@@ -42,6 +42,7 @@ type migrationVars struct {
 	LagTTL      string
 	NodeTTL     string // of nodes
 	SpansTTL    string // of spans
+	ChangesTTL  string // of changes
 }
 
 // ttlExpr is a TTL expression keeping rows `keep` after the time in column
@@ -60,6 +61,7 @@ func ttlTables(o Options) [][2]string {
 		{"findings", ttlExpr("last_seen", FindingsRetention)},
 		{"nodes", ttlExpr("time", o.Retention)},
 		{"spans", ttlExpr("start", o.RawSpansTTL)},
+		{"changes", ttlExpr("at", o.Retention)},
 	}
 }
 
@@ -228,7 +230,7 @@ func migrateTo(ctx context.Context, conn driver.Conn, db string, o Options, ms [
 	}
 
 	ttl := ttlTables(o)
-	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1], NodeTTL: ttl[4][1], SpansTTL: ttl[5][1]}
+	vars := migrationVars{DB: q, EdgeTTL: ttl[0][1], RollupTTL: ttl[1][1], LagTTL: ttl[2][1], FindingsTTL: ttl[3][1], NodeTTL: ttl[4][1], SpansTTL: ttl[5][1], ChangesTTL: ttl[6][1]}
 	var done []int
 	for _, m := range ms {
 		if applied[m.version] {
