@@ -122,7 +122,7 @@ type Recorder struct {
 	pending  []Change // not yet written to the Store
 	services map[string]*service
 	subjects map[string]*subject
-	started  bool          // Record saw its first snapshot
+	since    time.Time     // the first snapshot's time
 	prev     time.Time     // the previous snapshot's time
 	dt       time.Duration // from it to this one (at most a minute)
 
@@ -340,8 +340,9 @@ func (r *Recorder) value(sv *service, id string, i int, v string, at, now time.T
 func clone(s string) string { return string([]byte(s)) }
 
 // Record compares the tick's snapshot with what the Recorder has seen:
-// nodes and edges new in its window are added (not on the first snapshot,
-// which is where the Recorder starts), those unseen for longer than
+// nodes and edges new in its window are added (not before the Recorder
+// has seen snapshots for a window and GoneAfter: until then what it sees
+// first was there before it started), those unseen for longer than
 // GoneAfter (or quietArrivals of their usual gaps) removed, at the time
 // they were last seen; services most of whose instances were replaced
 // within GoneAfter get a version change (service.instance.id). Then it
@@ -360,9 +361,14 @@ func (r *Recorder) Record(s *graph.Snapshot) {
 		r.dt = min(now.Sub(r.prev), time.Minute)
 	}
 	r.prev = now
-	r.presence(s, now)
+	if r.since.IsZero() {
+		r.since = now
+	}
+	// Until the window has filled and what is rare has had the time to
+	// show, a node or an edge seen for the first time was there before.
+	warm := now.Sub(r.since) >= max(time.Duration(s.WindowSeconds*float64(time.Second)), r.o.GoneAfter)
+	r.presence(s, now, warm)
 	r.turnovers(now)
-	r.started = true
 	var batch []Change
 	if len(r.pending) > 0 && r.writing.CompareAndSwap(false, true) {
 		batch = r.pending
@@ -393,7 +399,7 @@ func (r *Recorder) write(batch []Change) {
 }
 
 // presence records nodes and edges added and removed. Caller holds mu.
-func (r *Recorder) presence(s *graph.Snapshot, now time.Time) {
+func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) {
 	names := make(map[string]string, len(s.Nodes))
 	rates := make(map[string]float64, len(s.Nodes))
 	for _, n := range s.Nodes {
@@ -407,7 +413,7 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time) {
 		rates[e.Source] += e.RatePerS
 		rates[e.Target] += e.RatePerS
 		seen[e.ID] = true
-		r.present(e.ID, false, now, e.RatePerS, func(sj *subject) {
+		r.present(e.ID, false, now, warm, e.RatePerS, func(sj *subject) {
 			sj.source, sj.target, sj.sourceID, sj.targetID = names[e.Source], names[e.Target], e.Source, e.Target
 		})
 	}
@@ -416,7 +422,7 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time) {
 			continue
 		}
 		seen[n.ID] = true
-		r.present(n.ID, true, now, rates[n.ID], func(sj *subject) { sj.name = n.Name })
+		r.present(n.ID, true, now, warm, rates[n.ID], func(sj *subject) { sj.name = n.Name })
 	}
 	for id, sj := range r.subjects {
 		if seen[id] {
@@ -437,8 +443,8 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time) {
 }
 
 // present marks a node or edge of the snapshot seen, recording it added
-// when it is new (after the first snapshot). Caller holds mu.
-func (r *Recorder) present(id string, node bool, now time.Time, rate float64, fill func(*subject)) {
+// when it is new and warm. Caller holds mu.
+func (r *Recorder) present(id string, node bool, now time.Time, warm bool, rate float64, fill func(*subject)) {
 	sj, ok := r.subjects[id]
 	if !ok {
 		if len(r.subjects) >= r.o.MaxSubjects {
@@ -448,7 +454,7 @@ func (r *Recorder) present(id string, node bool, now time.Time, rate float64, fi
 		sj = &subject{node: node, first: now}
 		fill(sj)
 		r.subjects[id] = sj
-		if r.started {
+		if warm {
 			if node {
 				r.add(Change{At: now, Kind: KindNodeAdded, Node: sj.name, NodeID: id, Summary: "new node " + sj.name})
 			} else {

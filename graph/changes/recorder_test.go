@@ -177,7 +177,8 @@ func edge(src, dst string, rate float64) graph.Edge {
 	return graph.Edge{ID: "service:" + src + "->service:" + dst + " http", Source: "service:" + src, Target: "service:" + dst, RatePerS: rate}
 }
 
-// TestPresence: nothing is added on the first snapshot; a new edge and
+// TestPresence: nothing is added until the recorder has watched for
+// GoneAfter (what it sees first was there before); then a new edge and
 // node are added; an edge gone for GoneAfter is removed at its last
 // sighting, its nodes with it; a single quiet tick removes nothing.
 func TestPresence(t *testing.T) {
@@ -185,6 +186,11 @@ func TestPresence(t *testing.T) {
 	r.Record(snap(c.t, edge("web", "api", 10)))
 	c.advance(5 * time.Second)
 	r.Record(snap(c.t)) // one quiet tick
+	for range 60 {
+		c.advance(5 * time.Second)
+		r.Record(snap(c.t, edge("web", "api", 10), edge("web", "cart", 10)))
+	}
+	require.Empty(t, r.Between(t0, c.t), "cart was there before the recorder had watched for GoneAfter")
 	c.advance(5 * time.Second)
 	r.Record(snap(c.t, edge("web", "api", 10), edge("api", "payment", 5)))
 	added := c.t
@@ -196,11 +202,11 @@ func TestPresence(t *testing.T) {
 	require.Equal(t, "new dependency: api → payment", e.Summary)
 	for range 60 { // five minutes without payment
 		c.advance(5 * time.Second)
-		r.Record(snap(c.t, edge("web", "api", 10)))
+		r.Record(snap(c.t, edge("web", "api", 10), edge("web", "cart", 10)))
 	}
 	require.Len(t, r.Between(t0, c.t), 2, "not gone yet")
 	c.advance(5 * time.Second)
-	r.Record(snap(c.t, edge("web", "api", 10)))
+	r.Record(snap(c.t, edge("web", "api", 10), edge("web", "cart", 10)))
 	cs = r.Between(added.Add(time.Millisecond), c.t)
 	require.Empty(t, cs, "removed at its last sighting")
 	cs = r.Between(added, added)
@@ -212,9 +218,9 @@ func TestPresence(t *testing.T) {
 	// JSON as SPEC.md has it.
 	b, err := json.Marshal(cs[0])
 	require.NoError(t, err)
-	require.JSONEq(t, `{"id":"`+cs[0].ID+`","at":"2026-03-01T12:00:10Z","kind":"edge_removed","source":"api","target":"payment",
+	require.JSONEq(t, `{"id":"`+cs[0].ID+`","at":"2026-03-01T12:05:10Z","kind":"edge_removed","source":"api","target":"payment",
 		"edge_id":"service:api->service:payment http","source_id":"service:api","target_id":"service:payment",
-		"summary":"dependency gone: api → payment, no calls since 2026-03-01T12:00:10Z"}`, string(b))
+		"summary":"dependency gone: api → payment, no calls since 2026-03-01T12:05:10Z"}`, string(b))
 	var back Change
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, cs[0], back)
@@ -328,9 +334,9 @@ func (m *memStore) Changes(_ context.Context, from, to time.Time) ([]Change, err
 // write; Changes lists those stored and those in memory once each.
 func TestStore(t *testing.T) {
 	st := &memStore{fail: true}
-	r, c := newRecorder(t, Options{Store: st})
+	r, c := newRecorder(t, Options{Store: st, GoneAfter: 10 * time.Second})
 	r.Record(snap(c.t, edge("web", "api", 1)))
-	c.advance(5 * time.Second)
+	c.advance(10 * time.Second)
 	r.Record(snap(c.t, edge("web", "api", 1), edge("api", "db", 1)))
 	require.Eventually(t, func() bool { return !r.writing.Load() }, 5*time.Second, 10*time.Millisecond)
 	require.Empty(t, st.cs)
