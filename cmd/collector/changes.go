@@ -47,7 +47,7 @@ func (c changesConfig) Validate() error {
 func newChangeRecorder(cfg config, st storage.Storage, logger *slog.Logger, reg prometheus.Registerer) (*changes.Recorder, error) {
 	o := changes.Options{
 		MaxChanges: cfg.MaxChanges, MaxServices: cfg.MaxNodes, MaxSubjects: cfg.MaxNodes + cfg.MaxEdges,
-		GoneAfter: cfg.ChangesGoneAfter, Logger: logger, Registerer: reg,
+		GoneAfter: cfg.ChangesGoneAfter, Quiet: cfg.Window, Logger: logger, Registerer: reg,
 	}
 	if cs, ok := st.(changes.Store); ok && cfg.Storage == storageClickHouse {
 		o.Store = cs

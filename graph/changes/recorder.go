@@ -138,7 +138,7 @@ type service struct {
 	name       string
 	first      time.Time // first seen by this Recorder
 	last       time.Time
-	values     [len(tracked)]map[string]time.Time // value -> last seen
+	values     [len(tracked)]map[string]*time.Time // value -> last seen
 	instances  map[string]*instance
 	changedAt  time.Time // the last version change recorded
 	turnoverAt time.Time // the last turnover recorded
@@ -264,7 +264,7 @@ func (r *Recorder) observe(s *graph.Span, at, now time.Time) {
 			r.untracked.Inc()
 			return
 		}
-		sv = &service{name: key.DisplayName(), first: now, instances: map[string]*instance{}}
+		sv = &service{name: clone(key.DisplayName()), first: now, instances: map[string]*instance{}}
 		r.services[id] = sv
 	}
 	sv.last = now
@@ -294,47 +294,53 @@ func (r *Recorder) observe(s *graph.Span, at, now time.Time) {
 }
 
 // value learns that service sv sends value v of tracked attribute i.
+// v may alias the decoder's buffer: only a copy is kept (a map assignment
+// to an existing string key would store the alias, hence the pointers).
 // Caller holds mu.
 func (r *Recorder) value(sv *service, id string, i int, v string, at, now time.Time) {
 	m := sv.values[i]
 	if m == nil {
-		m = map[string]time.Time{}
+		m = map[string]*time.Time{}
 		sv.values[i] = m
 	}
 	last, known := m[v]
-	if !known || now.Sub(last) > r.o.GoneAfter {
-		// A value not seen (lately): new, or back after it was gone.
-		prev := ""
-		var prevAt time.Time
-		for pv, t := range m {
-			if pv != v && t.After(prevAt) {
-				prev, prevAt = pv, t
-			}
-		}
-		if prev != "" && now.Sub(sv.first) >= r.o.Quiet {
-			c := Change{At: at, Kind: KindVersion, Node: sv.name, NodeID: id, Attribute: tracked[i], From: prev, To: v}
-			if i == 0 {
-				c.Summary = fmt.Sprintf("version %s of %s (was %s)", v, sv.name, prev)
-			} else {
-				c.Summary = fmt.Sprintf("%s of %s changed from %s to %s", tracked[i], sv.name, prev, v)
-			}
-			r.add(c)
-			sv.changedAt = now
-		}
-		if !known {
-			if len(m) >= maxValues {
-				oldest := ""
-				for k, t := range m {
-					if oldest == "" || t.Before(m[oldest]) {
-						oldest = k
-					}
-				}
-				delete(m, oldest)
-			}
-			v = clone(v)
+	if known && now.Sub(*last) <= r.o.GoneAfter {
+		*last = now
+		return
+	}
+	// A value not seen (lately): new, or back after it was gone.
+	v = clone(v)
+	prev := ""
+	var prevAt time.Time
+	for pv, t := range m {
+		if pv != v && t.After(prevAt) {
+			prev, prevAt = pv, *t
 		}
 	}
-	m[v] = now
+	if prev != "" && now.Sub(sv.first) >= r.o.Quiet {
+		c := Change{At: at, Kind: KindVersion, Node: sv.name, NodeID: id, Attribute: tracked[i], From: prev, To: v}
+		if i == 0 {
+			c.Summary = fmt.Sprintf("version %s of %s (was %s)", v, sv.name, prev)
+		} else {
+			c.Summary = fmt.Sprintf("%s of %s changed from %s to %s", tracked[i], sv.name, prev, v)
+		}
+		r.add(c)
+		sv.changedAt = now
+	}
+	if known {
+		*last = now
+		return
+	}
+	if len(m) >= maxValues {
+		oldest := ""
+		for k, t := range m {
+			if oldest == "" || t.Before(*m[oldest]) {
+				oldest = k
+			}
+		}
+		delete(m, oldest)
+	}
+	m[v] = &now
 }
 
 func clone(s string) string { return string([]byte(s)) }

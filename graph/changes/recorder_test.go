@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -352,4 +353,35 @@ func TestStore(t *testing.T) {
 	cs2, err := r2.Changes(context.Background(), t0, c.t)
 	require.NoError(t, err)
 	require.Equal(t, cs, cs2)
+}
+
+// TestObserveCopies: the strings of spans alias the decoder's buffer,
+// reused for the next request: what the recorder keeps is its own copy.
+func TestObserveCopies(t *testing.T) {
+	r, c := newRecorder(t, Options{})
+	buf := []byte("pay1.41i-1")
+	alias := func(i, j int) string { return unsafe.String(&buf[i], j-i) }
+	send := func() {
+		attrs := []graph.Attr{{Key: AttrVersion, Value: alias(3, 7)}}
+		r.Observe([]graph.Span{{Service: alias(0, 3), Instance: alias(7, 10), Attributes: attrs, Start: c.t.UnixNano()}})
+		r.Record(&graph.Snapshot{GeneratedAt: c.t})
+		c.advance(5 * time.Second)
+	}
+	for range 30 {
+		send()
+	}
+	copy(buf, "pay1.42i-2")
+	for range 30 {
+		send()
+	}
+	copy(buf, "xxxxxxxxxx") // the buffer reused
+	cs := r.Between(t0, c.t)
+	require.Len(t, cs, 1)
+	require.Equal(t, "payment"[:3], cs[0].Node)
+	require.Equal(t, "1.41", cs[0].From)
+	require.Equal(t, "1.42", cs[0].To)
+	require.Equal(t, "version 1.42 of pay (was 1.41)", cs[0].Summary)
+	copy(buf, "pay1.41i-1")
+	send()
+	require.Len(t, r.Between(t0, c.t), 1, "1.41 is still known: its key was not overwritten")
 }
