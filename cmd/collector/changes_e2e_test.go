@@ -314,3 +314,56 @@ func TestE2EChanges(t *testing.T) {
 		require.NotContains(t, c.Source+c.Target+c.Node, "audit", "the rare edge flapped: %v", c)
 	}
 }
+
+// TestE2EChangesClickHouse: with ClickHouse, changes are stored: after a
+// restart (a fresh recorder, nothing in memory) a past range still lists
+// them, with the same ids.
+func TestE2EChangesClickHouse(t *testing.T) {
+	db := clickhouseDB(t)
+	args := []string{"--storage=clickhouse", "--clickhouse-dsn=clickhouse://" + chTCP + "/" + db, "--collector-id=c1",
+		"--eval-interval=1s", "--window=4s", "--bucket=500ms", "--flush-interval=200ms", "--changes-gone-after=5s"}
+	start := time.Now()
+	ctx1, stop1 := context.WithCancel(context.Background())
+	col1, done1 := runCollector(t, ctx1, args...)
+	sys := newDeploySystem(t, col1)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { sys.run(ctx) })
+	time.Sleep(7 * time.Second)
+	sys.search.Store(true)
+	sys.redeploy("1.42")
+	var before []wireChange
+	require.Eventually(t, func() bool {
+		before = getChanges(t, col1, start, time.Now())
+		_, edge := findChange(before, func(c wireChange) bool { return c.Kind == "edge_added" && c.Target == "search" })
+		_, version := findChange(before, func(c wireChange) bool { return c.Kind == "version" && c.To == "1.42" })
+		return edge && version
+	}, 15*time.Second, 250*time.Millisecond, "an edge added and a version recorded")
+	time.Sleep(3 * time.Second) // a few ticks: every change written
+	cancel()
+	wg.Wait()
+	stop1()
+	require.NoError(t, <-done1)
+	stopped := time.Now()
+
+	ctx2, stop2 := context.WithCancel(context.Background())
+	t.Cleanup(stop2)
+	col2, _ := runCollector(t, ctx2, args...)
+	after := getChanges(t, col2, start, stopped)
+	want := map[string]wireChange{}
+	for _, c := range before {
+		want[c.ID] = c
+	}
+	got := map[string]wireChange{}
+	for _, c := range after {
+		got[c.ID] = c
+	}
+	for id, c := range want {
+		g, ok := got[id]
+		require.True(t, ok, "change %v not stored; after the restart: %v", c, after)
+		require.Equal(t, c.Summary, g.Summary)
+		require.True(t, c.At.Equal(g.At), "%v != %v", c.At, g.At)
+	}
+	// A range before them lists none.
+	require.Empty(t, getChanges(t, col2, start.Add(-time.Hour), start.Add(-time.Minute)))
+}
