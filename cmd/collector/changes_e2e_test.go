@@ -217,7 +217,7 @@ func (s *deploySystem) run(ctx context.Context) {
 // times.
 func TestE2EChanges(t *testing.T) {
 	start := time.Now()
-	col := startCollector(t, "--eval-interval=1s", "--window=4s", "--bucket=500ms", "--changes-gone-after=8s")
+	col := startCollector(t, "--ui-addr=127.0.0.1:0", "--eval-interval=1s", "--window=4s", "--bucket=500ms", "--changes-gone-after=8s")
 	sys := newDeploySystem(t, col)
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -290,6 +290,16 @@ func TestE2EChanges(t *testing.T) {
 	all := getChanges(t, col, start, time.Now())
 	_, restart := findChange(all, func(c wireChange) bool { return c.Attribute == "service.instance.id" })
 	require.False(t, restart, "the redeploy is said once, as its version: %v", all)
+
+	// The UI draws the new version on payment's charts, with its label.
+	var page string
+	require.Eventually(t, func() bool {
+		code, _, body := httpGet(t, "http://"+col.UI.String()+"/node?id="+url.QueryEscape("service:payment"))
+		page = string(body)
+		return code == http.StatusOK && strings.Contains(page, `<g class="change-marker version">`)
+	}, 10*time.Second, 250*time.Millisecond, "no marker on payment's charts")
+	require.Contains(t, page, ">payment 1.42</text>")
+	require.Contains(t, page, `<li data-change="`+version.ID+`">`)
 
 	// The diff between a time before search and now lists its changes.
 	q := url.Values{"from": {searchOn.Add(-time.Second).UTC().Format(time.RFC3339Nano)}, "to": {time.Now().UTC().Format(time.RFC3339Nano)}, "window": {"2s"}}
