@@ -532,7 +532,8 @@ func (r *Recorder) Between(from, to time.Time) []Change {
 }
 
 // Changes returns the changes with At in [from, to], oldest first: those
-// of the Store (when set) and those in memory, each once.
+// of the Store (when set) and those in memory, each once, and one change
+// recorded by several collectors once (the earliest).
 func (r *Recorder) Changes(ctx context.Context, from, to time.Time) ([]Change, error) {
 	mem := r.Between(from, to)
 	if r.o.Store == nil {
@@ -553,5 +554,26 @@ func (r *Recorder) Changes(ctx context.Context, from, to time.Time) ([]Change, e
 		}
 	}
 	Sort(out)
-	return out, nil
+	return r.dedupe(out), nil
+}
+
+// dedupe drops from cs (oldest first) a change that says what an earlier
+// one said within GoneAfter before it: the same change recorded by
+// several collectors sharing storage, each from its share of the traffic.
+func (r *Recorder) dedupe(cs []Change) []Change {
+	type what struct {
+		kind                       Kind
+		node, edge, attr, from, to string
+	}
+	last := map[what]time.Time{}
+	out := cs[:0]
+	for _, c := range cs {
+		w := what{c.Kind, c.NodeID, c.EdgeID, c.Attribute, c.From, c.To}
+		if t, ok := last[w]; ok && c.At.Sub(t) <= r.o.GoneAfter {
+			continue
+		}
+		last[w] = c.At
+		out = append(out, c)
+	}
+	return out
 }

@@ -348,6 +348,16 @@ func TestStore(t *testing.T) {
 	cs, err := r.Changes(context.Background(), t0, c.t)
 	require.NoError(t, err)
 	require.Len(t, cs, 2)
+	// Another collector sharing the store recorded the same edge a tick
+	// later: listed once, the earliest.
+	dup := cs[0]
+	dup.At = dup.At.Add(5 * time.Second)
+	dup.finish()
+	st.cs = append(st.cs, dup)
+	again, err := r.Changes(context.Background(), t0, c.t.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, cs, again)
+	st.cs = st.cs[:len(st.cs)-1]
 	// After a restart only the Store has them.
 	r2, _ := newRecorder(t, Options{Store: st})
 	cs2, err := r2.Changes(context.Background(), t0, c.t)
