@@ -300,6 +300,12 @@ func TestE2EChanges(t *testing.T) {
 	}, 10*time.Second, 250*time.Millisecond, "no marker on payment's charts")
 	require.Contains(t, page, ">payment 1.42</text>")
 	require.Contains(t, page, `<li data-change="`+version.ID+`">`)
+	// The Incidents page says what the cited change was.
+	require.Eventually(t, func() bool {
+		code, _, body := httpGet(t, "http://"+col.UI.String()+"/incidents?id="+url.QueryEscape(inc.ID))
+		page = string(body)
+		return code == http.StatusOK && strings.Contains(page, "version 1.42 of payment (was 1.41)")
+	}, 10*time.Second, 250*time.Millisecond, "the Incidents page does not say what changed: %s", page)
 
 	// The diff between a time before search and now lists its changes.
 	q := url.Values{"from": {searchOn.Add(-time.Second).UTC().Format(time.RFC3339Nano)}, "to": {time.Now().UTC().Format(time.RFC3339Nano)}, "window": {"2s"}}
