@@ -115,16 +115,21 @@ func (o Options) withDefaults() Options {
 type Recorder struct {
 	o Options
 
+	// mu guards the ring, what waits for the Store and the services
+	// (Observe's, on the ingest path, and Record's).
 	mu       sync.Mutex
 	ring     []Change // oldest first once full: next is the oldest
 	next     int
-	full     bool
 	pending  []Change // not yet written to the Store
 	services map[string]*service
+
+	// Record's alone, read and written without the lock: the nodes and
+	// edges followed, the first and the previous snapshot's times and
+	// the time between the last two (at most a minute).
 	subjects map[string]*subject
-	since    time.Time     // the first snapshot's time
-	prev     time.Time     // the previous snapshot's time
-	dt       time.Duration // from it to this one (at most a minute)
+	since    time.Time
+	prev     time.Time
+	dt       time.Duration
 
 	writing atomic.Bool
 
@@ -211,7 +216,6 @@ func (r *Recorder) add(c Change) {
 	} else {
 		r.ring[r.next] = c
 		r.next = (r.next + 1) % len(r.ring)
-		r.full = true
 	}
 	if r.o.Store != nil && len(r.pending) < r.o.MaxChanges {
 		r.pending = append(r.pending, c)
@@ -361,7 +365,8 @@ func (r *Recorder) Record(s *graph.Snapshot) {
 	if now.IsZero() {
 		now = r.o.Now()
 	}
-	r.mu.Lock()
+	// The nodes and edges followed are Record's alone: judged without
+	// the lock that Observe, on the ingest path, takes.
 	r.dt = 0
 	if !r.prev.IsZero() && now.After(r.prev) {
 		r.dt = min(now.Sub(r.prev), time.Minute)
@@ -373,7 +378,11 @@ func (r *Recorder) Record(s *graph.Snapshot) {
 	// Until the window has filled and what is rare has had the time to
 	// show, a node or an edge seen for the first time was there before.
 	warm := now.Sub(r.since) >= max(time.Duration(s.WindowSeconds*float64(time.Second)), r.o.GoneAfter)
-	r.presence(s, now, warm)
+	found := r.presence(s, now, warm)
+	r.mu.Lock()
+	for _, c := range found {
+		r.add(c)
+	}
 	r.turnovers(now)
 	var batch []Change
 	if len(r.pending) > 0 && r.writing.CompareAndSwap(false, true) {
@@ -404,8 +413,9 @@ func (r *Recorder) write(batch []Change) {
 	}
 }
 
-// presence records nodes and edges added and removed. Caller holds mu.
-func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) {
+// presence returns the nodes and edges added and removed. Called from
+// Record only: subjects, since, prev and dt are Record's.
+func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) (found []Change) {
 	names := make(map[string]string, len(s.Nodes))
 	rates := make(map[string]float64, len(s.Nodes))
 	for _, n := range s.Nodes {
@@ -419,7 +429,7 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) {
 		rates[e.Source] += e.RatePerS
 		rates[e.Target] += e.RatePerS
 		seen[e.ID] = true
-		r.present(e.ID, false, now, warm, e.RatePerS, func(sj *subject) {
+		found = r.present(found, e.ID, false, now, warm, e.RatePerS, func(sj *subject) {
 			sj.source, sj.target, sj.sourceID, sj.targetID = names[e.Source], names[e.Target], e.Source, e.Target
 		})
 	}
@@ -428,7 +438,7 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) {
 			continue
 		}
 		seen[n.ID] = true
-		r.present(n.ID, true, now, warm, rates[n.ID], func(sj *subject) { sj.name = n.Name })
+		found = r.present(found, n.ID, true, now, warm, rates[n.ID], func(sj *subject) { sj.name = n.Name })
 	}
 	for id, sj := range r.subjects {
 		if seen[id] {
@@ -439,38 +449,40 @@ func (r *Recorder) presence(s *graph.Snapshot, now time.Time, warm bool) {
 		}
 		delete(r.subjects, id)
 		if sj.node {
-			r.add(Change{At: sj.last, Kind: KindNodeRemoved, Node: sj.name, NodeID: id,
+			found = append(found, Change{At: sj.last, Kind: KindNodeRemoved, Node: sj.name, NodeID: id,
 				Summary: fmt.Sprintf("%s gone: nothing seen of it since %s", sj.name, sj.last.UTC().Format(time.RFC3339))})
 		} else {
-			r.add(Change{At: sj.last, Kind: KindEdgeRemoved, Source: sj.source, Target: sj.target, EdgeID: id, SourceID: sj.sourceID, TargetID: sj.targetID,
+			found = append(found, Change{At: sj.last, Kind: KindEdgeRemoved, Source: sj.source, Target: sj.target, EdgeID: id, SourceID: sj.sourceID, TargetID: sj.targetID,
 				Summary: fmt.Sprintf("dependency gone: %s → %s, no calls since %s", sj.source, sj.target, sj.last.UTC().Format(time.RFC3339))})
 		}
 	}
+	return found
 }
 
-// present marks a node or edge of the snapshot seen, recording it added
-// when it is new and warm. Caller holds mu.
-func (r *Recorder) present(id string, node bool, now time.Time, warm bool, rate float64, fill func(*subject)) {
+// present marks a node or edge of the snapshot seen, adding it to found
+// when it is new and warm. Called from Record only.
+func (r *Recorder) present(found []Change, id string, node bool, now time.Time, warm bool, rate float64, fill func(*subject)) []Change {
 	sj, ok := r.subjects[id]
 	if !ok {
 		if len(r.subjects) >= r.o.MaxSubjects {
 			r.untracked.Inc()
-			return
+			return found
 		}
 		sj = &subject{node: node, first: now}
 		fill(sj)
 		r.subjects[id] = sj
 		if warm {
 			if node {
-				r.add(Change{At: now, Kind: KindNodeAdded, Node: sj.name, NodeID: id, Summary: "new node " + sj.name})
+				found = append(found, Change{At: now, Kind: KindNodeAdded, Node: sj.name, NodeID: id, Summary: "new node " + sj.name})
 			} else {
-				r.add(Change{At: now, Kind: KindEdgeAdded, Source: sj.source, Target: sj.target, EdgeID: id, SourceID: sj.sourceID, TargetID: sj.targetID,
+				found = append(found, Change{At: now, Kind: KindEdgeAdded, Source: sj.source, Target: sj.target, EdgeID: id, SourceID: sj.sourceID, TargetID: sj.targetID,
 					Summary: fmt.Sprintf("new dependency: %s → %s", sj.source, sj.target)})
 			}
 		}
 	}
 	sj.calls += rate * r.dt.Seconds()
 	sj.last = now
+	return found
 }
 
 func overflow(id string) bool {
