@@ -256,7 +256,7 @@ func TestE2EChanges(t *testing.T) {
 		})
 		return ok
 	}, 10*time.Second, 250*time.Millisecond, "gateway → search recorded added")
-	require.WithinDuration(t, searchOn, added.At, 3*time.Second)
+	require.WithinDuration(t, searchOn, added.At, 5*time.Second)
 	_, ok := findChange(getChanges(t, col, start, time.Now()), func(c wireChange) bool { return c.Kind == "node_added" && c.Node == "search" })
 	require.True(t, ok, "search recorded added")
 
@@ -283,7 +283,7 @@ func TestE2EChanges(t *testing.T) {
 	require.Equal(t, "1.41", version.From)
 	require.Equal(t, "1.42", version.To)
 	require.Equal(t, "version 1.42 of payment (was 1.41)", version.Summary)
-	require.WithinDuration(t, deployed, version.At, 2*time.Second, "at the new version's first span")
+	require.WithinDuration(t, deployed, version.At, 3*time.Second, "at the new version's first span")
 	require.Contains(t, inc.Changes, version.ID)
 	require.Contains(t, strings.Join(inc.RootCauses[0].Reasons, "\n"), "before the incident began: version 1.42 of payment (was 1.41)")
 	t.Logf("incident %s: %+v", inc.ID, inc.RootCauses[0])
