@@ -134,15 +134,16 @@ func (c Change) On(id string) bool {
 	return c.SourceID == id || c.TargetID == id
 }
 
-// finish sets the change's id from what it says.
+// finish sets the change's id from what it says, its time to the
+// millisecond (as storage keeps it), in UTC.
 func (c *Change) finish() {
+	c.At = c.At.UTC().Truncate(time.Millisecond)
 	h := sha256.New()
 	for _, s := range []string{c.Kind.String(), c.NodeID, c.EdgeID, c.Attribute, c.From, c.To, strconv.FormatInt(c.At.UnixMilli(), 10)} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
 	c.ID = "chg-" + hex.EncodeToString(h.Sum(nil)[:8])
-	c.At = c.At.UTC()
 }
 
 // Between returns the changes of cs at or after from and at or before
