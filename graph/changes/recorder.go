@@ -190,7 +190,7 @@ func New(o Options) (*Recorder, error) {
 	}, []string{"kind"})
 	r.untracked = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cartograph_changes_untracked_total",
-		Help: "Services, nodes and edges whose changes were not followed because --max-changes' companions (--max-nodes) were reached.",
+		Help: "Sightings of services (in spans) and of nodes and edges (in ticks) not followed for changes: beyond --max-nodes services, or --max-nodes + --max-edges nodes and edges.",
 	})
 	r.storeErrs = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "cartograph_changes_store_errors_total",
