@@ -144,7 +144,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.keptAttributes(),
+	changeLog, err := newChangeRecorder(cfg, st, logger, reg)
+	if err != nil {
+		return err
+	}
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: changeSink{next: g, rec: changeLog}, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.keptAttributes(),
 		Admit: func() error {
 			if persist.Full() {
 				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)
@@ -199,7 +203,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	incidents, err := incident.New(incident.Options{
 		Interval: cfg.EvalInterval, MaxIncidents: cfg.MaxIncidents, MaxBaselines: cfg.IncidentMaxBaselines,
-		Logger: logger, Registerer: reg,
+		Changes: incidentChanges{changeLog},
+		Logger:  logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -247,6 +252,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		FindingHistory: st,                 // findings as they were at a past time
 		Bucket:         g.Options().Bucket, // a diff needs two of them
 		Traces:         tracesFor(cfg, st),
+		Changes:        changeLog,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
@@ -265,7 +271,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Seat: judge, Incidents: incidents, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
+		Graph: g, Seat: judge, Incidents: recordingCorrelator{rec: changeLog, next: incidents}, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: append([]runner.Receiver{apiHandler}, serviceGraph...),
 	}, logger, reg)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
@@ -90,6 +91,10 @@ type Options struct {
 	// Unplaced serves /api/v1/graph/unplaced (nil: 501 Not Implemented).
 	Unplaced UnplacedSource
 	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
+	// Changes serves /api/v1/changes and the changes of
+	// /api/v1/graph/diff (nil: 501 Not Implemented, and a diff without
+	// them).
+	Changes ChangeSource
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -192,6 +197,11 @@ func New(o Options) (*API, error) {
 		a.handle("GET /api/v1/stream", notYet)
 	}
 	a.handle("GET /api/v1/graph/diff", a.diff)
+	if o.Changes != nil {
+		a.handle("GET /api/v1/changes", a.changes)
+	} else {
+		a.handle("GET /api/v1/changes", notYet)
+	}
 	if o.Unplaced != nil {
 		a.handle("GET /api/v1/graph/unplaced", a.unplaced)
 	} else {
@@ -558,7 +568,20 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, graph.DiffSnapshots(before, after, o))
+	d := graph.DiffSnapshots(before, after, o)
+	body := diffResponse{Diff: &d}
+	if a.o.Changes != nil {
+		cs, err := a.o.Changes.Changes(r.Context(), from, to)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("changes cannot be read: %w", err))
+			return
+		}
+		if cs == nil {
+			cs = []changes.Change{}
+		}
+		body.Changes = &cs
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func parseTime(name, v string) (time.Time, error) {

@@ -127,6 +127,17 @@ func (u *UI) buildIncidents(ctx context.Context, id string, v View, cur current)
 // incidentDetailOf builds incident inc in full.
 func (u *UI) incidentDetailOf(ctx context.Context, inc finding.Incident, sev finding.Severity, byID map[string]finding.Finding, v View, cur current, now time.Time) *incidentDetail {
 	d := &incidentDetail{ID: inc.ID, DOMID: domID("d-", inc.ID), State: inc.State.String(), Severity: sev.String(), Changes: inc.Changes}
+	if len(inc.Changes) > 0 {
+		// Say what the cited changes were, not only their ids.
+		said := map[string]string{}
+		for _, c := range u.changesIn(ctx, inc.StartedAt.Add(-time.Hour), now, nil) {
+			said[c.ID] = fmtTime(c.At) + ": " + c.Summary
+		}
+		d.Changes = make([]string, len(inc.Changes))
+		for i, id := range inc.Changes {
+			d.Changes[i] = cmpOr(said[id], id)
+		}
+	}
 	d.Head = "started " + fmtTime(inc.StartedAt) + " (" + fmtAge(now, inc.StartedAt) + "), "
 	if inc.ResolvedAt != nil {
 		d.Head += "resolved " + fmtTime(*inc.ResolvedAt) + " after " + fmtDur(inc.ResolvedAt.Sub(inc.StartedAt))

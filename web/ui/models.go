@@ -122,6 +122,7 @@ type nodePage struct {
 	Upstream, Downstream  []edgeRow
 	Operations            []operationRow
 	Findings              []findingRow
+	Recorded              []changeItem // changes on it within the charts' span
 }
 
 type edgePage struct {
@@ -133,6 +134,7 @@ type edgePage struct {
 	Figures                []kv
 	Charts                 []chart
 	Findings               []findingRow
+	Recorded               []changeItem // changes on it or its ends within the charts' span
 }
 
 type column struct {
@@ -175,6 +177,10 @@ type archPage struct {
 	AddedEdges, RemovedEdges int
 	Added, Removed           []string
 	Changes                  []changeRow
+	// Recorded are the changes recorded from the diff's earlier time to
+	// its later one, drawn on Timeline.
+	Recorded []changeItem
+	Timeline *timeline
 }
 
 // Chart geometry, in SVG user units.
@@ -190,6 +196,9 @@ type chart struct {
 	Title, Last, YMax, XStart, XEnd string
 	Empty                           bool
 	Series                          []chartSeries
+	// Markers are the changes recorded on the node or edge within the
+	// chart's time axis.
+	Markers []marker
 }
 
 type chartSeries struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api"
 )
@@ -162,6 +163,19 @@ func (c *Client) Diff(ctx context.Context, from, to time.Time, window time.Durat
 		return nil, err
 	}
 	return &d, nil
+}
+
+// Changes returns the changes the collector recorded in [from, to]
+// (GET /api/v1/changes), oldest first.
+func (c *Client) Changes(ctx context.Context, from, to time.Time) ([]changes.Change, error) {
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	var out struct {
+		Changes []changes.Change `json:"changes"`
+	}
+	if err := c.get(ctx, "/api/v1/changes", q, &out); err != nil {
+		return nil, err
+	}
+	return out.Changes, nil
 }
 
 // Brokers returns the broker sources the collector polls.
