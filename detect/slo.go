@@ -438,8 +438,12 @@ func (st *sloState) evidence(d *SLOBurn) map[string]any {
 	for _, w := range st.last.fired {
 		fired = append(fired, map[string]any{"windows": w.Name(), "factor": w.Factor, "severity": w.Severity.String()})
 	}
+	w := st.worst()
 	m := map[string]any{
 		"name": st.obj.Name, "sli": string(st.obj.SLI), "target": st.obj.Target,
+		"windows": w.Name(), "severity": w.Severity.String(),
+		"burn_rate":       finite4(st.last.burn[time.Duration(w.Long)]),
+		"burn_rate_short": finite4(st.last.burn[time.Duration(w.Short)]),
 		"period":     fmtWindow(st.obj.Period),
 		"burn_rates": burn, "bad_ratio": ratio, "requests": req,
 		"firing":           fired,
