@@ -444,8 +444,8 @@ func (st *sloState) evidence(d *SLOBurn) map[string]any {
 		"windows": w.Name(), "severity": w.Severity.String(),
 		"burn_rate":       finite4(st.last.burn[time.Duration(w.Long)]),
 		"burn_rate_short": finite4(st.last.burn[time.Duration(w.Short)]),
-		"period":     fmtWindow(st.obj.Period),
-		"burn_rates": burn, "bad_ratio": ratio, "requests": req,
+		"period":          fmtWindow(st.obj.Period),
+		"burn_rates":      burn, "bad_ratio": ratio, "requests": req,
 		"firing":           fired,
 		"budget_remaining": finite4(st.last.budgetRemaining),
 	}
