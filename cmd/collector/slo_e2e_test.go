@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,12 +131,16 @@ func labelled(exposition, name string, want ...string) (float64, bool) {
 // burns: its slo_burn finding fires critical with the burn rates in its
 // evidence and on /metrics, joins the incident the retry storms make
 // (cause orders-db) and shows in that incident's impact on the gateway;
-// the latency objective, whose requests stay fast, does not burn. Once
+// the latency objective, whose requests stay fast, does not burn; the
+// burn reaches a real Alertmanager as an alert of that incident. Once
 // the database recovers the burn resolves.
 func TestE2ESLOBurn(t *testing.T) {
-	cfgFile := filepath.Join(t.TempDir(), "slo.yaml")
+	am := startAlertmanagerWith(t, "route:\n  receiver: nobody\n  group_by: [incident_id]\n  group_wait: 1s\nreceivers:\n  - name: nobody\n")
+	dir := t.TempDir()
+	cfgFile, amFile := filepath.Join(dir, "slo.yaml"), filepath.Join(dir, "cartograph.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(sloConfigScaled), 0o600))
-	col := startCollector(t, "--slo-config="+cfgFile,
+	require.NoError(t, os.WriteFile(amFile, []byte("alertmanager:\n  interval: 1s\n"), 0o600))
+	col := startCollector(t, "--slo-config="+cfgFile, "--config="+amFile, "--alertmanager-url="+am,
 		"--eval-interval=1s", "--window=4s", "--bucket=500ms", "--trace-sample-one-in=1", "--trace-idle=300ms")
 	sys := newSLOSystem(t, col)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -199,6 +205,22 @@ func TestE2ESLOBurn(t *testing.T) {
 	left, ok := labelled(m, "cartograph_slo_error_budget_remaining", `objective="gateway-availability"`)
 	require.True(t, ok)
 	require.Less(t, left, 1.0)
+
+	// Alertmanager has the burn, as one more alert of the incident.
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(am + "/api/v2/alerts")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var alerts []amAlert
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&alerts))
+		for _, a := range alerts {
+			if a.Labels["finding_id"] == slo.ID {
+				return a.Labels["alertname"] == "CartographSloBurn" && a.Labels["kind"] == "slo_burn" &&
+					a.Labels["node"] == "gateway" && a.Annotations["incident"] == inc.ID && a.Annotations["severity"] == "critical"
+			}
+		}
+		return false
+	}, 15*time.Second, 250*time.Millisecond, "the slo_burn alert in Alertmanager, in incident %s", inc.ID)
 
 	// The database recovers: the short window stops burning at once, and
 	// the finding resolves though the long windows still remember.
