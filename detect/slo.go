@@ -394,7 +394,6 @@ func (d *SLOBurn) observe(entry graph.NodeKey, sts []*sloState) Observation {
 		summary += fmt.Sprintf("; %d more of its objectives burn too", len(sts)-1)
 	}
 	ev := map[string]any{
-		"entry":            entry.Name,
 		"objective":        top.obj.Name,
 		"sli":              string(top.obj.SLI),
 		"target":           top.obj.Target,
