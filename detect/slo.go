@@ -17,11 +17,11 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 )
 
-// BucketSource hands on the edge buckets that closed after a bucket start
-// (graph.Graph.ClosedBuckets): each bucket's calls once, as the graph
-// counted them.
+// BucketSource hands on the buckets of the edges from the client node
+// that closed after a bucket start (graph.Graph.ClosedEntryBuckets): each
+// bucket's calls once, as the graph counted them.
 type BucketSource interface {
-	ClosedBuckets(after time.Time) ([]graph.EdgeBucket, time.Time)
+	ClosedEntryBuckets(after time.Time) ([]graph.EdgeBucket, time.Time)
 }
 
 // EdgeHistory reads stored edge buckets (storage.Storage.Edges): what
@@ -198,7 +198,7 @@ func (d *SLOBurn) Seed(ctx context.Context, h EdgeHistory) (int, error) {
 // objective, and reports one condition per entry point with an objective
 // burning, listing each.
 func (d *SLOBurn) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
-	bs, cur := d.o.Buckets.ClosedBuckets(d.cursor)
+	bs, cur := d.o.Buckets.ClosedEntryBuckets(d.cursor)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i := range bs {

@@ -23,7 +23,7 @@ type fakeBuckets struct {
 	buckets []graph.EdgeBucket
 }
 
-func (f *fakeBuckets) ClosedBuckets(after time.Time) ([]graph.EdgeBucket, time.Time) {
+func (f *fakeBuckets) ClosedEntryBuckets(after time.Time) ([]graph.EdgeBucket, time.Time) {
 	cur := f.now.Truncate(f.bucket)
 	var out []graph.EdgeBucket
 	newest := after
