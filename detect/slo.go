@@ -63,10 +63,11 @@ type SLOBurn struct {
 	slot  time.Duration
 	slots int
 
-	mu      sync.Mutex
-	objs    []*sloState
-	cursor  time.Time // newest bucket start taken
-	started time.Time
+	mu        sync.Mutex
+	objs      []*sloState
+	byService map[string][]*sloState
+	cursor    time.Time // newest bucket start taken
+	started   time.Time
 
 	burnDesc, budgetDesc *prometheus.Desc
 }
@@ -119,13 +120,14 @@ func NewSLOBurn(o SLOBurnOptions) (*SLOBurn, error) {
 		k := (longest/maxSLOSlots + o.Bucket - 1) / o.Bucket // whole buckets a slot
 		slot = k * o.Bucket
 	}
-	d := &SLOBurn{o: o, slot: slot, slots: int((longest+slot-1)/slot) + 1, started: o.Now()}
+	d := &SLOBurn{o: o, slot: slot, slots: int((longest+slot-1)/slot) + 1, started: o.Now(), byService: map[string][]*sloState{}}
 	for _, obj := range o.Config.Objectives {
 		s := &sloState{obj: obj, ep: make([]int64, d.slots), total: make([]float64, d.slots), bad: make([]float64, d.slots)}
 		for i := range s.ep {
 			s.ep[i] = -1
 		}
 		d.objs = append(d.objs, s)
+		d.byService[obj.Service] = append(d.byService[obj.Service], s)
 	}
 	d.burnDesc = prometheus.NewDesc("cartograph_slo_burn_rate",
 		"Error budget burn rate of each objective over each window (1: the budget lasts exactly the period).",
@@ -238,8 +240,8 @@ func (d *SLOBurn) take(b *graph.EdgeBucket) bool {
 		return false
 	}
 	took := false
-	for _, st := range d.objs {
-		if b.Target.Name != st.obj.Service || st.obj.Namespace != "" && b.Target.Group != st.obj.Namespace {
+	for _, st := range d.byService[b.Target.Name] {
+		if st.obj.Namespace != "" && b.Target.Group != st.obj.Namespace {
 			continue
 		}
 		var total, bad float64

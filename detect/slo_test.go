@@ -2,6 +2,7 @@ package detect
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -277,5 +278,42 @@ func TestSLOConfigValidation(t *testing.T) {
 	}
 	if _, err := ParseSLOConfig([]byte("objectives:\n  - {service: a, sli: availability, target: 99}\n  - {service: b, sli: availability, target: 99}\n"), 1); err == nil || !strings.Contains(err.Error(), "--slo-max-objectives 1") {
 		t.Errorf("two objectives past a bound of one: %v", err)
+	}
+}
+
+// BenchmarkSLOBurnDetect is one evaluation of n objectives at the default
+// windows, their rings full (6 h of 5 s slots): taking the new buckets and
+// summing every window.
+func BenchmarkSLOBurnDetect(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			const bucket = 5 * time.Second
+			now := time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)
+			src := &fakeBuckets{now: &now, bucket: bucket}
+			var cfg SLOConfig
+			for i := range n {
+				cfg.Objectives = append(cfg.Objectives, Objective{Service: "svc" + strconv.Itoa(i), SLI: SLIAvailability, Target: 99.9})
+			}
+			d, err := NewSLOBurn(SLOBurnOptions{Config: cfg.withDefaults(), Buckets: src, Bucket: bucket, Now: func() time.Time { return now }})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, st := range d.objs {
+				for ep := now.Add(-6*time.Hour).UnixNano() / int64(bucket); ep < now.UnixNano()/int64(bucket); ep++ {
+					d.spread(st, time.Unix(0, ep*int64(bucket)), bucket, 100, 1)
+				}
+			}
+			d.cursor = now.Add(-bucket)
+			b.ResetTimer()
+			for b.Loop() {
+				src.buckets = src.buckets[:0]
+				for i := range n {
+					src.buckets = append(src.buckets, graph.EdgeBucket{Start: now, Width: bucket, Source: sloClient,
+						Target: graph.NodeKey{Kind: graph.NodeService, Name: "svc" + strconv.Itoa(i)}, Requests: 100, Errors: 1})
+				}
+				now = now.Add(bucket)
+				d.Detect(context.Background(), nil)
+			}
+		})
 	}
 }
