@@ -305,23 +305,30 @@ func (st *sloState) evaluate(d *SLOBurn, end time.Time) {
 	slices.Sort(lens)
 	lens = slices.Compact(lens)
 	ev := sloEval{total: map[time.Duration]float64{}, bad: map[time.Duration]float64{}, burn: map[time.Duration]float64{}}
+	// Walk the ring back from the newest slot once, noting the sums as
+	// each window's length is reached: the slots of a window of length L
+	// are the ceil(L/slot) newest.
+	span := make([]int64, len(lens))
+	for k, l := range lens {
+		span[k] = int64((l + d.slot - 1) / d.slot)
+	}
 	var total, bad float64
-	k := 0
+	k, n := 0, int64(d.slots)
+	i := int(((lastEp % n) + n) % n)
 	for back := int64(0); k < len(lens); back++ {
-		// the slots within the window of length lens[k]: those whose
-		// epoch is above lastEp - lens[k]/slot
-		for k < len(lens) && back >= int64((lens[k]+d.slot-1)/d.slot) {
+		for k < len(lens) && back >= span[k] {
 			ev.total[lens[k]], ev.bad[lens[k]] = total, bad
 			k++
 		}
 		if k >= len(lens) {
 			break
 		}
-		ep := lastEp - back
-		i := int(((ep % int64(d.slots)) + int64(d.slots)) % int64(d.slots))
-		if st.ep[i] == ep {
+		if st.ep[i] == lastEp-back {
 			total += st.total[i]
 			bad += st.bad[i]
+		}
+		if i--; i < 0 {
+			i = d.slots - 1
 		}
 	}
 	budget := st.obj.budget()

@@ -19,6 +19,8 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -36,21 +38,38 @@ objectives:
 `
 
 // sloSystem is cascadeSystem's web chain (gateway -> api -> orders ->
-// orders-db, with retries) under Poisson arrivals, with background
-// errors: the gateway fails 0.3% of its requests itself, and orders-db
-// fails 0.5% of its queries (fail: 80%).
+// orders-db, with retries) under Poisson arrivals, the gateway as two
+// replicas (service.instance.id) taking requests in turn, with
+// background errors: the gateway fails 0.3% of its requests itself, and
+// orders-db fails 0.5% of its queries (dbFail: 80%).
 type sloSystem struct {
 	*cascadeSystem
-	dbFail atomic.Bool
+	gateways [2]*sdktrace.TracerProvider
+	n        int
+	dbFail   atomic.Bool
 }
 
 func newSLOSystem(t *testing.T, col started) *sloSystem {
 	s := &sloSystem{cascadeSystem: newCascadeSystem(t, col)}
 	s.rng = rand.New(rand.NewPCG(4, 20))
+	for i := range s.gateways {
+		tp := sdktrace.NewTracerProvider(
+			sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "gateway"),
+				attribute.String("service.instance.id", "gateway-"+strconv.Itoa(i)))),
+			sdktrace.WithBatcher(grpcExporter(t, col.OTLPGRPC), sdktrace.WithBatchTimeout(50*time.Millisecond)))
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = tp.Shutdown(ctx)
+		})
+		s.gateways[i] = tp
+	}
 	return s
 }
 
 func (s *sloSystem) request(ctx context.Context) {
+	s.n++
+	s.tps["gateway"] = s.gateways[s.n%2] // the replica taking this request
 	start := time.Now().Add(-100 * time.Millisecond)
 	s.serve(ctx, "gateway", "/api/orders", start, func(ctx context.Context, at time.Time) (time.Time, bool) {
 		end, failed := s.call(ctx, "gateway", "api", "/v1/orders", 2, at, func(ctx context.Context, at time.Time) (time.Time, bool) {
@@ -93,8 +112,8 @@ func (s *sloSystem) run(ctx context.Context) {
 		for range n {
 			s.request(ctx)
 		}
-		for _, name := range []string{"gateway", "api", "orders"} {
-			_ = s.tps[name].ForceFlush(ctx)
+		for _, tp := range []*sdktrace.TracerProvider{s.gateways[0], s.gateways[1], s.tps["api"], s.tps["orders"]} {
+			_ = tp.ForceFlush(ctx)
 		}
 	}
 }
