@@ -69,7 +69,7 @@ type SLOBurn struct {
 	cursor    time.Time // newest bucket start taken
 	started   time.Time
 
-	burnDesc, budgetDesc *prometheus.Desc
+	burnDesc, budgetDesc, objDesc *prometheus.Desc
 }
 
 // sloState is one objective's ring and last evaluation.
@@ -135,6 +135,9 @@ func NewSLOBurn(o SLOBurnOptions) (*SLOBurn, error) {
 	d.budgetDesc = prometheus.NewDesc("cartograph_slo_error_budget_remaining",
 		"Share of the period's error budget left at the rate the longest window spent it (estimate: the collector keeps only the longest window).",
 		[]string{"objective", "service"}, nil)
+	d.objDesc = prometheus.NewDesc("cartograph_slo_objectives",
+		"Objectives of --slo-config, by whether their entry point has carried a call (unseen: check the objective's service and namespace).",
+		[]string{"entry"}, nil)
 	if o.Registerer != nil {
 		if err := o.Registerer.Register(sloCollector{d}); err != nil {
 			return nil, fmt.Errorf("slo: register metrics: %w", err)
@@ -507,13 +510,22 @@ type sloCollector struct{ d *SLOBurn }
 func (c sloCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.d.burnDesc
 	ch <- c.d.budgetDesc
+	ch <- c.d.objDesc
 }
 
 func (c sloCollector) Collect(ch chan<- prometheus.Metric) {
 	c.d.mu.Lock()
 	defer c.d.mu.Unlock()
+	seen := 0
 	for _, st := range c.d.objs {
-		if !st.lastUpdated {
+		if st.seen {
+			seen++
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.d.objDesc, prometheus.GaugeValue, float64(seen), "seen")
+	ch <- prometheus.MustNewConstMetric(c.d.objDesc, prometheus.GaugeValue, float64(len(c.d.objs)-seen), "unseen")
+	for _, st := range c.d.objs {
+		if !st.lastUpdated || !st.seen {
 			continue
 		}
 		for l, b := range st.last.burn {

@@ -178,6 +178,8 @@ func TestE2ESLOBurn(t *testing.T) {
 	require.Less(t, burn, 2.0, "healthy burn rate")
 	_, ok = labelled(m, "cartograph_slo_burn_rate", `objective="ghost-availability"`)
 	require.False(t, ok, "an objective whose entry point never carried a call has no burn rate")
+	unseen, _ := labelled(m, "cartograph_slo_objectives", `entry="unseen"`)
+	require.Equal(t, 1.0, unseen, "the ghost's objective is reported unseen")
 
 	sys.dbFail.Store(true)
 	var slo wireFinding
