@@ -256,14 +256,20 @@ func TestE2ESLOBurn(t *testing.T) {
 	}, 30*time.Second, 250*time.Millisecond, "the burn resolves after the recovery")
 }
 
-// TestE2ESLOSeededAfterRestart: a collector restarted on the same data
-// directory fills its burn-rate windows from stored history, so the
-// long windows still hold the burn from before the restart.
+// TestE2ESLOSeededAfterRestart: a collector restarted on the same storage
+// (the embedded store's data directory, or ClickHouse) fills its
+// burn-rate windows from stored history, so the long windows still hold
+// the burn from before the restart.
 func TestE2ESLOSeededAfterRestart(t *testing.T) {
-	dir := t.TempDir()
+	for _, backend := range []string{"embedded", "clickhouse"} {
+		t.Run(backend, func(t *testing.T) { sloSeeded(t, storageArgs(t, backend)) })
+	}
+}
+
+func sloSeeded(t *testing.T, storage []string) {
 	cfgFile := filepath.Join(t.TempDir(), "slo.yaml")
 	require.NoError(t, os.WriteFile(cfgFile, []byte(sloConfigScaled), 0o600))
-	args := []string{"--data-dir=" + dir, "--slo-config=" + cfgFile, "--eval-interval=1s", "--window=4s", "--bucket=500ms", "--flush-interval=200ms", "--pair-ttl=2s"}
+	args := append(storage, "--slo-config="+cfgFile, "--eval-interval=1s", "--window=4s", "--bucket=500ms", "--flush-interval=200ms", "--pair-ttl=2s")
 
 	ctx1, stop1 := context.WithCancel(context.Background())
 	col1, done1 := runCollector(t, ctx1, args...)
