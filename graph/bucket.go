@@ -139,6 +139,17 @@ func (b *EdgeBucket) addCounts(st *Stats) {
 // none closed). A writer calls it every bucket width with the time it got
 // last, so each bucket is exported once. Safe for concurrent use.
 func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
+	return g.closedBuckets(after, false)
+}
+
+// ClosedEntryBuckets is ClosedBuckets of the edges from the client node
+// only: the calls into the entry points, what service level objectives
+// count (detect.SLOBurn), without building every other edge's rows.
+func (g *Graph) ClosedEntryBuckets(after time.Time) ([]EdgeBucket, time.Time) {
+	return g.closedBuckets(after, true)
+}
+
+func (g *Graph) closedBuckets(after time.Time, entries bool) ([]EdgeBucket, time.Time) {
 	cur := g.epoch(g.opts.Now())
 	from := cur - int64(g.slots) + 1
 	if !after.IsZero() {
@@ -152,6 +163,9 @@ func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, e := range g.edgeIx {
+		if entries && g.nodeIx[e.key.src].key.Kind != NodeClient {
+			continue
+		}
 		for i, ep := range e.ring.epochs {
 			if ep < from || ep >= cur {
 				continue

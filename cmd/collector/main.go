@@ -185,13 +185,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	detectors := []detect.Detector{
+		detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
+		detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
+		detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
+		detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
+	}
+	slo, err := newSLODetector(cfg, g, logger, reg)
+	if err != nil {
+		return err
+	}
+	if slo != nil {
+		detectors = append(detectors, slo)
+	}
 	engine, err := detect.NewEngine(detect.EngineOptions{
-		Detectors: []detect.Detector{
-			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
-			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
-			detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
-			detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
-		},
+		Detectors:   detectors,
 		MaxFindings: cfg.MaxFindings,
 		Hold:        cfg.file.Detectors.Hold,
 		KeepFiring:  cfg.file.Detectors.KeepFiring,
@@ -242,6 +250,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err := storage.Restore(ctx, st, restoreOpts); err != nil {
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
+	seedSLO(ctx, slo, st, logger)
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
 		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,

@@ -65,6 +65,8 @@ type impactRow struct {
 	P95Before, P95Now  string
 	Share              string
 	ErrWorse, P95Worse bool
+	// SLOs say which of its service level objectives burn, in words.
+	SLOs []string
 }
 
 func (u *UI) incidentsPage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
@@ -158,7 +160,7 @@ func (u *UI) incidentDetailOf(ctx context.Context, inc finding.Incident, sev fin
 		d.Impact = append(d.Impact, impactRow{Entry: im.Entry, Href: detailHref("/node", v, im.EntryID),
 			ErrBefore: fmtPercent(im.ErrorRatio.Before), ErrNow: fmtPercent(im.ErrorRatio.Now),
 			P95Before: fmtMs(im.P95Ms.Before), P95Now: fmtMs(im.P95Ms.Now), Share: fmtPercent(im.Share),
-			ErrWorse: im.ErrorRatio.Now > im.ErrorRatio.Before, P95Worse: im.P95Ms.Now > im.P95Ms.Before})
+			ErrWorse: im.ErrorRatio.Now > im.ErrorRatio.Before, P95Worse: im.P95Ms.Now > im.P95Ms.Before, SLOs: sloTexts(im.SLOs)})
 	}
 	var fs []finding.Finding
 	for _, fid := range inc.Findings {
@@ -216,4 +218,16 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%d min %02d s", int(d/time.Minute), int(d%time.Minute/time.Second))
 	}
 	return d.Round(time.Minute).String()
+}
+
+// sloTexts says what each burning objective of an entry point does:
+// "SLO checkout-availability (99.9% availability) burns its error budget
+// 31.5x as fast as allowed over 1h/5m (critical); 94% of it left".
+func sloTexts(slos []finding.SLOImpact) []string {
+	var out []string
+	for _, s := range slos {
+		out = append(out, fmt.Sprintf("SLO %s (%g%% %s) burns its error budget %.1fx as fast as allowed over %s (%s); %s of it left",
+			s.Objective, s.Target, s.SLI, s.BurnRate, s.Windows, s.Severity, fmtPercent(max(0, s.BudgetRemaining))))
+	}
+	return out
 }

@@ -833,6 +833,7 @@ var kindText = map[finding.Kind]string{
 	finding.KindRetryStorm:  "retry storm",
 	finding.KindOpenCircuit: "open circuit",
 	finding.KindConsumerLag: "consumer lag",
+	finding.KindSLOBurn:     "SLO burn",
 }
 
 func badgeOf(f finding.Finding) badge {

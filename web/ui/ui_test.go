@@ -186,7 +186,9 @@ func fixture() *fixedSource {
 				{Subject: finding.Subject{Node: hostile, NodeID: "service:shop/" + hostile}, Score: 0.35, Explains: 1,
 					Reasons: []string{"explains 1 of 1 findings by its place on the graph: the callee of retry_storm frontend → " + hostile}},
 			},
-			Impact:  []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100}},
+			Impact:  []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100,
+				SLOs: []finding.SLOImpact{{FindingID: "slo1", Objective: "frontend-availability", SLI: "availability", Target: 99.9, Severity: finding.SeverityCritical,
+					Windows: "1h/5m", BurnRate: 16.2, BurnRateShort: 40, BudgetRemaining: 0.86}}}},
 			Changes: []string{}},
 		{ID: "inc-rs0", State: finding.IncidentResolved, StartedAt: now.Add(-50 * time.Minute), ResolvedAt: &resolved, UpdatedAt: resolved, Findings: []string{"rs0", "bn1"},
 			RootCauses: []finding.Cause{{Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Score: 0.8, Reasons: []string{"its own time on the critical path rose from 2 ms to 90 ms a request"}}},
@@ -283,6 +285,9 @@ func TestPagesGolden(t *testing.T) {
 		require.Contains(t, root, "Root cause:")
 		require.Contains(t, root, ">orders</a>", "the page leads with the root cause")
 		require.Less(t, strings.Index(body, `class="impact"`), strings.Index(body, `class="isubgraph"`), "then the impact, then the subgraph")
+		require.Contains(t, section(body, `class="impact"`, "</section>"),
+			"SLO frontend-availability (99.9% availability) burns its error budget 16.2x as fast as allowed over 1h/5m (critical); 86% of it left",
+			"a burning objective shows under its entry point")
 		code, _, body := get(t, u, "/incidents?id=inc-nope")
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, body, "No incident &#34;inc-nope&#34;")
