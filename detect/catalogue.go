@@ -46,6 +46,7 @@ var thresholdDocs = map[string]map[string][2]string{
 		"saturation_rise":         {"ratio", "saturation: latency and in-flight concurrency must both rise by this share"},
 		"saturation_ticks":        {"evaluations", "saturation: evaluations the trend is judged over"},
 		"saturation_min_requests": {"requests", "saturation: requests in the window before a node is judged"},
+		"saturation_min_in_flight": {"requests", "saturation: least in-flight concurrency (rate x p50) at the last evaluation; below it the node is mostly idle"},
 		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
 		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
 		"usual_minutes":           {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
