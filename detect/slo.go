@@ -65,9 +65,12 @@ type SLOBurn struct {
 
 	mu        sync.Mutex
 	objs      []*sloState
-	byService map[string][]*sloState
-	cursor    time.Time // newest bucket start taken
-	started   time.Time
+	byService map[string][]*sloState // objectives of whole entry points
+	// byOp holds the objectives of one entry operation, by service name;
+	// read without mu (never written after NewSLOBurn).
+	byOp    map[string][]*sloState
+	cursor  time.Time // newest bucket start taken
+	started time.Time
 
 	burnDesc, budgetDesc, objDesc *prometheus.Desc
 }
@@ -120,13 +123,17 @@ func NewSLOBurn(o SLOBurnOptions) (*SLOBurn, error) {
 		k := (longest/maxSLOSlots + o.Bucket - 1) / o.Bucket // whole buckets a slot
 		slot = k * o.Bucket
 	}
-	d := &SLOBurn{o: o, slot: slot, slots: int((longest+slot-1)/slot) + 1, started: o.Now(), byService: map[string][]*sloState{}}
+	d := &SLOBurn{o: o, slot: slot, slots: int((longest+slot-1)/slot) + 1, started: o.Now(), byService: map[string][]*sloState{}, byOp: map[string][]*sloState{}}
 	for _, obj := range o.Config.Objectives {
 		s := &sloState{obj: obj, ep: make([]int64, d.slots), total: make([]float64, d.slots), bad: make([]float64, d.slots)}
 		for i := range s.ep {
 			s.ep[i] = -1
 		}
 		d.objs = append(d.objs, s)
+		if obj.Operation != "" {
+			d.byOp[obj.Service] = append(d.byOp[obj.Service], s)
+			continue
+		}
 		d.byService[obj.Service] = append(d.byService[obj.Service], s)
 	}
 	d.burnDesc = prometheus.NewDesc("cartograph_slo_burn_rate",
@@ -212,14 +219,21 @@ func (d *SLOBurn) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
 	if cur.After(d.cursor) {
 		d.cursor = cur
 	}
-	if d.cursor.IsZero() {
-		return nil
-	}
 	end := d.cursor.Add(d.o.Bucket) // the end of the newest closed bucket
+	// Entry operations are counted as their spans arrive: their windows
+	// end where the current bucket begins.
+	opEnd := d.o.Now().Truncate(d.o.Bucket)
 	byEntry := map[graph.NodeKey][]*sloState{}
 	var order []graph.NodeKey
 	for _, st := range d.objs {
-		st.evaluate(d, end)
+		switch {
+		case st.obj.Operation != "":
+			st.evaluate(d, opEnd)
+		case d.cursor.IsZero():
+			continue
+		default:
+			st.evaluate(d, end)
+		}
 		d.warnUnmatched(st, s)
 		if len(st.last.fired) == 0 {
 			continue
@@ -234,6 +248,57 @@ func (d *SLOBurn) Detect(ctx context.Context, s *graph.Snapshot) []Observation {
 		out = append(out, d.observe(k, byEntry[k]))
 	}
 	return out
+}
+
+// CountsOperations reports whether an objective names an entry operation:
+// only then does ObserveSpans need the spans.
+func (d *SLOBurn) CountsOperations() bool { return len(d.byOp) > 0 }
+
+// ObserveSpans counts the root server spans of the entry operations that
+// objectives name into their rings, at the slot of each span's start:
+// each span once, as the graph passes them on after leaving out re-sent
+// ones (graph.PathSource). A span that arrives late still lands in its
+// own slot, and counts from the next evaluation. Safe for concurrent use;
+// it takes mu only for a batch holding such a span.
+func (d *SLOBurn) ObserveSpans(spans []graph.Span) {
+	if len(d.byOp) == 0 {
+		return
+	}
+	locked := false
+	for i := range spans {
+		sp := &spans[i]
+		if sp.Parent != (graph.SpanID{}) || sp.Kind != graph.SpanServer {
+			continue
+		}
+		sts := d.byOp[sp.Service]
+		for _, st := range sts {
+			if st.obj.Operation != sp.Operation || st.obj.Namespace != "" && st.obj.Namespace != sp.Namespace {
+				continue
+			}
+			if !locked {
+				d.mu.Lock()
+				defer d.mu.Unlock()
+				locked = true
+			}
+			n := max(sp.Weight, 1)
+			bad := 0.0
+			switch st.obj.SLI {
+			case SLIAvailability:
+				if sp.Error {
+					bad = n
+				}
+			case SLILatency:
+				if time.Duration(sp.End-sp.Start) > time.Duration(st.obj.Threshold) {
+					bad = n
+				}
+			}
+			st.seen = true
+			if st.entry == (graph.NodeKey{}) {
+				st.entry = graph.NodeKey{Kind: graph.NodeService, Group: sp.Namespace, Name: sp.Service}
+			}
+			d.spread(st, time.Unix(0, sp.Start-sp.Start%int64(d.slot)), d.slot, n, bad)
+		}
+	}
 }
 
 // take adds one edge bucket to the rings of the objectives whose entry

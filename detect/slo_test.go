@@ -249,7 +249,7 @@ func TestSLOConfigValidation(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
-		{"unknown field", "objectives:\n  - {service: a, sli: availability, target: 99.9, operation: GET}\n", "field operation not found"},
+		{"unknown field", "objectives:\n  - {service: a, sli: availability, target: 99.9, route: GET}\n", "field route not found"},
 		{"target out of range", "objectives:\n  - {service: a, sli: availability, target: 100}\n", "target 100 is out of range"},
 		{"target as a ratio", "objectives:\n  - {service: a, sli: availability, target: 0}\n", "target 0 is out of range"},
 		{"latency without threshold", "objectives:\n  - {service: a, sli: latency, target: 99}\n", "needs a positive threshold"},

@@ -128,6 +128,11 @@ type Objective struct {
 	// service.namespace (empty: any namespace, their calls added up).
 	Service   string `yaml:"service"`
 	Namespace string `yaml:"namespace"`
+	// Operation, when set, narrows the objective to one entry operation:
+	// the root server spans of the service with this span name ("GET
+	// /checkout", "shop.Cart/Checkout"), counted as they arrive rather than
+	// from the entry point's edge buckets (SLOBurn.ObserveSpans).
+	Operation string `yaml:"operation"`
 	// SLI is availability or latency.
 	SLI SLI `yaml:"sli"`
 	// Target is the share of good requests the objective promises, in
@@ -199,6 +204,9 @@ func (c SLOConfig) withDefaults() SLOConfig {
 		}
 		if o.Name == "" && o.Service != "" {
 			o.Name = o.Service + "-" + string(o.SLI)
+			if o.Operation != "" {
+				o.Name = o.Service + " " + o.Operation + "-" + string(o.SLI)
+			}
 		}
 	}
 	return c

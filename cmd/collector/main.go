@@ -112,10 +112,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	sampler, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
 	if err != nil {
 		return err
 	}
+	paths := &pathTee{Sampler: sampler} // and the SLO detector's entry operations, once built
 	owners, err := ownerResolver(cfg.ingestConfig, logger)
 	if err != nil {
 		return err
@@ -197,6 +198,9 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	if slo != nil {
 		detectors = append(detectors, slo)
+		if slo.CountsOperations() {
+			paths.ops.Store(slo)
+		}
 	}
 	engine, err := detect.NewEngine(detect.EngineOptions{
 		Detectors:   detectors,

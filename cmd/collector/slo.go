@@ -5,12 +5,14 @@ import (
 	"errors"
 	"flag"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seed-a49a8342/cartograph/detect"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/critpath"
 )
 
 // sloConfig is the service level objectives judged (detect.SLOBurn):
@@ -73,4 +75,22 @@ func seedSLO(ctx context.Context, d *detect.SLOBurn, h detect.EdgeHistory, logge
 		return
 	}
 	logger.Info("slo: burn-rate windows seeded from storage", "buckets", n)
+}
+
+// pathTee is the graph's path source: the critical-path sampler, and,
+// once the SLO detector is built with objectives of entry operations, its
+// counts of them (detect.SLOBurn.ObserveSpans), fed the same spans: each
+// span once, re-sent ones left out by the graph. Safe for concurrent use,
+// as both are.
+type pathTee struct {
+	*critpath.Sampler
+	ops atomic.Pointer[detect.SLOBurn]
+}
+
+// ObserveSpans implements graph.PathSource.
+func (t *pathTee) ObserveSpans(spans []graph.Span) {
+	t.Sampler.ObserveSpans(spans)
+	if d := t.ops.Load(); d != nil {
+		d.ObserveSpans(spans)
+	}
 }
