@@ -178,6 +178,8 @@ func New(o Options) (*API, error) {
 	}
 	a.handle("GET /api/v1/graph", a.graph)
 	a.handle("GET /api/v1/coupling", a.coupling)
+	a.handle("GET /api/v1/graph.mmd", a.exportMermaid)
+	a.handle("GET /api/v1/graph.dot", a.exportDOT)
 	if o.Findings != nil || o.FindingHistory != nil {
 		a.handle("GET /api/v1/findings", a.findings)
 	} else {
@@ -296,10 +298,32 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !q.Has("at") && (!q.Has("env") || q.Get("env") == EnvAll) {
+		window, err := parseWindow(q.Get("window"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if t := a.tickFor(window); t != nil && t.body != nil {
+			serveTick(w, r, t)
+			return
+		}
+	}
+	if s, ok := a.mapSnapshot(w, r); ok {
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+// mapSnapshot returns the graph the map's filters ask for: ?window=, ?at=
+// (a past window, from storage) and ?env= (one deployment environment, or
+// all), answering the request itself on failure. GET /api/v1/graph and
+// the exports (graph.mmd, graph.dot) read their graph through it.
+func (a *API) mapSnapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot, bool) {
+	q := r.URL.Query()
 	env := q.Get("env")
 	if q.Has("env") && env == "" {
 		writeError(w, http.StatusBadRequest, errors.New("env: empty: name a deployment environment, or all"))
-		return
+		return nil, false
 	}
 	if env == EnvAll {
 		env = ""
@@ -307,52 +331,35 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	if q.Has("at") {
 		if env != "" {
 			writeError(w, http.StatusBadRequest, errors.New("env: not supported with at=: stored graphs keep no resource attributes, so no environment"))
-			return
+			return nil, false
 		}
 		at, err := a.parsePast("at", q.Get("at"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
-			return
+			return nil, false
 		}
 		window, err := parseWindow(q.Get("window"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
-			return
+			return nil, false
 		}
 		if !a.covered(w, r, "at", at) {
-			return
+			return nil, false
 		}
-		s, ok := a.past(w, r, at, window)
-		if ok {
-			writeJSON(w, http.StatusOK, s)
-		}
-		return
+		return a.past(w, r, at, window)
 	}
-	window, err := parseWindow(q.Get("window"))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if t := a.tickFor(window); t != nil && t.body != nil && env == "" {
-		serveTick(w, r, t)
-		return
-	}
-	var s *graph.Snapshot
-	if t := a.tickFor(window); t != nil {
-		s = t.snap
-	} else {
-		var ok bool
-		if s, ok = a.snapshot(w, r); !ok {
-			return
-		}
+	s, ok := a.snapshot(w, r)
+	if !ok {
+		return nil, false
 	}
 	if env != "" {
+		var err error
 		if s, err = InEnvironment(s, env); err != nil {
 			writeError(w, http.StatusBadRequest, err)
-			return
+			return nil, false
 		}
 	}
-	writeJSON(w, http.StatusOK, s)
+	return s, true
 }
 
 // EnvAll is the value of ?env= that asks for every environment at once.
