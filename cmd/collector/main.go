@@ -33,6 +33,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
 	"github.com/seed-a49a8342/cartograph/ingest/brokers"
@@ -237,9 +238,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err := storage.Restore(ctx, st, restoreOpts); err != nil {
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
+	reviewer, err := review.New(cfg.file.Detectors.Review, paths)
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Review: reviewer,
+		Graph:  g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,

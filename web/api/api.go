@@ -90,6 +90,9 @@ type Options struct {
 	// Unplaced serves /api/v1/graph/unplaced (nil: 501 Not Implemented).
 	Unplaced UnplacedSource
 	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
+	// Review serves /api/v1/review and /api/v1/review.md (nil: 501 Not
+	// Implemented).
+	Review ReviewSource
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -180,6 +183,8 @@ func New(o Options) (*API, error) {
 	a.handle("GET /api/v1/coupling", a.coupling)
 	a.handle("GET /api/v1/graph.mmd", a.exportMermaid)
 	a.handle("GET /api/v1/graph.dot", a.exportDOT)
+	a.handle("GET /api/v1/review", a.reviewJSON)
+	a.handle("GET /api/v1/review.md", a.reviewMarkdown)
 	if o.Findings != nil || o.FindingHistory != nil {
 		a.handle("GET /api/v1/findings", a.findings)
 	} else {
