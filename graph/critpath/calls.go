@@ -85,9 +85,11 @@ type callRec struct {
 	detached bool
 }
 
-// callKey identifies a CallPattern.
+// callKey identifies a CallPattern. Node ids are made only when patterns
+// are read.
 type callKey struct {
-	caller, callee, op string
+	caller, callee graph.NodeKey
+	op             string
 }
 
 // callAgg accumulates one call pattern in one time bucket.
@@ -97,10 +99,17 @@ type callAgg struct {
 	retried, repeats                 int64
 	growing, multi                   int64
 	attempts                         [MaxAttempts]int64
-	perParent                        *ddsketch.DDSketch
-	gaps                             *ddsketch.DDSketch // nil until a repeat
-	minPer, maxPer, minGap, maxGap   float64
+	// perParent[n] counts the parents that made n requests (the last
+	// class: perParentClasses-1 or more; maxPer tells the largest).
+	perParent                      [perParentClasses]int64
+	gaps                           *ddsketch.DDSketch // nil until a repeat
+	minPer, maxPer, minGap, maxGap float64
 }
+
+// perParentClasses is the number of exact classes of requests per parent;
+// beyond, parents are counted together (their quantiles read as the
+// largest count seen).
+const perParentClasses = 64
 
 // callBucket holds the call patterns of the traces completed in one epoch.
 type callBucket struct {
@@ -158,13 +167,12 @@ func cmpKey(a, b graph.NodeKey) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-// recordCalls adds the calls collectCalls listed to the bucket of epoch.
-func (r *results) recordCalls(calls []callRec, epoch int64) {
+// recordCallsLocked adds the calls collectCalls listed to the bucket of
+// epoch. Caller holds mu.
+func (r *results) recordCallsLocked(calls []callRec, epoch int64) {
 	if len(calls) == 0 {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	b := r.callBucket(epoch)
 	for i := 0; i < len(calls); {
 		j := i + 1
@@ -200,15 +208,14 @@ func (r *results) callBucket(epoch int64) *callBucket {
 // recordGroup adds the calls of one parent to one callee operation,
 // sorted by start. Caller holds mu.
 func (r *results) recordGroup(b *callBucket, g []callRec) {
-	k := callKey{caller: r.id(g[0].caller), callee: r.id(g[0].callee), op: g[0].op}
+	k := callKey{caller: g[0].caller, callee: g[0].callee, op: g[0].op}
 	agg := b.m[k]
 	if agg == nil {
 		if len(b.m) >= r.s.o.MaxCallPatterns {
 			r.s.m.callsDropped.Inc()
 			return
 		}
-		agg = &callAgg{perParent: ddsketch.NewDDSketchFromStoreProvider(r.s.mapping, store.SparseStoreConstructor),
-			minPer: math.Inf(1), minGap: math.Inf(1)}
+		agg = &callAgg{minPer: math.Inf(1), minGap: math.Inf(1)}
 		b.m[k] = agg
 	}
 	agg.parents++
@@ -247,7 +254,7 @@ func (r *results) recordGroup(b *callBucket, g []callRec) {
 			attempts++
 			agg.repeats++
 			if agg.gaps == nil {
-				agg.gaps = ddsketch.NewDDSketchFromStoreProvider(r.s.mapping, store.SparseStoreConstructor)
+				agg.gaps = ddsketch.NewDDSketchFromStoreProvider(r.s.mapping, store.BufferedPaginatedStoreConstructor)
 			}
 			_ = agg.gaps.Add(gap) // non-negative finite: cannot fail
 			agg.minGap, agg.maxGap = min(agg.minGap, gap), max(agg.maxGap, gap)
@@ -259,8 +266,8 @@ func (r *results) recordGroup(b *callBucket, g []callRec) {
 	}
 	closeRequest()
 	agg.requests += int64(requests)
+	agg.perParent[min(requests, perParentClasses-1)]++
 	per := float64(requests)
-	_ = agg.perParent.Add(per)
 	agg.minPer, agg.maxPer = min(agg.minPer, per), max(agg.maxPer, per)
 }
 
@@ -269,8 +276,8 @@ func (r *results) callPatterns(from, to int64) []CallPattern {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	type merged struct {
-		agg       callAgg
-		per, gaps *ddsketch.DDSketch
+		agg  callAgg
+		gaps *ddsketch.DDSketch
 	}
 	all := map[callKey]*merged{}
 	for i := range r.calls {
@@ -281,8 +288,7 @@ func (r *results) callPatterns(from, to int64) []CallPattern {
 		for k, a := range b.m {
 			m := all[k]
 			if m == nil {
-				m = &merged{per: a.perParent.Copy()}
-				m.agg = *a
+				m = &merged{agg: *a}
 				if a.gaps != nil {
 					m.gaps = a.gaps.Copy()
 				}
@@ -304,7 +310,9 @@ func (r *results) callPatterns(from, to int64) []CallPattern {
 			}
 			x.minPer, x.maxPer = min(x.minPer, a.minPer), max(x.maxPer, a.maxPer)
 			x.minGap, x.maxGap = min(x.minGap, a.minGap), max(x.maxGap, a.maxGap)
-			_ = m.per.MergeWith(a.perParent) // same mapping: cannot fail
+			for j, n := range a.perParent {
+				x.perParent[j] += n
+			}
 			if a.gaps != nil {
 				if m.gaps == nil {
 					m.gaps = a.gaps.Copy()
@@ -318,10 +326,10 @@ func (r *results) callPatterns(from, to int64) []CallPattern {
 	for k, m := range all {
 		x := &m.agg
 		p := CallPattern{
-			Caller: k.caller, Callee: k.callee, Operation: k.op,
+			Caller: r.id(k.caller), Callee: r.id(k.callee), Operation: k.op,
 			Parents: int(x.parents), Requests: int(x.requests), Calls: int(x.calls), Failed: int(x.failed), Detached: int(x.detached),
 			Retried: int(x.retried), Repeats: int(x.repeats), Growing: int(x.growing), Multi: int(x.multi),
-			PerParent: distOf(m.per, x.minPer, x.maxPer, float64(x.requests)/float64(max(x.parents, 1))),
+			PerParent: perParentDist(x),
 		}
 		for j, n := range x.attempts {
 			p.Attempts[j] = int(n)
@@ -342,6 +350,27 @@ func (r *results) callPatterns(from, to int64) []CallPattern {
 		return strings.Compare(a.Operation, b.Operation)
 	})
 	return out
+}
+
+// perParentDist reads the distribution of requests per parent from its
+// classes: exact below perParentClasses-1.
+func perParentDist(x *callAgg) Dist {
+	d := Dist{Min: x.minPer, Max: x.maxPer, Mean: round3(float64(x.requests) / float64(max(x.parents, 1)))}
+	q := func(p float64) float64 {
+		rank := int64(math.Ceil(p * float64(x.parents)))
+		var cum int64
+		for n, c := range x.perParent {
+			if cum += c; cum >= max(rank, 1) {
+				if n == perParentClasses-1 {
+					return x.maxPer
+				}
+				return float64(n)
+			}
+		}
+		return x.maxPer
+	}
+	d.P50, d.P95 = q(0.5), q(0.95)
+	return d
 }
 
 func distOf(sk *ddsketch.DDSketch, lo, hi, mean float64) Dist {

@@ -110,6 +110,7 @@ func (r *results) record(a *analyzer, epoch int64) {
 		}
 		b.self[id] += float64(ns.ns) / 1e6
 	}
+	r.recordCallsLocked(a.calls, epoch)
 	m.completed.Inc()
 }
 

@@ -594,9 +594,8 @@ func (s *Sampler) finish(done []*trace, rootless int, now int64) {
 			invalid++
 			continue
 		}
-		s.res.record(a, epoch)
 		a.collectCalls(t)
-		s.res.recordCalls(a.calls, epoch)
+		s.res.record(a, epoch)
 	}
 	s.pool.Put(a)
 	if invalid > 0 {

@@ -47,6 +47,11 @@ type Options struct {
 	// BreakerMinReached is the share of calls that still reach the callee
 	// from which the caller does not fail fast (default 0.9).
 	BreakerMinReached float64 `yaml:"breaker_min_reached"`
+	// BreakerMinCallRatio is the calls to the callee per request the
+	// caller serves from which the caller still calls at full rate
+	// (default 0.5): a breaker that opens stops most calls, leaving a
+	// probe now and then.
+	BreakerMinCallRatio float64 `yaml:"breaker_min_call_ratio"`
 
 	// HubMinDegree is the distinct callers and callees a node needs to be
 	// a hub (default 4).
@@ -73,6 +78,7 @@ const (
 	DefaultBreakerMinErrorRatio = 0.5
 	DefaultBreakerMinCalls      = 100
 	DefaultBreakerMinReached    = 0.9
+	DefaultBreakerMinCallRatio  = 0.5
 	DefaultHubMinDegree         = 4
 	DefaultHubMinBetweenness    = 0.1
 	DefaultHubMinEntryShare     = 0.5
@@ -103,6 +109,7 @@ func (o Options) WithDefaults() Options {
 		o.BreakerMinCalls = DefaultBreakerMinCalls
 	}
 	deff(&o.BreakerMinReached, DefaultBreakerMinReached)
+	deff(&o.BreakerMinCallRatio, DefaultBreakerMinCallRatio)
 	def(&o.HubMinDegree, DefaultHubMinDegree)
 	deff(&o.HubMinBetweenness, DefaultHubMinBetweenness)
 	deff(&o.HubMinEntryShare, DefaultHubMinEntryShare)
@@ -155,6 +162,7 @@ func ThresholdDocs() map[string][2]string {
 		"breaker_min_error_ratio": {"ratio", "error ratio of the calls reaching the callee, over the window and the recent buckets, from which the caller keeps calling a failing callee"},
 		"breaker_min_calls":       {"calls", "calls on the edge in the window before it is judged for circuit breaking"},
 		"breaker_min_reached":     {"ratio", "share of calls still reaching the callee from which the caller does not fail fast (a breaker would stop most)"},
+		"breaker_min_call_ratio":  {"calls", "calls to the callee per request the caller serves (its incoming calls and messages, or for an entry its complete traces) from which it still calls at full rate: a breaker that opens leaves a probe now and then"},
 		"hub_min_degree":          {"nodes", "distinct callers and callees a node needs to be a hub"},
 		"hub_min_betweenness":     {"ratio", "betweenness centrality from which a node is a hub"},
 		"hub_min_entry_share":     {"ratio", "share of complete traces whose critical path crosses a node from which it is a gateway"},

@@ -378,6 +378,16 @@ func (j *judge) retries() {
 // callee that fails most of them, over the window and recently: no
 // breaker opens, no load is shed.
 func (j *judge) breakers() {
+	inbound := map[string]uint64{}
+	for _, e := range j.s.Edges {
+		if e.Source != e.Target {
+			inbound[e.Target] += e.Requests
+		}
+	}
+	entries := map[string]uint64{}
+	for _, p := range j.s.Paths {
+		entries[p.Node] += uint64(p.Traces)
+	}
 	for i := range j.s.Edges {
 		e := &j.s.Edges[i]
 		if e.Kind != graph.EdgeSync || e.Requests < j.o.BreakerMinCalls || e.Source == e.Target {
@@ -400,6 +410,17 @@ func (j *judge) breakers() {
 		if r == nil || r.Requests == 0 {
 			continue
 		}
+		served := inbound[e.Source]
+		if served == 0 {
+			served = entries[e.Source]
+		}
+		if served == 0 {
+			continue // no telling what full rate is
+		}
+		perRequest := float64(e.Requests) / float64(served)
+		if perRequest < j.o.BreakerMinCallRatio {
+			continue
+		}
 		rReached := r.Requests - min(r.Unanswered, r.Requests)
 		rFailed := r.Errors - min(r.Unanswered, r.Errors)
 		if rReached == 0 || float64(rReached)/float64(r.Requests) < j.o.BreakerMinReached || float64(rFailed)/float64(rReached) < j.o.BreakerMinErrorRatio {
@@ -407,15 +428,16 @@ func (j *judge) breakers() {
 		}
 		ev := map[string]any{"calls": e.Requests, "rate_per_s": e.RatePerS, "reached_callee": reached, "reached_share": round4(reachedShare),
 			"error_ratio": round4(ratio), "wasted_calls": failed, "wasted_per_s": round3(e.RatePerS * float64(failed) / float64(e.Requests)),
-			"recent_error_ratio": round4(float64(rFailed) / float64(rReached)), "recent_calls": r.Requests}
+			"recent_error_ratio": round4(float64(rFailed) / float64(rReached)), "recent_calls": r.Requests,
+			"calls_per_request_served": round3(perRequest), "requests_served": served}
 		if j.s.RecentSeconds > 0 {
 			ev["recent_rate_per_s"] = round3(float64(r.Requests) / j.s.RecentSeconds)
 		}
 		j.add(Observation{
 			ID: string(KindNoBreaker) + ":" + e.Source + "->" + e.Target, Kind: KindNoBreaker, Severity: SeverityWarning,
 			Subject: j.edgeSubject(e.Source, e.Target), Evidence: ev,
-			Summary: fmt.Sprintf("%s keeps calling %s at %s/s while %s of the calls fail (%s recently): %d wasted calls in %s s, %s of them reaching %s, none failed fast",
-				j.name(e.Source), j.name(e.Target), num(e.RatePerS), pct(ratio), pct(float64(rFailed)/float64(rReached)), failed, num(j.s.WindowSeconds), pct(reachedShare), j.name(e.Target)),
+			Summary: fmt.Sprintf("%s keeps calling %s at %s/s (%s calls per request it serves) while %s of the calls fail (%s recently): %d wasted calls in %s s, %s of the calls reaching %s rather than failing fast",
+				j.name(e.Source), j.name(e.Target), num(e.RatePerS), num(perRequest), pct(ratio), pct(float64(rFailed)/float64(rReached)), failed, num(j.s.WindowSeconds), pct(reachedShare), j.name(e.Target)),
 			Why:    "a caller that keeps calling a failing callee holds its own threads and connections on calls that fail, and keeps the callee from recovering",
 			Remedy: "put a circuit breaker on the calls (open after a failure ratio, fail fast, probe half-open) and shed or degrade the work that needs them",
 		})

@@ -51,7 +51,7 @@ func system() (*graph.Snapshot, calls) {
 	edges := []graph.Edge{
 		sync(web, a, 6000, 6, 40), sync(a, b, 6000, 3, 30), sync(b, c, 6000, 0, 20), sync(c, d, 6000, 12, 15),
 		sync(d, e, 6000, 0, 12), sync(e, f, 6000, 6, 5),
-		sync(a, e, 1200, 900, 80), // checkout -> pay: failing, and still called
+		sync(a, e, 6000, 4500, 80), // checkout -> pay: failing, and still called on every request
 		{ID: graph.EdgeID(opsEntry.ID, opsQ.ID, graph.ProtocolRabbitMQ, ""), Source: opsEntry.ID, Target: opsQ.ID, Kind: graph.EdgeAsync, Protocol: graph.ProtocolRabbitMQ, Requests: 600, RatePerS: 10},
 		{ID: graph.EdgeID(opsQ.ID, opsWork.ID, graph.ProtocolRabbitMQ, ""), Source: opsQ.ID, Target: opsWork.ID, Kind: graph.EdgeAsync, Protocol: graph.ProtocolRabbitMQ, Requests: 600, RatePerS: 10},
 		sync(opsEntry, opsWork, 1200, 900, 3), // failing, but a breaker stops most calls
@@ -59,7 +59,7 @@ func system() (*graph.Snapshot, calls) {
 	edges[len(edges)-1].Unanswered = 1100
 	edges[len(edges)-1].Errors = 1150
 	edges[len(edges)-1].Recent = &graph.Recent{Requests: 300, Errors: 290, Unanswered: 280}
-	edges[6].Recent = &graph.Recent{Requests: 300, Errors: 230}
+	edges[6].Recent = &graph.Recent{Requests: 1500, Errors: 1150}
 	s := graph.NewSnapshot(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), time.Minute, nodes, edges)
 	s.RecentSeconds = 15
 	s.Paths = []graph.EntryPath{

@@ -1,0 +1,434 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// The communication review's twin test: two systems run side by side
+// through the real pipeline, each service a real HTTP server (otelhttp) in
+// two replicas, each replica with its own TracerProvider and
+// service.instance.id exporting over OTLP/gRPC through the SDK's batch
+// processor with its 5 s delay (so traces arrive split, their roots
+// last), requests arriving as a Poisson process. Namespace "bad" talks
+// the way that turns failures into outages; namespace "good" does the
+// same work the way that does not:
+//
+//	judgement                   bad                                  good
+//	1 sync chain                front → c1 → c2 → c3 → c4 → c5 → c6   front → g1 → g2, then a topic
+//	2 retries without backoff   c1 retries flaky at once             g1 backs off 20 ms × 2^k ± 20%
+//	4 no circuit breaking       c2 calls down on every request       g2's breaker opens after 3 failures
+//	6 chatty edge               front fetches 12 items one by one    front fetches them in one call
+//	9 hub                       front calls 4 services on every path front calls 2
+//
+// Each observation must appear on the bad subject and not on its good
+// twin; the good namespace yields no warning at all.
+
+// reviewTwinRate is each system's request rate, per second.
+const reviewTwinRate = 8
+
+// twinSvc is one service of the twin systems: its replicas' URLs.
+type twinSvc struct {
+	urls []string
+	next atomic.Uint64
+}
+
+func (s *twinSvc) url(path string) string {
+	return s.urls[s.next.Add(1)%uint64(len(s.urls))] + path
+}
+
+// twinReplica is what a handler gets: the replica's instrumented client
+// and tracer.
+type twinReplica struct {
+	client *http.Client
+	tracer trace.Tracer
+}
+
+// get calls url with the request's context and returns the status (0 when
+// the call failed outright).
+func (rp *twinReplica) get(ctx context.Context, url string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+	resp, err := rp.client.Do(req)
+	if err != nil {
+		return 0
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// twinProvider is a replica's TracerProvider: the SDK's batch processor
+// with its default 5 s delay, exporting to the collector over OTLP/gRPC.
+func twinProvider(t *testing.T, col started, ns, name string, replica int) *sdktrace.TracerProvider {
+	t.Helper()
+	tp := sdktrace.NewTracerProvider(
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", name), attribute.String("service.namespace", ns),
+			attribute.String("service.instance.id", fmt.Sprintf("%s-%s-%d", ns, name, replica)))),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()),
+		sdktrace.WithBatcher(grpcExporter(t, col.OTLPGRPC), sdktrace.WithBatchTimeout(5*time.Second)),
+	)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tp.Shutdown(ctx)
+	})
+	return tp
+}
+
+// startTwinSvc starts a service of two replicas serving h.
+func startTwinSvc(t *testing.T, col started, ns, name string, h func(rp *twinReplica, w http.ResponseWriter, r *http.Request)) *twinSvc {
+	t.Helper()
+	prop := propagation.TraceContext{}
+	s := &twinSvc{}
+	for i := range 2 {
+		tp := twinProvider(t, col, ns, name, i)
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		t.Cleanup(tr.CloseIdleConnections)
+		rp := &twinReplica{
+			client: &http.Client{Transport: otelhttp.NewTransport(tr, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop)), Timeout: 5 * time.Second},
+			tracer: tp.Tracer("twin"),
+		}
+		srv := httptest.NewServer(otelhttp.NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h(rp, w, r) }),
+			name, otelhttp.WithTracerProvider(tp), otelhttp.WithPropagators(prop)))
+		t.Cleanup(srv.Close)
+		s.urls = append(s.urls, srv.URL)
+	}
+	return s
+}
+
+// leaf answers after work, failing with 503 a share of the time.
+func leaf(work time.Duration, failShare float64) func(*twinReplica, http.ResponseWriter, *http.Request) {
+	return func(_ *twinReplica, w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(work)
+		if rand.Float64() < failShare {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	}
+}
+
+// forward calls next, then answers.
+func forward(next *twinSvc) func(*twinReplica, http.ResponseWriter, *http.Request) {
+	return func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), next.url("/"))
+		_, _ = io.WriteString(w, "ok")
+	}
+}
+
+// breaker is a minimal circuit breaker, as a library would keep it: open
+// after three failures in a row, one probe a second while open. An open
+// breaker fails the call before any request is made.
+type breaker struct {
+	mu       sync.Mutex
+	failures int
+	openedAt time.Time
+}
+
+func (b *breaker) allow() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.failures < 3 {
+		return true
+	}
+	if time.Since(b.openedAt) >= time.Second {
+		b.openedAt = time.Now() // half-open: this call is the probe
+		return true
+	}
+	return false
+}
+
+func (b *breaker) result(ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if ok {
+		b.failures = 0
+		return
+	}
+	if b.failures++; b.failures == 3 {
+		b.openedAt = time.Now()
+	}
+}
+
+func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
+	t.Helper()
+	// bad
+	badFlaky := startTwinSvc(t, col, "bad", "flaky", leaf(time.Millisecond, 0.3))
+	badDown := startTwinSvc(t, col, "bad", "down", leaf(0, 1))
+	badCatalog := startTwinSvc(t, col, "bad", "catalog", leaf(200*time.Microsecond, 0))
+	badProfile := startTwinSvc(t, col, "bad", "profile", leaf(500*time.Microsecond, 0))
+	badPrefs := startTwinSvc(t, col, "bad", "prefs", leaf(500*time.Microsecond, 0))
+	c6 := startTwinSvc(t, col, "bad", "c6", leaf(time.Millisecond, 0))
+	c5 := startTwinSvc(t, col, "bad", "c5", forward(c6))
+	c4 := startTwinSvc(t, col, "bad", "c4", forward(c5))
+	c3 := startTwinSvc(t, col, "bad", "c3", forward(c4))
+	c2 := startTwinSvc(t, col, "bad", "c2", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), c3.url("/"))
+		rp.get(r.Context(), badDown.url("/")) // every request, whatever down answered before
+		_, _ = io.WriteString(w, "ok")
+	})
+	c1 := startTwinSvc(t, col, "bad", "c1", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), c2.url("/"))
+		for range 4 { // retried at once
+			if code := rp.get(r.Context(), badFlaky.url("/")); code > 0 && code < 500 {
+				break
+			}
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	bad = startTwinSvc(t, col, "bad", "front", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), c1.url("/"))
+		for i := range 12 { // N+1: one call per item
+			rp.get(r.Context(), badCatalog.url(fmt.Sprintf("/item?id=%d", i)))
+		}
+		rp.get(r.Context(), badProfile.url("/"))
+		rp.get(r.Context(), badPrefs.url("/"))
+		_, _ = io.WriteString(w, "ok")
+	})
+
+	// good
+	goodFlaky := startTwinSvc(t, col, "good", "flaky", leaf(time.Millisecond, 0.3))
+	goodDown := startTwinSvc(t, col, "good", "down", leaf(0, 1))
+	goodCatalog := startTwinSvc(t, col, "good", "catalog", leaf(time.Millisecond, 0))
+	g4 := startTwinSvc(t, col, "good", "g4", leaf(time.Millisecond, 0))
+	// g3 consumes the jobs topic: each message in a CONSUMER span whose
+	// parent is the PRODUCER span, then a call to g4.
+	jobs := make(chan propagation.MapCarrier, 1024)
+	g3tp := twinProvider(t, col, "good", "g3", 0)
+	g3tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(g3tr.CloseIdleConnections)
+	g3 := &twinReplica{client: &http.Client{Transport: otelhttp.NewTransport(g3tr, otelhttp.WithTracerProvider(g3tp),
+		otelhttp.WithPropagators(propagation.TraceContext{})), Timeout: 5 * time.Second}, tracer: g3tp.Tracer("twin")}
+	consumerDone := make(chan struct{})
+	go func() {
+		defer close(consumerDone)
+		for msg := range jobs {
+			ctx := propagation.TraceContext{}.Extract(context.Background(), msg)
+			ctx, sp := g3.tracer.Start(ctx, "jobs process", trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", "jobs"),
+					attribute.String("messaging.operation.type", "process"), attribute.String("messaging.consumer.group.name", "g3")))
+			g3.get(ctx, g4.url("/"))
+			sp.End()
+		}
+	}()
+	t.Cleanup(func() { close(jobs); <-consumerDone })
+	var published sync.WaitGroup
+	t.Cleanup(published.Wait) // before jobs closes
+	br := &breaker{}
+	g2 := startTwinSvc(t, col, "good", "g2", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		ctx, sp := rp.tracer.Start(r.Context(), "jobs publish", trace.WithSpanKind(trace.SpanKindProducer),
+			trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", "jobs"),
+				attribute.String("messaging.operation.type", "publish")))
+		msg := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, msg)
+		sp.End()
+		published.Add(1)
+		go func() { // the broker hands it over a little later
+			defer published.Done()
+			time.Sleep(2 * time.Millisecond)
+			select {
+			case jobs <- msg:
+			default:
+			}
+		}()
+		if br.allow() {
+			code := rp.get(r.Context(), goodDown.url("/"))
+			br.result(code > 0 && code < 500)
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	g1 := startTwinSvc(t, col, "good", "g1", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), g2.url("/"))
+		wait := 20 * time.Millisecond
+		for range 4 { // exponential backoff with jitter
+			if code := rp.get(r.Context(), goodFlaky.url("/")); code > 0 && code < 500 {
+				break
+			}
+			time.Sleep(time.Duration(float64(wait) * (0.8 + 0.4*rand.Float64())))
+			wait *= 2
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	good = startTwinSvc(t, col, "good", "front", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), g1.url("/"))
+		rp.get(r.Context(), goodCatalog.url("/items?ids=0,1,2,3,4,5,6,7,8,9,10,11")) // one batched call
+		_, _ = io.WriteString(w, "ok")
+	})
+	return bad, good
+}
+
+// poisson sends requests to entry at rate a second, Poisson arrivals,
+// from an uninstrumented client (the entry's server span is the root),
+// until ctx is done.
+func poisson(ctx context.Context, wg *sync.WaitGroup, entry *twinSvc, rate float64, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, seed*7+1))
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(rng.ExpFloat64() / rate * float64(time.Second))):
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, err := client.Get(entry.url("/"))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}()
+		}
+	}()
+}
+
+type wireObservation struct {
+	ID        string         `json:"id"`
+	Kind      string         `json:"kind"`
+	Severity  string         `json:"severity"`
+	Subject   map[string]any `json:"subject"`
+	Namespace string         `json:"namespace"`
+	Summary   string         `json:"summary"`
+	Why       string         `json:"why"`
+	Evidence  map[string]any `json:"evidence"`
+	Remedy    string         `json:"remedy"`
+}
+
+func getReview(t *testing.T, col started, query string) []wireObservation {
+	t.Helper()
+	code, hdr, body := httpGet(t, apiURL(col, "/api/v1/review"+query))
+	require.Equal(t, http.StatusOK, code, "%s", body)
+	require.Contains(t, hdr.Get("Content-Type"), "application/json")
+	var rep struct {
+		Observations []wireObservation `json:"observations"`
+	}
+	require.NoError(t, json.Unmarshal(body, &rep), "%s", body)
+	return rep.Observations
+}
+
+func TestE2ECommunicationReviewTwins(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for about a minute")
+	}
+	cfgFile := filepath.Join(t.TempDir(), "cartograph.yaml")
+	// Each system carries half the entry traffic: a gateway carries 50%.
+	require.NoError(t, os.WriteFile(cfgFile, []byte("detectors:\n  review:\n    hub_min_entry_share: 0.3\n"), 0o600))
+	// The pair TTL outlasts the SDK's 5 s export delay: a call whose
+	// server span comes one export later is answered, not unanswered.
+	col := startCollector(t, "--config="+cfgFile, "--pair-ttl=15s", "--eval-interval=1s")
+	bad, good := startReviewTwins(t, col)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	poisson(ctx, &wg, bad, reviewTwinRate, 1)
+	poisson(ctx, &wg, good, reviewTwinRate, 2)
+	defer func() { stop(); wg.Wait() }()
+
+	want := map[string]string{ // id -> severity, on the bad system
+		"sync_chain:service:bad/front GET":                          "warning",
+		"retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET": "warning",
+		"no_circuit_breaker:service:bad/c2->service:bad/down":         "warning",
+		"chatty_edge:service:bad/front->service:bad/catalog HTTP GET":      "warning",
+		"hub:service:bad/front":                                       "info",
+	}
+	var obs []wireObservation
+	missing := func() []string {
+		got := map[string]string{}
+		for _, o := range obs {
+			got[o.ID] = o.Severity
+		}
+		var out []string
+		for id, sev := range want {
+			if got[id] != sev {
+				out = append(out, id)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		time.Sleep(2 * time.Second)
+		obs = getReview(t, col, "")
+		if len(missing()) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	b, _ := json.MarshalIndent(obs, "", "  ")
+	require.Empty(t, missing(), "observations missing; the review has:\n%s", b)
+
+	for _, o := range obs {
+		require.NotEmpty(t, o.Summary)
+		require.NotEmpty(t, o.Why)
+		require.NotEmpty(t, o.Remedy)
+		require.NotEmpty(t, o.Evidence)
+		if o.Namespace == "good" {
+			require.NotEqual(t, "warning", o.Severity, "the well-behaved twin yields no warning: %s", b)
+			for _, kind := range []string{"sync_chain", "retry_without_backoff", "no_circuit_breaker", "chatty_edge", "hub"} {
+				require.NotEqual(t, kind, o.Kind, "the well-behaved twin is judged well: %s", b)
+			}
+		}
+	}
+	byID := map[string]wireObservation{}
+	for _, o := range obs {
+		byID[o.ID] = o
+		t.Logf("%s %s: %s", o.Severity, o.ID, o.Summary)
+	}
+	chain := byID["sync_chain:service:bad/front GET"]
+	require.EqualValues(t, 6, chain.Evidence["hops"])
+	chatty := byID["chatty_edge:service:bad/front->service:bad/catalog HTTP GET"]
+	require.EqualValues(t, 12, chatty.Evidence["calls_per_parent"].(map[string]any)["p50"])
+	retry := byID["retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET"]
+	require.Less(t, retry.Evidence["wait_before_retry_ms"].(map[string]any)["p50"].(float64), 10.0)
+	require.Contains(t, retry.Evidence["attempts_per_request"], "2")
+	cb := byID["no_circuit_breaker:service:bad/c2->service:bad/down"]
+	require.InDelta(t, 1, cb.Evidence["error_ratio"].(float64), 0.001)
+	require.Empty(t, byID["hub:service:bad/front"].Evidence["depend_on_it"], "front is an entry: nothing calls it")
+
+	// The same through the filters and as Markdown.
+	for _, o := range getReview(t, col, "?namespace=good") {
+		require.Equal(t, "good", o.Namespace)
+	}
+	code, hdr, md := httpGet(t, apiURL(col, "/api/v1/review.md?namespace=bad"))
+	require.Equal(t, http.StatusOK, code, "%s", md)
+	require.Equal(t, "text/markdown; charset=utf-8", hdr.Get("Content-Type"))
+	require.Contains(t, string(md), "## Namespace `bad`")
+	require.Contains(t, string(md), "### Chatty edge: front → catalog (`HTTP GET`)")
+	require.NotContains(t, string(md), "Namespace `good`")
+	code, _, _ = httpGet(t, apiURL(col, "/api/v1/review?namespace=nope"))
+	require.Equal(t, http.StatusBadRequest, code)
+
+	// The exports draw the async hop dashed.
+	code, _, mmd := httpGet(t, apiURL(col, "/api/v1/graph.mmd?namespace=good"))
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(mmd), "service_good_g2 -.->|\"kafka")
+	require.NotContains(t, string(mmd), "service_bad_c1")
+	code, _, dot := httpGet(t, apiURL(col, "/api/v1/graph.dot"))
+	require.Equal(t, http.StatusOK, code)
+	require.True(t, strings.Contains(string(dot), "service_bad_c1 -> service_bad_c2 [label=\"http · "), "%s", dot)
+}
