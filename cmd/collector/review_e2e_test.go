@@ -351,11 +351,11 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 
 	want := map[string]string{ // id -> severity, on the bad system
-		"sync_chain:service:bad/front GET":                          "warning",
+		"sync_chain:service:bad/front GET":                                 "warning",
 		"retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET": "warning",
-		"no_circuit_breaker:service:bad/c2->service:bad/down":         "warning",
+		"no_circuit_breaker:service:bad/c2->service:bad/down":              "warning",
 		"chatty_edge:service:bad/front->service:bad/catalog HTTP GET":      "warning",
-		"hub:service:bad/front":                                       "info",
+		"hub:service:bad/front":                                            "info",
 	}
 	var obs []wireObservation
 	missing := func() []string {
