@@ -408,7 +408,20 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 	require.Contains(t, retry.Evidence["attempts_per_request"], "2")
 	cb := byID["no_circuit_breaker:service:bad/c2->service:bad/down"]
 	require.InDelta(t, 1, cb.Evidence["error_ratio"].(float64), 0.001)
-	require.Empty(t, byID["hub:service:bad/front"].Evidence["depend_on_it"], "front is an entry: nothing calls it")
+	require.Equal(t, []any{"client:client"}, byID["hub:service:bad/front"].Evidence["depend_on_it"], "front is an entry: only its uninstrumented clients call it")
+
+	// The good twin did the same work, and its review had the data to
+	// judge it: it retried flaky (after waiting), fetched the catalog on
+	// every request, and its breaker let a few calls through to down.
+	g := getGraph(t, col)
+	goodFlaky := g.edge("service:good/g1", "service:good/flaky")
+	require.NotNil(t, goodFlaky, "%s", g)
+	require.NotNil(t, goodFlaky.Retries)
+	require.Positive(t, *goodFlaky.Retries, "g1 retried flaky")
+	require.Greater(t, g.edge("service:good/front", "service:good/catalog").requests(), uint64(50))
+	probes, served := g.edge("service:good/g2", "service:good/down").requests(), g.edge("service:good/g1", "service:good/g2").requests()
+	require.Positive(t, probes)
+	require.Less(t, probes*2, served, "the breaker stopped most calls to down")
 
 	// The same through the filters and as Markdown.
 	for _, o := range getReview(t, col, "?namespace=good") {

@@ -45,3 +45,27 @@ func TestHealthyReviewHasNoWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestReviewSeesPlantedRetries is the healthy test's control: the same
+// harness, the sync-chain system's gateway now retrying a failing api at
+// once, three times. The review warns on that edge, so the healthy
+// systems' silence is the review judging them, not missing data.
+func TestReviewSeesPlantedRetries(t *testing.T) {
+	c := Case{Shape: SyncChain, Rate: 10, Duration: 3 * time.Minute, Modify: func(sys *System) {
+		sys.Services[0].Calls[0].Retries, sys.Services[0].Calls[0].Backoff = 3, 0
+		sys.Services[1].ErrRate = 0.3
+	}}
+	var warned bool
+	simulate(t, c, func(s *sim) {
+		r, err := review.New(review.Options{}, s.paths)
+		require.NoError(t, err)
+		s.onEval = func(at time.Time, snap *graph.Snapshot) {
+			for _, o := range r.Review(snap).Observations {
+				if o.Kind == review.KindRetryNoBackoff && o.Severity == review.SeverityWarning && o.Subject.Source == "gateway" && o.Subject.Target == "api" {
+					warned = true
+				}
+			}
+		}
+	})
+	require.True(t, warned, "no retry_without_backoff warning on gateway -> api")
+}

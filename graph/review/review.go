@@ -436,8 +436,8 @@ func (j *judge) breakers() {
 		j.add(Observation{
 			ID: string(KindNoBreaker) + ":" + e.Source + "->" + e.Target, Kind: KindNoBreaker, Severity: SeverityWarning,
 			Subject: j.edgeSubject(e.Source, e.Target), Evidence: ev,
-			Summary: fmt.Sprintf("%s keeps calling %s at %s/s (%s calls per request it serves) while %s of the calls fail (%s recently): %d wasted calls in %s s, %s of the calls reaching %s rather than failing fast",
-				j.name(e.Source), j.name(e.Target), num(e.RatePerS), num(perRequest), pct(ratio), pct(float64(rFailed)/float64(rReached)), failed, num(j.s.WindowSeconds), pct(reachedShare), j.name(e.Target)),
+			Summary: fmt.Sprintf("%s keeps calling %s at %s/s (%s per request it serves) while %s of the calls fail (%s recently): %d wasted calls in the window (%s/s), %s of the calls reaching %s rather than failing fast",
+				j.name(e.Source), j.name(e.Target), num(e.RatePerS), numUnit(perRequest, "call", "calls"), pct(ratio), pct(float64(rFailed)/float64(rReached)), failed, num(e.RatePerS*float64(failed)/float64(e.Requests)), pct(reachedShare), j.name(e.Target)),
 			Why:    "a caller that keeps calling a failing callee holds its own threads and connections on calls that fail, and keeps the callee from recovering",
 			Remedy: "put a circuit breaker on the calls (open after a failure ratio, fail fast, probe half-open) and shed or degrade the work that needs them",
 		})
@@ -531,12 +531,12 @@ func (j *judge) hubs() {
 		}
 		dep := "no service calls it"
 		if len(deps) > 0 {
-			dep = fmt.Sprintf("%d nodes depend on it (%s)", len(deps), strings.Join(names, ", "))
+			dep = fmt.Sprintf("%s on it (%s)", plural(len(deps), "node depends", "nodes depend"), strings.Join(names, ", "))
 		}
 		j.add(Observation{
 			ID: string(KindHub) + ":" + n.ID, Kind: KindHub, Severity: SeverityInfo, Subject: j.nodeSubject(n.ID), Evidence: ev,
-			Summary: fmt.Sprintf("%s is a hub: %s, with %d callers and %d callees; %s",
-				j.name(n.ID), strings.Join(why, " and "), n.FanIn, n.FanOut, dep),
+			Summary: fmt.Sprintf("%s is a hub: %s, with %s and %s; %s",
+				j.name(n.ID), strings.Join(why, " and "), plural(n.FanIn, "caller", "callers"), plural(n.FanOut, "callee", "callees"), dep),
 			Why:    "when a node on most paths fails or slows, most of the system does too: it needs the most capacity headroom, replicas and isolation",
 			Remedy: "run it with redundancy across failure domains, keep it thin (no business logic), give its callers timeouts and breakers, and split it along the traffic it carries",
 		})
@@ -564,6 +564,22 @@ func upstream(id string, callers map[string][]string) []string {
 }
 
 // --- formatting ------------------------------------------------------------
+
+// plural writes n with the singular or plural noun.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// numUnit writes v (num) with the singular noun when it reads 1.
+func numUnit(v float64, one, many string) string {
+	if s := num(v); s != "1" {
+		return s + " " + many
+	}
+	return "1 " + one
+}
 
 func round3(v float64) float64 { return math.Round(v*1000) / 1000 }
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
