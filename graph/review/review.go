@@ -163,11 +163,19 @@ type judge struct {
 	out   []Observation
 }
 
+// name is what a node is called in a summary: its name, and for a
+// database, topic or queue its system (a service and its database are
+// often named alike).
 func (j *judge) name(id string) string {
-	if n, ok := j.s.Node(id); ok {
-		return graph.NodeKey{Kind: n.Kind, Name: n.Name}.DisplayName()
+	n, ok := j.s.Node(id)
+	if !ok {
+		return id
 	}
-	return id
+	name := graph.NodeKey{Kind: n.Kind, Name: n.Name}.DisplayName()
+	if n.Kind != graph.NodeService && n.System != "" {
+		name += " (" + n.System + ")"
+	}
+	return name
 }
 
 func (j *judge) namespace(id string) string {
@@ -244,17 +252,23 @@ func (j *judge) syncChains() {
 			continue
 		}
 		avail := 1.0
-		var sumP95 float64
 		hopList := make([]map[string]any, 0, hops)
 		names := []string{j.name(p.Node)}
-		var queue []string
-		for _, e := range chain {
+		var queue, adds []string
+		for i, e := range chain {
 			avail *= 1 - e.ErrorRatio
 			h := map[string]any{"source": e.Source, "target": e.Target, "protocol": e.Protocol.String(),
 				"error_ratio": e.ErrorRatio, "availability": round4(1 - e.ErrorRatio)}
 			if e.Latency != nil {
 				h["p50_ms"], h["p95_ms"] = e.Latency.P50, e.Latency.P95
-				sumP95 += e.Latency.P95
+				// A call's latency holds the calls below it: what this
+				// hop adds is its p50 less the next hop's.
+				add := e.Latency.P50
+				if i+1 < len(chain) && chain[i+1].Latency != nil {
+					add = max(add-chain[i+1].Latency.P50, 0)
+				}
+				h["adds_p50_ms"] = round3(add)
+				adds = append(adds, num(add))
 			}
 			if d := detached[[2]string{e.Source, e.Target}]; d[1] > 0 {
 				share := round4(float64(d[0]) / float64(d[1]))
@@ -271,10 +285,13 @@ func (j *judge) syncChains() {
 			sev = SeverityWarning
 		}
 		ev := map[string]any{"entry": p.Node, "operation": p.Operation, "hops": hops, "chain": hopList,
-			"compounded_availability": round4(avail), "sum_of_hop_p95_ms": round3(sumP95),
-			"entry_p50_ms": p.P50Ms, "entry_p95_ms": p.P95Ms, "traces": p.Traces}
-		summary := fmt.Sprintf("%s at %s runs through %d synchronous hops (%s): their availabilities compound to %s and their p95s add up to %s ms (the entry's p95 is %s ms)",
-			p.Operation, j.name(p.Node), hops, strings.Join(names, " → "), pct(avail), num(sumP95), num(p.P95Ms))
+			"compounded_availability": round4(avail),
+			"entry_p50_ms":            p.P50Ms, "entry_p95_ms": p.P95Ms, "traces": p.Traces}
+		summary := fmt.Sprintf("%s at %s runs through %d synchronous hops (%s): their availabilities compound to %s",
+			p.Operation, j.name(p.Node), hops, strings.Join(names, " → "), pct(avail))
+		if len(adds) == hops {
+			summary += fmt.Sprintf(", and each hop adds its own latency (p50 %s ms; the entry's p50 is %s ms)", strings.Join(adds, ", "), num(p.P50Ms))
+		}
 		if len(queue) > 0 {
 			ev["queue_candidates"] = queue
 			summary += "; the caller does not wait for the answer of " + strings.Join(queue, ", ")

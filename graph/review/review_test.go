@@ -29,7 +29,7 @@ func svc(ns, name string) graph.Node {
 	return graph.Node{ID: sid(ns, name), Kind: graph.NodeService, Name: name, Namespace: ns}
 }
 
-func sync(src, dst graph.Node, req, errs uint64, p95 float64) graph.Edge {
+func syncEdge(src, dst graph.Node, req, errs uint64, p95 float64) graph.Edge {
 	e := graph.Edge{ID: graph.EdgeID(src.ID, dst.ID, graph.ProtocolHTTP, ""), Source: src.ID, Target: dst.ID, Kind: graph.EdgeSync,
 		Protocol: graph.ProtocolHTTP, Requests: req, Errors: errs, RatePerS: float64(req) / 60,
 		Latency: &graph.Quantiles{P50: p95 / 2, P95: p95, P99: p95 * 2}}
@@ -49,12 +49,12 @@ func system() (*graph.Snapshot, calls) {
 	opsEntry, opsQ, opsWork := svc("ops", "status"), graph.Node{ID: "queue:rabbitmq/jobs", Kind: graph.NodeQueue, Name: "jobs", System: "rabbitmq"}, svc("ops", "worker")
 	nodes := []graph.Node{web, a, b, c, d, e, f, opsEntry, opsQ, opsWork}
 	edges := []graph.Edge{
-		sync(web, a, 6000, 6, 40), sync(a, b, 6000, 3, 30), sync(b, c, 6000, 0, 20), sync(c, d, 6000, 12, 15),
-		sync(d, e, 6000, 0, 12), sync(e, f, 6000, 6, 5),
-		sync(a, e, 6000, 4500, 80), // checkout -> pay: failing, and still called on every request
+		syncEdge(web, a, 6000, 6, 40), syncEdge(a, b, 6000, 3, 30), syncEdge(b, c, 6000, 0, 20), syncEdge(c, d, 6000, 12, 15),
+		syncEdge(d, e, 6000, 0, 12), syncEdge(e, f, 6000, 6, 5),
+		syncEdge(a, e, 6000, 4500, 80), // checkout -> pay: failing, and still called on every request
 		{ID: graph.EdgeID(opsEntry.ID, opsQ.ID, graph.ProtocolRabbitMQ, ""), Source: opsEntry.ID, Target: opsQ.ID, Kind: graph.EdgeAsync, Protocol: graph.ProtocolRabbitMQ, Requests: 600, RatePerS: 10},
 		{ID: graph.EdgeID(opsQ.ID, opsWork.ID, graph.ProtocolRabbitMQ, ""), Source: opsQ.ID, Target: opsWork.ID, Kind: graph.EdgeAsync, Protocol: graph.ProtocolRabbitMQ, Requests: 600, RatePerS: 10},
-		sync(opsEntry, opsWork, 1200, 900, 3), // failing, but a breaker stops most calls
+		syncEdge(opsEntry, opsWork, 1200, 900, 3), // failing, but a breaker stops most calls
 	}
 	edges[len(edges)-1].Unanswered = 1100
 	edges[len(edges)-1].Errors = 1150
