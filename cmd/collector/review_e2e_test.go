@@ -38,6 +38,7 @@ import (
 //	1 sync chain                front → c1 → c2 → c3 → c4 → c5 → c6   front → g1 → g2, then a topic
 //	2 retries without backoff   c1 retries flaky at once             g1 backs off 20 ms × 2^k ± 20%
 //	4 no circuit breaking       c2 calls down on every request       g2's breaker opens after 3 failures
+//	3 no timeout                profile waits for slow's 1.5 s tail  g4 cuts it off at 300 ms
 //	6 chatty edge               front fetches 12 items one by one    front fetches them in one call
 //	9 hub                       front calls 4 services on every path front calls 2
 //
@@ -131,6 +132,17 @@ func leaf(work time.Duration, failShare float64) func(*twinReplica, http.Respons
 	}
 }
 
+// slowLeaf answers in about 2 ms, but one call in twenty takes 1.5 s: a
+// long tail.
+func slowLeaf(_ *twinReplica, w http.ResponseWriter, _ *http.Request) {
+	d := 2 * time.Millisecond
+	if rand.Float64() < 0.05 {
+		d = 1500 * time.Millisecond
+	}
+	time.Sleep(d)
+	_, _ = io.WriteString(w, "ok")
+}
+
 // forward calls next, then answers.
 func forward(next *twinSvc) func(*twinReplica, http.ResponseWriter, *http.Request) {
 	return func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
@@ -179,7 +191,11 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 	badFlaky := startTwinSvc(t, col, "bad", "flaky", leaf(time.Millisecond, 0.3))
 	badDown := startTwinSvc(t, col, "bad", "down", leaf(0, 1))
 	badCatalog := startTwinSvc(t, col, "bad", "catalog", leaf(200*time.Microsecond, 0))
-	badProfile := startTwinSvc(t, col, "bad", "profile", leaf(500*time.Microsecond, 0))
+	badSlow := startTwinSvc(t, col, "bad", "slow", slowLeaf)
+	badProfile := startTwinSvc(t, col, "bad", "profile", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		rp.get(r.Context(), badSlow.url("/")) // as long as it takes
+		_, _ = io.WriteString(w, "ok")
+	})
 	badPrefs := startTwinSvc(t, col, "bad", "prefs", leaf(500*time.Microsecond, 0))
 	c6 := startTwinSvc(t, col, "bad", "c6", leaf(time.Millisecond, 0))
 	c5 := startTwinSvc(t, col, "bad", "c5", forward(c6))
@@ -213,7 +229,13 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 	goodFlaky := startTwinSvc(t, col, "good", "flaky", leaf(time.Millisecond, 0.3))
 	goodDown := startTwinSvc(t, col, "good", "down", leaf(0, 1))
 	goodCatalog := startTwinSvc(t, col, "good", "catalog", leaf(time.Millisecond, 0))
-	g4 := startTwinSvc(t, col, "good", "g4", leaf(time.Millisecond, 0))
+	goodSlow := startTwinSvc(t, col, "good", "slow", slowLeaf)
+	g4 := startTwinSvc(t, col, "good", "g4", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond) // a timeout
+		defer cancel()
+		rp.get(ctx, goodSlow.url("/"))
+		_, _ = io.WriteString(w, "ok")
+	})
 	// g3 consumes the jobs topic: each message in a CONSUMER span whose
 	// parent is the PRODUCER span, then a call to g4.
 	jobs := make(chan propagation.MapCarrier, 1024)
@@ -355,6 +377,7 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 		"retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET": "warning",
 		"no_circuit_breaker:service:bad/c2->service:bad/down":              "warning",
 		"chatty_edge:service:bad/front->service:bad/catalog HTTP GET":      "warning",
+		"no_timeout:service:bad/profile->service:bad/slow":                 "warning",
 		"hub:service:bad/front":                                            "info",
 	}
 	var obs []wireObservation
@@ -389,7 +412,7 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 		require.NotEmpty(t, o.Evidence)
 		if o.Namespace == "good" {
 			require.NotEqual(t, "warning", o.Severity, "the well-behaved twin yields no warning: %s", b)
-			for _, kind := range []string{"sync_chain", "retry_without_backoff", "no_circuit_breaker", "chatty_edge", "hub"} {
+			for _, kind := range []string{"sync_chain", "retry_without_backoff", "no_timeout", "no_circuit_breaker", "chatty_edge", "hub"} {
 				require.NotEqual(t, kind, o.Kind, "the well-behaved twin is judged well: %s", b)
 			}
 		}
@@ -419,6 +442,7 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 	require.NotNil(t, goodFlaky.Retries)
 	require.Positive(t, *goodFlaky.Retries, "g1 retried flaky")
 	require.Greater(t, g.edge("service:good/front", "service:good/catalog").requests(), uint64(50))
+	require.Greater(t, g.edge("service:good/g4", "service:good/slow").requests(), uint64(100), "g4 called slow")
 	probes, served := g.edge("service:good/g2", "service:good/down").requests(), g.edge("service:good/g1", "service:good/g2").requests()
 	require.Positive(t, probes)
 	require.Less(t, probes*2, served, "the breaker stopped most calls to down")

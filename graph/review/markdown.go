@@ -12,6 +12,7 @@ var kindTitles = map[Kind]string{
 	KindSyncChain:      "Synchronous chain",
 	KindRetryNoBackoff: "Retries without backoff",
 	KindNoBreaker:      "No circuit breaking",
+	KindNoTimeout:      "No timeout",
 	KindChatty:         "Chatty edge",
 	KindHub:            "Hub",
 }

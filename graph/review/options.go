@@ -53,6 +53,19 @@ type Options struct {
 	// probe now and then.
 	BreakerMinCallRatio float64 `yaml:"breaker_min_call_ratio"`
 
+	// TimeoutMinCalls is how many calls an edge needs in the window
+	// before its timeouts are judged (default 100).
+	TimeoutMinCalls uint64 `yaml:"timeout_min_calls"`
+	// TimeoutMinTailRatio is how many times its p50 the callee's p99 must
+	// be for it to have a long tail (default 5).
+	TimeoutMinTailRatio float64 `yaml:"timeout_min_tail_ratio"`
+	// TimeoutMinTailMs is the least callee p99 that is a long tail
+	// (default 500 ms).
+	TimeoutMinTailMs float64 `yaml:"timeout_min_tail_ms"`
+	// TimeoutMinFollow is the share of the callee's p99 from which the
+	// caller's p99 follows it, with no cut-off (default 0.9).
+	TimeoutMinFollow float64 `yaml:"timeout_min_follow"`
+
 	// HubMinDegree is the distinct callers and callees a node needs to be
 	// a hub (default 4).
 	HubMinDegree int `yaml:"hub_min_degree"`
@@ -79,6 +92,10 @@ const (
 	DefaultBreakerMinCalls      = 100
 	DefaultBreakerMinReached    = 0.9
 	DefaultBreakerMinCallRatio  = 0.5
+	DefaultTimeoutMinCalls      = 100
+	DefaultTimeoutMinTailRatio  = 5
+	DefaultTimeoutMinTailMs     = 500
+	DefaultTimeoutMinFollow     = 0.9
 	DefaultHubMinDegree         = 4
 	DefaultHubMinBetweenness    = 0.1
 	DefaultHubMinEntryShare     = 0.5
@@ -110,6 +127,12 @@ func (o Options) WithDefaults() Options {
 	}
 	deff(&o.BreakerMinReached, DefaultBreakerMinReached)
 	deff(&o.BreakerMinCallRatio, DefaultBreakerMinCallRatio)
+	if o.TimeoutMinCalls == 0 {
+		o.TimeoutMinCalls = DefaultTimeoutMinCalls
+	}
+	deff(&o.TimeoutMinTailRatio, DefaultTimeoutMinTailRatio)
+	deff(&o.TimeoutMinTailMs, DefaultTimeoutMinTailMs)
+	deff(&o.TimeoutMinFollow, DefaultTimeoutMinFollow)
 	def(&o.HubMinDegree, DefaultHubMinDegree)
 	deff(&o.HubMinBetweenness, DefaultHubMinBetweenness)
 	deff(&o.HubMinEntryShare, DefaultHubMinEntryShare)
@@ -136,7 +159,7 @@ func (o Options) Validate() error {
 		}
 	}
 	for key, r := range map[string]float64{"retry_min_growing": o.RetryMinGrowing, "breaker_min_error_ratio": o.BreakerMinErrorRatio,
-		"breaker_min_reached": o.BreakerMinReached, "hub_min_betweenness": o.HubMinBetweenness, "hub_min_entry_share": o.HubMinEntryShare} {
+		"breaker_min_reached": o.BreakerMinReached, "timeout_min_follow": o.TimeoutMinFollow, "hub_min_betweenness": o.HubMinBetweenness, "hub_min_entry_share": o.HubMinEntryShare} {
 		if r > 1 {
 			errs = append(errs, fmt.Errorf("review.%s = %g: a ratio in [0,1]", key, r))
 		}
@@ -163,6 +186,10 @@ func ThresholdDocs() map[string][2]string {
 		"breaker_min_calls":       {"calls", "calls on the edge in the window before it is judged for circuit breaking"},
 		"breaker_min_reached":     {"ratio", "share of calls still reaching the callee from which the caller does not fail fast (a breaker would stop most)"},
 		"breaker_min_call_ratio":  {"calls", "calls to the callee per request the caller serves (its incoming calls and messages, or for an entry its complete traces) from which it still calls at full rate: a breaker that opens leaves a probe now and then"},
+		"timeout_min_calls":       {"calls", "calls on the edge in the window before its caller's timeouts are judged"},
+		"timeout_min_tail_ratio":  {"factor", "the callee's p99 over its p50 from which it has a long tail"},
+		"timeout_min_tail_ms":     {"ms", "the least callee p99 that is a long tail"},
+		"timeout_min_follow":      {"ratio", "the caller's p99 over the callee's from which the caller follows the callee's worst cases with no cut-off (no timeout)"},
 		"hub_min_degree":          {"nodes", "distinct callers and callees a node needs to be a hub"},
 		"hub_min_betweenness":     {"ratio", "betweenness centrality from which a node is a hub"},
 		"hub_min_entry_share":     {"ratio", "share of complete traces whose critical path crosses a node from which it is a gateway"},

@@ -32,13 +32,14 @@ type Kind string
 const (
 	KindSyncChain      Kind = "sync_chain"            // 1
 	KindRetryNoBackoff Kind = "retry_without_backoff" // 2
+	KindNoTimeout      Kind = "no_timeout"            // 3
 	KindNoBreaker      Kind = "no_circuit_breaker"    // 4
 	KindChatty         Kind = "chatty_edge"           // 6
 	KindHub            Kind = "hub"                   // 9
 )
 
 // kindOrder is the order of kinds in a report.
-var kindOrder = []Kind{KindNoBreaker, KindRetryNoBackoff, KindChatty, KindSyncChain, KindHub}
+var kindOrder = []Kind{KindNoBreaker, KindRetryNoBackoff, KindNoTimeout, KindChatty, KindSyncChain, KindHub}
 
 // Severity is how much an observation matters: info (worth knowing in a
 // design review) or warning (a pattern that turns a failure into an
@@ -119,6 +120,7 @@ func (r *Reviewer) Review(s *graph.Snapshot) Report {
 	j.syncChains()
 	j.retries()
 	j.breakers()
+	j.timeouts()
 	j.chatty()
 	j.hubs()
 	rep.Observations = append(rep.Observations, j.out...)
@@ -457,6 +459,35 @@ func (j *judge) breakers() {
 				j.name(e.Source), j.name(e.Target), num(e.RatePerS), numUnit(perRequest, "call", "calls"), pct(ratio), pct(float64(rFailed)/float64(rReached)), failed, num(e.RatePerS*float64(failed)/float64(e.Requests)), pct(reachedShare), j.name(e.Target)),
 			Why:    "a caller that keeps calling a failing callee holds its own threads and connections on calls that fail, and keeps the callee from recovering",
 			Remedy: "put a circuit breaker on the calls (open after a failure ratio, fail fast, probe half-open) and shed or degrade the work that needs them",
+		})
+	}
+}
+
+// --- 3: callers without timeouts --------------------------------------------
+
+// timeouts reports sync edges to services whose callee has a long tail
+// that the caller's own durations follow all the way: no cut-off, so no
+// timeout shorter than the callee's worst cases.
+func (j *judge) timeouts() {
+	for i := range j.s.Edges {
+		e := &j.s.Edges[i]
+		if e.Kind != graph.EdgeSync || e.Requests < j.o.TimeoutMinCalls || e.ClientLatency == nil || e.ServerLatency == nil {
+			continue
+		}
+		srv, cli := e.ServerLatency, e.ClientLatency
+		if srv.P99 < j.o.TimeoutMinTailMs || srv.P99 < j.o.TimeoutMinTailRatio*srv.P50 || cli.P99 < j.o.TimeoutMinFollow*srv.P99 {
+			continue
+		}
+		j.add(Observation{
+			ID: string(KindNoTimeout) + ":" + e.Source + "->" + e.Target, Kind: KindNoTimeout, Severity: SeverityWarning,
+			Subject: j.edgeSubject(e.Source, e.Target),
+			Evidence: map[string]any{"calls": e.Requests,
+				"callee_ms": map[string]any{"p50": srv.P50, "p95": srv.P95, "p99": srv.P99},
+				"caller_ms": map[string]any{"p50": cli.P50, "p95": cli.P95, "p99": cli.P99}},
+			Summary: fmt.Sprintf("%s waits for %s as long as its worst cases take: %s answers in %s ms at p50 but %s ms at p99, and %s's own calls last %s ms at p99, with no cut-off",
+				j.name(e.Source), j.name(e.Target), j.name(e.Target), num(srv.P50), num(srv.P99), j.name(e.Source), num(cli.P99)),
+			Why:    "a caller without a timeout holds a thread or connection for as long as the callee's slowest answer, so one slow dependency exhausts the caller and everything that calls it",
+			Remedy: "set a timeout on the client a little above the callee's normal p99 (and propagate a deadline down the chain), so that its worst cases fail fast; retry them only within a budget",
 		})
 	}
 }

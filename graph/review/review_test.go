@@ -47,7 +47,8 @@ func system() (*graph.Snapshot, calls) {
 	web, a, b, c, d, e, f := svc("shop", "web"), svc("shop", "checkout"), svc("shop", "cart"), svc("shop", "items"),
 		svc("shop", "stock"), svc("shop", "pay"), svc("shop", "ledger")
 	opsEntry, opsQ, opsWork := svc("ops", "status"), graph.Node{ID: "queue:rabbitmq/jobs", Kind: graph.NodeQueue, Name: "jobs", System: "rabbitmq"}, svc("ops", "worker")
-	nodes := []graph.Node{web, a, b, c, d, e, f, opsEntry, opsQ, opsWork}
+	slow, opsSlow := svc("shop", "slow"), svc("ops", "slow")
+	nodes := []graph.Node{web, a, b, c, d, e, f, opsEntry, opsQ, opsWork, slow, opsSlow}
 	edges := []graph.Edge{
 		syncEdge(web, a, 6000, 6, 40), syncEdge(a, b, 6000, 3, 30), syncEdge(b, c, 6000, 0, 20), syncEdge(c, d, 6000, 12, 15),
 		syncEdge(d, e, 6000, 0, 12), syncEdge(e, f, 6000, 6, 5),
@@ -56,9 +57,16 @@ func system() (*graph.Snapshot, calls) {
 		{ID: graph.EdgeID(opsQ.ID, opsWork.ID, graph.ProtocolRabbitMQ, ""), Source: opsQ.ID, Target: opsWork.ID, Kind: graph.EdgeAsync, Protocol: graph.ProtocolRabbitMQ, Requests: 600, RatePerS: 10},
 		syncEdge(opsEntry, opsWork, 1200, 900, 3), // failing, but a breaker stops most calls
 	}
-	edges[len(edges)-1].Unanswered = 1100
-	edges[len(edges)-1].Errors = 1150
-	edges[len(edges)-1].Recent = &graph.Recent{Requests: 300, Errors: 290, Unanswered: 280}
+	// cart waits for slow's worst cases; status cuts them off at 300 ms.
+	noTimeout, timeout := syncEdge(b, slow, 600, 0, 1500), syncEdge(opsEntry, opsSlow, 600, 30, 1500)
+	noTimeout.ServerLatency = &graph.Quantiles{P50: 4, P95: 12, P99: 1600}
+	noTimeout.ClientLatency = &graph.Quantiles{P50: 5, P95: 14, P99: 1610}
+	timeout.ServerLatency = &graph.Quantiles{P50: 4, P95: 12, P99: 1600}
+	timeout.ClientLatency = &graph.Quantiles{P50: 5, P95: 14, P99: 301}
+	edges = append(edges, noTimeout, timeout)
+	edges[9].Unanswered = 1100
+	edges[9].Errors = 1150
+	edges[9].Recent = &graph.Recent{Requests: 300, Errors: 290, Unanswered: 280}
 	edges[6].Recent = &graph.Recent{Requests: 1500, Errors: 1150}
 	s := graph.NewSnapshot(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), time.Minute, nodes, edges)
 	s.RecentSeconds = 15
@@ -99,6 +107,7 @@ func TestReview(t *testing.T) {
 		"no_circuit_breaker:service:shop/checkout->service:shop/pay":              review.SeverityWarning,
 		"chatty_edge:service:shop/cart->service:shop/items GET /item":             review.SeverityWarning,
 		"retry_without_backoff:service:shop/items->service:shop/stock GET /stock": review.SeverityWarning,
+		"no_timeout:service:shop/cart->service:shop/slow":                         review.SeverityWarning,
 	}
 	for id, sev := range want {
 		require.Equal(t, sev, got[id], "%s in %v", id, got)
