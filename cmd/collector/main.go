@@ -113,7 +113,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, MaxCallPatterns: cfg.MaxCallPatterns, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
 	if err != nil {
 		return err
 	}
