@@ -37,9 +37,11 @@ import (
 //	judgement                   bad                                  good
 //	1 sync chain                front → c1 → c2 → c3 → c4 → c5 → c6   front → g1 → g2, then a topic
 //	2 retries without backoff   c1 retries flaky at once             g1 backs off 20 ms × 2^k ± 20%
-//	4 no circuit breaking       c2 calls down on every request       g2's breaker opens after 3 failures
 //	3 no timeout                profile waits for slow's 1.5 s tail  g4 cuts it off at 300 ms
+//	4 no circuit breaking       c2 calls down on every request       g2's breaker opens after 3 failures
 //	6 chatty edge               front fetches 12 items one by one    front fetches them in one call
+//	8 async pipeline            c6 → raw → enricher (200 ms a        g4 → raw → enricher (1 ms)
+//	                            message: behind) → enriched → indexer → enriched → indexer: info
 //	9 hub                       front calls 4 services on every path front calls 2
 //
 // Each observation must appear on the bad subject and not on its good
@@ -185,9 +187,68 @@ func (b *breaker) result(ok bool) {
 	}
 }
 
+// twinTopic is a Kafka topic in process: producers publish in PRODUCER
+// spans whose context travels with the message, and one consumer (one
+// replica of service name) takes the messages one at a time in CONSUMER
+// spans, spending work on each, then calls then (nil: nothing).
+type twinTopic struct {
+	name string
+	msgs chan propagation.MapCarrier
+	wg   sync.WaitGroup
+}
+
+func startTwinTopic(t *testing.T, col started, ns, name, topic string, work time.Duration, then func(ctx context.Context, rp *twinReplica)) *twinTopic {
+	t.Helper()
+	tp := twinProvider(t, col, ns, name, 0)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	t.Cleanup(tr.CloseIdleConnections)
+	rp := &twinReplica{client: &http.Client{Transport: otelhttp.NewTransport(tr, otelhttp.WithTracerProvider(tp),
+		otelhttp.WithPropagators(propagation.TraceContext{})), Timeout: 5 * time.Second}, tracer: tp.Tracer("twin")}
+	tt := &twinTopic{name: topic, msgs: make(chan propagation.MapCarrier, 100_000)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for msg := range tt.msgs {
+			ctx := propagation.TraceContext{}.Extract(context.Background(), msg)
+			ctx, sp := rp.tracer.Start(ctx, topic+" process", trace.WithSpanKind(trace.SpanKindConsumer),
+				trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", topic),
+					attribute.String("messaging.operation.type", "process"), attribute.String("messaging.consumer.group.name", name)))
+			time.Sleep(work)
+			if then != nil {
+				then(ctx, rp)
+			}
+			sp.End()
+		}
+	}()
+	t.Cleanup(func() { tt.wg.Wait(); close(tt.msgs); <-done })
+	return tt
+}
+
+// publish sends a message to the topic from rp, in a PRODUCER span under
+// ctx; the broker hands it over a moment later.
+func (tt *twinTopic) publish(ctx context.Context, rp *twinReplica) {
+	ctx, sp := rp.tracer.Start(ctx, tt.name+" publish", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("messaging.system", "kafka"), attribute.String("messaging.destination.name", tt.name),
+			attribute.String("messaging.operation.type", "publish")))
+	msg := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, msg)
+	sp.End()
+	tt.wg.Add(1)
+	go func() {
+		defer tt.wg.Done()
+		time.Sleep(2 * time.Millisecond)
+		select {
+		case tt.msgs <- msg:
+		default:
+		}
+	}()
+}
+
 func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 	t.Helper()
-	// bad
+	// bad: a two-stage pipeline whose middle consumer cannot keep up
+	badEnriched := startTwinTopic(t, col, "bad", "indexer", "bad-enriched", 0, nil)
+	badRaw := startTwinTopic(t, col, "bad", "enricher", "bad-raw", 200*time.Millisecond, badEnriched.publish)
 	badFlaky := startTwinSvc(t, col, "bad", "flaky", leaf(time.Millisecond, 0.3))
 	badDown := startTwinSvc(t, col, "bad", "down", leaf(0, 1))
 	badCatalog := startTwinSvc(t, col, "bad", "catalog", leaf(200*time.Microsecond, 0))
@@ -197,7 +258,11 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 		_, _ = io.WriteString(w, "ok")
 	})
 	badPrefs := startTwinSvc(t, col, "bad", "prefs", leaf(500*time.Microsecond, 0))
-	c6 := startTwinSvc(t, col, "bad", "c6", leaf(time.Millisecond, 0))
+	c6 := startTwinSvc(t, col, "bad", "c6", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
+		time.Sleep(time.Millisecond)
+		badRaw.publish(r.Context(), rp)
+		_, _ = io.WriteString(w, "ok")
+	})
 	c5 := startTwinSvc(t, col, "bad", "c5", forward(c6))
 	c4 := startTwinSvc(t, col, "bad", "c4", forward(c5))
 	c3 := startTwinSvc(t, col, "bad", "c3", forward(c4))
@@ -225,7 +290,9 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 		_, _ = io.WriteString(w, "ok")
 	})
 
-	// good
+	// good: the same pipeline, its middle consumer quick
+	goodEnriched := startTwinTopic(t, col, "good", "indexer", "good-enriched", 0, nil)
+	goodRaw := startTwinTopic(t, col, "good", "enricher", "good-raw", time.Millisecond, goodEnriched.publish)
 	goodFlaky := startTwinSvc(t, col, "good", "flaky", leaf(time.Millisecond, 0.3))
 	goodDown := startTwinSvc(t, col, "good", "down", leaf(0, 1))
 	goodCatalog := startTwinSvc(t, col, "good", "catalog", leaf(time.Millisecond, 0))
@@ -234,6 +301,7 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 		ctx, cancel := context.WithTimeout(r.Context(), 300*time.Millisecond) // a timeout
 		defer cancel()
 		rp.get(ctx, goodSlow.url("/"))
+		goodRaw.publish(r.Context(), rp)
 		_, _ = io.WriteString(w, "ok")
 	})
 	// g3 consumes the jobs topic: each message in a CONSUMER span whose
@@ -360,7 +428,9 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 	}
 	cfgFile := filepath.Join(t.TempDir(), "cartograph.yaml")
 	// Each system carries half the entry traffic: a gateway carries 50%.
-	require.NoError(t, os.WriteFile(cfgFile, []byte("detectors:\n  review:\n    hub_min_entry_share: 0.3\n"), 0o600))
+	// The slow pipeline's messages wait seconds, not the default's 10 s,
+	// within the test's half minute.
+	require.NoError(t, os.WriteFile(cfgFile, []byte("detectors:\n  review:\n    hub_min_entry_share: 0.3\n    async_warning_ms: 2000\n"), 0o600))
 	// The pair TTL outlasts the SDK's 5 s export delay: a call whose
 	// server span comes one export later is answered, not unanswered.
 	col := startCollector(t, "--config="+cfgFile, "--pair-ttl=15s", "--eval-interval=1s")
@@ -373,12 +443,14 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 
 	want := map[string]string{ // id -> severity, on the bad system
-		"sync_chain:service:bad/front GET":                                 "warning",
-		"retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET": "warning",
-		"no_circuit_breaker:service:bad/c2->service:bad/down":              "warning",
-		"chatty_edge:service:bad/front->service:bad/catalog HTTP GET":      "warning",
-		"no_timeout:service:bad/profile->service:bad/slow":                 "warning",
-		"hub:service:bad/front":                                            "info",
+		"sync_chain:service:bad/front GET":                                            "warning",
+		"retry_without_backoff:service:bad/c1->service:bad/flaky HTTP GET":            "warning",
+		"no_circuit_breaker:service:bad/c2->service:bad/down":                         "warning",
+		"chatty_edge:service:bad/front->service:bad/catalog HTTP GET":                 "warning",
+		"no_timeout:service:bad/profile->service:bad/slow":                            "warning",
+		"async_pipeline:service:bad/c6->service:bad/enricher->service:bad/indexer":    "warning",
+		"async_pipeline:service:good/g4->service:good/enricher->service:good/indexer": "info",
+		"hub:service:bad/front":                                                       "info",
 	}
 	var obs []wireObservation
 	missing := func() []string {

@@ -15,6 +15,7 @@ var kindTitles = map[Kind]string{
 	KindNoTimeout:      "No timeout",
 	KindChatty:         "Chatty edge",
 	KindHub:            "Hub",
+	KindAsyncPipeline:  "Async pipeline",
 }
 
 // Markdown renders the report for a design review: a summary line, then

@@ -66,6 +66,14 @@ type Options struct {
 	// caller's p99 follows it, with no cut-off (default 0.9).
 	TimeoutMinFollow float64 `yaml:"timeout_min_follow"`
 
+	// AsyncMinStages is how many consumer stages (destination ->
+	// consumer) a pipeline needs to be reported (default 2).
+	AsyncMinStages int `yaml:"async_min_stages"`
+	// AsyncWarningMs is the end-to-end p50 (from the first produce to the
+	// last consumer's end) from which a pipeline is a warning (default
+	// 10,000 ms).
+	AsyncWarningMs float64 `yaml:"async_warning_ms"`
+
 	// HubMinDegree is the distinct callers and callees a node needs to be
 	// a hub (default 4).
 	HubMinDegree int `yaml:"hub_min_degree"`
@@ -96,6 +104,8 @@ const (
 	DefaultTimeoutMinTailRatio  = 5
 	DefaultTimeoutMinTailMs     = 500
 	DefaultTimeoutMinFollow     = 0.9
+	DefaultAsyncMinStages       = 2
+	DefaultAsyncWarningMs       = 10_000
 	DefaultHubMinDegree         = 4
 	DefaultHubMinBetweenness    = 0.1
 	DefaultHubMinEntryShare     = 0.5
@@ -133,6 +143,8 @@ func (o Options) WithDefaults() Options {
 	deff(&o.TimeoutMinTailRatio, DefaultTimeoutMinTailRatio)
 	deff(&o.TimeoutMinTailMs, DefaultTimeoutMinTailMs)
 	deff(&o.TimeoutMinFollow, DefaultTimeoutMinFollow)
+	def(&o.AsyncMinStages, DefaultAsyncMinStages)
+	deff(&o.AsyncWarningMs, DefaultAsyncWarningMs)
 	def(&o.HubMinDegree, DefaultHubMinDegree)
 	deff(&o.HubMinBetweenness, DefaultHubMinBetweenness)
 	deff(&o.HubMinEntryShare, DefaultHubMinEntryShare)
@@ -190,6 +202,8 @@ func ThresholdDocs() map[string][2]string {
 		"timeout_min_tail_ratio":  {"factor", "the callee's p99 over its p50 from which it has a long tail"},
 		"timeout_min_tail_ms":     {"ms", "the least callee p99 that is a long tail"},
 		"timeout_min_follow":      {"ratio", "the caller's p99 over the callee's from which the caller follows the callee's worst cases with no cut-off (no timeout)"},
+		"async_min_stages":        {"stages", "consumer stages (destination -> consumer) an async pipeline needs to be reported (info)"},
+		"async_warning_ms":        {"ms", "end-to-end p50 of an async pipeline (first produce to last consume: the stages' delays and processing) from which it is a warning"},
 		"hub_min_degree":          {"nodes", "distinct callers and callees a node needs to be a hub"},
 		"hub_min_betweenness":     {"ratio", "betweenness centrality from which a node is a hub"},
 		"hub_min_entry_share":     {"ratio", "share of complete traces whose critical path crosses a node from which it is a gateway"},

@@ -35,11 +35,12 @@ const (
 	KindNoTimeout      Kind = "no_timeout"            // 3
 	KindNoBreaker      Kind = "no_circuit_breaker"    // 4
 	KindChatty         Kind = "chatty_edge"           // 6
+	KindAsyncPipeline  Kind = "async_pipeline"        // 8
 	KindHub            Kind = "hub"                   // 9
 )
 
 // kindOrder is the order of kinds in a report.
-var kindOrder = []Kind{KindNoBreaker, KindRetryNoBackoff, KindNoTimeout, KindChatty, KindSyncChain, KindHub}
+var kindOrder = []Kind{KindNoBreaker, KindRetryNoBackoff, KindNoTimeout, KindChatty, KindSyncChain, KindAsyncPipeline, KindHub}
 
 // Severity is how much an observation matters: info (worth knowing in a
 // design review) or warning (a pattern that turns a failure into an
@@ -122,6 +123,7 @@ func (r *Reviewer) Review(s *graph.Snapshot) Report {
 	j.breakers()
 	j.timeouts()
 	j.chatty()
+	j.pipelines()
 	j.hubs()
 	rep.Observations = append(rep.Observations, j.out...)
 	sortObservations(rep.Observations)
@@ -512,6 +514,130 @@ func (j *judge) chatty() {
 			Remedy: "batch the calls (one request for many items), or fetch the items with the parent data",
 		})
 	}
+}
+
+// --- 8: async pipelines ---------------------------------------------------
+
+// maxPipelineSteps bounds the search for pipelines.
+const maxPipelineSteps = 100_000
+
+// pipelines reports chains of consumer stages, producer -> destination
+// -> consumer -> destination -> consumer, with AsyncMinStages stages or
+// more: each stage's wait in the queue (the delay from the produce's end
+// to the consume's start) and processing (the consumer span), their sums
+// end to end, and the share of it spent waiting.
+func (j *judge) pipelines() {
+	isDest := func(id string) bool {
+		n, ok := j.s.Node(id)
+		return ok && (n.Kind == graph.NodeTopic || n.Kind == graph.NodeQueue)
+	}
+	stagesFrom := map[string][]*graph.Edge{} // destination -> its consumer edges
+	produces := map[string][]string{}        // service -> destinations it produces to
+	consumed := map[string]bool{}            // services that consume
+	for i := range j.s.Edges {
+		e := &j.s.Edges[i]
+		if e.Kind != graph.EdgeAsync {
+			continue
+		}
+		switch {
+		case isDest(e.Source) && !isDest(e.Target):
+			stagesFrom[e.Source] = append(stagesFrom[e.Source], e)
+			consumed[e.Target] = true
+		case isDest(e.Target) && !isDest(e.Source):
+			produces[e.Source] = append(produces[e.Source], e.Target)
+		}
+	}
+	// Pipelines start at a producer that consumes nothing.
+	var starts []string
+	for p := range produces {
+		if !consumed[p] {
+			starts = append(starts, p)
+		}
+	}
+	slices.Sort(starts)
+	steps := 0
+	for _, p := range starts {
+		var cur []*graph.Edge
+		var walk func(svc string)
+		onPath := map[string]bool{p: true}
+		walk = func(svc string) {
+			ended := true
+			for _, d := range produces[svc] {
+				for _, st := range stagesFrom[d] {
+					if steps++; steps > maxPipelineSteps || onPath[st.Target] {
+						continue
+					}
+					ended = false
+					onPath[st.Target] = true
+					cur = append(cur, st)
+					walk(st.Target)
+					cur = cur[:len(cur)-1]
+					delete(onPath, st.Target)
+				}
+			}
+			if ended && len(cur) >= j.o.AsyncMinStages {
+				j.pipeline(p, cur)
+			}
+		}
+		walk(p)
+	}
+}
+
+// pipeline reports one pipeline from producer through stages.
+func (j *judge) pipeline(producer string, stages []*graph.Edge) {
+	var waitP50, waitP95, workP50, workP95 float64
+	list := make([]map[string]any, 0, len(stages))
+	names := []string{j.name(producer)}
+	var lagging []string
+	for _, st := range stages {
+		s := map[string]any{"destination": st.Source, "consumer": st.Target, "rate_per_s": st.RatePerS}
+		if st.ConsumerGroup != "" {
+			s["consumer_group"] = st.ConsumerGroup
+		}
+		if st.Delay != nil {
+			waitP50 += st.Delay.P50
+			waitP95 += st.Delay.P95
+			s["wait_ms"] = map[string]any{"p50": st.Delay.P50, "p95": st.Delay.P95}
+		}
+		if st.Latency != nil {
+			workP50 += st.Latency.P50
+			workP95 += st.Latency.P95
+			s["processing_ms"] = map[string]any{"p50": st.Latency.P50, "p95": st.Latency.P95}
+		}
+		if l := st.Lag; l != nil && l.Seconds != nil {
+			s["time_lag_s"] = *l.Seconds
+			lagging = append(lagging, fmt.Sprintf("%s on %s %s s behind", j.name(st.Target), j.name(st.Source), num(*l.Seconds)))
+		}
+		list = append(list, s)
+		names = append(names, j.name(st.Source), j.name(st.Target))
+	}
+	e2e := waitP50 + workP50
+	var share float64
+	if e2e > 0 {
+		share = waitP50 / e2e
+	}
+	sev := SeverityInfo
+	if e2e >= j.o.AsyncWarningMs {
+		sev = SeverityWarning
+	}
+	ids := make([]string, len(stages))
+	for i, st := range stages {
+		ids[i] = st.Target
+	}
+	summary := fmt.Sprintf("messages from %s take %s ms end to end at p50 (at most %s ms at p95) through %d stages (%s), %s of it waiting in queues",
+		j.name(producer), num(e2e), num(waitP95+workP95), len(stages), strings.Join(names, " → "), pct(share))
+	if len(lagging) > 0 {
+		summary += "; " + strings.Join(lagging, ", ")
+	}
+	j.add(Observation{
+		ID: string(KindAsyncPipeline) + ":" + producer + "->" + strings.Join(ids, "->"), Kind: KindAsyncPipeline, Severity: sev,
+		Subject: j.nodeSubject(producer),
+		Evidence: map[string]any{"stages": list, "end_to_end_ms": map[string]any{"p50": round3(e2e), "p95_at_most": round3(waitP95 + workP95)},
+			"queue_wait_share": round4(share)},
+		Summary: summary,
+		Why:     "a pipeline is as fresh as its slowest stage: messages wait in every queue along it, and a consumer falling behind risks the broker deleting what it has not read",
+		Remedy:  "scale the consumer of the stage where messages wait most (more partitions and consumers, or batching), and alert on each group's time lag against the destination's retention",
+	})
 }
 
 // --- 9: hubs and gateways --------------------------------------------------
