@@ -209,7 +209,7 @@ func (j *judge) add(o Observation) {
 // --- 1: synchronous chains ------------------------------------------------
 
 // maxChainSteps bounds the search for an entry's longest chain.
-const maxChainSteps = 100_000
+const maxChainSteps = 10_000
 
 // syncChains reports entry operations whose requests run through
 // ChainMinHops or more synchronous hops: the longest chain of sync edges
@@ -221,6 +221,26 @@ func (j *judge) syncChains() {
 		d := detached[k]
 		detached[k] = [2]int{d[0] + c.Detached, d[1] + c.Calls}
 	}
+	// The busiest sync edge between each pair of nodes, by source, in
+	// edge id order.
+	best := map[[2]string]*graph.Edge{}
+	for i := range j.s.Edges {
+		e := &j.s.Edges[i]
+		if e.Kind != graph.EdgeSync || e.Source == e.Target {
+			continue
+		}
+		k := [2]string{e.Source, e.Target}
+		if b := best[k]; b == nil || e.Requests > b.Requests {
+			best[k] = e
+		}
+	}
+	out := map[string][]*graph.Edge{}
+	for _, e := range best {
+		out[e.Source] = append(out[e.Source], e)
+	}
+	for _, es := range out {
+		slices.SortFunc(es, func(a, b *graph.Edge) int { return strings.Compare(a.ID, b.ID) })
+	}
 	for _, p := range j.s.Paths {
 		if p.Traces < j.o.ChainMinTraces {
 			continue
@@ -229,24 +249,12 @@ func (j *judge) syncChains() {
 		for _, sh := range p.Shares {
 			on[sh.Node] = true
 		}
-		// The busiest sync edge between each pair of nodes on the path.
-		next := map[string][]*graph.Edge{}
-		best := map[[2]string]*graph.Edge{}
-		for i := range j.s.Edges {
-			e := &j.s.Edges[i]
-			if e.Kind != graph.EdgeSync || e.Source == e.Target || !on[e.Source] || !on[e.Target] {
-				continue
-			}
-			k := [2]string{e.Source, e.Target}
-			if b := best[k]; b == nil {
-				best[k] = e
-				next[e.Source] = append(next[e.Source], e)
-			} else if e.Requests > b.Requests {
-				best[k] = e
-				for i, x := range next[e.Source] {
-					if x == b {
-						next[e.Source][i] = e
-					}
+		// The sync edges between nodes on the path.
+		next := make(map[string][]*graph.Edge, len(on))
+		for id := range on {
+			for _, e := range out[id] {
+				if on[e.Target] {
+					next[id] = append(next[id], e)
 				}
 			}
 		}
@@ -311,12 +319,9 @@ func (j *judge) syncChains() {
 }
 
 // longestChain returns the longest simple path of edges from start (depth
-// first, bounded by maxChainSteps; ties go to the first found, with
-// successors in edge id order).
+// first, bounded by maxChainSteps; ties go to the first found, successors
+// taken in the order next lists them).
 func longestChain(start string, next map[string][]*graph.Edge) []*graph.Edge {
-	for _, es := range next {
-		slices.SortFunc(es, func(a, b *graph.Edge) int { return strings.Compare(a.ID, b.ID) })
-	}
 	var best, cur []*graph.Edge
 	onPath := map[string]bool{start: true}
 	steps := 0
