@@ -36,7 +36,7 @@ import (
 //
 //	judgement                   bad                                  good
 //	1 sync chain                front → c1 → c2 → c3 → c4 → c5 → c6   front → g1 → g2, then a topic
-//	2 retries without backoff   c1 retries flaky at once             g1 backs off 20 ms × 2^k ± 20%
+//	2 retries without backoff   c1 retries flaky at once             g1 backs off 50 ms × 2^k ± 20%
 //	3 no timeout                profile waits for slow's 1.5 s tail  g4 cuts it off at 300 ms
 //	4 no circuit breaking       c2 calls down on every request       g2's breaker opens after 3 failures
 //	6 chatty edge               front fetches 12 items one by one    front fetches them in one call
@@ -352,7 +352,7 @@ func startReviewTwins(t *testing.T, col started) (bad, good *twinSvc) {
 	})
 	g1 := startTwinSvc(t, col, "good", "g1", func(rp *twinReplica, w http.ResponseWriter, r *http.Request) {
 		rp.get(r.Context(), g2.url("/"))
-		wait := 20 * time.Millisecond
+		wait := 50 * time.Millisecond
 		for range 4 { // exponential backoff with jitter
 			if code := rp.get(r.Context(), goodFlaky.url("/")); code > 0 && code < 500 {
 				break
