@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -21,6 +22,10 @@ type ReviewSource interface {
 func (a *API) reviewOf(w http.ResponseWriter, r *http.Request) (review.Report, bool) {
 	if a.o.Review == nil {
 		notYet(w, r)
+		return review.Report{}, false
+	}
+	if r.URL.Query().Has("at") {
+		writeError(w, http.StatusBadRequest, errors.New("at: the review judges the live window: the call patterns it reads from traces are not stored"))
 		return review.Report{}, false
 	}
 	s, ok := a.snapshot(w, r)
