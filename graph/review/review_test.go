@@ -99,6 +99,10 @@ func system() (*graph.Snapshot, calls) {
 		{Node: opsEntry.ID, Operation: "GET /status", Traces: 600, P50Ms: 2, P95Ms: 4, Shares: []graph.PathShare{{Node: opsEntry.ID, Share: 1}}},
 	}
 	cp := calls{
+		// stock does not wait for pay's answer before replying: a queue
+		// candidate.
+		{Caller: d.ID, Callee: e.ID, Operation: "POST /pay", Parents: 6000, Requests: 6000, Calls: 6000, Detached: 5400,
+			PerParent: critpath.Dist{P50: 1, P95: 1, Min: 1, Max: 1, Mean: 1}},
 		{Caller: b.ID, Callee: c.ID, Operation: "GET /item", Parents: 600, Requests: 7200, Calls: 7200,
 			PerParent: critpath.Dist{P50: 12, P95: 20, Min: 3, Max: 31, Mean: 12}},
 		{Caller: opsEntry.ID, Callee: opsWork.ID, Operation: "GET /w", Parents: 600, Requests: 1200, Calls: 1200,
@@ -144,6 +148,13 @@ func TestReview(t *testing.T) {
 	}
 	for _, o := range rep.InNamespace("ops").Observations {
 		require.Equal(t, review.SeverityInfo, o.Severity, o.ID)
+	}
+
+	for _, o := range rep.Observations {
+		if o.Kind == review.KindSyncChain {
+			require.Equal(t, []string{"stock → pay"}, o.Evidence["queue_candidates"])
+			require.Contains(t, o.Summary, "the caller does not wait for the answer of stock → pay")
+		}
 	}
 
 	b, err := json.MarshalIndent(rep, "", "  ")
