@@ -79,7 +79,16 @@ func (rep Report) Markdown() []byte {
 			}
 			slices.Sort(keys)
 			b.WriteString("<details><summary>Evidence</summary>\n\n")
+			if rows, ok := o.Evidence["chain"].([]map[string]any); ok {
+				hopTable(&b, rows)
+			}
+			if rows, ok := o.Evidence["stages"].([]map[string]any); ok {
+				stageTable(&b, rows)
+			}
 			for _, k := range keys {
+				if k == "chain" || k == "stages" {
+					continue // drawn as a table above
+				}
 				v, err := json.Marshal(o.Evidence[k])
 				if err != nil {
 					v = []byte(fmt.Sprint(o.Evidence[k]))
@@ -90,6 +99,54 @@ func (rep Report) Markdown() []byte {
 		}
 	}
 	return []byte(b.String())
+}
+
+// hopTable draws a chain's hops.
+func hopTable(b *strings.Builder, rows []map[string]any) {
+	b.WriteString("| hop | protocol | p50 ms | p95 ms | adds p50 ms | availability | answered after the caller replied |\n|---|---|---|---|---|---|---|\n")
+	for _, h := range rows {
+		fmt.Fprintf(b, "| %s → %s | %s | %s | %s | %s | %s | %s |\n", tableCode(h["source"]), tableCode(h["target"]),
+			cell(h["protocol"]), cell(h["p50_ms"]), cell(h["p95_ms"]), cell(h["adds_p50_ms"]), pctCell(h["availability"]), pctCell(h["answered_after_caller_replied"]))
+	}
+	b.WriteString("\n")
+}
+
+// stageTable draws a pipeline's stages.
+func stageTable(b *strings.Builder, rows []map[string]any) {
+	b.WriteString("| stage | group | rate /s | wait p50 ms | wait p95 ms | processing p50 ms | time lag s |\n|---|---|---|---|---|---|---|\n")
+	for _, s := range rows {
+		wait, _ := s["wait_ms"].(map[string]any)
+		work, _ := s["processing_ms"].(map[string]any)
+		fmt.Fprintf(b, "| %s → %s | %s | %s | %s | %s | %s | %s |\n", tableCode(s["destination"]), tableCode(s["consumer"]),
+			cell(s["consumer_group"]), cell(s["rate_per_s"]), cell(wait["p50"]), cell(wait["p95"]), cell(work["p50"]), cell(s["time_lag_s"]))
+	}
+	b.WriteString("\n")
+}
+
+// tableCode writes v as inline code in a table cell: a '|' escaped, as
+// GitHub's tables need even in code.
+func tableCode(v any) string { return strings.ReplaceAll(mdCode(fmt.Sprint(v)), "|", "\\|") }
+
+// pctCell writes a ratio as a percentage with up to two decimals, ""
+// when absent.
+func pctCell(v any) string {
+	if x, ok := v.(float64); ok {
+		return pct(x)
+	}
+	return cell(v)
+}
+
+// cell writes a table cell's value: numbers as num does, "" when absent.
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case float64:
+		return num(x)
+	case string:
+		return mdText(x)
+	}
+	return mdText(fmt.Sprint(v))
 }
 
 // mdText escapes the characters Markdown would read as markup in running
