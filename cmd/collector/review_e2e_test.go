@@ -424,7 +424,7 @@ func getReview(t *testing.T, col started, query string) []wireObservation {
 
 func TestE2ECommunicationReviewTwins(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs for about a minute")
+		t.Skip("runs for half a minute, more on a loaded machine")
 	}
 	cfgFile := filepath.Join(t.TempDir(), "cartograph.yaml")
 	// Each system carries half the entry traffic: a gateway carries 50%.
@@ -474,7 +474,7 @@ func TestE2ECommunicationReviewTwins(t *testing.T) {
 		g := getGraph(t, col)
 		return g.edge("service:good/g4", "service:good/slow").requests() >= 120 && g.edge("service:good/g2", "service:good/down").requests() >= 20
 	}
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(150 * time.Second) // about 30 s on an idle machine
 	for {
 		time.Sleep(2 * time.Second)
 		ready := judgeable()
