@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 // Threshold documents one tunable of a detector: its key in the config
@@ -178,17 +179,21 @@ func messageFields(t reflect.Type, prefix string) []MessageField {
 // Catalogue lists every detector threshold with its default, from the
 // detectors' own defaults, so documentation and config validation cannot
 // drift from the code. The summary templates (key "message") are listed
-// by Messages instead.
+// by Messages instead. The communication review's thresholds
+// (graph/review, documented there) come last, as detector "review": the
+// config file's detectors.review.
 func Catalogue() []Threshold {
 	var out []Threshold
 	for _, d := range []struct {
 		name string
 		opts any
+		docs map[string][2]string
 	}{
-		{"retry_storm", RetryStormOptions{}.withDefaults()},
-		{"open_circuit", OpenCircuitOptions{}.withDefaults()},
-		{"consumer_lag", ConsumerLagOptions{}.withDefaults()},
-		{"bottleneck", BottleneckOptions{}.withDefaults()},
+		{"retry_storm", RetryStormOptions{}.withDefaults(), thresholdDocs["retry_storm"]},
+		{"open_circuit", OpenCircuitOptions{}.withDefaults(), thresholdDocs["open_circuit"]},
+		{"consumer_lag", ConsumerLagOptions{}.withDefaults(), thresholdDocs["consumer_lag"]},
+		{"bottleneck", BottleneckOptions{}.withDefaults(), thresholdDocs["bottleneck"]},
+		{"review", review.Options{}.WithDefaults(), review.ThresholdDocs()},
 	} {
 		v := reflect.ValueOf(d.opts)
 		for i := range v.NumField() {
@@ -196,7 +201,7 @@ func Catalogue() []Threshold {
 			if key == "" || key == "-" || key == messageKey {
 				continue // the message template is listed by Messages
 			}
-			doc := thresholdDocs[d.name][key]
+			doc := d.docs[key]
 			out = append(out, Threshold{Detector: d.name, Key: key, Default: fmtDefault(v.Field(i).Interface()), Unit: doc[0], Doc: doc[1]})
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
@@ -145,6 +146,7 @@ type graphConfig struct {
 	MaxLagSeries       int
 	MaxBreakers        int
 	MaxEntryOperations int
+	MaxCallPatterns    int
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -166,6 +168,7 @@ func (c *graphConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxLagSeries, "max-lag-series", 100_000, "consumer-lag series (group x destination x partition) kept; readings of more are refused and counted")
 	fs.IntVar(&c.MaxBreakers, "max-breakers", 10_000, "circuit breakers and retry counters kept from metrics; more are refused and counted")
 	fs.IntVar(&c.MaxEntryOperations, "max-entry-operations", 1_000, "entry operations whose critical paths are kept; traces of more are dropped and counted")
+	fs.IntVar(&c.MaxCallPatterns, "max-call-patterns", critpath.DefaultMaxCallPatterns, "call patterns (caller, callee, operation) of sampled traces one time bucket keeps for the communication review; calls of more are dropped and counted")
 	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 1, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
 	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace whose root has arrived but that still awaits a callee's spans is complete when no span of it arrived for this long (a trace whose root never arrives is analysed after 30s and counted)")
 	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; above half of it the share of traces sampled halves, by trace id; beyond, traces are not sampled, and counted")
@@ -367,7 +370,7 @@ func (c storageConfig) Validate() error {
 func (c graphConfig) Validate() error {
 	var errs []error
 	for name, v := range map[string]int{"--max-recent-spans": c.MaxRecentSpans, "--max-unplaced": c.MaxUnplaced, "--max-retry-groups": c.MaxRetryGroups,
-		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations} {
+		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations, "--max-call-patterns": c.MaxCallPatterns} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
 		}

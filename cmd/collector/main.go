@@ -33,6 +33,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
 	"github.com/seed-a49a8342/cartograph/ingest/brokers"
@@ -112,7 +113,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	sampler, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	sampler, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, MaxCallPatterns: cfg.MaxCallPatterns, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -255,9 +256,14 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
 	seedSLO(ctx, slo, st, logger)
+	reviewer, err := review.New(cfg.file.Detectors.Review, sampler)
+	if err != nil {
+		return err
+	}
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Review: reviewer,
+		Graph:  g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,

@@ -95,6 +95,9 @@ type Options struct {
 	// /api/v1/graph/diff (nil: 501 Not Implemented, and a diff without
 	// them).
 	Changes ChangeSource
+	// Review serves /api/v1/review and /api/v1/review.md (nil: 501 Not
+	// Implemented).
+	Review ReviewSource
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -183,6 +186,10 @@ func New(o Options) (*API, error) {
 	}
 	a.handle("GET /api/v1/graph", a.graph)
 	a.handle("GET /api/v1/coupling", a.coupling)
+	a.handle("GET /api/v1/graph.mmd", a.exportMermaid)
+	a.handle("GET /api/v1/graph.dot", a.exportDOT)
+	a.handle("GET /api/v1/review", a.reviewJSON)
+	a.handle("GET /api/v1/review.md", a.reviewMarkdown)
 	if o.Findings != nil || o.FindingHistory != nil {
 		a.handle("GET /api/v1/findings", a.findings)
 	} else {
@@ -306,10 +313,32 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if !q.Has("at") && (!q.Has("env") || q.Get("env") == EnvAll) {
+		window, err := parseWindow(q.Get("window"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return
+		}
+		if t := a.tickFor(window); t != nil && t.body != nil {
+			serveTick(w, r, t)
+			return
+		}
+	}
+	if s, ok := a.mapSnapshot(w, r); ok {
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+// mapSnapshot returns the graph the map's filters ask for: ?window=, ?at=
+// (a past window, from storage) and ?env= (one deployment environment, or
+// all), answering the request itself on failure. GET /api/v1/graph and
+// the exports (graph.mmd, graph.dot) read their graph through it.
+func (a *API) mapSnapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot, bool) {
+	q := r.URL.Query()
 	env := q.Get("env")
 	if q.Has("env") && env == "" {
 		writeError(w, http.StatusBadRequest, errors.New("env: empty: name a deployment environment, or all"))
-		return
+		return nil, false
 	}
 	if env == EnvAll {
 		env = ""
@@ -318,39 +347,28 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 		at, err := a.parsePast("at", q.Get("at"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
-			return
+			return nil, false
 		}
 		window, err := parseWindow(q.Get("window"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
-			return
+			return nil, false
 		}
 		if !a.covered(w, r, "at", at) {
-			return
+			return nil, false
 		}
 		s, ok := a.past(w, r, at, window)
 		if !ok {
-			return
+			return nil, false
 		}
 		// Stored node rows keep the kept resource attributes, so a past
 		// graph splits by environment as the live one does.
-		if env != "" {
-			if s, err = InEnvironment(s, env); err != nil {
-				writeError(w, http.StatusBadRequest, err)
-				return
-			}
-		}
-		writeJSON(w, http.StatusOK, s)
-		return
+		return a.inEnvironment(w, s, env)
 	}
 	window, err := parseWindow(q.Get("window"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if t := a.tickFor(window); t != nil && t.body != nil && env == "" {
-		serveTick(w, r, t)
-		return
+		return nil, false
 	}
 	var s *graph.Snapshot
 	if t := a.tickFor(window); t != nil {
@@ -358,16 +376,24 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var ok bool
 		if s, ok = a.snapshot(w, r); !ok {
-			return
+			return nil, false
 		}
 	}
-	if env != "" {
-		if s, err = InEnvironment(s, env); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
+	return a.inEnvironment(w, s, env)
+}
+
+// inEnvironment returns the part of s in env ("": all of s), answering
+// the request itself when env is unknown.
+func (a *API) inEnvironment(w http.ResponseWriter, s *graph.Snapshot, env string) (*graph.Snapshot, bool) {
+	if env == "" {
+		return s, true
 	}
-	writeJSON(w, http.StatusOK, s)
+	s, err := InEnvironment(s, env)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return s, true
 }
 
 // EnvAll is the value of ?env= that asks for every environment at once.
