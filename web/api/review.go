@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/review"
@@ -64,4 +65,61 @@ func (a *API) reviewMarkdown(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body) // the client went away: nothing to do
+}
+
+// recordReview keeps the review of a tick's snapshot in the review
+// history, when there is one.
+func (a *API) recordReview(s *graph.Snapshot) {
+	if a.o.Review == nil || a.o.ReviewHistory == nil || s == nil {
+		return
+	}
+	a.o.ReviewHistory.Add(a.o.Review.Review(s))
+}
+
+// GraphDiff is GET /api/v1/graph/diff's answer: what changed in the graph
+// and, when the collector keeps a review history, in its review.
+type GraphDiff struct {
+	graph.Diff
+	// Observations are those that appeared or went away between the
+	// reviews of the ticks nearest at or before from and to (nil: no
+	// review history).
+	Observations *ObservationDiff `json:"observations,omitempty"`
+}
+
+// ObservationDiff is the review's part of a diff. When the history does
+// not reach back to from (kept in memory: since the collector started, at
+// most --max-review-history distinct reviews), Appeared and WentAway are
+// empty and Note says why.
+type ObservationDiff struct {
+	review.Diff
+	// Since is when the oldest review kept was made.
+	Since *time.Time `json:"history_since,omitempty"`
+	Note  string     `json:"note,omitempty"`
+}
+
+// withObservations adds to d the observations that appeared or went away
+// between from and to.
+func (a *API) withObservations(d graph.Diff, from, to time.Time) GraphDiff {
+	out := GraphDiff{Diff: d}
+	h := a.o.ReviewHistory
+	if h == nil {
+		return out
+	}
+	od := &ObservationDiff{Diff: review.Diff{Appeared: []review.Observation{}, WentAway: []review.Observation{}}}
+	if since := h.Since(); !since.IsZero() {
+		od.Since = &since
+	}
+	before, okFrom := h.At(from)
+	after, okTo := h.At(to)
+	switch {
+	case okFrom && okTo:
+		od.Diff = review.DiffReports(before, after)
+	case od.Since == nil:
+		od.Note = "no review kept yet: reviews are kept in memory from the collector's first evaluation"
+	default:
+		od.Note = fmt.Sprintf("the review history begins at %s (kept in memory since the collector started, at most --max-review-history reviews): no review at %s to compare",
+			od.Since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))
+	}
+	out.Observations = od
+	return out
 }

@@ -171,10 +171,20 @@ type archPage struct {
 	DWindow                  string   // the diff window as asked for
 	DiffErr                  string
 	Diff                     *mapModel
+	// ObsDiff are the review's observations that appeared or went away
+	// (nil: the collector keeps no review history).
+	ObsDiff                  *obsDiff
 	AddedNodes, RemovedNodes int
 	AddedEdges, RemovedEdges int
 	Added, Removed           []string
 	Changes                  []changeRow
+}
+
+// obsDiff is the graph diff's part of the communication review.
+type obsDiff struct {
+	// Head says which reviews were compared; Note why none could be.
+	Head, Note         string
+	Appeared, WentAway []reviewRow
 }
 
 // Chart geometry, in SVG user units.
