@@ -245,7 +245,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
 		Review: reviewer, ReviewHistory: review.NewHistory(cfg.MaxReviewHistory),
-		Graph:  g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,

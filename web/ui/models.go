@@ -163,14 +163,14 @@ type archPage struct {
 	// Skipped says the graph was too large for centrality.
 	Skipped bool
 	// Keep are the view's parameters the table's form carries.
-	Keep                     []hidden
-	Cycles                   []string
-	Chain                    string
-	From, To                 string
-	DiffWindows              []option // suggested windows
-	DWindow                  string   // the diff window as asked for
-	DiffErr                  string
-	Diff                     *mapModel
+	Keep        []hidden
+	Cycles      []string
+	Chain       string
+	From, To    string
+	DiffWindows []option // suggested windows
+	DWindow     string   // the diff window as asked for
+	DiffErr     string
+	Diff        *mapModel
 	// ObsDiff are the review's observations that appeared or went away
 	// (nil: the collector keeps no review history).
 	ObsDiff                  *obsDiff

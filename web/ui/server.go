@@ -119,7 +119,7 @@ type UI struct {
 
 	mu      sync.RWMutex
 	cur     current
-	byWin   map[time.Duration]*graphAt // other windows, cached for one version
+	byWin   map[time.Duration]*graphAt  // other windows, cached for one version
 	reviews map[time.Duration]*reviewAt // reviews by window, cached for one version
 	wake    chan struct{}
 	renders *renderCache

@@ -23,8 +23,8 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
-	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
