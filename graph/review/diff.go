@@ -49,8 +49,8 @@ func DiffReports(from, to Report) Diff {
 // traces held only for the live window, so a past review cannot be
 // computed again from stored history. It keeps one review per distinct
 // set of observation ids (a review whose ids are those of the one before
-// replaces it, and the span it stands for grows), at most Max of them:
-// the oldest are forgotten first. It is safe for concurrent use.
+// is not kept: the span the one before stands for grows), at most max of
+// them: the oldest are forgotten first. It is safe for concurrent use.
 type History struct {
 	max int
 
@@ -58,12 +58,13 @@ type History struct {
 	entries []historyEntry // oldest first
 }
 
-// historyEntry is one review, standing for [since, the next entry's
-// since): the reviews in between had the same observation ids.
+// historyEntry is one review, standing for [its GeneratedAt, the next
+// entry's): the reviews in between had the same observation ids.
 type historyEntry struct {
 	since time.Time
 	ids   []string // sorted
-	rep   Report   // the newest review of the span
+	rep   Report   // the first review of the span
+	until time.Time // the newest review of the span
 }
 
 // NewHistory returns a History of at most n reviews (at least 1).
@@ -82,22 +83,24 @@ func (h *History) Add(rep Report) {
 	defer h.mu.Unlock()
 	if n := len(h.entries); n > 0 {
 		last := &h.entries[n-1]
-		if rep.GeneratedAt.Before(last.rep.GeneratedAt) {
+		if !rep.GeneratedAt.After(last.until) {
 			return // out of order: the history only moves forward
 		}
+		last.until = rep.GeneratedAt
 		if slices.Equal(last.ids, ids) {
-			last.rep = rep
 			return
 		}
 	}
 	if len(h.entries) >= h.max {
 		h.entries = slices.Delete(h.entries, 0, len(h.entries)-h.max+1)
 	}
-	h.entries = append(h.entries, historyEntry{since: rep.GeneratedAt, ids: ids, rep: rep})
+	h.entries = append(h.entries, historyEntry{since: rep.GeneratedAt, until: rep.GeneratedAt, ids: ids, rep: rep})
 }
 
-// At returns the review that stood at t: the newest one made at or before
-// t. ok is false when the history begins after t (or is empty).
+// At returns the review that stood at t: the first of the reviews made at
+// or before t with the observations the newest of them had (its numbers
+// are those of when these observations first stood together). ok is
+// false when the history begins after t (or is empty).
 func (h *History) At(t time.Time) (rep Report, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

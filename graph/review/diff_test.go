@@ -56,7 +56,7 @@ func TestHistory(t *testing.T) {
 			rep, ok := h.At(at(7))
 			require.True(t, ok)
 			require.Equal(t, []string{"a"}, ids(rep.Observations))
-			require.Equal(t, at(5), rep.GeneratedAt, "the newest review of the span")
+			require.Equal(t, at(0), rep.GeneratedAt, "the first review of the span")
 		}
 	}
 	require.Equal(t, 3, h.Len(), "bounded: the oldest forgotten")
@@ -74,6 +74,7 @@ func TestHistory(t *testing.T) {
 	require.Equal(t, []string{"a"}, ids(d.WentAway))
 
 	h.Add(review.Report{GeneratedAt: at(1), Observations: obs("z")})
+	h.Add(review.Report{GeneratedAt: at(25), Observations: obs("z")})
 	require.Equal(t, 3, h.Len(), "a review older than the newest is not added")
 }
 
