@@ -62,8 +62,8 @@ type History struct {
 // entry's): the reviews in between had the same observation ids.
 type historyEntry struct {
 	since time.Time
-	ids   []string // sorted
-	rep   Report   // the first review of the span
+	ids   []string  // sorted
+	rep   Report    // the first review of the span
 	until time.Time // the newest review of the span
 }
 
