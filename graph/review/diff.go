@@ -1,6 +1,8 @@
 package review
 
 import (
+	"context"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -44,32 +46,71 @@ func DiffReports(from, to Report) Diff {
 	return d
 }
 
-// History keeps the reviews of past evaluations in memory, so that a
-// review can be read as of a past time: call patterns come from sampled
-// traces held only for the live window, so a past review cannot be
-// computed again from stored history. It keeps one review per distinct
-// set of observation ids (a review whose ids are those of the one before
-// is not kept: the span the one before stands for grows), at most max of
-// them: the oldest are forgotten first. It is safe for concurrent use.
+// History keeps the reviews of past evaluations, so that a review can be
+// read as of a past time: call patterns come from sampled traces held only
+// for the live window, so a past review cannot be computed again from
+// stored history. In memory it keeps one review per run of reviews with
+// the same observation ids (the first of the run: a review whose ids are
+// those of the one before is not kept, the run it belongs to grows), at
+// most Max of them, the oldest forgotten first. With a Store, the first
+// review of each run is also written there (by Run, off the caller's
+// path), and a time before the memory begins is read from it: a diff over
+// past times works after a restart. It is safe for concurrent use.
 type History struct {
-	max int
+	o HistoryOptions
 
 	mu      sync.Mutex
 	entries []historyEntry // oldest first
+	pending chan Report    // runs begun, to write to the store
+	dropped int            // runs not written: the queue was full
+}
+
+// HistoryStore keeps the first review of each run beyond the process
+// (storage/clickhouse's Store).
+type HistoryStore interface {
+	// AppendReview writes rep.
+	AppendReview(ctx context.Context, rep Report) error
+	// ReviewAt returns the newest review written at or before t; ok is
+	// false when there is none.
+	ReviewAt(ctx context.Context, t time.Time) (rep Report, ok bool, err error)
+}
+
+// HistoryOptions configure a History.
+type HistoryOptions struct {
+	// Max is the reviews kept in memory (at least 1; the flag
+	// --max-review-history).
+	Max int
+	// Store, when set, keeps the runs beyond the process.
+	Store HistoryStore
+	// MaxPending bounds the runs waiting to be written to Store (default
+	// 64); more are dropped and logged.
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // historyEntry is one review, standing for [its GeneratedAt, the next
 // entry's): the reviews in between had the same observation ids.
 type historyEntry struct {
 	since time.Time
+	until time.Time // the newest review of the run
 	ids   []string  // sorted
-	rep   Report    // the first review of the span
-	until time.Time // the newest review of the span
+	rep   Report    // the first review of the run
 }
 
-// NewHistory returns a History of at most n reviews (at least 1).
-func NewHistory(n int) *History {
-	return &History{max: max(n, 1)}
+// NewHistory returns a History for o.
+func NewHistory(o HistoryOptions) *History {
+	o.Max = max(o.Max, 1)
+	if o.MaxPending <= 0 {
+		o.MaxPending = 64
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &History{o: o}
+	if o.Store != nil {
+		h.pending = make(chan Report, o.MaxPending)
+	}
+	return h
 }
 
 // Add records rep, a review made after every review added before.
@@ -91,16 +132,54 @@ func (h *History) Add(rep Report) {
 			return
 		}
 	}
-	if len(h.entries) >= h.max {
-		h.entries = slices.Delete(h.entries, 0, len(h.entries)-h.max+1)
+	if len(h.entries) >= h.o.Max {
+		h.entries = slices.Delete(h.entries, 0, len(h.entries)-h.o.Max+1)
 	}
 	h.entries = append(h.entries, historyEntry{since: rep.GeneratedAt, until: rep.GeneratedAt, ids: ids, rep: rep})
+	if h.pending != nil {
+		select {
+		case h.pending <- rep:
+		default:
+			h.dropped++
+		}
+	}
 }
 
-// At returns the review that stood at t: the first of the reviews made at
-// or before t with the observations the newest of them had (its numbers
-// are those of when these observations first stood together). ok is
-// false when the history begins after t (or is empty).
+// Run writes the runs begun to the Store until ctx is done (without a
+// Store it only waits). A review that cannot be written is logged and
+// left out: the memory still has it.
+func (h *History) Run(ctx context.Context) error {
+	if h.pending == nil {
+		<-ctx.Done()
+		return nil
+	}
+	reported := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rep := <-h.pending:
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := h.o.Store.AppendReview(wctx, rep)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				h.o.Logger.Warn("writing the review history", "generated_at", rep.GeneratedAt, "err", err)
+			}
+			h.mu.Lock()
+			dropped := h.dropped
+			h.mu.Unlock()
+			if dropped > reported {
+				h.o.Logger.Warn("review history runs not written: the queue was full", "dropped", dropped-reported)
+				reported = dropped
+			}
+		}
+	}
+}
+
+// At returns the review that stood at t in memory: the first of the
+// reviews made at or before t with the observations the newest of them
+// had (its numbers are those of when these observations first stood
+// together). ok is false when the memory begins after t (or is empty).
 func (h *History) At(t time.Time) (rep Report, ok bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -114,7 +193,24 @@ func (h *History) At(t time.Time) (rep Report, ok bool) {
 	return h.entries[i].rep, true
 }
 
-// Since returns when the oldest review kept was made (zero: none).
+// Read returns the review that stood at t: from memory, else, for a time
+// before the memory begins, from the Store. ok is false when neither
+// reaches back to t.
+func (h *History) Read(ctx context.Context, t time.Time) (rep Report, ok bool, err error) {
+	if rep, ok := h.At(t); ok {
+		return rep, true, nil
+	}
+	if h.o.Store == nil {
+		return Report{}, false, nil
+	}
+	return h.o.Store.ReviewAt(ctx, t)
+}
+
+// Stored says whether the history has a Store.
+func (h *History) Stored() bool { return h.o.Store != nil }
+
+// Since returns when the oldest review kept in memory was made (zero:
+// none).
 func (h *History) Since() time.Time {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -124,7 +220,7 @@ func (h *History) Since() time.Time {
 	return h.entries[0].since
 }
 
-// Len returns the reviews kept.
+// Len returns the reviews kept in memory.
 func (h *History) Len() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -41,7 +41,7 @@ func TestDiffReports(t *testing.T) {
 func TestHistory(t *testing.T) {
 	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
-	h := review.NewHistory(3)
+	h := review.NewHistory(review.HistoryOptions{Max: 3})
 	_, ok := h.At(at(0))
 	require.False(t, ok, "empty")
 	// Ticks every 5 s: {a} for 10 s, then {a,b}, then {b}, then {b,c}.

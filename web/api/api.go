@@ -569,7 +569,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, a.withObservations(graph.DiffSnapshots(before, after, o), from, to))
+	writeJSON(w, http.StatusOK, a.withObservations(r.Context(), graph.DiffSnapshots(before, after, o), from, to))
 }
 
 func parseTime(name, v string) (time.Time, error) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -98,28 +99,43 @@ type ObservationDiff struct {
 }
 
 // withObservations adds to d the observations that appeared or went away
-// between from and to.
-func (a *API) withObservations(d graph.Diff, from, to time.Time) GraphDiff {
+// between from and to. A stored history that cannot be read is said in
+// the note: the graph's part of the diff stands.
+func (a *API) withObservations(ctx context.Context, d graph.Diff, from, to time.Time) GraphDiff {
 	out := GraphDiff{Diff: d}
 	h := a.o.ReviewHistory
 	if h == nil {
 		return out
 	}
 	od := &ObservationDiff{Diff: review.Diff{Appeared: []review.Observation{}, WentAway: []review.Observation{}}}
+	out.Observations = od
 	if since := h.Since(); !since.IsZero() {
 		od.Since = &since
 	}
-	before, okFrom := h.At(from)
-	after, okTo := h.At(to)
+	before, okFrom, err := h.Read(ctx, from)
+	if err != nil {
+		a.o.Logger.Warn("reading the stored review history", "err", err)
+		od.Note = "the stored review history cannot be read: " + err.Error()
+		return out
+	}
+	after, okTo, err := h.Read(ctx, to)
+	if err != nil {
+		a.o.Logger.Warn("reading the stored review history", "err", err)
+		od.Note = "the stored review history cannot be read: " + err.Error()
+		return out
+	}
 	switch {
 	case okFrom && okTo:
 		od.Diff = review.DiffReports(before, after)
-	case od.Since == nil:
+	case od.Since == nil && !h.Stored():
 		od.Note = "no review kept yet: reviews are kept in memory from the collector's first evaluation"
+	case od.Since == nil:
+		od.Note = "no review kept yet before " + to.UTC().Format(time.RFC3339)
+	case h.Stored():
+		od.Note = fmt.Sprintf("no review stored at or before %s: reviews are stored from the first evaluation of a collector with this storage", from.UTC().Format(time.RFC3339))
 	default:
-		od.Note = fmt.Sprintf("the review history begins at %s (kept in memory since the collector started, at most --max-review-history reviews): no review at %s to compare",
+		od.Note = fmt.Sprintf("the review history begins at %s (kept in memory since the collector started, at most --max-review-history reviews; stored with --storage clickhouse): no review at %s to compare",
 			od.Since.UTC().Format(time.RFC3339), from.UTC().Format(time.RFC3339))
 	}
-	out.Observations = od
 	return out
 }

@@ -33,7 +33,7 @@ func TestDiffObservations(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	rev, err := review.New(review.Options{}, nil)
 	require.NoError(t, err)
-	hist := review.NewHistory(10)
+	hist := review.NewHistory(review.HistoryOptions{Max: 10})
 	a, err := New(Options{Graph: g, History: storage.History{Storage: st}, Bucket: time.Second, Review: rev, ReviewHistory: hist,
 		Now: func() time.Time { return now }})
 	require.NoError(t, err)
