@@ -120,8 +120,12 @@ type reviewRow struct {
 	Evidence                  []evidenceItem
 }
 
-// evidenceItem is one number of an observation's evidence.
-type evidenceItem struct{ Name, Value string }
+// evidenceItem is one number of an observation's evidence; a long one (a
+// chain's hops, a pipeline's stages) is folded: Short shows, Value opens.
+type evidenceItem struct{ Name, Value, Short string }
+
+// maxEvidenceLen is the longest evidence value shown unfolded.
+const maxEvidenceLen = 160
 
 // reviewMark is a marker on the map: the observations on one subject.
 type reviewMark struct {
@@ -294,7 +298,14 @@ func reviewRowOf(o review.Observation, snap *graph.Snapshot, v View) reviewRow {
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(o.Evidence)) {
-		row.Evidence = append(row.Evidence, evidenceItem{Name: strings.ReplaceAll(k, "_", " "), Value: evidenceValue(o.Evidence[k])})
+		it := evidenceItem{Name: strings.ReplaceAll(k, "_", " "), Value: evidenceValue(o.Evidence[k])}
+		if r := []rune(it.Value); len(r) > maxEvidenceLen {
+			it.Short = string(r[:maxEvidenceLen/2]) + "…"
+			if l, ok := o.Evidence[k].([]any); ok {
+				it.Short = plural(len(l), "item") + ": " + it.Short
+			}
+		}
+		row.Evidence = append(row.Evidence, it)
 	}
 	return row
 }
@@ -339,10 +350,14 @@ func evidenceValue(v any) string {
 		return strings.Join(x, ", ")
 	case []any:
 		parts := make([]string, len(x))
+		sep := ", "
 		for i, e := range x {
 			parts[i] = evidenceValue(e)
+			if _, ok := e.(map[string]any); ok {
+				sep = "; "
+			}
 		}
-		return strings.Join(parts, ", ")
+		return strings.Join(parts, sep)
 	case map[string]any:
 		parts := make([]string, 0, len(x))
 		for _, k := range slices.Sorted(maps.Keys(x)) {

@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 var (
@@ -126,4 +129,31 @@ func TestDiffObservations(t *testing.T) {
 	src.obsDiff = nil
 	_, _, body = get(t, u, target)
 	require.NotContains(t, body, `id="obs-diff"`, "no review history: no section")
+}
+
+// TestEvidenceValues: numbers plainly, distributions as their quantiles,
+// lists joined, and a long value (a chain's hops) folded.
+func TestEvidenceValues(t *testing.T) {
+	hop := func(src, dst string) map[string]any {
+		return map[string]any{"source": src, "target": dst, "p50_ms": 3.6720001, "availability": 0.999, "protocol": "http", "adds_p50_ms": 1.181}
+	}
+	row := reviewRowOf(review.Observation{ID: "sync_chain:x", Kind: review.KindSyncChain, Severity: review.SeverityWarning,
+		Subject: finding.Subject{Node: "front", NodeID: "service:bad/front"},
+		Evidence: map[string]any{"hops": 6, "compounded_availability": 0.99400000001, "entry_ms": map[string]any{"p95": 788.5, "p50": 38.477},
+			"depend_on_it": []any{"client:client", "service:a"},
+			"chain":        []any{hop("service:bad/front", "service:bad/c1"), hop("service:bad/c1", "service:bad/c2"), hop("service:bad/c2", "service:bad/c3")}}},
+		nil, View{})
+	got := map[string]evidenceItem{}
+	for _, e := range row.Evidence {
+		got[e.Name] = e
+	}
+	require.Equal(t, "6", got["hops"].Value)
+	require.Equal(t, "0.994", got["compounded availability"].Value)
+	require.Equal(t, "p50 38.477, p95 788.5", got["entry ms"].Value)
+	require.Equal(t, "client:client, service:a", got["depend on it"].Value)
+	require.Empty(t, got["hops"].Short)
+	chain := got["chain"]
+	require.Contains(t, chain.Value, "target service:bad/c1; adds_p50_ms 1.181", "hops apart")
+	require.True(t, strings.HasPrefix(chain.Short, "3 items: "), chain.Short)
+	require.Equal(t, "/node?id=service%3Abad%2Ffront", row.Href)
 }
