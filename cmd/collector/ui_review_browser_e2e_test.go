@@ -73,7 +73,7 @@ func TestUIBrowserReview(t *testing.T) {
 	// Filter by kind with its chip: the URL says so; only that kind's rows
 	// and markers are left.
 	require.NoError(t, within(tab, 10*time.Second, chromedp.Click(chromedp.CSS(`#review .kinds a[data-kind="no_circuit_breaker"]`))))
-	require.NoError(t, pollJS(tab, 10*time.Second, `location.search.includes("kind=no_circuit_breaker") && document.querySelector("#review .robs-row") !== null`))
+	require.NoError(t, pollAcrossLoads(tab, 10*time.Second, `location.search.includes("kind=no_circuit_breaker") && document.querySelector("#review .robs-row") !== null`))
 	require.Equal(t, []string{"no_circuit_breaker"}, evalJS[[]string](t, tab, `Array.from(`+kinds+`)`))
 	marks := evalJS[[]string](t, tab, `Array.from(document.querySelectorAll("#review svg#map .mark")).map(a => a.getAttribute("href"))`)
 	require.Len(t, marks, 1, "one subject: bad/c2 -> bad/down")
@@ -82,8 +82,21 @@ func TestUIBrowserReview(t *testing.T) {
 	// The marker leads to the edge's page, keyboard first: focus it and
 	// press Enter.
 	require.NoError(t, within(tab, 10*time.Second, chromedp.Focus(chromedp.CSS(`#review svg#map .mark`)), chromedp.KeyEvent("\r")))
-	require.NoError(t, pollJS(tab, 10*time.Second, `location.pathname === "/edge"`), "followed the marker")
+	require.NoError(t, pollAcrossLoads(tab, 10*time.Second, `location.pathname === "/edge" && document.querySelector("main h1") !== null`), "followed the marker")
 	title := evalJS[string](t, tab, `document.querySelector("main h1").textContent`)
 	require.Contains(t, title, "c2")
 	require.Contains(t, title, "down")
+}
+
+// pollJS across a page load: the load started by a click destroys the
+// page's context under a poll, which then starts again in the new one.
+func pollAcrossLoads(ctx context.Context, d time.Duration, expr string) error {
+	deadline := time.Now().Add(d)
+	for {
+		err := pollJS(ctx, time.Until(deadline), expr)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
