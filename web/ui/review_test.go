@@ -88,6 +88,9 @@ func TestReviewPage(t *testing.T) {
 		require.NotContains(t, body, "<script>")
 	}
 
+	code, _, _ = get(t, u, "/ws?page=review&severity=critical")
+	require.Equal(t, http.StatusBadRequest, code, "a live page's filter is checked too")
+
 	// Live: the page's content is one fragment, its filter part of it.
 	r := u.renderPage(context.Background(), "review", "kind=hub", View{Refresh: defaultRefresh, Hops: 2}, u.state())
 	var frag string
