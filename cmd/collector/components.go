@@ -147,6 +147,7 @@ type graphConfig struct {
 	MaxBreakers        int
 	MaxEntryOperations int
 	MaxCallPatterns    int
+	MaxReviewHistory   int
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -169,6 +170,7 @@ func (c *graphConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxBreakers, "max-breakers", 10_000, "circuit breakers and retry counters kept from metrics; more are refused and counted")
 	fs.IntVar(&c.MaxEntryOperations, "max-entry-operations", 1_000, "entry operations whose critical paths are kept; traces of more are dropped and counted")
 	fs.IntVar(&c.MaxCallPatterns, "max-call-patterns", critpath.DefaultMaxCallPatterns, "call patterns (caller, callee, operation) of sampled traces one time bucket keeps for the communication review; calls of more are dropped and counted")
+	fs.IntVar(&c.MaxReviewHistory, "max-review-history", 1_000, "communication reviews kept in memory, one per evaluation whose observations differ from the one before, for the graph diff's observations that appeared or went away; the oldest are forgotten first")
 	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 1, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
 	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace whose root has arrived but that still awaits a callee's spans is complete when no span of it arrived for this long (a trace whose root never arrives is analysed after 30s and counted)")
 	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; above half of it the share of traces sampled halves, by trace id; beyond, traces are not sampled, and counted")
@@ -370,7 +372,7 @@ func (c storageConfig) Validate() error {
 func (c graphConfig) Validate() error {
 	var errs []error
 	for name, v := range map[string]int{"--max-recent-spans": c.MaxRecentSpans, "--max-unplaced": c.MaxUnplaced, "--max-retry-groups": c.MaxRetryGroups,
-		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations, "--max-call-patterns": c.MaxCallPatterns} {
+		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations, "--max-call-patterns": c.MaxCallPatterns, "--max-review-history": c.MaxReviewHistory} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
 		}

@@ -260,10 +260,17 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	// The reviews of past evaluations, for the graph diff's observations:
+	// in memory, and in ClickHouse when that is the storage.
+	reviewOpts := review.HistoryOptions{Max: cfg.MaxReviewHistory, Logger: logger}
+	if rs, ok := st.(review.HistoryStore); ok {
+		reviewOpts.Store = rs
+	}
+	reviews := review.NewHistory(reviewOpts)
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
-		Review: reviewer,
-		Graph:  g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
+		Review: reviewer, ReviewHistory: reviews,
+		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
 		MaxBuilds: cfg.APIMaxBuilds, MaxBuildNodes: cfg.APIMaxBuildNodes,
@@ -351,6 +358,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return ticks.Run(ctx) })
+	eg.Go(func() error { return reviews.Run(ctx) })
 	if judgeLease != nil {
 		eg.Go(func() error { return judgeLease.Run(ctx) })
 	}

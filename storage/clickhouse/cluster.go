@@ -41,6 +41,7 @@ var distributedTables = []struct{ table, key string }{
 	{"changes", "cityHash64(id)"},
 	{"judge_lease", "0"},
 	{"collectors", "0"},
+	{"review_history", "cityHash64(collector)"},
 }
 
 // MigrateCluster makes or upgrades the cluster layout of o.Cluster, a

@@ -58,7 +58,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -67,8 +67,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 12)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts", "finding_history", "judge_lease", "collectors", "owners_and_attributes", "changes"} {
+	require.Len(t, rows, 13)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts", "finding_history", "judge_lease", "collectors", "owners_and_attributes", "changes", "review_history"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -82,7 +82,7 @@ func TestMigrate(t *testing.T) {
 		tables = append(tables, name)
 	}
 	require.NoError(t, trows.Err())
-	require.Equal(t, []string{"changes", "collectors", "edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "judge_lease", "lag_samples", "nodes", "schema_migrations", "spans"}, tables)
+	require.Equal(t, []string{"changes", "collectors", "edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "judge_lease", "lag_samples", "nodes", "review_history", "schema_migrations", "spans"}, tables)
 
 	// Again: nothing applied, nothing recorded.
 	applied, err = migrate(ctx, conn, db, o)
@@ -91,7 +91,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 12, n)
+	require.EqualValues(t, 13, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {

@@ -26,6 +26,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 // GraphSource returns the live graph over a window (0: the default window).
@@ -98,6 +99,9 @@ type Options struct {
 	// Review serves /api/v1/review and /api/v1/review.md (nil: 501 Not
 	// Implemented).
 	Review ReviewSource
+	// ReviewHistory, when set, keeps the review of every tick (Receive)
+	// for /api/v1/graph/diff's observations.
+	ReviewHistory *review.History
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -594,8 +598,7 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	d := graph.DiffSnapshots(before, after, o)
-	body := diffResponse{Diff: &d}
+	body := a.withObservations(r.Context(), graph.DiffSnapshots(before, after, o), from, to)
 	if a.o.Changes != nil {
 		cs, err := a.o.Changes.Changes(r.Context(), from, to)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/changes"
 )
 
@@ -60,14 +59,6 @@ func (a *API) changes(w http.ResponseWriter, r *http.Request) {
 		cs = []changes.Change{}
 	}
 	writeJSON(w, http.StatusOK, changesResponse{Changes: cs})
-}
-
-// diffResponse is the body of GET /api/v1/graph/diff: the diff, and the
-// changes recorded from its earlier time to its later one (when changes
-// are recorded: omitted otherwise).
-type diffResponse struct {
-	*graph.Diff
-	Changes *[]changes.Change `json:"changes,omitempty"`
 }
 
 // Changes returns the changes recorded in [from, to], read through the

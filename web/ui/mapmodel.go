@@ -55,6 +55,9 @@ type mapModel struct {
 	// Overview says the map is the overview of groups; Drilled that it
 	// is a drill-in: groups open, with the groups around them.
 	Overview, Drilled bool
+	// Marks are the Review page's markers: the observations on each
+	// subject drawn.
+	Marks []reviewMark
 }
 
 type mapCluster struct {

@@ -165,14 +165,17 @@ type archPage struct {
 	// Skipped says the graph was too large for centrality.
 	Skipped bool
 	// Keep are the view's parameters the table's form carries.
-	Keep                     []hidden
-	Cycles                   []string
-	Chain                    string
-	From, To                 string
-	DiffWindows              []option // suggested windows
-	DWindow                  string   // the diff window as asked for
-	DiffErr                  string
-	Diff                     *mapModel
+	Keep        []hidden
+	Cycles      []string
+	Chain       string
+	From, To    string
+	DiffWindows []option // suggested windows
+	DWindow     string   // the diff window as asked for
+	DiffErr     string
+	Diff        *mapModel
+	// ObsDiff are the review's observations that appeared or went away
+	// (nil: the collector keeps no review history).
+	ObsDiff                  *obsDiff
 	AddedNodes, RemovedNodes int
 	AddedEdges, RemovedEdges int
 	Added, Removed           []string
@@ -181,6 +184,13 @@ type archPage struct {
 	// its later one, drawn on Timeline.
 	Recorded []changeItem
 	Timeline *timeline
+}
+
+// obsDiff is the graph diff's part of the communication review.
+type obsDiff struct {
+	// Head says which reviews were compared; Note why none could be.
+	Head, Note         string
+	Appeared, WentAway []reviewRow
 }
 
 // Chart geometry, in SVG user units.

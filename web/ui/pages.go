@@ -515,7 +515,7 @@ func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, windo
 		p.DiffErr = "The graph at " + fmtTime(to) + " cannot be read: " + err.Error()
 		return
 	}
-	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: after, View: View{Window: window, At: to, Hops: 2}, MaxNodes: u.o.MaxNodes, Diff: d, Base: "/"})
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: after, View: View{Window: window, At: to, Hops: 2}, MaxNodes: u.o.MaxNodes, Diff: &d.Diff, Base: "/"})
 	if err != nil {
 		p.DiffErr = "The diff cannot be drawn: " + err.Error()
 		return
@@ -524,6 +524,14 @@ func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, windo
 	if cs := u.changesIn(ctx, from, to, nil); len(cs) > 0 {
 		p.Recorded = changeItems(cs)
 		p.Timeline = &timeline{XStart: from.UTC().Format("15:04"), XEnd: to.UTC().Format("15:04"), Markers: markersOf(cs, from, to)}
+	}
+	if od := d.Observations; od != nil {
+		p.ObsDiff = &obsDiff{Note: od.Note,
+			Appeared: observationRows(od.Appeared, after, View{Window: window}),
+			WentAway: observationRows(od.WentAway, after, View{Window: window})}
+		if od.Note == "" {
+			p.ObsDiff.Head = "Reviews of " + fmtTime(od.From) + " and " + fmtTime(od.To) + " compared"
+		}
 	}
 	p.AddedNodes, p.RemovedNodes, p.AddedEdges, p.RemovedEdges = len(d.AddedNodes), len(d.RemovedNodes), len(d.AddedEdges), len(d.RemovedEdges)
 	names := map[string]string{}
