@@ -198,7 +198,7 @@ func fixture() *fixedSource {
 				{Subject: finding.Subject{Node: hostile, NodeID: "service:shop/" + hostile}, Score: 0.35, Explains: 1,
 					Reasons: []string{"explains 1 of 1 findings by its place on the graph: the callee of retry_storm frontend → " + hostile}},
 			},
-			Impact:  []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100,
+			Impact: []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100,
 				SLOs: []finding.SLOImpact{{FindingID: "slo1", Objective: "frontend-availability", SLI: "availability", Target: 99.9, Severity: finding.SeverityCritical,
 					Windows: "1h/5m", BurnRate: 16.2, BurnRateShort: 40, BudgetRemaining: 0.86}}}},
 			Changes: []string{}},
