@@ -30,8 +30,9 @@ import (
 // instead of container names and fixed ports, the test ClickHouse and a
 // fresh database instead of the clickhouse service). The schema migrates,
 // both collectors and the UI pass their health checks, the demo load is
-// accepted, its edges and broker lag reach ClickHouse, and the UI and the
-// non-judging collector answer. The OpenTelemetry Collector is not run: the load goes
+// accepted, its edges and broker lag reach ClickHouse, exactly one of the
+// two collectors (both judge candidates) judges, both serve the merged
+// graph, and the UI answers. The OpenTelemetry Collector is not run: the load goes
 // to collector-1 directly.
 func TestComposeStack(t *testing.T) {
 	if testing.Short() {
@@ -203,16 +204,30 @@ func TestComposeStack(t *testing.T) {
 		require.Equal(t, http.StatusOK, resp.StatusCode, "%s %s: %s", svc, path, b)
 		return b
 	}
-	// collector-1 judges the merged graph (--detect merged) and serves
-	// it: every collector's flushed share, settled a bucket and a flush
-	// behind now.
-	require.Eventually(t, func() bool {
-		var g struct {
-			Edges []json.RawMessage `json:"edges"`
+	// Both collectors are judge candidates (--detect merged): the judge's
+	// lease elects exactly one. Both serve the merged graph
+	// (--serve-merged): every collector's flushed share, settled a bucket
+	// and a flush behind now; so collector-2 shows the edges of the load
+	// only collector-1 received, whichever judges.
+	judges := func() (n int) {
+		for _, svc := range []string{"collector-1", "collector-2"} {
+			if v, ok := metricLine(string(api(svc, "/metrics")), "cartograph_judge"); ok && v == "1" {
+				n++
+			}
 		}
-		require.NoError(t, json.Unmarshal(api("collector-1", "/api/v1/graph?window=60s"), &g))
-		return len(g.Edges) > 0
-	}, 45*time.Second, 500*time.Millisecond, "collector-1 shows no edges of the load")
+		return n
+	}
+	require.Eventually(t, func() bool { return judges() == 1 }, 30*time.Second, 250*time.Millisecond, "exactly one collector judges")
+	for _, svc := range []string{"collector-1", "collector-2"} {
+		require.Eventually(t, func() bool {
+			var g struct {
+				Edges []json.RawMessage `json:"edges"`
+			}
+			require.NoError(t, json.Unmarshal(api(svc, "/api/v1/graph?window=60s"), &g))
+			return len(g.Edges) > 0
+		}, 45*time.Second, 500*time.Millisecond, "%s shows no edges of the load", svc)
+	}
+	require.Equal(t, 1, judges(), "still exactly one judge")
 
 	// The closed buckets reach the shared ClickHouse (flush every 5s).
 	deadline := time.Now().Add(45 * time.Second)
@@ -241,8 +256,9 @@ func TestComposeStack(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return strings.Contains(string(api("collector-1", "/metrics")), "traces_service_graph_request_total{")
 	}, 20*time.Second, 500*time.Millisecond, "collector-1 serves no traces_service_graph_request_total")
-	// collector-2 serves the findings collector-1 stores.
+	// Both serve the findings the judge stores.
 	require.Contains(t, string(api("collector-2", "/api/v1/findings?state=all")), "findings")
+	require.Contains(t, string(api("collector-1", "/api/v1/findings?state=all")), "findings")
 	// The UI draws collector-1's graph (it reads it every --refresh).
 	require.Eventually(t, func() bool {
 		resp, err := http.Get("http://" + port("ui", "8080") + "/")
@@ -257,6 +273,17 @@ func TestComposeStack(t *testing.T) {
 
 // startClickHouse returns the native address of the test ClickHouse
 // (cmd/testenv's, or CARTOGRAPH_TEST_CLICKHOUSE).
+// metricLine returns the value of the unlabelled series name in a
+// Prometheus text exposition.
+func metricLine(exposition, name string) (string, bool) {
+	for l := range strings.Lines(exposition) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), name+" "); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
 func startClickHouse(t *testing.T) string {
 	t.Helper()
 	native, _ := need.ClickHouse(t)

@@ -24,6 +24,7 @@ const (
 	DefaultSaturationRise          = 0.5
 	DefaultSaturationTicks         = 4
 	DefaultSaturationMinRequests   = 20
+	DefaultSaturationMinInFlight   = 1.0
 	DefaultBottleneckMaxTracked    = 50_000
 	DefaultBottleneckUsualMinutes  = 60
 	DefaultBottleneckMinRiseMs     = 5
@@ -85,6 +86,14 @@ type BottleneckOptions struct {
 	// SaturationMinRequests is how many requests a node needs in the window
 	// at each of those evaluations to be judged (default 20).
 	SaturationMinRequests uint64 `yaml:"saturation_min_requests"`
+	// SaturationMinInFlight is the least in-flight concurrency (rate x
+	// p50) a node must reach at the last of those evaluations (default 1).
+	// A node with less than one request in flight is idle most of the
+	// time: its queue cannot be what slows it. A tail that rises while the
+	// median stays low (a noisy neighbour, a pause) keeps it under 1; a
+	// queue for capacity raises the median and with it the concurrency
+	// (a single worker at 60% utilisation already holds about one).
+	SaturationMinInFlight float64 `yaml:"saturation_min_in_flight"`
 	// MaxTracked bounds the nodes whose history is kept (default 50,000).
 	MaxTracked int `yaml:"max_tracked"`
 	// DegradedRatio: an entry operation is slow while its p95 end-to-end
@@ -187,6 +196,9 @@ func (o BottleneckOptions) withDefaults() BottleneckOptions {
 	}
 	if o.SaturationMinRequests == 0 {
 		o.SaturationMinRequests = DefaultSaturationMinRequests
+	}
+	if !(o.SaturationMinInFlight > 0) {
+		o.SaturationMinInFlight = DefaultSaturationMinInFlight
 	}
 	if o.MaxTracked <= 0 {
 		o.MaxTracked = DefaultBottleneckMaxTracked
@@ -822,7 +834,7 @@ func (d *Bottleneck) saturated(h []loadPoint) bool {
 	}
 	first, last := h[0], h[len(h)-1]
 	rise := 1 + d.opts.SaturationRise
-	if !(first.p95 > 0 && last.p95 >= first.p95*rise && first.conc > 0 && last.conc >= first.conc*rise) {
+	if !(first.p95 > 0 && last.p95 >= first.p95*rise && first.conc > 0 && last.conc >= first.conc*rise && last.conc >= d.opts.SaturationMinInFlight) {
 		return false
 	}
 	// Waiting on slower calls is not saturation: the callee is judged.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 // Threshold documents one tunable of a detector: its key in the config
@@ -39,18 +40,19 @@ var thresholdDocs = map[string]map[string][2]string{
 		"max_remembered":         {"edges", "edges whose normal latency is remembered across evaluations"},
 	},
 	"bottleneck": {
-		"min_share":               {"ratio", "part of an entry operation's slowdown (mean latency over its usual, counted as at least degraded_ratio-1 of the usual) that the rise of one node's own time must account for to make it the bottleneck; with latency_objective_ms, also the self-time share of the critical path from which a node is the bottleneck of an entry over the objective"},
-		"min_traces":              {"traces", "complete traces of the entry operation in the window before it is judged"},
-		"critical_share":          {"ratio", "self-time share of the critical path from which a bottleneck is critical"},
-		"saturation_flat":         {"ratio", "saturation: throughput counts as flat within this share of its mean"},
-		"saturation_rise":         {"ratio", "saturation: latency and in-flight concurrency must both rise by this share"},
-		"saturation_ticks":        {"evaluations", "saturation: evaluations the trend is judged over"},
-		"saturation_min_requests": {"requests", "saturation: requests in the window before a node is judged"},
-		"max_tracked":             {"nodes", "nodes (and entry operations) whose history is kept"},
-		"degraded_ratio":          {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
-		"usual_minutes":           {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
-		"min_rise_ms":             {"ms", "least rise of a node's own time per request that makes it a bottleneck: a fast path a millisecond slower is no page"},
-		"latency_objective_ms":    {"ms", "also a bottleneck: the node doing at least min_share of the work of an entry whose p95 exceeds this, usual or not (0: off)"},
+		"min_share":                {"ratio", "part of an entry operation's slowdown (mean latency over its usual, counted as at least degraded_ratio-1 of the usual) that the rise of one node's own time must account for to make it the bottleneck; with latency_objective_ms, also the self-time share of the critical path from which a node is the bottleneck of an entry over the objective"},
+		"min_traces":               {"traces", "complete traces of the entry operation in the window before it is judged"},
+		"critical_share":           {"ratio", "self-time share of the critical path from which a bottleneck is critical"},
+		"saturation_flat":          {"ratio", "saturation: throughput counts as flat within this share of its mean"},
+		"saturation_rise":          {"ratio", "saturation: latency and in-flight concurrency must both rise by this share"},
+		"saturation_ticks":         {"evaluations", "saturation: evaluations the trend is judged over"},
+		"saturation_min_requests":  {"requests", "saturation: requests in the window before a node is judged"},
+		"saturation_min_in_flight": {"requests", "saturation: least in-flight concurrency (rate x p50) at the last evaluation; below it the node is mostly idle"},
+		"max_tracked":              {"nodes", "nodes (and entry operations) whose history is kept"},
+		"degraded_ratio":           {"factor", "an entry operation is slow when its p95 over the window is this many times its usual; only then is a node whose own time rose to this many times its usual a bottleneck (a node that always dominates is the path's normal)"},
+		"usual_minutes":            {"minutes", "horizon of the usual latency of an entry and of each node's usual self time on its path; slow evaluations teach it four times more slowly, so a permanent shift stops paging after a few horizons"},
+		"min_rise_ms":              {"ms", "least rise of a node's own time per request that makes it a bottleneck: a fast path a millisecond slower is no page"},
+		"latency_objective_ms":     {"ms", "also a bottleneck: the node doing at least min_share of the work of an entry whose p95 exceeds this, usual or not (0: off)"},
 	},
 	"consumer_lag": {
 		"max_seconds":          {"seconds", "time lag above which a group is behind even when its lag is steady"},
@@ -177,17 +179,21 @@ func messageFields(t reflect.Type, prefix string) []MessageField {
 // Catalogue lists every detector threshold with its default, from the
 // detectors' own defaults, so documentation and config validation cannot
 // drift from the code. The summary templates (key "message") are listed
-// by Messages instead.
+// by Messages instead. The communication review's thresholds
+// (graph/review, documented there) come last, as detector "review": the
+// config file's detectors.review.
 func Catalogue() []Threshold {
 	var out []Threshold
 	for _, d := range []struct {
 		name string
 		opts any
+		docs map[string][2]string
 	}{
-		{"retry_storm", RetryStormOptions{}.withDefaults()},
-		{"open_circuit", OpenCircuitOptions{}.withDefaults()},
-		{"consumer_lag", ConsumerLagOptions{}.withDefaults()},
-		{"bottleneck", BottleneckOptions{}.withDefaults()},
+		{"retry_storm", RetryStormOptions{}.withDefaults(), thresholdDocs["retry_storm"]},
+		{"open_circuit", OpenCircuitOptions{}.withDefaults(), thresholdDocs["open_circuit"]},
+		{"consumer_lag", ConsumerLagOptions{}.withDefaults(), thresholdDocs["consumer_lag"]},
+		{"bottleneck", BottleneckOptions{}.withDefaults(), thresholdDocs["bottleneck"]},
+		{"review", review.Options{}.WithDefaults(), review.ThresholdDocs()},
 	} {
 		v := reflect.ValueOf(d.opts)
 		for i := range v.NumField() {
@@ -195,7 +201,7 @@ func Catalogue() []Threshold {
 			if key == "" || key == "-" || key == messageKey {
 				continue // the message template is listed by Messages
 			}
-			doc := thresholdDocs[d.name][key]
+			doc := d.docs[key]
 			out = append(out, Threshold{Detector: d.name, Key: key, Default: fmtDefault(v.Field(i).Interface()), Unit: doc[0], Doc: doc[1]})
 		}
 	}

@@ -139,6 +139,17 @@ func (b *EdgeBucket) addCounts(st *Stats) {
 // none closed). A writer calls it every bucket width with the time it got
 // last, so each bucket is exported once. Safe for concurrent use.
 func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
+	return g.closedBuckets(after, false)
+}
+
+// ClosedEntryBuckets is ClosedBuckets of the edges from the client node
+// only: the calls into the entry points, what service level objectives
+// count (detect.SLOBurn), without building every other edge's rows.
+func (g *Graph) ClosedEntryBuckets(after time.Time) ([]EdgeBucket, time.Time) {
+	return g.closedBuckets(after, true)
+}
+
+func (g *Graph) closedBuckets(after time.Time, entries bool) ([]EdgeBucket, time.Time) {
 	cur := g.epoch(g.opts.Now())
 	from := cur - int64(g.slots) + 1
 	if !after.IsZero() {
@@ -152,6 +163,9 @@ func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, e := range g.edgeIx {
+		if entries && g.nodeIx[e.key.src].key.Kind != NodeClient {
+			continue
+		}
 		for i, ep := range e.ring.epochs {
 			if ep < from || ep >= cur {
 				continue
@@ -177,7 +191,8 @@ func (g *Graph) ClosedBuckets(after time.Time) ([]EdgeBucket, time.Time) {
 // NodeSeen records that a node was seen in one time bucket, as a storage
 // row: one per node per closed bucket it is recorded in. It keeps nodes
 // that carried no edge in a window (a service with only internal spans)
-// in history, with their kind and group (namespace or system).
+// in history, with their kind and group (namespace or system), kept
+// resource attributes and owner.
 type NodeSeen struct {
 	Start time.Time     `json:"start"`
 	Width time.Duration `json:"width"`
@@ -185,6 +200,14 @@ type NodeSeen struct {
 	// Collector is who wrote the row, when storage shared by several
 	// collectors says so ("" from the graph itself).
 	Collector string `json:"collector,omitempty"`
+	// Attributes are the node's kept resource attributes when the row was
+	// recorded (Node.Attributes; nil when none), so that a graph read from
+	// storage has them, and the environment they tell. The map may be
+	// shared with the graph: read only.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	// Owner is the node's owner when the row was recorded (Node.Owner),
+	// empty when unknown.
+	Owner string `json:"owner,omitempty"`
 }
 
 // ClosedNodes returns the nodes seen in the buckets that closed after
@@ -195,7 +218,8 @@ type NodeSeen struct {
 // seen in: recording every bucket would need per-node history. That is
 // enough for history, since a node seen in a window has its last-seen
 // bucket in that window or in a later export (which records it again).
-// Safe for concurrent use.
+// Each carries the node's kept attributes (shared with the graph: read
+// only) and its owner (Options.Owners). Safe for concurrent use.
 func (g *Graph) ClosedNodes(after time.Time) []NodeSeen {
 	cur := g.epoch(g.opts.Now())
 	from := cur - int64(g.slots) + 1
@@ -208,13 +232,21 @@ func (g *Graph) ClosedNodes(after time.Time) []NodeSeen {
 	width := time.Duration(g.bucketN)
 	var out []NodeSeen
 	g.mu.Lock()
-	defer g.mu.Unlock()
 	for i := range g.nodeIx {
 		n := &g.nodeIx[i]
 		if n.lastSeen < from || n.lastSeen >= cur {
 			continue
 		}
-		out = append(out, NodeSeen{Start: time.Unix(0, n.lastSeen*g.bucketN).UTC(), Width: width, Key: n.key})
+		out = append(out, NodeSeen{Start: time.Unix(0, n.lastSeen*g.bucketN).UTC(), Width: width, Key: n.key, Attributes: n.attrs})
+	}
+	g.mu.Unlock()
+	// Owners are named outside the lock, as a snapshot names them.
+	if o := g.opts.Owners; o != nil {
+		for i := range out {
+			if n := &out[i]; n.Key.Kind == NodeService {
+				n.Owner = o.Owner(n.Key.Name, n.Attributes)
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b NodeSeen) int { return a.Start.Compare(b.Start) })
 	return out
@@ -269,7 +301,8 @@ func SnapshotOfWithLag(at time.Time, window time.Duration, buckets []EdgeBucket,
 // SnapshotOfNodes is SnapshotOfWithLag that also includes the stored nodes
 // seen in [at-window, at), whether or not an edge of the window touches
 // them (a service with only internal spans). Nodes outside the window are
-// ignored. Edges carry their Recent figures over the newest RecentBuckets
+// ignored. A node takes the attributes (and so the environment) and the
+// owner of its newest row in the window that has them. Edges carry their Recent figures over the newest RecentBuckets
 // bucket widths before at (the buckets' own width).
 func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, nodes []NodeSeen, statuses []lag.Status) *Snapshot {
 	m := newLatencyMapping()
@@ -331,12 +364,14 @@ func SnapshotOfNodes(at time.Time, window time.Duration, buckets []EdgeBucket, n
 		}
 		sb.edges = append(sb.edges, r)
 	}
+	described := map[NodeKey]time.Time{} // when the attributes and owner taken were recorded
 	for i := range nodes {
 		n := &nodes[i]
 		if n.Start.Before(from) || !n.Start.Before(at) {
 			continue
 		}
 		sb.node(n.Key)
+		sb.recorded(n, described)
 	}
 	if len(statuses) > 0 {
 		sb.joinLag(statuses)

@@ -151,3 +151,41 @@ func TestSnapshotOfNodesIsolated(t *testing.T) {
 	require.Len(t, SnapshotOf(at, window, buckets).Nodes, 2, "SnapshotOf knows only the edges' nodes")
 	require.Len(t, SnapshotOfWithLag(at, window, buckets, nil).Nodes, 2)
 }
+
+// TestClosedEntryBuckets: the buckets of the edges from the client node,
+// and only they, as ClosedBuckets has them.
+func TestClosedEntryBuckets(t *testing.T) {
+	opts := Options{Window: time.Minute, Bucket: 5 * time.Second}
+	g, clk, _ := newTestGraph(t, opts)
+	for tick := range 3 {
+		var spans []Span
+		for i := range 10 {
+			tr := TraceID{9, byte(tick), byte(i)}
+			root := server(tr, sid(1), SpanID{}, "gw", 0, 20*ms)
+			root.Error = i == 0
+			spans = append(spans, root, client(tr, sid(2), sid(1), "gw", ms, 10*ms), server(tr, sid(3), sid(2), "api", 2*ms, 8*ms))
+		}
+		rej, why := g.ConsumeSpans(spans)
+		require.Zero(t, rej, why)
+		clk.advance(5 * time.Second)
+	}
+	all, upTo := g.ClosedBuckets(time.Time{})
+	var want []EdgeBucket
+	for _, b := range all {
+		if b.Source.Kind == NodeClient {
+			want = append(want, b)
+		}
+	}
+	require.NotEmpty(t, want, "root server spans are calls from the client node")
+	require.Less(t, len(want), len(all), "gw -> api is no entry edge")
+	got, upToEntries := g.ClosedEntryBuckets(time.Time{})
+	require.Equal(t, want, got)
+	require.Equal(t, upTo, upToEntries)
+	var errs uint64
+	for _, b := range got {
+		errs += b.Errors
+	}
+	require.Equal(t, uint64(3), errs, "one failing root a tick")
+	again, _ := g.ClosedEntryBuckets(upToEntries)
+	require.Empty(t, again, "each bucket is handed on once")
+}

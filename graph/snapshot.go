@@ -544,8 +544,36 @@ func (b *snapshotBuilder) build(at time.Time, window time.Duration, coveredSecon
 func (b *snapshotBuilder) describe(nd *Node, k NodeKey) {
 	nd.Attributes = b.attrs[k]
 	nd.Environment = EnvironmentOf(nd.Attributes)
-	if b.owners != nil && k.Kind == NodeService {
+	switch {
+	case b.owners != nil && k.Kind == NodeService:
 		nd.Owner = b.owners.Owner(nd.Name, nd.Attributes)
+	case b.storedOwners != nil:
+		nd.Owner = b.storedOwners[k]
+	}
+}
+
+// recorded takes the attributes and owner of a stored node row when they
+// are newer than those taken so far for its node (described: when those
+// were recorded).
+func (b *snapshotBuilder) recorded(n *NodeSeen, described map[NodeKey]time.Time) {
+	if len(n.Attributes) == 0 && n.Owner == "" {
+		return
+	}
+	if t, ok := described[n.Key]; ok && n.Start.Before(t) {
+		return
+	}
+	described[n.Key] = n.Start
+	if len(n.Attributes) > 0 {
+		if b.attrs == nil {
+			b.attrs = map[NodeKey]map[string]string{}
+		}
+		b.attrs[n.Key] = n.Attributes
+	}
+	if n.Owner != "" {
+		if b.storedOwners == nil {
+			b.storedOwners = map[NodeKey]string{}
+		}
+		b.storedOwners[n.Key] = n.Owner
 	}
 }
 
@@ -580,14 +608,17 @@ type rawEdge struct {
 
 // snapshotBuilder gathers a snapshot's nodes and edges.
 type snapshotBuilder struct {
-	nodes     []NodeKey
-	byKey     map[NodeKey]int
-	attrs     map[NodeKey]map[string]string // kept resource attributes, shared with the graph (read only)
-	owners    OwnerSource                   // nil: no owners
-	edges     []rawEdge
-	dormant   []dormantEdge
-	idleEdges []idleEdge
-	idleNodes []idleNode
+	nodes  []NodeKey
+	byKey  map[NodeKey]int
+	attrs  map[NodeKey]map[string]string // kept resource attributes, shared with the graph (read only)
+	owners OwnerSource                   // nil: no owners but storedOwners
+	// storedOwners are the owners stored node rows name (SnapshotOfNodes),
+	// used when owners is nil.
+	storedOwners map[NodeKey]string
+	edges        []rawEdge
+	dormant      []dormantEdge
+	idleEdges    []idleEdge
+	idleNodes    []idleNode
 }
 
 // idleEdge is an edge whose last call came before the window, in the

@@ -63,6 +63,10 @@ type Span struct {
 	// service nodes (--node-attributes), in the order it was told, none
 	// empty. Every span of one resource shares the slice.
 	Attributes []Attr
+	// Instance is the resource's service.instance.id ("" when it has
+	// none): the graph keeps none, graph/changes follows them to see
+	// instances replaced.
+	Instance string
 
 	// Start and End are Unix nanoseconds as sent.
 	Start, End int64

@@ -11,6 +11,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/detect/incident"
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/critpath"
 	"github.com/seed-a49a8342/cartograph/graph/enumtext"
 	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/ingest/semconv"
@@ -145,6 +146,8 @@ type graphConfig struct {
 	MaxLagSeries       int
 	MaxBreakers        int
 	MaxEntryOperations int
+	MaxCallPatterns    int
+	MaxReviewHistory   int
 	TraceSampleOneIn   int
 	TraceIdle          time.Duration
 	MaxTraces          int
@@ -166,6 +169,8 @@ func (c *graphConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxLagSeries, "max-lag-series", 100_000, "consumer-lag series (group x destination x partition) kept; readings of more are refused and counted")
 	fs.IntVar(&c.MaxBreakers, "max-breakers", 10_000, "circuit breakers and retry counters kept from metrics; more are refused and counted")
 	fs.IntVar(&c.MaxEntryOperations, "max-entry-operations", 1_000, "entry operations whose critical paths are kept; traces of more are dropped and counted")
+	fs.IntVar(&c.MaxCallPatterns, "max-call-patterns", critpath.DefaultMaxCallPatterns, "call patterns (caller, callee, operation) of sampled traces one time bucket keeps for the communication review; calls of more are dropped and counted")
+	fs.IntVar(&c.MaxReviewHistory, "max-review-history", 1_000, "communication reviews kept in memory, one per evaluation whose observations differ from the one before, for the graph diff's observations that appeared or went away; the oldest are forgotten first")
 	fs.IntVar(&c.TraceSampleOneIn, "trace-sample-one-in", 1, "analyse the critical path of one complete trace in this many (by trace id, so collectors agree) for the bottleneck detector; 1 = every trace")
 	fs.DurationVar(&c.TraceIdle, "trace-idle", 5*time.Second, "a sampled trace whose root has arrived but that still awaits a callee's spans is complete when no span of it arrived for this long (a trace whose root never arrives is analysed after 30s and counted)")
 	fs.IntVar(&c.MaxTraces, "max-traces", 10_000, "sampled traces being assembled at most; above half of it the share of traces sampled halves, by trace id; beyond, traces are not sampled, and counted")
@@ -177,6 +182,7 @@ type detectConfig struct {
 	Detect               detectMode
 	EvalInterval         time.Duration
 	JudgeTakeover        time.Duration
+	ServeMerged          bool
 	MaxFindings          int
 	MaxIncidents         int
 	IncidentMaxBaselines int
@@ -188,6 +194,7 @@ func (c *detectConfig) flags(fs *flag.FlagSet) {
 	fs.TextVar(&c.Detect, "detect", detectLocal, "what the detectors judge: local (this collector's graph), merged (the graph of every collector in shared storage; with ClickHouse the collectors run with it elect one judge at a time), off (serve findings from storage)")
 	fs.DurationVar(&c.EvalInterval, "eval-interval", 5*time.Second, "detector evaluation period")
 	fs.DurationVar(&c.JudgeTakeover, "judge-takeover", 0, "with --detect merged on ClickHouse: how soon after the judging collector's last heartbeat another collector run with --detect merged holds the judge's lease (at least 600ms; 0: 3 x --eval-interval)")
+	fs.BoolVar(&c.ServeMerged, "serve-merged", false, "with --detect merged: serve the merged graph (what the judge judges) also while another collector judges, so that the API and UI of every collector show the whole graph, as behind one Service over all of them; each collector then reads the merged window from storage every --eval-interval (without it, only the judge does and the others serve their own share)")
 	fs.IntVar(&c.MaxFindings, "max-findings", 10_000, "pending and firing findings (and separately resolved ones) kept; more are dropped and counted")
 	fs.IntVar(&c.MaxIncidents, "max-incidents", incident.DefaultMaxIncidents, "incidents kept, open and resolved (the oldest resolved go first); an incident beyond is not opened, and counted")
 	fs.IntVar(&c.IncidentMaxBaselines, "incident-max-baselines", incident.DefaultMaxBaselines, "nodes, edges and entry points whose usual figures are learnt to rank incidents' root causes; beyond, counted and not judged")
@@ -365,7 +372,7 @@ func (c storageConfig) Validate() error {
 func (c graphConfig) Validate() error {
 	var errs []error
 	for name, v := range map[string]int{"--max-recent-spans": c.MaxRecentSpans, "--max-unplaced": c.MaxUnplaced, "--max-retry-groups": c.MaxRetryGroups,
-		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations} {
+		"--max-lag-series": c.MaxLagSeries, "--max-breakers": c.MaxBreakers, "--max-entry-operations": c.MaxEntryOperations, "--max-call-patterns": c.MaxCallPatterns, "--max-review-history": c.MaxReviewHistory} {
 		if v < 1 {
 			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
 		}
@@ -390,6 +397,9 @@ func (c detectConfig) Validate() error {
 	}
 	if c.IncidentMaxBaselines < 1 {
 		errs = append(errs, errors.New("--incident-max-baselines must be at least 1"))
+	}
+	if c.ServeMerged && c.Detect != detectMerged {
+		errs = append(errs, fmt.Errorf("--serve-merged needs --detect merged (not %q): only then is there a merged graph to serve", c.Detect))
 	}
 	if c.JudgeTakeover != 0 && c.JudgeTakeover < 600*time.Millisecond {
 		errs = append(errs, errors.New("--judge-takeover must be 0 (3 x --eval-interval) or at least 600ms"))

@@ -23,6 +23,8 @@ type config struct {
 	brokersConfig
 	securityConfig
 	demoConfig
+	changesConfig
+	sloConfig
 
 	LogLevel   slog.Level
 	ConfigFile string
@@ -44,7 +46,7 @@ const envPrefix = "CARTOGRAPH_"
 func newFlagSet(c *config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("collector", flag.ContinueOnError)
 	fs.SetOutput(out)
-	for _, g := range []interface{ flags(*flag.FlagSet) }{&c.ingestConfig, &c.apiConfig, &c.storageConfig, &c.graphConfig, &c.detectConfig, &c.brokersConfig, &c.securityConfig, &c.demoConfig} {
+	for _, g := range []interface{ flags(*flag.FlagSet) }{&c.ingestConfig, &c.apiConfig, &c.storageConfig, &c.graphConfig, &c.detectConfig, &c.brokersConfig, &c.securityConfig, &c.demoConfig, &c.changesConfig, &c.sloConfig} {
 		g.flags(fs)
 	}
 	fs.TextVar(&c.LogLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -104,6 +106,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	c.getenv = getenv
 	var err error
 	c.file, err = loadFileConfig(c.ConfigFile)
+	if err == nil {
+		err = c.sloConfig.load()
+	}
 	return c, err
 }
 
@@ -125,7 +130,7 @@ func envName(flagName string) string {
 // components.
 func (c config) Validate() error {
 	errs := []error{c.ingestConfig.Validate(), c.apiConfig.Validate(), c.storageConfig.Validate(), c.graphConfig.Validate(),
-		c.detectConfig.Validate(), c.brokersConfig.Validate(), c.securityConfig.Validate(), c.demoConfig.Validate()}
+		c.detectConfig.Validate(), c.brokersConfig.Validate(), c.securityConfig.Validate(), c.demoConfig.Validate(), c.changesConfig.Validate(), c.sloConfig.Validate()}
 	if lo := minIdleExpiry(c.graphConfig); c.IdleExpiry < lo {
 		errs = append(errs, fmt.Errorf("--idle-expiry %v must be at least %v (--window plus two buckets, and 3x --pair-ttl)", c.IdleExpiry, lo))
 	}

@@ -62,7 +62,7 @@ func TestNodeAttributesFlag(t *testing.T) {
 		want    []string
 		wantErr string
 	}{
-		{name: "default", want: []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}},
+		{name: "default", want: []string{"service.version", "k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}},
 		{name: "flag", args: []string{"--node-attributes=team, cloud.region"}, want: []string{"team", "cloud.region"}},
 		{name: "env", env: map[string]string{"CARTOGRAPH_NODE_ATTRIBUTES": "team"}, want: []string{"team"}},
 		{name: "none", args: []string{"--node-attributes="}, want: nil},

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/seed-a49a8342/cartograph/detect"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/ingest/brokers"
 )
 
@@ -45,6 +46,9 @@ type detectorsConfig struct {
 	OpenCircuit detect.OpenCircuitOptions `yaml:"open_circuit"`
 	ConsumerLag detect.ConsumerLagOptions `yaml:"consumer_lag"`
 	Bottleneck  detect.BottleneckOptions  `yaml:"bottleneck"`
+	// Review holds the thresholds of the communication review
+	// (/api/v1/review): observations, not findings.
+	Review review.Options `yaml:"review"`
 }
 
 // brokerConfig is one broker to poll. Secrets are read from the environment
@@ -111,7 +115,7 @@ func (fc fileConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("detectors.%s = %g: a ratio in [0,1]", name, v))
 		}
 	}
-	for _, err := range []error{d.RetryStorm.Validate(), d.OpenCircuit.Validate(), d.ConsumerLag.Validate(), d.Bottleneck.Validate()} {
+	for _, err := range []error{d.RetryStorm.Validate(), d.OpenCircuit.Validate(), d.ConsumerLag.Validate(), d.Bottleneck.Validate(), d.Review.Validate()} {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("detectors: %w", err))
 		}

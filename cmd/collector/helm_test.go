@@ -33,13 +33,15 @@ var fileFlags = []string{"tls-cert-file", "tls-key-file", "tls-client-ca-file", 
 // placeholders), so a renamed flag, a bad value or a combination the
 // collector refuses fails here and not in a cluster. It then checks that
 // the ports the collector would listen on are the ports its container
-// exposes and its probes reach, and that scaled out exactly one collector
-// judges the merged graph.
+// exposes and its probes reach, and that scaled out every collector is a
+// judge candidate (--detect merged, elected through the judge's lease)
+// serving the merged graph.
 func TestHelmChartCollectorFlags(t *testing.T) {
 	for _, f := range charttest.ValuesFiles(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
 			m := charttest.Render(t, f)
 			detect := map[detectMode]int{}
+			serveMerged := 0
 			ids := map[string]bool{}
 			var retention []string
 			pods := 0
@@ -49,6 +51,9 @@ func TestHelmChartCollectorFlags(t *testing.T) {
 					checkChartListeners(t, wc.Container, cfg)
 					checkChartMemory(t, wc.Container, cfg)
 					detect[cfg.Detect]++
+					if cfg.ServeMerged {
+						serveMerged++
+					}
 					pods++
 					retention = append(retention, cfg.Retention.String())
 					if cfg.Storage == storageClickHouse {
@@ -65,8 +70,9 @@ func TestHelmChartCollectorFlags(t *testing.T) {
 			if pods == 1 {
 				require.Equal(t, map[detectMode]int{detectLocal: 1}, detect, "one collector judges its own graph")
 			} else {
-				require.Equal(t, map[detectMode]int{detectMerged: 1, detectOff: pods - 1}, detect,
-					"scaled out, exactly one collector judges the merged graph and the others judge nothing")
+				require.Equal(t, map[detectMode]int{detectMerged: pods}, detect,
+					"scaled out, every collector is a judge candidate: the judge's lease elects one at a time")
+				require.Equal(t, pods, serveMerged, "and serves the merged graph, whoever judges (the API Service reaches any of them)")
 				require.Len(t, ids, pods)
 			}
 			for _, wc := range m.Containers("migrate") {

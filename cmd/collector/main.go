@@ -33,6 +33,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph/lag"
 	"github.com/seed-a49a8342/cartograph/graph/owner"
 	"github.com/seed-a49a8342/cartograph/graph/resilience"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/ingest"
 	"github.com/seed-a49a8342/cartograph/ingest/brokermetrics"
 	"github.com/seed-a49a8342/cartograph/ingest/brokers"
@@ -112,10 +113,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	paths, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
+	sampler, err := critpath.New(critpath.Options{SampleOneIn: cfg.TraceSampleOneIn, TraceIdle: cfg.TraceIdle, MaxTraces: cfg.MaxTraces, MaxEntries: cfg.MaxEntryOperations, MaxCallPatterns: cfg.MaxCallPatterns, Window: cfg.Window, Bucket: cfg.Bucket, Registerer: reg})
 	if err != nil {
 		return err
 	}
+	paths := &pathTee{Sampler: sampler} // and the SLO detector's entry operations, once built
 	owners, err := ownerResolver(cfg.ingestConfig, logger)
 	if err != nil {
 		return err
@@ -144,7 +146,11 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
-	traces, err := semconv.NewPipeline(semconv.Options{Sink: g, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.keptAttributes(),
+	changeLog, err := newChangeRecorder(cfg, st, logger, reg)
+	if err != nil {
+		return err
+	}
+	traces, err := semconv.NewPipeline(semconv.Options{Sink: changeSink{next: g, rec: changeLog}, Registerer: reg, Logger: logger, Observer: rawSpans, NodeAttributes: cfg.keptAttributes(),
 		Admit: func() error {
 			if persist.Full() {
 				return fmt.Errorf("%w: storage is down and its buffer is full", ingest.ErrUnavailable)
@@ -181,13 +187,24 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err != nil {
 		return err
 	}
+	detectors := []detect.Detector{
+		detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
+		detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
+		detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
+		detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
+	}
+	slo, err := newSLODetector(cfg, g, logger, reg)
+	if err != nil {
+		return err
+	}
+	if slo != nil {
+		detectors = append(detectors, slo)
+		if slo.CountsOperations() {
+			paths.ops.Store(slo)
+		}
+	}
 	engine, err := detect.NewEngine(detect.EngineOptions{
-		Detectors: []detect.Detector{
-			detect.NewRetryStorm(cfg.file.Detectors.RetryStorm),
-			detect.NewConsumerLag(cfg.file.Detectors.ConsumerLag),
-			detect.NewOpenCircuit(cfg.file.Detectors.OpenCircuit),
-			detect.NewBottleneck(cfg.file.Detectors.Bottleneck),
-		},
+		Detectors:   detectors,
 		MaxFindings: cfg.MaxFindings,
 		Hold:        cfg.file.Detectors.Hold,
 		KeepFiring:  cfg.file.Detectors.KeepFiring,
@@ -199,7 +216,8 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	}
 	incidents, err := incident.New(incident.Options{
 		Interval: cfg.EvalInterval, MaxIncidents: cfg.MaxIncidents, MaxBaselines: cfg.IncidentMaxBaselines,
-		Logger: logger, Registerer: reg,
+		Changes: incidentChanges{changeLog},
+		Logger:  logger, Registerer: reg,
 	})
 	if err != nil {
 		return err
@@ -237,8 +255,21 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 	if err := storage.Restore(ctx, st, restoreOpts); err != nil {
 		logger.Warn("could not restore from storage; starting empty", "err", err)
 	}
+	seedSLO(ctx, slo, st, logger)
+	reviewer, err := review.New(cfg.file.Detectors.Review, sampler)
+	if err != nil {
+		return err
+	}
+	// The reviews of past evaluations, for the graph diff's observations:
+	// in memory, and in ClickHouse when that is the storage.
+	reviewOpts := review.HistoryOptions{Max: cfg.MaxReviewHistory, Logger: logger}
+	if rs, ok := st.(review.HistoryStore); ok {
+		reviewOpts.Store = rs
+	}
+	reviews := review.NewHistory(reviewOpts)
 	var ready atomic.Bool
 	apiHandler, err := api.New(api.Options{
+		Review: reviewer, ReviewHistory: reviews,
 		Graph: g, Unplaced: g, Findings: judge, Stream: hub, Gatherer: reg, Registerer: reg, Logger: logger,
 		Brokers:   func() []api.BrokerStatus { return brokerStatus(polls.Status()) },
 		Pprof:     cfg.Pprof,
@@ -247,6 +278,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		FindingHistory: st,                 // findings as they were at a past time
 		Bucket:         g.Options().Bucket, // a diff needs two of them
 		Traces:         tracesFor(cfg, st),
+		Changes:        changeLog,
 		Ready: func() error {
 			if !ready.Load() {
 				return errors.New("starting")
@@ -265,7 +297,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		return err
 	}
 	ticks, err := newRunner(cfg, runnerDeps{
-		Graph: g, Seat: judge, Incidents: incidents, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
+		Graph: g, Seat: judge, Incidents: recordingCorrelator{rec: changeLog, next: incidents}, Storage: st, Lags: lagStatus, Breakers: breakers, Paths: paths,
 		Receivers: append([]runner.Receiver{apiHandler}, serviceGraph...),
 	}, logger, reg)
 	if err != nil {
@@ -326,6 +358,7 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, onStart func(star
 		}
 	})
 	eg.Go(func() error { return ticks.Run(ctx) })
+	eg.Go(func() error { return reviews.Run(ctx) })
 	if judgeLease != nil {
 		eg.Go(func() error { return judgeLease.Run(ctx) })
 	}

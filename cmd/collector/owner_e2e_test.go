@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,23 +23,13 @@ import (
 // OTLP (orders -> stock in production, with retries; the same pair in
 // staging, healthy), with owners from a resource attribute (orders' team)
 // and from a Backstage catalog (stock, matched by its service-name
-// annotation), to a collector pushing to a real Alertmanager that routes
-// by owner as the README shows. ?env= separates the environments; nodes,
+// annotation), to a collector pushing to a real Alertmanager configured
+// with the README's example (its Ownership section), which routes by
+// owner. ?env= separates the environments; nodes,
 // the retry-storm finding (the callee's team) and its incident carry the
 // owner; Alertmanager routes the alert to that team's receiver.
 func TestE2EOwnershipAndEnvironments(t *testing.T) {
-	am := startAlertmanagerWith(t, `route:
-  receiver: default
-  routes:
-    - matchers: ['owner="team-stock"']
-      receiver: team-stock
-    - matchers: ['owner="team-orders"']
-      receiver: team-orders
-receivers:
-  - name: default
-  - name: team-stock
-  - name: team-orders
-`)
+	am := startAlertmanagerWith(t, readmeAlertmanagerConfig(t))
 	dir := t.TempDir()
 	catalog := filepath.Join(dir, "catalog-info.yaml")
 	require.NoError(t, os.WriteFile(catalog, []byte(`apiVersion: backstage.io/v1alpha1
@@ -219,4 +210,22 @@ func keys[V any](m map[string]V) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// readmeAlertmanagerConfig returns the Alertmanager configuration the
+// README's "Ownership and paging routes" section shows: its first yaml
+// block.
+func readmeAlertmanagerConfig(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	require.NoError(t, err)
+	_, section, ok := strings.Cut(string(raw), "\n## Ownership and paging routes\n")
+	require.True(t, ok, "the README has an Ownership and paging routes section")
+	section, _, _ = strings.Cut(section, "\n## ")
+	_, block, ok := strings.Cut(section, "```yaml\n")
+	require.True(t, ok, "the section shows an Alertmanager configuration")
+	block, _, ok = strings.Cut(block, "```")
+	require.True(t, ok)
+	require.Contains(t, block, `owner="team-stock"`, "a route for the team this test pages")
+	return block
 }

@@ -37,7 +37,7 @@ func newRunner(cfg config, d runnerDeps, logger *slog.Logger, reg prometheus.Reg
 	if cfg.Detect == detectMerged {
 		merged := storage.Merged{Storage: d.Storage, Lag: d.Lags, Circuits: d.Breakers, Paths: d.Paths,
 			Settle: d.Graph.Options().Bucket + cfg.FlushInterval + time.Second, Window: d.Graph.Options().Window}
-		o.Source = judgedSource{seat: d.Seat, merged: merged, local: d.Graph}
+		o.Source = judgedSource{seat: d.Seat, merged: merged, local: d.Graph, always: cfg.ServeMerged}
 	}
 	return runner.New(o)
 }
@@ -45,14 +45,16 @@ func newRunner(cfg config, d runnerDeps, logger *slog.Logger, reg prometheus.Reg
 // judgedSource is the tick's graph with --detect merged: the merged graph
 // while this collector may judge, its own live graph otherwise, so that
 // only the judge reads the merged window from ClickHouse every tick (the
-// others' maps show their share, as with --detect off).
+// others' maps show their share, as with --detect off); always
+// (--serve-merged): the merged graph whoever judges.
 type judgedSource struct {
 	seat          *seat
 	merged, local runner.Source
+	always        bool
 }
 
 func (j judgedSource) Snapshot(window time.Duration) (*graph.Snapshot, error) {
-	if j.seat.mayJudge() {
+	if j.always || j.seat.mayJudge() {
 		return j.merged.Snapshot(window)
 	}
 	return j.local.Snapshot(window)

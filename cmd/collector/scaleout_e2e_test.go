@@ -779,13 +779,20 @@ func TestE2EJudgeFailover(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
+	// A judge whose renewal is slow on a loaded machine may stop judging
+	// for a moment and take up again (never two at once, asserted by
+	// watch): the new judge is the last one seen.
+	judge = nil
 	watch(func() bool {
-		judge = judgeOf(t, cols)
-		if len(judge) == 1 && took == 0 {
-			took = time.Since(killed)
+		if j := judgeOf(t, cols); len(j) == 1 {
+			judge = j
+			if took == 0 {
+				took = time.Since(killed)
+			}
 		}
 		return took > 0 && time.Since(killed) > took+3*interval
 	}, takeover+15*time.Second)
+	require.Len(t, judge, 1, "a new judge")
 	t.Logf("c%d judged; killed; c%d judges %v later (takeover bound %v, plus its next tick)", old+1, judge[0]+1, took.Round(time.Millisecond), takeover)
 	require.LessOrEqual(t, took, takeover+interval+2*time.Second, "another collector judges within the takeover bound and a tick (and a margin for a loaded machine)")
 

@@ -125,7 +125,7 @@ func TestUIBrowserOverview(t *testing.T) {
 		return len(nodes) > services*17/10 && still >= 3
 	}, time.Duration(90+services/20)*time.Second, time.Second, "the system of %d services in the graph (%d nodes so far)", services, last)
 	t.Logf("%d nodes in the graph after %.0fs", len(nodes), time.Since(start).Seconds())
-	require.Equal(t, map[string]string{"deployment.environment.name": "demo"}, nodes["service:shop/checkout"], "the kept resource attribute, through the API")
+	require.Equal(t, map[string]string{"deployment.environment.name": "demo", "service.version": "1.1.0"}, nodes["service:shop/checkout"], "the kept resource attribute, through the API")
 
 	browser := newBrowser(t)
 	tab := browser

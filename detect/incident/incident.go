@@ -227,6 +227,7 @@ type tracked struct {
 // member is what an incident remembers of one of its findings.
 type member struct {
 	id      string
+	kind    finding.Kind
 	subject finding.Subject
 	started time.Time
 	firing  bool
@@ -362,6 +363,7 @@ func (tr *Tracker) Correlate(s *graph.Snapshot, findings []finding.Finding) []fi
 			blaster = detect.NewBlaster(s)
 		}
 		tr.assess(t, ef, blaster, inc)
+		tr.burning(t, ef, blaster, inc, byID)
 		tr.cite(inc, now)
 		inc.inc.UpdatedAt = now
 		if frozen == nil {
@@ -503,9 +505,14 @@ func describe(t *topo, w *walker, f *finding.Finding) (top, bottom int32, cands 
 	// Sync findings: the callee that fails or is slow, and what it calls,
 	// explain the caller's symptom. A bottleneck is a node's own time,
 	// which its callees' time is not part of: the node alone.
-	if f.Subject.EdgeID != "" {
+	switch {
+	case f.Kind == finding.KindSLOBurn:
+		// Its entry point is where users feel it: a candidate, but not
+		// one the finding names as its cause.
+		add(bottom, "the entry point of "+what)
+	case f.Subject.EdgeID != "":
 		add(bottom, directMark+"the callee of "+what)
-	} else {
+	default:
 		add(bottom, directMark+"the subject of "+what)
 	}
 	if f.Kind != finding.KindBottleneck {
@@ -559,6 +566,7 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 	locs := make([]loc, len(firing))
 	topAt, bottomAt, causeAt := map[int32][]int{}, map[int32][]int{}, map[int32][]int{}
 	byInc := map[*tracked][]int{}
+	slo := newSLOJoin(len(firing))
 	for i, f := range firing {
 		var l loc
 		l.top, l.bottom, l.cands, l.ok = describe(t, w, f)
@@ -567,6 +575,10 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 			byInc[inc] = append(byInc[inc], i)
 		}
 		if !l.ok {
+			continue
+		}
+		if f.Kind == finding.KindSLOBurn {
+			slo.note(i, l.cands, an)
 			continue
 		}
 		topAt[l.top] = append(topAt[l.top], i)
@@ -592,7 +604,7 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 	// On one path: what one finding's subject leads to, the other's
 	// starts from.
 	for i, l := range locs {
-		if !l.ok {
+		if !l.ok || slo.is[i] {
 			continue
 		}
 		for v := range w.downstream(l.bottom) {
@@ -601,6 +613,7 @@ func (tr *Tracker) group(t *topo, w *walker, an []anomaly, firing []*finding.Fin
 			}
 		}
 	}
+	slo.join(uf, w, func(i int) int32 { return locs[i].bottom }, topAt)
 	comps := map[int][]int{}
 	var roots []int
 	for i := range firing {
@@ -688,7 +701,7 @@ func (tr *Tracker) reopenable(t *topo, idx []int, candsOf func(int) map[int32]st
 }
 
 func (inc *tracked) addMember(f *finding.Finding) {
-	inc.members[f.ID] = &member{id: f.ID, subject: f.Subject, started: f.StartedAt, firing: true}
+	inc.members[f.ID] = &member{id: f.ID, kind: f.Kind, subject: f.Subject, started: f.StartedAt, firing: true}
 	inc.order = append(inc.order, f.ID)
 	slices.SortStableFunc(inc.order, func(a, b string) int {
 		return cmp.Or(inc.members[a].started.Compare(inc.members[b].started), strings.Compare(a, b))

@@ -531,6 +531,39 @@ func TestChanges(t *testing.T) {
 	require.Contains(t, strings.Join(c.Reasons, "\n"), "version 1.42 of payments")
 }
 
+// TestChangeRanksFirst: of two candidate causes that nothing else tells
+// apart, the one whose new version started 40 s before the onset ranks
+// first; without the change the finding's own callee does.
+func TestChangeRanksFirst(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change bool
+		want   string
+	}{
+		{name: "no change", want: "api"},
+		{name: "version of orders 40 s before", change: true, want: "orders"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sys := chain()
+			var log changeLog
+			r := newRun(t, Options{Changes: &log})
+			r.learn(sys, 20)
+			onset := r.now.Add(5 * time.Second)
+			if tc.change {
+				log = append(log, Change{ID: "chg-v", At: onset.Add(-40 * time.Second), NodeID: nodeOf("s:orders").ID, Summary: "version 1.42 of orders (was 1.41)"})
+			}
+			incs := r.tick(sys, firing(finding.KindRetryStorm, onset, "s:gateway", "s:api"))
+			require.Len(t, incs, 1)
+			c := top(t, incs[0])
+			require.Equal(t, tc.want, c.Node, "%+v", incs[0].RootCauses)
+			if tc.change {
+				require.Contains(t, c.Reasons, "changed 40 s before the incident began: version 1.42 of orders (was 1.41)")
+				require.Equal(t, []string{"chg-v"}, incs[0].Changes)
+			}
+		})
+	}
+}
+
 // changeLog is a ChangeSource over a list kept in the test.
 type changeLog []Change
 

@@ -160,6 +160,7 @@ type sim struct {
 	lags      *lag.Store
 	engine    *detect.Engine
 	incidents *incident.Tracker
+	paths     *critpath.Sampler
 	opts      Settings
 
 	faultVisible time.Time
@@ -234,6 +235,7 @@ func newSim(c Case, sys System) (*sim, error) {
 	if s.incidents, err = incident.New(incident.Options{Now: now}); err != nil {
 		return nil, err
 	}
+	s.paths = paths
 	s.opts = settingsOf(s.g, paths)
 	s.obs = newObserver(s)
 	return s, nil

@@ -49,6 +49,8 @@ type analyzer struct {
 	op    string        // the root span's name
 	dur   int64         // the root span's duration, ns
 	out   []nodeSelf
+	// calls are the trace's client calls (collectCalls).
+	calls []callRec
 }
 
 // syncKind reports whether a child of kind k runs on its parent's request

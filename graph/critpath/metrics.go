@@ -23,6 +23,7 @@ type metrics struct {
 	dropped      *prometheus.CounterVec
 	ignored      prometheus.Counter
 	nodesDropped prometheus.Counter
+	callsDropped prometheus.Counter
 	rootless     prometheus.Counter
 
 	spans  atomic.Int64 // spans held
@@ -66,6 +67,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "cartograph_critpath_node_self_times_dropped_total",
 			Help: "Per-trace node self times not kept because an entry already kept the most nodes it may.",
 		}),
+		callsDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "cartograph_critpath_call_groups_dropped_total",
+			Help: "Groups of calls (one parent span's calls to one callee operation) not counted in the call patterns because a time bucket already kept --max-call-patterns patterns.",
+		}),
 	}
 	for _, r := range []string{dropTraceLimit, dropSpanLimit, dropEntryLimit, dropInvalid, dropPartial} {
 		m.dropped.WithLabelValues(r)
@@ -73,7 +78,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(m.sampled, m.completed, m.dropped, m.ignored, m.nodesDropped, m.rootless,
+	reg.MustRegister(m.sampled, m.completed, m.dropped, m.ignored, m.nodesDropped, m.callsDropped, m.rootless,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cartograph_critpath_sampling_level",
 			Help: "Halvings of the share of traces sampled forced by load: 0 takes every trace SampleOneIn lets through.",

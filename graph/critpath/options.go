@@ -78,6 +78,10 @@ type Options struct {
 	// MaxEntries bounds the entry operations kept (default 1,000); traces
 	// of further entries are dropped and counted until old entries age out.
 	MaxEntries int
+	// MaxCallPatterns bounds the call patterns (caller, callee, operation:
+	// see Calls) one time bucket keeps (default 10,000); calls of further
+	// patterns are dropped and counted.
+	MaxCallPatterns int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Registerer receives the sampler's metrics, cartograph_critpath_*
@@ -98,8 +102,8 @@ func (o Options) Validate() error {
 	if o.RootWait <= 0 {
 		errs = append(errs, fmt.Errorf("root wait %v: must be positive", o.RootWait))
 	}
-	if o.MaxTraces < 1 || o.MaxSpansPerTrace < 1 || o.MaxEntries < 1 {
-		errs = append(errs, errors.New("max traces, spans per trace and entries must be positive"))
+	if o.MaxTraces < 1 || o.MaxSpansPerTrace < 1 || o.MaxEntries < 1 || o.MaxCallPatterns < 1 {
+		errs = append(errs, errors.New("max traces, spans per trace, entries and call patterns must be positive"))
 	}
 	if o.Window <= 0 {
 		errs = append(errs, fmt.Errorf("window %v: must be positive", o.Window))
@@ -138,6 +142,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxEntries == 0 {
 		o.MaxEntries = DefaultMaxEntries
+	}
+	if o.MaxCallPatterns == 0 {
+		o.MaxCallPatterns = DefaultMaxCallPatterns
 	}
 	if o.Now == nil {
 		o.Now = time.Now

@@ -24,6 +24,9 @@ type results struct {
 	entries map[entryKey]*entry
 	ids     map[graph.NodeKey]string
 	swept   int64 // epoch of the last sweep for aged-out entries
+	// calls are the call patterns by time bucket (calls.go); nil until
+	// the first trace with a call.
+	calls []callBucket
 }
 
 type entryKey struct {
@@ -107,6 +110,7 @@ func (r *results) record(a *analyzer, epoch int64) {
 		}
 		b.self[id] += float64(ns.ns) / 1e6
 	}
+	r.recordCallsLocked(a.calls, epoch)
 	m.completed.Inc()
 }
 

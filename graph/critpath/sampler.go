@@ -594,6 +594,7 @@ func (s *Sampler) finish(done []*trace, rootless int, now int64) {
 			invalid++
 			continue
 		}
+		a.collectCalls(t)
 		s.res.record(a, epoch)
 	}
 	s.pool.Put(a)

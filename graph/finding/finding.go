@@ -25,9 +25,12 @@ const (
 	KindRetryStorm
 	KindOpenCircuit
 	KindConsumerLag
+	// KindSLOBurn: an entry point's service level objective burns its
+	// error budget too fast (detect.SLOBurn, only with --slo-config).
+	KindSLOBurn
 )
 
-var kindNames = enumtext.Names[Kind]{Type: "finding kind", List: []string{"", "bottleneck", "retry_storm", "open_circuit", "consumer_lag"}}
+var kindNames = enumtext.Names[Kind]{Type: "finding kind", List: []string{"", "bottleneck", "retry_storm", "open_circuit", "consumer_lag", "slo_burn"}}
 
 // String returns the name of the value.
 func (k Kind) String() string { return kindNames.String(k) }

@@ -105,6 +105,27 @@ type Impact struct {
 	Share      float64 `json:"share"`
 	// RatePerS is the entry's request rate now.
 	RatePerS float64 `json:"rate_per_s"`
+	// SLOs are the entry's service level objectives burning their error
+	// budget (slo_burn findings the incident holds), worst first; omitted
+	// when none does.
+	SLOs []SLOImpact `json:"slos,omitempty"`
+}
+
+// SLOImpact is one service level objective of an entry point burning its
+// error budget: the pair of windows that fires, its burn rates (the
+// budget spent over the window as a multiple of what the SLO period
+// allows) and the share of the period's budget left at that rate.
+type SLOImpact struct {
+	FindingID string   `json:"finding_id"`
+	Objective string   `json:"objective"`
+	SLI       string   `json:"sli"` // availability or latency
+	Target    float64  `json:"target"`
+	Severity  Severity `json:"severity"`
+	// Windows is the firing pair, long/short: "1h/5m".
+	Windows         string  `json:"windows"`
+	BurnRate        float64 `json:"burn_rate"`
+	BurnRateShort   float64 `json:"burn_rate_short"`
+	BudgetRemaining float64 `json:"budget_remaining"`
 }
 
 // Before is a figure before an incident (its learnt baseline) and now.

@@ -39,6 +39,7 @@ func (t *translator) sanitize(s *graph.Span) {
 // counted for each span as if each span's names were sanitized.
 type resourceNames struct {
 	service, namespace   string
+	instance             string       // service.instance.id, sanitized
 	attrs                []graph.Attr // kept attributes (resourceAttrs.keep), sanitized
 	tooLong, invalidUTF8 int
 }
@@ -73,11 +74,11 @@ func (t *translator) sanitizeName(v string) string {
 }
 
 // DefaultNodeAttributes returns the resource attributes a collector keeps
-// on service nodes unless told otherwise (--node-attributes): those
-// services are grouped by (Kubernetes namespace and workload, environment,
-// owning team).
+// on service nodes unless told otherwise (--node-attributes): its version
+// (graph/changes records a new one) and those services are grouped by
+// (Kubernetes namespace and workload, environment, owning team).
 func DefaultNodeAttributes() []string {
-	return []string{"k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}
+	return []string{"service.version", "k8s.namespace.name", "k8s.deployment.name", "k8s.statefulset.name", "deployment.environment.name", "deployment.environment", "team", "service.owner"}
 }
 
 // CheckNodeAttributes checks a list of resource attributes to keep on

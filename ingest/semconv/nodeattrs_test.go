@@ -19,8 +19,9 @@ import (
 // attrSink keeps, per service, the kept attributes of its spans (copied:
 // the pipeline reuses their arena).
 type attrSink struct {
-	mu    sync.Mutex
-	attrs map[string][][]graph.Attr
+	mu        sync.Mutex
+	attrs     map[string][][]graph.Attr
+	instances map[string][]string // service.instance.id of each span
 }
 
 func (s *attrSink) ConsumeSpans(spans []graph.Span) (int, string) {
@@ -32,6 +33,9 @@ func (s *attrSink) ConsumeSpans(spans []graph.Span) (int, string) {
 			a[i] = graph.Attr{Key: strings.Clone(kv.Key), Value: strings.Clone(kv.Value)}
 		}
 		s.attrs[strings.Clone(sp.Service)] = append(s.attrs[strings.Clone(sp.Service)], a)
+		if s.instances != nil {
+			s.instances[strings.Clone(sp.Service)] = append(s.instances[strings.Clone(sp.Service)], strings.Clone(sp.Instance))
+		}
 	}
 	return 0, ""
 }
@@ -39,15 +43,17 @@ func (s *attrSink) ConsumeSpans(spans []graph.Span) (int, string) {
 // TestNodeAttributes sends resources with and without the attributes a
 // pipeline keeps, through pdata (ConsumeTraces) and the wire
 // (DecodeTracesProto): both keep the same, in the order they were named,
-// string values only, long values cut and counted.
+// string values only, long values cut and counted; and each span carries
+// its resource's service.instance.id (a string; kept or not).
 func TestNodeAttributes(t *testing.T) {
 	long := strings.Repeat("x", MaxNameBytes+40)
 	td := buildTraces(t,
 		resourceSpec{attrs: map[string]any{
 			"service.name": "checkout", "service.namespace": "shop",
 			"team": "payments", "k8s.namespace.name": "shop-prod", "host.name": "node-1", "k8s.deployment.name": 3,
+			"service.instance.id": "checkout-7f9c-1",
 		}, spans: []spanSpec{{name: "a", kind: server}, {name: "b", kind: server}}},
-		resourceSpec{attrs: map[string]any{"service.name": "cart"}, spans: []spanSpec{{name: "c", kind: server}}},
+		resourceSpec{attrs: map[string]any{"service.name": "cart", "service.instance.id": 42}, spans: []spanSpec{{name: "c", kind: server}}},
 		resourceSpec{attrs: map[string]any{"service.name": "search", "team": long, "k8s.deployment.name": "search-v2"}, spans: []spanSpec{{name: "d", kind: server}}},
 	)
 	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
@@ -67,7 +73,7 @@ func TestNodeAttributes(t *testing.T) {
 	lateBody := resourceLast(t, jsonBody)
 	for _, path := range []string{"pdata", "wire", "json", "json-resource-last"} {
 		t.Run(path, func(t *testing.T) {
-			sink := &attrSink{attrs: map[string][][]graph.Attr{}}
+			sink := &attrSink{attrs: map[string][][]graph.Attr{}, instances: map[string][]string{}}
 			reg := prometheus.NewRegistry()
 			p, err := NewPipeline(Options{Sink: sink, NodeAttributes: keep, Registerer: reg})
 			if err != nil {
@@ -109,6 +115,13 @@ func TestNodeAttributes(t *testing.T) {
 				for _, a := range got {
 					if !slices.Equal(a, w) {
 						t.Errorf("%s: attributes %v, want %v", svc, a, w)
+					}
+				}
+			}
+			for svc, want := range map[string]string{"checkout": "checkout-7f9c-1", "cart": "", "search": ""} {
+				for _, got := range sink.instances[svc] {
+					if got != want {
+						t.Errorf("%s: instance %q, want %q", svc, got, want)
 					}
 				}
 			}

@@ -124,6 +124,7 @@ func (t *translator) setResource(s *graph.Span, names *resourceNames) {
 	s.Service = names.service
 	s.Namespace = names.namespace
 	s.Attributes = names.attrs
+	s.Instance = names.instance
 	t.tooLong += names.tooLong
 	t.invalidUTF8 += names.invalidUTF8
 }
@@ -175,6 +176,7 @@ func (t *translator) readResource(attrs pcommon.Map) *resourceAttrs {
 // readers of OTLP.
 type resourceAttrs struct {
 	service, namespace string
+	instance           string // service.instance.id
 	// keep names the attributes kept on service nodes
 	// (Options.NodeAttributes); kept holds their values, by position.
 	keep []string
@@ -188,6 +190,10 @@ func (r *resourceAttrs) set(k string, v otlpwire.Value) {
 		r.service = v.Str
 	case "service.namespace":
 		r.namespace = v.Str
+	case "service.instance.id":
+		if v.Type == otlpwire.ValueStr {
+			r.instance = v.Str
+		}
 	default:
 		if v.Type != otlpwire.ValueStr {
 			return // kept attributes are strings; others are not read
@@ -208,6 +214,12 @@ func (r *resourceAttrs) reset() { *r = resourceAttrs{keep: r.keep} }
 // attributes (their values sanitized as names are) cut from t's arena.
 func (t *translator) resourceNames(r *resourceAttrs) resourceNames {
 	names := sanitizeResource(r.names())
+	if v := r.instance; len(v) > MaxNameBytes || !utf8.ValidString(v) {
+		var c translator
+		names.instance = c.sanitizeName(v)
+	} else {
+		names.instance = v
+	}
 	start := len(t.attrs)
 	for i, k := range r.keep {
 		v := r.kept[i]

@@ -38,9 +38,9 @@ var (
 	findingColumns = []string{
 		"id", "version", "collector", "kind", "state", "severity",
 		"subject_node", "subject_source", "subject_target", "subject_node_id", "subject_edge_id",
-		"summary", "evidence", "started_at", "fired_at", "resolved_at", "last_seen", "blast_radius", "peak", "timeline",
+		"summary", "evidence", "started_at", "fired_at", "resolved_at", "last_seen", "blast_radius", "peak", "timeline", "owner",
 	}
-	nodeColumns = []string{"time", "width_ms", "collector", "kind", "`group`", "name"}
+	nodeColumns = []string{"time", "width_ms", "collector", "kind", "`group`", "name", "attributes", "owner"}
 	lagColumns  = []string{
 		"time", "system", "destination", "consumer_group", "partition",
 		"lag", "committed", "`end`", "consumers", "produced", "consumed",
@@ -339,7 +339,7 @@ func (a *appender) Commit(ctx context.Context) error {
 		f := r.f
 		return b.Append(f.ID, r.version, s.o.Collector, r.kind, r.state, r.sev,
 			f.Subject.Node, f.Subject.Source, f.Subject.Target, f.Subject.NodeID, f.Subject.EdgeID,
-			f.Summary, r.evidence, f.StartedAt.UTC(), r.firedAt, r.resolvedAt, f.LastSeen.UTC(), r.blast, r.peak, r.timeline)
+			f.Summary, r.evidence, f.StartedAt.UTC(), r.firedAt, r.resolvedAt, f.LastSeen.UTC(), r.blast, r.peak, r.timeline, f.Owner)
 	}); err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (a *appender) Commit(ctx context.Context) error {
 	if err := s.insert(ctx, tableNodes, nodeColumns, len(a.nodes), func(b driver.Batch, i int) error {
 		n := &a.nodes[i]
 		return b.Append(n.Start.UTC(), uint32(n.Width.Milliseconds()), s.o.Collector,
-			n.Key.Kind.String(), n.Key.Group, n.Key.Name)
+			n.Key.Kind.String(), n.Key.Group, n.Key.Name, attrsOrEmpty(n.Attributes), n.Owner)
 	}); err != nil {
 		return err
 	}
@@ -375,6 +375,14 @@ func (a *appender) Commit(ctx context.Context) error {
 			keys(e.Server), counts(e.Server), keys(e.Client), counts(e.Client),
 			keys(e.Delay), counts(e.Delay), keys(e.UnansweredLatency), counts(e.UnansweredLatency))
 	})
+}
+
+// attrsOrEmpty is m, or an empty map for nil (the driver wants one).
+func attrsOrEmpty(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
 }
 
 func keys(b graph.Bins) []int32 {

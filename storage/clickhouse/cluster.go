@@ -38,8 +38,10 @@ var distributedTables = []struct{ table, key string }{
 	{"lag_samples", "cityHash64(system, destination, consumer_group)"},
 	{"nodes", "cityHash64(name)"},
 	{"spans", "cityHash64(trace_id)"},
+	{"changes", "cityHash64(id)"},
 	{"judge_lease", "0"},
 	{"collectors", "0"},
+	{"review_history", "cityHash64(collector)"},
 }
 
 // MigrateCluster makes or upgrades the cluster layout of o.Cluster, a

@@ -25,7 +25,12 @@ type LeaseOptions struct {
 	// after the last change a contender saw; the holder lets go after
 	// Takeover/2 without a renewal of its own.
 	Takeover time.Duration
-	// Timeout bounds one step's queries (default Takeover/6, at least 1s).
+	// Timeout bounds one step's queries (default Takeover/3, at least
+	// 5s). Waiting longer than Takeover/2 does not stretch the lease: the
+	// holder's deadline counts from when its renewal began, so a late
+	// renewal only renews what is left. A slow server is waited for rather
+	// than hung up on (a query abandoned mid-way costs the server more
+	// than one answered late); a failed step is retried at the next.
 	Timeout time.Duration
 	// Now is the clock (default time.Now). Only its rate matters: no
 	// two collectors' clocks are compared.
@@ -88,7 +93,7 @@ func (s *Store) NewLease(o LeaseOptions) (*Lease, error) {
 		return nil, fmt.Errorf("%w: takeover %v: at least 600ms", ErrLeaseOptions, o.Takeover)
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = max(o.Takeover/6, time.Second)
+		o.Timeout = max(o.Takeover/3, 5*time.Second)
 	}
 	if o.Now == nil {
 		o.Now = time.Now

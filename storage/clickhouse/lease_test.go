@@ -143,10 +143,13 @@ func TestLeaseReleaseHandsOver(t *testing.T) {
 // TestLeaseSameIDTwice: two processes started with the same collector id
 // (a misconfiguration) are still two contenders, not one holder twice.
 func TestLeaseSameIDTwice(t *testing.T) {
+	// The clocks stand still: a slow step on a loaded machine must not
+	// let the lease lapse between rounds, which is not what is tested here.
 	db := freshDB(t)
+	clock := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	var ls []*Lease
 	for range 2 {
-		l, err := openStore(t, db, "same").NewLease(LeaseOptions{Takeover: 6 * time.Second})
+		l, err := openStore(t, db, "same").NewLease(LeaseOptions{Takeover: 6 * time.Second, Timeout: 10 * time.Second, Now: clock.Now})
 		require.NoError(t, err)
 		ls = append(ls, l)
 	}
@@ -156,4 +159,7 @@ func TestLeaseSameIDTwice(t *testing.T) {
 		}
 		require.Len(t, holders(ls), 1)
 	}
+	a, _ := ls[0].Holder()
+	require.Equal(t, "same", a)
+	require.NotEqual(t, ls[0].holder, ls[1].holder, "each process its own instance id")
 }

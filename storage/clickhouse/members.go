@@ -120,7 +120,9 @@ func (m *Members) Run(ctx context.Context) error {
 
 // Step beats once and reads the others' beats.
 func (m *Members) Step(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, max(m.o.Every, time.Second))
+	// A slow server is waited for (up to 5 s) rather than hung up on: a
+	// late beat only looks like a missed one to the others.
+	ctx, cancel := context.WithTimeout(ctx, max(m.o.Every, 5*time.Second))
 	defer cancel()
 	m.mu.Lock()
 	m.beat++

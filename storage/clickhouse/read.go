@@ -305,7 +305,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []finding
 	// FINAL: the newest version of each id, before the filter.
 	rows, err := s.conn.Query(ctx, `SELECT id, kind, state, severity,
 			subject_node, subject_source, subject_target, subject_node_id, subject_edge_id,
-			summary, evidence, started_at, fired_at, resolved_at, last_seen, blast_radius, peak, timeline
+			summary, evidence, started_at, fired_at, resolved_at, last_seen, blast_radius, peak, timeline, owner
 		FROM `+s.q+`.findings FINAL
 		WHERE started_at < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
 		  AND (resolved_at IS NULL OR resolved_at >= fromUnixTimestamp64Milli(toInt64(?), 'UTC'))
@@ -326,7 +326,7 @@ func (s *Store) Findings(ctx context.Context, from, to time.Time) (out []finding
 		)
 		if err := rows.Scan(&f.ID, &kind, &state, &sev,
 			&f.Subject.Node, &f.Subject.Source, &f.Subject.Target, &f.Subject.NodeID, &f.Subject.EdgeID,
-			&f.Summary, &evidence, &startedAt, &firedAt, &resolvedAt, &lastSeen, &blast, &peak, &timeline); err != nil {
+			&f.Summary, &evidence, &startedAt, &firedAt, &resolvedAt, &lastSeen, &blast, &peak, &timeline, &f.Owner); err != nil {
 			return nil, fmt.Errorf("clickhouse: read findings: %w", err)
 		}
 		f.StartedAt, f.LastSeen, f.FiredAt, f.ResolvedAt = startedAt.UTC(), lastSeen.UTC(), utcPtr(firedAt), utcPtr(resolvedAt)
@@ -383,7 +383,8 @@ func decodeFinding(f *finding.Finding, kind, state, sev, evidence, blast, peak, 
 
 // Nodes returns the distinct nodes of every collector seen in buckets
 // starting in [from, to): one graph.NodeSeen per node, with Start = from
-// and Width = to-from (what history needs), ordered by kind, group, name.
+// and Width = to-from (what history needs), ordered by kind, group, name,
+// with the attributes and the owner of its newest row that has them.
 func (s *Store) Nodes(ctx context.Context, from, to time.Time) (out []graph.NodeSeen, err error) {
 	if !from.Before(to) {
 		return nil, nil
@@ -392,10 +393,12 @@ func (s *Store) Nodes(ctx context.Context, from, to time.Time) (out []graph.Node
 	defer cancel()
 	start := time.Now()
 	defer func() { s.m.observeQuery("nodes", start, err) }()
-	rows, err := s.conn.Query(ctx, `SELECT DISTINCT kind, `+"`group`"+`, name
+	rows, err := s.conn.Query(ctx, `SELECT kind, `+"`group`"+`, name,
+			argMaxIf(attributes, time, length(attributes) > 0), argMaxIf(owner, time, owner != '')
 		FROM `+s.q+`.nodes
 		WHERE time >= fromUnixTimestamp64Milli(toInt64(?), 'UTC')
 		  AND time < fromUnixTimestamp64Milli(toInt64(?), 'UTC')
+		GROUP BY kind, `+"`group`"+`, name
 		ORDER BY kind, `+"`group`"+`, name`, ceilMilli(from), ceilMilli(to))
 	if err != nil {
 		return nil, classify(fmt.Errorf("clickhouse: read nodes [%v, %v): %w", from, to, err))
@@ -405,8 +408,11 @@ func (s *Store) Nodes(ctx context.Context, from, to time.Time) (out []graph.Node
 	for rows.Next() {
 		n := graph.NodeSeen{Start: from, Width: to.Sub(from)}
 		var kind string
-		if err := rows.Scan(&kind, &n.Key.Group, &n.Key.Name); err != nil {
+		if err := rows.Scan(&kind, &n.Key.Group, &n.Key.Name, &n.Attributes, &n.Owner); err != nil {
 			return nil, fmt.Errorf("clickhouse: read nodes: %w", err)
+		}
+		if len(n.Attributes) == 0 {
+			n.Attributes = nil
 		}
 		if err := n.Key.Kind.UnmarshalText([]byte(kind)); err != nil {
 			if bad == 0 {

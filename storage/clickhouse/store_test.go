@@ -58,7 +58,7 @@ func TestMigrate(t *testing.T) {
 	// From empty: the database is created and every migration applied.
 	applied, err := migrate(ctx, conn, db, o)
 	require.NoError(t, err)
-	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, applied)
+	require.Equal(t, []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13}, applied)
 
 	type row struct {
 		Version   uint32    `ch:"version"`
@@ -67,8 +67,8 @@ func TestMigrate(t *testing.T) {
 	}
 	var rows []row
 	require.NoError(t, conn.Select(ctx, &rows, "SELECT version, name, applied_at FROM "+quoteIdent(db)+".schema_migrations ORDER BY version"))
-	require.Len(t, rows, 10)
-	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts", "finding_history", "judge_lease", "collectors"} {
+	require.Len(t, rows, 13)
+	for i, name := range []string{"edge_buckets", "edge_buckets_1m", "findings", "lag_samples", "nodes", "spans", "sampled_counts", "finding_history", "judge_lease", "collectors", "owners_and_attributes", "changes", "review_history"} {
 		require.EqualValues(t, i+1, rows[i].Version)
 		require.Equal(t, name, rows[i].Name)
 		require.WithinDuration(t, time.Now(), rows[i].AppliedAt, time.Minute)
@@ -82,7 +82,7 @@ func TestMigrate(t *testing.T) {
 		tables = append(tables, name)
 	}
 	require.NoError(t, trows.Err())
-	require.Equal(t, []string{"collectors", "edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "judge_lease", "lag_samples", "nodes", "schema_migrations", "spans"}, tables)
+	require.Equal(t, []string{"changes", "collectors", "edge_buckets", "edge_buckets_1m", "edge_buckets_1m_mv", "findings", "judge_lease", "lag_samples", "nodes", "review_history", "schema_migrations", "spans"}, tables)
 
 	// Again: nothing applied, nothing recorded.
 	applied, err = migrate(ctx, conn, db, o)
@@ -91,7 +91,7 @@ func TestMigrate(t *testing.T) {
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db)}))
 	var n uint64
 	require.NoError(t, conn.QueryRow(ctx, "SELECT count() FROM "+quoteIdent(db)+".schema_migrations").Scan(&n))
-	require.EqualValues(t, 10, n)
+	require.EqualValues(t, 13, n)
 
 	// TTL: the retention is in the tables, and follows Options.
 	engine := func(table string) string {
@@ -104,12 +104,14 @@ func TestMigrate(t *testing.T) {
 	require.Contains(t, engine("lag_samples"), "TTL toDateTime(time) + toIntervalSecond(2592000)")
 	require.Contains(t, engine("nodes"), "TTL toDateTime(time) + toIntervalSecond(2592000)")
 	require.Contains(t, engine("findings"), "TTL toDateTime(last_seen) + toIntervalSecond(7776000)")
+	require.Contains(t, engine("changes"), "TTL toDateTime(at) + toIntervalSecond(2592000)")
 	require.NoError(t, Migrate(ctx, Options{DSN: dsnFor(chAddr, db), Retention: 7 * 24 * time.Hour}))
 	require.Contains(t, engine("edge_buckets"), "TTL toDateTime(bucket_start) + toIntervalSecond(604800)")
 	require.Contains(t, engine("edge_buckets_1m"), "TTL toDateTime(minute) + toIntervalSecond(604800)")
 	require.Contains(t, engine("lag_samples"), "TTL toDateTime(time) + toIntervalSecond(604800)")
 	require.Contains(t, engine("nodes"), "TTL toDateTime(time) + toIntervalSecond(604800)")
 	require.Contains(t, engine("findings"), "TTL toDateTime(last_seen) + toIntervalSecond(7776000)")
+	require.Contains(t, engine("changes"), "TTL toDateTime(at) + toIntervalSecond(604800)")
 }
 
 func TestValidate(t *testing.T) {
@@ -388,7 +390,9 @@ func TestFindingsLatestWins(t *testing.T) {
 	t0 := recent()
 
 	f := newFinding("f1", finding.StatePending, t0, t0)
+	f.Owner = "team-checkout"
 	commit(t, s, nil, []finding.Finding{f}, nil)
+	f.Owner = "team-payments" // the subject changed hands: the latest owner wins
 	f.State, f.Severity, f.FiredAt, f.LastSeen = finding.StateFiring, finding.SeverityCritical, ptr(t0.Add(30*time.Second)), t0.Add(time.Minute)
 	f.BlastRadius = &finding.BlastRadius{Upstream: []finding.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}, EntryPoints: []finding.Affected{{Node: "frontend", NodeID: "service:shop/frontend", Share: 0.5, Hops: 1}}}
 	f.Peak = &finding.Peak{At: t0.Add(45 * time.Second), Severity: finding.SeverityCritical, Summary: "frontend retries 80% of its calls to cart", Evidence: map[string]any{"retry_ratio": 0.8}}
@@ -397,7 +401,13 @@ func TestFindingsLatestWins(t *testing.T) {
 	got, err := s.Findings(ctx, t0, t0.Add(time.Hour))
 	require.NoError(t, err)
 	require.Len(t, got, 1)
-	require.Equal(t, f, got[0], "the firing state, all fields, its peak and timeline included")
+	require.Equal(t, f, got[0], "the firing state, all fields, its peak, timeline and owner included")
+
+	// After a restart (another Store on the database) the owner is read back.
+	again, err := openStore(t, s.db, "c").Findings(ctx, t0, t0.Add(time.Hour))
+	require.NoError(t, err)
+	require.Len(t, again, 1)
+	require.Equal(t, "team-payments", again[0].Owner)
 
 	// Resolved, with the same last_seen: still the latest write wins.
 	f.State, f.ResolvedAt = finding.StateResolved, ptr(t0.Add(5*time.Minute))

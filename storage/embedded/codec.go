@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/seed-a49a8342/cartograph/graph"
@@ -39,7 +41,12 @@ import (
 //
 // Nodes seen (one row per node and bucket it was recorded in) are stored
 // the same way: format byte, width varint, kind byte, group and name, and
-// the collector (usually empty), ~20 bytes a row.
+// the collector (usually empty), ~20 bytes a row. Format 2 follows with the
+// kept resource attributes (a count, then key and value of each, sorted
+// by key) and the owner (graph.NodeSeen.Attributes, Owner): about 150
+// bytes a row with four typical attributes (namespace, deployment,
+// environment, team) and the owner, against 22 without;
+// values of format 1, written before, decode with neither.
 //
 // Findings are few and carry free-form evidence, so they are stored as
 // JSON under their id, behind a fixed header of the times that range reads
@@ -50,6 +57,8 @@ const (
 	formatV1 = 1
 	// edgeFormatV2 is the edge value format with calls seen and sampled.
 	edgeFormatV2 = 2
+	// nodeFormatV2 is the node value format with attributes and owner.
+	nodeFormatV2 = 2
 	findingHdr   = 1 + 3*8
 	nanosNotSet  = math.MaxInt64
 )
@@ -150,10 +159,15 @@ func appendEdge(dst []byte, e *graph.EdgeBucket) ([]byte, error) {
 // appendNodeSeen appends the value of node row n (all but Start, the key)
 // to dst.
 func appendNodeSeen(dst []byte, n *graph.NodeSeen) []byte {
-	b := append(dst, formatV1)
+	b := append(dst, nodeFormatV2)
 	b = binary.AppendVarint(b, int64(n.Width))
 	b = appendNode(b, n.Key)
-	return appendStr(b, n.Collector)
+	b = appendStr(b, n.Collector)
+	b = binary.AppendUvarint(b, uint64(len(n.Attributes)))
+	for _, k := range slices.Sorted(maps.Keys(n.Attributes)) {
+		b = appendStr(appendStr(b, k), n.Attributes[k])
+	}
+	return appendStr(b, n.Owner)
 }
 
 // appendLag appends the value of sample s (all but Time, the key) to dst.
@@ -412,16 +426,28 @@ func decodeEdge(r *reader, start int64, v []byte) (graph.EdgeBucket, error) {
 	return e, nil
 }
 
-// decodeNodeSeen decodes a node value stored at Unix nanos start.
+// decodeNodeSeen decodes a node value stored at Unix nanos start, of
+// format 2 or 1 (no attributes, no owner).
 func decodeNodeSeen(r *reader, start int64, v []byte) (graph.NodeSeen, error) {
 	r.b, r.err = v, nil
-	if r.byte() != formatV1 {
+	format := r.byte()
+	if format != formatV1 && format != nodeFormatV2 {
 		return graph.NodeSeen{}, fmt.Errorf("%w: unknown node format", errCorrupt)
 	}
 	n := graph.NodeSeen{Start: time.Unix(0, start).UTC()}
 	n.Width = time.Duration(r.varint())
 	n.Key = r.node()
 	n.Collector = r.str()
+	if format == nodeFormatV2 {
+		if c := r.count(2); c > 0 { // each attribute takes at least two length bytes
+			n.Attributes = make(map[string]string, c)
+			for range c {
+				k := r.str()
+				n.Attributes[k] = r.str()
+			}
+		}
+		n.Owner = r.str()
+	}
 	if err := r.done(); err != nil {
 		return graph.NodeSeen{}, err
 	}

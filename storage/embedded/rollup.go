@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math"
 	"time"
 
@@ -169,7 +170,7 @@ func addBucket(acc *graph.EdgeBucket, b *graph.EdgeBucket) {
 type rollupAcc struct {
 	edges     map[edgeMinute]*graph.EdgeBucket
 	edgeOrder []edgeMinute
-	nodes     map[nodeMinute]bool
+	nodes     map[nodeMinute]*graph.NodeSeen // the newest row of the minute
 	nodeOrder []nodeMinute
 }
 
@@ -200,13 +201,29 @@ func (r *rollupAcc) addEdge(b *graph.EdgeBucket) {
 
 func (r *rollupAcc) addNode(n *graph.NodeSeen) {
 	if r.nodes == nil {
-		r.nodes = map[nodeMinute]bool{}
+		r.nodes = map[nodeMinute]*graph.NodeSeen{}
 	}
 	k := nodeMinute{minuteOf(unixNanos(n.Start)), n.Key}
-	if !r.nodes[k] {
-		r.nodes[k] = true
+	old := r.nodes[k]
+	if old == nil {
 		r.nodeOrder = append(r.nodeOrder, k)
 	}
+	if old == nil || newerDescription(n, old) {
+		r.nodes[k] = &graph.NodeSeen{Start: n.Start, Attributes: n.Attributes, Owner: n.Owner} // the attributes are read only
+	}
+}
+
+// newerDescription reports whether n describes its node (attributes,
+// owner) and is no older than old, or old does not.
+func newerDescription(n, old *graph.NodeSeen) bool {
+	has := func(x *graph.NodeSeen) bool { return len(x.Attributes) > 0 || x.Owner != "" }
+	return has(n) && (!has(old) || !n.Start.Before(old.Start))
+}
+
+// sameDescription reports whether a and b carry the same attributes and
+// owner.
+func sameDescription(a, b *graph.NodeSeen) bool {
+	return a.Owner == b.Owner && maps.Equal(a.Attributes, b.Attributes)
 }
 
 // maxProbe bounds linear probing; 64-bit hashes of the identities of one
@@ -257,9 +274,11 @@ func (r *rollupAcc) write(tx *bolt.Tx) (newEdges, newNodes int, err error) {
 				return newEdges, newNodes, fmt.Errorf("%w: %d rollup rows of minute %v share a hash", errCorrupt, maxProbe, time.Unix(0, k.minute).UTC())
 			}
 			key := rollupKey(k.minute, h+uint64(probe))
+			latest := r.nodes[k]
+			n := graph.NodeSeen{Start: time.Unix(0, k.minute).UTC(), Width: rollupWidth, Key: k.key,
+				Attributes: latest.Attributes, Owner: latest.Owner}
 			v := nb.Get(key)
 			if v == nil {
-				n := graph.NodeSeen{Start: time.Unix(0, k.minute).UTC(), Width: rollupWidth, Key: k.key}
 				if err := nb.Put(key, appendNodeSeen(nil, &n)); err != nil {
 					return newEdges, newNodes, err
 				}
@@ -271,6 +290,14 @@ func (r *rollupAcc) write(tx *bolt.Tx) (newEdges, newNodes int, err error) {
 				return newEdges, newNodes, fmt.Errorf("node rollup of %v: %w", time.Unix(0, k.minute).UTC(), err)
 			}
 			if old.Key == k.key {
+				// The minute's row describes the node as its newest row
+				// that has attributes or an owner did.
+				if len(n.Attributes) == 0 && n.Owner == "" || sameDescription(&n, &old) {
+					break
+				}
+				if err := nb.Put(key, appendNodeSeen(nil, &n)); err != nil {
+					return newEdges, newNodes, err
+				}
 				break
 			}
 		}

@@ -24,7 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 // GraphSource returns the live graph over a window (0: the default window).
@@ -90,6 +92,16 @@ type Options struct {
 	// Unplaced serves /api/v1/graph/unplaced (nil: 501 Not Implemented).
 	Unplaced UnplacedSource
 	Traces   TraceSource // serves /api/v1/traces/{trace_id} (nil: 501 Not Implemented)
+	// Changes serves /api/v1/changes and the changes of
+	// /api/v1/graph/diff (nil: 501 Not Implemented, and a diff without
+	// them).
+	Changes ChangeSource
+	// Review serves /api/v1/review and /api/v1/review.md (nil: 501 Not
+	// Implemented).
+	Review ReviewSource
+	// ReviewHistory, when set, keeps the review of every tick (Receive)
+	// for /api/v1/graph/diff's observations.
+	ReviewHistory *review.History
 	// Brokers lists the broker sources polled (nil: none).
 	Brokers func() []BrokerStatus
 	// Stream serves /api/v1/stream (nil: 501 Not Implemented).
@@ -178,6 +190,10 @@ func New(o Options) (*API, error) {
 	}
 	a.handle("GET /api/v1/graph", a.graph)
 	a.handle("GET /api/v1/coupling", a.coupling)
+	a.handle("GET /api/v1/graph.mmd", a.exportMermaid)
+	a.handle("GET /api/v1/graph.dot", a.exportDOT)
+	a.handle("GET /api/v1/review", a.reviewJSON)
+	a.handle("GET /api/v1/review.md", a.reviewMarkdown)
 	if o.Findings != nil || o.FindingHistory != nil {
 		a.handle("GET /api/v1/findings", a.findings)
 	} else {
@@ -192,6 +208,11 @@ func New(o Options) (*API, error) {
 		a.handle("GET /api/v1/stream", notYet)
 	}
 	a.handle("GET /api/v1/graph/diff", a.diff)
+	if o.Changes != nil {
+		a.handle("GET /api/v1/changes", a.changes)
+	} else {
+		a.handle("GET /api/v1/changes", notYet)
+	}
 	if o.Unplaced != nil {
 		a.handle("GET /api/v1/graph/unplaced", a.unplaced)
 	} else {
@@ -296,46 +317,62 @@ func (a *API) ready(w http.ResponseWriter, _ *http.Request) {
 
 func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	env := q.Get("env")
-	if q.Has("env") && env == "" {
-		writeError(w, http.StatusBadRequest, errors.New("env: empty: name a deployment environment, or all"))
-		return
-	}
-	if env == EnvAll {
-		env = ""
-	}
-	if q.Has("at") {
-		if env != "" {
-			writeError(w, http.StatusBadRequest, errors.New("env: not supported with at=: stored graphs keep no resource attributes, so no environment"))
-			return
-		}
-		at, err := a.parsePast("at", q.Get("at"))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
+	if !q.Has("at") && (!q.Has("env") || q.Get("env") == EnvAll) {
 		window, err := parseWindow(q.Get("window"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err)
 			return
 		}
-		if !a.covered(w, r, "at", at) {
+		if t := a.tickFor(window); t != nil && t.body != nil {
+			serveTick(w, r, t)
 			return
 		}
-		s, ok := a.past(w, r, at, window)
-		if ok {
-			writeJSON(w, http.StatusOK, s)
+	}
+	if s, ok := a.mapSnapshot(w, r); ok {
+		writeJSON(w, http.StatusOK, s)
+	}
+}
+
+// mapSnapshot returns the graph the map's filters ask for: ?window=, ?at=
+// (a past window, from storage) and ?env= (one deployment environment, or
+// all), answering the request itself on failure. GET /api/v1/graph and
+// the exports (graph.mmd, graph.dot) read their graph through it.
+func (a *API) mapSnapshot(w http.ResponseWriter, r *http.Request) (*graph.Snapshot, bool) {
+	q := r.URL.Query()
+	env := q.Get("env")
+	if q.Has("env") && env == "" {
+		writeError(w, http.StatusBadRequest, errors.New("env: empty: name a deployment environment, or all"))
+		return nil, false
+	}
+	if env == EnvAll {
+		env = ""
+	}
+	if q.Has("at") {
+		at, err := a.parsePast("at", q.Get("at"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return nil, false
 		}
-		return
+		window, err := parseWindow(q.Get("window"))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err)
+			return nil, false
+		}
+		if !a.covered(w, r, "at", at) {
+			return nil, false
+		}
+		s, ok := a.past(w, r, at, window)
+		if !ok {
+			return nil, false
+		}
+		// Stored node rows keep the kept resource attributes, so a past
+		// graph splits by environment as the live one does.
+		return a.inEnvironment(w, s, env)
 	}
 	window, err := parseWindow(q.Get("window"))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
-		return
-	}
-	if t := a.tickFor(window); t != nil && t.body != nil && env == "" {
-		serveTick(w, r, t)
-		return
+		return nil, false
 	}
 	var s *graph.Snapshot
 	if t := a.tickFor(window); t != nil {
@@ -343,16 +380,24 @@ func (a *API) graph(w http.ResponseWriter, r *http.Request) {
 	} else {
 		var ok bool
 		if s, ok = a.snapshot(w, r); !ok {
-			return
+			return nil, false
 		}
 	}
-	if env != "" {
-		if s, err = InEnvironment(s, env); err != nil {
-			writeError(w, http.StatusBadRequest, err)
-			return
-		}
+	return a.inEnvironment(w, s, env)
+}
+
+// inEnvironment returns the part of s in env ("": all of s), answering
+// the request itself when env is unknown.
+func (a *API) inEnvironment(w http.ResponseWriter, s *graph.Snapshot, env string) (*graph.Snapshot, bool) {
+	if env == "" {
+		return s, true
 	}
-	writeJSON(w, http.StatusOK, s)
+	s, err := InEnvironment(s, env)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return nil, false
+	}
+	return s, true
 }
 
 // EnvAll is the value of ?env= that asks for every environment at once.
@@ -553,7 +598,19 @@ func (a *API) diff(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, graph.DiffSnapshots(before, after, o))
+	body := a.withObservations(r.Context(), graph.DiffSnapshots(before, after, o), from, to)
+	if a.o.Changes != nil {
+		cs, err := a.o.Changes.Changes(r.Context(), from, to)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, fmt.Errorf("changes cannot be read: %w", err))
+			return
+		}
+		if cs == nil {
+			cs = []changes.Change{}
+		}
+		body.Changes = &cs
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func parseTime(name, v string) (time.Time, error) {

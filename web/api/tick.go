@@ -14,6 +14,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 )
 
 // tick is one evaluation's snapshot and findings as the runner handed them
@@ -82,6 +83,7 @@ func (a *API) Receive(s *graph.Snapshot, findings []finding.Finding, incidents [
 		}
 	}
 	a.watchMu.Unlock()
+	a.recordReview(s)
 }
 
 // current returns the newest tick, or nil before the first.
@@ -237,17 +239,32 @@ func (l *Local) FindingsAt(ctx context.Context, state finding.State, at time.Tim
 }
 
 // Diff returns what changed between the window ending at from and the one
-// ending at to.
-func (l *Local) Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error) {
+// ending at to, and the observations of the review that appeared or went
+// away.
+func (l *Local) Diff(ctx context.Context, from, to time.Time, window time.Duration) (*GraphDiff, error) {
 	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
 	if window > 0 {
 		q.Set("window", window.String())
 	}
-	var d graph.Diff
+	var d GraphDiff
 	if err := l.get(ctx, "/api/v1/graph/diff", q, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// Review returns the communication review of the graph over window (0:
+// the default), read through the API's handler.
+func (l *Local) Review(ctx context.Context, window time.Duration) (*review.Report, error) {
+	q := url.Values{}
+	if window > 0 {
+		q.Set("window", window.String())
+	}
+	var rep review.Report
+	if err := l.get(ctx, "/api/v1/review", q, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
 }
 
 // Brokers returns the broker sources polled.

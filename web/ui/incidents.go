@@ -65,6 +65,8 @@ type impactRow struct {
 	P95Before, P95Now  string
 	Share              string
 	ErrWorse, P95Worse bool
+	// SLOs say which of its service level objectives burn, in words.
+	SLOs []string
 }
 
 func (u *UI) incidentsPage(ctx context.Context, r *http.Request, v View, cur current) (templ.Component, string, error) {
@@ -127,6 +129,17 @@ func (u *UI) buildIncidents(ctx context.Context, id string, v View, cur current)
 // incidentDetailOf builds incident inc in full.
 func (u *UI) incidentDetailOf(ctx context.Context, inc finding.Incident, sev finding.Severity, byID map[string]finding.Finding, v View, cur current, now time.Time) *incidentDetail {
 	d := &incidentDetail{ID: inc.ID, DOMID: domID("d-", inc.ID), State: inc.State.String(), Severity: sev.String(), Changes: inc.Changes}
+	if len(inc.Changes) > 0 {
+		// Say what the cited changes were, not only their ids.
+		said := map[string]string{}
+		for _, c := range u.changesIn(ctx, inc.StartedAt.Add(-time.Hour), now, nil) {
+			said[c.ID] = fmtTime(c.At) + ": " + c.Summary
+		}
+		d.Changes = make([]string, len(inc.Changes))
+		for i, id := range inc.Changes {
+			d.Changes[i] = cmpOr(said[id], id)
+		}
+	}
 	d.Head = "started " + fmtTime(inc.StartedAt) + " (" + fmtAge(now, inc.StartedAt) + "), "
 	if inc.ResolvedAt != nil {
 		d.Head += "resolved " + fmtTime(*inc.ResolvedAt) + " after " + fmtDur(inc.ResolvedAt.Sub(inc.StartedAt))
@@ -147,7 +160,7 @@ func (u *UI) incidentDetailOf(ctx context.Context, inc finding.Incident, sev fin
 		d.Impact = append(d.Impact, impactRow{Entry: im.Entry, Href: detailHref("/node", v, im.EntryID),
 			ErrBefore: fmtPercent(im.ErrorRatio.Before), ErrNow: fmtPercent(im.ErrorRatio.Now),
 			P95Before: fmtMs(im.P95Ms.Before), P95Now: fmtMs(im.P95Ms.Now), Share: fmtPercent(im.Share),
-			ErrWorse: im.ErrorRatio.Now > im.ErrorRatio.Before, P95Worse: im.P95Ms.Now > im.P95Ms.Before})
+			ErrWorse: im.ErrorRatio.Now > im.ErrorRatio.Before, P95Worse: im.P95Ms.Now > im.P95Ms.Before, SLOs: sloTexts(im.SLOs)})
 	}
 	var fs []finding.Finding
 	for _, fid := range inc.Findings {
@@ -205,4 +218,16 @@ func fmtDur(d time.Duration) string {
 		return fmt.Sprintf("%d min %02d s", int(d/time.Minute), int(d%time.Minute/time.Second))
 	}
 	return d.Round(time.Minute).String()
+}
+
+// sloTexts says what each burning objective of an entry point does:
+// "SLO checkout-availability (99.9% availability) burns its error budget
+// 31.5x as fast as allowed over 1h/5m (critical); 94% of it left".
+func sloTexts(slos []finding.SLOImpact) []string {
+	var out []string
+	for _, s := range slos {
+		out = append(out, fmt.Sprintf("SLO %s (%g%% %s) burns its error budget %.1fx as fast as allowed over %s (%s); %s of it left",
+			s.Objective, s.Target, s.SLI, s.BurnRate, s.Windows, s.Severity, fmtPercent(max(0, s.BudgetRemaining))))
+	}
+	return out
 }

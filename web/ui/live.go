@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -60,11 +61,20 @@ func (u *UI) serveLive(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	v, err := parseView(q)
 	page := q.Get("page")
-	if err != nil || (page != "map" && page != "findings" && page != "node" && page != "edge" && page != "incidents") {
+	if err != nil || (page != "map" && page != "findings" && page != "node" && page != "edge" && page != "incidents" && page != "review") {
 		http.Error(w, "bad live-update request", http.StatusBadRequest)
 		return
 	}
-	c := &liveClient{u: u, page: page, view: v, id: q.Get("id"), sent: map[string]uint64{}}
+	id := q.Get("id")
+	if page == "review" { // the page's filter: part of what it shows
+		f, err := parseReviewFilter(q)
+		if err != nil {
+			http.Error(w, "bad live-update request", http.StatusBadRequest)
+			return
+		}
+		id = f.query().Encode()
+	}
+	c := &liveClient{u: u, page: page, view: v, id: id, sent: map[string]uint64{}}
 	u.live.Serve(w, r, c, v.Refresh)
 }
 
@@ -258,6 +268,11 @@ func (u *UI) renderPage(ctx context.Context, page, id string, v View, cur curren
 		r.whole = append(r.whole, newFragment("findings", renderString(ctx, findingsPanel(u.findingsModelFor(ctx, v, cur)))))
 	case "incidents":
 		r.whole = append(r.whole, newFragment("incidents", renderString(ctx, incidentsContent(u.buildIncidents(ctx, id, v, cur)))))
+	case "review":
+		f, _ := parseReviewFilter(mustQuery(id)) // checked by serveLive
+		if m, err := u.buildReview(ctx, f, v, cur); err == nil {
+			r.whole = append(r.whole, newFragment("review", renderString(ctx, reviewContent(m))))
+		}
 	case "node":
 		if p, err := u.buildNodePage(ctx, id, v, cur); err == nil {
 			r.whole = append(r.whole, newFragment("detail", renderString(ctx, nodeDetail(*p))))
@@ -281,4 +296,10 @@ func itoa(n uint64) string {
 			return string(b[i:])
 		}
 	}
+}
+
+// mustQuery parses a query this package encoded.
+func mustQuery(s string) url.Values {
+	q, _ := url.ParseQuery(s)
+	return q
 }

@@ -55,6 +55,9 @@ type mapModel struct {
 	// Overview says the map is the overview of groups; Drilled that it
 	// is a drill-in: groups open, with the groups around them.
 	Overview, Drilled bool
+	// Marks are the Review page's markers: the observations on each
+	// subject drawn.
+	Marks []reviewMark
 }
 
 type mapCluster struct {
@@ -833,6 +836,7 @@ var kindText = map[finding.Kind]string{
 	finding.KindRetryStorm:  "retry storm",
 	finding.KindOpenCircuit: "open circuit",
 	finding.KindConsumerLag: "consumer lag",
+	finding.KindSLOBurn:     "SLO burn",
 }
 
 func badgeOf(f finding.Finding) badge {

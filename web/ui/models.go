@@ -122,6 +122,7 @@ type nodePage struct {
 	Upstream, Downstream  []edgeRow
 	Operations            []operationRow
 	Findings              []findingRow
+	Recorded              []changeItem // changes on it within the charts' span
 }
 
 type edgePage struct {
@@ -133,6 +134,7 @@ type edgePage struct {
 	Figures                []kv
 	Charts                 []chart
 	Findings               []findingRow
+	Recorded               []changeItem // changes on it or its ends within the charts' span
 }
 
 type column struct {
@@ -163,18 +165,32 @@ type archPage struct {
 	// Skipped says the graph was too large for centrality.
 	Skipped bool
 	// Keep are the view's parameters the table's form carries.
-	Keep                     []hidden
-	Cycles                   []string
-	Chain                    string
-	From, To                 string
-	DiffWindows              []option // suggested windows
-	DWindow                  string   // the diff window as asked for
-	DiffErr                  string
-	Diff                     *mapModel
+	Keep        []hidden
+	Cycles      []string
+	Chain       string
+	From, To    string
+	DiffWindows []option // suggested windows
+	DWindow     string   // the diff window as asked for
+	DiffErr     string
+	Diff        *mapModel
+	// ObsDiff are the review's observations that appeared or went away
+	// (nil: the collector keeps no review history).
+	ObsDiff                  *obsDiff
 	AddedNodes, RemovedNodes int
 	AddedEdges, RemovedEdges int
 	Added, Removed           []string
 	Changes                  []changeRow
+	// Recorded are the changes recorded from the diff's earlier time to
+	// its later one, drawn on Timeline.
+	Recorded []changeItem
+	Timeline *timeline
+}
+
+// obsDiff is the graph diff's part of the communication review.
+type obsDiff struct {
+	// Head says which reviews were compared; Note why none could be.
+	Head, Note         string
+	Appeared, WentAway []reviewRow
 }
 
 // Chart geometry, in SVG user units.
@@ -190,6 +206,9 @@ type chart struct {
 	Title, Last, YMax, XStart, XEnd string
 	Empty                           bool
 	Series                          []chartSeries
+	// Markers are the changes recorded on the node or edge within the
+	// chart's time axis.
+	Markers []marker
 }
 
 type chartSeries struct {

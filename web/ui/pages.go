@@ -17,6 +17,7 @@ import (
 	"github.com/a-h/templ"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 )
@@ -109,6 +110,13 @@ func (u *UI) buildNodePage(ctx context.Context, id string, v View, cur current) 
 		lineChart("Errors in (% of requests)", "%", from, now, []namedSeries{{Name: "errors", Class: "s3", Points: pick(pts, func(p point) float64 { return p.ErrorRatio })}}, fmtPercent),
 		lineChart("Latency of its callers' slowest edge (ms)", "ms", from, now, []namedSeries{{Name: "p50", Class: "s1", Points: pick(pts, func(p point) float64 { return p.P50 })}, {Name: "p95", Class: "s2", Points: pick(pts, func(p point) float64 { return p.P95 })}, {Name: "p99", Class: "s3", Points: pick(pts, func(p point) float64 { return p.P99 })}}, fmtMs),
 	}
+	cfrom, cto := from, now
+	if !v.At.IsZero() {
+		cfrom, cto = v.At.Add(-u.chartSpan(v)), v.At
+	}
+	onNode := u.changesIn(ctx, cfrom, cto, func(c changes.Change) bool { return c.On(id) })
+	withMarkers(p.Charts, markersOf(onNode, from, now))
+	p.Recorded = changeItems(onNode)
 	// A past view lists the findings of that time; when they cannot be
 	// read the page lists none (the map and the findings page say why).
 	fs, fnow, _ := u.findingsFor(ctx, v, cur)
@@ -273,6 +281,15 @@ func (u *UI) buildEdgePage(ctx context.Context, id string, v View, cur current) 
 			lineChart("Consumer lag (messages)", "", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagMessages })}}, fmtCount),
 			lineChart("Lag and drain time (s)", "s", from, now, []namedSeries{{Name: "lag", Class: "s2", Points: pick(pts, func(p point) float64 { return p.LagSec })}, {Name: "drain", Class: "s3", Points: pick(pts, func(p point) float64 { return p.DrainSec })}}, fmtSeconds))
 	}
+	cfrom, cto := from, now
+	if !v.At.IsZero() {
+		cfrom, cto = v.At.Add(-u.chartSpan(v)), v.At
+	}
+	onEdge := u.changesIn(ctx, cfrom, cto, func(c changes.Change) bool {
+		return c.EdgeID == id || ok && c.NodeID != "" && (c.NodeID == e.Source || c.NodeID == e.Target)
+	})
+	withMarkers(p.Charts, markersOf(onEdge, from, now))
+	p.Recorded = changeItems(onEdge)
 	fs, fnow, _ := u.findingsFor(ctx, v, cur) // as on the node page
 	for _, f := range newestFirst(fs) {
 		if f.Subject.EdgeID == id {
@@ -498,12 +515,24 @@ func (u *UI) addDiff(ctx context.Context, p *archPage, from, to time.Time, windo
 		p.DiffErr = "The graph at " + fmtTime(to) + " cannot be read: " + err.Error()
 		return
 	}
-	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: after, View: View{Window: window, At: to, Hops: 2}, MaxNodes: u.o.MaxNodes, Diff: d, Base: "/"})
+	m, err := buildMap(ctx, u.o.Layouter, mapInput{Snap: after, View: View{Window: window, At: to, Hops: 2}, MaxNodes: u.o.MaxNodes, Diff: &d.Diff, Base: "/"})
 	if err != nil {
 		p.DiffErr = "The diff cannot be drawn: " + err.Error()
 		return
 	}
 	p.Diff = m
+	if cs := u.changesIn(ctx, from, to, nil); len(cs) > 0 {
+		p.Recorded = changeItems(cs)
+		p.Timeline = &timeline{XStart: from.UTC().Format("15:04"), XEnd: to.UTC().Format("15:04"), Markers: markersOf(cs, from, to)}
+	}
+	if od := d.Observations; od != nil {
+		p.ObsDiff = &obsDiff{Note: od.Note,
+			Appeared: observationRows(od.Appeared, after, View{Window: window}),
+			WentAway: observationRows(od.WentAway, after, View{Window: window})}
+		if od.Note == "" {
+			p.ObsDiff.Head = "Reviews of " + fmtTime(od.From) + " and " + fmtTime(od.To) + " compared"
+		}
+	}
 	p.AddedNodes, p.RemovedNodes, p.AddedEdges, p.RemovedEdges = len(d.AddedNodes), len(d.RemovedNodes), len(d.AddedEdges), len(d.RemovedEdges)
 	names := map[string]string{}
 	for _, n := range after.Nodes {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 	"github.com/seed-a49a8342/cartograph/web/live"
@@ -42,7 +43,12 @@ type Source interface {
 	// FindingsAt returns the findings in state (0: every state) as they
 	// were at a past time (from the collector's storage).
 	FindingsAt(ctx context.Context, state finding.State, at time.Time) ([]finding.Finding, error)
-	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error)
+	// Diff returns what changed between two times, in the graph and in
+	// the communication review.
+	Diff(ctx context.Context, from, to time.Time, window time.Duration) (*api.GraphDiff, error)
+	// Review returns the communication review of the live graph over
+	// window (0: the default).
+	Review(ctx context.Context, window time.Duration) (*review.Report, error)
 	Brokers(ctx context.Context) ([]api.BrokerStatus, error)
 	// Incidents returns every incident the collector keeps.
 	Incidents(ctx context.Context) ([]finding.Incident, error)
@@ -113,7 +119,8 @@ type UI struct {
 
 	mu      sync.RWMutex
 	cur     current
-	byWin   map[time.Duration]*graphAt // other windows, cached for one version
+	byWin   map[time.Duration]*graphAt  // other windows, cached for one version
+	reviews map[time.Duration]*reviewAt // reviews by window, cached for one version
 	wake    chan struct{}
 	renders *renderCache
 }
@@ -234,6 +241,7 @@ func New(o Options) (*UI, error) {
 	u.mux.HandleFunc("GET /edge", u.page("edge", u.edgePage))
 	u.mux.HandleFunc("GET /architecture", u.page("architecture", u.archPage))
 	u.mux.HandleFunc("GET /incidents", u.page("incidents", u.incidentsPage))
+	u.mux.HandleFunc("GET /review", u.page("review", u.reviewPage))
 	u.mux.HandleFunc("GET /ws", u.serveLive)
 	u.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -481,6 +489,7 @@ func nav(page string, v View, cur current) []link {
 		{Href: v.With(func(w *View) {}).Href("/"), Text: "Map", Active: page == "map"},
 		{Href: timeOnly(v).Href("/incidents"), Text: fmt.Sprintf("Incidents (%d)", open), Active: page == "incidents"},
 		{Href: timeOnly(v).Href("/findings"), Text: text, Active: page == "findings"},
+		{Href: timeOnly(v).Href("/review"), Text: "Review", Active: page == "review"},
 		{Href: timeOnly(v).Href("/architecture"), Text: "Architecture", Active: page == "architecture"},
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/seed-a49a8342/cartograph/graph"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
 	"github.com/seed-a49a8342/cartograph/graph/lag"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/web/api"
 	"github.com/seed-a49a8342/cartograph/web/api/client"
 	"github.com/seed-a49a8342/cartograph/web/ui/layout"
@@ -40,6 +41,8 @@ type fixedSource struct {
 	findings  []finding.Finding
 	incidents []finding.Incident
 	diff      *graph.Diff
+	obsDiff   *api.ObservationDiff
+	review    *review.Report
 	err       error
 	// diffWindows records the windows Diff was asked for; diffErr is its
 	// answer when set.
@@ -90,14 +93,23 @@ func (s *fixedSource) FindingsAt(_ context.Context, state finding.State, at time
 	return out, nil
 }
 
-func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Duration) (*graph.Diff, error) {
+func (s *fixedSource) Diff(_ context.Context, _, _ time.Time, window time.Duration) (*api.GraphDiff, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.diffWindows = append(s.diffWindows, window)
 	if s.diffErr != nil {
 		return nil, s.diffErr
 	}
-	return s.diff, nil
+	return &api.GraphDiff{Diff: *s.diff, Observations: s.obsDiff}, nil
+}
+
+func (s *fixedSource) Review(context.Context, time.Duration) (*review.Report, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.review == nil {
+		return &review.Report{GeneratedAt: s.snap.GeneratedAt, WindowSeconds: s.snap.WindowSeconds, Observations: []review.Observation{}}, s.err
+	}
+	return s.review, s.err
 }
 
 func (s *fixedSource) Brokers(context.Context) ([]api.BrokerStatus, error) {
@@ -186,13 +198,44 @@ func fixture() *fixedSource {
 				{Subject: finding.Subject{Node: hostile, NodeID: "service:shop/" + hostile}, Score: 0.35, Explains: 1,
 					Reasons: []string{"explains 1 of 1 findings by its place on the graph: the callee of retry_storm frontend → " + hostile}},
 			},
-			Impact:  []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100}},
+			Impact: []finding.Impact{{Entry: "frontend", EntryID: "service:shop/frontend", ErrorRatio: finding.Before{Before: 0.0005, Now: 0.002}, P95Ms: finding.Before{Before: 40, Now: 80}, Share: 0.33, RatePerS: 100,
+				SLOs: []finding.SLOImpact{{FindingID: "slo1", Objective: "frontend-availability", SLI: "availability", Target: 99.9, Severity: finding.SeverityCritical,
+					Windows: "1h/5m", BurnRate: 16.2, BurnRateShort: 40, BudgetRemaining: 0.86}}}},
 			Changes: []string{}},
 		{ID: "inc-rs0", State: finding.IncidentResolved, StartedAt: now.Add(-50 * time.Minute), ResolvedAt: &resolved, UpdatedAt: resolved, Findings: []string{"rs0", "bn1"},
 			RootCauses: []finding.Cause{{Subject: finding.Subject{Node: "orders", NodeID: "database:postgresql/orders"}, Score: 0.8, Reasons: []string{"its own time on the critical path rose from 2 ms to 90 ms a request"}}},
 			Impact:     []finding.Impact{}, Changes: []string{}},
 	}
-	return &fixedSource{snap: snap, findings: findings, incidents: incidents, diff: diff}
+	edge := func(i int) finding.Subject {
+		e := snap.Edges[i]
+		name := map[string]string{}
+		for _, n := range snap.Nodes {
+			name[n.ID] = n.Name
+		}
+		return finding.Subject{Source: name[e.Source], Target: name[e.Target], EdgeID: e.Source + "->" + e.Target}
+	}
+	rev := &review.Report{GeneratedAt: now, WindowSeconds: 60, Skipped: []string{"sync_chain: no critical paths (no complete traces in the window)"}, Observations: []review.Observation{
+		{ID: "no_circuit_breaker:" + edge(1).EdgeID, Kind: review.KindNoBreaker, Severity: review.SeverityWarning, Subject: edge(1), Namespace: "shop",
+			Summary: "frontend kept calling " + hostile + " at 150/s through 20% errors", Why: "a caller that keeps calling a failing callee spends its threads on calls that fail",
+			Evidence: map[string]any{"error_ratio": 0.2, "rate_per_s": 150.0, "wasted_calls": 1800}, Remedy: "a circuit breaker"},
+		{ID: "retry_without_backoff:" + edge(1).EdgeID + " GET", Kind: review.KindRetryNoBackoff, Severity: review.SeverityWarning, Subject: edge(1), Namespace: "shop",
+			Summary: "frontend retries " + hostile + " back to back", Why: "retries at once multiply the load on a struggling callee",
+			Evidence: map[string]any{"wait_before_retry_ms": map[string]any{"p50": 0.4, "p95": 1.2}, "attempts_per_request": map[string]any{"1": 40, "2": 9}}, Remedy: "exponential backoff with jitter"},
+		{ID: "no_timeout:" + edge(2).EdgeID, Kind: review.KindNoTimeout, Severity: review.SeverityWarning, Subject: edge(2), Namespace: "shop",
+			Summary: hostile + " waits for orders as long as it takes", Why: "a slow callee holds the caller's requests",
+			Evidence: map[string]any{"client_p99_ms": 14.0, "server_p99_ms": 14.0}, Remedy: "a timeout"},
+		{ID: "hub:service:shop/frontend", Kind: review.KindHub, Severity: review.SeverityInfo, Subject: finding.Subject{Node: "frontend", NodeID: "service:shop/frontend"}, Namespace: "shop",
+			Summary: "frontend carries all entry traffic", Why: "its failure cuts most paths",
+			Evidence: map[string]any{"betweenness": 0.5, "entry_share": 1.0, "depend_on_it": []any{"client:web"}}, Remedy: "replicas, bulkheads"},
+		{ID: "hub:service:billing/invoicer", Kind: review.KindHub, Severity: review.SeverityInfo, Subject: finding.Subject{Node: "invoicer", NodeID: "service:billing/invoicer"}, Namespace: "billing",
+			Summary: "invoicer is what billing depends on", Why: "its failure cuts most paths",
+			Evidence: map[string]any{"entry_share": 0.1}, Remedy: "replicas"},
+	}}
+	gone := review.Observation{ID: "chatty_edge:service:shop/frontend->service:shop/legacy GET", Kind: review.KindChatty, Severity: review.SeverityWarning,
+		Subject: finding.Subject{Source: "frontend", Target: "legacy", EdgeID: "service:shop/frontend->service:shop/legacy"}, Namespace: "shop",
+		Summary: "frontend called legacy 12 times a request", Why: "each call adds a round trip", Evidence: map[string]any{"calls_per_parent": map[string]any{"p50": 12}}, Remedy: "batching"}
+	obsDiff := &api.ObservationDiff{Diff: review.Diff{From: now.Add(-time.Hour), To: now, Appeared: []review.Observation{rev.Observations[2]}, WentAway: []review.Observation{gone}}}
+	return &fixedSource{snap: snap, findings: findings, incidents: incidents, diff: diff, review: rev, obsDiff: obsDiff}
 }
 
 // newTestUI returns a UI that has read src once, at the fixed time now.
@@ -255,6 +298,8 @@ func TestPagesGolden(t *testing.T) {
 		{"edge", "/edge?id=" + urlEscape(edgeID)},
 		{"edge-async", "/edge?id=" + urlEscape(src.snap.Edges[4].ID)},
 		{"architecture", "/architecture?sort=fan_out&dir=desc&from=2026-11-22T09:00&to=2026-11-22T10:00&dwindow=5m"},
+		{"review", "/review"},
+		{"review-kind", "/review?kind=hub&namespace=billing"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -283,6 +328,9 @@ func TestPagesGolden(t *testing.T) {
 		require.Contains(t, root, "Root cause:")
 		require.Contains(t, root, ">orders</a>", "the page leads with the root cause")
 		require.Less(t, strings.Index(body, `class="impact"`), strings.Index(body, `class="isubgraph"`), "then the impact, then the subgraph")
+		require.Contains(t, section(body, `class="impact"`, "</section>"),
+			"SLO frontend-availability (99.9% availability) burns its error budget 16.2x as fast as allowed over 1h/5m (critical); 86% of it left",
+			"a burning objective shows under its entry point")
 		code, _, body := get(t, u, "/incidents?id=inc-nope")
 		require.Equal(t, http.StatusOK, code)
 		require.Contains(t, body, "No incident &#34;inc-nope&#34;")

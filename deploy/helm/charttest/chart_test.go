@@ -395,9 +395,10 @@ func checkSecrets(t *testing.T, m *charttest.Manifest, v values) {
 	}
 }
 
-// checkTopology: one collector in a Deployment, or a judging StatefulSet
-// of one and a StatefulSet of the rest behind the headless Service, with
-// the pods' cartograph/detect label saying what --detect says.
+// checkTopology: one collector in a Deployment, or one StatefulSet of
+// them all behind the headless Service, every one a judge candidate
+// (--detect=merged, elected through the judge's lease) serving the merged
+// graph, with the pods' cartograph/detect label saying what --detect says.
 func checkTopology(t *testing.T, m *charttest.Manifest, v values) {
 	want := v.get("collector.replicas").(int)
 	var total, merged int
@@ -418,8 +419,8 @@ func checkTopology(t *testing.T, m *charttest.Manifest, v values) {
 		require.Equal(t, "collector", entry.Spec.Selector["app.kubernetes.io/component"], "OTLP goes straight to the collector")
 		return
 	}
-	require.Equal(t, 1, merged, "exactly one collector judges the merged graph")
-	require.Len(t, m.StatefulSets, 2)
+	require.Equal(t, want, merged, "every collector is a judge candidate: no fixed judge")
+	require.Len(t, m.StatefulSets, 1)
 	for _, s := range m.StatefulSets {
 		require.Equal(t, fullname+"-collector", s.Spec.ServiceName, s.Name)
 		require.True(t, charttest.Selects(m.Service(s.Spec.ServiceName).Spec.Selector, s.Spec.Template.Labels), "%s: its Service selects its pods", s.Name)
@@ -427,8 +428,8 @@ func checkTopology(t *testing.T, m *charttest.Manifest, v values) {
 	require.Equal(t, "load-balancer", entry.Spec.Selector["app.kubernetes.io/component"], "OTLP goes through the load balancer")
 	api := m.Service(fullname + "-api")
 	for _, c := range collectors(m) {
-		judges := args(t, c.Container)["detect"] == "merged"
-		require.Equal(t, judges, charttest.Selects(api.Spec.Selector, c.Pod.Labels), "the API Service selects the judge only (%s)", c.Name)
+		require.Equal(t, "true", args(t, c.Container)["serve-merged"], "%s serves the merged graph whoever judges", c.Name)
+		require.True(t, charttest.Selects(api.Spec.Selector, c.Pod.Labels), "the API Service selects every collector (%s)", c.Name)
 	}
 }
 
@@ -485,7 +486,9 @@ type otelcolConfig struct {
 				} `yaml:"k8s"`
 			} `yaml:"resolver"`
 		} `yaml:"load_balancing"`
-		Judge otlpClient `yaml:"otlp_grpc/judge"`
+		// Collectors are the exporters otlp_grpc/collector-<i>, one per
+		// collector (inline: any other exporter fails the strict decode).
+		Collectors map[string]otlpClient `yaml:",inline"`
 	} `yaml:"exporters"`
 	Service struct {
 		Extensions []string                       `yaml:"extensions"`
@@ -566,7 +569,14 @@ func checkLoadBalancer(t *testing.T, m *charttest.Manifest, v values) {
 	// Pipelines.
 	p := cfg.Service.Pipelines
 	require.Equal(t, map[string][]string{"receivers": {"otlp"}, "processors": {"memory_limiter"}, "exporters": {"load_balancing"}}, p["traces"])
-	require.Equal(t, map[string][]string{"receivers": {"otlp"}, "processors": {"memory_limiter"}, "exporters": {"otlp_grpc/judge"}}, p["metrics"])
+	replicas := v.get("collector.replicas").(int)
+	var metricsTo []string
+	for i := range replicas {
+		metricsTo = append(metricsTo, fmt.Sprintf("otlp_grpc/collector-%d", i))
+	}
+	slices.Sort(metricsTo)
+	require.Equal(t, map[string][]string{"receivers": {"otlp"}, "processors": {"memory_limiter"}, "exporters": metricsTo}, p["metrics"],
+		"metrics to every collector: any may be the judge")
 	require.Len(t, p, 2)
 
 	// Routing by trace id over the collectors.
@@ -574,9 +584,7 @@ func checkLoadBalancer(t *testing.T, m *charttest.Manifest, v values) {
 	var grpcPort int32
 	for _, c := range collectors(m) {
 		a := args(t, c.Container)
-		if a["detect"] == "merged" {
-			judge = c
-		}
+		judge = c
 		cp, ok := charttest.ContainerPort(c.Container, "otlp-grpc", 0)
 		require.True(t, ok)
 		_, port, err := net.SplitHostPort(a["otlp-grpc-addr"])
@@ -605,16 +613,24 @@ func checkLoadBalancer(t *testing.T, m *charttest.Manifest, v values) {
 	}
 	require.NotNil(t, m.Service(headless))
 
-	// Metrics to the judge, through its StatefulSet pod's DNS name.
+	// Metrics to every collector (each a judge candidate), through each
+	// StatefulSet pod's DNS name.
 	require.Equal(t, "StatefulSet", judge.Kind)
-	require.Equal(t, int32(1), judge.Replicas)
-	require.Equal(t, fmt.Sprintf("%s-0.%s:%d", judge.Name, fqdn(judge.ServiceName), grpcPort), cfg.Exporters.Judge.Endpoint)
+	require.Equal(t, int32(replicas), judge.Replicas)
+	require.Len(t, cfg.Exporters.Collectors, replicas)
+	clients := []otlpClient{lbx.Protocol.OTLP}
+	for i := range replicas {
+		e, ok := cfg.Exporters.Collectors[fmt.Sprintf("otlp_grpc/collector-%d", i)]
+		require.True(t, ok, "an exporter to collector %d", i)
+		require.Equal(t, fmt.Sprintf("%s-%d.%s:%d", judge.Name, i, fqdn(judge.ServiceName), grpcPort), e.Endpoint)
+		clients = append(clients, e)
+	}
 
 	// TLS as the collectors serve it; every file mounted.
 	ca := args(t, judge.Container)
 	_, collectorsTLS := ca["tls-cert-file"]
 	_, mutual := ca["tls-client-ca-file"]
-	for _, client := range []otlpClient{lbx.Protocol.OTLP, cfg.Exporters.Judge} {
+	for _, client := range clients {
 		require.Equal(t, !collectorsTLS, client.TLS.Insecure)
 		if collectorsTLS {
 			require.NotEmpty(t, client.TLS.CAFile)
@@ -648,7 +664,7 @@ func checkLoadBalancer(t *testing.T, m *charttest.Manifest, v values) {
 		h := cfg.Extensions.HeadersSetter.Headers[0]
 		require.Equal(t, "authorization", h.Key)
 		require.Equal(t, "authorization", h.FromContext)
-		for _, client := range []otlpClient{lbx.Protocol.OTLP, cfg.Exporters.Judge} {
+		for _, client := range clients {
 			require.NotNil(t, client.Auth)
 			require.Equal(t, "headers_setter", client.Auth.Authenticator)
 			require.NotNil(t, client.SendingQueue, "batches in the queue must keep senders apart")
@@ -781,8 +797,9 @@ func checkMigrate(t *testing.T, m *charttest.Manifest, v values) {
 	require.Equal(t, c.Container.Image, j.Container.Image)
 }
 
-// checkUI: the UI reads the judging collector's API through its Service,
-// over TLS when the collectors serve it.
+// checkUI: the UI reads the collectors' API through its Service, over TLS
+// when the collectors serve it: the one collector, or any of them when
+// scaled out, each a judge candidate serving the merged graph.
 func checkUI(t *testing.T, m *charttest.Manifest, v values) {
 	uis := m.Containers("ui")
 	if !v.boolean("ui.enabled") {
@@ -799,14 +816,18 @@ func checkUI(t *testing.T, m *charttest.Manifest, v values) {
 	require.Equal(t, strconv.Itoa(int(api.Spec.Ports[0].Port)), u.Port())
 	_, tls := args(t, collectors(m)[0].Container)["tls-cert-file"]
 	require.Equal(t, map[bool]string{true: "https", false: "http"}[tls], u.Scheme)
-	var judges int
+	var reached int
 	for _, c := range collectors(m) {
 		if charttest.Selects(api.Spec.Selector, c.Pod.Labels) {
-			judges += int(c.Replicas)
-			require.NotEqual(t, "off", args(t, c.Container)["detect"], "the UI reads a collector that judges")
+			reached += int(c.Replicas)
+			a := args(t, c.Container)
+			require.NotEqual(t, "off", a["detect"], "the UI reads a collector that may judge")
+			if c.Replicas > 1 || len(collectors(m)) > 1 {
+				require.Equal(t, "true", a["serve-merged"], "the UI reads the merged graph whichever collector answers")
+			}
 		}
 	}
-	require.Equal(t, 1, judges)
+	require.Equal(t, v.get("collector.replicas").(int), reached)
 }
 
 // TestBadValues renders each values file under testdata/bad, which must

@@ -70,11 +70,14 @@ func ValuesFiles(t testing.TB) []string {
 	return files
 }
 
-// Options are helm template's release name, namespace and values file.
+// Options are helm template's release name, namespace, values file and
+// --set values.
 type Options struct {
 	Release, Namespace string
 	// Values is a values file; empty for the chart's defaults.
 	Values string
+	// Set are --set arguments, name=value each.
+	Set []string
 }
 
 // Template runs `helm template` and returns what it renders, hooks
@@ -84,6 +87,9 @@ func Template(helm string, o Options) ([]byte, error) {
 	args := []string{"template", o.Release, ChartDir(), "--namespace", o.Namespace}
 	if o.Values != "" {
 		args = append(args, "--values", o.Values)
+	}
+	for _, kv := range o.Set {
+		args = append(args, "--set", kv)
 	}
 	cmd := exec.Command(helm, args...)
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+os.TempDir(), "HELM_CONFIG_HOME="+os.TempDir(), "HELM_DATA_HOME="+os.TempDir())

@@ -19,7 +19,9 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/seed-a49a8342/cartograph/graph"
+	"github.com/seed-a49a8342/cartograph/graph/changes"
 	"github.com/seed-a49a8342/cartograph/graph/finding"
+	"github.com/seed-a49a8342/cartograph/graph/review"
 	"github.com/seed-a49a8342/cartograph/web/api"
 )
 
@@ -151,17 +153,45 @@ func findingsQuery(state finding.State, at time.Time) url.Values {
 }
 
 // Diff returns what changed between the window ending at from and the one
-// ending at to.
-func (c *Client) Diff(ctx context.Context, from, to time.Time, window time.Duration) (*graph.Diff, error) {
+// ending at to, and the observations of the review that appeared or went
+// away.
+func (c *Client) Diff(ctx context.Context, from, to time.Time, window time.Duration) (*api.GraphDiff, error) {
 	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
 	if window > 0 {
 		q.Set("window", window.String())
 	}
-	var d graph.Diff
+	var d api.GraphDiff
 	if err := c.get(ctx, "/api/v1/graph/diff", q, &d); err != nil {
 		return nil, err
 	}
 	return &d, nil
+}
+
+// Changes returns the changes the collector recorded in [from, to]
+// (GET /api/v1/changes), oldest first.
+func (c *Client) Changes(ctx context.Context, from, to time.Time) ([]changes.Change, error) {
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	var out struct {
+		Changes []changes.Change `json:"changes"`
+	}
+	if err := c.get(ctx, "/api/v1/changes", q, &out); err != nil {
+		return nil, err
+	}
+	return out.Changes, nil
+}
+
+// Review returns the communication review of the graph over window (0:
+// the default).
+func (c *Client) Review(ctx context.Context, window time.Duration) (*review.Report, error) {
+	q := url.Values{}
+	if window > 0 {
+		q.Set("window", window.String())
+	}
+	var rep review.Report
+	if err := c.get(ctx, "/api/v1/review", q, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
 }
 
 // Brokers returns the broker sources the collector polls.

@@ -11,6 +11,9 @@ chart's context) and detect (local, merged or off). */}}
 - "--ui-addr="
 - "--data-dir=/data"
 - "--detect={{ .detect }}"
+{{- if eq .detect "merged" }}
+- "--serve-merged=true"
+{{- end }}
 - "--retention={{ $v.collector.retention }}"
 - "--log-level={{ $v.collector.logLevel }}"
 {{- if $v.clickhouse.enabled }}

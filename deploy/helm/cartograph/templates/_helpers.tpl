@@ -81,7 +81,7 @@ names the chart sets itself. */}}
 {{/* The flags every collector gets from the chart's values; extraFlags
 may not repeat them. */}}
 {{- define "cartograph.ownedFlags" -}}
-{{- list "otlp-grpc-addr" "otlp-http-addr" "api-addr" "ui-addr" "data-dir" "storage" "clickhouse-dsn" "detect" "collector-id" "retention" "memory-limit" "log-level" "max-storage-bytes" "ingest-tokens-file" "api-tokens-file" "open-metrics" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "config" | toJson -}}
+{{- list "otlp-grpc-addr" "otlp-http-addr" "api-addr" "ui-addr" "data-dir" "storage" "clickhouse-dsn" "detect" "serve-merged" "collector-id" "retention" "memory-limit" "log-level" "max-storage-bytes" "ingest-tokens-file" "api-tokens-file" "open-metrics" "tls-cert-file" "tls-key-file" "tls-client-ca-file" "config" | toJson -}}
 {{- end -}}
 
 {{/* Mount paths of the Secrets the chart mounts. */}}
@@ -102,7 +102,7 @@ work together. Every template includes it. */}}
 {{- fail "collector.replicas must be at least 1" -}}
 {{- end -}}
 {{- if and (include "cartograph.scaledOut" .) (not $v.clickhouse.enabled) -}}
-{{- fail (printf "collector.replicas=%v needs ClickHouse (clickhouse.enabled=true and clickhouse.dsn): several collectors share their graph through it, and one of them judges the merged graph (docs/kubernetes.md, Scaling out)" $v.collector.replicas) -}}
+{{- fail (printf "collector.replicas=%v needs ClickHouse (clickhouse.enabled=true and clickhouse.dsn): several collectors share their graph through it, and one of them at a time judges the merged graph (the judge's lease) (docs/kubernetes.md, Scaling out)" $v.collector.replicas) -}}
 {{- end -}}
 {{- if and (include "cartograph.scaledOut" .) $v.persistence.enabled -}}
 {{- fail "persistence is for the embedded store of one collector: with collector.replicas > 1 history lives in ClickHouse; set persistence.enabled=false" -}}
